@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["hil_tests.plugin"]
+
 ROOT = Path(__file__).resolve().parent
 SHARED = ROOT.parent / "shared"
 
