@@ -1,0 +1,181 @@
+"""Validation of effective configurations before they are pushed.
+
+The gateway owns its configuration schema (``gateway/config.py``). When that module
+offers a validator (``validate_dict(dict) -> list[str]`` or ``from_dict(dict)`` raising
+``ValueError``), :func:`validate` delegates to it (imported lazily, so the fleet does
+not need the gateway package at import time). Otherwise the typed subset below is used:
+every key the fleet knows is type and range checked, unknown keys are rejected with a
+"did you mean" hint, because a misspelled key silently falls back to a default on the
+gateway — exactly the failure we must not push to a home.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from fleet.config._errors import Problem
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_DEVICE_ID = re.compile(r"^[0-9a-f]{12}$")
+ROLES = ("button", "fall", "bed", "door", "motion", "gps", "dispenser", "health")
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: str                 # int | number | bool | str | hhmm | enum | list[str]
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+
+SCHEMA: dict[str, Field] = {
+    "gateway.name": Field("str", doc="human label (no personal data)"),
+    "gateway.timezone": Field("str", doc="IANA zone, e.g. Europe/Oslo"),
+    "uplink.host": Field("str"),
+    "uplink.port": Field("int", 1, 65535),
+    "uplink.tls": Field("bool"),
+    "uplink.keepalive_s": Field("int", 5, 3600),
+    "uplink.ack_timeout_s": Field("number", 1, 600),
+    "uplink.fallback_host": Field("str"),
+    "uplink.fallback_port": Field("int", 1, 65535),
+    "health.interval_s": Field("int", 10, 3600),
+    "supervision.silent_after_s": Field("int", 60, 86400),
+    "supervision.battery_low_pct": Field("int", 1, 99),
+    "rules.bed.enabled": Field("bool"),
+    "rules.bed.night_start": Field("hhmm"),
+    "rules.bed.night_end": Field("hhmm"),
+    "rules.bed.max_out_min": Field("int", 1, 720),
+    "rules.door.enabled": Field("bool"),
+    "rules.door.night_start": Field("hhmm"),
+    "rules.door.night_end": Field("hhmm"),
+    "rules.inactivity.enabled": Field("bool"),
+    "rules.inactivity.max_idle_min": Field("int", 30, 2880),
+    "rules.fall.cancel_window_s": Field("int", 0, 120),
+    "rules.dispenser.missed_after_min": Field("int", 1, 240),
+    "journal.max_events": Field("int", 1000, 10_000_000),
+}
+DEVICE_SCHEMA: dict[str, Field] = {
+    "role": Field("enum", choices=ROLES),
+    "enabled": Field("bool"),
+    "label": Field("str"),
+    "silent_after_s": Field("int", 60, 86400),
+    "battery_low_pct": Field("int", 1, 99),
+    "rules": Field("dict"),
+}
+_SECTIONS = sorted({k.split(".")[0] for k in SCHEMA} | {"devices"})
+
+
+def _check(key: str, value: Any, f: Field) -> Problem | None:
+    if f.kind in ("int", "number"):
+        ok_type = isinstance(value, int) if f.kind == "int" else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type:
+            want = "a whole number" if f.kind == "int" else "a number"
+            return Problem(key, value, f"is not {want}", f"write {want} without quotes, e.g. {int(f.lo or 0) or 1}")
+        if f.lo is not None and value < f.lo:
+            return Problem(key, value, f"is below {_n(f.lo)}", f"use a value of at least {_n(f.lo)}")
+        if f.hi is not None and value > f.hi:
+            return Problem(key, value, f"is above {_n(f.hi)}", f"use a value of at most {_n(f.hi)}")
+        return None
+    if f.kind == "bool":
+        if not isinstance(value, bool):
+            return Problem(key, value, "is not a boolean", "use true or false (not 0/1 or a string)")
+        return None
+    if f.kind == "str":
+        if not isinstance(value, str) or not value:
+            return Problem(key, value, "is not a non-empty string", "quote the value, e.g. \"text\"")
+        return None
+    if f.kind == "hhmm":
+        if not isinstance(value, str) or not _HHMM.match(value):
+            return Problem(key, value, "is not a time of day", "write 24-hour HH:MM, e.g. \"20:30\"")
+        return None
+    if f.kind == "enum":
+        if value not in f.choices:
+            return Problem(key, value, "is not a known value", "use one of " + ", ".join(f.choices))
+        return None
+    if f.kind == "dict":
+        if not isinstance(value, Mapping):
+            return Problem(key, value, "is not a table", "write it as a table of settings")
+        return None
+    return None
+
+
+def _n(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _unknown(key: str, value: Any, known: list[str]) -> Problem:
+    near = difflib.get_close_matches(key, known, n=1)
+    fix = f"did you mean {near[0]}?" if near else "remove it (known keys: " + ", ".join(known[:8]) + (", …)" if len(known) > 8 else ")")
+    return Problem(key, value, "is not a known setting", fix)
+
+
+def validate_subset(config: Mapping[str, Any]) -> list[Problem]:
+    """Typed-subset validation; returns every problem (empty list = valid)."""
+    from fleet.config._diff import flatten
+
+    problems: list[Problem] = []
+    devices = config.get("devices", {})
+    rest = {k: v for k, v in config.items() if k != "devices"}
+    for key, value in flatten(rest).items():
+        f = SCHEMA.get(key)
+        if f is None:
+            problems.append(_unknown(key, value, sorted(SCHEMA)))
+            continue
+        p = _check(key, value, f)
+        if p:
+            problems.append(p)
+    if not isinstance(devices, Mapping):
+        problems.append(Problem("devices", devices, "is not a table", "write devices.<device id>.<setting>"))
+        return problems
+    for dev, body in devices.items():
+        prefix = f"devices.{dev}"
+        if not _DEVICE_ID.match(str(dev)):
+            problems.append(Problem(prefix, dev, "is not a device id", "use the 12 lower-case hex digits printed on the device"))
+        if not isinstance(body, Mapping):
+            problems.append(Problem(prefix, body, "is not a table", "write devices.<id>.role = \"bed\" etc."))
+            continue
+        for key, value in body.items():
+            f = DEVICE_SCHEMA.get(key)
+            if f is None:
+                problems.append(_unknown(f"{prefix}.{key}", value, [f"{prefix}.{k}" for k in sorted(DEVICE_SCHEMA)]))
+                continue
+            p = _check(f"{prefix}.{key}", value, f)
+            if p:
+                problems.append(p)
+    for rule in ("bed", "door"):
+        r = config.get("rules", {}).get(rule, {}) if isinstance(config.get("rules"), Mapping) else {}
+        if isinstance(r, Mapping) and ("night_start" in r) != ("night_end" in r):
+            missing = "night_end" if "night_start" in r else "night_start"
+            problems.append(Problem(f"rules.{rule}.{missing}", None, "is missing",
+                                    f"set both rules.{rule}.night_start and rules.{rule}.night_end"))
+    return problems
+
+
+def _gateway_validator() -> Callable[[Mapping[str, Any]], list[Problem]] | None:
+    try:
+        import importlib
+
+        mod = importlib.import_module("gateway.config")
+    except ImportError:
+        return None
+    fn = getattr(mod, "validate_dict", None)
+    if callable(fn):
+        def run(cfg: Mapping[str, Any]) -> list[Problem]:
+            return [Problem(*_split(msg)) for msg in fn(dict(cfg))]
+        return run
+    return None
+
+
+def _split(msg: str) -> tuple[str, object, str, str]:
+    key, _, rest = str(msg).partition(":")
+    reason, _, fix = rest.strip().partition(";")
+    return key.strip(), None, reason.strip(), fix.strip() or "see docs/gateway-config.md"
+
+
+def validate(config: Mapping[str, Any]) -> list[Problem]:
+    """Validate an effective configuration (gateway's validator when available)."""
+    gw = _gateway_validator()
+    return gw(config) if gw is not None else validate_subset(config)

@@ -1,0 +1,161 @@
+"""Config domain: merge precedence, hash, validation messages, versions, drift, diff (fakes)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fleet.config import (AppliedReport, AppliedStatus, Change, ConfigService, ConfigValidationError, Drift,
+                          Layer, MemoryConfigStore, Rejected, Scope, content_hash, decode_applied, deep_merge,
+                          diff, effective_config, encode_config, validate_subset)
+
+DEV = "a4c1380a1b2c"
+
+
+class FakeClock:
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def time(self) -> float:
+        return self.t
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict, int, bool]] = []
+
+    def publish(self, topic, payload, *, qos=1, retain=False):
+        self.sent.append((topic, json.loads(payload), qos, retain))
+
+
+def test_precedence_municipality_group_gateway_device_and_null_removes():
+    layers = [
+        Layer(Scope.DEVICE, DEV, {"battery_low_pct": 15}),
+        Layer(Scope.GATEWAY, "gw-1", {"rules": {"bed": {"max_out_min": 20}}, "uplink": {"tls": None}}),
+        Layer(Scope.MUNICIPALITY, "oslo", {"rules": {"bed": {"max_out_min": 30, "night_start": "20:30",
+                                                           "night_end": "06:00"}},
+                                           "uplink": {"host": "arc.oslo", "tls": True}}),
+        Layer(Scope.GROUP, "night", {"rules": {"bed": {"max_out_min": 25}}, "devices": {DEV: {"role": "bed"}}}),
+    ]
+    eff = effective_config(layers)
+    assert eff["rules"]["bed"] == {"max_out_min": 20, "night_start": "20:30", "night_end": "06:00"}
+    assert eff["uplink"] == {"host": "arc.oslo"}            # gateway's null removed tls
+    assert eff["devices"][DEV] == {"role": "bed", "battery_low_pct": 15}
+
+
+def test_deep_merge_lists_replace_and_inputs_untouched():
+    base = {"a": {"l": [1, 2], "x": 1}}
+    out = deep_merge(base, {"a": {"l": [3]}})
+    assert out == {"a": {"l": [3], "x": 1}}
+    assert base == {"a": {"l": [1, 2], "x": 1}}
+
+
+def test_hash_ignores_key_order_but_not_values():
+    assert content_hash({"a": 1, "b": {"c": 2}}) == content_hash({"b": {"c": 2}, "a": 1})
+    assert content_hash({"a": 1}) != content_hash({"a": 2})
+    assert content_hash({"a": 1}).startswith("sha256:")
+
+
+@pytest.mark.parametrize("cfg, key, words", [
+    ({"rules": {"bed": {"max_out_min": -5}}}, "rules.bed.max_out_min", "at least 1"),
+    ({"rules": {"bed": {"max_out_min": "30"}}}, "rules.bed.max_out_min", "whole number"),
+    ({"rules": {"bed": {"night_start": "8pm", "night_end": "06:00"}}}, "rules.bed.night_start", "HH:MM"),
+    ({"uplink": {"tls": 1}}, "uplink.tls", "true or false"),
+    ({"uplink": {"ack_timout_s": 5}}, "uplink.ack_timout_s", "did you mean uplink.ack_timeout_s"),
+    ({"devices": {DEV: {"role": "sofa"}}}, f"devices.{DEV}.role", "one of button"),
+    ({"devices": {"XYZ": {"role": "bed"}}}, "devices.XYZ", "12 lower-case hex"),
+    ({"rules": {"door": {"night_start": "22:00"}}}, "rules.door.night_end", "set both"),
+])
+def test_validation_names_key_value_and_fix(cfg, key, words):
+    problems = validate_subset(cfg)
+    assert [p.key for p in problems] == [key]
+    assert words in str(problems[0])
+
+
+def make_service(clock=None):
+    store = MemoryConfigStore(membership={"gw-1": ("oslo", "night")}, devices={"gw-1": [DEV]})
+    svc = ConfigService(store, clock or FakeClock())
+    svc.set_key(Scope.MUNICIPALITY, "oslo", "uplink.host", "arc.oslo", by="t")
+    svc.set_key(Scope.GROUP, "night", "rules.bed.max_out_min", 30, by="t")
+    svc.set_key(Scope.DEVICE, DEV, "role", "bed", by="t")
+    return store, svc
+
+
+def test_set_rejects_invalid_value_and_stores_nothing():
+    store, svc = make_service()
+    before = store.get_template(Scope.GROUP, "night")
+    with pytest.raises(ConfigValidationError) as exc:
+        svc.set_key(Scope.GROUP, "night", "rules.bed.max_out_min", 0, by="t")
+    assert exc.value.key == "rules.bed.max_out_min" and "at least 1" in str(exc.value)
+    assert store.get_template(Scope.GROUP, "night") == before
+
+
+def test_versions_increase_only_when_content_changes():
+    store, svc = make_service()
+    v1 = svc.commit("gw-1")
+    assert (v1.version, svc.commit("gw-1").version) == (1, 1)
+    svc.set_key(Scope.GATEWAY, "gw-1", "rules.bed.max_out_min", 20, by="t")
+    v2 = svc.commit("gw-1")
+    assert v2.version == 2 and v2.hash != v1.hash
+    assert v2.config["rules"]["bed"]["max_out_min"] == 20
+
+
+def test_push_publishes_retained_versioned_and_drift_states():
+    clock = FakeClock()
+    store, svc = make_service(clock)
+    assert svc.status("gw-1").drift is Drift.NOT_PUSHED
+    pub = FakePublisher()
+    v = svc.push("gw-1", pub)
+    topic, doc, qos, retain = pub.sent[-1]
+    assert (topic, qos, retain) == ("wt/v1/gw/gw-1/config", 1, True)
+    assert doc["schema"] == "wt.config/1" and doc["version"] == v.version and doc["hash"] == v.hash
+    assert svc.status("gw-1").drift is Drift.PENDING
+    clock.t += 3600
+    assert svc.status("gw-1").drift is Drift.LAGGING
+    svc.record_applied(AppliedReport("gw-1", v.version, AppliedStatus.APPLIED, None, clock.t))
+    assert svc.status("gw-1").drift is Drift.IN_SYNC
+    svc.set_key(Scope.GATEWAY, "gw-1", "health.interval_s", 120, by="t")
+    assert svc.status("gw-1").drift is Drift.STALE            # templates changed, not pushed yet
+    v2 = svc.push("gw-1", pub)
+    svc.record_applied(AppliedReport("gw-1", v2.version, AppliedStatus.REJECTED, "health.interval_s: bad", clock.t))
+    st = svc.status("gw-1")
+    assert st.drift is Drift.REJECTED and st.error == "health.interval_s: bad"
+    svc.record_applied(AppliedReport("gw-1", 99, AppliedStatus.APPLIED, None, clock.t))
+    assert svc.status("gw-1").drift is Drift.FOREIGN
+    svc.record_applied(AppliedReport("gw-1", v2.version, AppliedStatus.APPLIED, None, clock.t, hash="sha256:00"))
+    assert svc.status("gw-1").drift is Drift.FOREIGN          # same number, different content
+
+
+def test_diff_applied_vs_desired_and_between_versions():
+    store, svc = make_service()
+    pub = FakePublisher()
+    v1 = svc.push("gw-1", pub)
+    svc.record_applied(AppliedReport("gw-1", v1.version, AppliedStatus.APPLIED, None, 0.0))
+    svc.set_key(Scope.GATEWAY, "gw-1", "rules.bed.max_out_min", 20, by="t")
+    svc.set_key(Scope.GATEWAY, "gw-1", "health.interval_s", 60, by="t")
+    _, _, entries = svc.diff("gw-1")
+    got = {(e.key, e.change) for e in entries}
+    assert got == {("rules.bed.max_out_min", Change.CHANGED), ("health.interval_s", Change.ADDED)}
+    svc.push("gw-1", pub)
+    a, b, entries = svc.diff("gw-1", 1, 2)
+    assert (a, b) == ("v1", "v2") and len(entries) == 2
+    assert [e.render() for e in diff({"x": 1}, {})] == ["- x = 1"]
+
+
+def test_decode_applied_never_raises_on_garbage():
+    now = 5.0
+    ok = decode_applied("wt/v1/gw/gw-1/config/applied",
+                        b'{"schema":"wt.config-applied/1","version":3,"status":"rejected","error":"x: bad"}', now=now)
+    assert isinstance(ok, AppliedReport) and ok.version == 3 and ok.status is AppliedStatus.REJECTED
+    for topic, payload in [("wt/v1/gw/gw-1/config/applied", b"\xff\x00"),
+                           ("wt/v1/gw/gw-1/config/applied", b"[]"),
+                           ("wt/v1/gw/gw-1/config/applied", b'{"schema":"wt.config-applied/2","version":1,"status":"applied"}'),
+                           ("wt/v1/gw/gw-1/config/applied", b'{"schema":"wt.config-applied/1","version":true,"status":"applied"}'),
+                           ("wt/v1/gw/gw-1/config", b"{}")]:
+        assert isinstance(decode_applied(topic, payload, now=now), Rejected)
+
+
+def test_encode_config_is_canonical():
+    store, svc = make_service()
+    v = svc.commit("gw-1")
+    assert json.loads(encode_config(v))["config"] == v.config
