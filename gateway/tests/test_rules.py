@@ -1,0 +1,383 @@
+"""Rules with an injected clock: bed, door, dose, geofence, supervision, battery, mains, uplink."""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.config import (BatteryRule, BedRule, DoorRule, DoseRule, GeofenceRule as GeofenceCfg,
+                            Zone, ZoneShape, load_config)
+from gateway.devices import DeviceRegistry
+from gateway.mains import EmulatedMainsInput, MainsState
+from gateway.model import Event, EventCode, Role
+from gateway.rules import (BedNotReturnedRule, DoorAtNightRule, GeofenceRule, LowBatteryRule, MainsRule,
+                           MissedDoseRule, RuleEngine, SupervisionRule, UplinkRule, build_rules,
+                           haversine_m, in_window, point_in_polygon)
+
+OSLO = ZoneInfo("Europe/Oslo")
+BED = "a4c1380a0001"
+DOOR = "a4c1380a0002"
+DISP = "a4c1380a0003"
+GPS = "a4c1380a0004"
+
+
+def at(y, mo, d, h, mi, s=0, tz=OSLO) -> float:
+    return dt.datetime(y, mo, d, h, mi, s, tzinfo=tz).timestamp()
+
+
+_seq = iter(range(1, 1_000_000))
+
+
+def ev(code: EventCode, device: str, t: float, test: bool = False, **data) -> Event:
+    n = next(_seq)
+    return Event(event_id=f"{device}-{n:08x}", device_id=device, code=code, occurred_at=t,
+                 received_at=t, seq=n, data=data, test=test)
+
+
+class FakeClock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def time(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+
+class FakeCounter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def next_gateway_counter(self) -> int:
+        self.n += 1
+        return self.n
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def submit(self, event, on_stored=None) -> None:
+        self.events.append(event)
+
+
+# ------------------------------------------------------------------ windows
+@pytest.mark.parametrize("hm,expected", [
+    ((20, 29), False), ((20, 30), True), ((23, 59), True), ((0, 0), True), ((5, 59), True),
+    ((6, 0), False), ((12, 0), False)])
+def test_window_across_midnight(hm, expected):
+    assert in_window(at(2026, 11, 23, *hm), dt.time(20, 30), dt.time(6, 0), OSLO) is expected
+
+
+def test_window_same_day_and_timezone_aware():
+    start, end = dt.time(9, 0), dt.time(17, 0)
+    # 08:30 UTC is 09:30 in Oslo in winter (UTC+1) -> inside; 16:30 UTC = 17:30 Oslo -> outside
+    assert in_window(at(2026, 1, 10, 8, 30, tz=dt.timezone.utc), start, end, OSLO)
+    assert not in_window(at(2026, 1, 10, 16, 30, tz=dt.timezone.utc), start, end, OSLO)
+    # summer time (UTC+2): 07:30 UTC = 09:30 Oslo
+    assert in_window(at(2026, 7, 10, 7, 30, tz=dt.timezone.utc), start, end, OSLO)
+    assert not in_window(at(2026, 7, 10, 7, 30, tz=dt.timezone.utc), start, end, ZoneInfo("UTC"))
+
+
+# ------------------------------------------------------------------ bed
+def bed_rule(**kw) -> BedNotReturnedRule:
+    return BedNotReturnedRule(BedRule(**kw), OSLO)
+
+
+def test_bed_exit_at_night_not_back_within_30_min_alarms_once():
+    r = bed_rule()
+    t0 = at(2026, 11, 23, 23, 50)
+    r.on_event(ev(EventCode.BED_OUT, BED, t0))
+    assert list(r.tick(t0 + 29 * 60 + 59)) == []
+    raised = list(r.tick(t0 + 30 * 60))           # 00:20, across midnight
+    assert [x.code for x in raised] == [EventCode.BED_NOT_RETURNED]
+    assert raised[0].device_id == BED and raised[0].data["out_min"] == 30.0 and raised[0].role is Role.BED
+    assert list(r.tick(t0 + 3600)) == []          # one alarm per exit
+
+
+def test_bed_back_in_time_no_alarm():
+    r = bed_rule()
+    t0 = at(2026, 11, 23, 2, 0)
+    r.on_event(ev(EventCode.BED_OUT, BED, t0))
+    r.on_event(ev(EventCode.BED_IN, BED, t0 + 25 * 60))
+    assert list(r.tick(t0 + 60 * 60)) == []
+
+
+def test_bed_exit_outside_window_is_not_supervised():
+    r = bed_rule()
+    t0 = at(2026, 11, 23, 19, 0)                  # evening, before 20:30
+    r.on_event(ev(EventCode.BED_OUT, BED, t0))
+    assert list(r.tick(t0 + 3 * 3600)) == []      # still out at 22:00: no alarm
+    r2 = bed_rule()
+    t1 = at(2026, 11, 23, 6, 0)                   # window end is exclusive
+    r2.on_event(ev(EventCode.BED_OUT, BED, t1))
+    assert list(r2.tick(t1 + 3600)) == []
+
+
+def test_bed_exit_late_in_window_alarms_after_window_end():
+    r = bed_rule()
+    t0 = at(2026, 11, 23, 5, 50)
+    r.on_event(ev(EventCode.BED_OUT, BED, t0))
+    assert len(list(r.tick(t0 + 30 * 60))) == 1  # 06:20: night exit, not back
+
+
+def test_bed_threshold_and_window_from_config():
+    r = bed_rule(max_out_min=10, window_start=dt.time(22, 0), window_end=dt.time(7, 0))
+    t0 = at(2026, 11, 23, 21, 0)
+    r.on_event(ev(EventCode.BED_OUT, BED, t0))
+    assert list(r.tick(t0 + 3600)) == []
+    t1 = at(2026, 11, 23, 6, 30)
+    r.on_event(ev(EventCode.BED_OUT, BED, t1))
+    assert list(r.tick(t1 + 9 * 60)) == []
+    assert len(list(r.tick(t1 + 10 * 60))) == 1
+
+
+def test_bed_repeated_out_keeps_first_exit_time():
+    r = bed_rule()
+    t0 = at(2026, 11, 23, 1, 0)
+    r.on_event(ev(EventCode.BED_OUT, BED, t0))
+    r.on_event(ev(EventCode.BED_OUT, BED, t0 + 20 * 60))   # repeated advert
+    assert len(list(r.tick(t0 + 30 * 60))) == 1
+
+
+# ------------------------------------------------------------------ door
+def test_door_open_in_window_alarms_at_once_with_repeat_limit():
+    r = DoorAtNightRule(DoorRule(), OSLO)
+    t0 = at(2026, 11, 23, 2, 15)
+    out = list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, t0)))
+    assert [x.code for x in out] == [EventCode.DOOR_AT_NIGHT] and out[0].occurred_at == t0
+    assert list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, t0 + 60))) == []       # within 5 min
+    assert len(list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, t0 + 5 * 60)))) == 1
+    assert list(r.on_event(ev(EventCode.DOOR_CLOSED, DOOR, t0 + 400))) == []
+
+
+def test_door_open_outside_window_is_fine():
+    r = DoorAtNightRule(DoorRule(), OSLO)
+    assert list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, at(2026, 11, 23, 14, 0)))) == []
+    assert list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, at(2026, 11, 23, 22, 59)))) == []
+    assert len(list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, at(2026, 11, 23, 23, 0))))) == 1
+
+
+def test_test_flag_propagates():
+    r = DoorAtNightRule(DoorRule(), OSLO)
+    out = list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, at(2026, 11, 23, 3, 0), test=True)))
+    assert out[0].test is True
+
+
+# ------------------------------------------------------------------ dose
+def test_dose_due_not_taken_within_delay_raises_missed():
+    r = MissedDoseRule(DoseRule(delay_min=30))
+    t0 = at(2026, 11, 23, 8, 0)
+    r.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=1, scheduled_min=480))
+    assert list(r.tick(t0 + 29 * 60)) == []
+    out = list(r.tick(t0 + 30 * 60))
+    assert [x.code for x in out] == [EventCode.DOSE_MISSED]
+    assert out[0].data["slot"] == 1 and out[0].data["scheduled_min"] == 480 and out[0].data["source"] == "gateway"
+    assert list(r.tick(t0 + 90 * 60)) == []
+
+
+def test_dose_taken_or_device_missed_clears():
+    r = MissedDoseRule(DoseRule(delay_min=30))
+    t0 = at(2026, 11, 23, 8, 0)
+    r.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=1, scheduled_min=480))
+    r.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=2, scheduled_min=490))
+    r.on_event(ev(EventCode.DOSE_TAKEN, DISP, t0 + 60, slot=1, scheduled_min=480))
+    r.on_event(ev(EventCode.DOSE_MISSED, DISP, t0 + 60, slot=2, scheduled_min=490))  # device alarmed itself
+    assert list(r.tick(t0 + 3600)) == []
+
+
+def test_dose_taken_for_other_slot_does_not_clear():
+    r = MissedDoseRule(DoseRule(delay_min=15))
+    t0 = at(2026, 11, 23, 8, 0)
+    r.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=1, scheduled_min=480))
+    r.on_event(ev(EventCode.DOSE_TAKEN, DISP, t0 + 60, slot=2, scheduled_min=480))
+    r.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=1))            # malformed: ignored
+    assert len(list(r.tick(t0 + 15 * 60))) == 1
+
+
+# ------------------------------------------------------------------ geofence
+HOME = Zone(id="home", shape=ZoneShape.CIRCLE, lat=59.9139, lon=10.7522, radius_m=300)
+PARK = Zone(id="park", shape=ZoneShape.POLYGON,
+            points=((59.920, 10.760), (59.925, 10.760), (59.925, 10.770), (59.920, 10.770)))
+
+
+def pos(t, lat, lon, **kw):
+    return ev(EventCode.GPS_POSITION, GPS, t, lat=lat, lon=lon, alt_m=10, fix_quality=kw.get("fix", 1), sats=7, zone=255)
+
+
+def test_geometry():
+    assert haversine_m(59.9139, 10.7522, 59.9139, 10.7522) == 0
+    assert 1100 < haversine_m(59.9139, 10.7522, 59.9239, 10.7522) < 1125   # 0.01° lat ≈ 1.11 km
+    assert point_in_polygon(59.922, 10.765, PARK.points)
+    assert not point_in_polygon(59.919, 10.765, PARK.points)
+
+
+def test_geofence_exit_raised_once_and_rearmed_by_return():
+    r = GeofenceRule(GeofenceCfg(zones=(HOME, PARK)))
+    t = at(2026, 11, 23, 12, 0)
+    assert list(r.on_event(pos(t, 59.9140, 10.7525))) == []          # home
+    assert list(r.on_event(pos(t + 60, 59.922, 10.765))) == []        # in the park zone
+    out = list(r.on_event(pos(t + 120, 59.95, 10.80)))                # outside all zones
+    assert [x.code for x in out] == [EventCode.GEOFENCE_EXIT] and out[0].data["source"] == "gateway"
+    assert list(r.on_event(pos(t + 180, 59.951, 10.801))) == []       # still outside: no repeat
+    assert list(r.on_event(pos(t + 240, 59.9140, 10.7525))) == []     # back home
+    assert len(list(r.on_event(pos(t + 300, 59.96, 10.80)))) == 1     # leaves again
+
+
+def test_geofence_device_own_exit_suppresses_gateway_duplicate_and_no_fix_ignored():
+    r = GeofenceRule(GeofenceCfg(zones=(HOME,)))
+    t = at(2026, 11, 23, 12, 0)
+    r.on_event(pos(t, 59.9140, 10.7525))
+    r.on_event(ev(EventCode.GEOFENCE_EXIT, GPS, t + 10, lat=59.95, lon=10.8))
+    assert list(r.on_event(pos(t + 20, 59.95, 10.80))) == []
+    r.on_event(ev(EventCode.GEOFENCE_ENTER, GPS, t + 30, lat=59.9139, lon=10.7522))
+    assert list(r.on_event(pos(t + 40, 10.0, 10.0, fix=0))) == []     # no fix: ignored
+    assert len(list(r.on_event(pos(t + 50, 59.95, 10.80)))) == 1
+
+
+def test_geofence_zone_limited_to_devices():
+    other = Zone(id="x", lat=0.0, lon=0.0, radius_m=10, devices=("ffffffffffff",))
+    r = GeofenceRule(GeofenceCfg(zones=(other,)))
+    assert list(r.on_event(pos(at(2026, 11, 23, 12, 0), 59.95, 10.8))) == []   # no zone applies to GPS
+
+
+# ------------------------------------------------------------------ supervision / battery
+def registry(t0: float, **kw):
+    cfg = load_config(None, env={}, overrides={
+        "devices": {BED: {"role": "bed"}, DOOR: {"role": "door", "silent_after_s": 600},
+                    DISP: {"role": "dispenser", "supervised": False}}})
+    return DeviceRegistry(cfg.devices, default_silent_after_s=kw.get("silent", 180), started_at=t0)
+
+
+def test_device_silent_within_three_minutes_then_recovered():
+    t0 = 1_000_000.0
+    reg = registry(t0)
+    r = SupervisionRule(reg)
+    reg.seen(BED, t0 + 10, battery_pct=80, rssi=-60)
+    reg.seen(DOOR, t0 + 10)
+    assert list(r.tick(t0 + 189)) == []
+    out = list(r.tick(t0 + 190))
+    assert [(x.code, x.device_id) for x in out] == [(EventCode.DEVICE_SILENT, BED)]
+    assert reg.get(BED).silent and reg.get(BED).role is Role.BED
+    assert list(r.tick(t0 + 300)) == []                  # once
+    reg.seen(BED, t0 + 400)
+    out = list(r.tick(t0 + 401))
+    assert [(x.code, x.device_id) for x in out] == [(EventCode.DEVICE_RECOVERED, BED)]
+    assert not reg.get(BED).silent
+    reg.seen(BED, t0 + 600)
+    out = list(r.tick(t0 + 610))                        # door has its own 600 s limit
+    assert [(x.code, x.device_id) for x in out] == [(EventCode.DEVICE_SILENT, DOOR)]
+
+
+def test_never_seen_device_counts_from_start_and_unsupervised_are_skipped():
+    t0 = 5000.0
+    reg = registry(t0)
+    r = SupervisionRule(reg)
+    out = {x.device_id for x in r.tick(t0 + 180)}
+    assert out == {BED}                   # DISP unsupervised, DOOR limit 600 s
+    reg.seen("0badc0ffee00", t0)          # unknown device: tracked, not supervised
+    assert "0badc0ffee00" not in {x.device_id for x in r.tick(t0 + 10_000)}
+
+
+def test_low_battery_once_with_rearm_and_device_own_alarm_counts():
+    reg = registry(0.0)
+    r = LowBatteryRule(BatteryRule(low_pct=20, rearm_pct=30), reg)
+    reg.seen(BED, 1, battery_pct=25)
+    assert list(r.tick(2)) == []
+    reg.seen(BED, 3, battery_pct=19)
+    out = list(r.tick(4))
+    assert [x.code for x in out] == [EventCode.LOW_BATTERY] and out[0].data["battery_pct"] == 19
+    reg.seen(BED, 5, battery_pct=15)
+    assert list(r.tick(6)) == []
+    reg.seen(BED, 7, battery_pct=25)                  # below rearm: still quiet
+    assert list(r.tick(8)) == []
+    reg.seen(BED, 9, battery_pct=95)                  # charged
+    assert list(r.tick(10)) == []
+    reg.seen(BED, 11, battery_pct=10)
+    assert len(list(r.tick(12))) == 1
+    r.on_event(ev(EventCode.LOW_BATTERY, DOOR, 13, battery_pct=5, battery_mv=3000))
+    reg.seen(DOOR, 13, battery_pct=5)
+    assert list(r.tick(14)) == []                     # the device already alarmed
+
+
+# ------------------------------------------------------------------ mains / uplink
+def test_mains_lost_and_restored_with_debounce():
+    src = EmulatedMainsInput(MainsState.ON)
+    r = MainsRule("gw-1", src, debounce_s=5)
+    assert list(r.tick(0)) == [] and list(r.tick(10)) == []
+    src.set(MainsState.OFF)
+    assert list(r.tick(20)) == []
+    src.set(MainsState.ON)                           # 2 s blip: ignored
+    assert list(r.tick(22)) == [] and list(r.tick(30)) == []
+    src.set(MainsState.OFF)
+    r.tick(40)
+    out = list(r.tick(45))
+    assert [x.code for x in out] == [EventCode.MAINS_LOST] and out[0].device_id == "gw-1"
+    assert list(r.tick(100)) == []
+    src.set(MainsState.UNKNOWN)
+    assert list(r.tick(110)) == []
+    src.set(MainsState.ON)
+    r.tick(120)
+    out = list(r.tick(125))
+    assert [x.code for x in out] == [EventCode.MAINS_RESTORED] and out[0].data["down_s"] == 80.0
+
+
+def test_mains_starting_on_battery_is_reported():
+    r = MainsRule("gw-1", EmulatedMainsInput(MainsState.OFF), debounce_s=0)
+    assert [x.code for x in r.tick(1)] == [EventCode.MAINS_LOST]
+
+
+def test_uplink_lost_after_threshold_and_restored():
+    state = {"up": True}
+    r = UplinkRule("gw-1", lambda: state["up"], lost_after_s=60)
+    assert list(r.tick(0)) == []
+    state["up"] = False
+    assert list(r.tick(10)) == [] and list(r.tick(69)) == []
+    out = list(r.tick(70))
+    assert [x.code for x in out] == [EventCode.UPLINK_LOST] and out[0].occurred_at == 10
+    assert list(r.tick(100)) == []
+    state["up"] = True
+    out = list(r.tick(130))
+    assert [x.code for x in out] == [EventCode.UPLINK_RESTORED] and out[0].data["down_s"] == 120.0
+    state["up"] = False                               # short blip: nothing
+    r.tick(140)
+    state["up"] = True
+    assert list(r.tick(150)) == []
+
+
+# ------------------------------------------------------------------ engine
+def test_engine_assigns_gateway_ids_submits_and_isolates_failures():
+    clock = FakeClock(at(2026, 11, 23, 2, 0))
+    sink, counter = FakeSink(), FakeCounter()
+    counter.n = 41
+
+    class Broken:
+        name = "broken"
+
+        def on_event(self, event):
+            raise RuntimeError("bug")
+
+        def tick(self, now):
+            raise RuntimeError("bug")
+
+    eng = RuleEngine("gw-0001", [Broken(), DoorAtNightRule(DoorRule(), OSLO), bed_rule()], counter, sink, clock)
+    eng.on_event(ev(EventCode.DOOR_OPEN, DOOR, clock.t))
+    eng.on_event(ev(EventCode.BED_OUT, BED, clock.t))
+    clock.t += 31 * 60
+    eng.tick()
+    assert [e.code for e in sink.events] == [EventCode.DOOR_AT_NIGHT, EventCode.BED_NOT_RETURNED]
+    assert [e.event_id for e in sink.events] == ["gw-0001-g0000000042", "gw-0001-g0000000043"]
+    assert sink.events[1].received_at == clock.t and sink.events[1].role is Role.BED
+    assert sink.events[0].event_class.value == "care"
+    assert eng.errors == 3                            # two on_event calls + one tick
+    # the engine's own events never feed back
+    assert eng.on_event(sink.events[0]) == []
+
+
+def test_build_rules_from_config_respects_enabled_flags():
+    cfg = load_config(None, env={}, overrides={"rules": {"door": {"enabled": False}}})
+    names = [r.name for r in build_rules(cfg, DeviceRegistry(), EmulatedMainsInput(), lambda: True)]
+    assert "door" not in names and {"bed", "dose", "battery", "supervision", "mains", "uplink"} <= set(names)
+    assert "geofence" not in names                    # no zones configured
