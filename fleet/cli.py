@@ -1,0 +1,106 @@
+"""`fleet` command line for support staff, technicians and logistics.
+
+Each area is a module in :mod:`fleet.commands` exposing ``register(subparsers)``; the
+parsers it adds set ``func=cmd_x`` with ``cmd_x(args, cfg) -> int`` (see fleet/README.md).
+A module listed here that does not exist yet is skipped, so areas can land independently.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Callable
+
+from . import __version__
+
+# (group title, command modules). Module names are fleet.commands.<name>.
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Getting started", ("auth", "db", "demo")),
+    ("Stock and logistics", ("stock", "item", "device", "kit", "catalog")),
+    ("Installations", ("install", "privacy")),
+    ("Configuration and upgrades (fleet-ops)", ("config", "release", "rollout")),
+    ("Monitoring and statistics", ("offline", "monitor", "stats")),
+    ("Access and audit", ("user", "audit")),
+)
+
+EPILOG = """\
+command groups:
+  Getting started       login, logout, whoami, db, demo-data
+  Stock and logistics   stock, item, scan, device, kit, model, location
+  Installations         install (create/show/checklist/commission/handover/move/deinstall), privacy
+  Configuration         config, release, rollout        (when installed)
+  Monitoring            offline, monitor, stats
+  Access and audit      user, audit
+
+examples:
+  fleet demo-data                                   fill an empty database with a realistic demo set
+  fleet login alice                                 start an 8-hour session (password prompt)
+  fleet stock levels --location WH-OSLO             what is on the shelf, with reorder warnings
+  fleet device show SN-BTN-000123                   one item: model, state, place, history
+  fleet item import delivery.csv --to WH-OSLO       receive a delivery note (all rows or none)
+  fleet scan move --to VAN-03                       read serials from a barcode scanner
+  fleet install show I-000001 --json                installation, checklist and routing (audited)
+  fleet offline --minutes 15                        gateways not seen for 15 minutes
+
+database: --db sqlite:///path/fleet.db | postgresql://user@host/db  (or FLEET_DB)
+identity: `fleet login` (session file) or FLEET_TOKEN / FLEET_USER for scripts; see docs/fleet.md
+exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict (reload), 5 access denied
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleet",
+        description="Fleet manager for welfare-technology gateways and sensors: stock, "
+                    "installations, configuration, upgrades, monitoring, access.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--db", metavar="URL", help="database URL (default: $FLEET_DB or ~/.local/share/fleet/fleet.db)")
+    parser.add_argument("--json", action="store_true", default=False, help="JSON output on read commands")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    parser.add_argument("--version", action="version", version=f"fleet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for _title, modules in GROUPS:
+        for name in modules:
+            try:
+                mod = importlib.import_module(f"fleet.commands.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name == f"fleet.commands.{name}":
+                    continue  # area not built (yet)
+                raise
+            mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None, *, env: dict[str, str] | None = None,
+         clock: Callable[[], float] | None = None) -> int:
+    from .errors import FleetError
+    from .settings import resolve
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    cfg = resolve(db=args.db, json_output=bool(getattr(args, "json", False)),
+                  progress=not args.no_progress, env=env, clock=clock)
+    try:
+        return int(func(args, cfg) or 0)
+    except FleetError as exc:
+        if cfg.json:
+            sys.stderr.write(json.dumps(exc.as_dict(), default=str) + "\n")
+        else:
+            sys.stderr.write(f"fleet: error: {exc.message}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("fleet: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

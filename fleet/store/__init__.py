@@ -1,0 +1,21 @@
+"""Storage layer: one schema on SQLite (embedded default) or PostgreSQL (scale).
+
+    from fleet.store import open_store
+    store = open_store("sqlite:///var/lib/fleet/fleet.db")   # or postgresql://...
+    with store.transaction() as tx:                            # commit / rollback
+        tx.execute("UPDATE item SET state = ? WHERE serial = ?", ("in_stock", "SN1"))
+        row = tx.one("SELECT * FROM item WHERE serial = ?", ("SN1",))
+
+See fleet/README.md for the contract other fleet modules build on.
+"""
+from __future__ import annotations
+
+from ._api import Params, Row, Store, Tx
+from ._dialect import POSTGRESQL, SQLITE, Dialect, DialectName
+from ._factory import default_url, open_store, sqlite_path
+from .migrate import applied, migrate
+
+__all__ = [
+    "Dialect", "DialectName", "Params", "POSTGRESQL", "Row", "SQLITE", "Store", "Tx",
+    "applied", "default_url", "migrate", "open_store", "sqlite_path",
+]

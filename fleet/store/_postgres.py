@@ -1,0 +1,109 @@
+"""PostgreSQL adapter (psycopg 3): dict rows, COPY for bulk loads, errors translated."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg.rows import dict_row
+
+from ..errors import IntegrityViolation, StoreBusy, StoreError
+from ._dialect import POSTGRESQL
+
+
+def _translate(exc: psycopg.Error, sql: str) -> StoreError:
+    if isinstance(exc, pgerr.IntegrityError):
+        diag = getattr(exc, "diag", None)
+        name = getattr(diag, "constraint_name", None) or ""
+        return IntegrityViolation(f"the database refused the write: {exc}".strip(), constraint=name)
+    if isinstance(exc, (pgerr.SerializationFailure, pgerr.DeadlockDetected, pgerr.LockNotAvailable)):
+        return StoreBusy(f"transaction conflicted with another one; retry ({exc})")
+    return StoreError(f"PostgreSQL error: {exc}", sql=sql.strip()[:200])
+
+
+class PostgresTx:
+    dialect = POSTGRESQL
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._conn = conn
+
+    def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor:
+        try:
+            return self._conn.execute(POSTGRESQL.sql(sql), tuple(params) if params else None)
+        except psycopg.Error as exc:
+            raise _translate(exc, sql) from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._run(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(POSTGRESQL.sql(sql), [tuple(r) for r in rows])
+        except psycopg.Error as exc:
+            raise _translate(exc, sql) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self._run(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        return self._run(sql, params).fetchone()
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self._run(sql, params).fetchone()
+        return None if row is None else next(iter(row.values()))
+
+    def iter(self, sql: str, params: Sequence[Any] = (), *, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        cur = self._run(sql, params)
+        while rows := cur.fetchmany(batch):
+            yield from rows
+
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        n = 0
+        try:
+            with self._conn.cursor() as cur:
+                with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                        n += 1
+        except psycopg.Error as exc:
+            raise _translate(exc, f"COPY {table}") from exc
+        return n
+
+    def script(self, sql: str) -> None:
+        try:
+            self._conn.execute(sql)  # no parameters: several statements are allowed
+        except psycopg.Error as exc:
+            raise _translate(exc, sql) from exc
+
+
+class PostgresStore:
+    dialect = POSTGRESQL
+
+    def __init__(self, dsn: str, url: str | None = None) -> None:
+        self.url = url or dsn
+        try:
+            self._conn = psycopg.connect(dsn, autocommit=True, row_factory=dict_row, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to PostgreSQL ({exc}); check --db / FLEET_DB and that the server runs"
+            ) from exc
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[PostgresTx]:
+        try:
+            with self._conn.transaction():
+                yield PostgresTx(self._conn)
+        except psycopg.Error as exc:
+            raise _translate(exc, "COMMIT") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "PostgresStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
