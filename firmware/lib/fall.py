@@ -1,0 +1,265 @@
+# Fall detector: impact, then a changed and still posture.
+#
+# Streaming, O(1) per sample, integer arithmetic only (milli-g), so the decision is
+# bit-identical on the ESP32 (single-precision floats), the unix port and CPython.
+# See docs/fall-detection.md for the algorithm, its parameters and its evaluation.
+#
+#   det = FallDetector(rate_hz=50, placement=PLACEMENT_WAIST)
+#   peak_cg = det.feed(x_mg, y_mg, z_mg)   # > 0: fall suspected (open the cancel window)
+try:
+    from micropython import const
+except ImportError:  # CPython (bench --cpython); same integers, same results
+    def const(x):
+        return x
+
+PLACEMENT_WRIST = const(0)
+PLACEMENT_CHEST = const(1)  # chest strap or pendant
+PLACEMENT_WAIST = const(2)
+PLACEMENT_NAMES = ("wrist", "chest", "waist")
+
+# Per placement: (impact_mg, angle_deg, still_mg).
+#  impact_mg: |a| peak that counts as an impact (body hitting the floor).
+#  angle_deg: change of the gravity direction, before the fall vs. after it.
+#  still_mg:  standard deviation of the acceleration vector allowed while lying after it.
+# Physical reasoning (docs/fall-detection.md): trunk impacts of real and simulated falls
+# are >= 2 g while walking/sitting/lying down stay below; the trunk turns from upright to
+# lying (~90 deg) in a fall; the wrist swings hard in daily life and ends a fall at any
+# angle, so it needs a higher impact and a weak angle rule but a stricter stillness.
+THRESHOLDS = (
+    (3500, 30, 200),  # wrist (not validated on data: see docs/fall-detection.md)
+    (2500, 60, 300),  # chest / pendant (pendant swing amplifies the peak)
+    (2000, 60, 300),  # waist / belt (SisFall placement)
+)
+
+# Timing, ms (physical, not tuned): the falling phase lasts < 1 s, so the posture
+# "before" is taken from 250 ms blocks in [-3 s, -1 s] before the impact (the one most
+# different from the posture after counts: a person who leans forward to stand up and
+# then falls was upright a moment earlier); the body settles within 1 s after the
+# impact; stillness and the posture "after" are measured over the next 2 s.
+_BLOCK_MS = const(250)
+_PRE_FROM_MS = const(3000)
+_PRE_TO_MS = const(1000)
+_SETTLE_MS = const(1000)
+_OBSERVE_MS = const(2000)
+_NBLOCKS = const(13)
+# a 250 ms block whose mean is 0.7..1.3 g is quasi-static: its mean is gravity
+_GRAVITY_LO2 = const(490000)
+_GRAVITY_HI2 = const(1690000)  # covers _PRE_FROM_MS plus the block being filled
+
+_IDLE = const(0)
+_SETTLE = const(1)
+_OBSERVE = const(2)
+
+
+class FallConfigError(ValueError):
+    pass
+
+
+def _isqrt(n):
+    # integer square root (Newton), exact floor for n >= 0
+    if n <= 0:
+        return 0
+    x = n
+    y = (x + 1) >> 1
+    while y < x:
+        x = y
+        y = (x + n // x) >> 1
+    return x
+
+
+class FallDetector:
+    """Impact -> settle -> observe posture and stillness. Feed milli-g samples at rate_hz."""
+
+    def __init__(self, rate_hz=50, placement=PLACEMENT_WAIST, impact_mg=None,
+                 angle_deg=None, still_mg=None):
+        if not isinstance(rate_hz, int) or rate_hz < 10 or rate_hz > 1000:
+            raise FallConfigError("rate_hz: %r out of range; use 10..1000" % (rate_hz,))
+        if placement not in (PLACEMENT_WRIST, PLACEMENT_CHEST, PLACEMENT_WAIST):
+            raise FallConfigError("placement: %r unknown; use 0 wrist, 1 chest, 2 waist" % (placement,))
+        imp, ang, still = THRESHOLDS[placement]
+        if impact_mg is not None:
+            imp = impact_mg
+        if angle_deg is not None:
+            ang = angle_deg
+        if still_mg is not None:
+            still = still_mg
+        if not (1200 <= imp <= 16000):
+            raise FallConfigError("impact_mg: %r out of range; use 1200..16000" % (imp,))
+        if not (0 <= ang <= 90):
+            raise FallConfigError("angle_deg: %r out of range; use 0..90" % (ang,))
+        if not (20 <= still <= 2000):
+            raise FallConfigError("still_mg: %r out of range; use 20..2000" % (still,))
+        self.rate_hz = rate_hz
+        self.placement = placement
+        self.impact_mg = imp
+        self.angle_deg = ang
+        self.still_mg = still
+        self._imp2 = imp * imp
+        self._still2 = still * still
+        # cos(angle) in 1/1024 for the integer angle test (table avoids float math)
+        self._cos1024 = _cos1024(ang)
+        self._block_n = max(1, rate_hz * _BLOCK_MS // 1000)
+        self._settle_n = rate_hz * _SETTLE_MS // 1000
+        self._observe_n = max(2, rate_hz * _OBSERVE_MS // 1000)
+        self._refresh_n = rate_hz * _PRE_FROM_MS // 1000
+        blk_ms = self._block_n * 1000 // rate_hz
+        # block ages (0 = block being filled) that make up the "before" window
+        self._pre_lo = max(1, (_PRE_TO_MS + blk_ms - 1) // blk_ms)
+        self._pre_hi = min(_NBLOCKS - 1, max(self._pre_lo, _PRE_FROM_MS // blk_ms))
+        self._bx = [0] * _NBLOCKS
+        self._by = [0] * _NBLOCKS
+        self._bz = [0] * _NBLOCKS
+        self._bn = [0] * _NBLOCKS
+        self._px = [0] * _NBLOCKS
+        self._py = [0] * _NBLOCKS
+        self._pz = [0] * _NBLOCKS
+        self.reset()
+        # diagnostics of the last decided candidate
+        self.candidates = 0
+        self.last_angle_ok = False
+        self.last_still_ok = False
+
+    def reset(self):
+        for i in range(_NBLOCKS):
+            self._bx[i] = self._by[i] = self._bz[i] = self._bn[i] = 0
+        self._bi = 0
+        self._state = _IDLE
+        self._count = 0
+        self._peak2 = 0
+        self._pk = 0
+        self._age = 0
+        self._sx = self._sy = self._sz = self._ss = 0
+
+    def _posture(self, j):
+        # a block shows the posture only if its mean is ~1 g (not mid-jump or mid-step)
+        n = self._bn[j]
+        if n == 0:
+            return False
+        x, y, z = self._bx[j], self._by[j], self._bz[j]
+        r2 = x * x + y * y + z * z
+        n2 = n * n
+        return _GRAVITY_LO2 * n2 <= r2 <= _GRAVITY_HI2 * n2
+
+    def _snapshot_before(self):
+        # copy the "before" blocks (oldest data allowed when just started)
+        bi = self._bi
+        k = 0
+        for age in range(self._pre_lo, self._pre_hi + 1):
+            j = (bi - age) % _NBLOCKS
+            if self._posture(j):
+                self._px[k] = self._bx[j]
+                self._py[k] = self._by[j]
+                self._pz[k] = self._bz[j]
+                k += 1
+        if k == 0:  # less than _PRE_TO_MS of data: use what there is
+            for age in range(1, _NBLOCKS):
+                j = (bi - age) % _NBLOCKS
+                if self._posture(j):
+                    self._px[k] = self._bx[j]
+                    self._py[k] = self._by[j]
+                    self._pz[k] = self._bz[j]
+                    k += 1
+                    break
+        self._pk = k
+        self._age = 0
+
+    def feed(self, x, y, z):
+        """One sample in milli-g. Returns the peak in centi-g (> 0) when a fall is
+        suspected, else 0. Never raises on sample values (ints expected)."""
+        m2 = x * x + y * y + z * z
+        # ring of block sums for the posture before an impact
+        bi = self._bi
+        self._bx[bi] += x
+        self._by[bi] += y
+        self._bz[bi] += z
+        self._bn[bi] += 1
+        if self._bn[bi] >= self._block_n:
+            bi = (bi + 1) % _NBLOCKS
+            self._bi = bi
+            self._bx[bi] = self._by[bi] = self._bz[bi] = self._bn[bi] = 0
+
+        self._age += 1
+        if m2 >= self._imp2:
+            if self._state == _IDLE:
+                self._peak2 = m2
+                self._snapshot_before()
+            else:
+                if m2 > self._peak2:
+                    self._peak2 = m2
+                # a chain of impacts (stumble, bounce, jogging) keeps the posture from
+                # before its start, refreshed once that is older than the window
+                if self._pk == 0 or self._age >= self._refresh_n:
+                    self._snapshot_before()
+            # (re)start settling from the latest impact; keep the original "before"
+            self._state = _SETTLE
+            self._count = 0
+            return 0
+        st = self._state
+        if st == _IDLE:
+            return 0
+        self._count += 1
+        if st == _SETTLE:
+            if self._count >= self._settle_n:
+                self._state = _OBSERVE
+                self._count = 0
+                self._sx = self._sy = self._sz = self._ss = 0
+            return 0
+        # observe
+        self._sx += x
+        self._sy += y
+        self._sz += z
+        self._ss += m2
+        if self._count < self._observe_n:
+            return 0
+        self._state = _IDLE
+        self.candidates += 1
+        return self._decide()
+
+    def _decide(self):
+        n = self._count
+        sx, sy, sz = self._sx, self._sy, self._sz
+        # variance of the vector: E|a|^2 - |E a|^2  (times n^2 to stay in integers)
+        var_n2 = self._ss * n - (sx * sx + sy * sy + sz * sz)
+        still = var_n2 <= self._still2 * n * n
+        # posture change: any "before" block at >= angle_deg from the mean "after"
+        s2 = sx * sx + sy * sy + sz * sz
+        turned = False
+        for k in range(self._pk):
+            if self._turned(self._px[k], self._py[k], self._pz[k], sx, sy, sz, s2):
+                turned = True
+                break
+        self.last_angle_ok = turned
+        self.last_still_ok = still
+        if turned and still:
+            return max(1, _isqrt(self._peak2) // 10)
+        return 0
+
+    def _turned(self, rx, ry, rz, sx, sy, sz, s2):
+        # angle(r, s) >= angle_deg, in integers: cos = dot / (|r||s|)
+        dot = rx * sx + ry * sy + rz * sz
+        r2 = rx * rx + ry * ry + rz * rz
+        if r2 == 0 or s2 == 0:
+            return False
+        if dot <= 0:
+            return True  # >= 90 degrees
+        c = self._cos1024
+        # dot/(|r||s|) <= c/1024  <=>  dot^2 * 1024^2 <= c^2 * r2 * s2
+        return dot * dot * 1048576 <= c * c * r2 * s2
+
+    def peak_cg(self):
+        return _isqrt(self._peak2) // 10
+
+
+# cos(k * 5 deg) * 1024, k = 0..18; angles between are interpolated linearly
+_COS_TABLE = (1024, 1020, 1008, 989, 962, 928, 887, 839, 784, 724, 658, 587, 512,
+              433, 350, 265, 178, 89, 0)
+
+
+def _cos1024(deg):
+    if deg <= 0:
+        return 1024
+    if deg >= 90:
+        return 0
+    k = deg // 5
+    f = deg - k * 5
+    return (_COS_TABLE[k] * (5 - f) + _COS_TABLE[k + 1] * f) // 5
