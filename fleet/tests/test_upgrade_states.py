@@ -1,0 +1,64 @@
+"""The update and rollout state machines are tables; every pair not in them is refused."""
+from __future__ import annotations
+
+import pytest
+
+from fleet.errors import InvalidTransition
+from fleet.upgrades import (ROLLOUT_TRANSITIONS, UNIT_TRANSITIONS, RolloutEvent, RolloutState, UnitEvent, UnitState,
+                            rollout_step, unit_step)
+
+
+def run(events, start=UnitState.QUEUED):
+    s = start
+    for e in events:
+        s = unit_step(s, e)
+    return s
+
+
+def test_happy_path_download_install_reboot_commit():
+    E = UnitEvent
+    assert run([E.SEND, E.DOWNLOADED, E.INSTALLED, E.REBOOTED, E.COMMITTED]) is UnitState.SUCCEEDED
+
+
+@pytest.mark.parametrize("events, end", [
+    ([UnitEvent.SEND, UnitEvent.ERROR], UnitState.FAILED),                            # download failed: no rollback
+    ([UnitEvent.SEND, UnitEvent.DOWNLOADED, UnitEvent.ERROR], UnitState.ROLLING_BACK),
+    ([UnitEvent.SEND, UnitEvent.DOWNLOADED, UnitEvent.INSTALLED, UnitEvent.REBOOTED, UnitEvent.ERROR,
+      UnitEvent.ROLLED_BACK], UnitState.FAILED),
+])
+def test_failure_paths(events, end):
+    assert run(events) is end
+
+
+def test_duplicates_and_late_reports_are_noops():
+    E = UnitEvent
+    s = run([E.SEND, E.DOWNLOADED, E.INSTALLED])
+    assert unit_step(s, E.DOWNLOADED) is s                   # redelivered progress
+    done = run([E.SEND, E.COMMITTED])
+    for e in (E.DOWNLOADED, E.COMMITTED, E.ERROR, E.SEND):
+        assert unit_step(done, e) is UnitState.SUCCEEDED     # re-applying the same deployment changes nothing
+
+
+def test_disallowed_unit_transitions_raise():
+    with pytest.raises(InvalidTransition):
+        unit_step(UnitState.QUEUED, UnitEvent.COMMITTED)
+    with pytest.raises(InvalidTransition):
+        unit_step(UnitState.QUEUED, UnitEvent.ERROR)
+
+
+def test_every_table_target_is_a_state_and_terminal_states_have_no_exit_except_revert():
+    for (s, e), t in UNIT_TRANSITIONS.items():
+        assert isinstance(t, UnitState)
+        if s.terminal:
+            assert (s, e) == (UnitState.SUCCEEDED, UnitEvent.REVERT)
+
+
+def test_rollout_table_and_errors_name_allowed_events():
+    R, E = RolloutState, RolloutEvent
+    s = rollout_step(R.DRAFT, E.START)
+    assert rollout_step(s, E.PAUSE) is R.PAUSED
+    assert rollout_step(R.PAUSED, E.RESUME) is R.RUNNING
+    assert rollout_step(R.RUNNING, E.START) is R.RUNNING    # no-op
+    with pytest.raises(InvalidTransition, match="allowed now: rollback"):
+        rollout_step(R.COMPLETED, E.RESUME)
+    assert (R.ROLLED_BACK, E.RESUME) not in ROLLOUT_TRANSITIONS

@@ -1,0 +1,102 @@
+"""An emulated gateway that follows the update/ota command contract (docs/upgrades.md).
+
+Used by tests and bench/rollout.py, in-process or behind MQTT (``serve_mqtt``). It does
+what the real gateway daemon must do: de-duplicate ``cmd_id``; verify the signed
+manifest against its trusted keys and the artifact's size and SHA-256 before touching
+anything; install to the inactive slot (A/B), reboot, health-check, commit — or roll
+back to the old slot on failure; report each phase as ``wt.cmd-result/1``.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from fleet.upgrades._errors import ArtifactRejected, UpgradeError
+from fleet.upgrades._protocol import CMD_SCHEMA
+from fleet.upgrades._signing import SignedManifest, verify
+
+PHASES = ("download", "install", "reboot", "commit")
+_DONE = {"download": "downloaded", "install": "installed", "reboot": "rebooted", "commit": "committed"}
+
+Result = tuple[str, str, dict[str, Any]]      # (cmd_id, status, detail)
+
+
+@dataclass
+class EmulatedGateway:
+    gateway_id: str
+    trusted_keys: list          # Ed25519PublicKey
+    fetch: Callable[[str], bytes]
+    version: str = "0.1.0"
+    device_fw: dict[str, str] = field(default_factory=dict)  # device -> firmware version
+    fail_phase: str | None = None   # planted failure: "download" | "install" | "reboot" | "commit"
+    installs: int = 0
+    _seen: dict[str, list[Result]] = field(default_factory=dict)
+
+    def handle(self, payload: bytes) -> list[Result]:
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            return []
+        if not isinstance(doc, dict) or doc.get("schema") != CMD_SCHEMA:
+            return []
+        cid = str(doc.get("cmd_id"))
+        if cid in self._seen:                       # same deployment again: no-op, repeat the outcome
+            return self._seen[cid][-1:]
+        results = self._run(cid, doc.get("cmd"), doc.get("args") or {})
+        if results:
+            self._seen[cid] = results
+        return results
+
+    def _run(self, cid: str, cmd: Any, args: Mapping[str, Any]) -> list[Result]:
+        if cmd not in ("update", "ota"):
+            return []
+        dev = args.get("device")
+        base = {"deployment": args.get("deployment"), "device": dev}
+        try:
+            signed = SignedManifest.from_json(json.dumps(args.get("release")))
+            want = signed.manifest.version
+            current = self.version if dev is None else self.device_fw.get(dev)
+            if current == want:
+                return [(cid, "ok", {**base, "phase": "committed", "version": want, "already": True})]
+            if "artifact_b64" in args:
+                blob = base64.b64decode(args["artifact_b64"])
+            else:
+                blob = self.fetch(str(args.get("artifact_url")))
+            verify(blob, signed, self.trusted_keys)
+        except (ArtifactRejected, UpgradeError, ValueError, KeyError) as exc:
+            return [(cid, "error", {**base, "phase": "download", "error": str(exc), "rolled_back": False})]
+        out: list[Result] = []
+        for phase in PHASES:
+            if self.fail_phase == phase:
+                rolled = phase != "download"
+                out.append((cid, "error", {**base, "phase": phase, "rolled_back": rolled,
+                                           "error": f"planted failure in {phase}"}))
+                return out
+            status = "ok" if phase == "commit" else "progress"
+            out.append((cid, status, {**base, "phase": _DONE[phase], "version": want}))
+        self.installs += 1
+        if dev is None:
+            self.version = want
+        else:
+            self.device_fw[dev] = want
+        return out
+
+
+def serve_mqtt(client, gateways: Mapping[str, EmulatedGateway]) -> None:
+    """Attach emulated gateways to an MQTT client (fleet.mqtt.MqttClient): one client for many.
+
+    Results are published from the client's network thread as the real gateway would.
+    """
+    from fleet.upgrades._protocol import encode_result, result_topic
+
+    def on_cmd(topic: str, payload: bytes) -> None:
+        gw = topic.split("/")[3]
+        g = gateways.get(gw)
+        if g is None:
+            return
+        for cid, status, detail in g.handle(payload):
+            client.publish_nowait(result_topic(gw), encode_result(cid, status, detail), qos=1)
+
+    client.subscribe("wt/v1/gw/+/cmd", on_cmd, qos=1)

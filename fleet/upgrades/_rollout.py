@@ -1,0 +1,252 @@
+"""Staged rollout engine (pure): waves, thresholds, in-flight window, timeouts.
+
+The engine decides; a runner (``_runner``) moves commands and reports between it and
+a transport (in-process emulated gateways, or MQTT). After hawkBit: units are split in
+waves (the first is the canary); a wave starts only when the previous one reached its
+success threshold, and the rollout HALTS automatically as soon as the failures in the
+current wave exceed its error threshold — queued units of that and later waves are
+never sent.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol, Sequence
+
+from fleet.upgrades._errors import RolloutError
+from fleet.upgrades._states import (RolloutEvent, RolloutState, UnitEvent, UnitState, rollout_step, unit_step)
+
+
+class Clock(Protocol):
+    def time(self) -> float: ...
+
+
+@dataclass(frozen=True, order=True)
+class Unit:
+    """What one update targets: a gateway (software) or a device behind a gateway (firmware)."""
+
+    gateway_id: str
+    device_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.gateway_id if self.device_id is None else f"{self.gateway_id}/{self.device_id}"
+
+    @classmethod
+    def from_key(cls, key: str) -> "Unit":
+        gw, _, dev = key.partition("/")
+        return cls(gw, dev or None)
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """Cumulative wave fractions, e.g. (0.01, 0.1, 0.5, 1.0): 1 % canary, then to 10 %, 50 %, all."""
+
+    waves: tuple[float, ...] = (0.01, 0.10, 0.50, 1.0)
+    canary_min: int = 1
+    success_threshold: float = 0.95
+    error_threshold: float = 0.02
+    max_in_flight: int = 1000
+    unit_timeout_s: float = 1800.0
+
+    def __post_init__(self) -> None:
+        w = self.waves
+        if not w or any(not 0 < x <= 1 for x in w) or list(w) != sorted(w) or w[-1] != 1.0:
+            raise RolloutError(f"waves {list(w)} must be increasing fractions ending at 1.0, e.g. 0.01,0.1,1.0",
+                               waves=list(w))
+        for name in ("success_threshold", "error_threshold"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise RolloutError(f"{name} {v} must be a fraction between 0 and 1 (e.g. 0.02 for 2 %)")
+        if self.max_in_flight < 1:
+            raise RolloutError("max_in_flight must be at least 1")
+
+
+def assign_waves(units: Sequence[Unit], plan: RolloutPlan, *, seed: int = 0) -> list[list[Unit]]:
+    """Shuffle (seeded, so re-planning is reproducible) and cut at the cumulative fractions."""
+    order = sorted(set(units))
+    random.Random(seed).shuffle(order)
+    waves: list[list[Unit]] = []
+    start = 0
+    n = len(order)
+    for i, frac in enumerate(plan.waves):
+        end = n if frac >= 1.0 else max(int(round(n * frac)), start + (plan.canary_min if i == 0 else 1))
+        end = min(end, n)
+        if end > start:
+            waves.append(order[start:end])
+        start = end
+    return waves
+
+
+@dataclass
+class UnitRecord:
+    unit: Unit
+    wave: int
+    state: UnitState = UnitState.QUEUED
+    sent_at: float | None = None
+    updated_at: float | None = None
+    error: str | None = None
+    attempts: int = 0
+
+
+@dataclass
+class RolloutEngine:
+    rollout_id: str
+    plan: RolloutPlan
+    units: dict[Unit, UnitRecord]
+    clock: Clock
+    state: RolloutState = RolloutState.DRAFT
+    wave: int = 0
+    halt_reason: str | None = None
+    dirty: set[Unit] = field(default_factory=set)
+
+    @classmethod
+    def create(cls, rollout_id: str, plan: RolloutPlan, units: Sequence[Unit], clock: Clock, *, seed: int = 0,
+               current: Iterable[Unit] = ()) -> "RolloutEngine":
+        waves = assign_waves(units, plan, seed=seed)
+        recs = {u: UnitRecord(u, i) for i, w in enumerate(waves) for u in w}
+        eng = cls(rollout_id, plan, recs, clock)
+        for u in current:                       # already on the target version: nothing to send
+            if u in recs:
+                eng._apply(u, UnitEvent.ALREADY_CURRENT)
+        return eng
+
+    # -- queries ---------------------------------------------------------------
+    @property
+    def wave_count(self) -> int:
+        return 1 + max((r.wave for r in self.units.values()), default=-1)
+
+    def wave_units(self, wave: int) -> list[UnitRecord]:
+        return [r for r in self.units.values() if r.wave == wave]
+
+    def counts(self, wave: int | None = None) -> Counter:
+        recs = self.units.values() if wave is None else self.wave_units(wave)
+        return Counter(r.state for r in recs)
+
+    def touched(self) -> int:
+        """Units that received a command (anything but queued/cancelled/current)."""
+        return sum(1 for r in self.units.values() if r.attempts > 0)
+
+    def progress(self) -> dict:
+        c = self.counts()
+        done = sum(n for s, n in c.items() if s.terminal)
+        return {"rollout": self.rollout_id, "state": self.state.value, "wave": self.wave + 1,
+                "waves": self.wave_count, "total": len(self.units), "done": done,
+                "touched": self.touched(), "halt_reason": self.halt_reason,
+                "by_state": {s.value: n for s, n in sorted(c.items(), key=lambda kv: kv[0].value)}}
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (RolloutState.COMPLETED, RolloutState.HALTED, RolloutState.ABORTED,
+                              RolloutState.ROLLED_BACK)
+
+    # -- control ---------------------------------------------------------------
+    def control(self, event: RolloutEvent) -> RolloutState:
+        before = self.state
+        self.state = rollout_step(self.state, event)
+        if event is RolloutEvent.ABORT and self.state is RolloutState.ABORTED:
+            for u, r in self.units.items():
+                if r.state is UnitState.QUEUED:
+                    self._apply(u, UnitEvent.CANCEL)
+        if event is RolloutEvent.RESUME and before is RolloutState.HALTED:
+            self.halt_reason = None
+        if event is RolloutEvent.START or event is RolloutEvent.RESUME:
+            self._evaluate()
+        if event is RolloutEvent.ROLLBACK and before is not RolloutState.ROLLING_BACK:
+            for u, r in self.units.items():
+                if r.state is UnitState.QUEUED:
+                    self._apply(u, UnitEvent.CANCEL)
+            self._maybe_rollback_done()
+        return self.state
+
+    # -- driving ---------------------------------------------------------------
+    def due(self) -> list[tuple[Unit, str]]:
+        """Commands to send now: ``(unit, "update" | "revert")``; marks them sent."""
+        now = self.clock.time()
+        out: list[tuple[Unit, str]] = []
+        in_flight = sum(1 for r in self.units.values() if r.state.in_flight)
+        room = self.plan.max_in_flight - in_flight
+        if room <= 0:
+            return out
+        if self.state is RolloutState.RUNNING:
+            for r in self.wave_units(self.wave):
+                if len(out) >= room:
+                    break
+                if r.state is UnitState.QUEUED:
+                    self._apply(r.unit, UnitEvent.SEND, now)
+                    r.sent_at, r.attempts = now, r.attempts + 1
+                    out.append((r.unit, "update"))
+        elif self.state is RolloutState.ROLLING_BACK:
+            for r in self.units.values():
+                if len(out) >= room:
+                    break
+                if r.state is UnitState.SUCCEEDED:
+                    self._apply(r.unit, UnitEvent.REVERT, now)
+                    r.sent_at, r.attempts = now, r.attempts + 1
+                    out.append((r.unit, "revert"))
+        return out
+
+    def report(self, unit: Unit, event: UnitEvent, error: str | None = None) -> None:
+        """A gateway reported progress or an outcome for ``unit`` (duplicates are no-ops)."""
+        if unit not in self.units:
+            return  # not part of this rollout (stale result): ignore
+        rec = self.units[unit]
+        if rec.state is UnitState.QUEUED or rec.state is UnitState.CANCELLED:
+            return  # a result for a command we never sent in this rollout
+        self._apply(unit, event, error=error)
+        self._evaluate()
+
+    def tick(self) -> None:
+        """Time out units that stayed in flight too long (counted as failures)."""
+        now = self.clock.time()
+        for r in list(self.units.values()):
+            if r.state.in_flight and r.sent_at is not None and now - r.sent_at > self.plan.unit_timeout_s:
+                self._apply(r.unit, UnitEvent.ERROR, now, error=f"no result within {self.plan.unit_timeout_s:.0f}s")
+                if r.state is UnitState.ROLLING_BACK:
+                    self._apply(r.unit, UnitEvent.ROLLED_BACK, now)
+        self._evaluate()
+
+    # -- internals -------------------------------------------------------------
+    def _apply(self, unit: Unit, event: UnitEvent, now: float | None = None, *, error: str | None = None) -> None:
+        rec = self.units[unit]
+        new = unit_step(rec.state, event)
+        if new is not rec.state:
+            rec.state = new
+            rec.updated_at = self.clock.time() if now is None else now
+            if error:
+                rec.error = error
+            self.dirty.add(unit)
+
+    def _evaluate(self) -> None:
+        if self.state is RolloutState.ROLLING_BACK:
+            self._maybe_rollback_done()
+            return
+        if self.state is not RolloutState.RUNNING:
+            return
+        while True:
+            recs = self.wave_units(self.wave)
+            size = len(recs) or 1
+            failed = sum(1 for r in recs if r.state in (UnitState.FAILED, UnitState.ROLLING_BACK))
+            if failed > self.plan.error_threshold * size:
+                self.state = rollout_step(self.state, RolloutEvent.HALT)
+                self.halt_reason = (f"wave {self.wave + 1}: {failed} of {len(recs)} failed, above the error "
+                                    f"threshold {self.plan.error_threshold:.0%}")
+                return
+            if not all(r.state.terminal for r in recs):
+                return
+            ok = sum(1 for r in recs if r.state in (UnitState.SUCCEEDED, UnitState.CURRENT))
+            if ok < self.plan.success_threshold * size:
+                self.state = rollout_step(self.state, RolloutEvent.HALT)
+                self.halt_reason = (f"wave {self.wave + 1}: only {ok} of {len(recs)} succeeded, below the success "
+                                    f"threshold {self.plan.success_threshold:.0%}")
+                return
+            if self.wave + 1 >= self.wave_count:
+                self.state = rollout_step(self.state, RolloutEvent.FINISH)
+                return
+            self.wave += 1
+
+    def _maybe_rollback_done(self) -> None:
+        if not any(r.state in (UnitState.REVERTING, UnitState.SUCCEEDED) or r.state.in_flight
+                   for r in self.units.values()):
+            self.state = rollout_step(self.state, RolloutEvent.ROLLBACK_DONE)
