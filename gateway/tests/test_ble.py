@@ -1,0 +1,408 @@
+"""BLE transport against a fake BlueZ on a private D-Bus daemon.
+
+Everything below runs bleak's real BlueZ backend unmodified: bleak connects to the
+"system bus" (our private dbus-daemon, via DBUS_SYSTEM_BUS_ADDRESS), reads the
+adapter and devices with GetManagedObjects, and receives advertisements as
+InterfacesAdded / PropertiesChanged signals emitted by gateway/tests/fakebluez.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable
+
+import pytest
+
+from gateway.tests.fakebluez import FakeBluez, FakeCharacteristic, FakeService
+from gateway.tests.fakebluez.fixtures import system_bus  # noqa: F401  (fixture)
+from gateway.transports.ble import (
+    BleConfig,
+    BleError,
+    BleFrameLink,
+    BleHealthClient,
+    BleScanner,
+    BleTimeout,
+    BlueZAdapterPower,
+    HealthChar,
+    ScanMode,
+    WT_FRAME_RX_UUID,
+    WT_FRAME_SERVICE_UUID,
+    WT_FRAME_TX_UUID,
+)
+from gateway.transports.ble_watchdog import BleWatchdog, HangKind, WatchdogConfig, WatchdogState
+
+DOOR = "A4:C1:38:0D:00:01"
+BUTTON = "A4:C1:38:0B:00:02"
+PILLBOX = "F0:0D:00:00:00:0A"
+BPM = "C0:FF:EE:00:2A:35"
+
+
+def bthome(packet_id: int, *objects: tuple[int, int]) -> bytes:
+    """BTHome v2, unencrypted (device info 0x40): packet id then one-byte objects."""
+    out = bytearray([0x40, 0x00, packet_id & 0xFF])
+    for oid, value in objects:
+        out += bytes([oid, value])
+    return bytes(out)
+
+
+def run(scenario: Callable[[], Awaitable[None]], timeout_s: float = 30.0) -> None:
+    async def guarded() -> None:
+        await asyncio.wait_for(scenario(), timeout_s)
+
+    asyncio.run(guarded())
+
+
+async def wait_until(pred: Callable[[], bool], timeout_s: float = 5.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or pred}")
+        await asyncio.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- scanner
+
+
+def test_scanner_delivers_service_data_changes_from_properties_changed(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            door = bluez.add_device(DOOR, name="door", known=True)  # cached in BlueZ already
+            other = bluez.add_device("11:22:33:44:55:66", known=True)
+            got: list[tuple[str, bytes, int]] = []
+            scanner = BleScanner(BleConfig(), on_advert=lambda m, d, r: got.append((m, d, r)))
+            await scanner.async_start()
+            assert bluez.adapter.discovering
+            assert bluez.adapter.filters[-1] == {"Transport": "le", "DuplicateData": True}
+
+            assert door.advertise(service_data={"fcd2": bthome(1, (0x1A, 1))}, rssi=-61)
+            assert other.advertise(manufacturer_data={0x004C: b"\x02\x15"}, rssi=-70)
+            assert door.advertise(service_data={"fcd2": bthome(2, (0x1A, 0))}, rssi=-61)
+            await wait_until(lambda: len(got) == 2, what="two BTHome adverts")
+
+            assert got == [
+                (DOOR, bthome(1, (0x1A, 1)), -61),
+                (DOOR, bthome(2, (0x1A, 0)), -61),
+            ]
+            assert scanner.stats.reports == 3          # the Apple advert counts as liveness
+            assert scanner.stats.bthome_reports == 2
+            assert scanner.known_advertisers == 2
+            assert scanner.known_device(DOOR) is not None
+
+            await scanner.async_stop()
+            assert not bluez.adapter.discovering
+            assert bluez.adapter.filters[-1] == {}     # bleak clears its filter on stop
+            assert door.advertise(service_data={"fcd2": bthome(3)}) is False  # not scanning
+            await asyncio.sleep(0.1)
+            assert len(got) == 2
+
+    run(scenario)
+
+
+def test_scanner_reports_a_new_device_from_interfaces_added(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            got: list[tuple[str, bytes, int]] = []
+            scanner = BleScanner(BleConfig(), on_advert=lambda m, d, r: got.append((m, d, r)))
+            await scanner.async_start()
+            button = bluez.add_device(BUTTON, name="button")
+            assert not button.exported
+            button.advertise(service_data={"0000fcd2-0000-1000-8000-00805f9b34fb": bthome(9, (0x3A, 1))},
+                             rssi=-48)
+            await wait_until(lambda: got, what="advert of the new device")
+            assert button.exported
+            assert got == [(BUTTON, bthome(9, (0x3A, 1)), -48)]
+            await scanner.async_stop()
+
+    run(scenario)
+
+
+def test_a_failing_consumer_does_not_stop_the_scanner(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            door = bluez.add_device(DOOR, known=True)
+            got: list[bytes] = []
+
+            def consumer(mac: str, data: bytes, rssi: int) -> None:
+                if data[2] == 1:
+                    raise ValueError("consumer bug")
+                got.append(data)
+
+            scanner = BleScanner(BleConfig(), on_advert=consumer)
+            await scanner.async_start()
+            door.advertise(service_data={"fcd2": bthome(1)})
+            door.advertise(service_data={"fcd2": bthome(2)})
+            await wait_until(lambda: got, what="second advert")
+            assert got == [bthome(2)]
+            assert scanner.stats.callback_errors == 1
+            await scanner.async_stop()
+
+    run(scenario)
+
+
+def test_passive_scanning_registers_an_advertisement_monitor(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            door = bluez.add_device(DOOR, known=True)
+            got: list[tuple[str, bytes, int]] = []
+            scanner = BleScanner(BleConfig(mode=ScanMode.PASSIVE), on_advert=lambda *a: got.append(a))
+            await scanner.async_start()
+            assert len(bluez.monitors.monitors) == 1
+            assert bluez.adapter.start_calls == 0        # no active discovery
+            door.advertise(service_data={"fcd2": bthome(5, (0x21, 1))}, rssi=-55)
+            await wait_until(lambda: got, what="passive advert")
+            assert got == [(DOOR, bthome(5, (0x21, 1)), -55)]
+            await scanner.async_stop()
+            assert bluez.monitors.monitors == []
+
+    run(scenario)
+
+
+def test_scanner_errors_are_translated(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            scanner = BleScanner(BleConfig(adapter="hci1"), on_advert=lambda *a: None)
+            with pytest.raises(BleError) as missing:
+                await scanner.async_start()
+            assert missing.value.op == "scan_start" and "hci1" in str(missing.value)
+
+            bluez.adapter.Powered = False  # local property write, as if `bluetoothctl power off`
+            scanner = BleScanner(BleConfig(), on_advert=lambda *a: None)
+            with pytest.raises(BleError) as off:
+                await scanner.async_start()
+            assert off.value.dbus_error == "org.bluez.Error.NotReady"
+            assert not scanner.running
+
+            bluez.adapter.Powered = True
+            bluez.adapter.hang_start_discovery = True
+            scanner = BleScanner(BleConfig(call_timeout_s=0.3), on_advert=lambda *a: None)
+            t0 = time.monotonic()
+            with pytest.raises(BleTimeout):
+                await scanner.async_start()
+            assert time.monotonic() - t0 < 5.0
+            assert scanner.stats.start_failures == 1
+
+    run(scenario)
+
+
+def test_no_bluez_on_the_bus_is_a_clear_error(system_bus):
+    async def scenario() -> None:
+        scanner = BleScanner(BleConfig(call_timeout_s=3.0), on_advert=lambda *a: None)
+        with pytest.raises(BleError) as err:
+            await scanner.async_start()
+        assert err.value.op == "scan_start"
+        assert "org.bluez" in str(err.value) or "ServiceUnknown" in str(err.value)
+
+    run(scenario)
+
+
+# --------------------------------------------------------------------------- watchdog
+
+
+def _beacon_payload(n: int) -> dict[str, bytes]:
+    return {"fcd2": bthome(n, (0x01, 90))}
+
+
+def test_watchdog_power_cycles_an_adapter_that_went_silent(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            door = bluez.add_device(DOOR, known=True)
+            got: list[bytes] = []
+            cfg = BleConfig(call_timeout_s=2.0)
+            scanner = BleScanner(cfg, on_advert=lambda m, d, r: got.append(d))
+            power = BlueZAdapterPower(cfg)
+            statuses = []
+            wd = BleWatchdog(
+                scanner, power,
+                WatchdogConfig(silence_timeout_s=0.6, check_interval_s=0.1, power_off_s=0.05,
+                               backoff_initial_s=0.2, restarts_before_power_cycle=1),
+                on_status=statuses.append,
+            )
+            task = asyncio.create_task(wd.async_run())
+            await wait_until(lambda: bluez.adapter.discovering, what="scanner started")
+            bluez.start_beacon(door, 0.05, _beacon_payload)
+            await wait_until(lambda: len(got) >= 3, what="beacon adverts")
+            assert wd.status().state is WatchdogState.SCANNING
+
+            bluez.adapter.wedged = True          # controller stops reporting, Discovering stays true
+            await wait_until(lambda: wd.status().recoveries == 1, timeout_s=15, what="recovery")
+            st = wd.status()
+            assert st.hangs_detected == 2        # silent, restart did not help, silent again
+            assert st.last_hang is HangKind.SILENT
+            assert st.scanner_restarts == 2      # plain restart, then restart after power cycle
+            assert st.adapter_power_cycles == 1
+            assert bluez.adapter.power_log == [False, True]
+            assert st.state is WatchdogState.SCANNING and not st.degraded
+            n = len(got)
+            await wait_until(lambda: len(got) > n + 2, what="adverts after recovery")
+            assert any(s.degraded for s in statuses) and not statuses[-1].degraded
+            assert st.to_dict()["state"] == "scanning"
+
+            wd.request_stop()
+            await asyncio.wait_for(task, 5)
+            assert wd.status().state is WatchdogState.STOPPED
+            assert not bluez.adapter.discovering
+
+    run(scenario)
+
+
+def test_watchdog_recovers_from_a_start_discovery_that_never_answers(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            door = bluez.add_device(DOOR, known=True)
+            bluez.adapter.hang_start_discovery = True
+            got: list[bytes] = []
+            cfg = BleConfig(call_timeout_s=0.4)
+            scanner = BleScanner(cfg, on_advert=lambda m, d, r: got.append(d))
+            wd = BleWatchdog(
+                scanner, BlueZAdapterPower(cfg),
+                WatchdogConfig(silence_timeout_s=2.0, check_interval_s=0.1, power_off_s=0.05,
+                               backoff_initial_s=0.2),
+            )
+            task = asyncio.create_task(wd.async_run())
+            bluez.start_beacon(door, 0.05, _beacon_payload)  # dropped until discovery runs
+            await wait_until(lambda: got, timeout_s=15, what="adverts after recovery")
+            await wait_until(lambda: wd.status().recoveries == 1, what="recovery counted")
+            st = wd.status()
+            assert st.hangs_detected == 1 and st.last_hang is HangKind.CALL_FAILED
+            assert st.adapter_power_cycles == 1
+            assert st.scanner_restarts == 2
+            assert bluez.adapter.start_calls == 3  # hung, hung again after restart, ok after power cycle
+            assert scanner.stats.start_failures == 2
+            wd.request_stop()
+            await asyncio.wait_for(task, 5)
+
+    run(scenario)
+
+
+# --------------------------------------------------------------------------- GATT
+
+
+def _wt_device(bluez: FakeBluez, rx_log: list[bytes], mtu: int = 23):
+    rx = FakeCharacteristic(WT_FRAME_RX_UUID, ["write-without-response"],
+                            on_write=lambda data, kind: rx_log.append(data))
+    tx = FakeCharacteristic(WT_FRAME_TX_UUID, ["notify"])
+    svc = FakeService(WT_FRAME_SERVICE_UUID, [rx, tx])
+    return bluez.add_device(PILLBOX, name="wt-pillbox", services=[svc], mtu=mtu)
+
+
+def test_frame_link_writes_rx_in_mtu_chunks_and_receives_tx_notifications(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            rx_log: list[bytes] = []
+            dev = _wt_device(bluez, rx_log)
+            cfg = BleConfig(connect_timeout_s=5.0)
+            scanner = BleScanner(cfg, on_advert=lambda *a: None)
+            await scanner.async_start()                  # the link must coexist with scanning
+            dev.advertise(manufacturer_data={0xFFFF: b"wt"})
+            await wait_until(lambda: scanner.known_device(PILLBOX) is not None, what="device seen")
+
+            received: list[bytes] = []
+            lost: list[str] = []
+            link = BleFrameLink(PILLBOX, cfg, on_bytes=received.append, on_disconnect=lost.append,
+                                resolve=scanner.known_device)
+            await link.async_connect()
+            assert link.connected and link.name == f"ble:{PILLBOX}"
+            assert dev.char(WT_FRAME_TX_UUID).notifying
+
+            stream = bytes(range(1, 48)) + b"\x00" + b"\x05hello\x00"
+            link.send(stream[:30])
+            link.send(stream[30:])
+            await link.async_drain()
+            await wait_until(lambda: sum(map(len, rx_log)) == len(stream), what="rx writes")
+            assert b"".join(rx_log) == stream
+            assert max(map(len, rx_log)) <= 20           # ATT_MTU 23 - 3
+            assert {kind for _, kind in dev.char(WT_FRAME_RX_UUID).writes} == {"command"}
+
+            assert dev.notify(WT_FRAME_TX_UUID, b"\x03ab")
+            assert dev.notify(WT_FRAME_TX_UUID, b"c\x00")
+            await wait_until(lambda: len(received) == 2, what="tx notifications")
+            assert b"".join(received) == b"\x03abc\x00"
+
+            dev.drop_connection()                        # peripheral walks out of range
+            await wait_until(lambda: lost, what="disconnect callback")
+            assert lost == ["link lost"] and not link.connected
+            with pytest.raises(BleError):
+                link.send(b"x")
+            await link.async_close()
+            await scanner.async_stop()
+
+    run(scenario)
+
+
+def test_connecting_by_bare_address_while_scanning_is_refused_by_bluez(system_bus):
+    """Why the links take ``resolve=scanner.known_device``: without it bleak starts a
+    second discovery session from this process, which bluetoothd refuses."""
+
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            _wt_device(bluez, [])
+            cfg = BleConfig(connect_timeout_s=2.0)
+            scanner = BleScanner(cfg, on_advert=lambda *a: None)
+            await scanner.async_start()
+            link = BleFrameLink(PILLBOX, cfg, on_bytes=lambda b: None)
+            with pytest.raises(BleError) as err:
+                await link.async_connect()
+            assert err.value.op == "connect"
+            assert err.value.dbus_error == "org.bluez.Error.InProgress"
+            await scanner.async_stop()
+
+    run(scenario)
+
+
+def test_frame_link_connect_without_scanner_and_missing_service(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            other = bluez.add_device(BPM, services=[FakeService("180f", [
+                FakeCharacteristic("2a19", ["read", "notify"], value=b"\x50")])])
+            rx_log: list[bytes] = []
+            dev = _wt_device(bluez, rx_log, mtu=185)
+            bluez.start_beacon(dev, 0.05, lambda n: {})
+            bluez.start_beacon(other, 0.05, lambda n: {})
+            cfg = BleConfig(connect_timeout_s=5.0)
+
+            # not scanning: bleak finds the device by address itself
+            link = BleFrameLink(PILLBOX, cfg, on_bytes=lambda b: None)
+            await link.async_connect()
+            link.send(bytes(200))
+            await link.async_drain()
+            await wait_until(lambda: sum(map(len, rx_log)) == 200, what="writes")
+            assert max(map(len, rx_log)) == 182            # ATT_MTU 185 - 3
+            await link.async_close()
+            assert not dev.connected
+
+            wrong = BleFrameLink(BPM, cfg, on_bytes=lambda b: None)
+            with pytest.raises(BleError, match="no WT frame service"):
+                await wrong.async_connect()
+            await wait_until(lambda: not other.connected, what="disconnect after failed connect")
+
+    run(scenario)
+
+
+def test_health_device_indication_is_delivered_raw_with_its_uuid(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            bpm = bluez.add_device(BPM, name="BP monitor", known=True, services=[
+                FakeService("1810", [FakeCharacteristic("2a35", ["indicate"]),
+                                     FakeCharacteristic("2a49", ["read"], value=b"\x00\x00")]),
+                FakeService("1809", [FakeCharacteristic("2a1c", ["indicate"])]),
+            ])
+            got: list[tuple[str, int, bytes]] = []
+            client = BleHealthClient(BPM, BleConfig(connect_timeout_s=5.0),
+                                     on_measurement=lambda m, u, d: got.append((m, u, d)),
+                                     resolve=lambda mac: None)
+            bluez.start_beacon(bpm, 0.05, lambda n: {})
+            subscribed = await client.async_connect()
+            assert subscribed == [HealthChar.BLOOD_PRESSURE, HealthChar.TEMPERATURE]
+            assert bpm.char("2a35").notifying and bpm.char("2a1c").notifying
+
+            # 120/80 mmHg, MAP 93, SFLOAT exponent 0
+            bp = bytes([0x00, 120, 0x00, 80, 0x00, 93, 0x00])
+            assert bpm.notify("2a35", bp)
+            temp = bytes([0x00, 0x6F, 0x0E, 0x00, 0xFF])  # 36.95 °C FLOAT
+            assert bpm.notify("2a1c", temp)
+            await wait_until(lambda: len(got) == 2, what="indications")
+            assert got == [(BPM, 0x2A35, bp), (BPM, 0x2A1C, temp)]
+            await client.async_close()
+            assert not bpm.connected
+
+    run(scenario)
