@@ -19,7 +19,8 @@ class DeviceState:
     configured: bool = False
     supervised: bool = False
     silent_after_s: float = 0.0          # 0 = registry default
-    last_seen: float | None = None
+    last_seen: float | None = None       # wall clock, for display
+    last_seen_mono: float | None = None  # monotonic, for supervision (immune to NTP steps)
     battery_pct: int | None = None
     rssi: int | None = None
     fw_version: str | None = None
@@ -44,7 +45,11 @@ class DeviceState:
 
 
 class DeviceRegistry:
-    """Per-device last seen / battery / RSSI / firmware. Unknown devices are tracked too."""
+    """Per-device last seen / battery / RSSI / firmware. Unknown devices are tracked too.
+
+    ``started_at`` and ``mono`` arguments are monotonic seconds (supervision must survive
+    a wall-clock step, e.g. NTP setting the time on a Pi without RTC); ``at`` is wall time.
+    """
 
     def __init__(self, configured: Iterable[Any] = (), *, default_silent_after_s: float = 180.0,
                  started_at: float = 0.0, max_unknown: int = 256) -> None:
@@ -71,16 +76,17 @@ class DeviceRegistry:
     def silent_after_s(self, state: DeviceState) -> float:
         return state.silent_after_s or self.default_silent_after_s
 
-    def apply(self, update: Any) -> DeviceState | None:
+    def apply(self, update: Any, mono: float | None = None) -> DeviceState | None:
         """Record an ingress DeviceUpdate (duck-typed: device_id, at, role, battery_pct, rssi, fw_version)."""
         return self.seen(
-            update.device_id, getattr(update, "at", None),
+            update.device_id, getattr(update, "at", None), mono=mono,
             role=getattr(update, "role", None), battery_pct=getattr(update, "battery_pct", None),
             rssi=getattr(update, "rssi", None), fw_version=getattr(update, "fw_version", None),
             link=getattr(update, "link", None),
         )
 
-    def seen(self, device_id: str, at: float | None, *, role: Role | None = None, battery_pct: int | None = None,
+    def seen(self, device_id: str, at: float | None, *, mono: float | None = None,
+             role: Role | None = None, battery_pct: int | None = None,
              rssi: int | None = None, fw_version: str | None = None, link: str | None = None) -> DeviceState | None:
         st = self._devices.get(device_id)
         if st is None:
@@ -90,6 +96,8 @@ class DeviceRegistry:
             st = self._devices[device_id] = DeviceState(device_id=device_id)
         if at is not None and (st.last_seen is None or at > st.last_seen):
             st.last_seen = at
+        if mono is not None and (st.last_seen_mono is None or mono > st.last_seen_mono):
+            st.last_seen_mono = mono
         st.frames += 1
         if role is not None and st.role is None:
             try:

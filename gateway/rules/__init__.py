@@ -20,11 +20,11 @@ __all__ = [
 ]
 
 
-def build_rules(cfg, registry, mains, uplink_connected: Callable[[], bool]) -> list[Rule]:
+def build_rules(cfg, registry, mains, uplink_connected: Callable[[], bool], clock) -> list[Rule]:
     """The rule table for a validated GatewayConfig (disabled rules are left out)."""
     r = cfg.rules
     tz = cfg.tz
-    rules: list[Rule] = [SupervisionRule(registry)]
+    rules: list[Rule] = [SupervisionRule(registry, clock)]
     if r.bed.enabled:
         rules.append(BedNotReturnedRule(r.bed, tz))
     if r.door.enabled:

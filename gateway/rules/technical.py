@@ -7,6 +7,7 @@ from gateway.config import BatteryRule
 from gateway.devices import DeviceRegistry
 from gateway.mains import MainsInput, MainsState
 from gateway.model import Event, EventCode, Role
+from gateway.ports import Clock
 from gateway.rules._base import Raised
 
 
@@ -15,32 +16,35 @@ class SupervisionRule:
     DEVICE_SILENT (technical); the next sign of life → DEVICE_RECOVERED.
 
     A device never seen since the gateway started counts from the start time. Detection
-    latency is ``silent_after_s`` + at most one tick.
+    latency is ``silent_after_s`` + at most one tick. Quiet time is measured on the
+    monotonic clock (a wall-clock step must not make every device look silent).
     """
 
     name = "supervision"
 
-    def __init__(self, registry: DeviceRegistry) -> None:
+    def __init__(self, registry: DeviceRegistry, clock: Clock) -> None:
         self.registry = registry
+        self.clock = clock
 
     def on_event(self, event: Event) -> Iterable[Raised]:
         return ()
 
     def tick(self, now: float) -> Iterable[Raised]:
+        mono = self.clock.monotonic()
         out = []
         for st in self.registry:
             if not st.supervised:
                 continue
             limit = self.registry.silent_after_s(st)
-            ref = st.last_seen if st.last_seen is not None else self.registry.started_at
-            quiet = now - ref
+            ref = st.last_seen_mono if st.last_seen_mono is not None else self.registry.started_at
+            quiet = mono - ref
             if not st.silent and quiet >= limit:
                 st.silent = True
                 st.silent_since = now
                 out.append(Raised(EventCode.DEVICE_SILENT, st.device_id, now, {
                     "last_seen": st.last_seen, "silent_for_s": round(quiet, 1), "limit_s": limit}, st.role))
             elif st.silent and quiet < limit:
-                since = st.silent_since or now
+                since = st.silent_since if st.silent_since is not None else now
                 st.silent = False
                 st.silent_since = None
                 out.append(Raised(EventCode.DEVICE_RECOVERED, st.device_id, now, {

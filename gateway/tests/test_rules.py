@@ -253,32 +253,54 @@ def registry(t0: float, **kw):
 
 def test_device_silent_within_three_minutes_then_recovered():
     t0 = 1_000_000.0
+    clock = FakeClock(t0)
     reg = registry(t0)
-    r = SupervisionRule(reg)
-    reg.seen(BED, t0 + 10, battery_pct=80, rssi=-60)
-    reg.seen(DOOR, t0 + 10)
-    assert list(r.tick(t0 + 189)) == []
-    out = list(r.tick(t0 + 190))
+    r = SupervisionRule(reg, clock)
+
+    def seen(dev, t, **kw):
+        reg.seen(dev, t + 1.7e9, mono=t, **kw)
+
+    def tick(t):
+        clock.t = t
+        return list(r.tick(t + 1.7e9))
+
+    seen(BED, t0 + 10, battery_pct=80, rssi=-60)
+    seen(DOOR, t0 + 10)
+    assert tick(t0 + 189) == []
+    out = tick(t0 + 190)
     assert [(x.code, x.device_id) for x in out] == [(EventCode.DEVICE_SILENT, BED)]
+    assert out[0].data["last_seen"] == t0 + 10 + 1.7e9
     assert reg.get(BED).silent and reg.get(BED).role is Role.BED
-    assert list(r.tick(t0 + 300)) == []                  # once
-    reg.seen(BED, t0 + 400)
-    out = list(r.tick(t0 + 401))
+    assert tick(t0 + 300) == []                       # once
+    seen(BED, t0 + 400)
+    out = tick(t0 + 401)
     assert [(x.code, x.device_id) for x in out] == [(EventCode.DEVICE_RECOVERED, BED)]
     assert not reg.get(BED).silent
-    reg.seen(BED, t0 + 600)
-    out = list(r.tick(t0 + 610))                        # door has its own 600 s limit
+    seen(BED, t0 + 600)
+    out = tick(t0 + 610)                              # door has its own 600 s limit
     assert [(x.code, x.device_id) for x in out] == [(EventCode.DEVICE_SILENT, DOOR)]
+
+
+def test_wall_clock_step_does_not_make_devices_silent():
+    clock = FakeClock(100.0)
+    reg = registry(100.0)
+    r = SupervisionRule(reg, clock)
+    reg.seen(BED, 1e9, mono=100.0)
+    reg.seen(DOOR, 1e9, mono=100.0)
+    clock.t = 150.0
+    assert list(r.tick(1e9 + 86400 * 365)) == []   # NTP stepped the wall clock a year forward
 
 
 def test_never_seen_device_counts_from_start_and_unsupervised_are_skipped():
     t0 = 5000.0
+    clock = FakeClock(t0 + 180)
     reg = registry(t0)
-    r = SupervisionRule(reg)
-    out = {x.device_id for x in r.tick(t0 + 180)}
+    r = SupervisionRule(reg, clock)
+    out = {x.device_id for x in r.tick(0)}
     assert out == {BED}                   # DISP unsupervised, DOOR limit 600 s
-    reg.seen("0badc0ffee00", t0)          # unknown device: tracked, not supervised
-    assert "0badc0ffee00" not in {x.device_id for x in r.tick(t0 + 10_000)}
+    reg.seen("0badc0ffee00", 0, mono=t0)  # unknown device: tracked, not supervised
+    clock.t = t0 + 10_000
+    assert "0badc0ffee00" not in {x.device_id for x in r.tick(0)}
 
 
 def test_low_battery_once_with_rearm_and_device_own_alarm_counts():
@@ -378,6 +400,6 @@ def test_engine_assigns_gateway_ids_submits_and_isolates_failures():
 
 def test_build_rules_from_config_respects_enabled_flags():
     cfg = load_config(None, env={}, overrides={"rules": {"door": {"enabled": False}}})
-    names = [r.name for r in build_rules(cfg, DeviceRegistry(), EmulatedMainsInput(), lambda: True)]
+    names = [r.name for r in build_rules(cfg, DeviceRegistry(), EmulatedMainsInput(), lambda: True, FakeClock(0))]
     assert "door" not in names and {"bed", "dose", "battery", "supervision", "mains", "uplink"} <= set(names)
     assert "geofence" not in names                    # no zones configured
