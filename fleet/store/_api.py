@@ -38,6 +38,12 @@ class Tx(Protocol):
     def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Params]) -> int:
         """Fast load (COPY on PostgreSQL, executemany on SQLite); returns rows written."""
 
+    def reserve_ids(self, table: str, n: int) -> int:
+        """Reserve ``n`` consecutive ids of ``table.id`` for explicit-id bulk loads; return the first.
+
+        Locks the table against concurrent inserts until the transaction ends.
+        """
+
     def script(self, sql: str) -> None:
         """Run several ``;``-separated statements without parameters (migrations)."""
 

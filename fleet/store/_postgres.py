@@ -71,6 +71,15 @@ class PostgresTx:
             raise _translate(exc, f"COPY {table}") from exc
         return n
 
+    def reserve_ids(self, table: str, n: int) -> int:
+        self._run(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE", ())
+        seq = self.scalar("SELECT pg_get_serial_sequence(?, 'id')", (table,))
+        start = int(self.scalar(f"SELECT coalesce(max(id), 0) FROM {table}") or 0)
+        current = int(self.scalar(f"SELECT last_value FROM {seq}") or 0)
+        first = max(start, current) + 1
+        self._run("SELECT setval(?, ?)", (seq, first + n - 1 if n else first))
+        return first
+
     def script(self, sql: str) -> None:
         try:
             self._conn.execute(sql)  # no parameters: several statements are allowed

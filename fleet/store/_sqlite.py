@@ -66,6 +66,11 @@ class SqliteTx:
         self.executemany(sql, rows)
         return self._conn.total_changes - before
 
+    def reserve_ids(self, table: str, n: int) -> int:
+        # write transactions hold the database write lock (BEGIN IMMEDIATE) already;
+        # AUTOINCREMENT's sqlite_sequence follows explicit ids.
+        return int(self.scalar(f"SELECT coalesce(max(id), 0) + 1 FROM {table}") or 1)
+
     def script(self, sql: str) -> None:
         # executescript() would COMMIT first; split into complete statements instead so
         # a migration stays inside its transaction (triggers' BEGIN..END included).

@@ -57,3 +57,4 @@ def sqlite_store(sqlite_url):
 @pytest.fixture
 def admin() -> Actor:
     return Actor("root", Role.ADMIN, None)
+

@@ -1,0 +1,155 @@
+"""Inventory on both backends: transitions table, ledger, stock levels, kits, CSV import."""
+from __future__ import annotations
+
+import pytest
+
+from fleet import inventory as inv
+from fleet.access import Actor, Role
+from fleet.errors import AccessDenied, InvalidTransition, NotFound, ValidationError
+from fleet.inventory import ItemState as S
+
+from fleet.tests.factories import hexid, seed_catalog
+
+
+@pytest.fixture
+def catalog(store, admin, clock):
+    seed_catalog(store, admin, clock())
+    return store
+
+
+def receive(store, actor, clock, items, loc="WH-OSLO", **kw):
+    with store.transaction() as tx:
+        return inv.receive_items(tx, actor, items, loc, at=clock(), **kw)
+
+
+def test_full_life_cycle_is_in_the_ledger(catalog, admin, clock):
+    receive(catalog, admin, clock, [inv.NewItem("SN-1", "WT-BTN-2", hexid(1))], state=S.RECEIVED, ref="DN-7")
+    steps = [(S.IN_STOCK, None), (S.IN_TRANSIT, "VAN-01"), (S.INSTALLED, "HOME-0001"), (S.RETURNED, "VAN-01"),
+             (S.CLEANING, "WH-OSLO"), (S.TESTED, None), (S.IN_STOCK, None)]
+    for target, loc in steps:
+        clock.advance(60)
+        with catalog.transaction() as tx:
+            inv.transition(tx, admin, "SN-1", target, reason=f"to {target.value}", location=loc, at=clock())
+    with catalog.transaction(write=False) as tx:
+        shown = inv.device_show(tx, admin, hexid(1))  # lookup by device id works too
+    assert shown["state"] == "in_stock" and shown["location"] == "WH-OSLO"
+    hist = list(reversed(shown["history"]))
+    assert [h["to_state"] for h in hist] == ["received"] + [t.value for t, _ in steps]
+    assert hist[0]["ref"] == "DN-7" and hist[0]["from_state"] is None
+    assert hist[3]["to_location"] == "HOME-0001" and all(h["actor"] == "root" for h in hist)
+
+
+@pytest.mark.parametrize("start,bad", [(S.IN_STOCK, S.INSTALLED), (S.IN_STOCK, S.RETURNED), (S.IN_STOCK, S.TESTED)])
+def test_disallowed_transition_is_refused_and_nothing_changes(catalog, admin, clock, start, bad):
+    receive(catalog, admin, clock, [inv.NewItem("SN-2", "WT-BTN-2", None)], state=start)
+    with pytest.raises(InvalidTransition, match="cannot go from in_stock"):
+        with catalog.transaction() as tx:
+            inv.transition(tx, admin, "SN-2", bad, reason="x", at=clock())
+    with catalog.transaction(write=False) as tx:
+        assert inv.find_item(tx, "SN-2")["state"] == "in_stock"
+        assert tx.scalar("SELECT count(*) FROM item_movement") == 1
+
+
+def test_written_off_is_terminal():
+    for s in S:
+        if s is not S.WRITTEN_OFF:
+            continue
+        with pytest.raises(InvalidTransition, match="terminal"):
+            inv.check_transition("X", s, S.IN_STOCK)
+
+
+def test_every_state_is_reachable_from_received():
+    seen, todo = {S.RECEIVED}, [S.RECEIVED]
+    while todo:
+        for t in inv.TRANSITIONS[todo.pop()]:
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    assert seen == set(S)
+
+
+def test_stock_levels_and_reorder_warning(catalog, admin, clock):
+    receive(catalog, admin, clock, [inv.NewItem(f"BTN-{i}", "WT-BTN-2", hexid(i)) for i in range(3)])
+    receive(catalog, admin, clock, [inv.NewItem(f"FAL-{i}", "WT-FALL-1", hexid(100 + i)) for i in range(6)])
+    with catalog.transaction() as tx:
+        inv.set_reorder_point(tx, admin, "WH-OSLO", "WT-BTN-2", 5, at=clock())
+        inv.set_reorder_point(tx, admin, "WH-OSLO", "WT-FALL-1", 5, at=clock())
+        inv.set_reorder_point(tx, admin, "VAN-01", "WT-GW-1", 1, at=clock())
+        levels = inv.stock_levels(tx, admin)
+    by = {(r["location"], r["model"]): r for r in levels}
+    assert by[("WH-OSLO", "WT-BTN-2")]["in_stock"] == 3 and by[("WH-OSLO", "WT-BTN-2")]["warning"] == "REORDER"
+    assert by[("WH-OSLO", "WT-FALL-1")]["in_stock"] == 6 and by[("WH-OSLO", "WT-FALL-1")]["warning"] == ""
+    assert by[("VAN-01", "WT-GW-1")]["in_stock"] == 0 and by[("VAN-01", "WT-GW-1")]["warning"] == "REORDER"
+
+
+def test_stock_levels_scoped_to_municipality(catalog, admin, clock):
+    receive(catalog, admin, clock, [inv.NewItem("BTN-1", "WT-BTN-2", None)], loc="WH-BGO")
+    receive(catalog, admin, clock, [inv.NewItem("BTN-2", "WT-BTN-2", None)], loc="WH-OSLO")
+    oslo_tech = Actor("tina", Role.TECHNICIAN, frozenset({"0301"}))
+    with catalog.transaction(write=False) as tx:
+        assert {r["location"] for r in inv.stock_levels(tx, oslo_tech)} == {"WH-OSLO"}
+    with pytest.raises(AccessDenied, match="not scoped to municipality 4601"):
+        with catalog.transaction() as tx:
+            inv.transition(tx, oslo_tech, "BTN-1", S.REPAIR, reason="broken", at=clock())
+
+
+def test_kit_assembly_checks_template(catalog, admin, clock):
+    receive(catalog, admin, clock, [inv.NewItem("GW1", "WT-GW-1", hexid(1)), inv.NewItem("BT1", "WT-BTN-2", hexid(2)),
+                                    inv.NewItem("FA1", "WT-FALL-1", hexid(3)), inv.NewItem("BT2", "WT-BTN-2", hexid(4))])
+    with pytest.raises(ValidationError, match="needs button×1, fall×1, gateway×1"):
+        with catalog.transaction() as tx:
+            inv.assemble_kit(tx, admin, "safety-alarm", ["GW1", "BT1", "BT2"], at=clock())
+    with catalog.transaction() as tx:
+        kit = inv.assemble_kit(tx, admin, "safety-alarm", ["GW1", "BT1", "FA1"], at=clock())
+    assert {i["serial"]: i["state"] for i in kit["items"]} == {"GW1": "in_kit", "BT1": "in_kit", "FA1": "in_kit"}
+    with catalog.transaction() as tx:
+        assert inv.find_item(tx, "GW1")["hw_id"] == "gw-" + hexid(1)
+        inv.dismantle_kit(tx, admin, kit["code"], at=clock())
+        assert inv.find_item(tx, "BT1")["state"] == "in_stock" and inv.find_item(tx, "BT1")["kit_id"] is None
+
+
+def test_csv_import_is_atomic_and_names_the_line(catalog, admin, clock):
+    good = "serial,model,hw_id\nSN-A,WT-BTN-2,A4:C1:38:00:00:01\nSN-B,WT-FALL-1,a4c138000002\nSN-C,WT-GW-1,\n"
+    assert inv.import_delivery_note(catalog, admin, good, "WH-OSLO", at=clock(), ref="DN-1") == 3
+    bad = "serial;model;hw_id\nSN-D;WT-BTN-2;a4c138000003\nSN-E;WT-BTN-2;zz\n"
+    with pytest.raises(ValidationError, match="line 3: device id 'zz'"):
+        inv.import_delivery_note(catalog, admin, bad, "WH-OSLO", at=clock())
+    dup = "serial,model\nSN-F,WT-BTN-2\nSN-A,WT-BTN-2\n"
+    with pytest.raises(ValidationError, match="line 3: serial SN-A is already registered"):
+        inv.import_delivery_note(catalog, admin, dup, "WH-OSLO", at=clock())
+    with pytest.raises(ValidationError, match="line 2: unknown model 'NOPE'"):
+        inv.import_delivery_note(catalog, admin, "serial,model\nX-1,NOPE\n", "WH-OSLO", at=clock())
+    with catalog.transaction(write=False) as tx:
+        assert sorted(r["serial"] for r in tx.query("SELECT serial FROM item")) == ["SN-A", "SN-B", "SN-C"]
+        assert inv.find_item(tx, "SN-A")["hw_id"] == "a4c138000001"
+
+
+def test_move_keeps_state_and_refuses_installed(catalog, admin, clock):
+    receive(catalog, admin, clock, [inv.NewItem("MV-1", "WT-BTN-2", None)])
+    with catalog.transaction() as tx:
+        assert inv.move(tx, admin, "MV-1", "VAN-01", reason="restock van", at=clock())["state"] == "in_stock"
+        inv.transition(tx, admin, "MV-1", S.IN_TRANSIT, reason="to home", at=clock())
+        inv.transition(tx, admin, "MV-1", S.INSTALLED, reason="installed", location="HOME-0001", at=clock())
+    with pytest.raises(InvalidTransition, match="deinstall it first"):
+        with catalog.transaction() as tx:
+            inv.move(tx, admin, "MV-1", "WH-OSLO", reason="x", at=clock())
+
+
+def test_unknown_serial_names_the_fix(catalog, admin):
+    with pytest.raises(NotFound, match="no item with serial or device id 'NOPE'"):
+        with catalog.transaction(write=False) as tx:
+            inv.device_show(tx, admin, "NOPE")
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("SN-123\r\n", "SN-123"), ("\x02SN-123\x03\n", "SN-123"), ("]C1SN-123\n", "SN-123"),
+    ("  WTSN-123#\n", "SN-123"), ("(21)SN-9\n", "SN-9"),
+])
+def test_scanner_cleaning(line, expected):
+    scan = inv.clean_scan(line, prefixes=("WT",), suffixes=("#",), gs1=True)
+    assert scan.ok and scan.serial == expected
+
+
+@pytest.mark.parametrize("line", ["", "\n", "SN 123", "é" * 5, "\x00\x01", "a" * 200])
+def test_scanner_rejects_garbage_without_raising(line):
+    assert not inv.clean_scan(line).ok
