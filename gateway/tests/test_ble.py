@@ -388,8 +388,7 @@ def test_health_device_indication_is_delivered_raw_with_its_uuid(system_bus):
             ])
             got: list[tuple[str, int, bytes]] = []
             client = BleHealthClient(BPM, BleConfig(connect_timeout_s=5.0),
-                                     on_measurement=lambda m, u, d: got.append((m, u, d)),
-                                     resolve=lambda mac: None)
+                                     on_measurement=lambda m, u, d: got.append((m, u, d)))
             bluez.start_beacon(bpm, 0.05, lambda n: {})
             subscribed = await client.async_connect()
             assert subscribed == [HealthChar.BLOOD_PRESSURE, HealthChar.TEMPERATURE]
@@ -404,5 +403,56 @@ def test_health_device_indication_is_delivered_raw_with_its_uuid(system_bus):
             assert got == [(BPM, 0x2A35, bp), (BPM, 0x2A1C, temp)]
             await client.async_close()
             assert not bpm.connected
+
+    run(scenario)
+
+
+# --------------------------------------------------------------------------- supervision
+
+
+def test_supervised_link_reconnects_after_loss_and_reports_state(system_bus):
+    from gateway.transports import LinkState
+    from gateway.transports.ble_links import SupervisedGattLink
+
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            rx_log: list[bytes] = []
+            dev = _wt_device(bluez, rx_log)
+            dev.connect_error = ("org.bluez.Error.Failed", "Software caused connection abort")
+            cfg = BleConfig(connect_timeout_s=3.0)
+            scanner = BleScanner(cfg, on_advert=lambda *a: None)
+            await scanner.async_start()
+            bluez.start_beacon(dev, 0.05, lambda n: {})
+            await wait_until(lambda: scanner.known_device(PILLBOX) is not None, what="device seen")
+
+            received: list[bytes] = []
+            states: list[LinkState] = []
+            link = SupervisedGattLink(
+                BleFrameLink(PILLBOX, cfg, on_bytes=received.append, resolve=scanner.known_device),
+                reconnect_s=0.1, reconnect_max_s=0.4, on_state=lambda name, st: states.append(st))
+            link.send(b"early")                      # not up yet: dropped and counted
+            link.start()
+            await wait_until(lambda: link.connect_failures >= 2, what="failed attempts")
+            assert link.state is LinkState.DOWN
+            assert "Software caused connection abort" in link.last_error
+            dev.connect_error = None
+            await wait_until(lambda: link.state is LinkState.UP, what="link up")
+
+            link.send(b"\x02hi\x00")
+            await wait_until(lambda: b"".join(rx_log) == b"\x02hi\x00", what="write")
+            dev.drop_connection()
+            await wait_until(lambda: link.connects == 2 and link.state is LinkState.UP,
+                             what="reconnected after loss")
+            assert link.losses == 1
+            assert dev.notify(WT_FRAME_TX_UUID, b"\x01\x00")
+            await wait_until(lambda: received == [b"\x01\x00"], what="notification after reconnect")
+
+            st = link.status()
+            assert st["state"] == "up" and st["dropped_writes"] == 1 and st["kind"] == "ble"
+            await link.async_stop()
+            assert link.state is LinkState.STOPPED and not dev.connected
+            assert states[:3] == [LinkState.DOWN, LinkState.UP, LinkState.DOWN]
+            assert states[-1] is LinkState.STOPPED
+            await scanner.async_stop()
 
     run(scenario)

@@ -13,16 +13,24 @@ every callback is called on that loop and must not block)::
     watchdog.status()                                  # for `gateway status`
 
     link = BleFrameLink("AA:BB:CC:DD:EE:FF", cfg, on_bytes=decoder.feed,
-                        on_disconnect=lambda reason: ..., resolve=scanner.known_device)
-    await link.async_connect()                         # WT frame service, docs/protocol.md §4
-    link.send(frame_bytes)                             # FrameLink port; queued, never blocks
-    await link.async_close()
-
+                        resolve=scanner.known_device)   # WT frame service, docs/protocol.md §4
+        # on_bytes(data: bytes): every tx notification, raw stream bytes
     health = BleHealthClient("AA:BB:...", cfg, on_measurement=ingress.on_gatt_measurement,
-                             on_disconnect=..., resolve=scanner.known_device)
+                             resolve=scanner.known_device)
         # on_measurement(mac: str, uuid16: int, data: bytes), e.g. uuid16 == 0x2A35
-    subscribed = await health.async_connect()          # uuid16s it subscribed to
-    await health.async_close()
+
+    # usually supervised (connect, reconnect with backoff, ByteLink shape, status()):
+    sup = SupervisedGattLink(link, reconnect_s=5.0, on_state=on_link_state)  # ble_links.py
+    sup.start(); sup.send(frame_bytes); sup.status(); await sup.async_stop()
+
+    # or driven directly:
+    await link.async_connect(); link.send(frame_bytes); await link.async_close()
+    subscribed = await health.async_connect()          # HealthChar members subscribed to
+
+``resolve`` must be given while the scanner runs: connecting by bare address makes
+bleak start a second discovery session from this process, which bluetoothd refuses
+(``org.bluez.Error.InProgress``); with ``resolve`` a device not yet seen advertising
+fails fast with ``BleError("connect", "not seen advertising yet")``.
 
 Errors from bleak, dbus-fast or the socket layer never leave this module raw: they are
 translated to :class:`BleError` (``op``, ``address``, ``reason``). See docs/ble.md.
@@ -48,6 +56,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError as _DBusFastError
 
 from gateway.ports import Clock, SystemClock
+from gateway.transports import TransportError
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +106,14 @@ class BleConfig:
         return f"/org/bluez/{self.adapter}"
 
 
-class BleError(Exception):
-    """Root error of the BLE transport. ``op`` names what failed (``scan_start``,
-    ``connect``, ``write``, ``power``…), ``address`` the device (or adapter)."""
+class BleError(TransportError):
+    """Error of the BLE transport. ``op`` names what failed (``scan_start``,
+    ``connect``, ``write``, ``power``…), ``address`` the device (or adapter),
+    ``dbus_error`` the BlueZ error name when there is one."""
 
     def __init__(self, op: str, reason: str, *, address: str = "", dbus_error: str = "") -> None:
         where = f" {address}" if address else ""
-        super().__init__(f"BLE {op}{where} failed: {reason}")
+        super().__init__(f"BLE {op}{where} failed: {reason}", link=f"ble:{address}" if address else "ble")
         self.op = op
         self.address = address
         self.reason = reason
@@ -306,10 +316,19 @@ class _GattSession:
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
 
+    def set_disconnect_callback(self, callback: DisconnectCallback | None) -> None:
+        """Who hears ``on_disconnect(reason)`` (ble_links.SupervisedGattLink sets itself)."""
+        self._on_disconnect = callback
+
     async def _async_open(self) -> BleakClient:
         target: BLEDevice | str = self.address
         if self._resolve is not None:
-            target = self._resolve(self.address) or self.address
+            known = self._resolve(self.address)
+            if known is None:
+                # connecting by bare address would start a second discovery session
+                # from this process, which bluetoothd refuses while the scanner runs
+                raise BleError("connect", "not seen advertising yet", address=self.address)
+            target = known
         client = BleakClient(
             target,
             disconnected_callback=self._lost,
