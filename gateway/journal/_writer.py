@@ -1,0 +1,176 @@
+"""Asynchronous front of the journal: one writer thread, group commit.
+
+The event loop never waits for an fsync: it queues work with :meth:`JournalWriter.submit`
+and friends, the writer thread drains everything queued (up to ``max_batch``) into ONE
+transaction (one fsync), and the callbacks run afterwards, in submission order, through
+the injected ``dispatch`` (``loop.call_soon_threadsafe`` in the daemon), i.e. on the loop.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from gateway.model import Event
+from gateway.ports import JournalDepth
+
+from ._errors import JournalClosed, JournalError
+from ._store import AppendOutcome, AppendResult, SqliteJournal
+
+log = logging.getLogger(__name__)
+
+Dispatch = Callable[[Callable[[], None]], None]
+AppendCallback = Callable[[Event, AppendResult], None]
+
+
+def _direct(fn: Callable[[], None]) -> None:
+    fn()
+
+
+@dataclass
+class _Op:
+    kind: str                     # "append" | "delivered" | "ack" | "call" | "stop"
+    event: Event | None = None
+    ids: list[str] | None = None
+    ack: tuple[str, str] | None = None
+    fn: Callable[[SqliteJournal], Any] | None = None
+    callback: Callable[..., None] | None = None
+
+
+class JournalWriter:
+    """Writer thread in front of a :class:`SqliteJournal`.
+
+    Keyword arguments: ``dispatch`` runs each callback (default: directly on the writer
+    thread; the daemon passes ``loop.call_soon_threadsafe``); ``max_batch`` (1024) caps
+    the operations per transaction.
+    """
+
+    def __init__(self, journal: SqliteJournal, *, dispatch: Dispatch | None = None, max_batch: int = 1024) -> None:
+        self.journal = journal
+        self._dispatch = dispatch or _direct
+        self._max_batch = max_batch
+        self._q: queue.SimpleQueue[_Op] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.batches = 0
+        self.last_error: str | None = None
+
+    # ---- lifecycle -------------------------------------------------------------
+    def start(self) -> "JournalWriter":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish queued work, then stop the thread (the journal stays open)."""
+        if self._thread is None:
+            return
+        self._closed = True
+        self._q.put(_Op("stop"))
+        self._thread.join(timeout_s)
+        self._thread = None
+
+    # ---- operations (thread-safe, non-blocking) ----------------------------------
+    def submit(self, event: Event, callback: AppendCallback | None = None) -> None:
+        """Queue an append; ``callback(event, AppendResult)`` after the commit."""
+        self._put(_Op("append", event=event, callback=callback))
+
+    def mark_delivered(self, event_ids: list[str]) -> None:
+        if event_ids:
+            self._put(_Op("delivered", ids=list(event_ids)))
+
+    def mark_acknowledged(self, event_id: str, status: str) -> None:
+        self._put(_Op("ack", ack=(event_id, status)))
+
+    def call(self, fn: Callable[[SqliteJournal], Any], callback: Callable[[Any], None] | None = None,
+             on_error: Callable[[BaseException], None] | None = None) -> None:
+        """Run ``fn(journal)`` on the writer thread after the queued writes; ``callback(result)``."""
+        def cb(result: Any, error: BaseException | None = None) -> None:
+            if error is not None:
+                if on_error is not None:
+                    on_error(error)
+                else:
+                    log.error("journal call %r failed: %s", fn, error)
+            elif callback is not None:
+                callback(result)
+        self._put(_Op("call", fn=fn, callback=cb))
+
+    def depth(self) -> JournalDepth:
+        return self.journal.depth()
+
+    def _put(self, op: _Op) -> None:
+        if self._closed:
+            raise JournalClosed("journal writer is stopped", path=self.journal.path)
+        self._q.put(op)
+
+    def run_pending(self) -> int:
+        """Single-threaded use (tests, tools): process everything queued on THIS thread.
+
+        Only valid while the thread is not started. Returns the number of operations run.
+        """
+        if self._thread is not None:
+            raise JournalError("run_pending() is for a writer whose thread is not started", path=self.journal.path)
+        n = 0
+        while True:
+            ops = []
+            while len(ops) < self._max_batch:
+                try:
+                    ops.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            if not ops:
+                return n
+            n += len(ops)
+            self._process([op for op in ops if op.kind != "stop"])
+
+    # ---- thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            ops = [self._q.get()]
+            while len(ops) < self._max_batch:
+                try:
+                    ops.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(op.kind == "stop" for op in ops)
+            try:
+                self._process([op for op in ops if op.kind != "stop"])
+            except Exception:  # noqa: BLE001 - the writer must survive; failure is logged and reported
+                log.exception("journal writer batch failed")
+            if stop:
+                return
+
+    def _process(self, ops: list[_Op]) -> None:
+        if not ops:
+            return
+        appends = [op for op in ops if op.kind == "append"]
+        delivered = [i for op in ops if op.kind == "delivered" for i in (op.ids or [])]
+        acks = [op.ack for op in ops if op.kind == "ack" and op.ack is not None]
+        results: list[AppendResult] = []
+        if appends or delivered or acks:
+            try:
+                results = self.journal.apply([op.event for op in appends], delivered, acks)  # type: ignore[misc]
+                self.batches += 1
+                self.last_error = None
+            except JournalError as exc:
+                # Only marks were in this batch: they are lost and will be re-delivered
+                # (receivers de-duplicate on event_id).
+                self.last_error = str(exc)
+                log.error("journal write of delivery/ack marks failed: %s", exc)
+                results = [AppendResult(AppendOutcome.FAILED, error=str(exc)) for _ in appends]
+            if any(r.outcome is AppendOutcome.FAILED for r in results):
+                self.last_error = next(r.error for r in results if r.outcome is AppendOutcome.FAILED)
+        for op, r in zip(appends, results):
+            if op.callback is not None:
+                self._dispatch(lambda cb=op.callback, e=op.event, r=r: cb(e, r))
+        for op in ops:
+            if op.kind == "call" and op.callback is not None:
+                try:
+                    res = op.fn(self.journal)  # type: ignore[misc]
+                    err = None
+                except Exception as exc:  # noqa: BLE001 - handed to the caller's on_error
+                    res, err = None, exc
+                self._dispatch(lambda cb=op.callback, res=res, err=err: cb(res, err))

@@ -1,0 +1,553 @@
+"""Domain forwarder: journal + MQTT routes -> "an alarm arrives once, fast, and never gets lost".
+
+Runs on the daemon's event loop (no paho import; routes are :class:`Publisher` ports).
+
+- Alarms are published at once on the first connected route (primary, else fallback),
+  *while* the journal write proceeds on the writer thread; they never queue behind
+  telemetry or the backlog, and never wait for an fsync.
+- Telemetry goes to the journal first; once stored it is published live if there is no
+  backlog, otherwise the replay pump sends it in journal order.
+- Replay: the pump reads undelivered rows in journal order and keeps at most
+  ``replay_window`` telemetry publications un-PUBACKed (optionally also capped at
+  ``replay_rate_per_s``), so an alarm never has more than a window of small messages in
+  front of it on the socket.
+- PUBACK marks an event delivered (coalesced journal writes).
+- Platform acks (``wt.ack/1`` on ``wt/v1/gw/{gw}/ack``): an alarm without a
+  ``received`` ack within ``ack_timeout_s`` is re-sent (same event_id, attempt+1) on
+  every connected route (primary and fallback), the resident is signalled locally
+  (:class:`LocalSignal`) and a technical alarm ``alarm_unacknowledged`` is raised; the
+  re-send repeats every ``resend_interval_s`` until acknowledged.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from gateway.journal import AppendOutcome, AppendResult, Recovery
+from gateway.model import Event, EventCode, Role
+from gateway.ports import Clock
+
+from ._errors import NotConnected, UplinkError
+from .payload import Ack, AckStatus, Rejected, Topics, decode_ack, encode_event
+from .ports import JournalFront, LocalSignal, Publisher
+
+log = logging.getLogger(__name__)
+
+StoredCallback = Callable[[Event, bool], None]
+PlatformAckHook = Callable[[str, AckStatus, "Event | None"], None]
+EscalationHook = Callable[[Event, int], None]
+
+#: Code of the technical alarm raised when the journal cannot store (disk full / I/O
+#: error). gateway.model has no dedicated code yet; ``data.reason`` = ``write_failed``.
+JOURNAL_FAULT_CODE = EventCode.JOURNAL_RECOVERED
+
+
+@dataclass
+class AlarmRecord:
+    """One alarm as shown by ``gateway status`` (latency = PUBACK time - received_at)."""
+
+    event_id: str
+    type: str
+    received_at: float
+    attempts: int = 0
+    route: str | None = None
+    latency_ms: float | None = None
+    ack: str | None = None
+    escalations: int = 0
+
+
+@dataclass(frozen=True)
+class UplinkStatus:
+    connected: bool
+    route: str | None
+    routes: dict[str, bool]
+    backlog: int
+    inflight: int
+    alarms_unacknowledged: int
+    alarms_held: int
+    shed: int
+    journal_total: int
+    last_alarms: tuple[AlarmRecord, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["last_alarms"] = [asdict(a) for a in self.last_alarms]
+        return d
+
+
+@dataclass
+class _Alarm:
+    event: Event
+    record: AlarmRecord
+    on_stored: StoredCallback | None = None
+    attempt: int = 0
+    stored: bool = False
+    store_failed: bool = False
+    stored_reported: bool = False
+    puback: bool = False
+    held: bool = False
+    ack: AckStatus | None = None
+    deadline: float | None = None       # monotonic; platform ack expected before this
+    escalations: int = 0
+    restored: bool = False
+
+
+@dataclass
+class _TokenBucket:
+    rate: float
+    tokens: float = 0.0
+    last: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        if self.last is None:
+            self.last, self.tokens = now, max(1.0, self.rate / 10)
+        self.tokens = min(max(1.0, self.rate / 10), self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class _Inflight:
+    rowid: int
+    sent_mono: float
+
+
+class Forwarder:
+    """EventSink of the gateway (see module doc). All keyword arguments:
+
+    - ``gateway_id``: topic and event-id prefix.
+    - ``journal``: :class:`JournalFront` (``gateway.journal.JournalWriter``).
+    - ``primary`` / ``fallback`` (optional): :class:`Publisher` routes.
+    - ``clock``: injected clock.
+    - ``local_signal``: resident signal (default :class:`gateway.uplink.LoggingLocalSignal`).
+    - ``ack_timeout_s`` (30): platform ``received`` ack expected within this after the
+      first publication; ``resend_interval_s`` (default = ack_timeout_s) between re-sends.
+    - ``replay_window`` (64): un-PUBACKed telemetry publications at most;
+      ``replay_batch`` (256): rows per journal read; ``replay_rate_per_s`` (0 = no cap).
+    - ``puback_timeout_s`` (60): a telemetry publication without PUBACK this long is re-read.
+    - ``on_platform_ack(event_id, status, event | None)``: e.g. send FEEDBACK to the device.
+    - ``on_alarm_escalated(event, step)``: e.g. FEEDBACK state 3 to the device.
+    - ``journal_recovery``: ``SqliteJournal.recovery``; raises ``journal_recovered`` on start.
+    - ``tick_s`` (0.2): period of :meth:`poll` in :meth:`async_run`.
+    """
+
+    def __init__(
+        self,
+        *,
+        gateway_id: str,
+        journal: JournalFront,
+        primary: Publisher,
+        clock: Clock,
+        fallback: Publisher | None = None,
+        local_signal: LocalSignal | None = None,
+        ack_timeout_s: float = 30.0,
+        resend_interval_s: float | None = None,
+        replay_window: int = 64,
+        replay_batch: int = 256,
+        replay_rate_per_s: float = 0.0,
+        puback_timeout_s: float = 60.0,
+        on_platform_ack: PlatformAckHook | None = None,
+        on_alarm_escalated: EscalationHook | None = None,
+        journal_recovery: Recovery | None = None,
+        tick_s: float = 0.2,
+        last_alarms: int = 20,
+    ) -> None:
+        from .signal import LoggingLocalSignal
+
+        if ack_timeout_s <= 0 or replay_window < 1 or replay_batch < 1:
+            raise UplinkError("ack_timeout_s must be > 0, replay_window and replay_batch at least 1")
+        self.gateway_id = gateway_id
+        self.topics = Topics(gateway_id)
+        self._journal = journal
+        self._primary = primary
+        self._fallback = fallback
+        self._clock = clock
+        self._signal = local_signal or LoggingLocalSignal()
+        self.ack_timeout_s = ack_timeout_s
+        self.resend_interval_s = resend_interval_s or ack_timeout_s
+        self.replay_window = replay_window
+        self.replay_batch = replay_batch
+        self.puback_timeout_s = puback_timeout_s
+        self._bucket = _TokenBucket(replay_rate_per_s)
+        self._on_platform_ack = on_platform_ack
+        self._on_escalated = on_alarm_escalated
+        self._recovery = journal_recovery
+        self.tick_s = tick_s
+        # alarm state
+        self._alarms: dict[str, _Alarm] = {}
+        self._recent: collections.OrderedDict[str, Event] = collections.OrderedDict()
+        self._records: collections.deque[AlarmRecord] = collections.deque(maxlen=last_alarms)
+        # telemetry / replay state
+        self._inflight: dict[str, _Inflight] = {}
+        self._queue: collections.deque[tuple[int, Event]] = collections.deque()
+        self._read_pos = 0
+        self._end_reached = False
+        self._reading = False
+        self._end_pos = 0
+        self._delivered: list[str] = []
+        self._started = False
+        self._journal_fault_raised = False
+        self._last_store_retry = 0.0
+        self.stats = collections.Counter()
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Register ack subscriptions and connection listeners, restore pending alarms."""
+        if self._started:
+            return
+        self._started = True
+        for route in self._routes():
+            route.subscribe(self.topics.ack, self.on_ack_message)
+            route.add_connection_listener(lambda up, r=route: self._on_connection(r, up))
+        self._journal.call(lambda j: j.pending_alarms(), self._restore_pending)
+        if self._recovery is not None:
+            self.raise_technical(EventCode.JOURNAL_RECOVERED, {
+                "reason": "corrupt_journal_quarantined", "detail": self._recovery.reason,
+                "quarantined_to": str(self._recovery.quarantined_to)})
+        self._kick()
+
+    async def async_run(self) -> None:
+        """Start, then :meth:`poll` every ``tick_s`` until cancelled."""
+        self.start()
+        while True:
+            self.poll()
+            await asyncio.sleep(self.tick_s)
+
+    def flush(self) -> None:
+        """Queue the coalesced delivered-marks now (also done by :meth:`poll`)."""
+        if self._delivered:
+            ids, self._delivered = self._delivered, []
+            self._journal.mark_delivered(ids)
+
+    def poll(self) -> None:
+        """Periodic work: ack deadlines, held alarms, puback timeouts, delivered marks, pump."""
+        now = self._clock.monotonic()
+        for a in list(self._alarms.values()):
+            if a.ack is None and a.deadline is not None and now >= a.deadline:
+                self._escalate(a, now)
+            elif a.held:
+                self._send_alarm(a)
+        if now - self._last_store_retry >= 5.0:
+            self._last_store_retry = now
+            for a in self._alarms.values():
+                if a.store_failed and not a.stored:
+                    self._journal.submit(a.event, lambda e, r, a=a: self._alarm_stored(a, r, retry=True))
+        stale = [i for i, f in self._inflight.items() if now - f.sent_mono > self.puback_timeout_s]
+        if stale and self._primary.connected:
+            for i in stale:
+                self._rewind(self._inflight.pop(i).rowid)
+        self.flush()
+        self._drain()
+
+    # ---- EventSink --------------------------------------------------------------------
+    def submit(self, event: Event, on_stored: StoredCallback | None = None) -> None:
+        if event.is_alarm:
+            known = self._alarms.get(event.event_id)
+            if known is not None:
+                # the device repeated an alarm we are already handling: store-check only
+                self._journal.submit(event, lambda e, r: on_stored(e, False) if on_stored else None)
+                return
+            a = _Alarm(event=event, record=AlarmRecord(event.event_id, event.code.type_name, event.received_at),
+                       on_stored=on_stored)
+            self._alarms[event.event_id] = a
+            self._records.append(a.record)
+            self._send_alarm(a)
+            self._journal.submit(event, lambda e, r: self._alarm_stored(a, r))
+        else:
+            self._journal.submit(event, lambda e, r: self._telemetry_stored(e, r, on_stored))
+
+    def raise_technical(self, code: EventCode, data: dict[str, Any] | None = None) -> None:
+        """Raise a gateway technical alarm (id ``<gw>-g<counter:010d>``), submitted like any alarm."""
+        def make(counter: int | None) -> None:
+            now = self._clock.time()
+            event_id = (f"{self.gateway_id}-g{counter:010d}" if counter is not None
+                        else f"{self.gateway_id}-t{int(now * 1000):013d}")
+            self.submit(Event(event_id=event_id, device_id=self.gateway_id, code=code, occurred_at=now,
+                              received_at=now, role=Role.GATEWAY, data=dict(data or {})))
+
+        def failed(exc: BaseException) -> None:
+            log.error("gateway counter unavailable (%s); using a time-based event id", exc)
+            make(None)
+        self._journal.call(lambda j: j.next_gateway_counter(), make, on_error=failed)
+
+    # ---- alarms --------------------------------------------------------------------------
+    def _routes(self) -> list[Publisher]:
+        return [p for p in (self._primary, self._fallback) if p is not None]
+
+    def _send_alarm(self, a: _Alarm, *, all_routes: bool = False) -> bool:
+        up = [p for p in self._routes() if p.connected]
+        if not all_routes:
+            up = up[:1]
+        a.attempt += 1
+        sent = False
+        for p in up:
+            payload = encode_event(a.event, gateway_id=self.gateway_id, attempt=a.attempt, route=p.route,
+                                   sent_at=self._clock.time())
+            try:
+                p.publish(self.topics.alarm, payload, qos=1, user_properties={"event_id": a.event.event_id},
+                          on_puback=lambda ok, a=a, r=p.route: self._alarm_puback(a, r, ok))
+            except NotConnected:
+                continue
+            except UplinkError as exc:
+                log.error("alarm %s not published on %s: %s", a.event.event_id, p.route, exc)
+                continue
+            sent = True
+            a.record.route = p.route
+        if not sent:
+            a.attempt -= 1
+            a.held = True
+            return False
+        a.held = False
+        a.record.attempts = a.attempt
+        if a.deadline is None:
+            a.deadline = self._clock.monotonic() + self.ack_timeout_s
+        self.stats["alarm_publications"] += 1
+        return True
+
+    def _alarm_puback(self, a: _Alarm, route: str, ok: bool) -> None:
+        if not ok:
+            log.error("broker refused alarm %s on %s; re-sending", a.event.event_id, route)
+            a.held = True
+            return
+        if not a.puback:
+            a.puback = True
+            a.record.latency_ms = round((self._clock.time() - a.event.received_at) * 1000.0, 3)
+        self._delivered.append(a.event.event_id)
+        if a.store_failed and not a.stored_reported and a.on_stored is not None:
+            a.stored_reported = True      # not on disk, but safe at the broker
+            a.on_stored(a.event, True)
+        self._maybe_forget(a)
+
+    def _alarm_stored(self, a: _Alarm, r: AppendResult, retry: bool = False) -> None:
+        if r.outcome in (AppendOutcome.STORED, AppendOutcome.DUPLICATE):
+            a.stored = True
+            if a.store_failed:
+                a.store_failed = False
+                self._journal_fault_raised = False
+                log.warning("alarm %s stored after an earlier journal failure", a.event.event_id)
+                if a.puback:
+                    self._delivered.append(a.event.event_id)
+                if a.ack is not None:
+                    self._journal.mark_acknowledged(a.event.event_id, a.ack.value)
+            if not a.stored_reported and a.on_stored is not None:
+                a.stored_reported = True
+                a.on_stored(a.event, r.outcome is AppendOutcome.STORED or retry)
+            self._maybe_forget(a)
+            return
+        # FAILED (full or broken disk): keep the alarm in memory, it is being published anyway
+        a.store_failed = True
+        self.stats["alarms_not_stored"] += 1
+        if a.puback and not a.stored_reported and a.on_stored is not None:
+            a.stored_reported = True
+            a.on_stored(a.event, True)
+        if not self._journal_fault_raised and a.event.code is not JOURNAL_FAULT_CODE:
+            self._journal_fault_raised = True
+            self.raise_technical(JOURNAL_FAULT_CODE, {"reason": "write_failed", "detail": r.error or ""})
+
+    def _escalate(self, a: _Alarm, now: float) -> None:
+        a.escalations += 1
+        a.record.escalations = a.escalations
+        a.deadline = now + self.resend_interval_s
+        self.stats["escalations"] += 1
+        log.warning("alarm %s not acknowledged by the platform (step %d): re-sending on all routes",
+                    a.event.event_id, a.escalations)
+        self._send_alarm(a, all_routes=True)
+        if a.escalations == 1:
+            self._signal.alarm_unacknowledged(a.event)
+            if a.event.code is not EventCode.ALARM_UNACKNOWLEDGED:
+                self.raise_technical(EventCode.ALARM_UNACKNOWLEDGED, {
+                    "event_id": a.event.event_id, "device": a.event.device_id, "type": a.event.code.type_name})
+        if self._on_escalated is not None:
+            self._on_escalated(a.event, a.escalations)
+
+    def _maybe_forget(self, a: _Alarm) -> None:
+        """The platform has the alarm: nothing is left to re-send or escalate."""
+        if a.ack is not None:
+            self._alarms.pop(a.event.event_id, None)
+            self._remember(a.event)
+
+    def _remember(self, event: Event) -> None:
+        self._recent[event.event_id] = event
+        self._recent.move_to_end(event.event_id)
+        while len(self._recent) > 1024:
+            self._recent.popitem(last=False)
+
+    def _restore_pending(self, rows: list[tuple[int, Event, bool]]) -> None:
+        for _rowid, ev, delivered in rows:
+            if ev.event_id in self._alarms or ev.event_id in self._recent:
+                continue
+            a = _Alarm(event=ev, record=AlarmRecord(ev.event_id, ev.code.type_name, ev.received_at),
+                       stored=True, stored_reported=True, puback=delivered, restored=True, attempt=1)
+            self._alarms[ev.event_id] = a
+            self._records.append(a.record)
+            if delivered:   # at the broker before the restart; wait for the platform ack
+                a.deadline = self._clock.monotonic() + self.ack_timeout_s
+            else:
+                self._send_alarm(a)
+
+    # ---- platform acks -------------------------------------------------------------------
+    def on_ack_message(self, topic: str, payload: bytes) -> None:
+        ack = decode_ack(payload)
+        if isinstance(ack, Rejected):
+            self.stats["acks_rejected"] += 1
+            log.warning("ignoring malformed platform ack on %s: %s", topic, ack.reason)
+            return
+        self.on_platform_ack(ack)
+
+    def on_platform_ack(self, ack: Ack) -> None:
+        self.stats["acks"] += 1
+        a = self._alarms.get(ack.event_id)
+        event = a.event if a is not None else self._recent.get(ack.event_id)
+        self._journal.mark_acknowledged(ack.event_id, ack.status.value)
+        if a is not None:
+            first = a.ack is None
+            a.ack = ack.status
+            a.record.ack = ack.status.value
+            a.deadline = None
+            a.held = False
+            if first and a.escalations:
+                self._signal.alarm_acknowledged(a.event)
+            if not a.puback:   # the ack proves the platform has it
+                a.puback = True
+            self._maybe_forget(a)
+        if self._on_platform_ack is not None:
+            self._on_platform_ack(ack.event_id, ack.status, event)
+
+    # ---- telemetry / replay ----------------------------------------------------------------
+    def _telemetry_stored(self, e: Event, r: AppendResult, on_stored: StoredCallback | None) -> None:
+        if r.outcome is AppendOutcome.FAILED:
+            self.stats["telemetry_not_stored"] += 1
+            return          # not ACKed to the device: it will retransmit
+        if on_stored is not None:
+            on_stored(e, r.outcome is not AppendOutcome.DUPLICATE)
+        if r.outcome is not AppendOutcome.STORED or r.rowid is None:
+            return
+        if (self._end_reached and not self._queue and not self._reading and r.rowid > self._read_pos
+                and len(self._inflight) < self.replay_window and self._primary.connected):
+            if self._publish_telemetry(r.rowid, e):
+                self._read_pos = r.rowid
+                self.stats["live"] += 1
+                return
+        self._end_reached = False
+        self._kick()
+
+    def _publish_telemetry(self, rowid: int, e: Event) -> bool:
+        if e.event_id in self._inflight:
+            return True
+        payload = encode_event(e, gateway_id=self.gateway_id, attempt=1, route=self._primary.route,
+                               sent_at=self._clock.time())
+        try:
+            self._primary.publish(self.topics.event, payload, qos=1, user_properties={"event_id": e.event_id},
+                                  on_puback=lambda ok, i=e.event_id: self._telemetry_puback(i, ok))
+        except NotConnected:
+            return False
+        except UplinkError as exc:
+            log.error("event %s not published: %s", e.event_id, exc)
+            return False
+        self._inflight[e.event_id] = _Inflight(rowid, self._clock.monotonic())
+        return True
+
+    def _telemetry_puback(self, event_id: str, ok: bool) -> None:
+        f = self._inflight.pop(event_id, None)
+        if f is None:
+            return
+        if ok:
+            self._delivered.append(event_id)
+            self.stats["telemetry_delivered"] += 1
+            if len(self._delivered) >= 256:
+                self.flush()
+        else:
+            self._rewind(f.rowid)
+        self._drain()
+
+    def _rewind(self, rowid: int) -> None:
+        self._read_pos = min(self._read_pos, rowid - 1)
+        self._queue.clear()
+        self._end_reached = False
+        self._end_pos = 0
+
+    def _kick(self) -> None:
+        if self._reading or self._end_reached or not self._primary.connected:
+            return
+        if len(self._queue) >= self.replay_batch:
+            return
+        self._reading = True
+        after = self._queue[-1][0] if self._queue else self._read_pos
+        batch = self.replay_batch
+        self._journal.call(lambda j: (j.undelivered(batch, after), j.max_rowid()),
+                           lambda res, after=after: self._on_read(after, res),
+                           on_error=self._on_read_error)
+
+    def _on_read_error(self, exc: BaseException) -> None:
+        self._reading = False
+        log.error("journal read for replay failed: %s", exc)
+
+    def _on_read(self, after: int, res: tuple[list[tuple[int, Event]], int]) -> None:
+        self._reading = False
+        rows, max_rowid = res
+        tail = self._queue[-1][0] if self._queue else self._read_pos
+        if after != tail:
+            self._kick()      # rewound meanwhile: this read is stale
+            return
+        self._queue.extend(rows)
+        if len(rows) < self.replay_batch:
+            self._end_reached = True
+            end = max(max_rowid, rows[-1][0] if rows else 0)
+            if not self._queue:
+                self._read_pos = max(self._read_pos, end)
+            self._end_pos = end
+        self._drain()
+
+    def _drain(self) -> None:
+        now = self._clock.monotonic()
+        while self._queue and self._primary.connected:
+            rowid, ev = self._queue[0]
+            if ev.is_alarm:
+                self._queue.popleft()
+                self._read_pos = max(self._read_pos, rowid)
+                if ev.event_id not in self._alarms and ev.event_id not in self._recent:
+                    self._restore_pending([(rowid, ev, False)])
+                continue
+            if ev.event_id in self._inflight:
+                self._queue.popleft()
+                continue
+            if len(self._inflight) >= self.replay_window or not self._bucket.take(now):
+                break
+            if not self._publish_telemetry(rowid, ev):
+                break
+            self._queue.popleft()
+            self._read_pos = max(self._read_pos, rowid)
+            self.stats["replayed"] += 1
+        if not self._queue and self._end_reached:
+            self._read_pos = max(self._read_pos, self._end_pos)
+        if len(self._queue) < self.replay_batch // 2:
+            self._kick()
+
+    def _on_connection(self, route: Publisher, up: bool) -> None:
+        log.info("uplink route %s %s", route.route, "connected" if up else "lost")
+        if up:
+            for a in list(self._alarms.values()):
+                if a.held:
+                    self._send_alarm(a)
+            self._kick()
+            self._drain()
+
+    # ---- status ----------------------------------------------------------------------------
+    def status(self) -> UplinkStatus:
+        depth = self._journal.depth()
+        routes = {p.route: p.connected for p in self._routes()}
+        up = next((p.route for p in self._routes() if p.connected), None)
+        return UplinkStatus(
+            connected=self._primary.connected, route=up, routes=routes, backlog=depth.undelivered,
+            inflight=len(self._inflight) + sum(1 for a in self._alarms.values() if not a.puback and not a.held),
+            alarms_unacknowledged=sum(1 for a in self._alarms.values() if a.ack is None),
+            alarms_held=sum(1 for a in self._alarms.values() if a.held),
+            shed=depth.shed, journal_total=depth.total, last_alarms=tuple(self._records))

@@ -1,0 +1,314 @@
+"""paho-mqtt 2.x adapter: the ONLY module that imports paho.
+
+:class:`MqttLink` implements the :class:`gateway.uplink.ports.Publisher` port over MQTT v5,
+QoS 1, ``clean_start=False`` with a session expiry (the broker keeps our session and
+subscriptions) — and it re-subscribes on every connect anyway (a restarted broker
+without persistence has forgotten them).
+
+Threads: one network thread per link runs ``client.loop()`` and owns (re)connecting with
+the injected :class:`~gateway.uplink.backoff.Backoff` (capped, jittered). Every callback
+(PUBACK, message, connection change) is handed to ``dispatch`` — the daemon passes
+``loop.call_soon_threadsafe`` — so domain code only ever runs on the event loop. No
+busy-waits: the thread blocks in ``select`` inside ``client.loop``; paho wakes it
+through its socket pair when the loop publishes.
+
+paho return codes are turned into :mod:`gateway.uplink` exceptions at this boundary.
+"""
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from gateway.ports import Clock
+
+from ._errors import NotConnected, PublishFailed, UplinkError
+from .backoff import Backoff
+from .ports import ConnectionListener, MessageHandler, PubackCallback
+
+log = logging.getLogger(__name__)
+
+Dispatch = Callable[[Callable[[], None]], None]
+
+
+def _direct(fn: Callable[[], None]) -> None:
+    fn()
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS for a route. The server certificate is always verified (``ca_file``, hostname).
+
+    ``cert_file``/``key_file``: client certificate (mutual TLS), optional.
+    """
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    check_hostname: bool = True
+
+
+@dataclass(frozen=True)
+class RetainedMessage:
+    topic: str
+    payload: bytes
+
+
+class MqttLink:
+    """One MQTT connection (a route). Keyword arguments:
+
+    - ``host``, ``port``, ``client_id`` (stable per gateway+route: the broker keeps the
+      session by it), ``route`` label (``primary``/``fallback``).
+    - ``dispatch``: runs callbacks (``loop.call_soon_threadsafe``; default: inline on the
+      network thread, for simple clients/tests).
+    - ``username``/``password``, ``tls`` (:class:`TlsSettings`).
+    - ``keepalive_s`` (30), ``session_expiry_s`` (86 400), ``connect_timeout_s`` (10:
+      a CONNACK must arrive within this or the attempt is abandoned).
+    - ``will``: last will (retained, QoS 1) — the gateway's ``state`` with ``online: false``;
+      ``online``: retained message published on every connect; ``offline``: published
+      on a clean :meth:`stop`.
+    - ``backoff``: reconnect policy (default ``Backoff()``: 0.5 s doubling to 30 s, jittered).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: str,
+        route: str = "primary",
+        dispatch: Dispatch | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: TlsSettings | None = None,
+        keepalive_s: int = 30,
+        session_expiry_s: int = 86_400,
+        connect_timeout_s: float = 10.0,
+        will: RetainedMessage | None = None,
+        online: RetainedMessage | None = None,
+        offline: RetainedMessage | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.route = route
+        self.host, self.port = host, port
+        self._dispatch = dispatch or _direct
+        self._keepalive_s = keepalive_s
+        self._session_expiry_s = session_expiry_s
+        self._connect_timeout_s = connect_timeout_s
+        self._online, self._offline = online, offline
+        self._backoff = backoff or Backoff()
+        self._subs: dict[str, MessageHandler] = {}
+        self._listeners: list[ConnectionListener] = []
+        self._pending: dict[int, PubackCallback | None] = {}
+        self._early: dict[int, bool] = {}
+        self._plock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connected = False
+        self.connects = 0
+        self.last_error: str | None = None
+
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        c.max_inflight_messages_set(0)       # the forwarder bounds what is in flight
+        c.max_queued_messages_set(0)
+        c.connect_timeout = connect_timeout_s
+        if username is not None:
+            c.username_pw_set(username, password)
+        if tls is not None:
+            try:
+                c.tls_set(ca_certs=str(tls.ca_file),
+                          certfile=str(tls.cert_file) if tls.cert_file else None,
+                          keyfile=str(tls.key_file) if tls.key_file else None,
+                          cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise UplinkError(f"TLS settings for route {route} unusable: {exc}; check ca_file/cert_file/key_file",
+                                  route=route, code=exc) from exc
+            c.tls_insecure_set(not tls.check_hostname)
+        if will is not None:
+            c.will_set(will.topic, will.payload, qos=1, retain=True)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        self._client = c
+
+    # ---- Publisher port ---------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        self._listeners.append(listener)
+
+    def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
+        self._subs[topic_filter] = handler
+        if self._connected:
+            self._client.subscribe([(topic_filter, SubscribeOptions(qos=1))])
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                user_properties: dict[str, str] | None = None,
+                on_puback: PubackCallback | None = None) -> None:
+        if not self._connected:
+            raise NotConnected(f"route {self.route} ({self.host}:{self.port}) is not connected", route=self.route)
+        props = None
+        if user_properties:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = list(user_properties.items())
+        try:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        except ValueError as exc:
+            raise PublishFailed(f"cannot publish to {topic!r}: {exc}", route=self.route, code=exc) from exc
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise PublishFailed(f"publish to {topic!r} refused: {mqtt.error_string(info.rc)}",
+                                route=self.route, code=info.rc)
+        # NO_CONN: paho keeps the QoS 1 message and sends it after the reconnect; the
+        # PUBACK still arrives through on_publish, so the callback stays registered.
+        if qos == 0:
+            if on_puback is not None:
+                self._dispatch(lambda: on_puback(True))
+            return
+        with self._plock:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._pending[info.mid] = on_puback
+        if early is not None and on_puback is not None:
+            self._dispatch(lambda: on_puback(early))
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self) -> "MqttLink":
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.route}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Publish ``offline`` (if configured), disconnect cleanly, join the thread."""
+        if self._thread is None:
+            return
+        if self._offline is not None and self._connected:
+            done = threading.Event()
+            try:
+                self._publish_direct(self._offline, lambda ok: done.set())
+                done.wait(min(timeout_s, 2.0))
+            except UplinkError:
+                pass
+        self._stop.set()
+        try:
+            self._client.disconnect()
+        except Exception as exc:  # noqa: BLE001 - shutting down; nothing to recover
+            log.debug("disconnect: %s", exc)
+        self._thread.join(timeout_s)
+        self._thread = None
+        self._set_connected(False)
+
+    def _publish_direct(self, msg: RetainedMessage, cb: Callable[[bool], None]) -> None:
+        info = self._client.publish(msg.topic, msg.payload, qos=1, retain=True)
+        with self._plock:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._pending[info.mid] = lambda ok: cb(ok)
+        if early is not None:
+            cb(early)
+
+    # ---- network thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        import time as _t
+
+        while not self._stop.is_set():
+            try:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self._session_expiry_s
+                self._client.connect(self.host, self.port, keepalive=self._keepalive_s,
+                                     clean_start=False, properties=props)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                self._failed(f"connect to {self.host}:{self.port} failed: {exc}")
+                continue
+            started = _t.monotonic()
+            while not self._stop.is_set():
+                rc = self._client.loop(timeout=0.5)
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+                if not self._connected and _t.monotonic() - started > self._connect_timeout_s:
+                    self.last_error = f"no CONNACK from {self.host}:{self.port} within {self._connect_timeout_s}s"
+                    self._client.disconnect()
+                    self._client.loop(timeout=0.1)
+                    break
+            self._set_connected(False)
+            if not self._stop.is_set():
+                self._failed(self.last_error or "connection lost")
+
+    def _failed(self, reason: str) -> None:
+        self.last_error = reason
+        delay = self._backoff.next_delay_s()
+        log.warning("mqtt route %s: %s; retrying in %.1fs", self.route, reason, delay)
+        self._stop.wait(delay)
+
+    def _set_connected(self, up: bool) -> None:
+        if up == self._connected:
+            return
+        self._connected = up
+        for listener in list(self._listeners):
+            self._dispatch(lambda listener=listener: listener(up))
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason: object, properties: Properties | None) -> None:
+        if getattr(reason, "is_failure", False):
+            self.last_error = f"broker refused the connection: {reason}"
+            log.error("mqtt route %s: %s", self.route, self.last_error)
+            return
+        self.connects += 1
+        self._backoff.reset()
+        if self._subs:
+            client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._subs])
+        if self._online is not None:
+            self._publish_direct(self._online, lambda ok: None)
+        self._set_connected(True)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
+                       reason: object, properties: Properties | None) -> None:
+        if self._connected:
+            self.last_error = f"disconnected: {reason}"
+        self._set_connected(False)
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: object,
+                    properties: Properties | None) -> None:
+        ok = not getattr(reason, "is_failure", False)
+        with self._plock:
+            if mid in self._pending:
+                cb = self._pending.pop(mid)
+            else:
+                self._early[mid] = ok
+                return
+        if cb is not None:
+            self._dispatch(lambda: cb(ok))
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        topic, payload = msg.topic, bytes(msg.payload)
+        for f, handler in list(self._subs.items()):
+            if mqtt.topic_matches_sub(f, topic):
+                self._dispatch(lambda h=handler: h(topic, payload))
+
+
+def gateway_link(*, gateway_id: str, version: str, clock: Clock, route: str = "primary",
+                 **kwargs: object) -> MqttLink:
+    """An :class:`MqttLink` for a gateway: client id ``<gw>-<route>``, retained
+    ``wt/v1/gw/{gw}/state`` online on connect, offline as last will and on clean stop.
+    Other keyword arguments go to :class:`MqttLink`."""
+    from .payload import Topics, encode_state
+
+    topic = Topics(gateway_id).state
+    since = clock.time()
+    online = RetainedMessage(topic, encode_state(gateway_id=gateway_id, online=True, version=version, since=since))
+    offline = RetainedMessage(topic, encode_state(gateway_id=gateway_id, online=False, version=version, since=since))
+    return MqttLink(client_id=f"{gateway_id}-{route}", route=route, will=offline, online=online,
+                    offline=offline, **kwargs)  # type: ignore[arg-type]

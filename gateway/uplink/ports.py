@@ -1,0 +1,61 @@
+"""Ports of the uplink domain (typing.Protocol); adapters: gateway.uplink.mqtt, fakes in gateway.uplink.testing."""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from gateway.journal import AppendResult
+from gateway.model import Event
+from gateway.ports import JournalDepth
+
+PubackCallback = Callable[[bool], None]
+"""Called on the event loop: True when the broker PUBACKed (success reason code)."""
+
+MessageHandler = Callable[[str, bytes], None]
+"""Called on the event loop with (topic, payload) for a subscribed message."""
+
+ConnectionListener = Callable[[bool], None]
+"""Called on the event loop with True on (re)connect, False on loss of the connection."""
+
+
+class Publisher(Protocol):
+    """One MQTT route (primary broker, fallback broker). Methods never block the loop."""
+
+    route: str
+
+    @property
+    def connected(self) -> bool: ...
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                user_properties: dict[str, str] | None = None,
+                on_puback: PubackCallback | None = None) -> None:
+        """Queue a publication. Raises ``gateway.uplink.NotConnected`` when offline."""
+
+    def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
+        """Register a subscription (QoS 1); restored on every (re)connect."""
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None: ...
+
+
+class LocalSignal(Protocol):
+    """Signal to the resident on the gateway itself (buzzer, LED): the last escalation step."""
+
+    def alarm_unacknowledged(self, event: Event) -> None:
+        """The platform has not acknowledged this alarm in time."""
+
+    def alarm_acknowledged(self, event: Event) -> None:
+        """A previously signalled alarm has now been acknowledged: stop signalling it."""
+
+
+class JournalFront(Protocol):
+    """The asynchronous journal front the forwarder uses (gateway.journal.JournalWriter)."""
+
+    def submit(self, event: Event, callback: Callable[[Event, AppendResult], None] | None = None) -> None: ...
+
+    def mark_delivered(self, event_ids: list[str]) -> None: ...
+
+    def mark_acknowledged(self, event_id: str, status: str) -> None: ...
+
+    def call(self, fn: Callable[[Any], Any], callback: Callable[[Any], None] | None = None,
+             on_error: Callable[[BaseException], None] | None = None) -> None: ...
+
+    def depth(self) -> JournalDepth: ...
