@@ -1,0 +1,318 @@
+# Application framework: one cooperative main loop per device.
+#
+#   App(hal, cfg, role_cls, fw_version, cfg_path).run()
+#
+# Each step: read downlink frames, let the role poll its sensors, (re)send
+# queued events (alarms first, bounded backoff), send the heartbeat when due,
+# feed the watchdog only if everything is healthy, then hal.wait() until the
+# next deadline or input (never a busy-wait).
+from micropython import const
+import struct
+import json
+from time import ticks_diff, ticks_add
+import wire
+import store
+import config
+from evq import EventQueue, Record, SEQ, CLS, TRIES, DUE
+from link import Link
+
+_MAX_WAIT_MS = const(60000)
+_HB_GAP = const(48)       # keep pending events inside the gateway's 64-seq window
+_WINDOW = const(64)
+_DL_SAVE_EVERY = const(32)
+_FAULT_EVERY_MS = const(600000)
+
+
+class App:
+    def __init__(self, hal, cfg, role_cls, fw_version, cfg_path, boot_slot=None):
+        self.hal = hal
+        self.cfg = cfg
+        self.fw_version = fw_version
+        self.cfg_path = cfg_path
+        self.boot_slot = boot_slot   # OTA slot under test (confirm after health check)
+        d = hal.data_dir
+        self._dir = d
+        clock = hal.clock
+        self.boot_id = store.Counter(d + "/boot", 1, 1).next() & 0xFFFF
+        self.queue = EventQueue(d + "/q", cfg.get("queue_max"))
+        self.seq = store.Counter(d + "/seq", self.queue.max_seq() + 1)
+        b = store.read_checked(d + "/dlseq")
+        self._dl_saved = struct.unpack("<I", b)[0] if b is not None and len(b) == 4 else 0
+        self.link = Link(hal.uart("link"), hal.device_id(), cfg.key_bytes(), self.seq, self._dl_saved)
+        self.started_ms = clock.ticks_ms()
+        self.epoch = None            # (epoch_s, ticks_ms) from the gateway's TIME
+        self.gateway_seen = False    # an authenticated downlink frame arrived this boot
+        self.feedback = {}           # alarm seq -> last FEEDBACK state
+        self.heartbeats = 0
+        self.skipped_heartbeats = 0
+        self.gw_rejected = 0
+        self.ota = None
+        self._hb_due = self.started_ms
+        self._last_event_seq = 0
+        self._low_batt = False
+        self._last_fault = None
+        self._unhealthy = None
+        self._wdt = None
+        self.role = role_cls(self)
+
+    # --- services for roles -------------------------------------------------------
+
+    def now(self):
+        return self.hal.clock.ticks_ms()
+
+    def epoch_s(self):
+        """UTC seconds if the gateway has sent TIME this boot, else None."""
+        if self.epoch is None:
+            return None
+        return self.epoch[0] + ticks_diff(self.now(), self.epoch[1]) // 1000
+
+    def emit(self, code, data=b""):
+        """Queue an event persistently and send it at once. Returns its seq (or None if dropped)."""
+        seq = self.seq.next()
+        ep = self.epoch_s()
+        rec = Record(seq, code, self.boot_id, self.now(), ep or 0, data)
+        return seq if self.queue.push(rec) else None
+
+    def reject(self, reason):
+        """Count one bad input (sensor error, bad peer data); reported in the next heartbeat."""
+        self.link.count(reason)
+
+    def sensor_fault(self, fault):
+        """Count a sensor error; raise a sensor_fault alarm at most every 10 minutes."""
+        self.reject("sensor")
+        now = self.now()
+        if self._last_fault is None or ticks_diff(now, self._last_fault) >= _FAULT_EVERY_MS:
+            self._last_fault = now
+            self.emit(wire.EV_SENSOR_FAULT, bytes((fault,)))
+
+    # --- boot and loop --------------------------------------------------------------
+
+    def boot(self):
+        cfg = self.cfg
+        self.link.send(wire.T_HELLO, wire.hello_payload(self.role.ROLE, self.hal.reset_cause(),
+                                                        cfg.version, self.fw_version))
+        for p in cfg.problems:
+            self.reject("config")
+            self.link.error(wire.E_BAD_CONFIG, str(p))
+        if self.queue.corrupt:
+            for _ in range(self.queue.corrupt):
+                self.reject("flash")
+        ota = self._ota()
+        if ota is not None:
+            ota.report_boot()
+        self._wdt = self.hal.wdt(cfg.get("wdt_ms"))
+        self.role.start()
+
+    def run(self):
+        self.boot()
+        while True:
+            self.hal.wait(self.step())
+
+    def step(self):
+        """One loop iteration; returns ms to wait before the next one."""
+        now = self.now()
+        waits = [_MAX_WAIT_MS, self.cfg.get("wdt_ms") // 2]
+        for f in self.link.poll():
+            self._dispatch(f)
+        try:
+            w = self.role.poll(now)
+        except OSError:
+            # a driver raised (I2C/UART error): count, report, keep running
+            self.sensor_fault(1)
+            w = 1000
+        if w is not None:
+            waits.append(w)
+        now = self.now()
+        waits.append(self._send_events(now))
+        waits.append(self._heartbeat(now))
+        if self.ota is not None:
+            w = self.ota.poll(now)
+            if w is not None:
+                waits.append(w)
+        if self._healthy(now):
+            self._wdt.feed()
+        w = min(waits)
+        if w > 0 and not len(self.queue):
+            s = self.role.sleep_ok()
+            if s is not None:
+                self.hal.deep_sleep(s[0], s[1])
+        return max(w, 0)
+
+    def _healthy(self, now):
+        ok = self.role.healthy() and self.queue.flash_errors < 8
+        if ok:
+            self._unhealthy = None
+        elif self._unhealthy is None:
+            self._unhealthy = now
+        return ok
+
+    # --- uplink -------------------------------------------------------------------
+
+    def _age_ms(self, rec, now):
+        if rec.boot == self.boot_id:
+            return max(ticks_diff(now, rec.t_ms), 0)
+        ep = self.epoch_s()
+        if ep is not None and rec.epoch_s:
+            return max(ep - rec.epoch_s, 0) * 1000
+        # queued before a reset without wall time: at least our uptime
+        return max(ticks_diff(now, self.started_ms), 0)
+
+    def _backoff(self, tries):
+        ms = self.cfg.get("retry_ms") << min(tries - 1, 10)
+        return min(ms, self.cfg.get("retry_max_ms"))
+
+    def _send_events(self, now):
+        """Send due events in order (alarms first); returns ms until the next is due."""
+        budget = self.cfg.get("inflight")
+        nxt = _MAX_WAIT_MS
+        for e in list(self.queue.entries()):
+            if e[TRIES] and ticks_diff(e[DUE], now) > 0:
+                nxt = min(nxt, ticks_diff(e[DUE], now))
+                continue
+            if budget == 0:
+                nxt = min(nxt, self.cfg.get("retry_ms"))
+                break
+            rec = self.queue.get(e[SEQ])
+            if rec is None:
+                self.reject("flash")
+                self.queue.ack(e[SEQ])
+                continue
+            budget -= 1
+            flags = wire.F_URGENT if e[CLS] > 0 else 0
+            self.link.send(wire.T_EVENT, wire.event_payload(rec.code, self._age_ms(rec, now), rec.data),
+                           flags, e[SEQ])
+            self._last_event_seq = e[SEQ]
+            e[TRIES] += 1
+            e[DUE] = ticks_add(now, self._backoff(e[TRIES]))
+            nxt = min(nxt, self._backoff(e[TRIES]))
+        return nxt
+
+    def _heartbeat(self, now):
+        period = self.cfg.get("heartbeat_s") * 1000
+        left = ticks_diff(self._hb_due, now)
+        if left > 0:
+            return left
+        self._hb_due = ticks_add(now, period)
+        pct, mv, flags = self.hal.battery()
+        low = self.cfg.get("low_battery_pct")
+        if pct != 0xFF and pct <= low:
+            flags |= 4
+            if not self._low_batt:
+                self._low_batt = True
+                self.emit(wire.EV_LOW_BATTERY, struct.pack("<BH", pct, mv))
+        elif pct != 0xFF and pct > low + 5:
+            self._low_batt = False
+        if len(self.queue) and self.seq.peek() - self.queue.min_seq() >= _HB_GAP:
+            # the link is down and events wait: don't push them out of the replay window
+            self.skipped_heartbeats += 1
+            return period
+        up = ticks_diff(now, self.started_ms) // 1000
+        self.link.send(wire.T_HEARTBEAT, wire.heartbeat_payload(
+            pct, mv, flags, up, len(self.queue), self.link.rejects, self.hal.rssi()))
+        self.link.rejects = 0
+        self.heartbeats += 1
+        return period
+
+    # --- downlink -----------------------------------------------------------------
+
+    def _dispatch(self, f):
+        self.gateway_seen = self.gateway_seen or f.authed
+        if f.seq - self._dl_saved >= _DL_SAVE_EVERY or f.type in (wire.T_CONFIG, wire.T_OTA_BEGIN):
+            self._save_dlseq(f.seq)
+        t = f.type
+        p = f.payload
+        if t == wire.T_ACK:
+            a = wire.parse_u32_u8(p)
+            if a is None:
+                return self._bad(f)
+            if a[1] in (wire.ACK_STORED, wire.ACK_DUPLICATE):
+                self.queue.ack(a[0])
+            elif a[1] == wire.ACK_REJECTED:
+                # the gateway will never take it (e.g. a code it does not know)
+                if self.queue.ack(a[0]):
+                    self.gw_rejected += 1
+            elif a[1] == wire.ACK_BUSY:
+                for e in self.queue.entries():
+                    if e[SEQ] == a[0]:
+                        e[DUE] = ticks_add(self.now(), self.cfg.get("retry_max_ms"))
+        elif t == wire.T_FEEDBACK:
+            a = wire.parse_u32_u8(p)
+            if a is None or not 1 <= a[1] <= 3:
+                return self._bad(f)
+            self.feedback[a[0]] = a[1]
+            if len(self.feedback) > 8:
+                self.feedback.pop(min(self.feedback))
+            self.role.on_feedback(a[0], a[1])
+        elif t == wire.T_TIME:
+            if len(p) != 4:
+                return self._bad(f)
+            self.epoch = (struct.unpack("<I", p)[0], self.now())
+        elif t == wire.T_CONFIG_GET:
+            if p:
+                return self._bad(f)
+            self._send_config()
+        elif t == wire.T_CONFIG:
+            self._set_config(f)
+        elif t in (wire.T_OTA_BEGIN, wire.T_OTA_CHUNK, wire.T_OTA_END):
+            self._ota(True).handle(f)
+        elif t == wire.T_ERROR:
+            self._on_error(p)
+        else:
+            self.reject("unknown_type")
+            self.link.error(wire.E_UNKNOWN_TYPE, "type 0x%02x is not a downlink type" % t)
+
+    def _bad(self, f):
+        self.reject("bad_payload")
+        self.link.error(wire.E_BAD_PAYLOAD, "type 0x%02x seq %d" % (f.type, f.seq))
+
+    def _save_dlseq(self, seq):
+        try:
+            store.write_atomic(self._dir + "/dlseq", struct.pack("<I", seq))
+            self._dl_saved = seq
+        except OSError:
+            self.reject("flash")
+
+    def _on_error(self, p):
+        if p and p[0] == wire.E_REPLAY:
+            # The gateway answers DUPLICATE for events it has; "replay" for our last
+            # event means it never stored it and it fell out of the window: re-number it.
+            s = self._last_event_seq
+            if s and self.queue.get(s) is not None and self.seq.peek() - 1 - s >= _WINDOW:
+                self.queue.reseq(s, self.seq.next())
+
+    def _send_config(self):
+        body = struct.pack("<I", self.cfg.version) + self.cfg.to_json().encode()
+        self.link.send(wire.T_CONFIG, body)
+
+    def _set_config(self, f):
+        p = f.payload
+        if len(p) < 6:
+            return self._bad(f)
+        version = struct.unpack("<I", p[:4])[0]
+        try:
+            patch = json.loads(p[4:])
+            new = config.apply_update(self.cfg, patch, version, self.role.SCHEMA)
+        except ValueError:
+            self.reject("config")
+            self.link.error(wire.E_BAD_CONFIG, "config: not a JSON object")
+            return
+        except config.ConfigError as e:
+            self.reject("config")
+            self.link.error(wire.E_BAD_CONFIG, str(e))
+            return
+        try:
+            config.save(self.cfg_path, new)
+        except OSError:
+            self.reject("flash")
+            self.link.error(wire.E_STORAGE_FULL, "config not saved")
+            return
+        self.cfg = new
+        self.queue.capacity = new.get("queue_max")
+        self.role.on_config(new)
+        self.link.send(wire.T_ACK, wire.ack_payload(f.seq, wire.ACK_STORED))
+
+    def _ota(self, create=False):
+        if self.ota is None and (create or self.boot_slot is not None or store.exists(self._dir + "/ota/state")):
+            import ota  # rarely needed: imported lazily
+            self.ota = ota.Ota(self)
+        return self.ota

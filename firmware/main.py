@@ -1,0 +1,94 @@
+# Boot (stage 0, never replaced by OTA): pick the code slot, read the role from
+# the configuration, run it. A slot installed by OTA is tried at most twice
+# before this file rolls back to the last confirmed one (see docs/firmware.md).
+import sys
+import json
+import os
+
+_TRIES = 2
+_CFG = "/config.json"
+# firmware modules that a reboot must re-import (hal.* is stage 0 and stays)
+_PURGE = ("hal", "main")
+
+
+def _read_state(path):
+    try:
+        with open(path) as f:
+            st = json.load(f)
+        return st if isinstance(st, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(path, st):
+    with open(path + ".t", "w") as f:
+        json.dump(st, f)
+    os.rename(path + ".t", path)
+
+
+def select_slot(data_dir):
+    """(slot name or None, slot dir or None, on_trial). Counts tries of a new slot."""
+    path = data_dir + "/ota/state"
+    st = _read_state(path)
+    pending = st.get("pending")
+    if pending in ("a", "b"):
+        tries = st.get("tries", 0) + 1
+        if tries > _TRIES:
+            st["pending"] = None
+            st["tries"] = 0
+            st["result"] = "rolled_back"
+            _write_state(path, st)
+        else:
+            st["tries"] = tries
+            _write_state(path, st)
+            return pending, data_dir + "/ota/" + pending, True
+    active = st.get("active")
+    if active in ("a", "b"):
+        return active, data_dir + "/ota/" + active, False
+    return None, None, False
+
+
+def _purge_modules():
+    for name in list(sys.modules):
+        if not name.startswith(_PURGE) and hasattr(sys.modules[name], "__file__"):
+            del sys.modules[name]
+
+
+def _set_path(slot_dir, base):
+    # drop any slot dirs a previous (emulated) boot put in front
+    while sys.path and "/ota/" in sys.path[0]:
+        sys.path.pop(0)
+    if slot_dir:
+        sys.path.insert(0, slot_dir + "/lib")
+        sys.path.insert(0, slot_dir)
+
+
+def run(hal):
+    """Boot the firmware on ``hal`` (returns only on the host, via its exceptions)."""
+    d = hal.data_dir
+    name, slot_dir, trial = select_slot(d)
+    _purge_modules()
+    _set_path(slot_dir, d)
+    import config
+    import app as app_mod
+    import version
+    cfg_path = d + _CFG
+    role_name = config.read_role(cfg_path)
+    mod = __import__("roles." + role_name, None, None, ("ROLE_CLASS",))
+    cls = mod.ROLE_CLASS
+    cfg = config.load(cfg_path, cls.SCHEMA)
+    app_mod.App(hal, cfg, cls, version.FW_VERSION, cfg_path, name if trial else None).run()
+
+
+def main():
+    from hal.esp32 import Esp32Hal
+    hal = Esp32Hal()
+    try:
+        run(hal)
+    except Exception as e:  # last resort: log, then reset (OTA trial counts it)
+        sys.print_exception(e)
+        hal.reset(4)
+
+
+if __name__ == "__main__":
+    main()
