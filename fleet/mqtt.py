@@ -1,139 +1,185 @@
-"""MQTT adapter for the fleet (paho-mqtt 2.x, MQTT v5): the only fleet module importing paho.
+"""The fleet's only paho-mqtt module: a small blocking-friendly MQTT v5 client adapter.
 
-paho return codes become :class:`MqttError`; callbacks become bounded queues; publish
-waits for the broker's PUBACK. Reconnect policy is the caller's (workers, commissioning).
+* ``connect()`` waits for CONNACK; paho return codes become :class:`MqttError`.
+* ``subscribe()`` waits for SUBACK and routes messages to handlers by filter; shared
+  subscriptions (``$share/<group>/<filter>``) are matched on ``<filter>``.
+* ``publish()`` waits for the broker's PUBACK (QoS 1); ``publish_nowait()`` does not.
+* ``manual_ack=True`` lets a consumer PUBACK only after it has stored the message
+  (at-least-once into the database): handlers get a :class:`Message`; call ``ack(msg)``.
+
+Handlers run on paho's network thread: they must be quick (queue the work).
 """
 from __future__ import annotations
 
-import queue
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
-from .errors import FleetError
+from fleet.errors import FleetError
 
 
 class MqttError(FleetError):
-    code = "mqtt"
+    code = "mqtt_error"
+    exit_code = 69
 
 
 @dataclass(frozen=True)
 class Message:
     topic: str
     payload: bytes
-    received_at: float          # local clock when the message arrived
-    retain: bool = False
+    qos: int
+    retain: bool
+    mid: int
+
+
+Handler = Callable[[str, bytes], None]
+RawHandler = Callable[[Message], None]
+
+
+def _match_filter(sub: str) -> str:
+    if sub.startswith("$share/"):
+        return sub.split("/", 2)[2]
+    return sub
 
 
 class MqttClient:
-    """A connected MQTT v5 client. ``with MqttClient(host, port) as c: c.publish(...)``."""
-
-    def __init__(self, host: str, port: int = 1883, *, client_id: str | None = None,
-                 username: str | None = None, password: str | None = None,
-                 clock: Callable[[], float] = time.time, queue_size: int = 10_000) -> None:
+    def __init__(self, host: str, port: int, *, client_id: str | None = None, keepalive_s: int = 30,
+                 manual_ack: bool = False, max_inflight: int = 1000,
+                 will: tuple[str, bytes, int, bool] | None = None,
+                 session_expiry_s: int | None = None) -> None:
         self.host, self.port = host, port
-        self._clock = clock
+        self._cid = client_id or f"fleet-{uuid.uuid4().hex[:10]}"
+        self._c = paho.Client(CallbackAPIVersion.VERSION2, client_id=self._cid,
+                              protocol=MQTTProtocolVersion.MQTTv5, manual_ack=manual_ack,
+                              reconnect_on_failure=True)
+        self._c.max_inflight_messages_set(max_inflight)
+        self._c.max_queued_messages_set(0)
+        self._keepalive = keepalive_s
+        self._session_expiry = session_expiry_s
+        if will:
+            t, p, q, r = will
+            self._c.will_set(t, p, qos=q, retain=r)
+        self._routes: list[tuple[str, Callable, bool]] = []
         self._connected = threading.Event()
-        self._rc: object = None
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"fleet-{uuid.uuid4().hex[:10]}",
-                                   protocol=paho.MQTTv5)
-        if username:
-            self._client.username_pw_set(username, password)
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
-        self._queues: list[tuple[str, queue.Queue[Message]]] = []
-        self._queue_size = queue_size
+        self._conn_rc: object = None
+        self._subacks: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
+        self._c.on_connect = self._on_connect
+        self._c.on_message = self._on_message
+        self._c.on_subscribe = self._on_subscribe
+        self._c.on_disconnect = self._on_disconnect
+        self.delivered = 0
+        self.unrouted = 0
 
-    # paho callbacks (network thread)
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        self._rc = reason_code
-        if not reason_code.is_failure:
-            self._connected.set()
-
-    def _on_message(self, client, userdata, msg) -> None:
-        m = Message(msg.topic, bytes(msg.payload), self._clock(), bool(msg.retain))
-        with self._lock:
-            targets = [q for pattern, q in self._queues if paho.topic_matches_sub(pattern, msg.topic)]
-        for q in targets:
-            try:
-                q.put_nowait(m)
-            except queue.Full:
-                pass  # bounded: the consumer is too slow; counted by qsize at the consumer
-
+    # -- lifecycle --------------------------------------------------------------
     def connect(self, timeout_s: float = 10.0) -> "MqttClient":
-        try:
-            self._client.connect(self.host, self.port, keepalive=30)
-        except OSError as exc:
-            raise MqttError(f"cannot reach MQTT broker {self.host}:{self.port}: {exc}; check the broker address",
-                            host=self.host, port=self.port) from exc
-        self._client.loop_start()
-        if not self._connected.wait(timeout_s):
-            self._client.loop_stop()
-            raise MqttError(f"MQTT broker {self.host}:{self.port} did not accept the connection "
-                            f"within {timeout_s:.0f} s (reason: {self._rc})", host=self.host, port=self.port)
-        return self
-
-    def publish(self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False,
-                timeout_s: float = 10.0, user_properties: dict[str, str] | None = None) -> None:
         props = None
-        if user_properties:
-            props = Properties(PacketTypes.PUBLISH)
-            props.UserProperty = list(user_properties.items())
-        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise MqttError(f"publish to {topic} failed: {paho.error_string(info.rc)}", topic=topic)
-        info.wait_for_publish(timeout_s)
-        if not info.is_published():
-            raise MqttError(f"broker did not acknowledge publish to {topic} within {timeout_s} s", topic=topic)
-
-    def subscribe(self, pattern: str, *, qos: int = 1, maxsize: int | None = None,
-                  timeout_s: float = 10.0) -> "queue.Queue[Message]":
-        """Subscribe and return a bounded queue that receives matching messages."""
-        q: queue.Queue[Message] = queue.Queue(maxsize=maxsize or self._queue_size)
-        with self._lock:
-            self._queues.append((pattern, q))
-        done = threading.Event()
-        prev = self._client.on_subscribe
-
-        def on_sub(client, userdata, mid, reason_codes, properties):
-            done.set()
-
-        self._client.on_subscribe = on_sub
-        rc, _mid = self._client.subscribe(pattern, qos=qos)
-        if rc != paho.MQTT_ERR_SUCCESS:
-            raise MqttError(f"subscribe {pattern} failed: {paho.error_string(rc)}", topic=pattern)
-        if not done.wait(timeout_s):
-            raise MqttError(f"broker did not confirm subscription {pattern} within {timeout_s} s", topic=pattern)
-        self._client.on_subscribe = prev
-        return q
+        if self._session_expiry is not None:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self._session_expiry
+        try:
+            self._c.connect(self.host, self.port, keepalive=self._keepalive,
+                            clean_start=self._session_expiry is None, properties=props)
+        except OSError as exc:
+            raise MqttError(f"cannot reach MQTT broker {self.host}:{self.port} ({exc}); check --broker",
+                            broker=f"{self.host}:{self.port}") from None
+        self._c.loop_start()
+        if not self._connected.wait(timeout_s):
+            self._c.loop_stop()
+            raise MqttError(f"no CONNACK from {self.host}:{self.port} within {timeout_s}s (rc={self._conn_rc})")
+        return self
 
     def close(self) -> None:
-        try:
-            self._client.disconnect()
-        finally:
-            self._client.loop_stop()
+        self._c.disconnect()
+        self._c.loop_stop()
 
     def __enter__(self) -> "MqttClient":
-        return self
+        return self.connect()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- subscribe --------------------------------------------------------------
+    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, timeout_s: float = 10.0) -> None:
+        self._subscribe(topic_filter, handler, False, qos, timeout_s)
 
-def connect(url: str, *, clock: Callable[[], float] = time.time, timeout_s: float = 10.0) -> MqttClient:
-    """``mqtt://[user:pass@]host[:port]`` -> a connected client."""
-    from urllib.parse import urlparse
+    def subscribe_raw(self, topic_filter: str, handler: RawHandler, *, qos: int = 1, timeout_s: float = 10.0) -> None:
+        self._subscribe(topic_filter, handler, True, qos, timeout_s)
 
-    u = urlparse(url if "://" in url else f"mqtt://{url}")
-    if u.scheme not in ("mqtt", "tcp"):
-        raise MqttError(f"unsupported MQTT URL {url!r}; use mqtt://host:port", url=url)
-    return MqttClient(u.hostname or "127.0.0.1", u.port or 1883, username=u.username, password=u.password,
-                      clock=clock).connect(timeout_s)
+    def _subscribe(self, topic_filter: str, handler: Callable, raw: bool, qos: int, timeout_s: float) -> None:
+        with self._lock:
+            self._routes.append((_match_filter(topic_filter), handler, raw))
+            rc, mid = self._c.subscribe(topic_filter, qos=qos)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+                raise MqttError(f"subscribe {topic_filter!r} failed: {paho.error_string(rc)}")
+            ev = self._subacks.setdefault(mid, threading.Event())
+        if not ev.wait(timeout_s):
+            raise MqttError(f"no SUBACK for {topic_filter!r} within {timeout_s}s")
+
+    def ack(self, msg: Message) -> None:
+        """PUBACK a message received with manual_ack=True (after it is stored)."""
+        self._c.ack(msg.mid, msg.qos)
+
+    # -- publish ----------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, timeout_s: float = 10.0) -> None:
+        info = self._c.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise MqttError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            raise MqttError(f"publish to {topic} failed: {exc}") from None
+        if qos and not info.is_published():
+            raise MqttError(f"broker did not acknowledge the publish to {topic} within {timeout_s}s")
+
+    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False):
+        info = self._c.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise MqttError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        return info
+
+    # -- paho callbacks (network thread) ----------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._conn_rc = reason_code
+        if not reason_code.is_failure:
+            self._connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        with self._lock:
+            ev = self._subacks.setdefault(mid, threading.Event())
+        ev.set()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        topic = msg.topic
+        routed = False
+        for flt, handler, raw in self._routes:
+            if paho.topic_matches_sub(flt, topic):
+                routed = True
+                if raw:
+                    handler(Message(topic, msg.payload, msg.qos, msg.retain, msg.mid))
+                else:
+                    handler(topic, msg.payload)
+        self.delivered += 1
+        if not routed:
+            self.unrouted += 1
+
+
+def parse_broker(text: str) -> tuple[str, int]:
+    """``host[:port]`` -> (host, port); default port 1883."""
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "1883")
+    try:
+        p = int(port)
+    except ValueError:
+        raise MqttError(f"broker {text!r} is not host:port; write e.g. 127.0.0.1:1883") from None
+    return host or "127.0.0.1", p
+
+

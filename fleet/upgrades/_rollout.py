@@ -100,6 +100,19 @@ class RolloutEngine:
     wave: int = 0
     halt_reason: str | None = None
     dirty: set[Unit] = field(default_factory=set)
+    _by_wave: list[list[UnitRecord]] = field(default_factory=list, init=False, repr=False)
+    _wave_counts: list[Counter] = field(default_factory=list, init=False, repr=False)
+    _in_flight: set[Unit] = field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = 1 + max((r.wave for r in self.units.values()), default=-1)
+        self._by_wave = [[] for _ in range(n)]
+        self._wave_counts = [Counter() for _ in range(n)]
+        for r in sorted(self.units.values(), key=lambda r: r.unit):
+            self._by_wave[r.wave].append(r)
+            self._wave_counts[r.wave][r.state] += 1
+            if r.state.in_flight:
+                self._in_flight.add(r.unit)
 
     @classmethod
     def create(cls, rollout_id: str, plan: RolloutPlan, units: Sequence[Unit], clock: Clock, *, seed: int = 0,
@@ -115,14 +128,22 @@ class RolloutEngine:
     # -- queries ---------------------------------------------------------------
     @property
     def wave_count(self) -> int:
-        return 1 + max((r.wave for r in self.units.values()), default=-1)
+        return len(self._by_wave)
 
     def wave_units(self, wave: int) -> list[UnitRecord]:
-        return [r for r in self.units.values() if r.wave == wave]
+        return list(self._by_wave[wave]) if 0 <= wave < len(self._by_wave) else []
 
     def counts(self, wave: int | None = None) -> Counter:
-        recs = self.units.values() if wave is None else self.wave_units(wave)
-        return Counter(r.state for r in recs)
+        if wave is not None:
+            return +self._wave_counts[wave] if 0 <= wave < len(self._wave_counts) else Counter()
+        total: Counter = Counter()
+        for c in self._wave_counts:
+            total.update(c)
+        return +total
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
     def touched(self) -> int:
         """Units that received a command (anything but queued/cancelled/current)."""
@@ -165,12 +186,13 @@ class RolloutEngine:
         """Commands to send now: ``(unit, "update" | "revert")``; marks them sent."""
         now = self.clock.time()
         out: list[tuple[Unit, str]] = []
-        in_flight = sum(1 for r in self.units.values() if r.state.in_flight)
-        room = self.plan.max_in_flight - in_flight
+        room = self.plan.max_in_flight - len(self._in_flight)
         if room <= 0:
             return out
         if self.state is RolloutState.RUNNING:
-            for r in self.wave_units(self.wave):
+            if not self._by_wave or not self._wave_counts[self.wave][UnitState.QUEUED]:
+                return out
+            for r in self._by_wave[self.wave]:
                 if len(out) >= room:
                     break
                 if r.state is UnitState.QUEUED:
@@ -200,8 +222,9 @@ class RolloutEngine:
     def tick(self) -> None:
         """Time out units that stayed in flight too long (counted as failures)."""
         now = self.clock.time()
-        for r in list(self.units.values()):
-            if r.state.in_flight and r.sent_at is not None and now - r.sent_at > self.plan.unit_timeout_s:
+        for u in list(self._in_flight):
+            r = self.units[u]
+            if r.sent_at is not None and now - r.sent_at > self.plan.unit_timeout_s:
                 self._apply(r.unit, UnitEvent.ERROR, now, error=f"no result within {self.plan.unit_timeout_s:.0f}s")
                 if r.state is UnitState.ROLLING_BACK:
                     self._apply(r.unit, UnitEvent.ROLLED_BACK, now)
@@ -212,6 +235,13 @@ class RolloutEngine:
         rec = self.units[unit]
         new = unit_step(rec.state, event)
         if new is not rec.state:
+            counts = self._wave_counts[rec.wave]
+            counts[rec.state] -= 1
+            counts[new] += 1
+            if new.in_flight:
+                self._in_flight.add(unit)
+            else:
+                self._in_flight.discard(unit)
             rec.state = new
             rec.updated_at = self.clock.time() if now is None else now
             if error:
@@ -224,21 +254,22 @@ class RolloutEngine:
             return
         if self.state is not RolloutState.RUNNING:
             return
-        while True:
-            recs = self.wave_units(self.wave)
-            size = len(recs) or 1
-            failed = sum(1 for r in recs if r.state in (UnitState.FAILED, UnitState.ROLLING_BACK))
+        while self._by_wave:
+            c = self._wave_counts[self.wave]
+            n = len(self._by_wave[self.wave])
+            size = n or 1
+            failed = c[UnitState.FAILED] + c[UnitState.ROLLING_BACK]
             if failed > self.plan.error_threshold * size:
                 self.state = rollout_step(self.state, RolloutEvent.HALT)
-                self.halt_reason = (f"wave {self.wave + 1}: {failed} of {len(recs)} failed, above the error "
+                self.halt_reason = (f"wave {self.wave + 1}: {failed} of {n} failed, above the error "
                                     f"threshold {self.plan.error_threshold:.0%}")
                 return
-            if not all(r.state.terminal for r in recs):
+            if sum(k for s, k in c.items() if s.terminal) < n:
                 return
-            ok = sum(1 for r in recs if r.state in (UnitState.SUCCEEDED, UnitState.CURRENT))
+            ok = c[UnitState.SUCCEEDED] + c[UnitState.CURRENT]
             if ok < self.plan.success_threshold * size:
                 self.state = rollout_step(self.state, RolloutEvent.HALT)
-                self.halt_reason = (f"wave {self.wave + 1}: only {ok} of {len(recs)} succeeded, below the success "
+                self.halt_reason = (f"wave {self.wave + 1}: only {ok} of {n} succeeded, below the success "
                                     f"threshold {self.plan.success_threshold:.0%}")
                 return
             if self.wave + 1 >= self.wave_count:
@@ -247,6 +278,6 @@ class RolloutEngine:
             self.wave += 1
 
     def _maybe_rollback_done(self) -> None:
-        if not any(r.state in (UnitState.REVERTING, UnitState.SUCCEEDED) or r.state.in_flight
-                   for r in self.units.values()):
+        c = self.counts()
+        if not self._in_flight and not c[UnitState.SUCCEEDED]:
             self.state = rollout_step(self.state, RolloutEvent.ROLLBACK_DONE)

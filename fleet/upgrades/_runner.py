@@ -119,7 +119,7 @@ def run_rollout(engine: RolloutEngine, transport: Transport, *, release: SignedM
             persist(engine)
         if on_progress:
             on_progress(engine.progress())
-        in_flight = any(r.state.in_flight for r in engine.units.values())
+        in_flight = engine.in_flight > 0
         if engine.finished:
             finished_at = finished_at if finished_at is not None else mono()
             if not in_flight or mono() - finished_at > drain_s:
