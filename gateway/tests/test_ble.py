@@ -85,7 +85,9 @@ def test_scanner_delivers_service_data_changes_from_properties_changed(system_bu
             ]
             assert scanner.stats.reports == 3          # the Apple advert counts as liveness
             assert scanner.stats.bthome_reports == 2
-            assert scanner.known_advertisers == 2
+            assert scanner.known_advertisers == 1      # BTHome sensors only
+            st = scanner.status()
+            assert st["running"] and st["devices_tracked"] == 2 and st["bthome_devices"] == 1
             assert scanner.known_device(DOOR) is not None
 
             await scanner.async_stop()
@@ -454,5 +456,76 @@ def test_supervised_link_reconnects_after_loss_and_reports_state(system_bus):
             assert states[:3] == [LinkState.DOWN, LinkState.UP, LinkState.DOWN]
             assert states[-1] is LinkState.STOPPED
             await scanner.async_stop()
+
+    run(scenario)
+
+
+def test_scanner_tracks_a_bounded_number_of_devices(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            scanner = BleScanner(BleConfig(max_tracked_devices=16), on_advert=lambda *a: None)
+            await scanner.async_start()
+            devs = [bluez.add_device(f"7A:00:00:00:00:{i:02X}") for i in range(20)]  # phones, RPAs
+            for d in devs:
+                d.advertise(manufacturer_data={0x004C: b"\x10\x05"})
+            await wait_until(lambda: scanner.stats.reports == 20, what="20 reports")
+            assert scanner.status()["devices_tracked"] == 16
+            assert scanner.known_device(devs[0].address) is None
+            assert scanner.known_device(devs[19].address) is not None
+            await scanner.async_stop()
+
+    run(scenario)
+
+
+def test_frame_link_can_receive_tx_through_acquire_notify(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            dev = _wt_device(bluez, [])
+            bluez.start_beacon(dev, 0.05, lambda n: {})
+            received: list[bytes] = []
+            link = BleFrameLink(PILLBOX, BleConfig(connect_timeout_s=5.0, use_acquire_notify=True),
+                                on_bytes=received.append)
+            await link.async_connect()
+            tx = dev.char(WT_FRAME_TX_UUID)
+            assert tx._acquired is not None and not tx.notifying   # socket, not PropertiesChanged
+            for chunk in (b"\x04abc", b"\x00", b"\x02z\x00"):
+                assert dev.notify(WT_FRAME_TX_UUID, chunk)
+            await wait_until(lambda: len(received) == 3, what="packets from the notify socket")
+            assert received == [b"\x04abc", b"\x00", b"\x02z\x00"]   # one packet per notification
+            await link.async_close()
+
+    run(scenario)
+
+
+def test_watchdog_recovers_after_bluetoothd_restarts(system_bus):
+    """bluetoothd crashes and systemd restarts it: the old discovery session is gone
+    with it, the new daemon does not scan, and nothing on the bus says so."""
+
+    async def scenario() -> None:
+        got: list[bytes] = []
+        cfg = BleConfig(call_timeout_s=2.0)
+        scanner = BleScanner(cfg, on_advert=lambda m, d, r: got.append(d))
+        wd = BleWatchdog(scanner, BlueZAdapterPower(cfg),
+                         WatchdogConfig(silence_timeout_s=0.6, check_interval_s=0.1, power_off_s=0.05))
+        first = await FakeBluez(system_bus).start()
+        task = asyncio.create_task(wd.async_run())
+        await wait_until(lambda: first.adapter.discovering, what="scanning")
+        first.start_beacon(first.add_device(DOOR), 0.05, _beacon_payload)
+        await wait_until(lambda: len(got) >= 3, what="adverts from the first daemon")
+        await first.stop()
+
+        second = await FakeBluez(system_bus).start()
+        second.start_beacon(second.add_device(DOOR), 0.05, _beacon_payload)
+        try:
+            await wait_until(lambda: wd.status().recoveries == 1, timeout_s=15, what="recovery")
+            n = len(got)
+            await wait_until(lambda: len(got) > n + 2, what="adverts from the new daemon")
+            st = wd.status()
+            assert st.scanner_restarts == 1 and st.adapter_power_cycles == 0
+            assert second.adapter.start_calls == 1
+            wd.request_stop()
+            await asyncio.wait_for(task, 5)
+        finally:
+            await second.stop()
 
     run(scenario)

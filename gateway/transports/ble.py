@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -93,6 +93,8 @@ class BleConfig:
     call_timeout_s: float = 15.0      # any single BlueZ call (start/stop scan, Powered)
     connect_timeout_s: float = 20.0   # GATT connect incl. service discovery
     write_queue_max_bytes: int = 64 * 1024
+    max_tracked_devices: int = 2048   # LRU bound: phones rotate random addresses all day
+    use_acquire_notify: bool = False  # WT tx via AcquireNotify socket instead of StartNotify
 
     def __post_init__(self) -> None:
         if not self.adapter.startswith("hci") or not self.adapter[3:].isdigit():
@@ -100,6 +102,8 @@ class BleConfig:
         for key in ("call_timeout_s", "connect_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"ble.{key}={getattr(self, key)!r}: must be > 0 seconds")
+        if self.max_tracked_devices < 16:
+            raise ValueError(f"ble.max_tracked_devices={self.max_tracked_devices!r}: must be >= 16")
 
     @property
     def adapter_path(self) -> str:
@@ -170,8 +174,9 @@ class BleScanner:
         self._on_advert = on_advert
         self._clock = clock or SystemClock()
         self._scanner: BleakScanner | None = None
-        self._last: dict[str, tuple[int, tuple[Any, ...]]] = {}
-        self._devices: dict[str, BLEDevice] = {}
+        # mac -> (last advertisement signature, bleak device); LRU-bounded
+        self._seen: OrderedDict[str, tuple[tuple[Any, ...], BLEDevice]] = OrderedDict()
+        self._bthome: OrderedDict[str, None] = OrderedDict()   # macs that sent BTHome data
         self.stats = ScannerStats()
 
     @property
@@ -188,13 +193,26 @@ class BleScanner:
 
     @property
     def known_advertisers(self) -> int:
-        """Distinct devices reported since this scanner object was created."""
-        return len(self._last)
+        """Distinct BTHome sensors reported since this scanner object was created
+        (sensors advertise all the time, so their silence means a hang)."""
+        return len(self._bthome)
 
     def known_device(self, mac: str) -> BLEDevice | None:
         """The BlueZ device object last reported for ``mac`` (for GATT connects while
         scanning: a second discovery session from this process would be refused)."""
-        return self._devices.get(mac.upper())
+        entry = self._seen.get(mac.upper())
+        return None if entry is None else entry[1]
+
+    def status(self) -> dict[str, Any]:
+        """For ``gateway status``."""
+        st = self.stats
+        age = (None if st.last_report_monotonic is None
+               else round(self._clock.monotonic() - st.last_report_monotonic, 1))
+        return {"adapter": self._cfg.adapter, "mode": self._cfg.mode.value, "running": self.running,
+                "reports": st.reports, "bthome_reports": st.bthome_reports,
+                "devices_tracked": len(self._seen), "bthome_devices": len(self._bthome),
+                "starts": st.starts, "start_failures": st.start_failures,
+                "callback_errors": st.callback_errors, "last_report_age_s": age}
 
     def _build(self) -> BleakScanner:
         bluez: dict[str, Any] = {"adapter": self._cfg.adapter}
@@ -235,16 +253,22 @@ class BleScanner:
         data = adv.service_data.get(BTHOME_UUID)
         signature = (adv.rssi, tuple(sorted(adv.service_data.items())),
                      tuple(sorted(adv.manufacturer_data.items())))
-        prev = self._last.get(mac)
-        self._devices[mac] = device
-        if prev is not None and prev[1] == signature:
+        prev = self._seen.get(mac)
+        self._seen[mac] = (signature, device)
+        self._seen.move_to_end(mac)
+        if len(self._seen) > self._cfg.max_tracked_devices:
+            self._seen.popitem(last=False)
+        if prev is not None and prev[0] == signature:
             return  # a property change that is not an advertisement (e.g. Connected)
-        self._last[mac] = (adv.rssi, signature)
         self.stats.reports += 1
         self.stats.last_report_monotonic = self._clock.monotonic()
         if data is None:
             return
         self.stats.bthome_reports += 1
+        self._bthome[mac] = None
+        self._bthome.move_to_end(mac)
+        if len(self._bthome) > self._cfg.max_tracked_devices:
+            self._bthome.popitem(last=False)
         try:
             self._on_advert(mac, bytes(data), int(adv.rssi))
         except Exception:  # a consumer bug must not stop the scanner (bleak calls us from its D-Bus reader)
@@ -408,7 +432,10 @@ class BleFrameLink(_GattSession):
             if rx is None or tx is None:
                 raise BleError("connect", "device has no WT frame service (docs/protocol.md §4)",
                                address=self.address)
-            await asyncio.wait_for(client.start_notify(tx, self._notified), self._cfg.call_timeout_s)
+            await asyncio.wait_for(
+                client.start_notify(tx, self._notified,
+                                    bluez={"use_start_notify": not self._cfg.use_acquire_notify}),
+                self._cfg.call_timeout_s)
         except BaseException as exc:
             await self.async_close()
             if isinstance(exc, _BLE_ERRORS):

@@ -368,6 +368,10 @@ class _CharIface(ServiceInterface):
         return list(self.char.flags)
 
     @dbus_property(access=PropertyAccess.READ)
+    def NotifyAcquired(self) -> "b":
+        return self._acquired is not None
+
+    @dbus_property(access=PropertyAccess.READ)
     def MTU(self) -> "q":
         return self._mtu
 
