@@ -86,3 +86,18 @@ class FrameLink(Protocol):
 
     def send(self, data: bytes) -> None:
         """Queue bytes for transmission; never blocks the loop."""
+
+
+class AdvertSource(Protocol):
+    """BLE advertisements from advertising sensors (gateway/transports/ble.py BleScanner).
+
+    Constructed with ``on_advert(mac, service_data, rssi)``: ``mac`` upper-case
+    ``AA:BB:CC:DD:EE:FF``, ``service_data`` the raw BTHome service data (UUID 0xFCD2,
+    docs/protocol.md §3), ``rssi`` in dBm; called on the event loop for every report.
+    """
+
+    async def async_start(self) -> None:
+        """Start scanning; raises gateway.transports.TransportError on failure."""
+
+    async def async_stop(self) -> None:
+        """Stop scanning; never raises."""
