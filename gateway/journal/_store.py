@@ -104,6 +104,9 @@ class SqliteJournal:
     - ``synchronous``: ``"FULL"`` (default, see module doc) or ``"NORMAL"``.
     - ``counter_block`` (1000): gateway counter values reserved per write of the
       high-water-mark file ``<path>.hwm``.
+    - ``reserve_bytes`` (1 MiB): a ballast file ``<path>.reserve`` kept beside the
+      journal. On a full disk it is deleted first, so shedding telemetry (which itself
+      needs WAL space) and storing alarms can still proceed; it is re-created later.
     - ``before_commit``: test/bench seam called inside every write transaction just
       before COMMIT (sleep to emulate slow storage, raise ``OSError(ENOSPC)`` to emulate
       a full disk). ``None`` in production.
@@ -122,6 +125,7 @@ class SqliteJournal:
         max_telemetry_bytes: int = 64 * 1024 * 1024,
         synchronous: str = "FULL",
         counter_block: int = 1000,
+        reserve_bytes: int = 1 << 20,
         before_commit: Callable[[], None] | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -139,6 +143,7 @@ class SqliteJournal:
         self._clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._counts = _Counts()
+        self._reserve_missing = False
         self.recovery: Recovery | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn: sqlite3.Connection | None = None
@@ -150,6 +155,9 @@ class SqliteJournal:
                 self._conn = self._open()
             except sqlite3.Error as exc2:
                 raise JournalError(f"cannot create a fresh journal at {self.path}: {exc2}", path=self.path, cause=exc2) from exc2
+        self.reserve_path = self.path.with_name(self.path.name + ".reserve")
+        self._reserve_bytes = reserve_bytes
+        self._ensure_reserve()
         self._reserved = read_hwm(self.hwm_path)
         self._counter = self._reserved  # the next value is always above anything handed out before
         self._load_counts()
@@ -264,8 +272,33 @@ class SqliteJournal:
         self._counts.shed += n_shed
         return out
 
+    def _ensure_reserve(self) -> bool:
+        if self._reserve_bytes <= 0:
+            return True
+        try:
+            if self.reserve_path.exists() and self.reserve_path.stat().st_size >= self._reserve_bytes:
+                return True
+            with open(self.reserve_path, "wb") as f:
+                f.write(b"\0" * self._reserve_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+        except OSError as exc:
+            log.warning("cannot (re)create the journal's disk reserve %s: %s", self.reserve_path, exc)
+            try:
+                self.reserve_path.unlink()
+            except OSError:
+                pass
+            return False
+
     def _emergency_shed(self) -> None:
-        """Free space on a full disk: drop the oldest tenth of telemetry, truncate the WAL."""
+        """Free space on a full disk: release the ballast, drop the oldest tenth of
+        telemetry, truncate the WAL; then try to put the ballast back."""
+        try:
+            self.reserve_path.unlink()
+            self._reserve_missing = True
+        except OSError:
+            pass
         n = max(256, self._counts.tele_rows // 10)
         try:
             self._c.execute("BEGIN IMMEDIATE")
@@ -339,6 +372,8 @@ class SqliteJournal:
         k.tele_rows += d.tele_rows
         k.tele_bytes += d.tele_bytes
         k.shed += d.shed
+        if self._reserve_missing and self._ensure_reserve():
+            self._reserve_missing = False
         return results
 
     def _delete_oldest_telemetry(self, n: int) -> tuple[int, int, int]:
@@ -350,7 +385,7 @@ class SqliteJournal:
         c.execute("DELETE FROM events WHERE alarm = 0 AND id <= ?", (last,))
         undelivered = sum(1 for r in rows if not r[1])
         if undelivered:
-            log.warning("journal telemetry bound reached: shed %d undelivered events (oldest first)", undelivered)
+            log.warning("journal: shed %d undelivered telemetry events (oldest first)", undelivered)
         return len(rows), undelivered, sum(r[2] for r in rows)
 
     def _rollback(self) -> None:
