@@ -80,14 +80,18 @@ def run(hal):
     app_mod.App(hal, cfg, cls, version.FW_VERSION, cfg_path, name if trial else None).run()
 
 
-def main():
-    from hal.esp32 import Esp32Hal
-    hal = Esp32Hal()
+def boot(hal):
+    """run() guarded: any crash resets the device (an OTA trial boot counts it)."""
     try:
         run(hal)
-    except Exception as e:  # last resort: log, then reset (OTA trial counts it)
+    except Exception as e:  # last resort: log, then reset
         sys.print_exception(e)
         hal.reset(4)
+
+
+def main():
+    from hal.esp32 import Esp32Hal
+    boot(Esp32Hal())
 
 
 if __name__ == "__main__":

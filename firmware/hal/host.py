@@ -28,13 +28,13 @@ RC_DEEPSLEEP = const(3)
 RC_SOFT = const(4)
 
 
-class Reboot(Exception):
+class Reboot(BaseException):
     def __init__(self, cause):
         super().__init__(cause)
         self.cause = cause
 
 
-class SimEnd(Exception):
+class SimEnd(BaseException):
     """The simulated clock reached the end of the run."""
 
 

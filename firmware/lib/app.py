@@ -178,7 +178,7 @@ class App:
                 self.queue.ack(e[SEQ])
                 continue
             budget -= 1
-            flags = wire.F_URGENT if e[CLS] > 0 else 0
+            flags = wire.F_URGENT if e[CLS] == wire.CLASS_CARE else 0
             self.link.send(wire.T_EVENT, wire.event_payload(rec.code, self._age_ms(rec, now), rec.data),
                            flags, e[SEQ])
             self._last_event_seq = e[SEQ]
@@ -222,7 +222,7 @@ class App:
         t = f.type
         p = f.payload
         if t == wire.T_ACK:
-            a = wire.parse_u32_u8(p)
+            a = wire.parse_u32_u8(p, 3)
             if a is None:
                 return self._bad(f)
             if a[1] in (wire.ACK_STORED, wire.ACK_DUPLICATE):
@@ -236,8 +236,8 @@ class App:
                     if e[SEQ] == a[0]:
                         e[DUE] = ticks_add(self.now(), self.cfg.get("retry_max_ms"))
         elif t == wire.T_FEEDBACK:
-            a = wire.parse_u32_u8(p)
-            if a is None or not 1 <= a[1] <= 3:
+            a = wire.parse_u32_u8(p, 3)
+            if a is None or a[1] == 0:
                 return self._bad(f)
             self.feedback[a[0]] = a[1]
             if len(self.feedback) > 8:

@@ -84,6 +84,7 @@ TAG_LEN = const(8)
 MAX_PAYLOAD = const(240)
 MAX_ENCODED = const(300)
 MIN_BODY = const(17)
+MAX_BODY = const(265)
 KEY_LEN = const(16)
 
 # event codes (§2)
@@ -166,11 +167,13 @@ def crc16(data, crc=0xFFFF):
 # --- COBS -----------------------------------------------------------------------
 
 def cobs_encode(data):
-    out = bytearray(len(data) + len(data) // 254 + 2)
+    n = len(data)
+    out = bytearray(n + n // 254 + 2)
     code_i = 0
     o = 1
     code = 1
-    for b in data:
+    for i in range(n):
+        b = data[i]
         if b == 0:
             out[code_i] = code
             code_i = o
@@ -180,7 +183,7 @@ def cobs_encode(data):
             out[o] = b
             o += 1
             code += 1
-            if code == 0xFF:
+            if code == 0xFF and i + 1 < n:
                 out[code_i] = code
                 code_i = o
                 o += 1
@@ -286,35 +289,37 @@ def encode(type, flags, device_id, seq, payload, auth=None):
 def decode_body(body, auth=None):
     """Frame or reason string. ``auth`` verifies the tag when the frame has one.
 
-    A frame with AUTH but no ``auth`` object is returned with ``authed`` False
-    (the caller decides whether that is ``unauthenticated``).
+    Checks in the gateway codec's order: size, CRC, version, flags, type, length,
+    then the tag. A frame with AUTH but no ``auth`` object is returned with
+    ``authed`` False (the caller decides whether that is ``unauthenticated``).
     """
     n = len(body)
     if n == 0:
         return "empty"
+    if n > MAX_BODY:
+        return "oversize"
     if n < MIN_BODY:
         return "short"
     if crc16(body[:-2]) != body[-2] | (body[-1] << 8):
         return "crc"
     if body[0] != VERSION:
         return "version"
+    flags = body[2]
+    if flags & ~_F_KNOWN:
+        return "flags"
     t = body[1]
     if t not in _TYPES:
         return "unknown_type"
-    flags = body[2]
     plen = body[13] | (body[14] << 8)
     has_tag = flags & F_AUTH
     if plen > MAX_PAYLOAD or HEADER_LEN + plen + (TAG_LEN if has_tag else 0) + 2 != n:
         return "length"
-    if flags & ~_F_KNOWN:
-        return "bad_payload"
     end = HEADER_LEN + plen
     authed = False
-    if has_tag:
-        if auth is not None:
-            if not ct_equal(auth.tag(body[:end]), body[end:end + TAG_LEN]):
-                return "bad_auth"
-            authed = True
+    if has_tag and auth is not None:
+        if not ct_equal(auth.tag(body[:end]), body[end:end + TAG_LEN]):
+            return "bad_auth"
+        authed = True
     seq = body[9] | (body[10] << 8) | (body[11] << 16) | (body[12] << 24)
     return Frame(t, flags, bytes(body[3:9]), seq, bytes(body[HEADER_LEN:end]), authed)
 
@@ -450,28 +455,8 @@ def ota_status_payload(state, version=""):
     return bytes((state, len(v))) + v
 
 
-def parse_u32_u8(payload):
-    """(u32, u8) of ACK / FEEDBACK, or None."""
-    if len(payload) != 5:
+def parse_u32_u8(payload, hi):
+    """(u32, u8) of ACK (status 0..3) / FEEDBACK (state 1..3), or None."""
+    if len(payload) != 5 or payload[4] > hi:
         return None
     return struct.unpack("<IB", payload)
-
-
-def parse_ota_begin(payload):
-    """(total_size, sha256, version, signature) or None."""
-    if len(payload) < 38:
-        return None
-    size = struct.unpack("<I", payload[0:4])[0]
-    sha = payload[4:36]
-    vl = payload[36]
-    if 37 + vl + 1 > len(payload):
-        return None
-    try:
-        ver = payload[37:37 + vl].decode()
-    except UnicodeError:
-        return None
-    sl = payload[37 + vl]
-    sig = payload[38 + vl:]
-    if len(sig) != sl or sl not in (0, 64):
-        return None
-    return size, sha, ver, sig
