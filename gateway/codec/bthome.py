@@ -206,7 +206,7 @@ def decode_advert(service_data: bytes, *, mac: str | None = None, key: bytes | N
     counter: int | None = None
     body = data[1:]
     if info & INFO_ENCRYPTED:
-        if len(body) < COUNTER_LEN + MIC_LEN + 1:
+        if len(body) < COUNTER_LEN + MIC_LEN:
             return Rejection(RejectReason.SHORT, f"encrypted BTHome advert of {len(data)} bytes is too short", mac_text)
         ciphertext, ctr, mic = body[:-8], body[-8:-4], body[-4:]
         counter = struct.unpack("<I", ctr)[0]
