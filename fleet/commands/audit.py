@@ -1,0 +1,29 @@
+"""`fleet audit`: read the audit log (auditor, admin)."""
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_json, emit, fmt_time, session
+
+
+def register(sub) -> None:
+    p = add_json(sub.add_parser("audit", help="the audit log of changes and personal-data reads"))
+    p.add_argument("--entity", help="item, installation, user, kit, location, ...")
+    p.add_argument("--id", dest="entity_id", help="entity id, e.g. I-000001 or a serial")
+    p.add_argument("--actor", help="user name")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_audit)
+
+
+def cmd_audit(args: argparse.Namespace, cfg) -> int:
+    from ..access import Permission, audit_entries
+
+    with session(cfg) as s:
+        s.actor.require(Permission.AUDIT_READ)
+        with s.store.transaction(write=False) as tx:
+            rows = audit_entries(tx, entity=args.entity, entity_id=args.entity_id, actor=args.actor, limit=args.limit)
+    if not cfg.json:
+        for r in rows:
+            r["at"] = fmt_time(r["at"])
+    emit(cfg, rows, columns=["at", "actor", "action", "entity", "entity_id", "personal", "detail"])
+    return 0

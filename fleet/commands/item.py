@@ -1,0 +1,207 @@
+"""`fleet item ...` and `fleet scan ...`: receive, import, move, change state; scanner input."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import Progress, add_json, emit, fmt_time, session
+
+
+def register(sub) -> None:
+    p = sub.add_parser("item", help="serial-numbered items: list, receive, import a delivery note, move, set state")
+    s = p.add_subparsers(dest="item_cmd", metavar="ACTION", required=True)
+    ls = add_json(s.add_parser("list", help="list items (filters combine)"))
+    ls.add_argument("--location")
+    ls.add_argument("--model")
+    ls.add_argument("--state")
+    ls.add_argument("--limit", type=int, default=100)
+    ls.set_defaults(func=cmd_list)
+    rc = s.add_parser("receive", help="register one new item")
+    rc.add_argument("serial")
+    rc.add_argument("--model", required=True)
+    rc.add_argument("--hw-id", help="device id (12 hex / BLE MAC) or gateway id")
+    rc.add_argument("--to", required=True, metavar="LOCATION")
+    rc.add_argument("--state", default="in_stock", choices=["received", "in_stock"])
+    rc.add_argument("--ref", help="delivery note / order reference")
+    rc.set_defaults(func=cmd_receive)
+    im = s.add_parser("import", help="import a delivery-note CSV (serial,model[,hw_id]); all rows or none",
+                      epilog="example: fleet item import dn-2026-118.csv --to WH-OSLO --ref DN-2026-118")
+    im.add_argument("file", help="CSV file, or - for stdin")
+    im.add_argument("--to", required=True, metavar="LOCATION")
+    im.add_argument("--ref", help="delivery note reference (default: the file name)")
+    im.add_argument("--state", default="in_stock", choices=["received", "in_stock"])
+    im.set_defaults(func=cmd_import)
+    mv = s.add_parser("move", help="move items to another location (state unchanged)")
+    mv.add_argument("serials", nargs="+")
+    mv.add_argument("--to", required=True, metavar="LOCATION")
+    mv.add_argument("--reason", default="moved")
+    mv.set_defaults(func=cmd_move)
+    st = s.add_parser("set-state", help="change state along the transition table (see docs/fleet.md)")
+    st.add_argument("serials", nargs="+")
+    st.add_argument("--state", required=True)
+    st.add_argument("--reason", required=True)
+    st.add_argument("--to", metavar="LOCATION", help="also move it (e.g. to the repair vendor)")
+    st.add_argument("--ref")
+    st.set_defaults(func=cmd_set_state)
+    add_json(s.add_parser("states", help="the state transition table")).set_defaults(func=cmd_states)
+
+    sc = sub.add_parser("scan", help="read serials from a barcode scanner (one per line) and act on each",
+                        epilog="examples:\n  fleet scan move --to VAN-03\n"
+                               "  fleet scan state --state cleaning --reason 'back from home'\n"
+                               "  fleet scan receive --model WT-BTN-2 --to WH-OSLO --ref DN-118\n"
+                               "Ctrl-D (end of input) finishes; each scan beeps, errors beep twice.",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sc.add_argument("action", choices=["show", "move", "state", "receive"])
+    sc.add_argument("--to", metavar="LOCATION")
+    sc.add_argument("--state", help="target state for action 'state'")
+    sc.add_argument("--reason", default="scanned")
+    sc.add_argument("--model", help="model for action 'receive'")
+    sc.add_argument("--ref")
+    sc.add_argument("--prefix", action="append", default=[], help="scanner prefix to strip (repeatable)")
+    sc.add_argument("--suffix", action="append", default=[], help="scanner suffix to strip (repeatable)")
+    sc.add_argument("--gs1", action="store_true", help="accept GS1 (21)SERIAL codes")
+    sc.add_argument("--no-beep", action="store_true")
+    sc.set_defaults(func=cmd_scan)
+
+
+def cmd_list(args: argparse.Namespace, cfg) -> int:
+    from ..access import Permission
+
+    where, params = ["1=1"], []
+    if args.location:
+        where.append("l.code = ?")
+        params.append(args.location)
+    if args.model:
+        where.append("i.model_code = ?")
+        params.append(args.model)
+    if args.state:
+        where.append("i.state = ?")
+        params.append(args.state)
+    with session(cfg) as s, s.store.transaction(write=False) as tx:
+        s.actor.require(Permission.STOCK_READ)
+        scope, sp = s.actor.scope_sql("l.municipality_id")
+        rows = tx.query("SELECT i.serial, i.hw_id, i.model_code AS model, i.state, l.code AS location, i.updated_at"
+                        " FROM item i LEFT JOIN location l ON l.id = i.location_id"
+                        f" WHERE {' AND '.join(where)} AND ({scope} OR l.municipality_id IS NULL)"
+                        " ORDER BY i.serial LIMIT ?", (*params, *sp, args.limit))
+    if not cfg.json:
+        for r in rows:
+            r["updated_at"] = fmt_time(r["updated_at"])
+    emit(cfg, rows, columns=["serial", "hw_id", "model", "state", "location", "updated_at"])
+    return 0
+
+
+def cmd_receive(args: argparse.Namespace, cfg) -> int:
+    from ..inventory import ItemState, NewItem, receive_items
+
+    with session(cfg) as s, s.store.transaction() as tx:
+        receive_items(tx, s.actor, [NewItem(args.serial, args.model, args.hw_id)], args.to, at=cfg.clock(),
+                      state=ItemState(args.state), ref=args.ref)
+    print(f"received {args.serial} at {args.to} ({args.state})")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, cfg) -> int:
+    from pathlib import Path
+
+    from ..errors import ValidationError
+    from ..inventory import ItemState, import_delivery_note
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"cannot read {args.file}: {exc}; give a UTF-8 CSV file") from None
+    ref = args.ref or (Path(args.file).name if args.file != "-" else None)
+    total = max(text.count("\n") - 1, 1)
+    bar = Progress(total, f"importing {ref or 'stdin'}", enabled=cfg.progress and total >= 1000)
+    with session(cfg) as s:
+        n = import_delivery_note(s.store, s.actor, text, args.to, at=cfg.clock(), ref=ref,
+                                 state=ItemState(args.state), on_progress=bar.advance)
+    bar.close()
+    emit(cfg, {"imported": n, "location": args.to, "ref": ref} if cfg.json else f"imported {n} items into {args.to}")
+    return 0
+
+
+def cmd_move(args: argparse.Namespace, cfg) -> int:
+    from ..inventory import move
+
+    with session(cfg) as s, s.store.transaction() as tx:
+        for serial in args.serials:
+            move(tx, s.actor, serial, args.to, reason=args.reason, at=cfg.clock())
+    print(f"moved {len(args.serials)} item(s) to {args.to}")
+    return 0
+
+
+def cmd_set_state(args: argparse.Namespace, cfg) -> int:
+    from ..inventory import parse_state, transition
+
+    target = parse_state(args.state)
+    with session(cfg) as s, s.store.transaction() as tx:
+        for serial in args.serials:
+            transition(tx, s.actor, serial, target, reason=args.reason, location=args.to, ref=args.ref, at=cfg.clock())
+    print(f"{len(args.serials)} item(s) now {target.value}")
+    return 0
+
+
+def cmd_states(args: argparse.Namespace, cfg) -> int:
+    from ..inventory import TRANSITIONS, transition_table_markdown
+
+    if cfg.json:
+        emit(cfg, {s.value: sorted(t.value for t in targets) for s, targets in TRANSITIONS.items()})
+    else:
+        print(transition_table_markdown())
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace, cfg) -> int:
+    """One transaction per scan, so every good scan is kept even if a later one fails."""
+    from ..errors import FleetError, ValidationError
+    from ..inventory import ItemState, NewItem, clean_scan, find_item, move, parse_state, receive_items, transition
+
+    if args.action in ("move", "receive") and not args.to:
+        raise ValidationError(f"scan {args.action} needs --to LOCATION")
+    if args.action == "state" and not args.state:
+        raise ValidationError("scan state needs --state STATE")
+    if args.action == "receive" and not args.model:
+        raise ValidationError("scan receive needs --model MODEL")
+    target = parse_state(args.state) if args.state else None
+    bell_ok, bell_err = ("", "") if args.no_beep else ("\a", "\a\a")
+    ok = bad = 0
+    out = sys.stdout
+    with session(cfg) as s:
+        if sys.stdin.isatty():
+            print(f"scanning ({args.action}); Ctrl-D to finish", file=sys.stderr)
+        for line in sys.stdin:
+            scan = clean_scan(line, prefixes=tuple(args.prefix), suffixes=tuple(args.suffix), gs1=args.gs1)
+            if not scan.ok:
+                if scan.reason == "empty":
+                    continue
+                bad += 1
+                sys.stderr.write(f"{bell_err}ERR  {scan.reason}\n")
+                sys.stderr.flush()
+                continue
+            try:
+                with s.store.transaction() as tx:
+                    if args.action == "show":
+                        it = find_item(tx, scan.serial)
+                        msg = f"{it['serial']}  {it['model_code']}  {it['state']}"
+                    elif args.action == "move":
+                        it = move(tx, s.actor, scan.serial, args.to, reason=args.reason, at=cfg.clock())
+                        msg = f"{it['serial']} -> {args.to}"
+                    elif args.action == "state":
+                        it = transition(tx, s.actor, scan.serial, target, reason=args.reason, location=args.to,
+                                        ref=args.ref, at=cfg.clock())
+                        msg = f"{it['serial']} -> {it['state']}"
+                    else:
+                        receive_items(tx, s.actor, [NewItem(scan.serial, args.model)], args.to, at=cfg.clock(),
+                                      ref=args.ref, state=ItemState.IN_STOCK)
+                        msg = f"{scan.serial} received at {args.to}"
+                ok += 1
+                out.write(f"{bell_ok}OK   {msg}\n")
+            except FleetError as exc:
+                bad += 1
+                sys.stderr.write(f"{bell_err}ERR  {scan.serial}: {exc.message}\n")
+                sys.stderr.flush()
+            out.flush()
+    print(f"{ok} ok, {bad} error(s)", file=sys.stderr)
+    return 0 if bad == 0 else 1

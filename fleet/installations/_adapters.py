@@ -1,0 +1,74 @@
+"""Adapters for commissioning: MQTT (fleet.mqtt) and zeroconf discovery (gateway.discovery)."""
+from __future__ import annotations
+
+import json
+import queue
+import time
+from typing import Any, Callable, Iterator
+
+from ..mqtt import MqttClient
+from ._commission import AlarmSeen, GatewayEndpoint, decode_alarm, new_cmd_id
+
+
+class MqttGatewayChannel:
+    """Commands to ``wt/v1/gw/{gw}/cmd`` (wt.cmd/1); alarms from ``wt/v1/gw/{gw}/alarm``.
+
+    Config push goes through fleet-ops' ``ConfigService`` when one is given
+    (``config_push(gateway_id) -> version``); otherwise no config is pushed here.
+    """
+
+    def __init__(self, client: MqttClient, *, config_push: Callable[[str], int] | None = None) -> None:
+        self.client = client
+        self._config_push = config_push
+        self._alarm_queues: dict[str, queue.Queue] = {}
+
+    def subscribe_alarms(self, gateway_id: str) -> None:
+        """Subscribe before test mode is switched on, so no test alarm is missed."""
+        if gateway_id not in self._alarm_queues:
+            self._alarm_queues[gateway_id] = self.client.subscribe(f"wt/v1/gw/{gateway_id}/alarm", qos=1)
+
+    def send_command(self, gateway_id: str, cmd: str, args: dict[str, Any]) -> str:
+        cmd_id = new_cmd_id()
+        self.client.publish(f"wt/v1/gw/{gateway_id}/cmd",
+                            json.dumps({"schema": "wt.cmd/1", "cmd_id": cmd_id, "cmd": cmd, "args": args}), qos=1)
+        return cmd_id
+
+    def push_config(self, gateway_id: str, devices: list[dict[str, Any]]) -> int | None:
+        if self._config_push is None:
+            return None
+        return self._config_push(gateway_id)
+
+    def alarms(self, gateway_id: str, timeout_s: float) -> Iterator[AlarmSeen]:
+        self.subscribe_alarms(gateway_id)
+        q = self._alarm_queues[gateway_id]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                msg = q.get(timeout=remaining)
+            except queue.Empty:
+                return
+            alarm = decode_alarm(gateway_id, msg.payload, msg.received_at)
+            if alarm is not None:
+                yield alarm
+
+
+class ZeroconfGatewayFinder:
+    """Browse ``_wt-gateway._tcp`` with the gateway's own discovery module (gw-runtime)."""
+
+    def __init__(self, interfaces: tuple[str, ...] = ()) -> None:
+        self.interfaces = interfaces
+
+    def find(self, gateway_id: str, timeout_s: float) -> GatewayEndpoint | None:
+        from gateway.discovery import discover
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            for g in discover(min(left, 2.0), interfaces=self.interfaces):
+                if g.id == gateway_id:
+                    return GatewayEndpoint(g.id, g.host, g.port, g.version)

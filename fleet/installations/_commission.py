@@ -1,0 +1,148 @@
+"""Commissioning: find the gateway, pair the kit's devices, push config, switch the gateway
+to test mode, and wait until a test alarm from every device has been seen at the platform.
+
+Pure orchestration over ports (typing.Protocol); the adapters are in ``_adapters.py``.
+The installation is only marked done by :func:`fleet.installations.complete`, which
+refuses while any device's test alarm is missing.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterator, Protocol
+
+from ..errors import CommissioningError
+
+
+@dataclass(frozen=True)
+class GatewayEndpoint:
+    gateway_id: str
+    host: str
+    port: int
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class AlarmSeen:
+    """A ``wt.alarm/1`` message as received at the platform side."""
+
+    gateway_id: str
+    device_id: str
+    event_id: str
+    test: bool
+    occurred_at: float | None        # from the payload (gateway clock)
+    received_at: float               # platform clock when the message arrived
+
+
+class GatewayFinder(Protocol):
+    def find(self, gateway_id: str, timeout_s: float) -> GatewayEndpoint | None: ...
+
+
+class GatewayChannel(Protocol):
+    """Talks to one gateway over MQTT: commands, config push, and its alarm stream."""
+
+    def send_command(self, gateway_id: str, cmd: str, args: dict[str, Any]) -> str: ...
+
+    def push_config(self, gateway_id: str, devices: list[dict[str, Any]]) -> int | None: ...
+
+    def alarms(self, gateway_id: str, timeout_s: float) -> Iterator[AlarmSeen]:
+        """Yield alarms from ``wt/v1/gw/{gw}/alarm`` until ``timeout_s`` passes without one."""
+
+
+def parse_rfc3339(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def decode_alarm(gateway_id: str, payload: bytes, received_at: float) -> AlarmSeen | None:
+    """``wt.alarm/1`` -> AlarmSeen; None for anything else (never raises)."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or str(doc.get("schema", "")).split("/")[0] != "wt.alarm" \
+            or str(doc.get("schema", "")).split("/")[-1] != "1":
+        return None
+    dev, eid = doc.get("device"), doc.get("event_id")
+    if not isinstance(dev, str) or not isinstance(eid, str):
+        return None
+    return AlarmSeen(gateway_id, dev.lower(), eid, doc.get("test") is True, parse_rfc3339(doc.get("occurred_at")),
+                     received_at)
+
+
+@dataclass
+class CommissioningReport:
+    gateway: GatewayEndpoint | None = None
+    paired: list[str] = field(default_factory=list)
+    config_version: int | None = None
+    seen: dict[str, AlarmSeen] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    ignored_non_test: int = 0
+
+
+def commission(*, gateway_id: str, devices: list[dict[str, Any]], finder: GatewayFinder | None,
+               channel: GatewayChannel, timeout_s: float, on_seen: Callable[[AlarmSeen, float | None], None],
+               say: Callable[[str], None] = lambda s: None, discover_timeout_s: float = 5.0,
+               clock: Callable[[], float] = time.monotonic) -> CommissioningReport:
+    """Run the steps; ``on_seen(alarm, latency_ms)`` is called once per device (record it).
+
+    ``devices``: dicts with ``serial``, ``hw_id``, ``role`` (the sensors, not the gateway).
+    """
+    rep = CommissioningReport()
+    if finder is not None:
+        say(f"looking for gateway {gateway_id} on the local network (mDNS) ...")
+        rep.gateway = finder.find(gateway_id, discover_timeout_s)
+        if rep.gateway is None:
+            raise CommissioningError(
+                f"gateway {gateway_id} was not found on the local network within {discover_timeout_s:.0f} s; check "
+                "that it is powered and on the same network, or use --skip-discovery if it is only reachable "
+                "over MQTT", gateway=gateway_id)
+        say(f"found {gateway_id} at {rep.gateway.host}:{rep.gateway.port} (version {rep.gateway.version or '?'})")
+    for d in devices:
+        channel.send_command(gateway_id, "pair", {"device": d["hw_id"], "role": d["role"], "serial": d["serial"]})
+        rep.paired.append(d["hw_id"])
+        say(f"pair {d['role']} {d['serial']} ({d['hw_id']})")
+    rep.config_version = channel.push_config(gateway_id, devices)
+    if rep.config_version is not None:
+        say(f"configuration version {rep.config_version} pushed")
+    wanted = {d["hw_id"]: d for d in devices}
+    channel.send_command(gateway_id, "test_mode", {"devices": sorted(wanted), "enabled": True})
+    say("test mode on; trigger a test alarm on each device now: " +
+        ", ".join(f"{d['role']} {d['serial']}" for d in devices))
+    deadline = clock() + timeout_s
+    while set(wanted) - set(rep.seen):
+        remaining = deadline - clock()
+        if remaining <= 0:
+            break
+        got_any = False
+        for alarm in channel.alarms(gateway_id, min(remaining, 1.0)):
+            got_any = True
+            if alarm.device_id not in wanted or alarm.device_id in rep.seen:
+                continue
+            if not alarm.test:
+                rep.ignored_non_test += 1
+                say(f"ignored a REAL alarm from {alarm.device_id} (test must be true during commissioning)")
+                continue
+            latency = None if alarm.occurred_at is None else max(0.0, (alarm.received_at - alarm.occurred_at) * 1000)
+            rep.seen[alarm.device_id] = alarm
+            on_seen(alarm, latency)
+            d = wanted[alarm.device_id]
+            say(f"test alarm from {d['role']} {d['serial']} seen" + (f" ({latency:.0f} ms)" if latency is not None else ""))
+            if not set(wanted) - set(rep.seen) or clock() >= deadline:
+                break
+        if not got_any and clock() >= deadline:
+            break
+    channel.send_command(gateway_id, "test_mode", {"devices": sorted(wanted), "enabled": False})
+    rep.missing = sorted(set(wanted) - set(rep.seen))
+    return rep
+
+
+def new_cmd_id() -> str:
+    return uuid.uuid4().hex[:16]

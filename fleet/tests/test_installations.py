@@ -1,0 +1,168 @@
+"""Installations on both backends: privacy validation, optimistic concurrency, completion
+refused without test alarms, room move, deinstall, purge and its verification."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fleet import installations as ins
+from fleet import inventory as inv
+from fleet.access import Actor, Role, audit_entries
+from fleet.errors import AccessDenied, CommissioningError, Conflict, ValidationError
+from fleet.tests.factories import ANSWERS, ROUTING, hexid, seed_catalog, stock_kit
+
+
+@pytest.fixture
+def world(store, admin, clock):
+    seed_catalog(store, admin, clock())
+    return store
+
+
+def make(store, actor, clock, *, location="HOME-0001", n=1, resident="R-7F3K9Q"):
+    kit = stock_kit(store, actor, clock(), n)
+    with store.transaction() as tx:
+        return ins.create(tx, actor, resident_ref=resident, location=location, kit=kit, consent_kind="consent",
+                          consent_date="2026-11-20", routing=ROUTING, at=clock())
+
+
+def see_all_test_alarms(store, code, clock):
+    with store.transaction() as tx:
+        for d in ins.missing_test_alarms(tx, code):
+            ins.record_test_alarm(tx, code, device_id=d["hw_id"], event_id=f"{d['hw_id']}-00000001",
+                                  seen_at=clock(), latency_ms=42.0)
+
+
+def answer_all(store, actor, code, clock):
+    with store.transaction() as tx:
+        for d in ins.sensor_devices(tx, tx.scalar("SELECT id FROM installation WHERE code = ?", (code,))):
+            ins.set_checklist(tx, actor, code, d["serial"], ANSWERS, expected_version=None, at=clock())
+
+
+@pytest.mark.parametrize("bad", ["01019012345", "010190 12345", "Kari Nordmann", "kari nordmann", "R 123", ""])
+def test_resident_ref_rejects_national_ids_and_names(bad):
+    with pytest.raises(ValidationError):
+        ins.validate_resident_ref(bad)
+
+
+def test_fnr_checksum_and_pseudonym_ok():
+    assert ins.fnr_checksum_ok("01010750160")  # a valid synthetic number: still refused as resident id
+    with pytest.raises(ValidationError, match="national identity number"):
+        ins.validate_resident_ref("01010750160")
+    assert ins.validate_resident_ref(" R-7F3K9Q ") == "R-7F3K9Q"
+
+
+@pytest.mark.parametrize("doc", [{"name": "x"}, {"relatives_agreement": "call 01019012345"},
+                                 {"note": {"Navn": "y"}}, {"who": ["Kari Nordmann"]}])
+def test_personal_data_refused_anywhere_in_documents(doc):
+    with pytest.raises(ValidationError):
+        ins.check_no_personal_data(doc, "checklist")
+
+
+def test_routing_validation_names_the_problem():
+    with pytest.raises(ValidationError, match="escalation_s needs 2"):
+        ins.validate_routing({**ROUTING, "escalation_s": [60]})
+    with pytest.raises(ValidationError, match="relatives\\[0\\].name"):
+        ins.validate_routing({**ROUTING, "relatives": [{"relation": "son", "name": "Ola"}]})
+
+
+def test_create_puts_kit_in_transit_and_audits(world, admin, clock):
+    inst = make(world, admin, clock)
+    assert inst["status"] == "commissioning" and inst["gateway_id"] == "gw-" + hexid(0x100001)
+    assert {d["state"] for d in inst["devices"]} == {"in_transit"}
+    with world.transaction(write=False) as tx:
+        acts = [a["action"] for a in audit_entries(tx, entity="installation")]
+        assert "installation.create" in acts
+        assert "R-7F3K9Q" not in json.dumps(audit_entries(tx))  # audit never holds the pseudonym itself
+
+
+def test_read_of_personal_data_is_audited_and_scoped(world, admin, clock):
+    inst = make(world, admin, clock)
+    tech = Actor("tina", Role.TECHNICIAN, frozenset({"0301"}))
+    auditor = Actor("aud", Role.AUDITOR, None)
+    bergen = Actor("bob", Role.SUPPORT, frozenset({"4601"}))
+    with world.transaction() as tx:
+        assert ins.show(tx, tech, inst["code"], at=clock())["resident_ref"] == "R-7F3K9Q"
+        assert "resident_ref" not in ins.show(tx, auditor, inst["code"], at=clock())
+        reads = [a for a in audit_entries(tx, entity="installation") if a["action"] == "installation.read"]
+        assert [(a["actor"], a["personal"]) for a in reads] == [("tina", True)]
+    with pytest.raises(AccessDenied):
+        with world.transaction() as tx:
+            ins.show(tx, bergen, inst["code"], at=clock())
+
+
+def test_two_technicians_no_lost_update(world, admin, clock):
+    inst = make(world, admin, clock)
+    code, v = inst["code"], inst["version"]
+    a = Actor("anne", Role.TECHNICIAN, frozenset({"0301"}))
+    b = Actor("bjorn", Role.TECHNICIAN, frozenset({"0301"}))
+    serial = next(d["serial"] for d in inst["devices"] if d["role"] == "button")
+    with world.transaction() as tx:
+        ins.set_checklist(tx, a, code, serial, {"charging_routine": "weekly"}, expected_version=v, at=clock())
+    with pytest.raises(Conflict, match=r"changed by anne .* reload it with `fleet install show"):
+        with world.transaction() as tx:
+            ins.set_checklist(tx, b, code, serial, {"charging_routine": "daily"}, expected_version=v, at=clock())
+    with world.transaction() as tx:
+        shown = ins.show(tx, admin, code, at=clock())
+    assert shown["checklist"][serial]["charging_routine"] == "weekly" and shown["version"] == v + 1
+
+
+def test_completion_refused_until_every_test_alarm_seen(world, admin, clock):
+    inst = make(world, admin, clock)
+    code = inst["code"]
+    answer_all(world, admin, code, clock)
+    with world.transaction() as tx:
+        btn = next(d for d in inst["devices"] if d["role"] == "button")
+        ins.record_test_alarm(tx, code, device_id=btn["hw_id"], event_id="e1", seen_at=clock(), latency_ms=30.0)
+    with pytest.raises(CommissioningError, match=r"no test alarm seen at the platform from fall FAL-0001"):
+        with world.transaction() as tx:
+            ins.complete(tx, admin, code, expected_version=None, at=clock())
+    see_all_test_alarms(world, code, clock)
+    with world.transaction() as tx:
+        ins.complete(tx, admin, code, expected_version=None, at=clock())
+        shown = ins.show(tx, admin, code, at=clock())
+    assert shown["status"] == "active" and {d["state"] for d in shown["devices"]} == {"installed"}
+
+
+def test_completion_refused_with_incomplete_checklist(world, admin, clock):
+    code = make(world, admin, clock)["code"]
+    see_all_test_alarms(world, code, clock)
+    with pytest.raises(CommissioningError, match="checklist incomplete"):
+        with world.transaction() as tx:
+            ins.complete(tx, admin, code, expected_version=None, at=clock())
+
+
+def test_move_room_deinstall_purge_verify(world, admin, clock):
+    inst = make(world, admin, clock, location="INST-SAGA/101")
+    code = inst["code"]
+    answer_all(world, admin, code, clock)
+    see_all_test_alarms(world, code, clock)
+    with world.transaction() as tx:
+        ins.complete(tx, admin, code, expected_version=None, at=clock())
+        ins.move_room(tx, admin, code, "INST-SAGA/102", expected_version=None, at=clock())
+        assert {inv.find_item(tx, d["serial"])["location_id"] for d in inst["devices"]} == \
+            {inv.get_location(tx, "INST-SAGA/102")["id"]}
+        ins.deinstall(tx, admin, code, to_location="VAN-01", expected_version=None, at=clock(), retention_s=86400)
+        assert {inv.find_item(tx, d["serial"])["state"] for d in inst["devices"]} == {"returned"}
+        assert ins.purge(tx, admin, at=clock()) == []          # not due yet
+        before = ins.verify_purged(tx, admin, code, resident_ref="R-7F3K9Q")
+    assert not before["ok"] and "installation.resident_ref still holds data" in before["problems"]
+    clock.advance(86400)
+    with world.transaction() as tx:
+        assert ins.purge(tx, admin, at=clock()) == [code]
+        after = ins.verify_purged(tx, admin, code, resident_ref="R-7F3K9Q")
+    assert after["ok"], after["problems"]
+    assert after["text_columns_scanned"] > 10
+
+
+def test_handover_report_markdown_and_html(world, admin, clock):
+    inst = make(world, admin, clock)
+    answer_all(world, admin, inst["code"], clock)
+    see_all_test_alarms(world, inst["code"], clock)
+    with world.transaction() as tx:
+        shown = ins.show(tx, admin, inst["code"], at=clock())
+    md = ins.render_markdown(shown)
+    assert "# Handover report — installation I-000001" in md and "42 ms" in md and "after 120 s" in md
+    assert "Who goes out on the alarm? | home care night team" in md
+    html = ins.render_html({**shown, "routing": {**ROUTING, "staff_group": "<script>"}})
+    assert "<script>" not in html and "&lt;script&gt;" in html
