@@ -529,3 +529,11 @@ def test_watchdog_recovers_after_bluetoothd_restarts(system_bus):
             await second.stop()
 
     run(scenario)
+
+
+def test_missing_dbus_daemon_is_reported_with_the_install_command():
+    from gateway.tests.fakebluez import DbusDaemonMissing, find_dbus_daemon
+
+    with pytest.raises(DbusDaemonMissing, match="apt-get install -y dbus-daemon"):
+        find_dbus_daemon(search_path="/nonexistent", fallbacks=())
+    assert find_dbus_daemon().endswith("dbus-daemon")

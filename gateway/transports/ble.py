@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bleak import BleakClient, BleakScanner
-from bleak.args.bluez import OrPattern
+from bleak.args.bluez import BlueZScannerArgs, OrPattern
 from bleak.assigned_numbers import AdvertisementDataType
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
@@ -215,13 +215,16 @@ class BleScanner:
                 "callback_errors": st.callback_errors, "last_report_age_s": age}
 
     def _build(self) -> BleakScanner:
-        bluez: dict[str, Any] = {"adapter": self._cfg.adapter}
         if self._cfg.mode is ScanMode.PASSIVE:
-            bluez["or_patterns"] = [OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, b"\xd2\xfc")]
-            return BleakScanner(self._detected, scanning_mode="passive", bluez=bluez)
+            passive: BlueZScannerArgs = {
+                "adapter": self._cfg.adapter,
+                "or_patterns": [OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, b"\xd2\xfc")],
+            }
+            return BleakScanner(self._detected, scanning_mode="passive", bluez=passive)
         # DuplicateData=True: report every change, not only the first advert of a device
-        bluez["filters"] = {"Transport": "le", "DuplicateData": True}
-        return BleakScanner(self._detected, scanning_mode="active", bluez=bluez)
+        active: BlueZScannerArgs = {"adapter": self._cfg.adapter,
+                                    "filters": {"Transport": "le", "DuplicateData": True}}
+        return BleakScanner(self._detected, scanning_mode="active", bluez=active)
 
     async def async_start(self) -> None:
         """Start discovery; raises BleError / BleTimeout (after ``call_timeout_s``)."""
@@ -420,6 +423,7 @@ class BleFrameLink(_GattSession):
         self._idle.set()
         self._writer: asyncio.Task[None] | None = None
         self._rx: BleakGATTCharacteristic | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.bytes_sent = 0
         self.bytes_received = 0
         self.writes = 0
@@ -488,7 +492,9 @@ class BleFrameLink(_GattSession):
                         self._idle.set()
                         if self._on_disconnect is not None and not self._closing:
                             self._on_disconnect(str(err))
-                        asyncio.get_running_loop().create_task(self.async_close())
+                        closer = asyncio.get_running_loop().create_task(self.async_close())
+                        self._background.add(closer)
+                        closer.add_done_callback(self._background.discard)
                         return
                     self.bytes_sent += len(chunk)
                     self.writes += 1

@@ -22,7 +22,7 @@ import asyncio
 import enum
 import logging
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 from gateway.ports import Clock, SystemClock
 
@@ -76,9 +76,11 @@ class WatchdogConfig:
     power_off_s: float = 2.0
     backoff_initial_s: float = 10.0
     backoff_max_s: float = 300.0
+    action_timeout_s: float = 120.0        # outer bound on any start/stop/power cycle
 
     def __post_init__(self) -> None:
-        for key in ("silence_timeout_s", "check_interval_s", "backoff_initial_s", "backoff_max_s"):
+        for key in ("silence_timeout_s", "check_interval_s", "backoff_initial_s", "backoff_max_s",
+                    "action_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"ble.watchdog.{key}={getattr(self, key)!r}: must be > 0 seconds")
         if self.check_interval_s > self.silence_timeout_s:
@@ -144,10 +146,10 @@ class BleWatchdog:
         try:
             self._set(state=WatchdogState.STARTING)
             try:
-                await self._scanner.async_start()
+                await self._bounded(self._scanner.async_start(), "scanner start")
                 self._set(state=WatchdogState.SCANNING)
             except Exception as exc:  # noqa: BLE001 - any failure starts the recovery ladder
-                await self._async_recover(HangKind.CALL_FAILED, str(exc))
+                await self._async_recover(HangKind.CALL_FAILED, str(exc) or type(exc).__name__)
             while not self._stop.is_set():
                 if await self._async_sleep(self._cfg.check_interval_s):
                     break
@@ -157,7 +159,7 @@ class BleWatchdog:
                     await self._async_recover(hang, "no advertisement reported for "
                                               f"{self._cfg.silence_timeout_s:g} s")
         finally:
-            await self._scanner.async_stop()
+            await self._stop_scanner()
             self._set(state=WatchdogState.STOPPED)
 
     # -- policy
@@ -204,21 +206,35 @@ class BleWatchdog:
                     self._set(state=WatchdogState.POWER_CYCLING,
                               adapter_power_cycles=self._status.adapter_power_cycles + 1)
                     self._power_cycles_in_episode += 1
-                    await self._scanner.async_stop()
-                    await self._power.async_power_cycle(self._cfg.power_off_s)
+                    await self._stop_scanner()
+                    await self._bounded(self._power.async_power_cycle(self._cfg.power_off_s),
+                                        "adapter power cycle")
                 else:
                     self._set(state=WatchdogState.RESTARTING)
-                    await self._scanner.async_stop()
+                    await self._stop_scanner()
                 self._set(scanner_restarts=self._status.scanner_restarts + 1)
-                await self._scanner.async_start()
+                await self._bounded(self._scanner.async_start(), "scanner start")
             except Exception as exc:  # noqa: BLE001 - escalate on any failure
-                log.error("BLE recovery step failed: %s", exc)
-                self._set(last_hang=HangKind.CALL_FAILED, last_error=str(exc))
+                detail = str(exc) or type(exc).__name__
+                log.error("BLE recovery step failed: %s", detail)
+                self._set(last_hang=HangKind.CALL_FAILED, last_error=detail)
                 continue
             self._set(state=WatchdogState.SCANNING)
             return
 
     # -- helpers
+    async def _bounded(self, aw: Awaitable[None], what: str) -> None:
+        try:
+            await asyncio.wait_for(aw, self._cfg.action_timeout_s)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"{what} did not finish within {self._cfg.action_timeout_s:g} s") from None
+
+    async def _stop_scanner(self) -> None:
+        try:
+            await self._bounded(self._scanner.async_stop(), "scanner stop")
+        except Exception as exc:  # noqa: BLE001 - a stop never blocks recovery
+            log.warning("BLE scanner stop: %s", exc)
+
     async def _async_sleep(self, seconds: float) -> bool:
         """Sleep; True if a stop was requested meanwhile."""
         try:

@@ -48,9 +48,13 @@ class DbusDaemonFailed(RuntimeError):
         self.stderr = stderr
 
 
-def find_dbus_daemon() -> str:
-    exe = shutil.which("dbus-daemon") or next(
-        (p for p in ("/usr/bin/dbus-daemon", "/bin/dbus-daemon") if os.path.exists(p)), None
+def find_dbus_daemon(
+    search_path: str | None = None,
+    fallbacks: tuple[str, ...] = ("/usr/bin/dbus-daemon", "/bin/dbus-daemon"),
+) -> str:
+    """Path of dbus-daemon (``$PATH`` first); DbusDaemonMissing says how to install it."""
+    exe = shutil.which("dbus-daemon", path=search_path) or next(
+        (p for p in fallbacks if os.path.exists(p)), None
     )
     if exe is None:
         raise DbusDaemonMissing(INSTALL_HINT)

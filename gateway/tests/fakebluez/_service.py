@@ -1,5 +1,5 @@
 # NB: no ``from __future__ import annotations`` here: dbus-fast reads the D-Bus
-# signatures from the annotations ('s', 'a{sv}', ...) at class creation.
+# signatures from the ``Annotated`` types at class creation.
 """A fake BlueZ (``org.bluez``) served with dbus-fast on a private bus.
 
 It implements the part of the BlueZ D-Bus API that bleak's BlueZ backend uses
@@ -36,9 +36,27 @@ import socket
 from dataclasses import dataclass, field
 from typing import Callable
 
+from typing import Annotated
+
 from dbus_fast import BusType, DBusError, PropertyAccess, Variant
+from dbus_fast.annotations import (
+    DBusBool,
+    DBusBytes,
+    DBusDict,
+    DBusInt16,
+    DBusObjectPath,
+    DBusSignature,
+    DBusStr,
+    DBusUInt16,
+    DBusUInt32,
+)
 from dbus_fast.aio import MessageBus
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property
+
+_StrList = Annotated[list[str], DBusSignature("as")]
+_PathList = Annotated[list[str], DBusSignature("ao")]
+_ManufacturerDict = Annotated[dict[int, Variant], DBusSignature("a{qv}")]
+_FdMtu = Annotated[list[int], DBusSignature("hq")]
 
 ADAPTER_PATH = "/org/bluez/hci0"
 BLUEZ = "org.bluez"
@@ -101,7 +119,7 @@ class FakeAdapter(ServiceInterface):
 
     # -- D-Bus methods
     @dbus_method()
-    def SetDiscoveryFilter(self, properties: "a{sv}"):
+    def SetDiscoveryFilter(self, properties: DBusDict):
         self.filters.append({k: v.value for k, v in properties.items()})
 
     @dbus_method()
@@ -130,41 +148,41 @@ class FakeAdapter(ServiceInterface):
         self._set_discovering(False)
 
     @dbus_method()
-    def RemoveDevice(self, device: "o"):
+    def RemoveDevice(self, device: DBusObjectPath):
         if not self._bluez._remove_device_path(device):
             raise DBusError(ERR_DOES_NOT_EXIST, "Does Not Exist")
 
     @dbus_method()
-    def GetDiscoveryFilters(self) -> "as":
+    def GetDiscoveryFilters(self) -> _StrList:
         return ["UUIDs", "RSSI", "Pathloss", "Transport", "DuplicateData", "Discoverable", "Pattern"]
 
     # -- properties
     @dbus_property(access=PropertyAccess.READ)
-    def Address(self) -> "s":
+    def Address(self) -> DBusStr:
         return self._address
 
     @dbus_property(access=PropertyAccess.READ)
-    def AddressType(self) -> "s":
+    def AddressType(self) -> DBusStr:
         return "public"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Name(self) -> "s":
+    def Name(self) -> DBusStr:
         return "fake-hci0"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Alias(self) -> "s":
+    def Alias(self) -> DBusStr:
         return "fake-hci0"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Class(self) -> "u":
+    def Class(self) -> DBusUInt32:
         return 0
 
     @dbus_property()
-    def Powered(self) -> "b":
+    def Powered(self) -> DBusBool:
         return self._powered
 
-    @Powered.setter
-    def Powered(self, value: "b"):
+    @Powered.setter  # type: ignore[no-redef]
+    def Powered(self, value: DBusBool):
         self.power_log.append(value)
         if value == self._powered:
             return
@@ -183,23 +201,23 @@ class FakeAdapter(ServiceInterface):
         self.emit_properties_changed({"Powered": value})
 
     @dbus_property(access=PropertyAccess.READ)
-    def Discoverable(self) -> "b":
+    def Discoverable(self) -> DBusBool:
         return False
 
     @dbus_property(access=PropertyAccess.READ)
-    def Pairable(self) -> "b":
+    def Pairable(self) -> DBusBool:
         return False
 
     @dbus_property(access=PropertyAccess.READ)
-    def Discovering(self) -> "b":
+    def Discovering(self) -> DBusBool:
         return self._discovering
 
     @dbus_property(access=PropertyAccess.READ)
-    def UUIDs(self) -> "as":
+    def UUIDs(self) -> _StrList:
         return []
 
     @dbus_property(access=PropertyAccess.READ)
-    def Roles(self) -> "as":
+    def Roles(self) -> _StrList:
         return ["central", "peripheral"]
 
 
@@ -212,12 +230,12 @@ class FakeMonitorManager(ServiceInterface):
         self.monitors: list[str] = []
 
     @dbus_method()
-    def RegisterMonitor(self, application: "o"):
+    def RegisterMonitor(self, application: DBusObjectPath):
         self.monitors.append(application)
         self._bluez.adapter._set_discovering(True)
 
     @dbus_method()
-    def UnregisterMonitor(self, application: "o"):
+    def UnregisterMonitor(self, application: DBusObjectPath):
         if application not in self.monitors:
             raise DBusError("org.bluez.Error.DoesNotExist", "Does Not Exist")
         self.monitors.remove(application)
@@ -225,11 +243,11 @@ class FakeMonitorManager(ServiceInterface):
             self._bluez.adapter._set_discovering(False)
 
     @dbus_property(access=PropertyAccess.READ)
-    def SupportedMonitorTypes(self) -> "as":
+    def SupportedMonitorTypes(self) -> _StrList:
         return ["or_patterns"]
 
     @dbus_property(access=PropertyAccess.READ)
-    def SupportedFeatures(self) -> "as":
+    def SupportedFeatures(self) -> _StrList:
         return []
 
 
@@ -258,19 +276,19 @@ class _ServiceIface(ServiceInterface):
         self._device = device
 
     @dbus_property(access=PropertyAccess.READ)
-    def UUID(self) -> "s":
+    def UUID(self) -> DBusStr:
         return self._uuid
 
     @dbus_property(access=PropertyAccess.READ)
-    def Device(self) -> "o":
+    def Device(self) -> DBusObjectPath:
         return self._device
 
     @dbus_property(access=PropertyAccess.READ)
-    def Primary(self) -> "b":
+    def Primary(self) -> DBusBool:
         return True
 
     @dbus_property(access=PropertyAccess.READ)
-    def Includes(self) -> "ao":
+    def Includes(self) -> _PathList:
         return []
 
 
@@ -305,13 +323,13 @@ class _CharIface(ServiceInterface):
             self._acquired = None
 
     @dbus_method()
-    def ReadValue(self, options: "a{sv}") -> "ay":
+    def ReadValue(self, options: DBusDict) -> DBusBytes:
         if "read" not in self.char.flags:
             raise DBusError(ERR_NOT_PERMITTED, "Read not permitted")
         return self.char.value
 
     @dbus_method()
-    def WriteValue(self, value: "ay", options: "a{sv}"):
+    def WriteValue(self, value: DBusBytes, options: DBusDict):
         kind = options["type"].value if "type" in options else "request"
         allowed = {"request": "write", "command": "write-without-response"}.get(kind)
         if allowed not in self.char.flags:
@@ -337,7 +355,7 @@ class _CharIface(ServiceInterface):
             self.emit_properties_changed({"Notifying": False})
 
     @dbus_method()
-    def AcquireNotify(self, options: "a{sv}") -> "hq":
+    def AcquireNotify(self, options: DBusDict) -> _FdMtu:
         if "notify" not in self.char.flags:
             raise DBusError(ERR_NOT_SUPPORTED, "Operation is not supported")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -348,31 +366,31 @@ class _CharIface(ServiceInterface):
         return [fd, self._mtu]
 
     @dbus_property(access=PropertyAccess.READ)
-    def UUID(self) -> "s":
+    def UUID(self) -> DBusStr:
         return full_uuid(self.char.uuid)
 
     @dbus_property(access=PropertyAccess.READ)
-    def Service(self) -> "o":
+    def Service(self) -> DBusObjectPath:
         return self._service
 
     @dbus_property(access=PropertyAccess.READ)
-    def Value(self) -> "ay":
+    def Value(self) -> DBusBytes:
         return self.char.value
 
     @dbus_property(access=PropertyAccess.READ)
-    def Notifying(self) -> "b":
+    def Notifying(self) -> DBusBool:
         return self.notifying
 
     @dbus_property(access=PropertyAccess.READ)
-    def Flags(self) -> "as":
+    def Flags(self) -> _StrList:
         return list(self.char.flags)
 
     @dbus_property(access=PropertyAccess.READ)
-    def NotifyAcquired(self) -> "b":
+    def NotifyAcquired(self) -> DBusBool:
         return self._acquired is not None
 
     @dbus_property(access=PropertyAccess.READ)
-    def MTU(self) -> "q":
+    def MTU(self) -> DBusUInt16:
         return self._mtu
 
 
@@ -514,67 +532,67 @@ class FakeDevice(ServiceInterface):
         self._disconnect()
 
     @dbus_property(access=PropertyAccess.READ)
-    def Address(self) -> "s":
+    def Address(self) -> DBusStr:
         return self.address
 
     @dbus_property(access=PropertyAccess.READ)
-    def AddressType(self) -> "s":
+    def AddressType(self) -> DBusStr:
         return "public"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Name(self) -> "s":
+    def Name(self) -> DBusStr:
         return self.local_name or self.address.replace(":", "-")
 
     @dbus_property(access=PropertyAccess.READ)
-    def Alias(self) -> "s":
+    def Alias(self) -> DBusStr:
         return self.local_name or self.address.replace(":", "-")
 
     @dbus_property(access=PropertyAccess.READ)
-    def Adapter(self) -> "o":
+    def Adapter(self) -> DBusObjectPath:
         return ADAPTER_PATH
 
     @dbus_property(access=PropertyAccess.READ)
-    def Paired(self) -> "b":
+    def Paired(self) -> DBusBool:
         return False
 
     @dbus_property(access=PropertyAccess.READ)
-    def Bonded(self) -> "b":
+    def Bonded(self) -> DBusBool:
         return False
 
     @dbus_property(access=PropertyAccess.READ)
-    def Trusted(self) -> "b":
+    def Trusted(self) -> DBusBool:
         return False
 
     @dbus_property(access=PropertyAccess.READ)
-    def Blocked(self) -> "b":
+    def Blocked(self) -> DBusBool:
         return False
 
     @dbus_property(access=PropertyAccess.READ)
-    def LegacyPairing(self) -> "b":
+    def LegacyPairing(self) -> DBusBool:
         return False
 
     @dbus_property(access=PropertyAccess.READ)
-    def Connected(self) -> "b":
+    def Connected(self) -> DBusBool:
         return self.connected
 
     @dbus_property(access=PropertyAccess.READ)
-    def ServicesResolved(self) -> "b":
+    def ServicesResolved(self) -> DBusBool:
         return self.services_resolved
 
     @dbus_property(access=PropertyAccess.READ)
-    def UUIDs(self) -> "as":
+    def UUIDs(self) -> _StrList:
         return [full_uuid(s.uuid) for s in self.services]
 
     @dbus_property(access=PropertyAccess.READ)
-    def RSSI(self) -> "n":
+    def RSSI(self) -> DBusInt16:
         return self.rssi
 
     @dbus_property(access=PropertyAccess.READ)
-    def ServiceData(self) -> "a{sv}":
+    def ServiceData(self) -> DBusDict:
         return self._service_data_variants()
 
     @dbus_property(access=PropertyAccess.READ)
-    def ManufacturerData(self) -> "a{qv}":
+    def ManufacturerData(self) -> _ManufacturerDict:
         return self._manufacturer_variants()
 
 
