@@ -1,0 +1,444 @@
+"""Composition root of the gateway daemon: ``bootstrap(config, ...)`` and the main loop.
+
+One asyncio event loop owns the domain (ingress, rules, forwarding decisions, device
+registry). Adapters whose libraries block run in their own threads and hand results to
+the loop with ``loop.call_soon_threadsafe``: pyserial readers (gateway/transports/
+serial_link.py), the SQLite journal writer (gateway/journal), paho's network loop
+(gateway/uplink/mqtt.py). BLE (bleak), zeroconf and the status endpoint are asyncio-native.
+
+Data flow::
+
+    serial / BLE / emulated bytes ──► Ingress.feed/advert ──► IngressResult
+        .device_updates ──► DeviceRegistry ──► supervision + battery rules, status, health
+        .replies        ──► the link (ACK DUPLICATE, ERROR)
+        .events         ──► Forwarder.submit(event, on_stored)
+                              alarms: published at once (fast path) while journaled
+                              on_stored(event, is_new) ──► ACK the device; rules.on_event
+    RuleEngine.tick (every supervision.tick_s) ──► gateway events ──► Forwarder.submit
+    platform wt.ack/1 ──► Forwarder ──► FEEDBACK frame to the device
+
+Everything is validated before anything is opened: ``bootstrap`` takes a validated
+:class:`~gateway.config.GatewayConfig` and runs :func:`preflight` first.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any, Callable
+
+from gateway import __version__
+from gateway.codec.enums import FeedbackState
+from gateway.config import GatewayConfig
+from gateway.devices import DeviceRegistry
+from gateway.ingress import Ingress, IngressResult
+from gateway.journal import JournalWriter, SqliteJournal
+from gateway.mains import MainsInput, mains_input_from_config
+from gateway.model import Event
+from gateway.ports import Clock, SystemClock
+from gateway.rules import RuleEngine, build_rules
+from gateway.status import StatusServer, health_payload
+from gateway.transports import LinkState
+from gateway.uplink import AckStatus, Forwarder, LoggingLocalSignal, Topics, UplinkError
+from gateway.uplink.ports import Publisher
+
+log = logging.getLogger("gateway.daemon")
+
+
+class DaemonError(Exception):
+    """Root exception of the daemon (start-up problems; ``what`` names the resource)."""
+
+    def __init__(self, message: str, *, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what
+
+
+def preflight(cfg: GatewayConfig) -> None:
+    """Check what the config cannot: directories writable, status port free. Opens nothing
+    that stays open; raises DaemonError naming the resource and the fix."""
+    data_dir = Path(cfg.gateway.data_dir)
+    for d, key in ((data_dir, "gateway.data_dir"), (cfg.journal_path.parent, "journal.path")):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DaemonError(f"{key}: cannot create {d} ({exc.strerror}); create it or point {key} elsewhere",
+                              what=key) from None
+        if not os.access(d, os.W_OK):
+            raise DaemonError(f"{key}: {d} is not writable by this user; fix the permissions or change {key}",
+                              what=key)
+    if cfg.status.enabled and cfg.status.port:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((cfg.status.host, cfg.status.port))
+            except OSError as exc:
+                raise DaemonError(f"status.port: {cfg.status.host}:{cfg.status.port} is not available ({exc.strerror}); "
+                                  "is another gateway running? set status.port = 0 to pick a free port",
+                                  what="status.port") from None
+
+
+def _tls_settings(tls_cfg: Any) -> Any:
+    from gateway.uplink.mqtt import TlsSettings
+
+    if not tls_cfg.enabled:
+        return None
+    ca = tls_cfg.ca or _system_ca_bundle()
+    return TlsSettings(ca_file=Path(ca), cert_file=Path(tls_cfg.cert) if tls_cfg.cert else None,
+                       key_file=Path(tls_cfg.key) if tls_cfg.key else None)
+
+
+def _system_ca_bundle() -> str:
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    for p in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if p and os.path.exists(p):
+            return p
+    raise DaemonError("uplink.tls.ca: no system CA bundle found; set ca to the broker's CA file", what="uplink.tls.ca")
+
+
+def make_route(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop, clock: Clock, *, route: str) -> Publisher:
+    """The real MQTT route (paho adapter) for ``primary`` or ``fallback``."""
+    from gateway.uplink.mqtt import gateway_link
+
+    section = cfg.uplink if route == "primary" else cfg.uplink.fallback
+    return gateway_link(gateway_id=cfg.gateway.id, version=__version__, clock=clock, route=route,
+                        host=section.host, port=section.port, tls=_tls_settings(section.tls),
+                        keepalive_s=cfg.uplink.keepalive_s,
+                        username=section.tls.username or None, password=section.tls.password or None,
+                        dispatch=loop.call_soon_threadsafe)
+
+
+class GatewayRuntime:
+    """The wired gateway. Built by :func:`bootstrap`; run with :meth:`async_run`."""
+
+    def __init__(self, cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock,
+                 journal: SqliteJournal, writer: JournalWriter, ingress: Ingress, forwarder: Forwarder,
+                 primary: Publisher, fallback: Publisher | None, registry: DeviceRegistry,
+                 engine: RuleEngine, mains: MainsInput, advertise: bool) -> None:
+        self.cfg = cfg
+        self.loop = loop
+        self.clock = clock
+        self.journal = journal
+        self.writer = writer
+        self.ingress = ingress
+        self.forwarder = forwarder
+        self.primary = primary
+        self.fallback = fallback
+        self.registry = registry
+        self.engine = engine
+        self.mains = mains
+        self.links: dict[str, Any] = {}
+        self.status_server: StatusServer | None = None
+        self.advertiser: Any = None
+        self._advertise = advertise
+        self._ble: tuple[Any, Any] | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.started_mono = clock.monotonic()
+        self.started_at = clock.time()
+        self.stats: dict[str, int] = {"events": 0, "acks_sent": 0, "duplicates": 0, "health_published": 0,
+                                      "feedback_sent": 0, "handler_errors": 0}
+        self.on_event_stored: list[Callable[[Event, bool], None]] = []
+        self._stopping = False
+
+    # ------------------------------------------------------------ links
+    def add_link(self, link: Any) -> None:
+        """Register a byte link (serial, emulated, BLE frame link) by its name."""
+        self.links[link.name] = link
+
+    def attach_emulated(self, home: Any) -> None:
+        """Wire an EmulatedHome's links and air to this gateway."""
+        for link in home.links.values():
+            link.on_bytes = self.on_link_bytes
+            link._on_state = self.on_link_state
+            self.add_link(link)
+        home.air.on_advert = self.on_advert
+
+    def on_link_bytes(self, link_name: str, data: bytes) -> None:
+        try:
+            self._handle(self.ingress.feed(link_name, data))
+        except Exception:  # one bad chunk must never stop the gateway
+            self.stats["handler_errors"] += 1
+            log.exception("handling bytes from %s failed", link_name)
+
+    def on_advert(self, mac: str, service_data: bytes, rssi: int | None) -> None:
+        try:
+            self._handle(self.ingress.advert(mac, service_data, rssi))
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("handling an advert from %s failed", mac)
+
+    def on_link_state(self, link_name: str, state: LinkState) -> None:
+        log.info("link %s is %s", link_name, state.value)
+        if state is not LinkState.UP:
+            self.ingress.forget_link(link_name)
+
+    def _handle(self, res: IngressResult) -> None:
+        mono = self.clock.monotonic()
+        for upd in res.device_updates:
+            self.registry.apply(upd, mono=mono)
+        for link_name, data in res.replies:
+            self._send(link_name, data)
+        for event in res.events:
+            self.stats["events"] += 1
+            link = res.event_links.get(event.event_id)
+            self.forwarder.submit(event, lambda e, is_new, link=link: self._stored(e, is_new, link))
+
+    def _stored(self, event: Event, is_new: bool, link: str | None) -> None:
+        """The event is durable: ACK the device (only now), then let the rules see it."""
+        if link is not None and link in self.links and event.seq is not None:   # adverts get no ACK
+            try:
+                self._send(link, self.ingress.ack_frame(event, duplicate=not is_new))
+                self.stats["acks_sent"] += 1
+            except ValueError:
+                log.exception("cannot build the ACK for %s", event.event_id)
+        if not is_new:
+            self.stats["duplicates"] += 1
+            return
+        self.engine.on_event(event)
+        for cb in self.on_event_stored:
+            cb(event, is_new)
+
+    def _send(self, link_name: str, data: bytes) -> None:
+        link = self.links.get(link_name)
+        if link is None:
+            log.warning("no link %s for a %d-byte downlink", link_name, len(data))
+            return
+        link.send(data)
+
+    # ------------------------------------------------------------ platform feedback
+    def on_platform_ack(self, event_id: str, status: AckStatus, event: Event | None) -> None:
+        state = {AckStatus.RECEIVED: FeedbackState.RECEIVED, AckStatus.ACCEPTED: FeedbackState.ACCEPTED}.get(status)
+        if state is not None and event is not None:
+            self._feedback(event, state)
+
+    def on_alarm_escalated(self, event: Event, step: int) -> None:
+        self._feedback(event, FeedbackState.DELIVERY_FAILING)
+
+    def _feedback(self, event: Event, state: FeedbackState) -> None:
+        if event.seq is None or event.device_id == self.cfg.gateway.id:
+            return
+        link = self.ingress.link_for(event.device_id)
+        if link is None or link not in self.links:
+            return
+        self._send(link, self.ingress.feedback_frame(event.device_id, event.seq, state))
+        self.stats["feedback_sent"] += 1
+
+    # ------------------------------------------------------------ status / health
+    def uplink_connected(self) -> bool:
+        return any(r is not None and r.connected for r in (self.primary, self.fallback))
+
+    def snapshot(self) -> dict[str, Any]:
+        up = self.forwarder.status().to_dict()
+        depth = self.writer.depth()
+        links = [ln.status() for ln in self.links.values() if hasattr(ln, "status")]
+        if self._ble is not None:
+            links.append({"name": "ble", "kind": "ble", "state": self._ble[1].status().state.value,
+                          **{k: v for k, v in self._ble[0].status().items() if k in ("reports", "bthome_devices")}})
+        return {
+            "schema": "wt.status/1",
+            "gateway": self.cfg.gateway.id,
+            "version": __version__,
+            "at": self.clock.time(),
+            "uptime_s": round(self.clock.monotonic() - self.started_mono, 1),
+            "uplink": {k: up[k] for k in ("connected", "route", "routes", "backlog", "inflight",
+                                          "alarms_unacknowledged", "alarms_held")},
+            "journal": {"total": depth.total, "undelivered": depth.undelivered, "alarms_pending": depth.alarms_pending,
+                        "shed": depth.shed, "bytes_used": depth.bytes_used, "path": str(self.cfg.journal_path)},
+            "links": links,
+            "devices": self.registry.snapshot(),
+            "last_alarms": up["last_alarms"],
+            "rules": {"raised": self.engine.raised, "errors": self.engine.errors,
+                      "active": [r.name for r in self.engine.rules]},
+            "ingress": {"rejects": self.ingress.counters.snapshot(), "duplicates": self.ingress.duplicates},
+            "stats": dict(self.stats),
+            "status_port": self.status_server.port if self.status_server else None,
+        }
+
+    def publish_health(self) -> bool:
+        if not self.primary.connected:
+            return False
+        payload = health_payload(self.snapshot())
+        import json
+
+        try:
+            self.primary.publish(Topics(self.cfg.gateway.id).health, json.dumps(payload).encode(), qos=1)
+        except UplinkError as exc:
+            log.debug("health not published: %s", exc)
+            return False
+        self.stats["health_published"] += 1
+        return True
+
+    # ------------------------------------------------------------ lifecycle
+    async def async_start(self) -> None:
+        self.writer.start()
+        for route in (self.primary, self.fallback):
+            if route is not None and hasattr(route, "start"):
+                route.start()
+        self._tasks.append(self.loop.create_task(self.forwarder.async_run(), name="forwarder"))
+        for link in list(self.links.values()):
+            link.start()
+        self._tasks.append(self.loop.create_task(self._every(self.cfg.supervision.tick_s, self._tick_rules),
+                                                 name="rules"))
+        self._tasks.append(self.loop.create_task(self._every(self.cfg.uplink.health_interval_s, self.publish_health,
+                                                             first_delay_s=min(2.0, self.cfg.uplink.health_interval_s)),
+                                                 name="health"))
+        if self.cfg.status.enabled:
+            self.status_server = StatusServer(self.snapshot, self.cfg.status.host, self.cfg.status.port)
+            await self.status_server.async_start()
+        if self.cfg.ble.enabled:
+            await self._start_ble()
+        if self._advertise and self.cfg.discovery.enabled and self.status_server is not None:
+            from gateway.discovery import DiscoveryError, GatewayAdvertiser
+
+            try:
+                self.advertiser = GatewayAdvertiser(self.cfg.gateway.id, __version__, self.status_server.port,
+                                                    service_type=self.cfg.discovery.service_type,
+                                                    interfaces=self.cfg.discovery.interfaces)
+                await self.advertiser.async_start()
+            except DiscoveryError as exc:  # discovery is a convenience: log, keep running
+                log.warning("zeroconf advertisement disabled: %s", exc)
+                self.advertiser = None
+        log.info("gateway %s %s running: %d device(s) configured, links: %s, uplink %s:%d",
+                 self.cfg.gateway.id, __version__, len(self.cfg.devices), ", ".join(self.links) or "none",
+                 self.cfg.uplink.host, self.cfg.uplink.port)
+
+    async def _start_ble(self) -> None:
+        from gateway.transports.ble import BleConfig, BlueZAdapterPower, BleScanner
+        from gateway.transports.ble_watchdog import BleWatchdog
+
+        bcfg = BleConfig(adapter=self.cfg.ble.adapter)
+        scanner = BleScanner(bcfg, self.on_advert, clock=self.clock)
+        watchdog = BleWatchdog(scanner, BlueZAdapterPower(bcfg), clock=self.clock)
+        self._ble = (scanner, watchdog)
+        self._tasks.append(self.loop.create_task(watchdog.async_run(), name="ble"))
+
+    def _tick_rules(self) -> None:
+        self.engine.tick()
+
+    async def _every(self, interval_s: float, fn: Callable[[], Any], first_delay_s: float | None = None) -> None:
+        await asyncio.sleep(interval_s if first_delay_s is None else first_delay_s)
+        while True:
+            try:
+                fn()
+            except Exception:  # periodic work must keep running
+                self.stats["handler_errors"] += 1
+                log.exception("periodic %s failed", getattr(fn, "__name__", fn))
+            await asyncio.sleep(interval_s)
+
+    async def async_stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("gateway %s stopping", self.cfg.gateway.id)
+        if self._ble is not None:
+            self._ble[1].request_stop()
+        for link in list(self.links.values()):
+            try:
+                await asyncio.to_thread(link.stop)   # serial links join their threads
+            except Exception:
+                log.exception("stopping link %s failed", getattr(link, "name", link))
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._ble is not None:
+            await self._ble[0].async_stop()
+        if self.advertiser is not None:
+            await self.advertiser.async_stop()
+        if self.status_server is not None:
+            await self.status_server.async_stop()
+        self.forwarder.flush()
+        for route in (self.primary, self.fallback):
+            if route is not None and hasattr(route, "stop"):
+                await asyncio.to_thread(route.stop)
+        await asyncio.to_thread(self.writer.stop)
+        self.journal.close()
+        log.info("gateway %s stopped", self.cfg.gateway.id)
+
+    async def async_run(self, stop: asyncio.Event) -> None:
+        await self.async_start()
+        try:
+            await stop.wait()
+        finally:
+            await self.async_stop()
+
+
+def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.AbstractEventLoop | None = None,
+              publisher: Publisher | None = None, fallback_publisher: Publisher | None = None,
+              mains: MainsInput | None = None, serial: bool = True, advertise: bool = True) -> GatewayRuntime:
+    """Wire the gateway from a validated config. Real adapters unless fakes are passed:
+    ``publisher``/``fallback_publisher`` replace the MQTT routes, ``clock`` the system
+    clock, ``mains`` the mains input. Must be called with the event loop running (or
+    given ``loop``). Raises DaemonError before opening anything if preflight fails."""
+    preflight(cfg)
+    loop = loop or asyncio.get_running_loop()
+    clock = clock or SystemClock()
+    journal = SqliteJournal(cfg.journal_path, max_telemetry_bytes=int(cfg.journal.max_telemetry_mb * 1024 * 1024),
+                            clock=clock)
+    writer = JournalWriter(journal, dispatch=loop.call_soon_threadsafe)
+    ingress = Ingress(cfg.gateway.id, cfg.device_keys, journal, clock,
+                      allow_unencrypted_alarms=cfg.ble.allow_unencrypted_alarms,
+                      known_devices=[d.id for d in cfg.devices] or None)
+    primary = publisher if publisher is not None else make_route(cfg, loop, clock, route="primary")
+    fallback = fallback_publisher
+    if fallback is None and cfg.uplink.fallback.enabled:
+        fallback = make_route(cfg, loop, clock, route="fallback")
+    registry = DeviceRegistry(cfg.devices, default_silent_after_s=cfg.supervision.silent_after_s,
+                              started_at=clock.monotonic())
+    mains = mains if mains is not None else mains_input_from_config(cfg.mains)
+    holder: dict[str, GatewayRuntime] = {}
+    forwarder = Forwarder(
+        gateway_id=cfg.gateway.id, journal=writer, primary=primary, fallback=fallback, clock=clock,
+        local_signal=LoggingLocalSignal(), ack_timeout_s=cfg.uplink.ack_timeout_s,
+        on_platform_ack=lambda i, s, e: holder["rt"].on_platform_ack(i, s, e),
+        on_alarm_escalated=lambda e, step: holder["rt"].on_alarm_escalated(e, step),
+        journal_recovery=journal.recovery)
+    engine_rules = build_rules(cfg, registry, mains, lambda: holder["rt"].uplink_connected(), clock)
+    engine = RuleEngine(cfg.gateway.id, engine_rules, journal, forwarder, clock)
+    rt = GatewayRuntime(cfg, loop=loop, clock=clock, journal=journal, writer=writer, ingress=ingress,
+                        forwarder=forwarder, primary=primary, fallback=fallback, registry=registry,
+                        engine=engine, mains=mains, advertise=advertise)
+    holder["rt"] = rt
+    if serial:
+        from gateway.transports.serial_link import SerialLink
+
+        for path in cfg.serial.ports:
+            rt.add_link(SerialLink(path, loop, rt.on_link_bytes, baud=cfg.serial.baud,
+                                   reconnect_s=cfg.serial.reconnect_s, on_state=rt.on_link_state))
+    return rt
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+
+async def async_main(cfg: GatewayConfig, *, ready: Callable[[GatewayRuntime], None] | None = None) -> int:
+    """Run until SIGTERM/SIGINT. Returns the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    try:
+        rt = bootstrap(cfg, loop=loop)
+    except DaemonError as exc:
+        log.error("%s", exc)
+        return 2
+    await rt.async_start()
+    if ready is not None:
+        ready(rt)
+    try:
+        await stop.wait()
+    finally:
+        await rt.async_stop()
+    return 0
+
+
+__all__ = ["DaemonError", "GatewayRuntime", "bootstrap", "preflight", "async_main", "configure_logging"]
