@@ -399,10 +399,15 @@ def test_health_device_indication_is_delivered_raw_with_its_uuid(system_bus):
             # 120/80 mmHg, MAP 93, SFLOAT exponent 0
             bp = bytes([0x00, 120, 0x00, 80, 0x00, 93, 0x00])
             assert bpm.notify("2a35", bp)
-            temp = bytes([0x00, 0x6F, 0x0E, 0x00, 0xFF])  # 36.95 °C FLOAT
+            temp = bytes([0x00, 0x6F, 0x0E, 0x00, 0xFE])  # 3695e-2 = 36.95 °C FLOAT
             assert bpm.notify("2a1c", temp)
             await wait_until(lambda: len(got) == 2, what="indications")
             assert got == [(BPM, 0x2A35, bp), (BPM, 0x2A1C, temp)]
+            # the uuid16 is what the codec takes
+            from gateway.codec.gatt import decode_gatt
+            reading = decode_gatt(got[0][1], got[0][2])
+            assert reading.name == "blood_pressure_measurement"
+            assert reading.fields["systolic"].mantissa == 120
             await client.async_close()
             assert not bpm.connected
 
@@ -537,3 +542,31 @@ def test_missing_dbus_daemon_is_reported_with_the_install_command():
     with pytest.raises(DbusDaemonMissing, match="apt-get install -y dbus-daemon"):
         find_dbus_daemon(search_path="/nonexistent", fallbacks=())
     assert find_dbus_daemon().endswith("dbus-daemon")
+
+
+def test_encrypted_bthome_alarm_survives_bluez_and_bleak_byte_for_byte(system_bus):
+    """A fall alarm sealed by the codec's encoder (AES-CCM) is delivered unchanged and
+    decrypts with the device key: nothing between air and codec alters the bytes."""
+    from gateway.codec.bthome import decode_advert, encode_advert
+
+    key = bytes(range(16))
+    sealed = [encode_advert([(0x01, 77), (0x54, bytes([0x10, 0x02]))], key=key, mac=DOOR, counter=c)
+              for c in (41, 42)]
+
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            dev = bluez.add_device(DOOR)
+            got: list[tuple[str, bytes, int]] = []
+            scanner = BleScanner(BleConfig(), on_advert=lambda *a: got.append(a))
+            await scanner.async_start()
+            for data in sealed:
+                dev.advertise(service_data={"fcd2": data}, rssi=-70)
+            await wait_until(lambda: len(got) == 2, what="two encrypted adverts")
+            await scanner.async_stop()
+        assert [d for _, d, _ in got] == sealed
+        for (mac, data, _), counter in zip(got, (41, 42)):
+            advert = decode_advert(data, mac=mac, key=key)
+            assert advert.counter == counter
+            assert advert.first(0x54).value == bytes([0x10, 0x02])
+
+    run(scenario)
