@@ -282,3 +282,51 @@ class PlatformSim:
     def duplicates_after_dedup(self) -> int:
         """Always 0 by construction of ``unique``; kept for reports: len(order) - len(set(order))."""
         return len(self.order) - len(set(self.order))
+
+
+class LoopThread:
+    """An asyncio loop on a background thread, so synchronous tests can drive loop-owned
+    domain objects: ``call(fn)`` runs ``fn()`` on the loop and returns its result."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._asyncio = asyncio
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop", daemon=True)
+        self._thread.start()
+
+    def dispatch(self, fn: Callable[[], None]) -> None:
+        self.loop.call_soon_threadsafe(fn)
+
+    def call(self, fn: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+        async def run() -> Any:
+            return fn()
+        return self._asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout_s)
+
+    def spawn(self, coro_factory: Callable[[], Any]) -> Any:
+        async def make() -> Any:
+            return self.loop.create_task(coro_factory())
+        return self._asyncio.run_coroutine_threadsafe(make(), self.loop).result(10)
+
+    def stop(self) -> None:
+        async def cancel_all() -> None:
+            for t in self._asyncio.all_tasks(self.loop):
+                if t is not self._asyncio.current_task():
+                    t.cancel()
+        try:
+            self._asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(5)
+        except Exception:  # noqa: BLE001 - best effort teardown
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.02) -> bool:
+    """Test helper: poll ``predicate`` until true or timeout (tests only)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()

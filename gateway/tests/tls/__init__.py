@@ -1,0 +1,1 @@
+"""Test PKI generated at test time with `cryptography` (no private keys are checked in)."""
