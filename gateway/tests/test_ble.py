@@ -215,7 +215,7 @@ def test_watchdog_power_cycles_an_adapter_that_went_silent(system_bus):
             statuses = []
             wd = BleWatchdog(
                 scanner, power,
-                WatchdogConfig(silence_timeout_s=0.6, check_interval_s=0.1, power_off_s=0.05,
+                WatchdogConfig(silence_timeout_s=1.2, check_interval_s=0.1, power_off_s=0.05,
                                backoff_initial_s=0.2, restarts_before_power_cycle=1),
                 on_status=statuses.append,
             )
@@ -253,7 +253,7 @@ def test_watchdog_recovers_from_a_start_discovery_that_never_answers(system_bus)
             door = bluez.add_device(DOOR, known=True)
             bluez.adapter.hang_start_discovery = True
             got: list[bytes] = []
-            cfg = BleConfig(call_timeout_s=0.4)
+            cfg = BleConfig(call_timeout_s=1.0)
             scanner = BleScanner(cfg, on_advert=lambda m, d, r: got.append(d))
             wd = BleWatchdog(
                 scanner, BlueZAdapterPower(cfg),
@@ -511,7 +511,7 @@ def test_watchdog_recovers_after_bluetoothd_restarts(system_bus):
         cfg = BleConfig(call_timeout_s=2.0)
         scanner = BleScanner(cfg, on_advert=lambda m, d, r: got.append(d))
         wd = BleWatchdog(scanner, BlueZAdapterPower(cfg),
-                         WatchdogConfig(silence_timeout_s=0.6, check_interval_s=0.1, power_off_s=0.05))
+                         WatchdogConfig(silence_timeout_s=1.2, check_interval_s=0.1, power_off_s=0.05))
         first = await FakeBluez(system_bus).start()
         task = asyncio.create_task(wd.async_run())
         await wait_until(lambda: first.adapter.discovering, what="scanning")
