@@ -1,0 +1,305 @@
+"""An emulated SIM7080G-class LTE-M modem on a pseudo-terminal (CPython, tests/benches).
+
+    emu = ModemEmulator().start()          # emu.path = "/dev/pts/N" for the device side
+    emu.coverage = False                   # registration drops to "searching"
+    emu.publishes                          # [(topic, payload bytes, qos, retain)]
+    emu.forward_to = ("127.0.0.1", 1883)   # SMCONN/SMPUB go to a real MQTT broker
+    emu.stop()
+
+It answers the AT commands of firmware/lib/modem.py the way the SIM7080G does
+(echo until ATE0, ``+CME ERROR: n`` after AT+CMEE=1, the ``> `` prompt of AT+SMPUB,
+``+APP PDP`` / ``+SMSTATE`` unsolicited codes, ``NORMAL POWER DOWN``). Faults:
+``coverage`` (registration and data), ``lose_registration()`` (drops a live session
+with URCs), ``silent`` (a hung modem: no answers), ``fail_connect`` and
+``fail_publish`` counters, ``sim_ready``. Everything received is in ``log``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import select
+import threading
+import time
+import tty
+
+_SMPUB = re.compile(r'^AT\+SMPUB="([^"]*)",(\d+),([012]),([01])$')
+_SMCONF = re.compile(r'^AT\+SMCONF="([A-Z]+)",(.*)$')
+
+
+class ModemEmulator:
+    def __init__(self, *, coverage: bool = True, sim_ready: bool = True, imei: str = "869951030000001"):
+        self.coverage = coverage
+        self.sim_ready = sim_ready
+        self.silent = False
+        self.imei = imei
+        self.fail_connect = 0      # next N AT+SMCONN answer ERROR
+        self.fail_publish = 0      # next N AT+SMPUB answer ERROR after the payload
+        self.publish_delay_s = 0.0
+        self.forward_to: tuple[str, int] | None = None
+        self.publishes: list[tuple[str, bytes, int, bool]] = []
+        self.log: list[str] = []
+        self.powered = True
+        self.echo = True
+        self.cmee = 0
+        self.pdp = False
+        self.mqtt = False
+        self.conf: dict[str, str] = {}
+        self._mqtt_client = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> "ModemEmulator":
+        self._thread = threading.Thread(target=self._run, name="modem-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._mqtt_close()
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "ModemEmulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- fault injection ---------------------------------------------------------------
+    def lose_registration(self) -> None:
+        """Coverage lost now: URCs tell the device that data and MQTT are gone."""
+        with self._lock:
+            self.coverage = False
+            if self.pdp:
+                self.pdp = False
+                self._send("\r\n+APP PDP: 0,DEACTIVE\r\n")
+            if self.mqtt:
+                self.mqtt = False
+                self._mqtt_close()
+                self._send("\r\n+SMSTATE: 0\r\n")
+
+    # -- io ------------------------------------------------------------------------------
+    def _send(self, s: str | bytes) -> None:
+        data = s.encode() if isinstance(s, str) else s
+        try:
+            os.write(self.master, data)
+        except OSError:
+            pass
+
+    def _ok(self, *info: str) -> None:
+        for line in info:
+            self._send(f"\r\n{line}\r\n")
+        self._send("\r\nOK\r\n")
+
+    def _err(self, code: int = 100) -> None:
+        self._send(f"\r\n+CME ERROR: {code}\r\n" if self.cmee else "\r\nERROR\r\n")
+
+    def _run(self) -> None:
+        buf = b""
+        pending_pub: tuple[str, int, int, bool] | None = None
+        while not self._stop.is_set():
+            r, _, _ = select.select([self.master], [], [], 0.05)
+            if not r:
+                continue
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            buf += chunk
+            while True:
+                if pending_pub is not None:
+                    t, n, qos, retain = pending_pub
+                    if len(buf) < n:
+                        break
+                    payload, buf = buf[:n], buf[n:]
+                    pending_pub = None
+                    with self._lock:
+                        self._publish(t, payload, qos, retain)
+                    continue
+                i = buf.find(b"\r")
+                if i < 0:
+                    break
+                line, buf = buf[:i].decode(errors="replace").strip(), buf[i + 1:]
+                if buf[:1] == b"\n":
+                    buf = buf[1:]
+                if not line:
+                    continue
+                self.log.append(line)
+                if not self.powered or self.silent:
+                    continue
+                with self._lock:
+                    if self.echo:
+                        self._send(line + "\r\n")
+                    pending_pub = self._command(line)
+
+    # -- the AT command set ------------------------------------------------------------------
+    def _command(self, cmd: str):
+        u = cmd.upper()
+        if u == "AT":
+            self._ok()
+        elif u in ("ATE0", "ATE1"):
+            self.echo = u == "ATE1"
+            self._ok()
+        elif u.startswith("AT+CMEE="):
+            self.cmee = int(u.split("=")[1] or 0)
+            self._ok()
+        elif u in ("ATI", "AT+GMR"):
+            self._ok("SIM7080 R1951.03 (emulated)")
+        elif u in ("AT+CGSN", "AT+GSN"):
+            self._ok(self.imei)
+        elif u == "AT+CPIN?":
+            if self.sim_ready:
+                self._ok("+CPIN: READY")
+            else:
+                self._err(10)  # SIM not inserted
+        elif u == "AT+CSQ":
+            self._ok("+CSQ: 18,99" if self.coverage else "+CSQ: 99,99")
+        elif u in ("AT+CEREG?", "AT+CGREG?"):
+            name = u[3:8]
+            self._ok(f"+{name}: 0,{1 if self.coverage else 2}")
+        elif u == "AT+CREG?":
+            self._ok(f"+CREG: 0,{1 if self.coverage else 2}")
+        elif u.startswith("AT+CNCFG="):
+            self._ok()
+        elif u == "AT+CNACT?":
+            ip = '"10.64.0.7"' if self.pdp else '"0.0.0.0"'
+            self._ok(f"+CNACT: 0,{1 if self.pdp else 0},{ip}", '+CNACT: 1,0,"0.0.0.0"')
+        elif u == "AT+CNACT=0,1":
+            if not self.coverage:
+                self._err(30)  # no network service
+            else:
+                self._ok()
+                self.pdp = True
+                self._send("\r\n+APP PDP: 0,ACTIVE\r\n")
+        elif u == "AT+CNACT=0,0":
+            self.pdp = False
+            self._ok()
+            self._send("\r\n+APP PDP: 0,DEACTIVE\r\n")
+        elif _SMCONF.match(cmd):
+            m = _SMCONF.match(cmd)
+            self.conf[m.group(1)] = m.group(2)
+            self._ok()
+        elif u == "AT+SMCONN":
+            if self.fail_connect > 0:
+                self.fail_connect -= 1
+                self._err(3)
+            elif not (self.pdp and self.coverage):
+                self._err(3)
+            elif not self._mqtt_open():
+                self._err(3)
+            else:
+                self.mqtt = True
+                self._ok()
+        elif u == "AT+SMSTATE?":
+            self._ok(f"+SMSTATE: {1 if self.mqtt else 0}")
+        elif u == "AT+SMDISC":
+            if self.mqtt:
+                self.mqtt = False
+                self._mqtt_close()
+                self._ok()
+            else:
+                self._err(3)
+        elif _SMPUB.match(cmd):
+            m = _SMPUB.match(cmd)
+            if not self.mqtt:
+                self._err(3)
+                return None
+            self._send("> ")
+            return (m.group(1), int(m.group(2)), int(m.group(3)), m.group(4) == "1")
+        elif u.startswith("AT+CPOWD="):
+            self._send("\r\nNORMAL POWER DOWN\r\n")
+            self.powered = False
+            self.pdp = self.mqtt = False
+            self._mqtt_close()
+        elif u == "AT+CCLK?":
+            self._ok(time.strftime('+CCLK: "%y/%m/%d,%H:%M:%S+00"', time.gmtime()))
+        else:
+            self._send("\r\nERROR\r\n")
+        return None
+
+    def _publish(self, t: str, payload: bytes, qos: int, retain: bool) -> None:
+        if self.publish_delay_s:
+            time.sleep(self.publish_delay_s)
+        if self.fail_publish > 0 or not self.coverage or not self.mqtt:
+            self.fail_publish = max(0, self.fail_publish - 1)
+            self._err(3)
+            return
+        if self._mqtt_client is not None:
+            info = self._mqtt_client.publish(t, payload, qos=qos, retain=retain)
+            try:
+                info.wait_for_publish(timeout=5)
+            except RuntimeError:
+                self._err(3)
+                return
+            if not info.is_published():
+                self._err(3)
+                return
+        self.publishes.append((t, payload, qos, retain))
+        self._ok()
+
+    # -- optional forwarding to a real broker ----------------------------------------------
+    def _mqtt_open(self) -> bool:
+        if self.forward_to is None:
+            return True
+        import paho.mqtt.client as mqtt  # test tool: the only paho use in firmware/tests
+
+        host, port = self.forward_to
+        cid = self.conf.get("CLIENTID", '"emu"').strip('"')
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+        try:
+            c.connect(host, port, keepalive=30)
+        except OSError:
+            return False
+        c.loop_start()
+        deadline = time.monotonic() + 5
+        while not c.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not c.is_connected():
+            c.loop_stop()
+            return False
+        self._mqtt_client = c
+        return True
+
+    def _mqtt_close(self) -> None:
+        c, self._mqtt_client = self._mqtt_client, None
+        if c is not None:
+            c.disconnect()
+            c.loop_stop()
+
+
+# MicroPython-side UART over the emulator's pty for test scripts (prepend to a script).
+# hal.host.PtyUart flushes after each write, which fsync()s and fails with EINVAL on
+# a pty under the unix port; this one writes unbuffered and reads what poll() offers.
+MPY_PTY_UART = '''
+import select as _select
+class PtyUart:
+    def __init__(self, path):
+        self.f = open(path, "r+b")
+        self._p = _select.poll()
+        self._p.register(self.f, _select.POLLIN)
+    def any(self):
+        return 1 if self._p.poll(0) else 0
+    def read(self, n=-1):
+        out = b""
+        while (n < 0 or len(out) < n) and self._p.poll(0):
+            b = self.f.read(1)
+            if not b:
+                break
+            out += b
+        return out or None
+    def write(self, b):
+        return self.f.write(b)
+    def wait(self, ms):
+        self._p.poll(ms)
+'''
