@@ -570,3 +570,36 @@ def test_encrypted_bthome_alarm_survives_bluez_and_bleak_byte_for_byte(system_bu
             assert advert.first(0x54).value == bytes([0x10, 0x02])
 
     run(scenario)
+
+
+def test_watchdog_waits_out_an_unplugged_dongle_and_resumes_when_it_is_back(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            door = bluez.add_device(DOOR)
+            got: list[bytes] = []
+            cfg = BleConfig(call_timeout_s=2.0)
+            scanner = BleScanner(cfg, on_advert=lambda m, d, r: got.append(d))
+            wd = BleWatchdog(scanner, BlueZAdapterPower(cfg),
+                             WatchdogConfig(silence_timeout_s=1.2, check_interval_s=0.1, power_off_s=0.05,
+                                            backoff_initial_s=0.1, backoff_max_s=0.2))
+            task = asyncio.create_task(wd.async_run())
+            bluez.start_beacon(door, 0.05, _beacon_payload)
+            await wait_until(lambda: len(got) >= 3, what="adverts")
+
+            bluez.unplug_adapter()
+            await wait_until(lambda: wd.status().adapter_power_cycles >= 2, timeout_s=15,
+                             what="failing power cycles while unplugged")
+            st = wd.status()
+            assert st.degraded and st.last_hang is HangKind.CALL_FAILED
+            assert "hci0" in st.last_error
+            assert st.recoveries == 0
+
+            bluez.plug_adapter()
+            await wait_until(lambda: wd.status().recoveries == 1, timeout_s=15, what="recovery after replug")
+            n = len(got)
+            await wait_until(lambda: len(got) > n + 2, what="adverts after replug")
+            assert not wd.status().degraded
+            wd.request_stop()
+            await asyncio.wait_for(task, 5)
+
+    run(scenario)

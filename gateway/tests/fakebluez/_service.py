@@ -96,6 +96,7 @@ class FakeAdapter(ServiceInterface):
         self.wedged = False
         self.wedge_cleared_by_power_cycle = True
         self.hang_start_discovery = False
+        self.plugged = True
         self._hung: list[asyncio.Future] = []
 
     # -- state used by the rest of the fake
@@ -110,7 +111,7 @@ class FakeAdapter(ServiceInterface):
     @property
     def receiving(self) -> bool:
         """True when an advertisement on air would reach the clients."""
-        return self._powered and self._discovering and not self.wedged
+        return self.plugged and self._powered and self._discovering and not self.wedged
 
     def _set_discovering(self, value: bool) -> None:
         if value != self._discovering:
@@ -611,7 +612,7 @@ class FakeBluez:
     @property
     def monitor_active(self) -> bool:
         a = self.adapter
-        return bool(self.monitors.monitors) and a.powered and not a.wedged
+        return bool(self.monitors.monitors) and a.plugged and a.powered and not a.wedged
 
     async def start(self) -> "FakeBluez":
         self._bus = MessageBus(
@@ -674,6 +675,26 @@ class FakeBluez:
                 await asyncio.sleep(interval_s)
 
         self._beacons.append(asyncio.get_running_loop().create_task(run()))
+
+    def unplug_adapter(self) -> None:
+        """The USB dongle is pulled: hci0 and its devices leave the bus (InterfacesRemoved)."""
+        self.adapter.sessions = 0
+        self.adapter._discovering = False
+        self.adapter.plugged = False
+        for dev in self.devices.values():
+            dev._disconnect()
+            if dev.exported:
+                self._bus.unexport(dev.path)
+                dev.exported = False
+        self._bus.unexport(ADAPTER_PATH)
+
+    def plug_adapter(self) -> None:
+        """The dongle is back: hci0 reappears (InterfacesAdded), powered, not scanning."""
+        self.adapter.plugged = True
+        self.adapter.wedged = False
+        self.adapter.hang_start_discovery = False
+        self._bus.export(ADAPTER_PATH, self.adapter)
+        self._bus.export(ADAPTER_PATH, self.monitors)
 
     def _remove_device_path(self, path: str) -> bool:
         for addr, dev in list(self.devices.items()):
