@@ -6,7 +6,7 @@ import sys
 
 from ._common import add_json, emit, session
 
-COLUMNS = ["location", "model", "role", "in_stock", "in_kit", "received", "reorder_point", "warning"]
+COLUMNS = ["location", "model", "role", "in_stock", "in_kit", "received", "other", "reorder_point", "warning"]
 
 
 def register(sub) -> None:

@@ -17,20 +17,32 @@ class MqttGatewayChannel:
     (``config_push(gateway_id) -> version``); otherwise no config is pushed here.
     """
 
-    def __init__(self, client: MqttClient, *, config_push: Callable[[str], int] | None = None) -> None:
+    def __init__(self, client: MqttClient, *, config_push: Callable[[str], int] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.client = client
+        self._clock = clock
         self._config_push = config_push
         self._alarm_queues: dict[str, queue.Queue] = {}
 
     def subscribe_alarms(self, gateway_id: str) -> None:
         """Subscribe before test mode is switched on, so no test alarm is missed."""
         if gateway_id not in self._alarm_queues:
-            self._alarm_queues[gateway_id] = self.client.subscribe(f"wt/v1/gw/{gateway_id}/alarm", qos=1)
+            q: queue.Queue = queue.Queue(maxsize=10_000)
+
+            def on_alarm(topic: str, payload: bytes) -> None:  # paho thread: just queue it
+                try:
+                    q.put_nowait((payload, self._clock()))
+                except queue.Full:
+                    pass
+
+            self._alarm_queues[gateway_id] = q
+            self.client.subscribe(f"wt/v1/gw/{gateway_id}/alarm", on_alarm, qos=1)
 
     def send_command(self, gateway_id: str, cmd: str, args: dict[str, Any]) -> str:
         cmd_id = new_cmd_id()
         self.client.publish(f"wt/v1/gw/{gateway_id}/cmd",
-                            json.dumps({"schema": "wt.cmd/1", "cmd_id": cmd_id, "cmd": cmd, "args": args}), qos=1)
+                            json.dumps({"schema": "wt.cmd/1", "cmd_id": cmd_id, "cmd": cmd, "args": args}).encode(),
+                            qos=1)
         return cmd_id
 
     def push_config(self, gateway_id: str, devices: list[dict[str, Any]]) -> int | None:
@@ -47,10 +59,10 @@ class MqttGatewayChannel:
             if remaining <= 0:
                 return
             try:
-                msg = q.get(timeout=remaining)
+                payload, received_at = q.get(timeout=remaining)
             except queue.Empty:
                 return
-            alarm = decode_alarm(gateway_id, msg.payload, msg.received_at)
+            alarm = decode_alarm(gateway_id, payload, received_at)
             if alarm is not None:
                 yield alarm
 

@@ -1,0 +1,310 @@
+"""`fleet install ...`: installations from creation to handover, move and deinstallation."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ._common import add_json, emit, fmt_time, session, table
+
+EPILOG = """\
+a typical installation:
+  fleet install create --resident R-7F3K9Q --location HOME-0042 --kit K-000017 \\
+        --consent consent --consent-date 2026-11-20 --routing routing.json
+  fleet install checklist I-000031 SN-BTN-0001 alarm_recipient="response centre" responder="night team" ...
+  fleet install commission I-000031 --mqtt mqtt://broker:1883     (press the test button on every device)
+  fleet install handover I-000031 --format html -o handover.html
+edits take --version N (shown by `fleet install show`): if someone else saved first you get a
+conflict (exit 4) and must reload.
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("install", help="installations: create, checklist, commission, handover, move, deinstall",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = p.add_subparsers(dest="install_cmd", metavar="ACTION", required=True)
+    c = s.add_parser("create", help="start an installation of an assembled kit at a home or institution room")
+    c.add_argument("--resident", required=True, help="pseudonymous resident reference (never a name or national id)")
+    c.add_argument("--location", required=True, help="home or room code, e.g. HOME-0042 or INST-SAGA/101")
+    c.add_argument("--kit", required=True)
+    c.add_argument("--consent", required=True, choices=["consent", "capacity_assessment"])
+    c.add_argument("--consent-date", required=True, metavar="YYYY-MM-DD")
+    c.add_argument("--consent-ref", help="case/document reference (required for a capacity assessment)")
+    c.add_argument("--routing", metavar="FILE|JSON", help="alarm routing chain (see docs/fleet.md)")
+    c.set_defaults(func=cmd_create)
+    ls = add_json(s.add_parser("list", help="installations in your municipalities"))
+    ls.add_argument("--municipality", "-m")
+    ls.add_argument("--status", choices=["commissioning", "active", "deinstalled", "purged"])
+    ls.set_defaults(func=cmd_list)
+    sh = add_json(s.add_parser("show", help="one installation incl. checklist, consent and routing (read is audited)"))
+    sh.add_argument("code")
+    sh.set_defaults(func=cmd_show)
+    q = add_json(s.add_parser("questions", help="the checklist questions every device answers"))
+    q.set_defaults(func=cmd_questions)
+    ck = s.add_parser("checklist", help="answer checklist questions for one device: KEY=VALUE ...")
+    ck.add_argument("code")
+    ck.add_argument("device", metavar="SERIAL")
+    ck.add_argument("answers", nargs="+", metavar="KEY=VALUE")
+    ck.add_argument("--version", type=int, help="the version you loaded (conflict if it changed)")
+    ck.set_defaults(func=cmd_checklist)
+    rt = s.add_parser("routing", help="replace the alarm routing chain")
+    rt.add_argument("code")
+    rt.add_argument("routing", metavar="FILE|JSON")
+    rt.add_argument("--version", type=int)
+    rt.set_defaults(func=cmd_routing)
+    cs = s.add_parser("consent", help="record consent or the reference of a capacity assessment")
+    cs.add_argument("code")
+    cs.add_argument("kind", choices=["consent", "capacity_assessment"])
+    cs.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    cs.add_argument("--ref")
+    cs.add_argument("--version", type=int)
+    cs.set_defaults(func=cmd_consent)
+    cm = s.add_parser("commission", help="find the gateway, pair, push config, wait for a test alarm per device, finish")
+    cm.add_argument("code")
+    cm.add_argument("--mqtt", required=True, metavar="URL", help="platform broker, e.g. mqtt://broker:1883")
+    cm.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for all test alarms (default 600)")
+    cm.add_argument("--skip-discovery", action="store_true", help="do not look for the gateway with mDNS")
+    cm.add_argument("--discover-timeout", type=float, default=5.0)
+    cm.add_argument("--mdns-interface", action="append", default=[], metavar="IP",
+                    help="interface address to browse on (repeatable; default all)")
+    cm.set_defaults(func=cmd_commission)
+    dn = s.add_parser("complete", help="mark done (refused unless every device's test alarm was seen)")
+    dn.add_argument("code")
+    dn.add_argument("--version", type=int)
+    dn.set_defaults(func=cmd_complete)
+    ho = s.add_parser("handover", help="handover report (Markdown or HTML)")
+    ho.add_argument("code")
+    ho.add_argument("--format", choices=["md", "html"], default="md")
+    ho.add_argument("-o", "--output", help="file (default stdout)")
+    ho.set_defaults(func=cmd_handover)
+    mv = s.add_parser("move", help="the resident moves to another room/home; devices go along")
+    mv.add_argument("code")
+    mv.add_argument("--to", required=True, metavar="LOCATION")
+    mv.add_argument("--version", type=int)
+    mv.set_defaults(func=cmd_move)
+    de = s.add_parser("deinstall", help="end the service: items -> returned, personal data scheduled for deletion")
+    de.add_argument("code")
+    de.add_argument("--to", required=True, metavar="LOCATION", help="van or warehouse the items go back to")
+    de.add_argument("--retention-days", type=float, default=30.0)
+    de.add_argument("--version", type=int)
+    de.set_defaults(func=cmd_deinstall)
+
+
+def _json_arg(value: str) -> dict:
+    from pathlib import Path
+
+    from ..errors import ValidationError
+
+    text = value
+    if not value.lstrip().startswith("{"):
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValidationError(f"cannot read {value}: {exc}; give a JSON file or inline JSON") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(f"routing is not valid JSON: {exc}") from None
+
+
+def cmd_create(args: argparse.Namespace, cfg) -> int:
+    from ..installations import create
+
+    routing = _json_arg(args.routing) if args.routing else None
+    with session(cfg) as s, s.store.transaction() as tx:
+        inst = create(tx, s.actor, resident_ref=args.resident, location=args.location, kit=args.kit,
+                      consent_kind=args.consent, consent_date=args.consent_date, consent_ref=args.consent_ref,
+                      routing=routing, at=cfg.clock())
+    emit(cfg, {"code": inst["code"], "version": inst["version"]} if cfg.json else
+         f"installation {inst['code']} created (version {inst['version']}); next: checklist, then commission")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, cfg) -> int:
+    from ..installations import list_installations
+
+    with session(cfg) as s, s.store.transaction(write=False) as tx:
+        rows = list_installations(tx, s.actor, municipality=args.municipality, status=args.status)
+    if not cfg.json:
+        for r in rows:
+            r["updated_at"] = fmt_time(r["updated_at"])
+    emit(cfg, rows, columns=["code", "status", "municipality", "location", "kit", "gateway_id", "version", "updated_at"])
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, cfg) -> int:
+    from ..installations import show
+
+    with session(cfg) as s, s.store.transaction() as tx:   # write: the read is audited
+        inst = show(tx, s.actor, args.code, at=cfg.clock())
+    if cfg.json:
+        emit(cfg, inst)
+        return 0
+    devices, alarms = inst.pop("devices"), inst.pop("test_alarms")
+    checklist, routing = inst.pop("checklist", None), inst.pop("routing", None)
+    for k in ("created_at", "updated_at", "commissioned_at", "deinstalled_at", "purge_due_at", "purged_at"):
+        inst[k] = fmt_time(inst[k])
+    emit(cfg, inst)
+    print("\ndevices:")
+    table(devices, ["role", "serial", "hw_id", "model_code", "state"])
+    print("\ntest alarms seen at the platform:")
+    for a in alarms:
+        a["seen_at"] = fmt_time(a["seen_at"])
+    table(alarms, ["device_id", "event_id", "seen_at", "latency_ms"])
+    if routing is not None:
+        print("\nrouting: " + json.dumps(routing, ensure_ascii=False))
+    if checklist is not None:
+        print("checklist: " + json.dumps(checklist, ensure_ascii=False, indent=1))
+    return 0
+
+
+def cmd_questions(args: argparse.Namespace, cfg) -> int:
+    from ..installations import QUESTIONS
+
+    emit(cfg, [{"key": q.key, "kind": q.kind, "question": q.text} for q in QUESTIONS],
+         columns=["key", "kind", "question"])
+    return 0
+
+
+def cmd_checklist(args: argparse.Namespace, cfg) -> int:
+    from ..errors import ValidationError
+    from ..installations import set_checklist
+
+    answers = {}
+    for a in args.answers:
+        k, sep, v = a.partition("=")
+        if not sep:
+            raise ValidationError(f"{a!r}: write answers as KEY=VALUE (see `fleet install questions`)")
+        answers[k.strip()] = v
+    with session(cfg) as s, s.store.transaction() as tx:
+        v = set_checklist(tx, s.actor, args.code, args.device, answers, expected_version=args.version, at=cfg.clock())
+    print(f"{args.code}: {len(answers)} answer(s) saved for {args.device} (version {v})")
+    return 0
+
+
+def cmd_routing(args: argparse.Namespace, cfg) -> int:
+    from ..installations import set_routing
+
+    with session(cfg) as s, s.store.transaction() as tx:
+        v = set_routing(tx, s.actor, args.code, _json_arg(args.routing), expected_version=args.version, at=cfg.clock())
+    print(f"{args.code}: routing saved (version {v})")
+    return 0
+
+
+def cmd_consent(args: argparse.Namespace, cfg) -> int:
+    from ..installations import set_consent
+
+    with session(cfg) as s, s.store.transaction() as tx:
+        v = set_consent(tx, s.actor, args.code, args.kind, args.date, args.ref, expected_version=args.version,
+                        at=cfg.clock())
+    print(f"{args.code}: consent recorded (version {v})")
+    return 0
+
+
+def cmd_commission(args: argparse.Namespace, cfg) -> int:
+    from ..access import Permission
+    from ..installations import commission, complete, record_test_alarm, sensor_devices
+    from ..installations._adapters import MqttGatewayChannel, ZeroconfGatewayFinder
+    from ..mqtt import MqttClient, parse_broker
+
+    def say(msg: str) -> None:
+        print(msg, flush=True)
+
+    with session(cfg) as s:
+        with s.store.transaction(write=False) as tx:
+            row = tx.one("SELECT id, gateway_id, municipality_id, status FROM installation WHERE code = ?", (args.code,))
+            if row is None:
+                from ..errors import NotFound
+                raise NotFound(f"no installation {args.code!r}")
+            s.actor.require(Permission.INSTALL_WRITE, row["municipality_id"])
+            devs = sensor_devices(tx, row["id"])
+        host, port = parse_broker(args.mqtt.split("://", 1)[-1].rstrip("/"))
+        client = MqttClient(host, port).connect()
+        try:
+            channel = MqttGatewayChannel(client, config_push=_config_pusher(s.store, cfg, client), clock=cfg.clock)
+            channel.subscribe_alarms(row["gateway_id"])
+
+            def on_seen(alarm, latency_ms):
+                with s.store.transaction() as tx:
+                    record_test_alarm(tx, args.code, device_id=alarm.device_id, event_id=alarm.event_id,
+                                      seen_at=alarm.received_at, latency_ms=latency_ms)
+
+            rep = commission(gateway_id=row["gateway_id"], devices=devs,
+                             finder=None if args.skip_discovery else ZeroconfGatewayFinder(tuple(args.mdns_interface)),
+                             channel=channel, timeout_s=args.timeout, on_seen=on_seen, say=say,
+                             discover_timeout_s=args.discover_timeout)
+        finally:
+            client.close()
+        if rep.missing:
+            print(f"fleet: error: no test alarm from {', '.join(rep.missing)} within {args.timeout:g} s; "
+                  f"the installation is NOT done — check the devices and run the command again", file=sys.stderr)
+            return 6
+        with s.store.transaction() as tx:
+            v = complete(tx, s.actor, args.code, expected_version=None, at=cfg.clock())
+    print(f"{args.code}: every device's test alarm reached the platform; installation active (version {v})")
+    return 0
+
+
+def _config_pusher(store, cfg, client):
+    """Config push hook owned by fleet-ops: ``fleet.config.push_gateway_config(store, gateway_id,
+    publisher, clock) -> version``. Until it exists, commissioning pushes no config (said so)."""
+    try:
+        from .. import config as fleet_config
+    except ImportError:
+        return None
+    push_fn = getattr(fleet_config, "push_gateway_config", None)
+    if push_fn is None:
+        print("note: configuration push not available (fleet.config.push_gateway_config missing); "
+              "push it with `fleet config push` afterwards", file=sys.stderr)
+        return None
+
+    class _Pub:
+        def publish(self, topic, payload, *, qos=1, retain=False):
+            client.publish(topic, payload if isinstance(payload, bytes) else payload.encode(), qos=qos, retain=retain)
+
+    return lambda gateway_id: int(push_fn(store, gateway_id, _Pub(), cfg.clock))
+
+
+def cmd_complete(args: argparse.Namespace, cfg) -> int:
+    from ..installations import complete
+
+    with session(cfg) as s, s.store.transaction() as tx:
+        v = complete(tx, s.actor, args.code, expected_version=args.version, at=cfg.clock())
+    print(f"{args.code}: installation active (version {v})")
+    return 0
+
+
+def cmd_handover(args: argparse.Namespace, cfg) -> int:
+    from ..installations import render_html, render_markdown, show
+
+    with session(cfg) as s, s.store.transaction() as tx:
+        inst = show(tx, s.actor, args.code, at=cfg.clock())
+    text = render_html(inst) if args.format == "html" else render_markdown(inst)
+    if args.output:
+        from pathlib import Path
+
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"handover report written to {args.output}")
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+def cmd_move(args: argparse.Namespace, cfg) -> int:
+    from ..installations import move_room
+
+    with session(cfg) as s, s.store.transaction() as tx:
+        v = move_room(tx, s.actor, args.code, args.to, expected_version=args.version, at=cfg.clock())
+    print(f"{args.code} moved to {args.to} (version {v})")
+    return 0
+
+
+def cmd_deinstall(args: argparse.Namespace, cfg) -> int:
+    from ..installations import deinstall
+
+    with session(cfg) as s, s.store.transaction() as tx:
+        v = deinstall(tx, s.actor, args.code, to_location=args.to, expected_version=args.version, at=cfg.clock(),
+                      retention_s=args.retention_days * 86400)
+    print(f"{args.code} deinstalled (version {v}); items returned to {args.to}; personal data will be deleted "
+          f"after {args.retention_days:g} days (fleet privacy purge), check with `fleet privacy verify {args.code}`")
+    return 0

@@ -1,0 +1,217 @@
+"""Commissioning: domain with fakes, then the real path — zeroconf discovery of an
+advertised gateway, a real Mosquitto, a scripted gateway answering test mode with test alarms."""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from fleet import installations as ins
+from fleet.cli import main
+from fleet.installations import AlarmSeen, GatewayEndpoint, commission, decode_alarm
+from fleet.tests.factories import ANSWERS, ROUTING, seed_catalog, stock_kit
+
+DEVS = [{"serial": "BTN-1", "hw_id": "a4c138000001", "role": "button"},
+        {"serial": "FAL-1", "hw_id": "a4c138000002", "role": "fall"}]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FakeChannel:
+    def __init__(self, batches: list[list[AlarmSeen]], clock: FakeClock) -> None:
+        self.batches, self.clock = batches, clock
+        self.commands: list[tuple[str, dict]] = []
+
+    def send_command(self, gw, cmd, args):
+        self.commands.append((cmd, args))
+        return "c1"
+
+    def push_config(self, gw, devices):
+        return 7
+
+    def alarms(self, gw, timeout_s):
+        self.clock.t += timeout_s
+        yield from (self.batches.pop(0) if self.batches else [])
+
+
+class FakeFinder:
+    def __init__(self, found: bool) -> None:
+        self.found = found
+
+    def find(self, gw, timeout_s):
+        return GatewayEndpoint(gw, "10.0.0.5", 8080, "0.1.0") if self.found else None
+
+
+def alarm(dev: str, *, test: bool = True, occurred: float = 100.0, received: float = 100.25) -> AlarmSeen:
+    return AlarmSeen("gw-1", dev, f"{dev}-00000001", test, occurred, received)
+
+
+def test_commission_waits_for_every_device_and_ignores_real_alarms():
+    clock = FakeClock()
+    ch = FakeChannel([[alarm("a4c138000001", test=False)], [alarm("a4c138000001")], [],
+                      [alarm("a4c138000002", received=100.5)]], clock)
+    seen = []
+    rep = commission(gateway_id="gw-1", devices=DEVS, finder=FakeFinder(True), channel=ch, timeout_s=30,
+                     on_seen=lambda a, lat: seen.append((a.device_id, lat)), clock=clock)
+    assert rep.missing == [] and rep.ignored_non_test == 1 and rep.config_version == 7
+    assert seen == [("a4c138000001", 250.0), ("a4c138000002", 500.0)]
+    assert [c for c, _ in ch.commands] == ["pair", "pair", "test_mode", "test_mode"]
+    assert ch.commands[-1][1]["enabled"] is False  # test mode switched off again
+
+
+def test_commission_reports_missing_device_on_timeout():
+    clock = FakeClock()
+    ch = FakeChannel([[alarm("a4c138000001")]], clock)
+    rep = commission(gateway_id="gw-1", devices=DEVS, finder=None, channel=ch, timeout_s=5, on_seen=lambda a, l: None,
+                     clock=clock)
+    assert rep.missing == ["a4c138000002"]
+
+
+def test_commission_fails_clearly_when_gateway_not_found():
+    from fleet.errors import CommissioningError
+
+    with pytest.raises(CommissioningError, match="was not found on the local network"):
+        commission(gateway_id="gw-1", devices=DEVS, finder=FakeFinder(False), channel=FakeChannel([], FakeClock()),
+                   timeout_s=5, on_seen=lambda a, l: None)
+
+
+@pytest.mark.parametrize("payload", [b"", b"\xff\xfe", b"[]", b'{"schema": "wt.alarm/2", "device": "x", "event_id": "e"}',
+                                     b'{"schema": "wt.alarm/1"}', b'{"schema": "wt.event/1", "device": "x", "event_id": "e"}'])
+def test_decode_alarm_never_raises(payload):
+    assert decode_alarm("gw", payload, 0.0) is None
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ScriptedGateway:
+    """Answers `test_mode` by publishing a test alarm for each listed device (or only some)."""
+
+    def __init__(self, port: int, gw: str, *, only: set[str] | None = None) -> None:
+        from fleet.mqtt import MqttClient
+
+        self.gw, self.only = gw, only
+        import queue
+
+        self.client = MqttClient("127.0.0.1", port).connect()
+        self.cmds: queue.Queue = queue.Queue()
+        self.client.subscribe(f"wt/v1/gw/{gw}/cmd", lambda topic, payload: self.cmds.put(payload))
+        self.received: list[dict] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        import queue
+        import time
+
+        while not self.stop.is_set():
+            try:
+                msg = self.cmds.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            cmd = json.loads(msg)
+            self.received.append(cmd)
+            if cmd["cmd"] == "test_mode" and cmd["args"]["enabled"]:
+                for dev in cmd["args"]["devices"]:
+                    if self.only is not None and dev not in self.only:
+                        continue
+                    now = time.time()
+                    body = {"schema": "wt.alarm/1", "event_id": f"{dev}-00000009", "gateway": self.gw, "device": dev,
+                            "role": "button", "class": "care", "type": "button_press", "test": True,
+                            "occurred_at": _rfc3339(now - 0.05), "received_at": _rfc3339(now - 0.04),
+                            "sent_at": _rfc3339(now), "attempt": 1, "route": "primary", "data": {}}
+                    self.client.publish(f"wt/v1/gw/{self.gw}/alarm", json.dumps(body).encode())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.client.close()
+
+
+@pytest.fixture
+def installation(sqlite_url, clock):
+    from fleet.access import Actor, Role
+    from fleet.store import open_store
+
+    admin = Actor("root", Role.ADMIN)
+    store = open_store(sqlite_url)
+    seed_catalog(store, admin, clock())
+    kit = stock_kit(store, admin, clock(), 1)
+    with store.transaction() as tx:
+        tx.execute("INSERT INTO app_user (name, role, all_municipalities, active, created_at) VALUES (?, ?, ?, ?, ?)",
+                   ("tina", "technician", True, True, clock()))
+        inst = ins.create(tx, admin, resident_ref="R-ABC123", location="HOME-0001", kit=kit, consent_kind="consent",
+                          consent_date="2026-11-20", routing=ROUTING, at=clock())
+        for d in inst["devices"]:
+            if d["role"] != "gateway":
+                ins.set_checklist(tx, admin, inst["code"], d["serial"], ANSWERS, expected_version=None, at=clock())
+    yield store, inst
+    store.close()
+
+
+def _rename_gateway(store, inst) -> str:
+    """A unique gateway id per test run, so parallel runs never see each other on mDNS."""
+    gw = "gw-" + uuid.uuid4().hex[:12]
+    with store.transaction() as tx:
+        tx.execute("UPDATE item SET hw_id = ? WHERE hw_id = ?", (gw, inst["gateway_id"]))
+        tx.execute("UPDATE installation SET gateway_id = ? WHERE code = ?", (gw, inst["code"]))
+    return gw
+
+
+def test_commission_end_to_end_with_mdns_and_mosquitto(installation, mosquitto, sqlite_url, capsys):
+    from gateway.discovery import GatewayAdvertiser
+
+    store, inst = installation
+    gw = _rename_gateway(store, inst)
+    adv = GatewayAdvertiser(gw, "0.1.0", 18080, interfaces=("127.0.0.1",))
+    loop = asyncio.new_event_loop()
+    t = threading.Thread(target=loop.run_forever, daemon=True)
+    t.start()
+    asyncio.run_coroutine_threadsafe(adv.async_start(), loop).result(10)
+    fake_gw = ScriptedGateway(mosquitto.port, gw)
+    try:
+        rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
+                   f"mqtt://127.0.0.1:{mosquitto.port}", "--timeout", "30", "--mdns-interface", "127.0.0.1",
+                   "--discover-timeout", "10"], env={"FLEET_USER": "tina"})
+    finally:
+        fake_gw.close()
+        asyncio.run_coroutine_threadsafe(adv.async_stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert f"found {gw} at 127.0.0.1:18080" in out.out
+    assert [c["cmd"] for c in fake_gw.received][:2] == ["pair", "pair"]
+    with store.transaction(write=False) as tx:
+        assert tx.scalar("SELECT status FROM installation WHERE code = ?", (inst["code"],)) == "active"
+        lat = [r["latency_ms"] for r in tx.query("SELECT latency_ms FROM installation_test_alarm")]
+    assert len(lat) == 2 and all(0 <= x < 60_000 for x in lat)
+
+
+def test_commission_refuses_done_when_one_device_stays_silent(installation, mosquitto, sqlite_url, capsys):
+    store, inst = installation
+    gw = _rename_gateway(store, inst)
+    button = next(d["hw_id"] for d in inst["devices"] if d["role"] == "button")
+    fake_gw = ScriptedGateway(mosquitto.port, gw, only={button})
+    try:
+        rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
+                   f"mqtt://127.0.0.1:{mosquitto.port}", "--timeout", "3", "--skip-discovery"],
+                  env={"FLEET_USER": "tina"})
+    finally:
+        fake_gw.close()
+    err = capsys.readouterr().err
+    assert rc == 6 and "NOT done" in err
+    with store.transaction(write=False) as tx:
+        assert tx.scalar("SELECT status FROM installation WHERE code = ?", (inst["code"],)) == "commissioning"
+        assert [r["device_id"] for r in tx.query("SELECT device_id FROM installation_test_alarm")] == [button]
