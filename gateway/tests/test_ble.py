@@ -603,3 +603,44 @@ def test_watchdog_waits_out_an_unplugged_dongle_and_resumes_when_it_is_back(syst
             await asyncio.wait_for(task, 5)
 
     run(scenario)
+
+
+def test_wt_frames_cross_the_gatt_link_in_both_directions_with_the_codec_stream_decoder(system_bus):
+    """The same COBS stream decoder as on serial reassembles frames split at ATT MTU."""
+    from gateway.codec.enums import MsgType
+    from gateway.codec.frame import Frame, encode_frame
+    from gateway.codec.stream import StreamDecoder
+
+    key = b"k" * 32
+    event = encode_frame(MsgType.EVENT, PILLBOX, 7, bytes([0x50, 0, 0, 0, 0]), key=key, urgent=True)
+    ack = encode_frame(MsgType.ACK, PILLBOX, 7, b"", key=key, downlink=True)
+    assert len(event) > 20 and len(ack) > 20          # both need several ATT packets
+
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            device_rx = StreamDecoder()
+            device_frames: list = []
+            dev = _wt_device(bluez, [])
+            bluez.start_beacon(dev, 0.05, lambda n: {})
+            gateway_rx = StreamDecoder()
+            gateway_frames: list = []
+            link = BleFrameLink(PILLBOX, BleConfig(connect_timeout_s=5.0),
+                                on_bytes=lambda b: gateway_frames.extend(gateway_rx.feed(b)))
+            await link.async_connect()
+            dev.char(WT_FRAME_RX_UUID).char.on_write = lambda data, kind: device_frames.extend(
+                device_rx.feed(data))
+
+            for i in range(0, len(event), 20):            # the peripheral's MTU-sized notifications
+                assert dev.notify(WT_FRAME_TX_UUID, event[i:i + 20])
+            await wait_until(lambda: gateway_frames, what="event frame")
+            (frame,) = gateway_frames
+            assert isinstance(frame, Frame) and frame.type is MsgType.EVENT and frame.seq == 7
+            assert frame.urgent and frame.verify(key)
+
+            link.send(ack)
+            await wait_until(lambda: device_frames, what="ack frame at the device")
+            (got_ack,) = device_frames
+            assert isinstance(got_ack, Frame) and got_ack.type is MsgType.ACK and got_ack.verify(key)
+            await link.async_close()
+
+    run(scenario)
