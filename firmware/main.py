@@ -9,6 +9,7 @@ _TRIES = 2
 _CFG = "/config.json"
 # firmware modules that a reboot must re-import (hal.* is stage 0 and stays)
 _PURGE = ("hal", "main")
+_loaded = [None]  # slot dir whose modules are imported (changes only on the host)
 
 
 def _read_state(path):
@@ -49,6 +50,7 @@ def select_slot(data_dir):
 
 
 def _purge_modules():
+    """Forget firmware modules loaded from another slot (emulated reboots on the host)."""
     for name in list(sys.modules):
         if not name.startswith(_PURGE) and hasattr(sys.modules[name], "__file__"):
             del sys.modules[name]
@@ -67,8 +69,12 @@ def run(hal):
     """Boot the firmware on ``hal`` (returns only on the host, via its exceptions)."""
     d = hal.data_dir
     name, slot_dir, trial = select_slot(d)
-    _purge_modules()
-    _set_path(slot_dir, d)
+    if _loaded[0] != slot_dir:
+        _purge_modules()
+        _set_path(slot_dir, d)
+        _loaded[0] = slot_dir
+    import gc
+    gc.collect()
     import config
     import app as app_mod
     import version

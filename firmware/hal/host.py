@@ -405,6 +405,7 @@ class HostHal:
         self.slept = []       # (t_ms, ms, wake pins) of each emulated deep sleep
         self.bd = None
         self._wdt = None
+        self.deadline_ms = None   # RealClock runs: SimEnd after this many ms
         self.mount()
 
     # --- flash ----------------------------------------------------------------------
@@ -544,6 +545,8 @@ class HostHal:
         end = time.ticks_add(time.ticks_ms(), timeout_ms)
         while True:
             left = time.ticks_diff(end, time.ticks_ms())
+            if self.deadline_ms is not None and self.clock.t >= self.deadline_ms:
+                raise SimEnd()
             w = self._service()
             if self._fire():
                 return

@@ -281,8 +281,11 @@ class App:
                 self.queue.reseq(s, self.seq.next())
 
     def _send_config(self):
-        body = struct.pack("<I", self.cfg.version) + self.cfg.to_json().encode()
-        self.link.send(wire.T_CONFIG, body)
+        js = self.cfg.report(config.schema_for(self.role.SCHEMA)).encode()
+        if len(js) > wire.MAX_PAYLOAD - 4:
+            self.link.error(wire.E_BUSY, "config report exceeds one frame")
+            return
+        self.link.send(wire.T_CONFIG, struct.pack("<I", self.cfg.version) + js)
 
     def _set_config(self, f):
         p = f.payload

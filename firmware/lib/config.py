@@ -71,10 +71,12 @@ class Config:
         k = self._v["key"]
         return bytes.fromhex(k) if k else None
 
-    def to_json(self, with_secret=False):
-        d = dict(self._v)
-        if not with_secret:
-            d.pop("key", None)
+    def report(self, schema):
+        """JSON of the role and every setting that differs from its default (never the key)."""
+        d = {"role": self._v["role"]}
+        for k in self._v:
+            if k != "key" and k in schema and self._v[k] != schema[k][1]:
+                d[k] = self._v[k]
         return json.dumps(d)
 
 
@@ -149,7 +151,7 @@ def apply_update(current, patch, version, role_schema):
     for key in LOCAL_ONLY:
         if key in patch and patch[key] != current.get(key):
             raise ConfigError(key, "<hidden>" if key == "key" else patch[key],
-                              "cannot be changed over the air; re-provision the device")
+                              "not settable over the air; re-provision")
     raw = {}
     for k in current._v:
         raw[k] = current._v[k]
