@@ -332,6 +332,8 @@ class Ingress:
     # ------------------------------------------------------------------ adverts
 
     def _advert(self, mac: str, data: bytes, rssi: int | None, result: IngressResult) -> None:
+        if len(data) >= 7 and data[0] & bthome.INFO_MAC_INCLUDED:
+            mac = bytes(reversed(data[1:7])).hex()  # the advertiser's identity address (it may advertise a random one)
         device = self._device(mac, result, BLE_LINK)
         if device is None:
             return

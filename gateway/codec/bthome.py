@@ -1,7 +1,8 @@
 """BTHome v2 advertisement codec (service data of UUID 0xFCD2), incl. AES-CCM encryption.
 
 Format per https://bthome.io/format/ and https://bthome.io/encryption/: first byte the
-device-information byte (bit0 encrypted, bit2 trigger-based, bits 5..7 version = 2), then
+device-information byte (bit0 encrypted, bit1 MAC included, bit2 trigger-based, bits
+5..7 version = 2), then [6 MAC bytes, least significant first, if bit1], then
 ``(object id, value)`` pairs, little-endian. Encrypted: ``devinfo ‖ ciphertext ‖
 counter u32 LE ‖ MIC[4]``, AES-CCM with nonce ``MAC(6, display order) ‖ d2 fc ‖ devinfo ‖
 counter u32 LE`` and no associated data.
@@ -21,6 +22,7 @@ UUID16 = 0xFCD2
 UUID16_LE = b"\xd2\xfc"
 BTHOME_VERSION = 2
 INFO_ENCRYPTED = 0x01
+INFO_MAC_INCLUDED = 0x02   # the advertiser's MAC follows the info byte, LSB first
 INFO_TRIGGER = 0x04
 INFO_VERSION_SHIFT = 5
 MIC_LEN = 4
@@ -111,6 +113,10 @@ class Advert:
     @property
     def encrypted(self) -> bool:
         return bool(self.device_info & INFO_ENCRYPTED)
+
+    @property
+    def mac_included(self) -> bool:
+        return bool(self.device_info & INFO_MAC_INCLUDED)
 
     @property
     def trigger_based(self) -> bool:
@@ -205,6 +211,12 @@ def decode_advert(service_data: bytes, *, mac: str | None = None, key: bytes | N
         mac_text = mac_raw.hex()
     counter: int | None = None
     body = data[1:]
+    if info & INFO_MAC_INCLUDED:
+        if len(body) < 6:
+            return Rejection(RejectReason.SHORT, "BTHome advert announces a MAC but has fewer than 6 bytes after the info byte", mac_text)
+        mac_raw = bytes(reversed(body[:6]))
+        mac_text = mac_raw.hex()
+        body = body[6:]
     if info & INFO_ENCRYPTED:
         if len(body) < COUNTER_LEN + MIC_LEN:
             return Rejection(RejectReason.SHORT, f"encrypted BTHome advert of {len(data)} bytes is too short", mac_text)
@@ -258,19 +270,25 @@ def encode_object(object_id: int, value: Any) -> bytes:
 
 
 def encode_advert(objects: Iterable[tuple[int, Any]], *, key: bytes | None = None, mac: str | None = None,
-                  counter: int | None = None, trigger_based: bool = False) -> bytes:
+                  counter: int | None = None, trigger_based: bool = False, mac_included: bool = False) -> bytes:
     """Build BTHome v2 service data (for emulators and tests). Objects are sorted by id."""
     body = b"".join(encode_object(oid, v) for oid, v in sorted(objects, key=lambda kv: kv[0]))
     info = (BTHOME_VERSION << INFO_VERSION_SHIFT) | (INFO_TRIGGER if trigger_based else 0)
+    prefix = b""
+    if mac_included:
+        if mac is None:
+            raise ValueError("mac_included needs mac")
+        info |= INFO_MAC_INCLUDED
+        prefix = bytes(reversed(normalise_mac(mac)))
     if key is None:
-        return bytes([info]) + body
+        return bytes([info]) + prefix + body
     if mac is None or counter is None:
         raise ValueError("encryption needs mac and counter")
     from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
     info |= INFO_ENCRYPTED
     sealed = AESCCM(key, tag_length=MIC_LEN).encrypt(bthome_nonce(normalise_mac(mac), info, counter), body, None)
-    return bytes([info]) + sealed[:-MIC_LEN] + struct.pack("<I", counter) + sealed[-MIC_LEN:]
+    return bytes([info]) + prefix + sealed[:-MIC_LEN] + struct.pack("<I", counter) + sealed[-MIC_LEN:]
 
 
 @dataclass(frozen=True)
@@ -324,6 +342,7 @@ def advert_to_json(advert: Advert) -> dict[str, Any]:
         "device_info": advert.device_info,
         "encrypted": advert.encrypted,
         "trigger_based": advert.trigger_based,
+        "mac_included": advert.mac_included,
         "counter": advert.counter,
         "mac": advert.mac,
         "objects": [

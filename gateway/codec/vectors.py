@@ -177,8 +177,8 @@ def check_invalid(entry: dict[str, Any]) -> str:
 
 
 def _advert(name: str, objects: list[tuple[int, Any]], *, key: bytes | None = None, counter: int | None = None,
-            mac: str = BT_MAC, trigger: bool = False, note: str = "") -> dict[str, Any]:
-    data = encode_advert(objects, key=key, mac=mac, counter=counter, trigger_based=trigger)
+            mac: str = BT_MAC, trigger: bool = False, mac_included: bool = False, note: str = "") -> dict[str, Any]:
+    data = encode_advert(objects, key=key, mac=mac, counter=counter, trigger_based=trigger, mac_included=mac_included)
     adv = decode_advert(data, mac=mac, key=key)
     assert not isinstance(adv, Rejection), (name, adv)
     ev = advert_events(adv)
@@ -202,6 +202,8 @@ def adverts() -> list[dict[str, Any]]:
         _advert("encrypted_button_long_press_cancel", [(bthome.BUTTON, 4)], key=KEY, counter=0x2B, mac=DEV, trigger=True),
         _advert("encrypted_raw_fall_event", [(bthome.VOLTAGE, 2.95), (bthome.RAW, raw_fall)], key=KEY, counter=0x2C, mac=DEV,
                 note="raw object 0x54 = welfare event code + data (no age): fall_detected, peak 3.52 g, chest"),
+        _advert("encrypted_mac_included", [(bthome.BUTTON, 1)], key=KEY, counter=0x2D, mac=DEV, mac_included=True,
+                note="device-info bit1: the identity MAC follows the info byte, least significant byte first; it is the MAC of the nonce"),
         _advert("unencrypted_door_open", [(bthome.PACKET_ID, 17), (bthome.BATTERY, 80), (bthome.DOOR, 1)], mac=DEV2),
         _advert("unencrypted_bed_out", [(bthome.PACKET_ID, 18), (bthome.OCCUPANCY, 0)], mac=DEV2),
         _advert("unencrypted_motion_tamper_fw", [(bthome.PACKET_ID, 19), (bthome.MOTION, 1), (bthome.TAMPER, 1),

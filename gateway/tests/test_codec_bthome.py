@@ -76,3 +76,14 @@ def test_event_mapping():
     empty = advert_events(decode_advert(bytes.fromhex("405400")))
     assert [r.reason for r in empty.rejects] == [RejectReason.BAD_PAYLOAD]
     assert isinstance(decode_advert(b"\x40", mac="nothex"), Rejection)
+
+
+def test_mac_included_bit():
+    """Info bit1: the MAC follows, least significant byte first (also used in the nonce)."""
+    adv = decode_advert(bytes.fromhex("42b2188d38c1a404138a01"))
+    assert adv.mac == "a4c1388d18b2" and adv.mac_included and values(adv) == {"pressure": 1008.83}
+    enc = bytes.fromhex("43a5808fe64854f196c06ffb4900112233f08ecbde")
+    adv = decode_advert(enc, key=BT_KEY)
+    assert adv.mac == "5448e68f80a5" and values(adv) == {"temperature": 25.06, "humidity": 50.55}
+    assert encode_advert([(0x02, 25.06), (0x03, 50.55)], key=BT_KEY, mac=BT_MAC, counter=0x33221100, mac_included=True) == enc
+    assert decode_advert(bytes.fromhex("4201020304")).reason is RejectReason.SHORT

@@ -438,3 +438,10 @@ def test_stream_decoder_is_per_link(journal, clock):
     assert [e.seq for e in ing.feed("x", a[10:]).events] == [1]
     assert [e.seq for e in ing.feed("y", b[10:]).events] == [2]
     assert isinstance(StreamDecoder().feed(b""), list)
+
+
+def test_advert_with_mac_included_uses_the_payload_identity(journal, clock):
+    ing = make(journal, clock)
+    data = encode_advert([(bthome.BUTTON, 1)], key=KEY, mac=DEV, counter=3, mac_included=True)
+    [ev] = ing.advert("7e:00:00:00:00:01", data, None).events  # random advertising address
+    assert ev.device_id == DEV and ev.code is EventCode.BUTTON_PRESS
