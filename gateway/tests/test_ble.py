@@ -644,3 +644,31 @@ def test_wt_frames_cross_the_gatt_link_in_both_directions_with_the_codec_stream_
             await link.async_close()
 
     run(scenario)
+
+
+def test_health_device_that_needs_bonding(system_bus):
+    async def scenario() -> None:
+        async with FakeBluez(system_bus) as bluez:
+            scale = bluez.add_device(BPM, services=[
+                FakeService("181d", [FakeCharacteristic("2a9d", ["indicate"])])])
+            scale.requires_pairing = True
+            bluez.start_beacon(scale, 0.05, lambda n: {})
+            got: list[tuple[str, int, bytes]] = []
+
+            plain = BleHealthClient(BPM, BleConfig(connect_timeout_s=5.0), on_measurement=lambda *a: None)
+            with pytest.raises(BleError) as err:
+                await plain.async_connect()
+            assert err.value.op == "subscribe" and "Not paired" in str(err.value)
+            await wait_until(lambda: not scale.connected, what="disconnect after refusal")
+
+            bonded = BleHealthClient(BPM, BleConfig(connect_timeout_s=5.0, pair=True),
+                                     on_measurement=lambda *a: got.append(a))
+            assert await bonded.async_connect() == [HealthChar.WEIGHT]
+            assert scale.paired and scale.trusted
+            weight = bytes([0x00, 0x10, 0x36])          # 0x3610 * 0.005 kg = 69.2 kg
+            assert scale.notify("2a9d", weight)
+            await wait_until(lambda: got, what="weight indication")
+            assert got == [(BPM, 0x2A9D, weight)]
+            await bonded.async_close()
+
+    run(scenario)

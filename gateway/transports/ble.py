@@ -95,6 +95,7 @@ class BleConfig:
     write_queue_max_bytes: int = 64 * 1024
     max_tracked_devices: int = 2048   # LRU bound: phones rotate random addresses all day
     use_acquire_notify: bool = False  # WT tx via AcquireNotify socket instead of StartNotify
+    pair: bool = False                # bond before use (health devices with encrypted CCCDs)
 
     def __post_init__(self) -> None:
         if not self.adapter.startswith("hci") or not self.adapter[3:].isdigit():
@@ -360,6 +361,7 @@ class _GattSession:
             target,
             disconnected_callback=self._lost,
             timeout=self._cfg.connect_timeout_s,
+            pair=self._cfg.pair,
             bluez={"adapter": self._cfg.adapter},
         )
         self._closing = False

@@ -294,9 +294,10 @@ class _ServiceIface(ServiceInterface):
 
 
 class _CharIface(ServiceInterface):
-    def __init__(self, char: FakeCharacteristic, service_path: str, mtu: int) -> None:
+    def __init__(self, char: FakeCharacteristic, service_path: str, mtu: int, device: "FakeDevice") -> None:
         super().__init__("org.bluez.GattCharacteristic1")
         self.char = char
+        self.device = device
         self._service = service_path
         self._mtu = mtu
         self.notifying = False
@@ -345,6 +346,8 @@ class _CharIface(ServiceInterface):
     def StartNotify(self):
         if not {"notify", "indicate"} & set(self.char.flags):
             raise DBusError(ERR_NOT_SUPPORTED, "Operation is not supported")
+        if self.device.requires_pairing and not self.device.paired:
+            raise DBusError(ERR_NOT_PERMITTED, "Not paired")
         if not self.notifying:
             self.notifying = True
             self.emit_properties_changed({"Notifying": True})
@@ -422,6 +425,9 @@ class FakeDevice(ServiceInterface):
         self.exported = False
         self.connect_calls = 0
         self.connect_error: tuple[str, str] | None = None
+        self.paired = False
+        self.trusted = False
+        self.requires_pairing = False   # StartNotify refused until paired (encrypted CCCD)
         self._gatt_paths: list[str] = []
         self._chars: dict[str, _CharIface] = {}
 
@@ -488,7 +494,7 @@ class FakeDevice(ServiceInterface):
             handle += 1
             for ch in svc.characteristics:
                 cpath = f"{spath}/char{handle:04x}"
-                iface = _CharIface(ch, spath, self.mtu)
+                iface = _CharIface(ch, spath, self.mtu, self)
                 ch.iface = iface
                 self._bluez._bus.export(cpath, iface)
                 self._gatt_paths.append(cpath)
@@ -514,6 +520,9 @@ class FakeDevice(ServiceInterface):
 
     @dbus_method()
     async def Connect(self):
+        await self._connect()
+
+    async def _connect(self) -> None:
         self.connect_calls += 1
         if not self._bluez.adapter.powered:
             raise DBusError(ERR_NOT_READY, "Resource Not Ready")
@@ -554,15 +563,29 @@ class FakeDevice(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def Paired(self) -> DBusBool:
-        return False
+        return self.paired
 
     @dbus_property(access=PropertyAccess.READ)
     def Bonded(self) -> DBusBool:
-        return False
+        return self.paired
 
-    @dbus_property(access=PropertyAccess.READ)
+    @dbus_property()
     def Trusted(self) -> DBusBool:
-        return False
+        return self.trusted
+
+    @Trusted.setter  # type: ignore[no-redef]
+    def Trusted(self, value: DBusBool):
+        self.trusted = value
+        self.emit_properties_changed({"Trusted": value})
+
+    @dbus_method()
+    async def Pair(self):
+        """Just Works pairing: connects if needed, then bonds."""
+        if self.paired:
+            raise DBusError("org.bluez.Error.AlreadyExists", "Already Exists")
+        await self._connect()
+        self.paired = True
+        self.emit_properties_changed({"Paired": True, "Bonded": True})
 
     @dbus_property(access=PropertyAccess.READ)
     def Blocked(self) -> DBusBool:
