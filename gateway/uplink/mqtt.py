@@ -139,6 +139,12 @@ class MqttLink:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        # Only the network thread may write to the socket: paho's publish() would
+        # otherwise write from the calling thread too, and two writers popping paho's
+        # packet queue concurrently can reorder packets on the wire. With a (no-op)
+        # socket-register-write hook, publish() only queues and wakes the network thread
+        # through paho's socket pair.
+        c.on_socket_register_write = lambda client, userdata, sock: None
         self._client = c
 
     # ---- Publisher port ---------------------------------------------------------------
