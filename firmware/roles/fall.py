@@ -1,0 +1,196 @@
+# Fall sensor role: accelerometer (LIS3DH on I2C "acc") -> fall detector -> cancel
+# window -> fall_detected (care alarm) or fall_cancelled (event).
+#
+# The wearer has cancel_s seconds to press the button (pin "button") after the local
+# alert (buzzer "buzzer", LED "led") starts; the alarm is raised when the window
+# expires even if the sensor stops delivering samples in the meantime.
+# Sensor problems: each I2C error is counted (rejects); fault_n consecutive failed
+# reads raise sensor_fault(1); no samples for no_data_ms raise sensor_fault(2); a
+# stream of impossible values (no gravity, or pinned at full scale) sensor_fault(3).
+# A part that fails its identity check at boot raises self_test_failed(check 1).
+from micropython import const
+import struct
+from time import ticks_diff, ticks_add
+import wire
+from role import Role
+from inputs import Debounced, Pattern
+from fall import FallDetector, FallConfigError, PLACEMENT_NAMES
+from fall_alert import FallAlert, EV_FALL_DETECTED
+
+_ALERT = ((1, 300), (0, 200))        # buzzer while the cancel window is open
+_SENT = ((1, 100), (0, 900))
+_CANCELLED = ((1, 1000),)
+_READ_MS = const(200)                # FIFO holds 640 ms at 50 Hz
+_RETRY_START_MS = const(10000)
+_STUCK_N = const(250)                # 5 s at 50 Hz of implausible samples
+_ZERO_G_MG = const(120)
+_FULL_SCALE_MG = const(7900)
+
+
+class FallRole(Role):
+    ROLE = wire.ROLE_FALL
+    NAME = "fall"
+    SCHEMA = {
+        "placement": ("s", "waist", PLACEMENT_NAMES, None),
+        "rate_hz": ("s", "50", ("25", "50", "100"), None),
+        "cancel_s": ("i", 20, 0, 120),
+        "impact_mg": ("i", 0, 0, 16000),      # 0 = the placement's default
+        "angle_deg": ("i", -1, -1, 90),       # -1 = the placement's default
+        "still_mg": ("i", 0, 0, 2000),        # 0 = the placement's default
+        "i2c_addr": ("i", 0x19, 0x18, 0x19),
+        "fault_n": ("i", 5, 1, 100),
+        "no_data_ms": ("i", 5000, 1000, 60000),
+        "buzzer": ("b", True, None, None),
+    }
+
+    def start(self):
+        now = self.app.now()
+        self.btn = Debounced(self.hal.pin("button"), 50, now)
+        self.led = Pattern(self.hal.pin("led", "out"))
+        self.buzz = Pattern(self.hal.pin("buzzer", "out"))
+        self.acc = None
+        self.fails = 0
+        self.i2c_errors = 0
+        self.samples = 0
+        self.detections = 0
+        self.cancels = 0
+        self.alarms = 0
+        self._last_data = now
+        self._start_due = now
+        self._same = 0
+        self._self_test_reported = False
+        self._build(self.cfg)
+        self._start_sensor(now)
+
+    # -- configuration ------------------------------------------------------------------
+    def _build(self, cfg):
+        p = PLACEMENT_NAMES.index(cfg.get("placement"))
+        kw = {}
+        if cfg.get("impact_mg"):
+            kw["impact_mg"] = cfg.get("impact_mg")
+        if cfg.get("angle_deg") >= 0:
+            kw["angle_deg"] = cfg.get("angle_deg")
+        if cfg.get("still_mg"):
+            kw["still_mg"] = cfg.get("still_mg")
+        self.rate = int(cfg.get("rate_hz"))
+        try:
+            self.det = FallDetector(self.rate, p, **kw)
+        except FallConfigError:
+            # the schema ranges are wider than the detector's: keep the placement defaults
+            self.app.reject("config")
+            self.det = FallDetector(self.rate, p)
+        self.placement = p
+        self.alert = FallAlert(cfg.get("cancel_s") * 1000)
+
+    def on_config(self, cfg):
+        pending = self.alert.state
+        old = self.alert
+        self.cfg = cfg
+        self._build(cfg)
+        if pending:
+            self.alert = old  # never drop an open window on a config change
+        self.acc = None
+        self._start_due = self.app.now()
+
+    # -- sensor -------------------------------------------------------------------------
+    def _start_sensor(self, now):
+        from drivers.lis3dh import Lis3dh, SensorError
+        try:
+            acc = Lis3dh(self.hal.i2c("acc"), self.cfg.get("i2c_addr"), self.rate)
+            acc.start()
+        except SensorError:
+            self.acc = None
+            self._start_due = ticks_add(now, _RETRY_START_MS)
+            if not self._self_test_reported:
+                self._self_test_reported = True
+                self.app.emit(wire.EV_SELF_TEST_FAILED, bytes((1,)))
+            return
+        except OSError:
+            self.acc = None
+            self._start_due = ticks_add(now, _RETRY_START_MS)
+            self._io_error()
+            return
+        self.acc = acc
+        self._last_data = now
+
+    def _io_error(self):
+        self.i2c_errors += 1
+        self.fails += 1
+        self.app.reject("i2c")
+        if self.fails == self.cfg.get("fault_n"):
+            self.app.sensor_fault(1)
+
+    def _read(self, now):
+        try:
+            batch = self.acc.read()
+        except OSError:
+            self._io_error()
+            return
+        self.fails = 0
+        if not batch:
+            if ticks_diff(now, self._last_data) >= self.cfg.get("no_data_ms"):
+                self._last_data = now
+                self.app.sensor_fault(2)
+            return
+        self._last_data = now
+        det = self.det
+        for s in batch:
+            self.samples += 1
+            x, y, z = s
+            # implausible: no gravity at all (a 5 s free fall does not happen) or pinned
+            # at full scale; identical samples are NOT a fault (a still sensor can be quiet)
+            if (abs(x) < _ZERO_G_MG and abs(y) < _ZERO_G_MG and abs(z) < _ZERO_G_MG) or \
+                    abs(x) >= _FULL_SCALE_MG or abs(y) >= _FULL_SCALE_MG or abs(z) >= _FULL_SCALE_MG:
+                self._same += 1
+                if self._same == _STUCK_N:
+                    self.app.sensor_fault(3)
+            else:
+                self._same = 0
+            peak = det.feed(x, y, z)
+            if peak:
+                self.detections += 1
+                if self.alert.suspect(peak, now) and self.cfg.get("buzzer"):
+                    self.buzz.play(_ALERT, now, 1000)
+
+    # -- loop -----------------------------------------------------------------------------
+    def poll(self, now):
+        if self.acc is None and ticks_diff(now, self._start_due) >= 0:
+            self._start_sensor(now)
+        if self.acc is not None:
+            self._read(now)
+        changed, wait = self.btn.poll(now)
+        if changed and self.btn.state:
+            r = self.alert.cancel(now)
+            if r is not None:
+                self._raise(r, now)
+        r = self.alert.poll(now)
+        if r is not None:
+            self._raise(r, now)
+        waits = [_READ_MS]
+        if wait is not None:
+            waits.append(wait)
+        if self.alert.state:
+            waits.append(max(1, self.alert.remaining_ms(now)))
+        for w in (self.led.poll(now), self.buzz.poll(now)):
+            if w is not None:
+                waits.append(w)
+        return min(waits)
+
+    def _raise(self, r, now):
+        code, peak = r
+        self.buzz.stop()
+        data = struct.pack("<HB", min(peak, 0xFFFF), self.placement)
+        if code == EV_FALL_DETECTED:
+            self.alarms += 1
+            self.app.emit(wire.EV_FALL_DETECTED, data)
+            self.led.play(_SENT, now, 30)
+        else:
+            self.cancels += 1
+            self.app.emit(wire.EV_FALL_CANCELLED, data)
+            self.led.play(_CANCELLED, now)
+
+    def healthy(self):
+        return True
+
+
+ROLE_CLASS = FallRole
