@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping
 
 from gateway.codec import bthome
-from gateway.codec._result import RejectCounters, Rejection
+from gateway.codec._result import CodecError, RejectCounters, Rejection
 from gateway.codec.auth import KEY_LEN, ReplayWindow
 from gateway.codec.bthome import Advert, advert_events, decode_advert
 from gateway.codec.enums import AckStatus, ErrorCode, FeedbackState, MsgType, RejectReason
@@ -141,7 +141,8 @@ class Ingress:
         self._keys: dict[str, bytes] = {}
         for dev, key in keys.items():
             if len(key) != KEY_LEN:
-                raise ValueError(f"key for device {dev} is {len(key)} bytes; device keys are {KEY_LEN} bytes (32 hex digits)")
+                raise CodecError(f"key for device {dev} is {len(key)} bytes; device keys are {KEY_LEN} bytes (32 hex digits)",
+                                 field=f"keys.{dev}", value=len(key))
             self._keys[normalise_device_id(dev)] = bytes(key)
         self._journal = journal
         self._clock = clock
@@ -214,7 +215,7 @@ class Ingress:
     def ack_frame(self, event: Event, duplicate: bool = False) -> bytes:
         """Encoded, COBS-framed downlink ACK for a stored event (call from ``on_stored``)."""
         if event.seq is None:
-            raise ValueError(f"event {event.event_id} has no device seq to acknowledge")
+            raise CodecError(f"event {event.event_id} has no device seq to acknowledge", field="seq", value=None)
         self._pending.pop(event.event_id, None)
         status = AckStatus.DUPLICATE if duplicate else AckStatus.STORED
         return self.downlink(event.device_id, MsgType.ACK, Ack(event.seq, status))
@@ -451,7 +452,7 @@ class Ingress:
             self._journal.set_state(f"downlink_seq/{device}", struct.pack("<I", reserved))
             self._dl_reserved[device] = reserved
         if nxt >= 0xFFFFFFFF:
-            raise ValueError(f"downlink sequence space of {device} exhausted; re-pair the device with a new key")
+            raise CodecError(f"downlink sequence space of {device} exhausted; re-pair the device with a new key")
         self._dl_next[device] = nxt + 1
         return nxt
 

@@ -3,7 +3,7 @@
 Every decoder takes any byte string and returns a value or a :class:`Rejection`; none
 raises. Encoders are for trusted input (our downlinks, emulators, tests).
 """
-from gateway.codec._result import RejectCounters, Rejection
+from gateway.codec._result import CodecError, RejectCounters, Rejection
 from gateway.codec.auth import TAG_LEN, ReplayWindow, frame_tag, verify_tag
 from gateway.codec.bthome import Advert, BTHomeObject, advert_events, decode_advert, encode_advert
 from gateway.codec.cobs import cobs_decode, cobs_encode
@@ -55,7 +55,7 @@ from gateway.codec.payloads import (
 from gateway.codec.stream import StreamDecoder
 
 __all__ = [
-    "Ack", "AckStatus", "Advert", "BTHomeObject", "Config", "ConfigGet", "Error", "ErrorCode",
+    "Ack", "AckStatus", "CodecError", "Advert", "BTHomeObject", "Config", "ConfigGet", "Error", "ErrorCode",
     "EventPayload", "Feedback", "FeedbackState", "Frame", "FrameFlag", "GattReading", "Heartbeat",
     "Hello", "MAX_BODY", "MAX_PAYLOAD", "MAX_WIRE", "MedFloat", "MsgType", "OtaBegin", "OtaChunk",
     "OtaEnd", "OtaState", "OtaStatus", "Payload", "PowerFlag", "RejectCounters", "RejectReason",

@@ -7,6 +7,19 @@ from dataclasses import dataclass
 from gateway.codec.enums import RejectReason
 
 
+class CodecError(ValueError):
+    """Root exception of gateway.codec: an *encoder* was given a value the wire cannot carry.
+
+    Decoders never raise; they return :class:`Rejection`. ``field`` names the offending
+    field and ``value`` is what was given.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
 @dataclass(frozen=True)
 class Rejection:
     """A refused input. ``detail`` says what exactly was wrong, for the log."""

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from gateway.codec._result import Rejection
+from gateway.codec._result import CodecError, Rejection
 from gateway.codec.enums import BTHomeButton, RejectReason
 from gateway.codec.events import EventPayload, decode_event_data
 from gateway.model import EventCode
@@ -130,9 +130,12 @@ class Advert:
 
 
 def normalise_mac(mac: str) -> bytes:
-    raw = bytes.fromhex(mac.replace(":", "").replace("-", ""))
+    try:
+        raw = bytes.fromhex(mac.replace(":", "").replace("-", ""))
+    except ValueError:
+        raw = b""
     if len(raw) != 6:
-        raise ValueError(f"MAC {mac!r} must be 6 bytes")
+        raise CodecError(f"MAC {mac!r} must be 6 bytes, e.g. A4:C1:38:0A:1B:2C", field="mac", value=mac)
     return raw
 
 
@@ -252,7 +255,7 @@ def encode_object(object_id: int, value: Any) -> bytes:
     if spec.size == 0:
         blob = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         if len(blob) > 255:
-            raise ValueError("variable-length BTHome object longer than 255 bytes")
+            raise CodecError("variable-length BTHome object longer than 255 bytes")
         return bytes([object_id, len(blob)]) + blob
     if object_id in (FIRMWARE_U24, FIRMWARE_U32) and isinstance(value, str):
         parts = [int(p) for p in value.split(".")]
@@ -266,7 +269,7 @@ def encode_object(object_id: int, value: Any) -> bytes:
     try:
         return bytes([object_id]) + raw.to_bytes(spec.size, "little", signed=spec.signed)
     except OverflowError as exc:
-        raise ValueError(f"BTHome {spec.name} value {value!r} does not fit {spec.size} bytes") from exc
+        raise CodecError(f"BTHome {spec.name} value {value!r} does not fit {spec.size} bytes") from exc
 
 
 def encode_advert(objects: Iterable[tuple[int, Any]], *, key: bytes | None = None, mac: str | None = None,
@@ -277,13 +280,13 @@ def encode_advert(objects: Iterable[tuple[int, Any]], *, key: bytes | None = Non
     prefix = b""
     if mac_included:
         if mac is None:
-            raise ValueError("mac_included needs mac")
+            raise CodecError("mac_included needs mac")
         info |= INFO_MAC_INCLUDED
         prefix = bytes(reversed(normalise_mac(mac)))
     if key is None:
         return bytes([info]) + prefix + body
     if mac is None or counter is None:
-        raise ValueError("encryption needs mac and counter")
+        raise CodecError("encryption needs mac and counter")
     from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
     info |= INFO_ENCRYPTED

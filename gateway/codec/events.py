@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.codec._result import Rejection
+from gateway.codec._result import CodecError, Rejection
 from gateway.codec.enums import RejectReason
 from gateway.model import EventCode
 
@@ -106,7 +106,7 @@ def encode_event_data(code: EventCode, data: dict[str, Any] | None = None) -> by
     """``code u8`` + data bytes (raises ValueError/KeyError on a bad dict: encoders are for trusted input)."""
     spec = EVENT_DATA.get(EventCode(code))
     if spec is None:
-        raise ValueError(f"event code {code!r} is not valid on the wire")
+        raise CodecError(f"event code {code!r} is not valid on the wire")
     fmt, names = spec
     fields = _wire_fields(data or {})
     body = struct.pack(fmt, *(int(fields[n]) for n in names)) if fmt else b""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from gateway.codec._result import Rejection
+from gateway.codec._result import CodecError, Rejection
 from gateway.codec.auth import TAG_LEN, frame_tag, verify_tag
 from gateway.codec.cobs import cobs_decode, cobs_encode
 from gateway.codec.crc import crc16_ccitt_false
@@ -28,9 +28,13 @@ def device_id_text(raw: bytes) -> str:
 def device_id_bytes(device_id: str) -> bytes:
     """``a4c1380a1b2c`` or ``A4:C1:38:0A:1B:2C`` -> 6 bytes (raises ValueError)."""
     text = device_id.replace(":", "").replace("-", "").strip().lower()
-    raw = bytes.fromhex(text)
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
     if len(raw) != 6:
-        raise ValueError(f"device id {device_id!r} must be 6 bytes (12 hex digits)")
+        raise CodecError(f"device id {device_id!r} must be 6 bytes (12 hex digits, e.g. a4c1380a1b2c)",
+                         field="device_id", value=device_id)
     return raw
 
 
@@ -75,9 +79,9 @@ def encode_body(msg_type: MsgType, device_id: str, seq: int, payload: bytes | Pa
     """Build a frame body (without COBS). ``key`` given -> AUTH flag and tag. Raises ValueError."""
     raw = payload if isinstance(payload, (bytes, bytearray)) else encode_payload(payload)
     if len(raw) > MAX_PAYLOAD:
-        raise ValueError(f"payload {len(raw)} bytes exceeds {MAX_PAYLOAD}")
+        raise CodecError(f"payload {len(raw)} bytes exceeds {MAX_PAYLOAD}")
     if not 0 <= seq <= 0xFFFFFFFF:
-        raise ValueError(f"seq {seq} out of u32 range")
+        raise CodecError(f"seq {seq} out of u32 range")
     flags = FrameFlag.NONE
     if urgent:
         flags |= FrameFlag.URGENT

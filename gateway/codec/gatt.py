@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from gateway.codec._result import Rejection
+from gateway.codec._result import CodecError, Rejection
 from gateway.codec.enums import RejectReason
 from gateway.codec.ieee11073 import MedFloat, decode_float, decode_sfloat, encode_float, encode_sfloat
 
@@ -325,5 +325,5 @@ def encode_gatt(uuid: int, flags: int, fields: dict[str, Any]) -> bytes:
         if flags & 0x08:
             out += struct.pack("<H", f["sensor_status"])
     else:
-        raise ValueError(f"no encoder for characteristic 0x{uuid:04X}")
+        raise CodecError(f"no encoder for characteristic 0x{uuid:04X}")
     return bytes(out)

@@ -8,6 +8,8 @@ exponent; senders use exponent 0): NaN 0x07FF / 0x007FFFFF, NRes 0x0800 / 0x0080
 """
 from __future__ import annotations
 
+from gateway.codec._result import CodecError
+
 from dataclasses import dataclass
 
 from gateway.codec.enums import SFloatSpecial
@@ -79,21 +81,21 @@ def decode_float(raw: int) -> MedFloat:
 
 def encode_sfloat(value: MedFloat) -> int:
     if not -8 <= value.exponent <= 7:
-        raise ValueError(f"SFLOAT exponent {value.exponent} out of range -8..7")
+        raise CodecError(f"SFLOAT exponent {value.exponent} out of range -8..7")
     if value.special is not None:
         return ((value.exponent & 0xF) << 12) | _SFLOAT_CODE[value.special]
     if not -2045 <= value.mantissa <= 2045:
-        raise ValueError(f"SFLOAT mantissa {value.mantissa} / exponent {value.exponent} out of range")
+        raise CodecError(f"SFLOAT mantissa {value.mantissa} / exponent {value.exponent} out of range")
     return ((value.exponent & 0xF) << 12) | (value.mantissa & 0x0FFF)
 
 
 def encode_float(value: MedFloat) -> int:
     if not -128 <= value.exponent <= 127:
-        raise ValueError(f"FLOAT exponent {value.exponent} out of range -128..127")
+        raise CodecError(f"FLOAT exponent {value.exponent} out of range -128..127")
     if value.special is not None:
         return ((value.exponent & 0xFF) << 24) | _FLOAT_CODE[value.special]
     if not -(2 ** 23 - 3) <= value.mantissa <= 2 ** 23 - 3:
-        raise ValueError(f"FLOAT mantissa {value.mantissa} / exponent {value.exponent} out of range")
+        raise CodecError(f"FLOAT mantissa {value.mantissa} / exponent {value.exponent} out of range")
     return ((value.exponent & 0xFF) << 24) | (value.mantissa & 0x00FFFFFF)
 
 

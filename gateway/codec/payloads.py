@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Union
 
-from gateway.codec._result import Rejection
+from gateway.codec._result import CodecError, Rejection
 from gateway.codec.enums import (
     AckStatus,
     ErrorCode,
@@ -183,7 +183,7 @@ def _dec_hello(raw: bytes) -> Payload | Rejection:
     return Hello(role_v, cause_v, cfg_ver, fw)
 
 
-def _dec_empty(cls: type) -> Callable[[bytes], Payload | Rejection]:
+def _dec_empty(cls: type[ConfigGet] | type[OtaEnd]) -> Callable[[bytes], Payload | Rejection]:
     def dec(raw: bytes) -> Payload | Rejection:
         if raw:
             return _bad(f"{cls.TYPE.name} payload must be empty, got {len(raw)} bytes")
@@ -306,7 +306,7 @@ def decode_payload(msg_type: MsgType, raw: bytes) -> Payload | Rejection:
 def _ascii_bytes(text: str, what: str) -> bytes:
     data = text.encode("ascii")
     if len(data) > 255:
-        raise ValueError(f"{what} longer than 255 bytes")
+        raise CodecError(f"{what} longer than 255 bytes")
     return data
 
 
@@ -314,8 +314,8 @@ def encode_payload(p: Payload) -> bytes:
     """Encode a payload dataclass to its wire bytes (trusted input; raises ValueError)."""
     try:
         return _encode(p)
-    except struct.error as exc:
-        raise ValueError(f"{type(p).__name__}: value out of range for the wire: {exc}") from exc
+    except (struct.error, UnicodeEncodeError, OverflowError, TypeError) as exc:
+        raise CodecError(f"{type(p).__name__}: value out of range for the wire: {exc}") from exc
 
 
 def _encode(p: Payload) -> bytes:
@@ -336,13 +336,13 @@ def _encode(p: Payload) -> bytes:
         return struct.pack("<I", p.config_version) + json.dumps(p.config, separators=(",", ":"), sort_keys=True).encode()
     if isinstance(p, OtaBegin):
         if len(p.sha256) != 32 or len(p.signature) not in (0, 64):
-            raise ValueError("OTA_BEGIN needs a 32-byte sha256 and a 0- or 64-byte signature")
+            raise CodecError("OTA_BEGIN needs a 32-byte sha256 and a 0- or 64-byte signature")
         ver = _ascii_bytes(p.version, "version")
         return (struct.pack("<I", p.total_size) + p.sha256 + bytes([len(ver)]) + ver
                 + bytes([len(p.signature)]) + p.signature)
     if isinstance(p, OtaChunk):
         if len(p.data) > MAX_OTA_CHUNK:
-            raise ValueError(f"OTA_CHUNK data at most {MAX_OTA_CHUNK} bytes")
+            raise CodecError(f"OTA_CHUNK data at most {MAX_OTA_CHUNK} bytes")
         return struct.pack("<I", p.offset) + p.data
     if isinstance(p, OtaStatus):
         ver = _ascii_bytes(p.version, "version")
@@ -354,6 +354,6 @@ def _encode(p: Payload) -> bytes:
     if isinstance(p, Error):
         msg = p.msg.encode("utf-8")
         if len(msg) > MAX_ERROR_MSG:
-            raise ValueError(f"ERROR msg at most {MAX_ERROR_MSG} bytes")
+            raise CodecError(f"ERROR msg at most {MAX_ERROR_MSG} bytes")
         return bytes([int(p.code)]) + msg
-    raise ValueError(f"not a payload: {p!r}")
+    raise CodecError(f"not a payload: {p!r}")
