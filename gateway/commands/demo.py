@@ -31,7 +31,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.outage < 0:
         print("gateway demo: --duration must be > 0 and --outage ≥ 0 (seconds)", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     opts = DemoOptions(duration_s=args.duration, outage_s=args.outage, broker=args.broker,
                        data_dir=args.data_dir, discovery=not args.no_discovery)

@@ -94,7 +94,7 @@ def demo_config(data_dir: str, broker_port: int, clock: DemoClock, devices: list
         "status": {"port": status_port},
         "discovery": {"enabled": discovery, "interfaces": ["127.0.0.1"]},
         "mains": {"source": "emulated", "debounce_s": 1},
-        "supervision": {"silent_after_s": 12, "tick_s": 0.5, "uplink_lost_after_s": 2},
+        "supervision": {"silent_after_s": 10, "tick_s": 0.5, "uplink_lost_after_s": 2},
         "rules": {"bed": {"window_start": start, "window_end": end, "max_out_min": 30},
                   "door": {"window_start": start, "window_end": end},
                   "dose": {"delay_min": 30},
@@ -217,17 +217,25 @@ class Demo:
         await step(15, "fast-forward the demo clock 31 minutes (bed not returned, dose 1 not taken)",
                    lambda: self.clock.fast_forward(31 * 60))
         await step(18, "fall sensor battery drops to 12 %", lambda: setattr(fall, "battery_pct", 12))
-        await step(21, "mains power to the gateway is lost", lambda: mains.set(MainsState.OFF))
+        await step(20, "mains power to the gateway is lost", lambda: mains.set(MainsState.OFF))
         await step(25, "mains power is back", lambda: mains.set(MainsState.ON))
-        if self.opts.duration_s >= 30:
-            await step(26, "GPS tracker goes quiet (flat battery)", lambda: setattr(gps, "write", None) or
-                       setattr(gps, "heartbeat_s", 0))
-            await step(36, "GPS tracker is charged and back", lambda: (gps.attach(home.links[f"emu:{gps.device_id}"]),
-                                                                        setattr(gps, "heartbeat_s", 3.0), gps.heartbeat()))
+        if self.opts.duration_s >= 30:   # supervision needs ≥ 10 s of silence
+            await step(22.5, "GPS tracker goes quiet (flat battery)", lambda: self._quiet(gps, True))
+            await step(36, "GPS tracker is charged and back", lambda: self._quiet(gps, False, home))
         await step(38, "resident is back in bed", bed.in_bed)
         if self.opts.outage_s > 0:
             await self._outage(rt, home, cutter)
         await self._at(base + 40 * k)
+
+    @staticmethod
+    def _quiet(dev: Any, quiet: bool, home: EmulatedHome | None = None) -> None:
+        if quiet:
+            dev.write, dev.heartbeat_s = None, 0.0
+        else:
+            assert home is not None
+            dev.attach(home.links[f"emu:{dev.device_id}"])
+            dev.heartbeat_s = 3.0
+            dev.heartbeat()
 
     async def _outage(self, rt: Any, home: EmulatedHome, cutter: UplinkCutter) -> None:
         o = self.opts
