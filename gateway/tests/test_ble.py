@@ -672,3 +672,33 @@ def test_health_device_that_needs_bonding(system_bus):
             await bonded.async_close()
 
     run(scenario)
+
+
+def test_scanner_against_fake_bluez_running_in_another_process(system_bus):
+    """The fake as a separate process, as a daemon-level test would run it."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.tests.fakebluez", "--bus", system_bus,
+         "--beacon", f"{DOOR}=4000001a01", "--interval", "0.05"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+        got: list[tuple[str, bytes, int]] = []
+
+        async def scenario() -> None:
+            scanner = BleScanner(BleConfig(), on_advert=lambda *a: got.append(a))
+            await scanner.async_start()
+            await wait_until(lambda: len(got) >= 3, what="adverts from the fake bluetoothd process")
+            await scanner.async_stop()
+
+        run(scenario)
+        ids = [d[2] for _, d, _ in got]
+        assert all(mac == DOOR for mac, _, _ in got)
+        assert all(d[3:] == b"\x1a\x01" for _, d, _ in got)
+        assert len(set(ids)) == len(ids)            # packet id advances with every advert
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
