@@ -7,7 +7,7 @@ cd "$ROOT"
 
 need_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto mosquitto-clients)
-command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
 command -v dbus-daemon >/dev/null 2>&1 || need_pkgs+=(dbus-daemon)   # private D-Bus for the fake-BlueZ BLE tests
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
