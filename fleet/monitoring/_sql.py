@@ -1,0 +1,170 @@
+"""SQL adapter for monitoring: the batch writer and the read queries (fleet.store Tx).
+
+Portable SQL (SQLite and PostgreSQL); one transaction per batch. Redelivered messages
+are harmless: samples are keyed (gateway_id, at), alarms by event_id, and status rows
+only move forward in time (``WHERE excluded.last_seen >= ...``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from fleet.monitoring._ingest import Batch
+
+_GW_UPSERT = (
+    "INSERT INTO gateway_status (gateway_id, last_seen, online, version, config_version) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (gateway_id) DO UPDATE SET last_seen = excluded.last_seen, online = excluded.online, "
+    "version = COALESCE(excluded.version, gateway_status.version), "
+    "config_version = COALESCE(excluded.config_version, gateway_status.config_version) "
+    "WHERE gateway_status.last_seen IS NULL OR excluded.last_seen >= gateway_status.last_seen")
+_HEALTH_INSERT = (
+    "INSERT INTO gateway_health (gateway_id, at, received_at, version, uptime_s, uplink_state, backlog, "
+    "journal_depth, alarms_pending, config_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (gateway_id, at) DO NOTHING")
+_DEVICE_UPSERT = (
+    "INSERT INTO device_status (device_id, gateway_id, role, last_seen, battery_pct, rssi, fw, silent, reported_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET gateway_id = excluded.gateway_id, "
+    "role = COALESCE(excluded.role, device_status.role), last_seen = COALESCE(excluded.last_seen, device_status.last_seen), "
+    "battery_pct = COALESCE(excluded.battery_pct, device_status.battery_pct), rssi = excluded.rssi, "
+    "fw = COALESCE(excluded.fw, device_status.fw), silent = excluded.silent, reported_at = excluded.reported_at "
+    "WHERE excluded.reported_at >= device_status.reported_at")
+_STATE_LOG = ("INSERT INTO gateway_state_log (gateway_id, at, online) VALUES (?, ?, ?) "
+              "ON CONFLICT (gateway_id, at, online) DO NOTHING")
+_ALARM_UPSERT = (
+    "INSERT INTO alarm_log (event_id, gateway_id, device_id, role, class, type, test, occurred_at, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET gateway_id = excluded.gateway_id, "
+    "device_id = excluded.device_id, role = excluded.role, class = excluded.class, type = excluded.type, "
+    "test = excluded.test, occurred_at = excluded.occurred_at, "
+    "received_at = COALESCE(alarm_log.received_at, excluded.received_at)")
+_ACK_COL = {"received": "ack_received_at", "accepted": "ack_accepted_at", "resolved": "ack_resolved_at"}
+_APPLIED_UPSERT = (
+    "INSERT INTO config_applied (gateway_id, version, status, error, hash, reported_at) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (gateway_id) DO UPDATE SET version = excluded.version, status = excluded.status, "
+    "error = excluded.error, hash = excluded.hash, reported_at = excluded.reported_at "
+    "WHERE excluded.reported_at >= config_applied.reported_at")
+_UPDATE_INSERT = ("INSERT INTO update_report (gateway_id, device_id, deployment, status, phase, error, received_at) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+# Staging tables (per connection) so the hot path is one COPY + one INSERT ... SELECT per table
+# instead of a round trip per row. ``WHERE true`` lets SQLite parse INSERT ... SELECT ... ON CONFLICT.
+_STAGE = {
+    "ingest_health": "gateway_id TEXT, at DOUBLE PRECISION, received_at DOUBLE PRECISION, version TEXT, "
+                     "uptime_s BIGINT, uplink_state TEXT, backlog BIGINT, journal_depth BIGINT, "
+                     "alarms_pending BIGINT, config_version BIGINT",
+    "ingest_gw": "gateway_id TEXT, last_seen DOUBLE PRECISION, online BOOLEAN, version TEXT, config_version BIGINT",
+    "ingest_device": "device_id TEXT, gateway_id TEXT, role TEXT, last_seen DOUBLE PRECISION, battery_pct INTEGER, "
+                     "rssi INTEGER, fw TEXT, silent BOOLEAN, reported_at DOUBLE PRECISION",
+}
+_HEALTH_COLS = ["gateway_id", "at", "received_at", "version", "uptime_s", "uplink_state", "backlog",
+                "journal_depth", "alarms_pending", "config_version"]
+_GW_COLS = ["gateway_id", "last_seen", "online", "version", "config_version"]
+_DEVICE_COLS = ["device_id", "gateway_id", "role", "last_seen", "battery_pct", "rssi", "fw", "silent", "reported_at"]
+
+
+def _from_stage(upsert: str, stage: str, cols: list[str]) -> str:
+    head, _, tail = upsert.partition(" VALUES (")
+    tail = tail.split(") ", 1)[1] if ") " in tail else ""
+    return f"{head} SELECT {', '.join(cols)} FROM {stage} WHERE true ORDER BY {cols[0]} {tail}"
+
+
+class SqlMonitorSink:
+    """Writes batches through a fleet.store Store (one Store per worker thread).
+
+    One transaction (one fsync) per batch: append-only rows first (health samples, state
+    log, alarms, acks, reports: no row contention between workers), then the status rows
+    (gateway_status, device_status, config_applied) in key order. Status rows are
+    coalesced: a health message that changes nothing but ``last_seen`` by less than
+    ``status_resolution_s`` since this worker last wrote that row is not written again
+    (state messages and any change of online/version/config/battery/silent always are).
+    """
+
+    def __init__(self, store: Any, *, staged_min: int = 50, status_resolution_s: float = 5.0) -> None:
+        self.store = store
+        self.staged_min = staged_min     # below this many rows, plain executemany is cheaper
+        self.status_resolution_s = status_resolution_s
+        self._staged = False
+        self._gw_cache: dict[str, tuple] = {}
+        self._dev_cache: dict[str, tuple] = {}
+
+    def _fresh(self, cache: dict[str, tuple], key: str, seen: float, same: tuple, forced: bool) -> bool:
+        prev = cache.get(key)
+        if not forced and prev is not None and prev[1] == same and seen - prev[0] < self.status_resolution_s:
+            return False
+        if len(cache) > 200_000:
+            cache.clear()
+        cache[key] = (seen, same)
+        return True
+
+    def _stage(self, tx: Any, table: str, cols: list[str], rows: list[tuple], upsert: str) -> None:
+        if len(rows) < self.staged_min:
+            tx.executemany(upsert, rows)
+            return
+        if not self._staged:
+            for name, ddl in _STAGE.items():
+                tx.script(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({ddl})")
+            self._staged = True
+        tx.execute(f"DELETE FROM {table}")
+        tx.bulk_insert(table, cols, rows)
+        tx.execute(_from_stage(upsert, table, cols))
+
+    def write(self, batch: Batch) -> None:
+        gw: dict[str, list[Any]] = {}     # gateway -> [last_seen, online, version, config_version, forced]
+        for h in batch.health:
+            cur = gw.get(h.gateway_id)
+            if cur is None or h.received_at >= cur[0]:
+                gw[h.gateway_id] = [h.received_at, True, h.version, h.config_version, cur[4] if cur else False]
+        for s in batch.states:
+            cur = gw.get(s.gateway_id)
+            if cur is None or s.received_at >= cur[0]:
+                gw[s.gateway_id] = [s.received_at, s.online, s.version or (cur[2] if cur else None),
+                                    cur[3] if cur else None, True]
+            elif cur is not None:
+                cur[4] = True
+        devices: dict[str, tuple] = {}
+        for h in batch.health:
+            for d in h.devices:
+                prev = devices.get(d.device_id)
+                if prev is None or h.received_at >= prev[-1]:
+                    devices[d.device_id] = (d.device_id, h.gateway_id, d.role, d.last_seen, d.battery_pct, d.rssi,
+                                            d.fw, d.silent, h.received_at)
+        gw_rows = [(g, *v[:4]) for g, v in sorted(gw.items())
+                   if self._fresh(self._gw_cache, g, v[0], (v[1], v[2], v[3]), v[4])]
+        dev_rows = [devices[k] for k in sorted(devices)
+                    if self._fresh(self._dev_cache, k, devices[k][-1],
+                                   (devices[k][1], devices[k][2], devices[k][4], devices[k][6], devices[k][7]), False)]
+        try:
+            with self.store.transaction() as tx:
+                if batch.health:
+                    self._stage(tx, "ingest_health", _HEALTH_COLS, [
+                        (h.gateway_id, h.at, h.received_at, h.version, h.uptime_s, h.uplink_state, h.backlog,
+                         h.journal_depth, h.alarms_pending, h.config_version)
+                        for h in sorted(batch.health, key=lambda h: (h.gateway_id, h.at))], _HEALTH_INSERT)
+                if batch.states:
+                    tx.executemany(_STATE_LOG, [(s.gateway_id, s.received_at, s.online) for s in batch.states])
+                if batch.alarms:
+                    tx.executemany(_ALARM_UPSERT, [
+                        (a.event_id, a.gateway_id, a.device_id, a.role, a.klass, a.type, a.test, a.occurred_at,
+                         a.received_at) for a in sorted(batch.alarms, key=lambda a: a.event_id)])
+                for status, col in _ACK_COL.items():
+                    rows = [(a.event_id, a.at) for a in batch.acks if a.status == status]
+                    if rows:
+                        tx.executemany(
+                            f"INSERT INTO alarm_log (event_id, {col}) VALUES (?, ?) ON CONFLICT (event_id) DO UPDATE "
+                            f"SET {col} = CASE WHEN alarm_log.{col} IS NULL OR excluded.{col} < alarm_log.{col} "
+                            f"THEN excluded.{col} ELSE alarm_log.{col} END", sorted(rows))
+                if batch.updates:
+                    tx.executemany(_UPDATE_INSERT, [
+                        (u.gateway_id, u.device_id, u.deployment, u.status, u.phase, u.error, u.received_at)
+                        for u in batch.updates])
+                if gw_rows:
+                    self._stage(tx, "ingest_gw", _GW_COLS, gw_rows, _GW_UPSERT)
+                if dev_rows:
+                    self._stage(tx, "ingest_device", _DEVICE_COLS, dev_rows, _DEVICE_UPSERT)
+                if batch.applied:
+                    tx.executemany(_APPLIED_UPSERT, sorted(
+                        (r.gateway_id, r.version, r.status.value, r.error, r.hash, r.reported_at)
+                        for r in batch.applied))
+        except Exception:
+            self._gw_cache.clear()         # unknown what was committed: write every status row next time
+            self._dev_cache.clear()
+            raise
