@@ -366,6 +366,8 @@ class Ingress:
             if last is not None and last[0] == data and mono - last[1] < self._repeat_window_s:
                 self._reject(result, Rejection(RejectReason.REPEAT, "identical unencrypted advert repeated", device), BLE_LINK)
                 return
+            if len(self._recent_plain) >= 4096:  # neighbours' sensors: keep the table bounded
+                self._recent_plain = {d: v for d, v in self._recent_plain.items() if mono - v[1] < self._repeat_window_s}
             self._recent_plain[device] = (data, mono)
         update = self._advert_update(device, now, adv, rssi)
         result.device_updates.append(update)

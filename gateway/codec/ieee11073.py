@@ -2,9 +2,10 @@
 
 SFLOAT: 4-bit signed exponent (high nibble), 12-bit signed mantissa. FLOAT: 8-bit signed
 exponent (high byte), 24-bit signed mantissa. value = mantissa × 10^exponent.
-Special values are defined by the mantissa (the reserved mantissa range, with any
-exponent; senders use exponent 0): NaN 0x07FF / 0x007FFFFF, NRes 0x0800 / 0x00800000,
-+INF 0x07FE / 0x007FFFFE, −INF 0x0802 / 0x00800002, reserved 0x0801 / 0x00800001.
+Special values are the exact codes with exponent 0 (IEEE 11073-20601): NaN 0x07FF /
+0x007FFFFF, NRes 0x0800 / 0x00800000, +INF 0x07FE / 0x007FFFFE, −INF 0x0802 /
+0x00800002, reserved 0x0801 / 0x00800001. With a non-zero exponent those mantissas are
+ordinary numbers.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from gateway.codec.enums import SFloatSpecial
 class MedFloat:
     """A decoded SFLOAT/FLOAT: ``mantissa × 10^exponent`` or a special value.
 
-    Normal mantissa ranges: SFLOAT −2045..+2045, FLOAT −(2^23−3)..+(2^23−3); the values
-    just outside are the special codes.
+    With exponent 0 the mantissas just outside SFLOAT −2045..+2045 / FLOAT
+    −(2^23−3)..+(2^23−3) are the special codes; with any other exponent the full
+    twos-complement range is a number.
     """
 
     mantissa: int
@@ -63,38 +65,34 @@ def _signed(value: int, bits: int) -> int:
 
 def decode_sfloat(raw: int) -> MedFloat:
     raw &= 0xFFFF
-    m_bits = raw & 0x0FFF
-    exponent = _signed(raw >> 12, 4)
-    if m_bits in _SFLOAT_SPECIAL:
-        return MedFloat(_signed(m_bits, 12), exponent, _SFLOAT_SPECIAL[m_bits])
-    return MedFloat(_signed(m_bits, 12), exponent)
+    mantissa = _signed(raw & 0x0FFF, 12)
+    return MedFloat(mantissa, _signed(raw >> 12, 4), _SFLOAT_SPECIAL.get(raw))
 
 
 def decode_float(raw: int) -> MedFloat:
     raw &= 0xFFFFFFFF
-    m_bits = raw & 0x00FFFFFF
-    exponent = _signed(raw >> 24, 8)
-    if m_bits in _FLOAT_SPECIAL:
-        return MedFloat(_signed(m_bits, 24), exponent, _FLOAT_SPECIAL[m_bits])
-    return MedFloat(_signed(m_bits, 24), exponent)
+    mantissa = _signed(raw & 0x00FFFFFF, 24)
+    return MedFloat(mantissa, _signed(raw >> 24, 8), _FLOAT_SPECIAL.get(raw))
 
 
 def encode_sfloat(value: MedFloat) -> int:
-    if not -8 <= value.exponent <= 7:
-        raise CodecError(f"SFLOAT exponent {value.exponent} out of range -8..7")
     if value.special is not None:
-        return ((value.exponent & 0xF) << 12) | _SFLOAT_CODE[value.special]
-    if not -2045 <= value.mantissa <= 2045:
+        return _SFLOAT_CODE[value.special]
+    if not -8 <= value.exponent <= 7:
+        raise CodecError(f"SFLOAT exponent {value.exponent} out of range -8..7", field="exponent", value=value.exponent)
+    limit = 2045 if value.exponent == 0 else 2047
+    if not -limit - (0 if value.exponent == 0 else 1) <= value.mantissa <= limit:
         raise CodecError(f"SFLOAT mantissa {value.mantissa} / exponent {value.exponent} out of range")
     return ((value.exponent & 0xF) << 12) | (value.mantissa & 0x0FFF)
 
 
 def encode_float(value: MedFloat) -> int:
-    if not -128 <= value.exponent <= 127:
-        raise CodecError(f"FLOAT exponent {value.exponent} out of range -128..127")
     if value.special is not None:
-        return ((value.exponent & 0xFF) << 24) | _FLOAT_CODE[value.special]
-    if not -(2 ** 23 - 3) <= value.mantissa <= 2 ** 23 - 3:
+        return _FLOAT_CODE[value.special]
+    if not -128 <= value.exponent <= 127:
+        raise CodecError(f"FLOAT exponent {value.exponent} out of range -128..127", field="exponent", value=value.exponent)
+    limit = 2 ** 23 - 3 if value.exponent == 0 else 2 ** 23 - 1
+    if not -limit - (0 if value.exponent == 0 else 1) <= value.mantissa <= limit:
         raise CodecError(f"FLOAT mantissa {value.mantissa} / exponent {value.exponent} out of range")
     return ((value.exponent & 0xFF) << 24) | (value.mantissa & 0x00FFFFFF)
 

@@ -40,6 +40,12 @@ def test_float_specials(raw, special):
     assert decode_float(raw).special is special
 
 
+def test_special_codes_only_with_exponent_zero():
+    assert decode_sfloat(0x27FF).special is None and decode_sfloat(0x27FF).value == 204700
+    assert decode_sfloat(0xF800).value == pytest.approx(-204.8)
+    assert decode_float(0x017FFFFF).special is None and decode_float(0x017FFFFF).value == 83886070
+
+
 def test_float_values():
     assert decode_float(0xFF00016A).value == pytest.approx(36.2)
     assert decode_float(0x00FFFFFF).value == -1
