@@ -38,7 +38,7 @@ class EmulatedHome:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock,
                  devices: list[tuple[str, Role, bytes]], *, heartbeat_s: float = 30.0, retry_s: float = 2.0,
-                 on_emit: Callable[[Emitted], None] | None = None) -> None:
+                 advert_repeats: int = 3, on_emit: Callable[[Emitted], None] | None = None) -> None:
         self.loop = loop
         self.clock = clock
         self.air = EmulatedAir(loop)
@@ -47,7 +47,7 @@ class EmulatedHome:
         for dev_id, role, key in devices:
             cls = DEVICE_CLASSES[role]
             if issubclass(cls, AdvertDevice):
-                d: Any = cls(dev_id, key, clock, heartbeat_s=heartbeat_s, on_emit=on_emit)
+                d: Any = cls(dev_id, key, clock, heartbeat_s=heartbeat_s, repeats=advert_repeats, on_emit=on_emit)
                 d.attach(self.air, loop)
             else:
                 d = cls(dev_id, key, clock, heartbeat_s=heartbeat_s, retry_s=retry_s, on_emit=on_emit)
