@@ -66,7 +66,7 @@ def test_lying_down_raises_nothing(tmp_path):
 def test_i2c_errors_are_counted_fault_raised_once_and_detection_continues(tmp_path):
     # bus errors from 1 s to 3 s (10 reads at 200 ms): counted, one sensor_fault(1),
     # then the sensor recovers and the fall at ~5.4 s is still detected
-    r = run_role(tmp_path, csv_file(tmp_path, "fall"), {"cancel_s": 10, "fault_n": 5},
+    r = run_role(tmp_path, csv_file(tmp_path, "fall"), {"cancel_s": 10, "fault_n": 5, "heartbeat_s": 10},
                  model_setup="model.fail_windows = [(1000, 3000)]")
     codes = [e[1] for e in r["events"]]
     assert codes.count(0x65) == 1 and codes[-1] == 0x10, codes
