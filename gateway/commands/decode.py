@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=cmd_frame)
 
     a = dsub.add_parser("adv", help="BTHome v2 service data (UUID 0xFCD2 payload)")
-    a.add_argument("hex", help="service data hex, starting with the device-info byte")
+    a.add_argument("hex", help="service data hex, starting with the device-info byte (a leading "
+                   "'LL 16 d2 fc' AD header or 'd2 fc' UUID is stripped)")
     a.add_argument("--key", help="BTHome key (32 hex digits) to decrypt an encrypted advert")
     a.add_argument("--mac", help="advertiser MAC (AA:BB:CC:DD:EE:FF), needed to decrypt")
     _common(a)
@@ -127,11 +128,14 @@ def cmd_adv(args: argparse.Namespace) -> int:
         mac = args.mac
         if mac is not None and len(_hex(mac, "--mac")) != 6:
             raise _Usage(f"--mac {mac!r} must be 6 bytes, e.g. A4:C1:38:0A:1B:2C")
+        data, stripped = _strip_ad_header(data)
         adv = decode_advert(data, mac=mac, key=key)
         if isinstance(adv, Rejection):
             _out(args, adv.to_json())
             return 1
         out = advert_to_json(adv)
+        if stripped:
+            out["stripped"] = stripped
         mapped = advert_events(adv)
         out["events"] = [payload_to_json(e) for e in mapped.events]
         if mapped.rejects:
@@ -139,6 +143,17 @@ def cmd_adv(args: argparse.Namespace) -> int:
         _out(args, out)
         return 0
     return _run(args, body)
+
+
+def _strip_ad_header(data: bytes) -> tuple[bytes, str | None]:
+    """Accept what btmon / scanners show: ``LL 16 d2 fc <service data>`` or ``d2 fc <service data>``.
+
+    Unambiguous: a BTHome v2 device-info byte is never 0xd2 nor 0x16 (version bits)."""
+    if len(data) >= 4 and data[1] == 0x16 and data[2:4] == b"\xd2\xfc" and data[0] == len(data) - 1:
+        return data[4:], "AD structure header (length, 0x16 service data, UUID 0xFCD2)"
+    if len(data) >= 2 and data[:2] == b"\xd2\xfc":
+        return data[2:], "UUID 0xFCD2 prefix"
+    return data, None
 
 
 def cmd_gatt(args: argparse.Namespace) -> int:

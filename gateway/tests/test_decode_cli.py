@@ -97,3 +97,11 @@ def test_console_script_subprocess():
     assert json.loads(proc.stdout)["systolic"] == 120
     proc = subprocess.run([str(exe), "decode", "adv", "nothex"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "not hex" in proc.stderr
+
+
+def test_adv_accepts_ad_header_and_uuid_prefix(capsys):
+    rc, out, _ = run(capsys, "adv", "0716d2fc4002ca09")
+    doc = json.loads(out)
+    assert rc == 0 and doc["objects"][0]["value"] == 25.06 and "AD structure" in doc["stripped"]
+    rc, out, _ = run(capsys, "adv", "d2fc4002ca09")
+    assert rc == 0 and json.loads(out)["stripped"].startswith("UUID")
