@@ -124,6 +124,8 @@ class ModemEmulator:
                         break
                     payload, buf = buf[:n], buf[n:]
                     pending_pub = None
+                    if self.publish_delay_s:  # the network round trip (coverage may go meanwhile)
+                        time.sleep(self.publish_delay_s)
                     with self._lock:
                         self._publish(t, payload, qos, retain)
                     continue
@@ -229,8 +231,6 @@ class ModemEmulator:
         return None
 
     def _publish(self, t: str, payload: bytes, qos: int, retain: bool) -> None:
-        if self.publish_delay_s:
-            time.sleep(self.publish_delay_s)
         if self.fail_publish > 0 or not self.coverage or not self.mqtt:
             self.fail_publish = max(0, self.fail_publish - 1)
             self._err(3)
