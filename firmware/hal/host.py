@@ -38,10 +38,6 @@ class SimEnd(BaseException):
     """The simulated clock reached the end of the run."""
 
 
-class PowerCut(OSError):
-    """FileBlockDev hit its ``fail_after`` write budget (the write was torn)."""
-
-
 class SimClock:
     """Simulated milliseconds. ticks restart at each (simulated) boot."""
 
@@ -280,7 +276,20 @@ class PtyUart:
         return done
 
 
+class PowerCut(OSError):
+    """FileBlockDev hit its ``fail_after`` write budget (the write was torn)."""
+
+
 _BLANK = b"\xff" * 256
+_CUT = PowerCut(_EIO)  # preallocated: littlefs may call us with the heap locked (finalisers)
+
+
+def _cut():
+    try:
+        e = PowerCut(_EIO)
+    except MemoryError:
+        e = _CUT
+    raise e
 
 
 class FileBlockDev:
@@ -296,6 +305,7 @@ class FileBlockDev:
         self.n = blocks
         self.fail_after = fail_after
         self.writes = 0
+        self.dead = False
         try:
             self.f = open(path, "r+b")
         except OSError:
@@ -305,19 +315,23 @@ class FileBlockDev:
             self.f.flush()
 
     def _budget(self, data, pos):
+        if self.dead:
+            _cut()  # power is gone: nothing reaches the flash any more
         self.writes += 1
         if self.fail_after is None:
-            return False
+            return
         if self.fail_after <= 0:
             cut = len(data) // 2 if self.writes & 1 else len(data) // 3
             self.f.seek(pos)
             self.f.write(data[:cut])
             self.f.flush()
-            raise PowerCut(_EIO)
+            self.dead = True
+            _cut()
         self.fail_after -= 1
-        return False
 
     def readblocks(self, block, buf, offset=0):
+        if self.dead:
+            return  # (finalisers of files left open at the cut)
         self.f.seek(block * self.bs + offset)
         self.f.readinto(buf)
 
@@ -344,6 +358,7 @@ class FileBlockDev:
         return 0
 
     def close(self):
+        self.dead = True
         self.f.close()
 
 

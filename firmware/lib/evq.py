@@ -50,6 +50,7 @@ class EventQueue:
         self.dropped = 0
         self.corrupt = 0
         self.flash_errors = 0
+        self.evicted = 0     # seq of the last event evicted to make room
         self._items = []  # [seq, cls, tries, due_ms, ram_record|None]
         store.mkdirs(directory)
         for name in os.listdir(directory):
@@ -64,7 +65,7 @@ class EventQueue:
 
     def _sort(self):
         # alarms first (care, then technical), then sequence order
-        self._items.sort(key=lambda e: ((0, 2, 1)[e[CLS]], e[SEQ]))
+        self._items.sort(key=lambda e: ((2, 0, 1)[e[CLS]], e[SEQ]))
 
     def __len__(self):
         return len(self._items)
@@ -105,6 +106,7 @@ class EventQueue:
                 self.dropped += 1
                 return False
             self.dropped += 1
+            self.evicted = v[SEQ]
             self.ack(v[SEQ])
         ram = None
         try:
