@@ -1,0 +1,133 @@
+"""ConfigStore on the fleet database (fleet.store Tx; tables from migration 0301)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from fleet.config._merge import Layer, Scope, canonical_json
+from fleet.config._model import AppliedReport, AppliedStatus, ConfigVersion
+
+_ACTIVE = ("commissioning", "active")
+
+
+class SqlConfigStore:
+    """All reads/writes of one command run in the caller's transaction ``tx``."""
+
+    def __init__(self, tx: Any) -> None:
+        self.tx = tx
+
+    # -- membership ------------------------------------------------------------
+    def municipality_of(self, gateway_id: str) -> str | None:
+        row = self.tx.one("SELECT municipality_id FROM config_gateway WHERE gateway_id = ?", (gateway_id,))
+        if row and row["municipality_id"]:
+            return row["municipality_id"]
+        row = self.tx.one("SELECT municipality_id FROM installation WHERE gateway_id = ? AND status IN (?, ?) "
+                          "ORDER BY updated_at DESC LIMIT 1", (gateway_id, *_ACTIVE))
+        if row:
+            return row["municipality_id"]
+        row = self.tx.one("SELECT l.municipality_id FROM item i JOIN location l ON l.id = i.location_id "
+                          "WHERE i.hw_id = ?", (gateway_id,))
+        return row["municipality_id"] if row else None
+
+    def group_of(self, gateway_id: str) -> str | None:
+        return self.tx.scalar("SELECT group_id FROM config_gateway WHERE gateway_id = ?", (gateway_id,))
+
+    def assign(self, gateway_id: str, *, group_id: str | None, municipality_id: str | None) -> None:
+        if group_id is not None:
+            self.tx.execute("INSERT INTO config_group (group_id, municipality_id) VALUES (?, ?) "
+                            "ON CONFLICT (group_id) DO NOTHING", (group_id, municipality_id))
+        self.tx.execute(
+            "INSERT INTO config_gateway (gateway_id, group_id, municipality_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (gateway_id) DO UPDATE SET group_id = COALESCE(excluded.group_id, config_gateway.group_id), "
+            "municipality_id = COALESCE(excluded.municipality_id, config_gateway.municipality_id)",
+            (gateway_id, group_id, municipality_id))
+
+    def devices_of(self, gateway_id: str) -> list[str]:
+        rows = self.tx.query(
+            "SELECT i.hw_id AS d FROM item i JOIN installation n ON n.id = i.installation_id "
+            "WHERE n.gateway_id = ? AND n.status IN (?, ?) AND i.hw_id IS NOT NULL AND i.hw_id <> ? "
+            "UNION SELECT device_id AS d FROM device_status WHERE gateway_id = ?",
+            (gateway_id, *_ACTIVE, gateway_id, gateway_id))
+        return sorted(r["d"] for r in rows)
+
+    # -- templates -------------------------------------------------------------
+    def put_template(self, scope: Scope, scope_id: str, body: Mapping[str, Any], *, at: float, by: str) -> None:
+        self.tx.execute(
+            "INSERT INTO config_template (scope, scope_id, body, updated_at, updated_by) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (scope, scope_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at, "
+            "updated_by = excluded.updated_by", (scope.value, scope_id, canonical_json(body), at, by))
+
+    def get_template(self, scope: Scope, scope_id: str) -> Mapping[str, Any] | None:
+        body = self.tx.scalar("SELECT body FROM config_template WHERE scope = ? AND scope_id = ?",
+                              (scope.value, scope_id))
+        return json.loads(body) if body is not None else None
+
+    def templates(self) -> list[dict[str, Any]]:
+        return [dict(r, body=json.loads(r["body"])) for r in self.tx.query(
+            "SELECT scope, scope_id, body, updated_at, updated_by FROM config_template ORDER BY scope, scope_id")]
+
+    def layers_for(self, gateway_id: str) -> list[Layer]:
+        keys: list[tuple[Scope, str | None]] = [(Scope.MUNICIPALITY, self.municipality_of(gateway_id)),
+                                                (Scope.GROUP, self.group_of(gateway_id)),
+                                                (Scope.GATEWAY, gateway_id)]
+        keys += [(Scope.DEVICE, d) for d in self.devices_of(gateway_id)]
+        layers = []
+        for scope, sid in keys:
+            if sid:
+                body = self.get_template(scope, sid)
+                if body is not None:
+                    layers.append(Layer(scope, sid, body))
+        return layers
+
+    def gateway_ids(self) -> list[str]:
+        rows = self.tx.query("SELECT gateway_id FROM config_gateway UNION SELECT gateway_id FROM config_version "
+                             "UNION SELECT gateway_id FROM config_applied")
+        return sorted(r["gateway_id"] for r in rows)
+
+    # -- versions ----------------------------------------------------------------
+    @staticmethod
+    def _version(r: Mapping[str, Any] | None) -> ConfigVersion | None:
+        if r is None:
+            return None
+        return ConfigVersion(r["gateway_id"], int(r["version"]), r["hash"], json.loads(r["body"]),
+                             float(r["created_at"]), None if r["pushed_at"] is None else float(r["pushed_at"]))
+
+    def latest_version(self, gateway_id: str) -> ConfigVersion | None:
+        return self._version(self.tx.one("SELECT * FROM config_version WHERE gateway_id = ? "
+                                         "ORDER BY version DESC LIMIT 1", (gateway_id,)))
+
+    def get_version(self, gateway_id: str, version: int) -> ConfigVersion | None:
+        return self._version(self.tx.one("SELECT * FROM config_version WHERE gateway_id = ? AND version = ?",
+                                         (gateway_id, version)))
+
+    def find_version_by_hash(self, gateway_id: str, hash: str) -> ConfigVersion | None:
+        return self._version(self.tx.one("SELECT * FROM config_version WHERE gateway_id = ? AND hash = ? "
+                                         "ORDER BY version DESC LIMIT 1", (gateway_id, hash)))
+
+    def versions(self, gateway_id: str) -> list[dict[str, Any]]:
+        return self.tx.query("SELECT version, hash, created_at, pushed_at FROM config_version WHERE gateway_id = ? "
+                             "ORDER BY version", (gateway_id,))
+
+    def add_version(self, v: ConfigVersion) -> None:
+        self.tx.execute("INSERT INTO config_version (gateway_id, version, hash, body, created_at, pushed_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (v.gateway_id, v.version, v.hash, canonical_json(v.config), v.created_at, v.pushed_at))
+
+    def mark_pushed(self, gateway_id: str, version: int, at: float) -> None:
+        self.tx.execute("UPDATE config_version SET pushed_at = ? WHERE gateway_id = ? AND version = ?",
+                        (at, gateway_id, version))
+
+    def record_applied(self, report: AppliedReport) -> None:
+        self.tx.execute(
+            "INSERT INTO config_applied (gateway_id, version, status, error, hash, reported_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (gateway_id) DO UPDATE SET version = excluded.version, status = excluded.status, "
+            "error = excluded.error, hash = excluded.hash, reported_at = excluded.reported_at "
+            "WHERE excluded.reported_at >= config_applied.reported_at",
+            (report.gateway_id, report.version, report.status.value, report.error, report.hash, report.reported_at))
+
+    def applied(self, gateway_id: str) -> AppliedReport | None:
+        r = self.tx.one("SELECT * FROM config_applied WHERE gateway_id = ?", (gateway_id,))
+        if r is None:
+            return None
+        return AppliedReport(r["gateway_id"], int(r["version"]), AppliedStatus(r["status"]), r["error"],
+                             float(r["reported_at"]), r["hash"])

@@ -1,0 +1,91 @@
+"""Read queries for `fleet monitor` (portable SQL over fleet.store; scoped by municipality).
+
+A gateway's municipality comes from ``config_gateway`` (fleet config assignment) or its
+active installation.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+GW_MUNI = ("SELECT gateway_id, municipality_id FROM config_gateway WHERE municipality_id IS NOT NULL "
+           "UNION SELECT gateway_id, municipality_id FROM installation WHERE gateway_id IS NOT NULL "
+           "AND status IN ('commissioning', 'active')")
+
+
+def _scope(scope_sql: tuple[str, list], municipality: str | None, col: str = "m.municipality_id") -> tuple[str, list]:
+    where, params = scope_sql
+    where = where.replace("__col__", col)
+    if municipality:
+        where += f" AND {col} = ?"
+        params = [*params, municipality]
+    return where, list(params)
+
+
+def silent_devices(tx: Any, *, now: float, minutes: float, scope_sql: tuple[str, list],
+                   municipality: str | None = None, limit: int = 500) -> list[dict]:
+    """Devices the gateway flags silent, or not heard for ``minutes``, or whose gateway went quiet."""
+    where, params = _scope(scope_sql, municipality)
+    cutoff = now - minutes * 60
+    return tx.query(
+        f"WITH m AS ({GW_MUNI}) SELECT d.device_id, d.gateway_id, d.role, d.last_seen, d.battery_pct, d.fw, d.silent, "
+        "m.municipality_id AS municipality FROM device_status d LEFT JOIN m ON m.gateway_id = d.gateway_id "
+        f"WHERE (d.silent = ? OR d.last_seen IS NULL OR d.last_seen < ?) AND ({where}) "
+        "ORDER BY d.last_seen LIMIT ?", (True, cutoff, *params, limit))
+
+
+def low_battery(tx: Any, *, threshold_pct: int, scope_sql: tuple[str, list], municipality: str | None = None,
+                limit: int = 500) -> list[dict]:
+    where, params = _scope(scope_sql, municipality)
+    return tx.query(
+        f"WITH m AS ({GW_MUNI}) SELECT d.device_id, d.gateway_id, d.role, d.battery_pct, d.last_seen, "
+        "m.municipality_id AS municipality FROM device_status d LEFT JOIN m ON m.gateway_id = d.gateway_id "
+        f"WHERE d.battery_pct IS NOT NULL AND d.battery_pct < ? AND ({where}) ORDER BY d.battery_pct, d.device_id LIMIT ?",
+        (threshold_pct, *params, limit))
+
+
+def failed_updates(tx: Any, *, since: float, scope_sql: tuple[str, list], municipality: str | None = None,
+                   limit: int = 500) -> list[dict]:
+    """Units a rollout marked failed plus error reports gateways sent (cmd/result) since ``since``."""
+    where, params = _scope(scope_sql, municipality)
+    rows = tx.query(
+        f"WITH m AS ({GW_MUNI}) SELECT 'rollout' AS source, u.rollout_id AS deployment, u.gateway_id, u.device_id, "
+        "u.error, u.updated_at AS at, m.municipality_id AS municipality FROM rollout_unit u "
+        f"LEFT JOIN m ON m.gateway_id = u.gateway_id WHERE u.state = ? AND u.updated_at >= ? AND ({where}) "
+        "UNION ALL "
+        "SELECT 'gateway' AS source, r.deployment, r.gateway_id, r.device_id, r.error, r.received_at AS at, "
+        f"m.municipality_id AS municipality FROM update_report r LEFT JOIN m ON m.gateway_id = r.gateway_id "
+        f"WHERE r.status = ? AND r.received_at >= ? AND ({where}) ORDER BY at DESC LIMIT ?",
+        ("failed", since, *params, "error", since, *params, limit))
+    return rows
+
+
+def stats_inputs(tx: Any, *, start: float, end: float, scope_sql: tuple[str, list],
+                 municipality: str | None = None) -> dict[str, Any]:
+    """Everything fleet.monitoring._stats.compute needs for [start, end), limited to the actor's scope."""
+    where, params = _scope(scope_sql, municipality)
+    gm = {r["gateway_id"]: r["municipality_id"] for r in tx.query(
+        f"WITH m AS ({GW_MUNI}) SELECT gateway_id, municipality_id FROM m WHERE {where}", params)}
+    munis = sorted({r["id"] for r in tx.query(
+        f"SELECT id FROM municipality m WHERE {where.replace('m.municipality_id', 'm.id')}", params)})
+    alarms = tx.query("SELECT event_id, gateway_id, class, type, test, occurred_at, ack_received_at, ack_accepted_at "
+                      "FROM alarm_log WHERE occurred_at >= ? AND occurred_at < ?", (start, end))
+    transitions = tx.query("SELECT gateway_id, at, online FROM gateway_state_log WHERE at >= ? AND at < ?",
+                           (start, end))
+    initial = {r["gateway_id"]: bool(r["online"]) for r in tx.query(
+        "SELECT g.gateway_id, g.online FROM gateway_state_log g JOIN (SELECT gateway_id, max(at) AS at "
+        "FROM gateway_state_log WHERE at < ? GROUP BY gateway_id) x ON x.gateway_id = g.gateway_id AND x.at = g.at",
+        (start,))}
+    night = tx.query(
+        "SELECT n.municipality_id AS municipality, COALESCE(n.commissioned_at, n.created_at) AS start, "
+        "n.deinstalled_at AS \"end\" FROM installation n WHERE n.gateway_id IN "
+        "(SELECT gateway_id FROM device_status WHERE role IN (?, ?, ?)) "
+        "AND n.status IN ('commissioning', 'active', 'deinstalled', 'purged')",
+        ("bed", "door", "motion"))
+    night = [r for r in night if r["municipality"] in munis]
+    baselines = {r["municipality_id"]: float(r["night_checks_per_night"])
+                 for r in tx.query("SELECT municipality_id, night_checks_per_night FROM benefit_baseline")}
+    if municipality:
+        munis = [m for m in munis if m == municipality]
+    return {"alarms": alarms, "transitions": [t for t in transitions if t["gateway_id"] in gm],
+            "initial_state": {g: v for g, v in initial.items() if g in gm}, "gateway_municipality": gm,
+            "night_installations": night, "baselines": baselines, "municipalities": munis}
