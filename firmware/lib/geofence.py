@@ -193,9 +193,11 @@ class Geofence:
                 return EV_NONE, NO_ZONE
             if self.state == UNKNOWN:
                 # first fix after boot is outside: that is an exit we did not see
+                # (reported against the nearest zone)
                 self.state = OUTSIDE
                 self.pending = 0
-                return EV_EXIT, self.zone
+                self.zone = best_i
+                return EV_EXIT, best_i
             self.pending += 1
             if self.pending >= self.confirm_n or best > 3 * margin:
                 self.state = OUTSIDE

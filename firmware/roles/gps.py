@@ -167,13 +167,15 @@ class GpsRole(Role):
             self._silent_reported = False
             if not self._self_test_done:
                 self._self_test_done = True
-        elif ticks_diff(now, self._bytes_at) >= _GPS_SILENT_MS and not self._silent_reported and self.gps_en.value():
-            self._silent_reported = True
-            if not self._self_test_done and ticks_diff(now, self._booted) >= _SELF_TEST_MS:
+        elif not self._self_test_done:
+            # nothing at all from the receiver since boot: it failed its self-test
+            if ticks_diff(now, self._booted) >= _SELF_TEST_MS:
                 self._self_test_done = True
+                self._silent_reported = True
                 self.app.emit(wire.EV_SELF_TEST_FAILED, bytes((5,)))
-            else:
-                self.app.sensor_fault(2)
+        elif ticks_diff(now, self._bytes_at) >= _GPS_SILENT_MS and not self._silent_reported and self.gps_en.value():
+            self._silent_reported = True  # it worked, then went quiet
+            self.app.sensor_fault(2)
 
     def _on_fix(self, fx, now):
         self.fix = fx

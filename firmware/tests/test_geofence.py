@@ -83,7 +83,7 @@ def test_exit_is_raised_on_the_first_fix_far_outside_with_long_reporting_interva
            % (e7(lat0), e7(lon0), e7(lat0), e7(lon0), e7(far[0]), e7(far[1]),
               e7(lat0), e7(lon0), e7(far[0]), e7(far[1])))
     assert r[0] == [0, 0] and r[1] == [0x41, 0]
-    assert r[2] == [0x41, 255]   # first fix after boot already outside: that exit is raised too
+    assert r[2] == [0x41, 0]   # first fix after boot already outside: raised too, nearest zone
 
 
 def test_report_interval_is_power_aware():

@@ -1,0 +1,175 @@
+"""The GPS tracker role on the real MicroPython interpreter: a replayed NMEA log drives
+the role through the App to a simulated gateway (simulated clock); the cellular path
+runs against the pty modem emulator (real clock) with the gateway out of reach."""
+from __future__ import annotations
+
+import json
+import struct
+
+from firmware.tests.gps_fixtures import gga, offset, rmc, walk
+from firmware.tests.modem_emulator import MPY_PTY_UART, ModemEmulator
+from firmware.tests.mpy import run_mpy
+
+HEAP = "192k"
+HOME = (59.9127, 10.7461)
+E7 = (599127000, 107461000)
+
+
+def write_log(tmp_path, lines: list[str], name: str = "log.nmea") -> tuple[str, int]:
+    p = tmp_path / name
+    data = "\r\n".join(lines) + "\r\n"
+    p.write_text(data)
+    return str(p), len(data)
+
+
+def run_role(tmp_path, log: str, bytes_per_s: int, cfg: dict, *, end_ms: int, battery="(100, 4100, 0)",
+             pins=None, files: dict | None = None, extra: str = "") -> dict:
+    files = files or {}
+    script = f'''
+import simdev, json
+from drivers.replay import NmeaUart
+hal, gw = simdev.make({str(tmp_path / "flash.img")!r}, "gps", {cfg!r}, end_ms={end_ms}, battery={battery},
+                      pins={pins or {}!r})
+for name, text in {files!r}.items():
+    with open(hal.data_dir + "/" + name, "w") as f:
+        f.write(text)
+hal._uart_cfg["gps"] = NmeaUart({log!r}, hal.clock, {bytes_per_s})
+{extra}
+simdev.boot(hal)
+hb = gw.of_type(3)
+print(json.dumps({{"events": [(s, c, a, list(d)) for s, c, a, d in gw.events],
+                   "errors": [bytes(f.payload[1:]).decode("utf-8", "replace") for f in gw.of_type(0x7F)],
+                   "rejects": sum(f.payload[10] | f.payload[11] << 8 for f in hb), "slept": hal.slept,
+                   "boots": hal.boots}}))
+'''
+    out = run_mpy(script, heap=HEAP, timeout=120).stdout.strip().splitlines()
+    return json.loads(out[-1])
+
+
+def test_walk_out_of_the_home_zone_raises_one_exit_then_enter(tmp_path):
+    # 1 Hz: 150 s walking north from home at 1.5 m/s (exit of the 200 m zone at ~150 m +
+    # margin), 100 s beyond, then back inside
+    lines = walk(*HOME, start_s=36000, seconds=250, north_mps=1.5)
+    lines += walk(*HOME, start_s=36250, seconds=60, north_mps=0.0, start_north_m=50)
+    log, n = write_log(tmp_path, lines)
+    r = run_role(tmp_path, log, n // 310 + 1,
+                 {"home_lat_e7": E7[0], "home_lon_e7": E7[1], "home_radius_m": 200, "margin_m": 25,
+                  "report_s": 60, "outside_report_s": 30}, end_ms=320000)
+    codes = [e[1] for e in r["events"]]
+    assert codes.count(0x41) == 1 and codes.count(0x42) == 1, codes
+    exit_ev = next(e for e in r["events"] if e[1] == 0x41)
+    lat_e7, lon_e7, alt, q, sats, zone = exit_ev[3]
+    north = (lat_e7 - E7[0]) / 1e7 * 111195
+    assert 225 <= north <= 245 and zone == 0 and q == 1 and sats == 8   # beyond 200 m + 25 m margin, confirmed
+    pos = [e for e in r["events"] if e[1] == 0x40]
+    assert 5 <= len(pos) <= 14   # power-aware: ~1/min inside, 1/30 s outside, not 1 Hz
+    assert r["events"].index(exit_ev) < [e[1] for e in r["events"]].index(0x42)
+
+
+def test_garbage_and_no_fix_are_counted_and_reported(tmp_path):
+    lines = []
+    for k in range(400):
+        lines.append(gga(1000 + k, 0, 0, q=0))
+        lines.append(rmc(1000 + k, 0, 0, valid=False))
+        if k % 10 == 0:
+            lines.append("$GPGGA,garbage*00")
+            lines.append("\x00\x01\x02$GNRMC,1,2")
+    log, n = write_log(tmp_path, lines)
+    r = run_role(tmp_path, log, n // 400 + 1, {"no_fix_s": 120, "heartbeat_s": 60}, end_ms=400000)
+    codes = [e[1] for e in r["events"]]
+    assert codes == [0x43]      # gps_no_fix once per outage, no position without a fix
+    assert r["rejects"] >= 60   # 40 checksum errors + 40 malformed lines, reported in heartbeats
+
+
+def test_silent_receiver_fails_self_test_and_bad_zones_are_rejected_not_fatal(tmp_path):
+    (tmp_path / "empty.nmea").write_bytes(b"")   # the receiver never says anything
+    log = str(tmp_path / "empty.nmea")
+    zones = json.dumps({"zones": [{"polygon": [[59.91, 10.74], [59.91, 10.75], [59.915, 10.75]]},
+                                  {"lat": 59.9, "lon": 10.7, "radius_m": -5}, "nonsense"]})
+    r = run_role(tmp_path, log, 100, {"home_radius_m": 200, "home_lat_e7": 999999999}, end_ms=60000,
+                 files={"zones.json": zones})
+    codes = [e[1] for e in r["events"]]
+    assert codes == [0x62] and r["events"][0][3] == [5]   # self_test_failed(gps), once
+    assert any("home_lat_e7" in e for e in r["errors"])   # config value rejected, named
+    assert r["rejects"] >= 3                               # bad config + 2 bad zones counted
+
+
+def test_switch_off_sends_a_last_message_then_sleeps(tmp_path):
+    lines = walk(*HOME, start_s=0, seconds=120, north_mps=0.0)
+    log, n = write_log(tmp_path, lines)
+    r = run_role(tmp_path, log, n // 120 + 1, {"home_lat_e7": E7[0], "home_lon_e7": E7[1], "home_radius_m": 200},
+                 end_ms=90000, pins={"power_switch": [(0, 1), (30000, 0)]})
+    codes = [e[1] for e in r["events"]]
+    assert 0x63 in codes and r["events"][codes.index(0x63)][3] == [1]   # power_off(user)
+    assert r["slept"] and r["slept"][0][0] >= 30000 and r["slept"][0][2] == ["power_switch"]
+
+
+def test_battery_empty_and_charger_idle(tmp_path):
+    log, n = write_log(tmp_path, walk(*HOME, start_s=0, seconds=30, north_mps=0.0))
+    r = run_role(tmp_path, log, n // 30 + 1, {}, end_ms=20000, battery="(3, 3200, 0)")
+    assert [e[1] for e in r["events"]][:2] == [0x63, 0x60] or 0x63 in [e[1] for e in r["events"]]
+    assert [e for e in r["events"] if e[1] == 0x63][0][3] == [2]          # power_off(battery empty)
+    r2 = run_role(tmp_path, log, n // 30 + 1, {"charger_idle_h": 1}, end_ms=3 * 3600 * 1000 + 60000,
+                  battery="(100, 4150, 2)")
+    idle = [e for e in r2["events"] if e[1] == 0x64]
+    assert len(idle) == 1 and idle[0][3] == [1]                          # once per charging session
+
+
+def test_away_from_home_events_go_out_through_the_modem_with_backoff(tmp_path):
+    """Gateway out of reach; first no coverage (event kept), then coverage: the exit alarm
+    is published over the modem and leaves the queue."""
+    emu = ModemEmulator(coverage=False).start()
+    try:
+        beyond = offset(*HOME, 400, 0)
+        lines = [gga(43200 + k, *beyond) for k in range(3)] + [rmc(43203, *beyond)]
+        log, n = write_log(tmp_path, lines * 3)
+        (tmp_path / "cellular.json").write_text(json.dumps({"host": "broker.invalid", "port": 1883}))
+        script = MPY_PTY_UART + f'''
+import simdev, json, time
+from hal.host import HostHal, RealClock, SimEnd, loop_pair
+from simgw import SimGateway
+from drivers.replay import NmeaUart
+simdev.fresh({str(tmp_path / "flash.img")!r})
+dev, peer = loop_pair()
+hal = HostHal(flash={str(tmp_path / "flash.img")!r}, clock=RealClock(), uarts={{"link": dev, "modem": PtyUart({emu.path!r})}})
+gw = SimGateway(peer, hal.device_id(), simdev.KEY, False)   # gateway out of reach: nothing is acked
+hal.peers.append(gw)
+with open(hal.data_dir + "/config.json", "w") as f:
+    json.dump({{"role": "gps", "key": simdev.KEY.hex(), "modem": True, "gw_grace_s": 5, "retry_ms": 200,
+               "home_lat_e7": {E7[0]}, "home_lon_e7": {E7[1]}, "home_radius_m": 200}}, f)
+with open(hal.data_dir + "/cellular.json", "w") as f:
+    f.write({(tmp_path / "cellular.json").read_text()!r})
+hal._uart_cfg["gps"] = NmeaUart({log!r}, hal.clock, 400)
+class Stop:
+    def service(self, hal):
+        if hal.clock.t > 12000:
+            raise SimEnd()
+        return 200
+hal.peers.append(Stop())
+simdev.boot(hal)
+import app
+print(json.dumps({{"ok": True}}))
+'''
+        import threading
+        import time
+
+        def cover():
+            time.sleep(8.0)   # first session(s) find no coverage, later ones publish
+            emu.coverage = True
+
+        th = threading.Thread(target=cover, daemon=True)
+        th.start()
+        run_mpy(script, heap=HEAP, timeout=60)
+        th.join()
+    finally:
+        emu.stop()
+    topics = [t for t, _, _, _ in emu.publishes]
+    assert f"wt/v1/dev/020000000001/alarm" in topics, (emu.log[-20:], topics)
+    alarm = json.loads(next(p for t, p, _, _ in emu.publishes if t.endswith("/alarm")))
+    assert alarm["type"] == "geofence_exit" and alarm["data"]["zone"] == 0
+    assert alarm["occurred_at"].startswith("2026-11-23T12:00:0")   # GNSS time of the fix
+    assert alarm["attempt"] >= 1 and alarm["event_id"].startswith("020000000001-")
+    # before coverage returned the session stopped at registration (no connect attempts)
+    first_conn = emu.log.index("AT+SMCONN")
+    assert emu.log[:first_conn].count("AT+CEREG?") >= 2
+    assert len(topics) == len(set(json.loads(p)["event_id"] for _, p, _, _ in emu.publishes))
