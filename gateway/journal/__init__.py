@@ -19,18 +19,20 @@ writer thread or at start-up): ``append`` (durable on return, False on a duplica
 ``depth`` (``shed`` counts undelivered telemetry dropped oldest-first), ``next_gateway_counter``
 (reserved in blocks in ``<path>.hwm``, never reused, also after quarantine),
 ``get_state``/``set_state`` (small KV for replay windows, downlink sequence numbers...).
-Extra: ``apply`` (one transaction for a batch), ``pending_alarms``, ``max_rowid``.
+Extra: ``apply`` (one transaction for a batch), ``undelivered_rows`` (undecoded, for
+replay), ``pending_alarms``, ``max_rowid``.
 
 Alarms are never evicted. Telemetry beyond the bound is deleted oldest first. On a full
 disk a batch's telemetry is shed (``AppendOutcome.SHED``) and its alarms retried alone;
 alarms that still cannot be stored come back ``AppendOutcome.FAILED`` and the forwarder
 holds them in memory (and raises a technical alarm).
 """
+from ._codec import decode_event, encode_event
 from ._errors import JournalClosed, JournalError, JournalFull
 from ._store import ACK_STATUSES, AppendOutcome, AppendResult, Recovery, SqliteJournal
 from ._writer import JournalWriter
 
 __all__ = [
-    "ACK_STATUSES", "AppendOutcome", "AppendResult", "JournalClosed", "JournalError", "JournalFull",
+    "ACK_STATUSES", "AppendOutcome", "decode_event", "encode_event", "AppendResult", "JournalClosed", "JournalError", "JournalFull",
     "JournalWriter", "Recovery", "SqliteJournal",
 ]

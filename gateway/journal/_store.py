@@ -425,6 +425,16 @@ class SqliteJournal:
                 (after_rowid, limit)).fetchall()
         return self._decode_rows(rows)
 
+    def undelivered_rows(self, limit: int, after_rowid: int = 0) -> list[tuple[int, str, bool]]:
+        """Like :meth:`undelivered` but undecoded: (rowid, body, is_alarm). The body is
+        decoded with :func:`gateway.journal.decode_event` by the caller — on the event
+        loop, so a large replay read does not hold the GIL on the writer thread."""
+        with self._lock:
+            rows = self._c.execute(
+                "SELECT id, body, alarm FROM events WHERE delivered = 0 AND id > ? ORDER BY id LIMIT ?",
+                (after_rowid, limit)).fetchall()
+        return [(r[0], r[1], bool(r[2])) for r in rows]
+
     def pending_alarms(self, limit: int = 10_000) -> list[tuple[int, Event, bool]]:
         """Alarms without a platform ack: (rowid, event, delivered-to-broker), journal order."""
         with self._lock:

@@ -53,7 +53,7 @@ class Gateway:
                                      reserve_bytes=64 * 1024)
         self.writer = JournalWriter(self.journal, dispatch=self.loop.dispatch).start()
         self.link = gateway_link(gateway_id=GW, version="0.1.0", clock=self.clock, host=host, port=port,
-                                 keepalive_s=keepalive_s, backoff=backoff(), dispatch=self.loop.dispatch)
+                                 keepalive_s=keepalive_s, backoff=backoff(), loop=self.loop.loop)
         fwd.setdefault("tick_s", 0.05)
         self.fwd = Forwarder(gateway_id=GW, journal=self.writer, primary=self.link, clock=self.clock,
                              journal_recovery=self.journal.recovery, **fwd)
@@ -183,7 +183,7 @@ async def main():
             journal.apply(evs[k:k + 1000])
     writer = JournalWriter(journal, dispatch=loop.call_soon_threadsafe).start()
     link = gateway_link(gateway_id="gw-0001", version="0.1.0", clock=clock, host=host, port=port,
-                        backoff=Backoff(initial_s=0.1, cap_s=0.5), dispatch=loop.call_soon_threadsafe)
+                        backoff=Backoff(initial_s=0.1, cap_s=0.5), loop=loop)
     fwd = Forwarder(gateway_id="gw-0001", journal=writer, primary=link, clock=clock, replay_rate_per_s=2000,
                     tick_s=0.05, journal_recovery=journal.recovery)
     link.start()

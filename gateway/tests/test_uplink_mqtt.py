@@ -13,7 +13,7 @@ from gateway.journal import JournalWriter, SqliteJournal
 from gateway.model import Event, EventCode
 from gateway.ports import SystemClock
 from gateway.tests.tls.pki import make_pki
-from gateway.uplink import Backoff, Forwarder, NotConnected, PublishFailed
+from gateway.uplink import Backoff, Forwarder, NotConnected, PublishFailed, UplinkError
 from gateway.uplink.mqtt import MqttLink, TlsSettings, gateway_link
 from gateway.uplink.testing import LoopThread, PlatformSim, TcpProxy, wait_until
 
@@ -24,6 +24,17 @@ def fast_backoff() -> Backoff:
     return Backoff(initial_s=0.1, cap_s=0.5)
 
 
+@pytest.fixture(params=["loop", "thread"])
+def link_kw(request):
+    """MqttLink driven by an asyncio loop (the daemon's way) or by its own network thread."""
+    if request.param == "thread":
+        yield {}
+        return
+    lt = LoopThread()
+    yield {"loop": lt.loop}
+    lt.stop()
+
+
 class StateWatcher:
     def __init__(self, host: str, port: int) -> None:
         self.states: list[bool] = []
@@ -32,11 +43,11 @@ class StateWatcher:
         self.link.start()
 
 
-def test_puback_retained_state_and_last_will(mosquitto):
+def test_puback_retained_state_and_last_will(mosquitto, link_kw):
     proxy = TcpProxy(mosquitto.host, mosquitto.port)
     watcher = StateWatcher(mosquitto.host, mosquitto.port)
     link = gateway_link(gateway_id=GW, version="0.1.0", clock=SystemClock(), host=proxy.host, port=proxy.port,
-                        keepalive_s=5, backoff=fast_backoff()).start()
+                        keepalive_s=5, backoff=fast_backoff(), **link_kw).start()
     try:
         assert wait_until(lambda: link.connected and watcher.states[-1:] == [True], 10)
         acked = threading.Event()
@@ -54,8 +65,8 @@ def test_puback_retained_state_and_last_will(mosquitto):
         proxy.close()
 
 
-def test_paho_return_codes_become_exceptions(mosquitto):
-    link = MqttLink(host=mosquitto.host, port=mosquitto.port, client_id="codes", backoff=fast_backoff())
+def test_paho_return_codes_become_exceptions(mosquitto, link_kw):
+    link = MqttLink(host=mosquitto.host, port=mosquitto.port, client_id="codes", backoff=fast_backoff(), **link_kw)
     with pytest.raises(NotConnected, match="not connected"):
         link.publish("a/b", b"x")
     link.start()
@@ -63,6 +74,9 @@ def test_paho_return_codes_become_exceptions(mosquitto):
         assert wait_until(lambda: link.connected, 10)
         with pytest.raises(PublishFailed, match="wildcard|Publish topic"):
             link.publish("a/+/b", b"x")
+        if link_kw:
+            with pytest.raises(UplinkError, match="async_stop"):
+                LoopThread.call_on(link_kw["loop"], link.stop)
     finally:
         link.stop()
 
@@ -72,7 +86,7 @@ def _forwarder_stack(loop: LoopThread, tmp_path, host: str, port: int, **kw):
     journal = SqliteJournal(tmp_path / "journal.db")
     writer = JournalWriter(journal, dispatch=loop.dispatch).start()
     link = gateway_link(gateway_id=GW, version="0.1.0", clock=clock, host=host, port=port, keepalive_s=5,
-                        backoff=fast_backoff(), dispatch=loop.dispatch)
+                        backoff=fast_backoff(), loop=loop.loop)
     fwd = Forwarder(gateway_id=GW, journal=writer, primary=link, clock=clock, tick_s=0.05, **kw)
     loop.spawn(fwd.async_run)
     link.start()
@@ -145,20 +159,21 @@ tls_version tlsv1.2
     return broker, pki
 
 
-def _tls_link(port: int, tls: TlsSettings, password: str = "s3cret", name: str = "tls") -> MqttLink:
+def _tls_link(port: int, tls: TlsSettings, kw: dict, password: str = "s3cret", name: str = "tls") -> MqttLink:
     return MqttLink(host="localhost", port=port, client_id=name, username="gw-0001", password=password,
-                    tls=tls, backoff=fast_backoff(), connect_timeout_s=3)
+                    tls=tls, backoff=fast_backoff(), connect_timeout_s=3, **kw)
 
 
-def test_tls_with_server_verification_client_cert_and_password(tls_broker, tmp_path):
+def test_tls_with_server_verification_client_cert_and_password(tls_broker, tmp_path, link_kw):
     broker, pki = tls_broker
-    good = _tls_link(broker.port, TlsSettings(ca_file=pki.ca, cert_file=pki.client_cert, key_file=pki.client_key))
+    good = _tls_link(broker.port, TlsSettings(ca_file=pki.ca, cert_file=pki.client_cert, key_file=pki.client_key),
+                     link_kw)
     other = make_pki(tmp_path / "other", prefix="other-")
     wrong_ca = _tls_link(broker.port, TlsSettings(ca_file=other.ca, cert_file=pki.client_cert,
-                                                  key_file=pki.client_key), name="wrong-ca")
+                                                  key_file=pki.client_key), link_kw, name="wrong-ca")
     wrong_pw = _tls_link(broker.port, TlsSettings(ca_file=pki.ca, cert_file=pki.client_cert,
-                                                  key_file=pki.client_key), password="nope", name="wrong-pw")
-    no_cert = _tls_link(broker.port, TlsSettings(ca_file=pki.ca), name="no-cert")
+                                                  key_file=pki.client_key), link_kw, password="nope", name="wrong-pw")
+    no_cert = _tls_link(broker.port, TlsSettings(ca_file=pki.ca), link_kw, name="no-cert")
     links = [good, wrong_ca, wrong_pw, no_cert]
     for link in links:
         link.start()

@@ -26,7 +26,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from gateway.journal import AppendOutcome, AppendResult, Recovery
+from gateway.journal import AppendOutcome, AppendResult, Recovery, decode_event
 from gateway.model import Event, EventCode, Role
 from gateway.ports import Clock
 
@@ -187,7 +187,7 @@ class Forwarder:
         self._records: collections.deque[AlarmRecord] = collections.deque(maxlen=last_alarms)
         # telemetry / replay state
         self._inflight: dict[str, _Inflight] = {}
-        self._queue: collections.deque[tuple[int, Event]] = collections.deque()
+        self._queue: collections.deque[tuple[int, str, bool]] = collections.deque()   # (rowid, body, alarm)
         self._read_pos = 0
         self._end_reached = False
         self._reading = False
@@ -445,7 +445,7 @@ class Forwarder:
         payload = encode_event(e, gateway_id=self.gateway_id, attempt=1, route=self._primary.route,
                                sent_at=self._clock.time())
         try:
-            self._primary.publish(self.topics.event, payload, qos=1, user_properties={"event_id": e.event_id},
+            self._primary.publish(self.topics.event, payload, qos=1,
                                   on_puback=lambda ok, i=e.event_id: self._telemetry_puback(i, ok))
         except NotConnected:
             return False
@@ -482,7 +482,7 @@ class Forwarder:
         self._reading = True
         after = self._queue[-1][0] if self._queue else self._read_pos
         batch = self.replay_batch
-        self._journal.call(lambda j: (j.undelivered(batch, after), j.max_rowid()),
+        self._journal.call(lambda j: (j.undelivered_rows(batch, after), j.max_rowid()),
                            lambda res, after=after: self._on_read(after, res),
                            on_error=self._on_read_error)
 
@@ -490,7 +490,7 @@ class Forwarder:
         self._reading = False
         log.error("journal read for replay failed: %s", exc)
 
-    def _on_read(self, after: int, res: tuple[list[tuple[int, Event]], int]) -> None:
+    def _on_read(self, after: int, res: tuple[list[tuple[int, str, bool]], int]) -> None:
         self._reading = False
         rows, max_rowid = res
         tail = self._queue[-1][0] if self._queue else self._read_pos
@@ -509,8 +509,16 @@ class Forwarder:
     def _drain(self) -> None:
         now = self._clock.monotonic()
         while self._queue and self._primary.connected:
-            rowid, ev = self._queue[0]
-            if ev.is_alarm:
+            rowid, body, alarm = self._queue[0]
+            if not alarm and (len(self._inflight) >= self.replay_window or not self._bucket.take(now)):
+                break
+            try:
+                ev = decode_event(body)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("journal row %d undecodable (%s); skipped", rowid, exc)
+                self._queue.popleft()
+                continue
+            if alarm:
                 self._queue.popleft()
                 self._read_pos = max(self._read_pos, rowid)
                 if ev.event_id not in self._alarms and ev.event_id not in self._recent:
@@ -519,8 +527,6 @@ class Forwarder:
             if ev.event_id in self._inflight:
                 self._queue.popleft()
                 continue
-            if len(self._inflight) >= self.replay_window or not self._bucket.take(now):
-                break
             if not self._publish_telemetry(rowid, ev):
                 break
             self._queue.popleft()

@@ -3,19 +3,27 @@
 :class:`MqttLink` implements the :class:`gateway.uplink.ports.Publisher` port over MQTT v5,
 QoS 1, ``clean_start=False`` with a session expiry (the broker keeps our session and
 subscriptions) — and it re-subscribes on every connect anyway (a restarted broker
-without persistence has forgotten them).
+without persistence has forgotten them). (Re)connecting uses the injected
+:class:`~gateway.uplink.backoff.Backoff` (capped, jittered).
 
-Threads: one network thread per link runs ``client.loop()`` and owns (re)connecting with
-the injected :class:`~gateway.uplink.backoff.Backoff` (capped, jittered). Every callback
-(PUBACK, message, connection change) is handed to ``dispatch`` — the daemon passes
-``loop.call_soon_threadsafe`` — so domain code only ever runs on the event loop. No
-busy-waits: the thread blocks in ``select`` inside ``client.loop``; paho wakes it
-through its socket pair when the loop publishes.
+Two ways to drive it:
 
-paho return codes are turned into :mod:`gateway.uplink` exceptions at this boundary.
+- ``loop=<asyncio loop>`` (the daemon): paho's socket is driven by the event loop itself
+  (``add_reader``/``add_writer`` + a 1 s ``loop_misc`` timer), the way aiomqtt does it.
+  A publish is written to the socket right away and a PUBACK is handled as soon as it
+  arrives — no thread hand-off, no GIL ping-pong between a network thread and the loop,
+  which is what keeps alarm latency at a few milliseconds while a backlog replays. Only
+  the blocking TCP/TLS connect runs in the loop's default executor. Callbacks run on the
+  loop directly. Stop with ``await link.async_stop()`` (or ``stop()`` from another thread).
+- no loop (simple clients, tests, tools): one network thread runs ``client.loop()``;
+  callbacks go through ``dispatch`` (e.g. ``loop.call_soon_threadsafe``), PUBACKs in
+  batches. Only that thread writes to the socket (see ``on_socket_register_write``).
+
+No busy-waits in either mode. paho return codes become :mod:`gateway.uplink` exceptions.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import threading
@@ -77,6 +85,8 @@ class MqttLink:
       ``online``: retained message published on every connect; ``offline``: published
       on a clean :meth:`stop`.
     - ``backoff``: reconnect policy (default ``Backoff()``: 0.5 s doubling to 30 s, jittered).
+    - ``loop``: drive the link from this asyncio loop (see module doc); ``dispatch`` is then
+      not used — callbacks already run on the loop.
     """
 
     def __init__(
@@ -97,8 +107,15 @@ class MqttLink:
         online: RetainedMessage | None = None,
         offline: RetainedMessage | None = None,
         backoff: Backoff | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.route = route
+        self._loop = loop
+        self._task: asyncio.Task[None] | None = None
+        self._lost: asyncio.Event | None = None
+        self._loop_thread_id: int | None = None
+        self._flush_scheduled = False
+        self._writer_sock: object | None = None
         self.host, self.port = host, port
         self._dispatch = dispatch or _direct
         self._keepalive_s = keepalive_s
@@ -110,6 +127,7 @@ class MqttLink:
         self._listeners: list[ConnectionListener] = []
         self._pending: dict[int, PubackCallback | None] = {}
         self._early: dict[int, bool] = {}
+        self._completions: list[tuple[PubackCallback, bool]] = []
         self._plock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -139,12 +157,19 @@ class MqttLink:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
-        # Only the network thread may write to the socket: paho's publish() would
-        # otherwise write from the calling thread too, and two writers popping paho's
-        # packet queue concurrently can reorder packets on the wire. With a (no-op)
-        # socket-register-write hook, publish() only queues and wakes the network thread
-        # through paho's socket pair.
-        c.on_socket_register_write = lambda client, userdata, sock: None
+        if loop is None:
+            # Only the network thread may write to the socket: paho's publish() would
+            # otherwise write from the calling thread too, and two writers popping paho's
+            # packet queue concurrently can reorder packets on the wire. With a (no-op)
+            # socket-register-write hook, publish() only queues and wakes the network
+            # thread through paho's socket pair.
+            c.on_socket_register_write = lambda client, userdata, sock: None
+        else:
+            self._dispatch = _direct
+            c.on_socket_open = self._on_socket_open
+            c.on_socket_close = self._on_socket_close
+            c.on_socket_register_write = self._on_socket_register_write
+            c.on_socket_unregister_write = self._on_socket_unregister_write
         self._client = c
 
     # ---- Publisher port ---------------------------------------------------------------
@@ -191,14 +216,56 @@ class MqttLink:
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> "MqttLink":
+        if self._loop is not None:
+            def create() -> None:
+                if self._task is None:
+                    self._stop.clear()
+                    self._task = self._loop.create_task(self._supervise())  # type: ignore[union-attr]
+            self._on_loop(create)
+            return self
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.route}", daemon=True)
             self._thread.start()
         return self
 
+    async def async_stop(self, timeout_s: float = 5.0) -> None:
+        """Loop mode: publish ``offline`` (if configured), disconnect, end the supervisor."""
+        if self._task is None:
+            return
+        if self._offline is not None and self._connected:
+            done = asyncio.Event()
+            try:
+                self._publish_direct(self._offline, lambda ok: done.set())
+                await asyncio.wait_for(done.wait(), min(timeout_s, 2.0))
+            except (UplinkError, asyncio.TimeoutError):
+                pass
+        self._stop.set()
+        try:
+            self._client.disconnect()
+            self._client.loop_write()      # DISCONNECT on the wire before the socket closes
+        except Exception as exc:  # noqa: BLE001 - shutting down; nothing to recover
+            log.debug("disconnect: %s", exc)
+        task, self._task = self._task, None
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        self._close_socket()
+        self._set_connected(False)
+
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Publish ``offline`` (if configured), disconnect cleanly, join the thread."""
+        """Publish ``offline`` (if configured), disconnect cleanly, end the network thread
+        (loop mode: from another thread than the loop's; on the loop use ``async_stop``)."""
+        if self._loop is not None:
+            if self._task is None:
+                return
+            if self._on_loop_thread():
+                raise UplinkError("stop() on the event loop would deadlock; use 'await link.async_stop()'",
+                                  route=self.route)
+            asyncio.run_coroutine_threadsafe(self.async_stop(timeout_s), self._loop).result(timeout_s + 5)
+            return
         if self._thread is None:
             return
         if self._offline is not None and self._connected:
@@ -225,6 +292,129 @@ class MqttLink:
                 self._pending[info.mid] = lambda ok: cb(ok)
         if early is not None:
             cb(early)
+
+    # ---- loop mode -----------------------------------------------------------------------
+    def _on_loop_thread(self) -> bool:
+        return self._loop_thread_id == threading.get_ident()
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        assert self._loop is not None
+        if self._on_loop_thread():
+            fn()
+        else:
+            self._loop.call_soon_threadsafe(fn)
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        self._on_loop(lambda: self._loop.add_reader(sock, self._readable))  # type: ignore[union-attr]
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        def remove() -> None:
+            self._loop.remove_reader(sock)  # type: ignore[union-attr]
+            self._loop.remove_writer(sock)  # type: ignore[union-attr]
+            if self._writer_sock is sock:
+                self._writer_sock = None
+        self._on_loop(remove)
+
+    def _on_socket_register_write(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        # paho has queued packets. Write them at the end of the current loop callback
+        # (one flush per burst of publications, no epoll add/remove per packet); only if
+        # the socket is full is a writer registered with the loop.
+        def schedule() -> None:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)  # type: ignore[union-attr]
+        self._on_loop(schedule)
+
+    def _on_socket_unregister_write(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        def remove() -> None:
+            if self._writer_sock is not None:
+                self._loop.remove_writer(self._writer_sock)  # type: ignore[union-attr]
+                self._writer_sock = None
+        self._on_loop(remove)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._client.socket() is None:
+            return
+        self._writable()
+        sock = self._client.socket()
+        if sock is not None and self._client.want_write() and self._writer_sock is None:
+            self._writer_sock = sock
+            self._loop.add_writer(sock, self._writable)  # type: ignore[union-attr]
+
+    def _readable(self) -> None:
+        rc = self._client.loop_read(max_packets=64)
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            self._connection_lost(f"connection lost: {mqtt.error_string(rc)}")
+
+    def _writable(self) -> None:
+        rc = self._client.loop_write()
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            self._connection_lost(f"connection lost: {mqtt.error_string(rc)}")
+
+    def _connection_lost(self, reason: str) -> None:
+        if self.last_error is None or self._connected:
+            self.last_error = reason
+        self._set_connected(False)
+        if self._lost is not None:
+            self._lost.set()
+
+    def _close_socket(self) -> None:
+        sock = self._client.socket()
+        self._writer_sock = None
+        if sock is not None and self._loop is not None:
+            try:
+                self._loop.remove_reader(sock)
+                self._loop.remove_writer(sock)
+            except (ValueError, OSError):
+                pass
+        try:
+            self._client._sock_close()   # paho has no public "drop the socket" call
+        except Exception as exc:  # noqa: BLE001 - the socket is gone either way
+            log.debug("closing socket: %s", exc)
+
+    def _connect_blocking(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._session_expiry_s
+        self._client.connect(self.host, self.port, keepalive=self._keepalive_s, clean_start=False,
+                             properties=props)
+
+    async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop_thread_id = threading.get_ident()
+        while not self._stop.is_set():
+            self._lost = asyncio.Event()
+            self.last_error = None
+            try:
+                await loop.run_in_executor(None, self._connect_blocking)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                await self._async_failed(f"connect to {self.host}:{self.port} failed: {exc}")
+                continue
+            started = loop.time()
+            while not self._lost.is_set() and not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._lost.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass
+                if self._lost.is_set():
+                    break
+                if self._client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    self._connection_lost(self.last_error or "keepalive: the broker stopped answering")
+                    break
+                if not self._connected and loop.time() - started > self._connect_timeout_s:
+                    self._connection_lost(self.last_error or
+                                          f"no CONNACK from {self.host}:{self.port} within {self._connect_timeout_s}s")
+                    break
+            self._close_socket()
+            self._set_connected(False)
+            if not self._stop.is_set():
+                await self._async_failed(self.last_error or "connection lost")
+
+    async def _async_failed(self, reason: str) -> None:
+        self.last_error = reason
+        delay = self._backoff.next_delay_s()
+        log.warning("mqtt route %s: %s; retrying in %.1fs", self.route, reason, delay)
+        await asyncio.sleep(delay)
 
     # ---- network thread ------------------------------------------------------------------
     def _run(self) -> None:
@@ -271,6 +461,8 @@ class MqttLink:
         if getattr(reason, "is_failure", False):
             self.last_error = f"broker refused the connection: {reason}"
             log.error("mqtt route %s: %s", self.route, self.last_error)
+            if self._lost is not None:
+                self._lost.set()
             return
         self.connects += 1
         self._backoff.reset()
@@ -285,6 +477,8 @@ class MqttLink:
         if self._connected:
             self.last_error = f"disconnected: {reason}"
         self._set_connected(False)
+        if self._lost is not None:
+            self._lost.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: object,
                     properties: Properties | None) -> None:
@@ -295,8 +489,20 @@ class MqttLink:
             else:
                 self._early[mid] = ok
                 return
-        if cb is not None:
-            self._dispatch(lambda: cb(ok))
+            if cb is None:
+                return
+            # PUBACKs are handed over in batches: one dispatch (one loop wake-up) for all
+            # completions that arrive while the loop has not run the previous batch yet.
+            first = not self._completions
+            self._completions.append((cb, ok))
+        if first:
+            self._dispatch(self._run_completions)
+
+    def _run_completions(self) -> None:
+        with self._plock:
+            batch, self._completions = self._completions, []
+        for cb, ok in batch:
+            cb(ok)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         topic, payload = msg.topic, bytes(msg.payload)

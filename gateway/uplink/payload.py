@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import functools
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.model import Event, EventClass
+from gateway.model import Event
 
 PREFIX = "wt/v1"
 
@@ -69,11 +71,15 @@ class Topics:
         return self._t("cmd/result")
 
 
+@functools.lru_cache(maxsize=64)
+def _utc_seconds(s: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
+
+
 def rfc3339(epoch_s: float) -> str:
     """``2026-11-23T06:00:00.123Z`` (UTC, milliseconds)."""
     ms = int(round(epoch_s * 1000))
-    dt = _dt.datetime.fromtimestamp(ms // 1000, tz=_dt.timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+    return f"{_utc_seconds(ms // 1000)}.{ms % 1000:03d}Z"
 
 
 def parse_rfc3339(text: str) -> float | None:
@@ -193,6 +199,3 @@ def decode_published(payload: bytes) -> Published | Rejected:
     return Published(event_id=event_id, alarm=obj["schema"] == "wt.alarm/1", attempt=attempt,
                      route=str(obj.get("route")), body=obj)
 
-
-def class_of(event: Event) -> EventClass:
-    return event.event_class

@@ -304,6 +304,15 @@ class LoopThread:
             return fn()
         return self._asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout_s)
 
+    @staticmethod
+    def call_on(loop: Any, fn: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+        """Run ``fn()`` on ``loop`` (running in another thread); re-raise its exception."""
+        import asyncio
+
+        async def run() -> Any:
+            return fn()
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout_s)
+
     def spawn(self, coro_factory: Callable[[], Any]) -> Any:
         async def make() -> Any:
             return self.loop.create_task(coro_factory())

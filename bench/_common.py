@@ -1,0 +1,178 @@
+"""Shared bench helpers: a private broker, a de-duplicating receiver, bare-paho baselines.
+
+Benches may import paho directly (they are measurement tools, not domain code).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from gateway.broker import MosquittoProcess  # noqa: E402
+
+
+def start_broker() -> MosquittoProcess:
+    return MosquittoProcess().start()
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(p / 100.0 * (len(s) - 1)))))
+    return s[k]
+
+
+def summary(values: list[float]) -> str:
+    return (f"n={len(values)} p50={percentile(values, 50):.3f} p90={percentile(values, 90):.3f} "
+            f"p99={percentile(values, 99):.3f} max={max(values) if values else float('nan'):.3f} "
+            f"mean={statistics.fmean(values) if values else float('nan'):.3f}")
+
+
+class Receiver:
+    """Platform-side subscriber: de-duplicates on event_id, optionally acks alarms."""
+
+    def __init__(self, host: str, port: int, topic: str, *, ack: bool = False, client_id: str = "bench-rx") -> None:
+        self.unique: set[str] = set()
+        self.processed: list[str] = []     # after de-duplication (what the platform acts on)
+        self.raw = 0
+        self._cv = threading.Condition()
+        self._ack = ack
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.c.on_message = self._on_message
+        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.c.max_inflight_messages_set(0)
+        self.c.connect(host, port, keepalive=30)
+        self.c.loop_start()
+
+    def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            return
+        eid = body.get("event_id") if isinstance(body, dict) else None
+        if eid is None:
+            return
+        with self._cv:
+            self.raw += 1
+            if eid not in self.unique:
+                self.unique.add(eid)
+                self.processed.append(eid)
+            self._cv.notify_all()
+        if self._ack and body.get("schema") == "wt.alarm/1":
+            gw = msg.topic.split("/")[3]
+            c.publish(f"wt/v1/gw/{gw}/ack", json.dumps({"schema": "wt.ack/1", "event_id": eid,
+                                                        "status": "received", "by": "bench"}), qos=1)
+
+    def wait_count(self, n: int, timeout_s: float) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: len(self.unique) >= n, timeout_s)
+
+    def stop(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+class ReceiverProcess:
+    """A :class:`Receiver` in its own process (so its JSON parsing does not compete for
+    the measured process's GIL). ``report()`` returns its counts."""
+
+    def __init__(self, host: str, port: int, topic: str, *, ack: bool = False) -> None:
+        import subprocess
+
+        self.p = subprocess.Popen([sys.executable, __file__, "receive", host, str(port), topic, "1" if ack else "0"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout is not None and self.p.stdout.readline().strip() == "READY"
+
+    def report(self, expect: int = 0, timeout_s: float = 30.0) -> dict:
+        assert self.p.stdin is not None and self.p.stdout is not None
+        self.p.stdin.write(f"report {expect} {timeout_s}\n")
+        self.p.stdin.flush()
+        return json.loads(self.p.stdout.readline())
+
+    def stop(self) -> None:
+        try:
+            if self.p.stdin is not None:
+                self.p.stdin.close()
+            self.p.wait(5)
+        except Exception:  # noqa: BLE001 - teardown
+            self.p.kill()
+
+
+def _receive_main(host: str, port: str, topic: str, ack: str) -> None:
+    rx = Receiver(host, int(port), topic, ack=ack == "1")
+    time.sleep(0.3)
+    print("READY", flush=True)
+    for line in sys.stdin:
+        _, expect, timeout_s = line.split()
+        if int(expect):
+            rx.wait_count(int(expect), float(timeout_s))
+        with rx._cv:
+            out = {"unique": len(rx.unique), "raw": rx.raw,
+                   "duplicates_after_dedup": len(rx.processed) - len(set(rx.processed)),
+                   "order": rx.processed}
+        print(json.dumps(out), flush=True)
+    rx.stop()
+
+
+def bare_client(host: str, port: int, client_id: str, max_inflight: int = 20) -> tuple[mqtt.Client, dict]:
+    state: dict = {"acked": {}, "cv": threading.Condition()}
+
+    def on_publish(c: mqtt.Client, u: object, mid: int, rc: object, props: object) -> None:
+        with state["cv"]:
+            state["acked"][mid] = time.perf_counter()
+            state["cv"].notify_all()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.on_publish = on_publish
+    c.max_inflight_messages_set(max_inflight)
+    c.connect(host, port, keepalive=30)
+    c.loop_start()
+    return c, state
+
+
+def baseline_latency_ms(host: str, port: int, n: int, payload: bytes, gap_s: float = 0.002) -> list[float]:
+    """Bare paho (loop_start thread): publish one QoS 1 message, time to its PUBACK."""
+    c, st = bare_client(host, port, "bench-baseline-lat")
+    time.sleep(0.3)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        info = c.publish("bench/baseline", payload, qos=1)
+        with st["cv"]:
+            st["cv"].wait_for(lambda: info.mid in st["acked"], 5)
+            out.append((st["acked"].pop(info.mid) - t0) * 1000.0)
+        time.sleep(gap_s)
+    c.loop_stop()
+    c.disconnect()
+    return out
+
+
+def baseline_throughput(host: str, port: int, payloads: list[bytes], max_inflight: int) -> float:
+    """Bare paho QoS 1 publisher: pre-encoded messages, time until the last PUBACK; events/s."""
+    n = len(payloads)
+    c, st = bare_client(host, port, "bench-baseline-tp", max_inflight=max_inflight)
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    for payload in payloads:
+        c.publish("bench/baseline", payload, qos=1)
+    with st["cv"]:
+        st["cv"].wait_for(lambda: len(st["acked"]) >= n, 120)
+    dt = time.perf_counter() - t0
+    c.loop_stop()
+    c.disconnect()
+    return n / dt
+
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "receive":
+    _receive_main(*sys.argv[2:])
