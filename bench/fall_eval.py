@@ -41,8 +41,7 @@ if sys.implementation.name == "micropython":
                 if spec == b"-":
                     cfgs.append(None)
                 else:
-                    a, b = spec.split(b":")
-                    cfgs.append((int(a), int(b)))
+                    cfgs.append(tuple(int(v) for v in spec.split(b":")))
             data = b""
             dets = None
             gc.collect()
@@ -50,6 +49,9 @@ if sys.implementation.name == "micropython":
             for c in cfgs:
                 if c is None:
                     d = FallDetector(rate_hz=rate, placement=placement)
+                elif len(c) == 3:
+                    d = FallDetector(rate_hz=rate, placement=placement, impact_mg=c[0], angle_deg=c[1],
+                                     still_mg=c[2])
                 else:
                     d = FallDetector(rate_hz=rate, placement=placement, impact_mg=c[0], angle_deg=c[1])
                 dets.append((d, FallAlert(cancel_ms=cancel_ms), [0, 0]))
@@ -99,6 +101,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "firmware" / "lib"
 PLACEMENTS = {"wrist": 0, "chest": 1, "pendant": 1, "waist": 2}
 SISFALL_RE = re.compile(r"^([DF])(\d\d)_([A-Z]{2}\d\d)_R(\d\d)\.txt$")
+# Same-run baseline: the classic single impact threshold (|a| >= 2 g), no posture or
+# stillness rule (angle 0 deg and 2 g allowed movement make those always true)
+BASELINE = (2000, 0, 2000)
 # LOSO grid: the two thresholds that matter, around their physical defaults
 GRID_IMPACT = (1500, 1750, 2000, 2250, 2500, 3000)
 GRID_ANGLE = (40, 50, 60, 70)
@@ -246,6 +251,8 @@ def _cpython_run(jobs, rate, placement, cancel_ms, variants):
         res = []
         for v in variants:
             kw = {} if v is None else {"impact_mg": v[0], "angle_deg": v[1]}
+            if v is not None and len(v) == 3:
+                kw["still_mg"] = v[2]
             d = FallDetector(rate_hz=rate, placement=placement, **kw)
             al = FallAlert(cancel_ms=cancel_ms)
             cnt, peak = 0, 0
@@ -267,7 +274,7 @@ def _cpython_run(jobs, rate, placement, cancel_ms, variants):
 
 
 def _mpy_run(jobs, rate, placement, cancel_ms, variants, micropython, heap):
-    spec = ",".join("-" if v is None else f"{v[0]}:{v[1]}" for v in variants)
+    spec = ",".join("-" if v is None else ":".join(str(x) for x in v) for v in variants)
     cmd = [micropython, "-X", f"heapsize={heap}", str(Path(__file__).resolve()), str(LIB)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     import threading  # noqa: PLC0415
@@ -337,7 +344,7 @@ def loso(trials, variant_hits, variants):
         test = [i for i, t in enumerate(trials) if t.subject == s]
         best, best_score = default_i, None
         for vi, v in enumerate(variants):
-            if v is None or not train:
+            if v is None or len(v) != 2 or not train:
                 continue
             sc = _score(trials, [variant_hits[i][vi] for i in range(len(trials))], train)
             if best_score is None or sc > best_score + 1e-12:
@@ -389,7 +396,7 @@ def main(argv=None) -> int:
     jobs = [(i, resample(t, args.rate, args.noise_g, rot, seed=i)) for i, t in enumerate(trials)]
     print(f"loaded {len(trials)} trials, resampled to {args.rate} Hz in {time.monotonic() - t0:.1f} s",
           file=sys.stderr)
-    variants = [None]
+    variants = [None, BASELINE]
     if args.loso:
         variants += [(a, b) for a in GRID_IMPACT for b in GRID_ANGLE]
     t0 = time.monotonic()
@@ -413,6 +420,10 @@ def main(argv=None) -> int:
         for a in acts:
             idx = [i for i, t in enumerate(trials) if t.activity == a]
             print(f"{a}: {sum(1 for i in idx if hits[i])}/{len(idx)} raised", file=sys.stderr)
+    base = metrics(trials, [res[i][1][0] for i in range(len(trials))])
+    out["baseline_impact_only"] = {k: base[k] for k in ("sensitivity", "specificity", "false_alarms_per_hour")}
+    if base["false_alarms_per_hour"]:
+        out["false_alarm_ratio_vs_baseline"] = round(out["false_alarms_per_hour"] / base["false_alarms_per_hour"], 4)
     if args.loso:
         vh = [[r[0] for r in res[i]] for i in range(len(trials))]
         out["loso"] = loso(trials, vh, variants)
