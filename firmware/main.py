@@ -52,7 +52,8 @@ def select_slot(data_dir):
 def _purge_modules():
     """Forget firmware modules loaded from another slot (emulated reboots on the host)."""
     for name in list(sys.modules):
-        if not name.startswith(_PURGE) and hasattr(sys.modules[name], "__file__"):
+        m = sys.modules[name]
+        if not name.startswith(_PURGE) and (hasattr(m, "__file__") or hasattr(m, "__path__")):
             del sys.modules[name]
 
 

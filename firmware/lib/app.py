@@ -315,7 +315,7 @@ class App:
         self.link.send(wire.T_ACK, wire.ack_payload(f.seq, wire.ACK_STORED))
 
     def _ota(self, create=False):
-        if self.ota is None and (create or self.boot_slot is not None or store.exists(self._dir + "/ota/state")):
+        if self.ota is None and (create or self.boot_slot is not None or store.exists(self._dir + "/ota")):
             import ota  # rarely needed: imported lazily
             self.ota = ota.Ota(self)
         return self.ota

@@ -264,6 +264,9 @@ class Ota:
         if app.gateway_seen and app.role.healthy():
             self.confirm()
             return None
+        if up >= 3 * need:
+            # the new firmware cannot reach the gateway: reset; main.py rolls back after 2 tries
+            app.hal.reset(wire.RC_SOFT)
         return 1000
 
     def confirm(self):

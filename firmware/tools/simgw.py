@@ -5,7 +5,7 @@ import wire
 
 
 class SimGateway:
-    def __init__(self, uart, device_id, key, ack=True):
+    def __init__(self, uart, device_id, key, ack=True, epoch_s=1795413600):
         self.uart = uart
         self.device_id = device_id
         self.auth = wire.Auth(key) if key else None
@@ -18,6 +18,8 @@ class SimGateway:
         self.rejects = {}
         self.dl_seq = 1
         self.last = {}            # type -> last Frame of that type
+        self.epoch_s = epoch_s    # answer every HELLO with TIME (None: don't)
+        self.t0 = None
 
     def service(self, hal=None):
         data = self.uart.read(4096)
@@ -36,6 +38,9 @@ class SimGateway:
                 self._event(f)
             else:
                 self.window.accept(f.seq) if self.window.check(f.seq) else None
+            if f.type == wire.T_HELLO and self.epoch_s is not None:
+                now = hal.clock.t if hal is not None else 0
+                self.send(wire.T_TIME, wire.struct.pack("<I", self.epoch_s + now // 1000))
         return None
 
     def _event(self, f):
