@@ -18,6 +18,7 @@ import threading
 import time
 import tty
 from dataclasses import dataclass, field
+from typing import Callable
 
 
 @dataclass
@@ -55,7 +56,9 @@ class SerialFaultProxy:
     gateway opens. Policies apply per direction: ``up`` (device→gateway), ``down``.
     """
 
-    def __init__(self, up: FaultPolicy | None = None, down: FaultPolicy | None = None) -> None:
+    def __init__(self, up: FaultPolicy | None = None, down: FaultPolicy | None = None,
+                 tap: "Callable[[str, bytes], None] | None" = None) -> None:
+        self.tap = tap       # sees what each side finally receives: tap("up"|"down", bytes)
         self.up = up or FaultPolicy()
         self.down = down or FaultPolicy(seed=2)
         self.counters = {"up": FaultCounters(), "down": FaultCounters()}
@@ -118,6 +121,11 @@ class SerialFaultProxy:
                         os.write(out, chunk)
                     except OSError:
                         pass
+                    if self.tap is not None:
+                        try:
+                            self.tap(direction, chunk)
+                        except Exception:  # an observer must never break the link
+                            pass
 
     def close(self) -> None:
         self._stop.set()

@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 
@@ -48,11 +48,13 @@ class PlatformStub:
     host: str
     port: int
     ack: bool = True
+    accept: bool = False      # also send status "accepted" (an operator took it) after "received"
     client_id: str = "hil-platform"
     arrivals: list[Arrival] = field(default_factory=list)
     duplicates: int = 0
     acks_sent: int = 0
     _seen: set[str] = field(default_factory=set)
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)   # gateway id -> last wt.state/1
     _cond: threading.Condition = field(default_factory=threading.Condition)
     on_arrival: Callable[[Arrival], None] | None = None
 
@@ -65,7 +67,8 @@ class PlatformStub:
                         protocol=mqtt.MQTTv5)
 
         def on_connect(client, userdata, flags, rc, props=None):
-            for t in ("wt/v1/gw/+/alarm", "wt/v1/gw/+/event", "wt/v1/dev/+/alarm", "wt/v1/dev/+/event"):
+            for t in ("wt/v1/gw/+/alarm", "wt/v1/gw/+/event", "wt/v1/dev/+/alarm", "wt/v1/dev/+/event",
+                      "wt/v1/gw/+/state"):
                 client.subscribe(t, qos=1)
             self._connected.set()
 
@@ -76,6 +79,11 @@ class PlatformStub:
             except ValueError:
                 payload = {"_raw": msg.payload.hex()}
             arr = Arrival(msg.topic, payload, now)
+            if msg.topic.endswith("/state"):
+                with self._cond:
+                    self.states[msg.topic.split("/")[3]] = payload
+                    self._cond.notify_all()
+                return
             with self._cond:
                 if arr.event_id and arr.event_id in self._seen:
                     self.duplicates += 1
@@ -88,10 +96,12 @@ class PlatformStub:
                 self.on_arrival(arr)
             if self.ack and msg.topic.endswith("/alarm") and arr.event_id:
                 ack_topic = msg.topic.rsplit("/", 1)[0] + "/ack"
-                client.publish(ack_topic, json.dumps({
-                    "schema": "wt.ack/1", "event_id": arr.event_id, "status": "received",
-                    "by": self.client_id, "at": datetime.utcfromtimestamp(now).isoformat() + "Z"}), qos=1)
-                self.acks_sent += 1
+                for status in ("received", "accepted") if self.accept else ("received",):
+                    client.publish(ack_topic, json.dumps({
+                        "schema": "wt.ack/1", "event_id": arr.event_id, "status": status,
+                        "by": self.client_id,
+                        "at": datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")}), qos=1)
+                    self.acks_sent += 1
 
         c.on_connect = on_connect
         c.on_message = on_message
@@ -119,6 +129,14 @@ class PlatformStub:
                 if left <= 0:
                     return hits
                 self._cond.wait(left)
+
+    def gateway_online(self, gateway_id: str) -> bool:
+        with self._cond:
+            return bool(self.states.get(gateway_id, {}).get("online"))
+
+    def all_arrivals(self) -> list[Arrival]:
+        with self._cond:
+            return list(self.arrivals)
 
     def alarms(self) -> list[Arrival]:
         with self._cond:

@@ -16,25 +16,30 @@ VOLATILE = {"event_id", "occurred_at", "received_at", "sent_at", "at", "gateway"
             "attempt", "latency_ms", "since", "uptime_s"}
 
 
-def _scrub(value: Any) -> Any:
+def _scrub(value: Any, volatile: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in sorted(value.items()) if k not in VOLATILE}
+        return {k: _scrub(v, volatile) for k, v in sorted(value.items()) if k not in VOLATILE and k not in volatile}
     if isinstance(value, list):
-        return [_scrub(v) for v in value]
+        return [_scrub(v, volatile) for v in value]
     if isinstance(value, float):
         return round(value, 4)
     return value
 
 
-def normalise(arrivals: Iterable[Any], names: Mapping[str, str] | None = None) -> list[str]:
-    """One line per arrival: ``<topic kind> <class> <type> <device name> <data>``."""
+def normalise(arrivals: Iterable[Any], names: Mapping[str, str] | None = None,
+              volatile: Iterable[str] = ()) -> list[str]:
+    """One line per arrival: ``<topic kind> <class> <type> <device name> <data>``.
+
+    ``volatile`` names extra data keys to leave out (measured values that vary with timing).
+    """
     names = names or {}
+    extra = frozenset(volatile)
     lines = []
     for a in arrivals:
         p = a.payload
         kind = a.topic.rsplit("/", 1)[-1]
         dev = names.get(str(p.get("device", "")), p.get("role") or "?")
-        data = json.dumps(_scrub(p.get("data", {})), sort_keys=True, separators=(",", ":"))
+        data = json.dumps(_scrub(p.get("data", {}), extra), sort_keys=True, separators=(",", ":"))
         test = " test" if p.get("test") else ""
         lines.append(f"{kind} {p.get('class', '?')} {p.get('type', '?')} {dev}{test} {data}")
     return lines

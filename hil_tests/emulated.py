@@ -1,0 +1,426 @@
+"""The emulated bench: real firmware on MicroPython, the real gateway daemon, real Mosquitto.
+
+::
+
+    firmware (micropython fw_runner) ── pty ── SerialFaultProxy ── pty ── `gateway run`
+                                                                              │ MQTT v5
+    PlatformStub ──────────── Mosquitto ◄──────── TcpFaultProxy ◄─────────────┘
+
+Every process is real: each device is the firmware tree (compiled to .mpy exactly as it
+is flashed) running ``main.boot`` on the MicroPython unix port with its UART on a
+pseudo-terminal; the gateway is ``gateway run --config <generated toml>`` as a
+subprocess; the broker is a private Mosquitto. Faults are injected by the proxies
+(hil_tests/faults.py), by killing processes (``kill -9`` = power cut) and by the
+stimuli (pin traces, replayed accelerometer/NMEA files, the dispenser emulator).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hil_tests.faults import FaultPolicy, SerialFaultProxy, TcpFaultProxy
+from hil_tests.platform import Arrival, PlatformStub
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+GATEWAY_ID = "gw-hil"
+
+
+class BenchStartError(RuntimeError):
+    """A bench component did not come up; ``what`` names it, the message carries its log."""
+
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__(f"{what}: {message}")
+        self.what = what
+
+
+def _bin(name: str) -> str:
+    p = Path(sys.executable).with_name(name)
+    return str(p) if p.exists() else name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred: Callable[[], Any], timeout_s: float, what: str, step_s: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.1f} s waiting for {what}")
+        time.sleep(step_s)
+
+
+# ------------------------------------------------------------------ devices
+@dataclass
+class DeviceSpec:
+    """One emulated device: role, identity and its stimuli."""
+
+    name: str
+    role: str
+    device_id: str
+    key: str
+    cfg: dict[str, Any] = field(default_factory=dict)         # extra firmware config.json keys
+    pins: dict[str, list[tuple[int, int]]] = field(default_factory=dict)   # name -> [(t_ms, level)]
+    adcs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    acc: Path | None = None          # accelerometer sample file (firmware replay format)
+    gps: Path | None = None          # NMEA log
+    dispenser: dict[str, Any] | None = None   # DispenserEmulator keyword arguments
+    battery: tuple[int, int, int] = (90, 4000, 0)
+    heap: str = "128k"   # device heap (64k) + the host HAL, replay models and bench runner
+    gateway: dict[str, Any] = field(default_factory=dict)     # extra [devices.<id>] keys
+
+
+def _trace_file(path: Path, points: list[tuple[int, int]]) -> Path:
+    path.write_text("".join(f"{t} {v}\n" for t, v in points))
+    return path
+
+
+class FirmwareProcess:
+    """The firmware of one device on the real MicroPython interpreter (hil_tests/fw_runner.py)."""
+
+    def __init__(self, spec: DeviceSpec, link_path: str, workdir: Path) -> None:
+        self.spec = spec
+        self.link_path = link_path
+        self.workdir = workdir
+        self.flash = workdir / f"{spec.name}.img"
+        self.proc: subprocess.Popen | None = None
+        self.t0_wall: float | None = None
+        self.outputs: list[tuple[str, int, int]] = []   # (pin, level, t_ms)
+        self.boots = 0
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def command(self) -> list[str]:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from firmware.tests.mpy import compiled_tree, micropython_bin, mpy_cross_bin, prelude
+
+        tree = compiled_tree()
+        script = self.workdir / "fw_runner_main.py"
+        if not script.exists():
+            # compiled like the firmware: compiling source on a 64 KB heap is what a device can't do either
+            subprocess.run([mpy_cross_bin(), "-o", str(self.workdir / "fw_runner.mpy"), "-s", "fw_runner.py",
+                            str(HERE / "fw_runner.py")], check=True, capture_output=True)
+            script.write_text(prelude(tree) + f"sys.path.insert(0, {str(self.workdir)!r})\nimport fw_runner\n")
+        s = self.spec
+        args = [micropython_bin(), "-X", f"heapsize={s.heap}", str(script), "--link", self.link_path,
+                "--flash", str(self.flash), "--device-id", s.device_id,
+                "--cfg", json.dumps({"role": s.role, "key": s.key, **s.cfg}),
+                "--battery", ",".join(str(x) for x in s.battery)]
+        if s.pins:
+            args += ["--pins", ",".join(f"{n}={_trace_file(self.workdir / f'{s.name}-{n}.trace', pts)}"
+                                        for n, pts in s.pins.items())]
+        if s.adcs:
+            args += ["--adcs", ",".join(f"{n}={_trace_file(self.workdir / f'{s.name}-{n}.adc', pts)}"
+                                        for n, pts in s.adcs.items())]
+        if s.acc:
+            args += ["--acc", str(s.acc)]
+        if s.gps:
+            args += ["--gps", str(s.gps)]
+        if s.dispenser is not None:
+            args += ["--dispenser", json.dumps(s.dispenser)]
+        return args
+
+    def start(self) -> "FirmwareProcess":
+        self.t0_wall = None
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     cwd=str(self.workdir), text=True, bufsize=1)
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True, name=f"fw-{self.spec.name}").start()
+        wait_until(lambda: self.t0_wall is not None or (self.proc and self.proc.poll() is not None), 20,
+                   f"firmware {self.spec.name} to start")
+        if self.t0_wall is None:
+            raise BenchStartError(f"firmware {self.spec.name}", "exited at start:\n" + self.log())
+        return self
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            with self._lock:
+                self.lines.append(line)
+                parts = line.split()
+                if parts[:1] == ["T0"] and len(parts) == 2:
+                    self.t0_wall = int(parts[1]) / 1e9
+                elif parts[:1] == ["OUT"] and len(parts) == 4:
+                    self.outputs.append((parts[1], int(parts[2]), int(parts[3])))
+                elif parts[:1] == ["BOOT"]:
+                    self.boots += 1
+
+    def wall(self, t_ms: float) -> float:
+        """Wall-clock time of the firmware's ``t_ms`` (the time base of its traces)."""
+        assert self.t0_wall is not None
+        return self.t0_wall + t_ms / 1000.0
+
+    def log(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines[-60:])
+
+    def output_history(self, pin: str) -> list[tuple[int, int]]:
+        with self._lock:
+            return [(t, v) for p, v, t in self.outputs if p == pin]
+
+    def power_cut(self) -> None:
+        """SIGKILL: the board loses power wherever it is (mid flash write included)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+# ------------------------------------------------------------------ gateway
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Minimal TOML writer for the generated gateway config (tables, scalars, lists)."""
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)
+               and not (isinstance(v, list) and v and isinstance(v[0], dict))}
+    out = []
+    if scalars:
+        if prefix:
+            out.append(f"[{prefix}]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
+        out.append("")
+    for k, v in data.items():
+        name = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            out.append(to_toml(v, name))
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for item in v:
+                out.append(f"[[{name}]]")
+                out += [f"{ik} = {_toml_value(iv)}" for ik, iv in item.items()]
+                out.append("")
+    return "\n".join(out)
+
+
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class GatewayProcess:
+    """``gateway run --config FILE`` as a subprocess (kill -9 = power cut, restart keeps data_dir)."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        self.workdir = workdir
+        self.config = config
+        self.config_path = workdir / "gateway.toml"
+        self.config_path.write_text(to_toml(config))
+        self.status_port = int(config["status"]["port"])
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+        self._log_path = workdir / "gateway.log"
+
+    def start(self) -> "GatewayProcess":
+        self.runs += 1
+        log = open(self._log_path, "a")
+        log.write(f"==== start {self.runs}\n")
+        log.flush()
+        self.proc = subprocess.Popen([_bin("gateway"), "run", "--config", str(self.config_path)],
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+        log.close()
+        wait_until(lambda: self.status() is not None or self.proc.poll() is not None, 30, "gateway status endpoint")
+        if self.proc.poll() is not None:
+            raise BenchStartError("gateway", f"exited {self.proc.returncode}:\n{self.log()}")
+        return self
+
+    def status(self) -> dict[str, Any] | None:
+        from gateway.status import StatusError, fetch_status
+
+        try:
+            return fetch_status(f"http://127.0.0.1:{self.status_port}/status", timeout_s=2)
+        except StatusError:
+            return None
+
+    def log(self) -> str:
+        try:
+            return "\n".join(self._log_path.read_text().splitlines()[-80:])
+        except OSError:
+            return ""
+
+    def power_cut(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+# ------------------------------------------------------------------ the bench
+class EmulatedBench:
+    """Start everything for a list of devices; use as a context manager."""
+
+    def __init__(self, workdir: Path, devices: list[DeviceSpec], *, gateway: dict[str, Any] | None = None,
+                 platform_accept: bool = False) -> None:
+        self.workdir = workdir
+        self.specs = devices
+        self.gateway_overrides = gateway or {}
+        self.platform_accept = platform_accept
+        self.broker: Any = None
+        self.uplink: TcpFaultProxy | None = None
+        self.platform: PlatformStub | None = None
+        self.serial: dict[str, SerialFaultProxy] = {}
+        self.firmware: dict[str, FirmwareProcess] = {}
+        self.gw: GatewayProcess | None = None
+        self.downlinks: dict[str, list[tuple[float, Any, Any]]] = {}   # name -> (wall, Frame, payload)
+        self._decoders: dict[str, Any] = {}
+        self._dl_lock = threading.Lock()
+
+    # names for transcripts
+    @property
+    def names(self) -> dict[str, str]:
+        return {s.device_id: s.name for s in self.specs}
+
+    def spec(self, name: str) -> DeviceSpec:
+        return next(s for s in self.specs if s.name == name)
+
+    def gateway_config(self) -> dict[str, Any]:
+        assert self.uplink is not None
+        base: dict[str, Any] = {
+            "gateway": {"id": GATEWAY_ID, "data_dir": str(self.workdir / "gw"), "timezone": "UTC",
+                        "log_level": "info"},
+            "uplink": {"host": "127.0.0.1", "port": self.uplink.port, "keepalive_s": 5,
+                       "ack_timeout_s": 5, "health_interval_s": 30},
+            "serial": {"ports": [self.serial[s.name].gateway_path for s in self.specs], "reconnect_s": 0.2},
+            "discovery": {"enabled": False},
+            "status": {"host": "127.0.0.1", "port": free_port()},
+            "supervision": {"tick_s": 0.2, "silent_after_s": 120, "uplink_lost_after_s": 2},
+            "devices": {s.device_id: {"role": s.role, "key": s.key, **s.gateway} for s in self.specs},
+        }
+        return deep_merge(base, self.gateway_overrides)
+
+    def start(self) -> "EmulatedBench":
+        from gateway.broker import MosquittoProcess
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.broker = MosquittoProcess(workdir=self.workdir / "mosquitto").start()
+        self.uplink = TcpFaultProxy("127.0.0.1", self.broker.port).start()
+        self.platform = PlatformStub("127.0.0.1", self.broker.port, accept=self.platform_accept).start()
+        for s in self.specs:
+            proxy = SerialFaultProxy(tap=lambda d, b, name=s.name: self._tap(name, d, b)).start()
+            self.serial[s.name] = proxy
+        self.gw = GatewayProcess(self.workdir, self.gateway_config()).start()
+        self.wait_links_up()
+        wait_until(lambda: self.platform.gateway_online(GATEWAY_ID), 20, "the gateway's online state at the platform")
+        for s in self.specs:
+            self.firmware[s.name] = FirmwareProcess(s, self.serial[s.name].device_path, self.workdir).start()
+        for s in self.specs:
+            self.wait_device_seen(s.name)
+        return self
+
+    def wait_links_up(self, timeout_s: float = 20) -> None:
+        assert self.gw is not None
+
+        def up() -> bool:
+            st = self.gw.status()
+            return bool(st) and len(st["links"]) == len(self.specs) and all(
+                ln.get("state") == "up" for ln in st["links"])
+        wait_until(up, timeout_s, "the gateway's serial links to come up")
+
+    def wait_device_seen(self, name: str, timeout_s: float = 20) -> None:
+        dev = self.spec(name).device_id
+
+        def seen() -> bool:
+            st = self.gw.status() if self.gw else None
+            return bool(st) and any(d["device"] == dev and d.get("last_seen") for d in st["devices"])
+        try:
+            wait_until(seen, timeout_s, f"the gateway to hear from {name}", step_s=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- firmware\n{self.firmware[name].log()}\n--- gateway\n{self.gw.log()}") from None
+
+    def _tap(self, name: str, direction: str, data: bytes) -> None:
+        if direction != "down":
+            return
+        from gateway.codec import Frame, StreamDecoder
+        from gateway.codec.payloads import decode_payload
+
+        now = time.time()
+        with self._dl_lock:
+            dec = self._decoders.setdefault(name, StreamDecoder())
+            for f in dec.feed(data):
+                if isinstance(f, Frame):
+                    self.downlinks.setdefault(name, []).append((now, f, decode_payload(f.type, f.payload)))
+
+    def downlink_payloads(self, name: str, kind: type) -> list[tuple[float, Any]]:
+        with self._dl_lock:
+            return [(t, p) for t, _f, p in self.downlinks.get(name, []) if isinstance(p, kind)]
+
+    def alarms(self, pred: Callable[[Arrival], bool] = lambda a: True) -> list[Arrival]:
+        assert self.platform is not None
+        return [a for a in self.platform.alarms() if pred(a)]
+
+    def debug(self) -> str:
+        parts = [f"--- gateway log\n{self.gw.log() if self.gw else ''}"]
+        for n, fw in self.firmware.items():
+            parts.append(f"--- firmware {n}\n{fw.log()}")
+        if self.platform:
+            parts.append("--- platform\n" + "\n".join(
+                f"{a.topic} {a.type} {a.event_id}" for a in self.platform.all_arrivals()[-40:]))
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        for fw in self.firmware.values():
+            fw.stop()
+        if self.gw:
+            self.gw.stop()
+        for p in self.serial.values():
+            p.close()
+        if self.platform:
+            self.platform.stop()
+        if self.uplink:
+            self.uplink.close()
+        if self.broker:
+            self.broker.stop()
+
+    def __enter__(self) -> "EmulatedBench":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["BenchStartError", "DeviceSpec", "EmulatedBench", "FirmwareProcess", "GatewayProcess",
+           "FaultPolicy", "GATEWAY_ID", "deep_merge", "to_toml", "wait_until"]
