@@ -458,7 +458,7 @@ def _convert(tp: Any, value: Any, key: str, f: dataclasses.Field | None, issues:
         if value is None or value == "":
             return None
         return _convert(inner[0], value, key, f, issues)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         built = _build(tp, value, key + ".", issues)
         return _INVALID if built is None else built
     if tp is bool:

@@ -23,6 +23,7 @@ Everything is validated before anything is opened: ``bootstrap`` takes a validat
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -109,7 +110,14 @@ def make_route(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop, clock: Clock
                         host=section.host, port=section.port, tls=_tls_settings(section.tls),
                         keepalive_s=cfg.uplink.keepalive_s,
                         username=section.tls.username or None, password=section.tls.password or None,
-                        dispatch=loop.call_soon_threadsafe)
+                        dispatch=_dispatcher(loop))
+
+
+def _dispatcher(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], None]], None]:
+    """Adapter threads hand callbacks to the loop through this."""
+    def dispatch(fn: Callable[[], None]) -> None:
+        loop.call_soon_threadsafe(fn)
+    return dispatch
 
 
 class GatewayRuntime:
@@ -185,7 +193,7 @@ class GatewayRuntime:
         for event in res.events:
             self.stats["events"] += 1
             link = res.event_links.get(event.event_id)
-            self.forwarder.submit(event, lambda e, is_new, link=link: self._stored(e, is_new, link))
+            self.forwarder.submit(event, functools.partial(self._stored, link=link))
 
     def _stored(self, event: Event, is_new: bool, link: str | None) -> None:
         """The event is durable: ACK the device (only now), then let the rules see it."""
@@ -379,7 +387,7 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
     clock = clock or SystemClock()
     journal = SqliteJournal(cfg.journal_path, max_telemetry_bytes=int(cfg.journal.max_telemetry_mb * 1024 * 1024),
                             clock=clock)
-    writer = JournalWriter(journal, dispatch=loop.call_soon_threadsafe)
+    writer = JournalWriter(journal, dispatch=_dispatcher(loop))
     ingress = Ingress(cfg.gateway.id, cfg.device_keys, journal, clock,
                       allow_unencrypted_alarms=cfg.ble.allow_unencrypted_alarms,
                       known_devices=[d.id for d in cfg.devices] or None)

@@ -212,7 +212,7 @@ class Demo:
         await step(7, "resident leaves the bed (night window)", bed.out_of_bed)
         await step(8, "dispenser: dose 1 due (08:00)", lambda: disp.dose_due(1, 480))
         await step(9, "GPS tracker reports a position at home", gps.position)
-        await step(11, "GPS tracker: resident walks 600 m away", lambda: (gps.walk(600, 0), gps.position()))
+        await step(11, "GPS tracker: resident walks 600 m away", lambda: self._walk(gps, 600))
         await step(13, "dispenser: dose 2 due and taken", lambda: (disp.dose_due(2, 720), disp.dose_taken(2, 720)))
         await step(15, "fast-forward the demo clock 31 minutes (bed not returned, dose 1 not taken)",
                    lambda: self.clock.fast_forward(31 * 60))
@@ -226,6 +226,11 @@ class Demo:
         if self.opts.outage_s > 0:
             await self._outage(rt, home, cutter)
         await self._at(base + 40 * k)
+
+    @staticmethod
+    def _walk(gps: GpsTracker, north_m: float) -> None:
+        gps.walk(north_m, 0)
+        gps.position()
 
     @staticmethod
     def _quiet(dev: Any, quiet: bool, home: EmulatedHome | None = None) -> None:

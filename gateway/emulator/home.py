@@ -45,7 +45,7 @@ class EmulatedHome:
         self.links: dict[str, EmulatedLink] = {}
         self.devices: dict[str, FrameDevice | AdvertDevice] = {}
         for dev_id, role, key in devices:
-            cls = DEVICE_CLASSES[role]
+            cls: Any = DEVICE_CLASSES[role]
             if issubclass(cls, AdvertDevice):
                 d: Any = cls(dev_id, key, clock, heartbeat_s=heartbeat_s, repeats=advert_repeats, on_emit=on_emit)
                 d.attach(self.air, loop)

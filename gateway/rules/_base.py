@@ -79,19 +79,19 @@ class RuleEngine:
             return []  # our own events never feed back into rules
         out: list[Event] = []
         for rule in self.rules:
-            out += self._run(rule, lambda r=rule: r.on_event(event))
+            out += self._run(rule, rule.on_event, event)
         return out
 
     def tick(self, now: float | None = None) -> list[Event]:
         now = self.clock.time() if now is None else now
         out: list[Event] = []
         for rule in self.rules:
-            out += self._run(rule, lambda r=rule: r.tick(now))
+            out += self._run(rule, rule.tick, now)
         return out
 
-    def _run(self, rule: Rule, call: Callable[[], Iterable[Raised]]) -> list[Event]:
+    def _run(self, rule: Rule, call: Callable[[Any], Iterable[Raised]], arg: Any) -> list[Event]:
         try:
-            raised = list(call() or ())
+            raised = list(call(arg) or ())
         except Exception:  # a buggy rule must not stop supervision by the others
             self.errors += 1
             log.exception("rule %s failed", getattr(rule, "name", rule))

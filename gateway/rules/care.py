@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from gateway.config import BedRule, DoorRule, DoseRule, GeofenceRule, Zone, ZoneShape
+from gateway.config import BedRule, DoorRule, DoseRule, Zone, ZoneShape
+from gateway.config import GeofenceRule as GeofenceConfig
 from gateway.model import Event, EventCode, Role
 from gateway.rules._base import Raised, in_window
 
@@ -164,7 +165,7 @@ class GeofenceRule:
 
     name = "geofence"
 
-    def __init__(self, cfg: GeofenceRule) -> None:
+    def __init__(self, cfg: GeofenceConfig) -> None:
         self.cfg = cfg
         self._state: dict[str, _GeoState] = {}
 

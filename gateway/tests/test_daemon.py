@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tty
 from pathlib import Path
@@ -65,7 +66,7 @@ def button(seq: int) -> bytes:
     return encode_frame(MsgType.EVENT, DEV, seq, EventPayload(EventCode.BUTTON_PRESS, 250, {}), key=KEY, urgent=True)
 
 
-async def until(pred, timeout_s: float = 15.0, step=None) -> None:
+async def until(pred, timeout_s: float = 30.0, step=None) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         if step:
@@ -73,7 +74,8 @@ async def until(pred, timeout_s: float = 15.0, step=None) -> None:
         if pred():
             return
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            import inspect
+            raise AssertionError(f"condition not met within {timeout_s} s: {inspect.getsource(pred).strip()}")
         await asyncio.sleep(0.02)
 
 
@@ -207,15 +209,16 @@ key = "{KEY.hex()}"
 """)
     proc = subprocess.Popen([GATEWAY, "run", "--config", str(cfgf)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 20
-        log = ""
-        while "uplink route primary connected" not in log and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
+        deadline = time.monotonic() + 60          # generous: CI machines are loaded
+        while not any("uplink route primary connected" in ln for ln in lines) and time.monotonic() < deadline:
+            if proc.poll() is not None:
                 break
-            log += line
-        assert "uplink route primary connected" in log, log
+            time.sleep(0.05)
+        assert any("uplink route primary connected" in ln for ln in lines), "".join(lines)
         os.write(master, button(5))
         dev = PtyDevice(master)
         t = time.monotonic()
@@ -224,10 +227,9 @@ key = "{KEY.hex()}"
             time.sleep(0.02)
         assert any(isinstance(p, Ack) and p.acked_seq == 5 for _, p in dev.downlinks)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
-        log += out
-        assert proc.returncode == 0, log
-        assert "gateway gw-proc stopped" in log
+        assert proc.wait(timeout=30) == 0, "".join(lines)
+        reader.join(5)
+        assert any("gateway gw-proc stopped" in ln for ln in lines), "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
