@@ -109,7 +109,7 @@ def cmd_ingest(args: argparse.Namespace, cfg) -> int:
         s.actor.require(Permission.MONITOR_READ)
         host, port = parse_broker(args.broker or os.environ.get("FLEET_MQTT") or "127.0.0.1:1883")
         client = MqttClient(host, port, client_id=f"fleet-ingest-{os.getpid()}", manual_ack=True)
-        w = IngestWorker(client, SqlMonitorSink(s.store), clock=WallClock(cfg.clock), flush_s=args.flush_s,
+        w = IngestWorker(client, lambda: SqlMonitorSink(cfg.open_store(migrate=False), close_store=True), clock=WallClock(cfg.clock), flush_s=args.flush_s,
                          max_batch=args.max_batch, group=args.group).start()
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -78,13 +78,19 @@ class SqlMonitorSink:
     (state messages and any change of online/version/config/battery/silent always are).
     """
 
-    def __init__(self, store: Any, *, staged_min: int = 50, status_resolution_s: float = 5.0) -> None:
+    def __init__(self, store: Any, *, staged_min: int = 50, status_resolution_s: float = 5.0,
+                 close_store: bool = False) -> None:
         self.store = store
+        self.close_store = close_store
         self.staged_min = staged_min     # below this many rows, plain executemany is cheaper
         self.status_resolution_s = status_resolution_s
         self._staged = False
         self._gw_cache: dict[str, tuple] = {}
         self._dev_cache: dict[str, tuple] = {}
+
+    def close(self) -> None:
+        if self.close_store:
+            self.store.close()
 
     def _fresh(self, cache: dict[str, tuple], key: str, seen: float, same: tuple, forced: bool) -> bool:
         prev = cache.get(key)

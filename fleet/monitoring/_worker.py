@@ -36,9 +36,13 @@ class WorkerStats:
 
 
 class IngestWorker:
-    """``client`` is a fleet.mqtt.MqttClient created with ``manual_ack=True`` (not yet connected)."""
+    """``client`` is a fleet.mqtt.MqttClient created with ``manual_ack=True`` (not yet connected).
 
-    def __init__(self, client, sink: MonitorSink, *, clock: Clock, flush_s: float = 0.1, max_batch: int = 2000,
+    ``sink`` is a MonitorSink, or a zero-argument factory returning one: the factory runs on
+    the writer thread, which SQLite connections require (one Store per thread).
+    """
+
+    def __init__(self, client, sink: MonitorSink | Callable[[], MonitorSink], *, clock: Clock, flush_s: float = 0.1, max_batch: int = 2000,
                  group: str = SHARE_GROUP, topics: tuple[str, ...] = TOPICS,
                  on_batch: Callable[[int], None] | None = None) -> None:
         self.client, self.sink, self.clock = client, sink, clock
@@ -68,6 +72,16 @@ class IngestWorker:
                 self._cond.notify()
 
     def _run(self) -> None:
+        owned = not hasattr(self.sink, "write")
+        if owned:
+            self.sink = self.sink()            # type: ignore[operator]
+        try:
+            self._loop()
+        finally:
+            if owned and hasattr(self.sink, "close"):
+                self.sink.close()              # same thread that opened it
+
+    def _loop(self) -> None:
         backoff = 0.1
         while True:
             with self._cond:
