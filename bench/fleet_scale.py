@@ -115,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
                 inv.add_model(tx, admin, code, code, role, radio, "wt", at=now)
         log(f"generating a delivery note of {args.items} lines ...")
         text = delivery_note(args.items, args.gateways)
+        with store.transaction(write=False) as tx:
+            models = {r["code"]: r["role"] for r in tx.query("SELECT code, role FROM device_model")}
+        t0 = time.perf_counter()
+        inv.parse_delivery_note(text, models)
+        result["parse_only_s"] = round(time.perf_counter() - t0, 2)
+        log(f"parse + validate alone: {result['parse_only_s']} s (included again in import_s)")
         log("importing ...")
         t0 = time.perf_counter()
         n = inv.import_delivery_note(store, admin, text, "WH-OSLO", at=now, ref="DN-BENCH")
@@ -174,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"ingest {w} worker(s): {json.dumps(r)}")
     finally:
         cleanup()
+    result["load_avg_1m"] = round(os.getloadavg()[0], 2)
     result["targets_met"] = {"import": result["import_s"] <= 60, "list_offline": result["list_offline_ms"] <= 200,
                              "device_show": result["device_show_ms"] <= 50}
     print(json.dumps(result))

@@ -11,21 +11,29 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Callable, Iterable
+import re
+from typing import Callable, Iterable, Iterator
 
 from ..access import Actor
 from ..errors import IntegrityViolation, ValidationError
 from ..store import Store
 from ._ids import normalise_hw_id, normalise_serial
-from ._service import NewItem, receive_items
+from ._service import NewItem, bulk_receive, get_location
 from ._states import ItemState
 
+_SERIAL_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{2,63}\Z")
+_HEX12_OK = re.compile(r"[0-9a-f]{12}\Z")
 REQUIRED = ("serial", "model")
 OPTIONAL = ("hw_id",)
 
 
 def parse_delivery_note(text: str, models: dict[str, str]) -> list[NewItem]:
     """``models`` maps model code -> role. Raises ValidationError naming the first bad line."""
+    return list(iter_delivery_note(text, models))
+
+
+def iter_delivery_note(text: str, models: dict[str, str]) -> Iterator[NewItem]:
+    """Streaming form of :func:`parse_delivery_note` (the error surfaces when its line is reached)."""
     text = text.lstrip("\ufeff")
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
@@ -44,22 +52,36 @@ def parse_delivery_note(text: str, models: dict[str, str]) -> list[NewItem]:
         raise ValidationError(f"line 1: unknown column(s) {', '.join(unknown)}; expected serial,model[,hw_id]",
                               line=1)
     idx = {c: header.index(c) for c in header if c}
-    items: list[NewItem] = []
+    i_serial, i_model, i_hw = idx["serial"], idx["model"], idx.get("hw_id")
+    ncols = len(header)
+    fast_serial = _SERIAL_OK.match
+    fast_hex = _HEX12_OK.match
+    count = 0
     seen_serial: dict[str, int] = {}
     seen_hw: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise ValidationError(f"line {line}: expected {len(header)} fields, found {len(row)}", line=line)
+        if len(row) != ncols:
+            if not row or all(not c.strip() for c in row):
+                continue
+            raise ValidationError(f"line {line}: expected {ncols} fields, found {len(row)}", line=line)
         try:
-            serial = normalise_serial(row[idx["serial"]])
-            model = row[idx["model"]].strip()
-            if model not in models:
-                raise ValidationError(f"unknown model {model!r}; add it with `fleet model add` or fix the line",
-                                      field="model")
-            hw = normalise_hw_id(row[idx["hw_id"]], role=models[model]) if "hw_id" in idx else None
+            serial = row[i_serial]
+            if not fast_serial(serial):
+                serial = normalise_serial(serial)
+            model = row[i_model]
+            role = models.get(model)
+            if role is None:
+                model = model.strip()
+                role = models.get(model)
+                if role is None:
+                    raise ValidationError(f"unknown model {model!r}; add it with `fleet model add` or fix the line",
+                                          field="model")
+            hw = None
+            if i_hw is not None:
+                hw = row[i_hw]
+                if not (role != "gateway" and fast_hex(hw)):
+                    hw = normalise_hw_id(hw, role=role)
         except ValidationError as exc:
             raise ValidationError(f"line {line}: {exc.message}", line=line, **exc.details) from None
         if serial in seen_serial:
@@ -69,10 +91,10 @@ def parse_delivery_note(text: str, models: dict[str, str]) -> list[NewItem]:
             if hw in seen_hw:
                 raise ValidationError(f"line {line}: device id {hw} repeats line {seen_hw[hw]}", line=line)
             seen_hw[hw] = line
-        items.append(NewItem(serial, model, hw, line))
-    if not items:
+        count += 1
+        yield NewItem(serial, model, hw, line)
+    if not count:
         raise ValidationError("the delivery note has a header but no items", line=1)
-    return items
 
 
 def _find_existing(store: Store, items: list[NewItem]) -> str:
@@ -99,13 +121,20 @@ def _find_existing(store: Store, items: list[NewItem]) -> str:
 def import_delivery_note(store: Store, actor: Actor, text: str, location: str, *, at: float,
                          ref: str | None = None, state: ItemState = ItemState.IN_STOCK,
                          on_progress: Callable[[int], None] | None = None) -> int:
-    """Atomic import: returns the number of items created; on any error nothing is stored."""
+    """Atomic import: returns the number of items created; on any error nothing is stored.
+
+    Lines are parsed and validated while they stream into the database (COPY / executemany)
+    inside one transaction, so parsing overlaps the server's work; a bad line aborts the
+    transaction, so either every line is stored or none.
+    """
     with store.transaction(write=False) as tx:
         models = {r["code"]: r["role"] for r in tx.query("SELECT code, role FROM device_model")}
-    items = parse_delivery_note(text, models)
+    upper = max(text.count("\n"), 1)
     try:
         with store.transaction() as tx:
-            return receive_items(tx, actor, items, location, at=at, state=state, ref=ref, on_progress=on_progress,
-                                 validated=True)
+            loc = get_location(tx, location)
+            return bulk_receive(tx, actor, loc, iter_delivery_note(text, models), upper, at=at, state=state,
+                                ref=ref, on_progress=on_progress)
     except IntegrityViolation:
-        raise ValidationError(_find_existing(store, items) + "; nothing was imported") from None
+        raise ValidationError(_find_existing(store, parse_delivery_note(text, models)) + "; nothing was imported") \
+            from None

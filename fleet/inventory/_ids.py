@@ -6,13 +6,14 @@ import re
 from ..errors import ValidationError
 
 _SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,63}$")
+_SERIAL_FAST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,63}$")
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
 _GW = re.compile(r"^[a-z0-9-]{3,64}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 
 
 def normalise_serial(raw: str) -> str:
-    s = raw.strip()
+    s = raw if _SERIAL_FAST.match(raw) else raw.strip()
     if not _SERIAL.match(s):
         raise ValidationError(
             f"serial {raw!r} is not valid; use 3-64 characters: letters, digits, '.', '_', '/', '-'",
@@ -26,7 +27,11 @@ def normalise_hw_id(raw: str | None, *, role: str) -> str | None:
     Gateways: ``gw-`` + 12 hex, or a pseudonymous id ``[a-z0-9-]{3,64}``; 12 bare hex digits
     are prefixed with ``gw-``.
     """
-    if raw is None or not raw.strip():
+    if raw is None:
+        return None
+    if role != "gateway" and len(raw) == 12 and _HEX12.match(raw):
+        return raw  # fast path: already canonical (bulk imports)
+    if not raw.strip():
         return None
     s = raw.strip().lower()
     compact = s.replace(":", "").replace("-", "") if re.fullmatch(r"[0-9a-f]{2}([:-][0-9a-f]{2}){5}", s) else s

@@ -6,8 +6,7 @@ transaction. No database driver is imported here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from ..access import Actor, Permission, audit
 from ..errors import InvalidTransition, NotFound, ValidationError
@@ -19,8 +18,9 @@ LOCATION_KINDS = ("warehouse", "van", "home", "institution", "room", "repair_ven
 ROLES = ("button", "fall", "bed", "door", "motion", "gps", "dispenser", "health", "gateway")
 
 
-@dataclass(frozen=True)
-class NewItem:
+class NewItem(NamedTuple):
+    """One item to register (a NamedTuple: cheap to build a million of)."""
+
     serial: str
     model_code: str
     hw_id: str | None = None
@@ -135,30 +135,46 @@ def receive_items(tx: Tx, actor: Actor, items: Sequence[NewItem], location: str,
     actor.require(Permission.STOCK_WRITE, loc["municipality_id"])
     if state not in INITIAL_STATES:
         raise InvalidTransition(f"new items start as received or in_stock, not {state.value}", state=state.value)
-    if not items:
+    return bulk_receive(tx, actor, loc, items, len(items), at=at, state=state, ref=ref, on_progress=on_progress,
+                        chunk=chunk)
+
+
+def bulk_receive(tx: Tx, actor: Actor, loc: dict[str, Any], items: Iterable[NewItem], upper: int, *, at: float,
+                 state: ItemState, ref: str | None, on_progress: Callable[[int], None] | None = None,
+                 chunk: int = 20_000) -> int:
+    """Write already-validated items (at most ``upper``) and one ledger row each; returns the count."""
+    actor.require(Permission.STOCK_WRITE, loc["municipality_id"])
+    if state not in INITIAL_STATES:
+        raise InvalidTransition(f"new items start as received or in_stock, not {state.value}", state=state.value)
+    if upper <= 0:
         return 0
-    first = tx.reserve_ids("item", len(items))
+    first = tx.reserve_ids("item", upper)
     reason = f"received ({ref})" if ref else "received"
+    loc_id = loc["id"]
+    count = 0
 
     def item_rows() -> Iterable[tuple]:
+        nonlocal count
         for n, it in enumerate(items):
+            if n >= upper:
+                raise ValidationError(f"more items than announced ({upper})")
             if on_progress and n and n % chunk == 0:
                 on_progress(chunk)
-            yield (first + n, it.serial, it.model_code, it.hw_id, state.value, loc["id"], at, 1)
-
-    def ledger_rows() -> Iterable[tuple]:
-        for n in range(len(items)):
-            yield (first + n, at, actor.name, None, state.value, None, loc["id"], reason, ref)
+            count = n + 1
+            yield (first + n, it.serial, it.model_code, it.hw_id, state.value, loc_id, at, 1)
 
     tx.bulk_insert("item", ["id", "serial", "model_code", "hw_id", "state", "location_id", "updated_at", "version"],
                    item_rows())
+    if not count:
+        return 0
     tx.bulk_insert("item_movement", ["item_id", "at", "actor", "from_state", "to_state", "from_location_id",
-                                     "to_location_id", "reason", "ref"], ledger_rows())
+                                     "to_location_id", "reason", "ref"],
+                   ((first + n, at, actor.name, None, state.value, None, loc_id, reason, ref) for n in range(count)))
     if on_progress:
-        on_progress(len(items) % chunk or chunk)
-    audit(tx, actor, "item.receive", "location", location, at=at, municipality=loc["municipality_id"],
-          detail={"count": len(items), "ref": ref, "state": state.value})
-    return len(items)
+        on_progress(count % chunk or chunk)
+    audit(tx, actor, "item.receive", "location", loc["code"], at=at, municipality=loc["municipality_id"],
+          detail={"count": count, "ref": ref, "state": state.value})
+    return count
 
 
 def _ledger(tx: Tx, item: dict[str, Any], actor: Actor, to_state: str, to_location: int | None, reason: str,

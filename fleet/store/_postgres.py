@@ -22,6 +22,24 @@ def _translate(exc: psycopg.Error, sql: str) -> StoreError:
     return StoreError(f"PostgreSQL error: {exc}", sql=sql.strip()[:200])
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(v: Any) -> str:
+    """One value in COPY text format."""
+    if v is None:
+        return "\\N"
+    if v is True:
+        return "t"
+    if v is False:
+        return "f"
+    if isinstance(v, str):
+        return v.translate(_COPY_ESCAPES) if ("\\" in v or "\t" in v or "\n" in v or "\r" in v) else v
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
 class PostgresTx:
     dialect = POSTGRESQL
 
@@ -60,13 +78,20 @@ class PostgresTx:
             yield from rows
 
     def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """COPY in text format; rows are formatted here in batches (much faster than write_row)."""
         n = 0
         try:
             with self._conn.cursor() as cur:
                 with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    buf: list[str] = []
                     for row in rows:
-                        copy.write_row(row)
+                        buf.append("\t".join(map(_copy_text, row)))
                         n += 1
+                        if len(buf) >= 5000:
+                            copy.write(("\n".join(buf) + "\n").encode())
+                            buf.clear()
+                    if buf:
+                        copy.write(("\n".join(buf) + "\n").encode())
         except psycopg.Error as exc:
             raise _translate(exc, f"COPY {table}") from exc
         return n

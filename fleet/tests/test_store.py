@@ -11,7 +11,7 @@ from fleet.store.migrate import discover
 
 def test_migrations_recorded_and_idempotent(store):
     versions = applied(store)
-    assert {"0101_core", "0102_inventory", "0103_append_only", "0201_installations"} <= set(versions)
+    assert {"0101_core", "0102_inventory", "0103_append_only", "0104_bulk_friendly", "0201_installations"} <= set(versions)
     assert migrate(store) == []  # second run applies nothing
 
 
@@ -100,3 +100,16 @@ def test_url_parsing_and_bad_url():
 def test_sqlite_uses_wal(sqlite_store):
     with sqlite_store.transaction(write=False) as tx:
         assert tx.scalar("PRAGMA journal_mode") == "wal"
+
+
+def test_bulk_insert_round_trips_awkward_values(store):
+    awkward = ["tab\there", "new\nline", "back\\slash", "cr\rx", "", "ÆØÅ %s ?"]
+    with store.transaction() as tx:
+        tx.bulk_insert("audit_log", ["at", "actor", "action", "entity", "entity_id", "personal", "detail"],
+                       [(1.5 + i, a, "x", "y", None, i % 2 == 0, None) for i, a in enumerate(awkward)])
+    with store.transaction(write=False) as tx:
+        rows = tx.query("SELECT at, actor, entity_id, personal FROM audit_log ORDER BY at")
+    assert [r["actor"] for r in rows] == awkward
+    assert [r["at"] for r in rows] == [1.5 + i for i in range(len(awkward))]
+    assert [bool(r["personal"]) for r in rows] == [i % 2 == 0 for i in range(len(awkward))]
+    assert all(r["entity_id"] is None for r in rows)
