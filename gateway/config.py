@@ -130,8 +130,6 @@ class FallbackSection:
     host: str = field(default="", metadata=meta(example='"fallback.example.net"'))
     port: int = field(default=1883, metadata=meta(min=1, max=65535, example=8883))
     tls: TlsSection = field(default_factory=TlsSection)
-    after_s: float = field(default=60.0, metadata=meta(min=1, unit="s", example=60,
-                                                       doc="switch to the fallback after the primary is down this long"))
 
 
 @dataclass(frozen=True)

@@ -191,3 +191,25 @@ def test_config_module_imports_no_io_libraries():
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_every_schema_key_is_documented():
+    import dataclasses
+    import typing
+
+    from gateway.config import DeviceSection, Zone
+
+    doc = (ROOT / "docs" / "gateway-config.md").read_text()
+
+    def keys(cls, prefix):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+                yield from keys(tp, prefix + f.name + ".")
+            elif f.name not in ("devices", "zones", "id") or cls.__name__ == "GatewaySection":
+                yield prefix + f.name
+
+    missing = [k for k in [*keys(GatewayConfig, ""), *keys(DeviceSection, "devices.<id>."),
+                           *keys(Zone, "rules.geofence.zones[].")] if f"`{k}`" not in doc]
+    assert missing == []
