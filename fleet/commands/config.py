@@ -37,7 +37,7 @@ def register(sub) -> None:
     x.add_argument("--municipality")
     x.set_defaults(func=cmd_assign)
 
-    x = add_broker(s.add_parser("push", help="version and publish the desired config (retained) to gateways"))
+    x = add_json(add_broker(s.add_parser("push", help="version and publish the desired config (retained) to gateways")))
     x.add_argument("gateways", nargs="*")
     x.add_argument("--all", action="store_true", help="every gateway known to config")
     x.set_defaults(func=cmd_push)

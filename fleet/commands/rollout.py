@@ -30,7 +30,7 @@ def register(sub) -> None:
     x.add_argument("--previous", help="release a rollback reinstalls (e.g. gateway@0.1.0)")
     x.add_argument("--seed", type=int, default=0)
     x.set_defaults(func=cmd_create)
-    x = add_broker(s.add_parser("run", help="drive the rollout over MQTT until completed/halted/aborted"))
+    x = add_json(add_broker(s.add_parser("run", help="drive the rollout over MQTT until completed/halted/aborted")))
     x.add_argument("rollout_id")
     x.add_argument("--artifact-url", help="where gateways fetch the artifact (default: sent inline if small)")
     x.add_argument("--stop-when-paused", action="store_true")
