@@ -388,6 +388,18 @@ class EmulatedBench:
         assert self.platform is not None
         return [a for a in self.platform.alarms() if pred(a)]
 
+    def restart_firmware(self, name: str, **changes: Any) -> FirmwareProcess:
+        """Boot the device again on the same flash image (after a power cut), with new stimuli."""
+        old = self.firmware[name]
+        old.power_cut()
+        spec = self.spec(name)
+        for k, v in changes.items():
+            setattr(spec, k, v)
+        fw = FirmwareProcess(spec, self.serial[name].device_path, self.workdir)
+        fw.lines = [*old.lines, "==== restart"]
+        self.firmware[name] = fw
+        return fw.start()
+
     def debug(self) -> str:
         parts = [f"--- gateway log\n{self.gw.log() if self.gw else ''}"]
         for n, fw in self.firmware.items():
