@@ -229,9 +229,11 @@ def loop_pair():
 
 
 class PtyUart:
-    """A serial device or pseudo-terminal path, raw mode, non-blocking reads.
+    """A serial device or pseudo-terminal path in raw mode; reads never block.
 
-    The gateway (or a HIL bench) opens the other side; see firmware/README.md.
+    MicroPython's file read(n) waits for n bytes, so bytes are taken one at a
+    time while poll() reports more (fine at UART rates). No flush(): on a pty it
+    would fsync() and fail; unix-port files are unbuffered anyway.
     """
 
     def __init__(self, path, baud=115200):
@@ -251,6 +253,7 @@ class PtyUart:
             pass  # a regular file or fifo: no terminal attributes to set
         self._poll = select.poll()
         self._poll.register(self.f, select.POLLIN)
+        self._one = bytearray(1)
 
     def fileno(self):
         return self.fd
@@ -258,22 +261,18 @@ class PtyUart:
     def any(self):
         return 1 if self._poll.poll(0) else 0
 
-    def read(self, n=-1):
-        if not self._poll.poll(0):
-            return None
-        b = os.read(self.fd, n if n > 0 else 256) if hasattr(os, "read") else self.f.read(1)
-        return b or None
+    def read(self, n=256):
+        out = None
+        while (out is None or len(out) < n) and self._poll.poll(0):
+            if not self.f.readinto(self._one):
+                break
+            if out is None:
+                out = bytearray()
+            out.append(self._one[0])
+        return bytes(out) if out else None
 
     def write(self, b):
-        mv = memoryview(b)
-        done = 0
-        while done < len(b):
-            w = self.f.write(mv[done:])
-            self.f.flush()
-            done += w or 0
-            if not w:
-                break
-        return done
+        return self.f.write(b)
 
 
 class PowerCut(OSError):

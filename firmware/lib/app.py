@@ -178,7 +178,7 @@ class App:
                 self.queue.ack(e[SEQ])
                 continue
             budget -= 1
-            flags = wire.F_URGENT if e[CLS] == wire.CLASS_CARE else 0
+            flags = wire.F_URGENT if e[CLS] == 1 else 0  # care alarms only
             self.link.send(wire.T_EVENT, wire.event_payload(rec.code, self._age_ms(rec, now), rec.data),
                            flags, e[SEQ])
             self._last_event_seq = e[SEQ]

@@ -23,6 +23,15 @@ import wire
 import store
 
 _MAX_CHUNK = const(200)
+_RC_SOFT = const(4)
+# OTA_STATUS states (docs/protocol.md)
+_IDLE = const(0)
+_RECEIVING = const(1)
+_VERIFIED = const(2)
+_PENDING_REBOOT = const(3)
+_COMMITTED = const(4)
+_ROLLED_BACK = const(5)
+_FAILED = const(6)
 _REBOOT_DELAY_MS = const(500)
 _MAGIC = b"WTB1"
 _IO = const(256)
@@ -118,7 +127,7 @@ class Ota:
         self._dir = d
         self._state_path = d + "/state"
         self._incoming = d + "/incoming"
-        self.state = wire.OTA_IDLE
+        self.state = _IDLE
         self._f = None
         self._h = None
         self._size = 0
@@ -141,7 +150,7 @@ class Ota:
         self._close()
         store.remove(self._incoming)
         self.app.link.error(code, msg)
-        self._status(wire.OTA_FAILED)
+        self._status(_FAILED)
 
     def _close(self):
         if self._f is not None:
@@ -153,9 +162,9 @@ class Ota:
         st = read_state(self._state_path)
         res = st.get("result")
         if res == "rolled_back":
-            self._status(wire.OTA_ROLLED_BACK, st.get("version", ""))
+            self._status(_ROLLED_BACK, st.get("version", ""))
         elif self.app.boot_slot is not None:
-            self._status(wire.OTA_PENDING_REBOOT, st.get("version", ""))
+            self._status(_PENDING_REBOOT, st.get("version", ""))
             return
         if res:
             st["result"] = None
@@ -183,7 +192,7 @@ class Ota:
             # re-applying the running deployment is a no-op
             self._ack(f)
             self._ver = ver
-            return self._status(wire.OTA_COMMITTED)
+            return self._status(_COMMITTED)
         free = os.statvfs(self.app.hal.data_dir)
         if size == 0 or 2 * size + 8192 > free[0] * free[3]:
             return self._fail(wire.E_STORAGE_FULL, "OTA %d bytes: not enough flash" % size, "ota")
@@ -194,7 +203,7 @@ class Ota:
         self._ver = ver
         self._off = 0
         self._ack(f)
-        self._status(wire.OTA_RECEIVING)
+        self._status(_RECEIVING)
 
     def _chunk(self, f):
         p = f.payload
@@ -242,9 +251,9 @@ class Ota:
         st["new_sha"] = hexlify(self._sha).decode()
         st["result"] = None
         write_state(self._state_path, st)
-        self._status(wire.OTA_VERIFIED)
+        self._status(_VERIFIED)
         self._ack(f)
-        self._status(wire.OTA_PENDING_REBOOT)
+        self._status(_PENDING_REBOOT)
         if self.reboot:
             self._reboot_at = ticks_add(self.app.now(), _REBOOT_DELAY_MS)
 
@@ -253,7 +262,7 @@ class Ota:
             left = ticks_diff(self._reboot_at, now)
             if left > 0:
                 return left
-            self.app.hal.reset(wire.RC_SOFT)
+            self.app.hal.reset(_RC_SOFT)
         app = self.app
         if app.boot_slot is None:
             return None
@@ -266,7 +275,7 @@ class Ota:
             return None
         if up >= 3 * need:
             # the new firmware cannot reach the gateway: reset; main.py rolls back after 2 tries
-            app.hal.reset(wire.RC_SOFT)
+            app.hal.reset(_RC_SOFT)
         return 1000
 
     def confirm(self):
@@ -282,4 +291,4 @@ class Ota:
         write_state(self._state_path, st)
         self.app.hal.confirm_image()
         self.app.boot_slot = None
-        self._status(wire.OTA_COMMITTED, st.get("version", ""))
+        self._status(_COMMITTED, st.get("version", ""))

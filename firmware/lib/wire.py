@@ -6,6 +6,7 @@
 from micropython import const
 import struct
 import hashlib
+from array import array
 
 VERSION = const(1)
 
@@ -52,14 +53,8 @@ E_OTA_ORDER = const(8)
 E_BUSY = const(9)
 E_STORAGE_FULL = const(10)
 
-# reset causes (HELLO)
-RC_POWER_ON = const(0)
-RC_HARD = const(1)
-RC_WATCHDOG = const(2)
-RC_DEEPSLEEP = const(3)
-RC_SOFT = const(4)
-RC_BROWNOUT = const(5)
-RC_UNKNOWN = const(255)
+# reset causes (HELLO): 0 power-on, 1 hard, 2 watchdog, 3 deep-sleep wake,
+# 4 soft, 5 brownout, 255 unknown (the HALs and ota.py keep private copies)
 
 # roles (HELLO role byte, gateway/model.py Role)
 ROLE_BUTTON = const(1)
@@ -70,14 +65,7 @@ ROLE_MOTION = const(5)
 ROLE_GPS = const(6)
 ROLE_DISPENSER = const(7)
 
-# OTA_STATUS states
-OTA_IDLE = const(0)
-OTA_RECEIVING = const(1)
-OTA_VERIFIED = const(2)
-OTA_PENDING_REBOOT = const(3)
-OTA_COMMITTED = const(4)
-OTA_ROLLED_BACK = const(5)
-OTA_FAILED = const(6)
+# OTA_STATUS states live in ota.py (private)
 
 HEADER_LEN = const(15)
 TAG_LEN = const(8)
@@ -115,27 +103,28 @@ EV_POWER_OFF = const(0x63)
 EV_CHARGER_IDLE = const(0x64)
 EV_SENSOR_FAULT = const(0x65)
 
-CLASS_EVENT = const(0)
-CLASS_CARE = const(1)
-CLASS_TECHNICAL = const(2)
+# event class: 0 event (telemetry), 1 care alarm, 2 technical alarm
+# Compact tables (RAM matters): code, class, index into _FMTS of its data layout.
+_CODES = b"\x01\x02\x10\x11\x20\x21\x22\x30\x31\x32\x40\x41\x42\x43\x50\x51\x52\x53\x54\x55\x60\x61\x62\x63\x64\x65"
+_CLASS = b"\x01\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x02\x02\x00\x02\x02\x02\x02\x02\x02"
+_FMTI = b"\x00\x00\x01\x01\x00\x00\x00\x00\x00\x00\x02\x02\x02\x00\x03\x03\x04\x00\x04\x03\x03\x00\x04\x04\x05\x04"
+_FMTS = ("", "<HB", "<iihBBB", "<BH", "<B", "<H")
 
-# code -> (struct format of data, class)
-EVENTS = {
-    0x01: ("", 1), 0x02: ("", 0),
-    0x10: ("<HB", 1), 0x11: ("<HB", 0),
-    0x20: ("", 0), 0x21: ("", 0), 0x22: ("", 1),
-    0x30: ("", 0), 0x31: ("", 0), 0x32: ("", 0),
-    0x40: ("<iihBBB", 0), 0x41: ("<iihBBB", 1), 0x42: ("<iihBBB", 0), 0x43: ("", 0),
-    0x50: ("<BH", 0), 0x51: ("<BH", 1), 0x52: ("<B", 0), 0x53: ("", 2),
-    0x54: ("<B", 2), 0x55: ("<BH", 0),
-    0x60: ("<BH", 2), 0x61: ("", 2), 0x62: ("<B", 2), 0x63: ("<B", 2),
-    0x64: ("<H", 2), 0x65: ("<B", 2),
-}
+
+def _index(code):
+    return _CODES.find(bytes((code & 0xFF,))) if 0 <= code <= 0xFF else -1
+
+
+def event_format(code):
+    """struct format of the event's data, or None for an unknown code."""
+    i = _index(code)
+    return _FMTS[_FMTI[i]] if i >= 0 else None
 
 
 def event_class(code):
-    e = EVENTS.get(code)
-    return e[1] if e else -1
+    """0 event, 1 care alarm, 2 technical alarm, -1 unknown code."""
+    i = _index(code)
+    return _CLASS[i] if i >= 0 else -1
 
 
 def is_alarm(code):
@@ -145,13 +134,13 @@ def is_alarm(code):
 # --- CRC-16/CCITT-FALSE --------------------------------------------------------
 
 def _crc_table():
-    t = []
+    t = array("H", bytes(512))
     for i in range(256):
         c = i << 8
         for _ in range(8):
             c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-        t.append(c & 0xFFFF)
-    return tuple(t)
+        t[i] = c & 0xFFFF
+    return t
 
 
 _CRC = _crc_table()
@@ -235,10 +224,6 @@ class Auth:
 
     def tag(self, data):
         return self.mac(data)[:TAG_LEN]
-
-
-def hmac_sha256(key, data):
-    return Auth(key).mac(data)
 
 
 def ct_equal(a, b):
@@ -405,7 +390,7 @@ def event_payload(code, age_ms, data=b""):
 
 
 def pack_event_data(code, *values):
-    fmt = EVENTS[code][0]
+    fmt = event_format(code)
     return struct.pack(fmt, *values) if fmt else b""
 
 
@@ -414,10 +399,9 @@ def parse_event(payload):
     if len(payload) < 5:
         return "bad_payload"
     code = payload[0]
-    spec = EVENTS.get(code)
-    if spec is None:
+    fmt = event_format(code)
+    if fmt is None:
         return "unknown_code"
-    fmt = spec[0]
     data = payload[5:]
     if len(data) != (struct.calcsize(fmt) if fmt else 0):
         return "bad_payload"

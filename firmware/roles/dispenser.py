@@ -115,13 +115,17 @@ class Dispenser(Role):
             self.uart.write(dline.build(msg_id, "ACK"))   # our ACK was lost: repeat it
             return
         code = spec[0]
+        data = b""
         if cmd == "STAT":
             self.doses_left = vals[0]
         elif cmd == "DOOR":
             if vals[0] == 1 and self.cfg.get("door_is_tamper"):
                 code = wire.EV_DISPENSER_TAMPER
+        elif spec[1] == 2:
+            data = struct.pack("<BH", vals[0], vals[1])
+        elif spec[1] == 1:
+            data = bytes(vals)
         if code:
-            data = struct.pack("<BH", vals[0], vals[1]) if spec[1] == 2 else bytes(vals)
             if self.app.emit(code, data) is None:
                 return  # not stored: no ACK, the dispenser will retransmit
             if cmd == "REFILL":

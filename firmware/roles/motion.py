@@ -20,7 +20,7 @@ class Motion(Door):
     def start(self):
         self._last_motion = None
         Door.start(self)
-        if self.hal.reset_cause() == wire.RC_DEEPSLEEP and self.inp.state:
+        if self.hal.reset_cause() == 3 and self.inp.state:  # 3: deep-sleep wake
             self._report(1)   # woken by the PIR
 
     def _report(self, v):

@@ -111,3 +111,18 @@ def run_mpy(script: str, *, heap: str = "64k", timeout: float = 120, args: tuple
     if check and proc.returncode != 0:
         raise MpyError(proc)
     return proc
+
+
+def spawn_mpy(script: str, *, heap: str = "64k", args: tuple[str, ...] = (), source: bool = False,
+              cwd: str | None = None) -> subprocess.Popen:
+    """Start ``script`` under MicroPython in the background (stdout/stderr piped, text).
+
+    The caller owns the process: communicate()/kill() it. The temporary script
+    file is written next to the compiled tree and left for the OS tmp cleaner.
+    """
+    tree = compiled_tree()
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False, prefix="wt-mpy-") as f:
+        f.write(prelude(tree, source) + script)
+        path = f.name
+    return subprocess.Popen([micropython_bin(), "-X", f"heapsize={heap}", path, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)

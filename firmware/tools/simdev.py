@@ -15,7 +15,7 @@ def fresh(path):
         pass
 
 
-def make(img, role, cfg=None, end_ms=None, key=KEY, new=True, gw_ack=True, **hal_kw):
+def make(img, role, cfg=None, end_ms=None, key=KEY, new=True, gw_ack=True, keep=None, **hal_kw):
     """(hal, gw): a device of ``role`` whose flash image is ``img`` (wiped if new)."""
     if new:
         fresh(img)
@@ -23,7 +23,7 @@ def make(img, role, cfg=None, end_ms=None, key=KEY, new=True, gw_ack=True, **hal
     uarts = hal_kw.pop("uarts", {})
     uarts["link"] = dev
     hal = HostHal(flash=img, clock=SimClock(0, end_ms), uarts=uarts, **hal_kw)
-    gw = SimGateway(peer, hal.device_id(), key, gw_ack)
+    gw = SimGateway(peer, hal.device_id(), key, gw_ack, keep=keep)
     hal.peers.insert(0, gw)
     if new or cfg is not None:
         c = {"role": role, "key": key.hex() if key else ""}

@@ -5,7 +5,7 @@ import wire
 
 
 class SimGateway:
-    def __init__(self, uart, device_id, key, ack=True, epoch_s=1795413600):
+    def __init__(self, uart, device_id, key, ack=True, epoch_s=1795413600, keep=None):
         self.uart = uart
         self.device_id = device_id
         self.auth = wire.Auth(key) if key else None
@@ -14,7 +14,9 @@ class SimGateway:
         self.ack = ack            # False: the gateway is "down" (frames are dropped)
         self.events = []          # (seq, code, age_ms, data) stored, in arrival order
         self.journal = {}
-        self.frames = []          # every accepted uplink Frame
+        self.frames = []          # accepted uplink Frames (of the types in ``keep``; None = all)
+        self.keep = keep
+        self.counts = {}          # type -> frames received
         self.rejects = {}
         self.dl_seq = 1
         self.last = {}            # type -> last Frame of that type
@@ -32,7 +34,9 @@ class SimGateway:
                 continue
             if not self.ack:
                 continue
-            self.frames.append(f)
+            if self.keep is None or f.type in self.keep:
+                self.frames.append(f)
+            self.counts[f.type] = self.counts.get(f.type, 0) + 1
             self.last[f.type] = f
             if f.type == wire.T_EVENT:
                 self._event(f)

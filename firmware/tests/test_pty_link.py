@@ -1,0 +1,93 @@
+"""The firmware's host HAL on a real pseudo-terminal, talking to the GATEWAY's codec.
+
+host_main.py runs the button role on the real MicroPython interpreter with a real-time
+clock and its link UART on a pty (PtyUart: raw mode, non-blocking reads). This test
+is the gateway: it decodes the device's frames with gateway.codec (key check, payload
+decode) and answers with frames the gateway codec encodes (ACK, TIME, FEEDBACK)."""
+from __future__ import annotations
+
+import os
+import select
+import time
+
+import pytest
+
+from firmware.tests.mpy import FIRMWARE, spawn_mpy
+
+codec = pytest.importorskip("gateway.codec.frame", reason="gateway codec (gw-codec) not importable")
+from gateway.codec.enums import MsgType  # noqa: E402
+from gateway.codec.payloads import decode_payload  # noqa: E402
+
+KEY = bytes(range(16))
+DEV = "a4c1380a1b2c"
+
+
+def _frames(fd: int, buf: bytearray, timeout_s: float):
+    end = time.monotonic() + timeout_s
+    out = []
+    while time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                buf.extend(os.read(fd, 4096))
+            except OSError:
+                break
+        while b"\x00" in buf:
+            i = buf.index(b"\x00")
+            raw = bytes(buf[:i])
+            del buf[:i + 1]
+            if raw:
+                out.append(codec.decode_wire(raw))
+        if out:
+            return out
+    return out
+
+
+def test_button_over_a_pty_with_the_gateway_codec(tmp_path):
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    trace = tmp_path / "button.txt"
+    trace.write_text("1000 1\n1200 0\n")
+    src = (FIRMWARE / "host_main.py").read_text()
+    p = spawn_mpy(src, heap="160k", args=(
+        "--link", path, "--flash", str(tmp_path / "dev.img"), "--role", "button", "--key", KEY.hex(),
+        "--device-id", DEV, "--pins", f"button={trace}", "--seconds", "5", "--heartbeat", "60"))
+    buf = bytearray()
+    got = []
+    acked = None
+    down_seq = 1
+    try:
+        end = time.monotonic() + 12
+        while time.monotonic() < end and p.poll() is None:
+            for f in _frames(master, buf, 0.2):
+                assert isinstance(f, codec.Frame), f
+                assert f.device_id == DEV and f.verify(KEY), f
+                pl = decode_payload(f.type, f.payload) if f.type != MsgType.EVENT else bytes(f.payload)
+                got.append((f.type, f.seq, pl))
+                if f.type == MsgType.HELLO:
+                    os.write(master, codec.encode_frame(MsgType.TIME, DEV, down_seq, (1795413600).to_bytes(4, "little"),
+                                                        key=KEY, downlink=True))
+                    down_seq += 1
+                if f.type == MsgType.EVENT and acked is None:
+                    acked = f.seq
+                    ack = codec.encode_frame(MsgType.ACK, DEV, down_seq, acked.to_bytes(4, "little") + b"\x00",
+                                             key=KEY, downlink=True)
+                    fb = codec.encode_frame(MsgType.FEEDBACK, DEV, down_seq + 1, acked.to_bytes(4, "little") + b"\x02",
+                                            key=KEY, downlink=True)
+                    os.write(master, ack + fb)
+                    down_seq += 2
+        out, err = p.communicate(timeout=15)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0, out + err
+    types = [t for t, _, _ in got]
+    assert types[0] == MsgType.HELLO and got[0][2].fw_version == "0.1.0-dev"
+    assert MsgType.HEARTBEAT in types
+    events = [(s, pl) for t, s, pl in got if t == MsgType.EVENT]
+    assert events and events[0][0] == acked and events[0][1][0] == 0x01   # button_press
+    # the ACK stopped retransmission: the event was sent exactly once in 5 s (retry 2 s)
+    assert len(events) == 1, events
+    assert "Traceback" not in out, out
