@@ -64,6 +64,7 @@ def register(sub) -> None:
     cm.add_argument("--mqtt", required=True, metavar="URL", help="platform broker, e.g. mqtt://broker:1883")
     cm.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for all test alarms (default 600)")
     cm.add_argument("--skip-discovery", action="store_true", help="do not look for the gateway with mDNS")
+    cm.add_argument("--skip-config", action="store_true", help="do not push the configuration (already pushed)")
     cm.add_argument("--discover-timeout", type=float, default=5.0)
     cm.add_argument("--mdns-interface", action="append", default=[], metavar="IP",
                     help="interface address to browse on (repeatable; default all)")
@@ -221,7 +222,7 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
         host, port = parse_broker(args.mqtt.split("://", 1)[-1].rstrip("/"))
         client = MqttClient(host, port).connect()
         try:
-            channel = MqttGatewayChannel(client, config_push=_config_pusher(s.store, cfg, client), clock=cfg.clock)
+            channel = MqttGatewayChannel(client, config_push=None if args.skip_config else _config_pusher(s.store, cfg, client, s.actor), clock=cfg.clock)
             channel.subscribe_alarms(row["gateway_id"])
 
             def on_seen(alarm, latency_ms):
@@ -245,24 +246,36 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
-def _config_pusher(store, cfg, client):
-    """Config push hook owned by fleet-ops: ``fleet.config.push_gateway_config(store, gateway_id,
-    publisher, clock) -> version``. Until it exists, commissioning pushes no config (said so)."""
+def _config_pusher(store, cfg, client, actor):
+    """Push the gateway's effective configuration with fleet-ops' ConfigService (retained
+    ``wt/v1/gw/{gw}/config``); None if the config package is not installed."""
     try:
-        from .. import config as fleet_config
+        from ..config import ConfigError, ConfigService
+        from ..config._sql import SqlConfigStore
     except ImportError:
+        print("note: configuration management not installed; no config pushed", file=sys.stderr)
         return None
-    push_fn = getattr(fleet_config, "push_gateway_config", None)
-    if push_fn is None:
-        print("note: configuration push not available (fleet.config.push_gateway_config missing); "
-              "push it with `fleet config push` afterwards", file=sys.stderr)
-        return None
+    from ..access import audit
+    from ..errors import CommissioningError
 
-    class _Pub:
-        def publish(self, topic, payload, *, qos=1, retain=False):
-            client.publish(topic, payload if isinstance(payload, bytes) else payload.encode(), qos=qos, retain=retain)
+    class _Clock:
+        def time(self) -> float:
+            return cfg.clock()
 
-    return lambda gateway_id: int(push_fn(store, gateway_id, _Pub(), cfg.clock))
+    def push(gateway_id: str) -> int:
+        try:
+            with store.transaction() as tx:
+                cstore = SqlConfigStore(tx)
+                v = ConfigService(cstore, _Clock()).push(gateway_id, client)
+                audit(tx, actor, "config.push", "gateway", gateway_id, at=cfg.clock(),
+                      detail={"version": v.version, "during": "commissioning"})
+            return v.version
+        except ConfigError as exc:
+            raise CommissioningError(f"configuration for {gateway_id} is not valid, nothing pushed: {exc}; fix it "
+                                     "with `fleet config set` and run the commissioning again",
+                                     gateway=gateway_id) from None
+
+    return push
 
 
 def cmd_complete(args: argparse.Namespace, cfg) -> int:

@@ -107,6 +107,8 @@ class ScriptedGateway:
         self.client = MqttClient("127.0.0.1", port).connect()
         self.cmds: queue.Queue = queue.Queue()
         self.client.subscribe(f"wt/v1/gw/{gw}/cmd", lambda topic, payload: self.cmds.put(payload))
+        self.configs: list[dict] = []
+        self.client.subscribe(f"wt/v1/gw/{gw}/config", lambda topic, payload: self.configs.append(json.loads(payload)))
         self.received: list[dict] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -192,6 +194,8 @@ def test_commission_end_to_end_with_mdns_and_mosquitto(installation, mosquitto, 
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert f"found {gw} at 127.0.0.1:18080" in out.out
+    assert "configuration version 1 pushed" in out.out
+    assert fake_gw.configs and fake_gw.configs[-1]["schema"] == "wt.config/1" and fake_gw.configs[-1]["version"] == 1
     assert [c["cmd"] for c in fake_gw.received][:2] == ["pair", "pair"]
     with store.transaction(write=False) as tx:
         assert tx.scalar("SELECT status FROM installation WHERE code = ?", (inst["code"],)) == "active"
