@@ -101,16 +101,22 @@ def _system_ca_bundle() -> str:
     raise DaemonError("uplink.tls.ca: no system CA bundle found; set ca to the broker's CA file", what="uplink.tls.ca")
 
 
-def make_route(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop, clock: Clock, *, route: str) -> Publisher:
-    """The real MQTT route (paho adapter) for ``primary`` or ``fallback``."""
-    from gateway.uplink.mqtt import gateway_link
+def make_route(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop, clock: Clock, *, route: str,
+               alarm_lane: bool = False) -> Publisher:
+    """The real MQTT route (paho adapter) for ``primary`` or ``fallback``: driven by the event
+    loop itself. ``alarm_lane=True``: the primary broker's second connection for alarms
+    only, in its own network thread (alarms never queue behind telemetry)."""
+    from gateway.uplink.mqtt import alarm_lane_link, gateway_link
 
     section = cfg.uplink if route == "primary" else cfg.uplink.fallback
+    common: dict[str, Any] = dict(host=section.host, port=section.port, tls=_tls_settings(section.tls),
+                                  keepalive_s=cfg.uplink.keepalive_s,
+                                  username=section.tls.username or None, password=section.tls.password or None)
+    if alarm_lane:
+        return alarm_lane_link(gateway_id=cfg.gateway.id, clock=clock, route=route,
+                               dispatch=_dispatcher(loop), **common)
     return gateway_link(gateway_id=cfg.gateway.id, version=__version__, clock=clock, route=route,
-                        host=section.host, port=section.port, tls=_tls_settings(section.tls),
-                        keepalive_s=cfg.uplink.keepalive_s,
-                        username=section.tls.username or None, password=section.tls.password or None,
-                        dispatch=_dispatcher(loop))
+                        loop=loop, **common)
 
 
 def _dispatcher(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], None]], None]:
@@ -136,6 +142,7 @@ class GatewayRuntime:
         self.forwarder = forwarder
         self.primary = primary
         self.fallback = fallback
+        self.alarm_lane: Publisher | None = None
         self.registry = registry
         self.engine = engine
         self.mains = mains
@@ -236,6 +243,9 @@ class GatewayRuntime:
         self.stats["feedback_sent"] += 1
 
     # ------------------------------------------------------------ status / health
+    def _routes(self) -> list[Publisher]:
+        return [r for r in (self.alarm_lane, self.primary, self.fallback) if r is not None]
+
     def uplink_connected(self) -> bool:
         return any(r is not None and r.connected for r in (self.primary, self.fallback))
 
@@ -283,8 +293,8 @@ class GatewayRuntime:
     # ------------------------------------------------------------ lifecycle
     async def async_start(self) -> None:
         self.writer.start()
-        for route in (self.primary, self.fallback):
-            if route is not None and hasattr(route, "start"):
+        for route in self._routes():
+            if hasattr(route, "start"):
                 route.start()
         self._tasks.append(self.loop.create_task(self.forwarder.async_run(), name="forwarder"))
         for link in list(self.links.values()):
@@ -360,9 +370,14 @@ class GatewayRuntime:
         if self.status_server is not None:
             await self.status_server.async_stop()
         self.forwarder.flush()
-        for route in (self.primary, self.fallback):
-            if route is not None and hasattr(route, "stop"):
-                await asyncio.to_thread(route.stop)
+        for route in self._routes():
+            try:
+                if hasattr(route, "async_stop"):
+                    await route.async_stop()          # loop-driven link
+                if hasattr(route, "stop"):
+                    await asyncio.to_thread(route.stop)   # thread-driven link (no-op otherwise)
+            except Exception:
+                log.exception("stopping route %s failed", getattr(route, "route", route))
         await asyncio.to_thread(self.writer.stop)
         self.journal.close()
         log.info("gateway %s stopped", self.cfg.gateway.id)
@@ -392,6 +407,7 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
                       allow_unencrypted_alarms=cfg.ble.allow_unencrypted_alarms,
                       known_devices=[d.id for d in cfg.devices] or None)
     primary = publisher if publisher is not None else make_route(cfg, loop, clock, route="primary")
+    lane = make_route(cfg, loop, clock, route="primary", alarm_lane=True) if publisher is None else None
     fallback = fallback_publisher
     if fallback is None and cfg.uplink.fallback.enabled:
         fallback = make_route(cfg, loop, clock, route="fallback")
@@ -404,12 +420,13 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
         local_signal=LoggingLocalSignal(), ack_timeout_s=cfg.uplink.ack_timeout_s,
         on_platform_ack=lambda i, s, e: holder["rt"].on_platform_ack(i, s, e),
         on_alarm_escalated=lambda e, step: holder["rt"].on_alarm_escalated(e, step),
-        journal_recovery=journal.recovery)
+        journal_recovery=journal.recovery, **({"alarm_lane": lane} if lane is not None else {}))
     engine_rules = build_rules(cfg, registry, mains, lambda: holder["rt"].uplink_connected(), clock)
     engine = RuleEngine(cfg.gateway.id, engine_rules, journal, forwarder, clock)
     rt = GatewayRuntime(cfg, loop=loop, clock=clock, journal=journal, writer=writer, ingress=ingress,
                         forwarder=forwarder, primary=primary, fallback=fallback, registry=registry,
                         engine=engine, mains=mains, advertise=advertise)
+    rt.alarm_lane = lane
     holder["rt"] = rt
     if serial:
         from gateway.transports.serial_link import SerialLink
