@@ -37,7 +37,10 @@ class Problem:
         self.key, self.value, self.reason, self.fix = key, value, reason, fix
 
     def __str__(self) -> str:
-        return f"{self.key}: {self.value!r} {self.reason}; {self.fix}"
+        import json
+
+        head = self.key if self.value is None else f"{self.key} = {json.dumps(self.value, ensure_ascii=False)}"
+        return f"{head}: {self.reason}; {self.fix}"
 
     def __repr__(self) -> str:
         return f"Problem({str(self)!r})"

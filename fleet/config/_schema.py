@@ -1,12 +1,13 @@
 """Validation of effective configurations before they are pushed.
 
-The gateway owns its configuration schema (``gateway/config.py``). When that module
-offers a validator (``validate_dict(dict) -> list[str]`` or ``from_dict(dict)`` raising
-``ValueError``), :func:`validate` delegates to it (imported lazily, so the fleet does
-not need the gateway package at import time). Otherwise the typed subset below is used:
-every key the fleet knows is type and range checked, unknown keys are rejected with a
-"did you mean" hint, because a misspelled key silently falls back to a default on the
-gateway — exactly the failure we must not push to a home.
+The gateway owns its configuration schema (``gateway/config.py``). :func:`validate`
+delegates to it, imported lazily: the fleet's config is applied as overrides on the
+schema defaults with ``gateway.config.load_config(None, env={}, overrides=...)``, and
+every ``ConfigIssue`` becomes a :class:`Problem` (key, value, problem, fix). Only if the
+gateway package cannot be imported is the typed subset below used (the same key names
+as the gateway schema for the settings the fleet templates most): type and range checks,
+and unknown keys rejected with a "did you mean" hint, because a misspelt key silently
+falls back to a default on the gateway — exactly the failure we must not push to a home.
 """
 from __future__ import annotations
 
@@ -32,38 +33,34 @@ class Field:
 
 
 SCHEMA: dict[str, Field] = {
-    "gateway.name": Field("str", doc="human label (no personal data)"),
     "gateway.timezone": Field("str", doc="IANA zone, e.g. Europe/Oslo"),
     "uplink.host": Field("str"),
     "uplink.port": Field("int", 1, 65535),
-    "uplink.tls": Field("bool"),
+    "uplink.tls.enabled": Field("bool"),
     "uplink.keepalive_s": Field("int", 5, 3600),
-    "uplink.ack_timeout_s": Field("number", 1, 600),
-    "uplink.fallback_host": Field("str"),
-    "uplink.fallback_port": Field("int", 1, 65535),
-    "health.interval_s": Field("int", 10, 3600),
-    "supervision.silent_after_s": Field("int", 60, 86400),
-    "supervision.battery_low_pct": Field("int", 1, 99),
+    "uplink.ack_timeout_s": Field("number", 1, 3600),
+    "uplink.health_interval_s": Field("number", 1, 86400),
+    "uplink.fallback.enabled": Field("bool"),
+    "uplink.fallback.host": Field("str"),
+    "uplink.fallback.port": Field("int", 1, 65535),
+    "supervision.silent_after_s": Field("number", 10, 604800),
     "rules.bed.enabled": Field("bool"),
-    "rules.bed.night_start": Field("hhmm"),
-    "rules.bed.night_end": Field("hhmm"),
-    "rules.bed.max_out_min": Field("int", 1, 720),
+    "rules.bed.window_start": Field("hhmm"),
+    "rules.bed.window_end": Field("hhmm"),
+    "rules.bed.max_out_min": Field("number", 1, 720),
     "rules.door.enabled": Field("bool"),
-    "rules.door.night_start": Field("hhmm"),
-    "rules.door.night_end": Field("hhmm"),
-    "rules.inactivity.enabled": Field("bool"),
-    "rules.inactivity.max_idle_min": Field("int", 30, 2880),
-    "rules.fall.cancel_window_s": Field("int", 0, 120),
-    "rules.dispenser.missed_after_min": Field("int", 1, 240),
-    "journal.max_events": Field("int", 1000, 10_000_000),
+    "rules.door.window_start": Field("hhmm"),
+    "rules.door.window_end": Field("hhmm"),
+    "rules.door.repeat_after_min": Field("number", 0, 720),
+    "rules.dose.enabled": Field("bool"),
+    "rules.dose.delay_min": Field("number", 1, 1440),
+    "rules.battery.enabled": Field("bool"),
+    "rules.battery.low_pct": Field("int", 1, 99),
 }
 DEVICE_SCHEMA: dict[str, Field] = {
     "role": Field("enum", choices=ROLES),
-    "enabled": Field("bool"),
-    "label": Field("str"),
-    "silent_after_s": Field("int", 60, 86400),
-    "battery_low_pct": Field("int", 1, 99),
-    "rules": Field("dict"),
+    "silent_after_s": Field("number", 0, 604800),
+    "supervised": Field("bool"),
 }
 _SECTIONS = sorted({k.split(".")[0] for k in SCHEMA} | {"devices"})
 
@@ -145,12 +142,6 @@ def validate_subset(config: Mapping[str, Any]) -> list[Problem]:
             p = _check(f"{prefix}.{key}", value, f)
             if p:
                 problems.append(p)
-    for rule in ("bed", "door"):
-        r = config.get("rules", {}).get(rule, {}) if isinstance(config.get("rules"), Mapping) else {}
-        if isinstance(r, Mapping) and ("night_start" in r) != ("night_end" in r):
-            missing = "night_end" if "night_start" in r else "night_start"
-            problems.append(Problem(f"rules.{rule}.{missing}", None, "is missing",
-                                    f"set both rules.{rule}.night_start and rules.{rule}.night_end"))
     return problems
 
 
@@ -161,18 +152,19 @@ def _gateway_validator() -> Callable[[Mapping[str, Any]], list[Problem]] | None:
         mod = importlib.import_module("gateway.config")
     except ImportError:
         return None
-    fn = getattr(mod, "validate_dict", None)
-    if callable(fn):
-        def run(cfg: Mapping[str, Any]) -> list[Problem]:
-            return [Problem(*_split(msg)) for msg in fn(dict(cfg))]
-        return run
-    return None
+    load, error = getattr(mod, "load_config", None), getattr(mod, "ConfigError", None)
+    if not callable(load) or error is None:
+        return None
+    from fleet.config._diff import flatten
 
-
-def _split(msg: str) -> tuple[str, object, str, str]:
-    key, _, rest = str(msg).partition(":")
-    reason, _, fix = rest.strip().partition(";")
-    return key.strip(), None, reason.strip(), fix.strip() or "see docs/gateway-config.md"
+    def run(cfg: Mapping[str, Any]) -> list[Problem]:
+        try:
+            load(None, env={}, overrides=flatten(cfg))
+        except error as exc:
+            return [Problem(i.key, i.value if isinstance(i.value, (str, int, float, bool, list, dict)) else None,
+                            i.problem, i.fix) for i in getattr(exc, "issues", [])]
+        return []
+    return run
 
 
 def validate(config: Mapping[str, Any]) -> list[Problem]:

@@ -43,7 +43,7 @@ def test_push_is_retained_and_applied_report_clears_drift(mosquitto):
     store = MemoryConfigStore(membership={"gw-1": ("oslo", "night"), "gw-2": ("oslo", None)})
     svc = ConfigService(store, Clock())
     svc.set_key(Scope.MUNICIPALITY, "oslo", "rules.bed.max_out_min", 30, by="t")
-    svc.set_key(Scope.GATEWAY, "gw-2", "health.interval_s", 60, by="t")
+    svc.set_key(Scope.GATEWAY, "gw-2", "uplink.health_interval_s", 60, by="t")
 
     fleet = MqttClient(mosquitto.host, mosquitto.port, client_id="fleet-cfg").connect()
     reports: queue.Queue = queue.Queue()
@@ -58,11 +58,11 @@ def test_push_is_retained_and_applied_report_clears_drift(mosquitto):
         assert got1[0]["config"]["rules"]["bed"]["max_out_min"] == 30
         assert svc.status("gw-1").drift is Drift.IN_SYNC
 
-        gw2, _ = fake_gateway(mosquitto, "gw-2", reject_key="health.interval_s")
+        gw2, _ = fake_gateway(mosquitto, "gw-2", reject_key="uplink.health_interval_s")
         svc.push("gw-2", fleet)
         svc.record_applied(wait_for(reports))
         st = svc.status("gw-2")
-        assert st.drift is Drift.REJECTED and "health.interval_s" in st.error
+        assert st.drift is Drift.REJECTED and "uplink.health_interval_s" in st.error
 
         svc.set_key(Scope.GROUP, "night", "rules.bed.max_out_min", 20, by="t")
         assert svc.status("gw-1").drift is Drift.STALE

@@ -33,17 +33,17 @@ def test_templates_versions_applied_roundtrip(store):
         tx.execute("INSERT INTO device_status (device_id, gateway_id, reported_at) VALUES (?, ?, ?)", (DEV, "gw-1", 1.0))
         svc = ConfigService(s, Clock())
         svc.set_key(Scope.MUNICIPALITY, "0301", "rules.bed.max_out_min", 30, by="alice")
-        svc.set_key(Scope.GROUP, "night", "rules.bed.night_start", "20:30", by="alice")
-        svc.set_key(Scope.GROUP, "night", "rules.bed.night_end", "06:00", by="alice")
+        svc.set_key(Scope.GROUP, "night", "rules.bed.window_start", "20:30", by="alice")
+        svc.set_key(Scope.GROUP, "night", "rules.bed.window_end", "06:00", by="alice")
         svc.set_key(Scope.DEVICE, DEV, "role", "bed", by="alice")
         v = svc.push("gw-1", Pub())
     assert v.version == 1
-    assert v.config == {"rules": {"bed": {"max_out_min": 30, "night_start": "20:30", "night_end": "06:00"}},
+    assert v.config == {"rules": {"bed": {"max_out_min": 30, "window_start": "20:30", "window_end": "06:00"}},
                         "devices": {DEV: {"role": "bed"}}}
     with store.transaction() as tx:
         s = SqlConfigStore(tx)
         svc = ConfigService(s, Clock())
-        with pytest.raises(ConfigValidationError, match="at least 1"):
+        with pytest.raises(ConfigValidationError, match="≥ 1"):
             svc.set_key(Scope.GATEWAY, "gw-1", "rules.bed.max_out_min", 0, by="alice")
         assert s.get_template(Scope.GATEWAY, "gw-1") is None
         assert svc.status("gw-1").drift is Drift.PENDING

@@ -108,7 +108,7 @@ def test_release_rollout_and_config_end_to_end(capsys, db, tmp_path, mosquitto):
     try:
         assert run(capsys, env, "config", "assign", "gw-a", "--municipality", "0301", "--group", "night")[0] == 0
         rc, _, err = run(capsys, env, "config", "set", "--group", "night", "rules.bed.max_out_min", "-5")
-        assert rc == 2 and "rules.bed.max_out_min: -5 is below 1; use a value of at least 1" in err
+        assert rc == 2 and "rules.bed.max_out_min = -5: must be ≥ 1 minute" in err
         assert run(capsys, env, "config", "set", "--group", "night", "rules.bed.max_out_min", "25")[0] == 0
         rc, out, _ = run(capsys, env, "config", "push", "gw-a", "--broker", broker, "--json")
         assert rc == 0 and json.loads(out)[0]["version"] == 1
@@ -124,7 +124,7 @@ def test_release_rollout_and_config_end_to_end(capsys, db, tmp_path, mosquitto):
         assert diff["changes"] == [{"key": "rules.bed.max_out_min", "change": "changed", "old": 25, "new": 20}]
         # a technician without CONFIG_WRITE is refused
         tech = {**env, "FLEET_USER": "tech"}
-        rc, _, err = run(capsys, tech, "config", "set", "--gateway", "gw-a", "health.interval_s", "60")
+        rc, _, err = run(capsys, tech, "config", "set", "--gateway", "gw-a", "uplink.health_interval_s", "60")
         assert rc == 5 and "may not config.write" in err
     finally:
         worker.stop()
