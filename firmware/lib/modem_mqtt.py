@@ -182,16 +182,19 @@ class CellularUplink:
         except ModemError:
             return R_ATTACH
         try:
-            m.mqtt_connect(self.host, self.port, "wt-" + self.dev, self.keepalive_s)
+            m.mqtt_connect(self.host, self.port, "wt-" + self.dev, self.keepalive_s, timeout_ms=10000)
         except ModemError:
             return R_CONNECT
         return R_OK
 
-    def send(self, items, epoch_ms_now):
-        """Publish ``items`` = [(seq, code, data, occurred_epoch_ms)], alarms first.
+    def send(self, items, epoch_ms_now, budget_ms=12000):
+        """Publish ``items`` = [(seq, code, data, occurred_epoch_ms)] in the given order.
 
         Returns (published seqs, reason). Unknown codes are returned as published
-        (they can never be sent; the caller drops them) and counted.
+        (they can never be sent; the caller drops them) and counted. A session ends
+        after ``budget_ms`` even with items left (they go in the next session, at
+        once), so the caller's loop and watchdog are never held longer than that plus
+        one command timeout.
         """
         now = self._ticks()
         self.sessions += 1
@@ -201,6 +204,8 @@ class CellularUplink:
             return done, self._fail(reason, now)
         m = self.modem
         for seq, code, data, occ in items:
+            if done and ticks_diff(self._ticks(), now) >= budget_ms:
+                break  # out of time for this session (after at least one); nothing failed
             attempt = self.attempts.get(seq, 0) + 1
             payload = event_json(self.dev, self.role, seq, code, data, occ, epoch_ms_now, attempt)
             if payload is None:

@@ -182,9 +182,9 @@ class GpsRole(Role):
         self.fix_at = now
         self._no_fix_since = now
         self._no_fix_reported = False
-        if fx.date is not None and fx.tod_ms is not None:
-            from modem_mqtt import civil_to_days
-            self.gnss_epoch = (civil_to_days(fx.date[0], fx.date[1], fx.date[2]) * 86400000 + fx.tod_ms, now)
+        ep = fx.epoch_ms()
+        if ep is not None:
+            self.gnss_epoch = (ep, now)
         acc = 0 if fx.hdop_c is None else fx.hdop_c * 5 // 100  # ~5 m per HDOP unit
         ev, zone = self.fence.update(fx.lat_e7, fx.lon_e7, acc)
         if ev == gf.EV_EXIT:

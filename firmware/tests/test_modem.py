@@ -67,6 +67,18 @@ print(json.dumps({{"done": done, "reason": reason, "timeouts": m.timeouts, "mqtt
     assert 'AT+SMCONF="CLIENTID","wt-a4c1380a1b2c"' in emu.log and "AT+SMDISC" in emu.log
 
 
+def test_session_time_budget_publishes_at_least_one_and_leaves_the_rest(emu):
+    r = mp(emu, f'''
+items = [(s, 0x40, {EXIT!r}, {T0_MS}) for s in (1, 2, 3)]
+a = up.send(items, {T0_MS}, budget_ms=0)
+w = up.wait_ms(time.ticks_ms())
+b = up.send(items[1:], {T0_MS})
+print(json.dumps([a, w, b]))
+''')
+    assert r == [[[1], ""], 0, [[2, 3], ""]]
+    assert len(emu.publishes) == 3
+
+
 def test_no_coverage_keeps_events_and_backs_off_then_delivers(emu):
     emu.coverage = False
     r = mp(emu, f'''
