@@ -90,7 +90,8 @@ class ReceiverProcess:
     def __init__(self, host: str, port: int, topic: str, *, ack: bool = False) -> None:
         import subprocess
 
-        self.p = subprocess.Popen([sys.executable, __file__, "receive", host, str(port), topic, "1" if ack else "0"],
+        self.p = subprocess.Popen([sys.executable, __file__, "receive", host, str(port), topic, "1" if ack else "0",
+                                   f"bench-rx-{id(self):x}"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.p.stdout is not None and self.p.stdout.readline().strip() == "READY"
 
@@ -109,8 +110,8 @@ class ReceiverProcess:
             self.p.kill()
 
 
-def _receive_main(host: str, port: str, topic: str, ack: str) -> None:
-    rx = Receiver(host, int(port), topic, ack=ack == "1")
+def _receive_main(host: str, port: str, topic: str, ack: str, client_id: str) -> None:
+    rx = Receiver(host, int(port), topic, ack=ack == "1", client_id=client_id)
     time.sleep(0.3)
     print("READY", flush=True)
     for line in sys.stdin:
@@ -174,5 +175,5 @@ def baseline_throughput(host: str, port: int, payloads: list[bytes], max_infligh
     return n / dt
 
 
-if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "receive":
+if __name__ == "__main__" and len(sys.argv) == 7 and sys.argv[1] == "receive":
     _receive_main(*sys.argv[2:])

@@ -163,9 +163,10 @@ class JournalWriter:
                 results = [AppendResult(AppendOutcome.FAILED, error=str(exc)) for _ in appends]
             if any(r.outcome is AppendOutcome.FAILED for r in results):
                 self.last_error = next(r.error for r in results if r.outcome is AppendOutcome.FAILED)
+        todo: list[Callable[[], None]] = []
         for op, r in zip(appends, results):
             if op.callback is not None:
-                self._dispatch(lambda cb=op.callback, e=op.event, r=r: cb(e, r))
+                todo.append(lambda cb=op.callback, e=op.event, r=r: cb(e, r))
         for op in ops:
             if op.kind == "call" and op.callback is not None:
                 try:
@@ -173,4 +174,15 @@ class JournalWriter:
                     err = None
                 except Exception as exc:  # noqa: BLE001 - handed to the caller's on_error
                     res, err = None, exc
-                self._dispatch(lambda cb=op.callback, res=res, err=err: cb(res, err))
+                todo.append(lambda cb=op.callback, res=res, err=err: cb(res, err))
+        if todo:
+            # one hand-over (one loop wake-up) per batch; callbacks keep their order
+            self._dispatch(lambda: self._run_all(todo))
+
+    @staticmethod
+    def _run_all(todo: list[Callable[[], None]]) -> None:
+        for fn in todo:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - one failing callback must not starve the rest
+                log.exception("journal callback failed")

@@ -23,7 +23,7 @@ from gateway.journal import JournalWriter, SqliteJournal
 from gateway.model import Event, EventCode
 from gateway.ports import SystemClock
 from gateway.uplink import Backoff, Forwarder
-from gateway.uplink.mqtt import MqttLink, gateway_link
+from gateway.uplink.mqtt import MqttLink, alarm_lane_link, gateway_link
 from gateway.uplink.testing import FakeClock, LoopThread, PlatformSim, TcpProxy, wait_until
 
 GW = "gw-0001"
@@ -46,7 +46,7 @@ class Gateway:
     """The uplink half of a gateway in this process: journal, writer, link, forwarder."""
 
     def __init__(self, tmp_path, host: str, port: int, *, clock=None, before_commit=None, journal_dir=None,
-                 keepalive_s: int = 5, **fwd) -> None:
+                 keepalive_s: int = 5, lane: bool = False, **fwd) -> None:
         self.loop = LoopThread()
         self.clock = clock or SystemClock()
         self.journal = SqliteJournal((journal_dir or tmp_path) / "journal.db", before_commit=before_commit,
@@ -54,12 +54,18 @@ class Gateway:
         self.writer = JournalWriter(self.journal, dispatch=self.loop.dispatch).start()
         self.link = gateway_link(gateway_id=GW, version="0.1.0", clock=self.clock, host=host, port=port,
                                  keepalive_s=keepalive_s, backoff=backoff(), loop=self.loop.loop)
+        self.lane = None
+        if lane:
+            self.lane = alarm_lane_link(gateway_id=GW, clock=self.clock, host=host, port=port, keepalive_s=keepalive_s,
+                                        backoff=backoff(), dispatch=self.loop.dispatch)
         fwd.setdefault("tick_s", 0.05)
-        self.fwd = Forwarder(gateway_id=GW, journal=self.writer, primary=self.link, clock=self.clock,
-                             journal_recovery=self.journal.recovery, **fwd)
+        self.fwd = Forwarder(gateway_id=GW, journal=self.writer, primary=self.link, alarm_lane=self.lane,
+                             clock=self.clock, journal_recovery=self.journal.recovery, **fwd)
         self.stored: dict[str, float] = {}
         self.loop.spawn(self.fwd.async_run)
         self.link.start()
+        if self.lane is not None:
+            self.lane.start()
 
     def submit(self, e: Event) -> None:
         def on_stored(ev: Event, new: bool) -> None:
@@ -75,6 +81,8 @@ class Gateway:
         except Exception:  # noqa: BLE001 - teardown
             pass
         self.link.stop()
+        if self.lane is not None:
+            self.lane.stop()
         self.writer.stop()
         self.loop.stop()
         self.journal.close()
@@ -88,9 +96,9 @@ def event(i: int, t: float, alarm: bool = False) -> Event:
 def test_broker_killed_and_restarted_nothing_acked_lost(mosquitto, tmp_path):
     proxy = TcpProxy(mosquitto.host, mosquitto.port)
     sim, plat = platform(mosquitto.host, mosquitto.port)
-    gw = Gateway(tmp_path, proxy.host, proxy.port, ack_timeout_s=3)
+    gw = Gateway(tmp_path, proxy.host, proxy.port, ack_timeout_s=3, lane=True)   # alarms on their own connection
     try:
-        assert wait_until(lambda: gw.link.connected, 10)
+        assert wait_until(lambda: gw.link.connected and gw.lane.connected, 10)
         ids: list[str] = []
         alarms: list[str] = []
         kill_at = None

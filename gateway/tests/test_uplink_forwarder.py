@@ -60,8 +60,8 @@ def rig(tmp_path, *, fallback: bool = False, before_commit=None, journal_recover
     clock = FakeClock()
     j = SqliteJournal(tmp_path / "j.db", before_commit=before_commit, clock=clock)
     w = JournalWriter(j)
-    pub = FakePublisher("primary")
-    fb = FakePublisher("fallback") if fallback else None
+    pub = FakePublisher("primary", clock=clock)
+    fb = FakePublisher("fallback", clock=clock) if fallback else None
     sig = RecordingSignal()
     acks: list = []
     esc: list = []
@@ -302,3 +302,28 @@ def _shared_rig(factory) -> Rig:
     if "r" not in _RIG:
         _RIG["r"] = rig(factory.mktemp("fuzz"))
     return _RIG["r"]
+
+
+def test_alarm_lane_carries_alarms_and_falls_back_to_primary(tmp_path):
+    clock = FakeClock()
+    j = SqliteJournal(tmp_path / "j.db", clock=clock)
+    w = JournalWriter(j)
+    pub, lane = FakePublisher("primary", clock=clock), FakePublisher("primary", clock=clock)
+    f = Forwarder(gateway_id=GW, journal=w, primary=pub, alarm_lane=lane, clock=clock, ack_timeout_s=10)
+    f.start()
+    w.run_pending()
+    t = clock.time()
+    f.submit(Event("d-00000001", "d", EventCode.BUTTON_PRESS, t, t))
+    f.submit(Event("d-00000002", "d", EventCode.MOTION, t, t))
+    w.run_pending()
+    assert [p.topic.rsplit("/", 1)[1] for p in lane.published] == ["alarm"]      # alarms only
+    assert [p.topic.rsplit("/", 1)[1] for p in pub.published] == ["event"]
+    assert ACK in pub.handlers and ACK not in lane.handlers                     # one ack, once
+    lane.set_connected(False)
+    f.submit(Event("d-00000003", "d", EventCode.FALL_DETECTED, t, t))
+    assert pub.published[-1].topic.endswith("/alarm")
+    clock.advance(10.5)
+    lane.set_connected(True)
+    f.poll()                                     # escalation: one re-send per route label
+    resent = [json.loads(p.payload) for p in lane.published + pub.published if json.loads(p.payload)["attempt"] == 2]
+    assert sorted(b["event_id"] for b in resent) == ["d-00000001", "d-00000003"]

@@ -51,7 +51,7 @@ def test_puback_retained_state_and_last_will(mosquitto, link_kw):
     try:
         assert wait_until(lambda: link.connected and watcher.states[-1:] == [True], 10)
         acked = threading.Event()
-        link.publish(f"wt/v1/gw/{GW}/event", b"{}", on_puback=lambda ok: ok and acked.set())
+        link.publish(f"wt/v1/gw/{GW}/event", b"{}", on_puback=lambda ok, at: ok and acked.set())
         assert acked.wait(5)
         proxy.cut()                                  # the uplink dies without a DISCONNECT
         assert wait_until(lambda: False in watcher.states, 10), "last will (online: false) not published"
@@ -180,7 +180,7 @@ def test_tls_with_server_verification_client_cert_and_password(tls_broker, tmp_p
     try:
         assert wait_until(lambda: good.connected, 10), good.last_error
         acked = threading.Event()
-        good.publish(f"wt/v1/gw/{GW}/alarm", b"{}", on_puback=lambda ok: ok and acked.set())
+        good.publish(f"wt/v1/gw/{GW}/alarm", b"{}", on_puback=lambda ok, at: ok and acked.set())
         assert acked.wait(5)
         assert wait_until(lambda: all(x.last_error for x in links[1:]), 10)
         assert not any(x.connected for x in links[1:])

@@ -126,6 +126,9 @@ class Forwarder:
     - ``gateway_id``: topic and event-id prefix.
     - ``journal``: :class:`JournalFront` (``gateway.journal.JournalWriter``).
     - ``primary`` / ``fallback`` (optional): :class:`Publisher` routes.
+    - ``alarm_lane`` (optional): a separate connection to the primary broker used for
+      alarms first (``gateway.uplink.mqtt.alarm_lane_link``); alarms fall back to
+      ``primary`` and then ``fallback`` when it is down.
     - ``clock``: injected clock.
     - ``local_signal``: resident signal (default :class:`gateway.uplink.LoggingLocalSignal`).
     - ``ack_timeout_s`` (30): platform ``received`` ack expected within this after the
@@ -147,6 +150,7 @@ class Forwarder:
         primary: Publisher,
         clock: Clock,
         fallback: Publisher | None = None,
+        alarm_lane: Publisher | None = None,
         local_signal: LocalSignal | None = None,
         ack_timeout_s: float = 30.0,
         resend_interval_s: float | None = None,
@@ -169,6 +173,7 @@ class Forwarder:
         self._journal = journal
         self._primary = primary
         self._fallback = fallback
+        self._lane = alarm_lane
         self._clock = clock
         self._signal = local_signal or LoggingLocalSignal()
         self.ack_timeout_s = ack_timeout_s
@@ -204,8 +209,9 @@ class Forwarder:
         if self._started:
             return
         self._started = True
-        for route in self._routes():
+        for route in self._routes():        # the alarm lane does not subscribe: one ack, once
             route.subscribe(self.topics.ack, self.on_ack_message)
+        for route in self._alarm_routes():
             route.add_connection_listener(lambda up, r=route: self._on_connection(r, up))
         self._journal.call(lambda j: j.pending_alarms(), self._restore_pending)
         if self._recovery is not None:
@@ -282,9 +288,15 @@ class Forwarder:
     def _routes(self) -> list[Publisher]:
         return [p for p in (self._primary, self._fallback) if p is not None]
 
+    def _alarm_routes(self) -> list[Publisher]:
+        return [p for p in (self._lane, self._primary, self._fallback) if p is not None]
+
     def _send_alarm(self, a: _Alarm, *, all_routes: bool = False) -> bool:
-        up = [p for p in self._routes() if p.connected]
-        if not all_routes:
+        up = [p for p in self._alarm_routes() if p.connected]
+        if all_routes:   # one publication per route label: the lane and primary are the same broker
+            seen: set[str] = set()
+            up = [p for p in up if not (p.route in seen or seen.add(p.route))]  # type: ignore[func-returns-value]
+        else:
             up = up[:1]
         a.attempt += 1
         sent = False
@@ -293,7 +305,8 @@ class Forwarder:
                                    sent_at=self._clock.time())
             try:
                 p.publish(self.topics.alarm, payload, qos=1, user_properties={"event_id": a.event.event_id},
-                          on_puback=lambda ok, a=a, r=p.route: self._alarm_puback(a, r, ok))
+                          on_puback=lambda ok, at, a=a, r=p.route: self._alarm_puback(a, r, ok, at),
+                          urgent=True)
             except NotConnected:
                 continue
             except UplinkError as exc:
@@ -312,14 +325,14 @@ class Forwarder:
         self.stats["alarm_publications"] += 1
         return True
 
-    def _alarm_puback(self, a: _Alarm, route: str, ok: bool) -> None:
+    def _alarm_puback(self, a: _Alarm, route: str, ok: bool, at: float) -> None:
         if not ok:
             log.error("broker refused alarm %s on %s; re-sending", a.event.event_id, route)
             a.held = True
             return
-        if not a.puback:
-            a.puback = True
-            a.record.latency_ms = round((self._clock.time() - a.event.received_at) * 1000.0, 3)
+        a.puback = True
+        if a.record.latency_ms is None:
+            a.record.latency_ms = round((at - a.event.received_at) * 1000.0, 3)
         self._delivered.append(a.event.event_id)
         if a.store_failed and not a.stored_reported and a.on_stored is not None:
             a.stored_reported = True      # not on disk, but safe at the broker
@@ -446,7 +459,7 @@ class Forwarder:
                                sent_at=self._clock.time())
         try:
             self._primary.publish(self.topics.event, payload, qos=1,
-                                  on_puback=lambda ok, i=e.event_id: self._telemetry_puback(i, ok))
+                                  on_puback=lambda ok, at, i=e.event_id: self._telemetry_puback(i, ok))
         except NotConnected:
             return False
         except UplinkError as exc:

@@ -37,7 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gateway.ports import Clock
+from gateway.ports import Clock, SystemClock
 
 from ._errors import NotConnected, PublishFailed, UplinkError
 from .backoff import Backoff
@@ -87,6 +87,7 @@ class MqttLink:
     - ``backoff``: reconnect policy (default ``Backoff()``: 0.5 s doubling to 30 s, jittered).
     - ``loop``: drive the link from this asyncio loop (see module doc); ``dispatch`` is then
       not used — callbacks already run on the loop.
+    - ``clock``: stamps PUBACK arrival (``SystemClock()``).
     """
 
     def __init__(
@@ -108,8 +109,10 @@ class MqttLink:
         offline: RetainedMessage | None = None,
         backoff: Backoff | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.route = route
+        self._clock: Clock = clock or SystemClock()
         self._loop = loop
         self._task: asyncio.Task[None] | None = None
         self._lost: asyncio.Event | None = None
@@ -126,8 +129,8 @@ class MqttLink:
         self._subs: dict[str, MessageHandler] = {}
         self._listeners: list[ConnectionListener] = []
         self._pending: dict[int, PubackCallback | None] = {}
-        self._early: dict[int, bool] = {}
-        self._completions: list[tuple[PubackCallback, bool]] = []
+        self._early: dict[int, tuple[bool, float]] = {}
+        self._completions: list[tuple[PubackCallback, bool, float]] = []
         self._plock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -187,7 +190,7 @@ class MqttLink:
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 user_properties: dict[str, str] | None = None,
-                on_puback: PubackCallback | None = None) -> None:
+                on_puback: PubackCallback | None = None, urgent: bool = False) -> None:
         if not self._connected:
             raise NotConnected(f"route {self.route} ({self.host}:{self.port}) is not connected", route=self.route)
         props = None
@@ -201,18 +204,21 @@ class MqttLink:
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise PublishFailed(f"publish to {topic!r} refused: {mqtt.error_string(info.rc)}",
                                 route=self.route, code=info.rc)
+        if urgent and self._loop is not None and self._on_loop_thread():
+            self._writable()                # onto the socket now, not at the end of this callback
         # NO_CONN: paho keeps the QoS 1 message and sends it after the reconnect; the
         # PUBACK still arrives through on_publish, so the callback stays registered.
         if qos == 0:
             if on_puback is not None:
-                self._dispatch(lambda: on_puback(True))
+                now = self._clock.time()
+                self._dispatch(lambda: on_puback(True, now))
             return
         with self._plock:
             early = self._early.pop(info.mid, None)
             if early is None:
                 self._pending[info.mid] = on_puback
         if early is not None and on_puback is not None:
-            self._dispatch(lambda: on_puback(early))
+            self._dispatch(lambda: on_puback(*early))
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> "MqttLink":
@@ -236,7 +242,7 @@ class MqttLink:
         if self._offline is not None and self._connected:
             done = asyncio.Event()
             try:
-                self._publish_direct(self._offline, lambda ok: done.set())
+                self._publish_direct(self._offline, lambda ok, at: done.set())
                 await asyncio.wait_for(done.wait(), min(timeout_s, 2.0))
             except (UplinkError, asyncio.TimeoutError):
                 pass
@@ -271,7 +277,7 @@ class MqttLink:
         if self._offline is not None and self._connected:
             done = threading.Event()
             try:
-                self._publish_direct(self._offline, lambda ok: done.set())
+                self._publish_direct(self._offline, lambda ok, at: done.set())
                 done.wait(min(timeout_s, 2.0))
             except UplinkError:
                 pass
@@ -284,14 +290,14 @@ class MqttLink:
         self._thread = None
         self._set_connected(False)
 
-    def _publish_direct(self, msg: RetainedMessage, cb: Callable[[bool], None]) -> None:
+    def _publish_direct(self, msg: RetainedMessage, cb: PubackCallback) -> None:
         info = self._client.publish(msg.topic, msg.payload, qos=1, retain=True)
         with self._plock:
             early = self._early.pop(info.mid, None)
             if early is None:
-                self._pending[info.mid] = lambda ok: cb(ok)
+                self._pending[info.mid] = cb
         if early is not None:
-            cb(early)
+            cb(*early)
 
     # ---- loop mode -----------------------------------------------------------------------
     def _on_loop_thread(self) -> bool:
@@ -343,7 +349,7 @@ class MqttLink:
             self._loop.add_writer(sock, self._writable)  # type: ignore[union-attr]
 
     def _readable(self) -> None:
-        rc = self._client.loop_read(max_packets=64)
+        rc = self._client.loop_read(max_packets=16)
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
             self._connection_lost(f"connection lost: {mqtt.error_string(rc)}")
 
@@ -469,7 +475,7 @@ class MqttLink:
         if self._subs:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._subs])
         if self._online is not None:
-            self._publish_direct(self._online, lambda ok: None)
+            self._publish_direct(self._online, lambda ok, at: None)
         self._set_connected(True)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
@@ -483,26 +489,27 @@ class MqttLink:
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: object,
                     properties: Properties | None) -> None:
         ok = not getattr(reason, "is_failure", False)
+        at = self._clock.time()
         with self._plock:
             if mid in self._pending:
                 cb = self._pending.pop(mid)
             else:
-                self._early[mid] = ok
+                self._early[mid] = (ok, at)
                 return
             if cb is None:
                 return
             # PUBACKs are handed over in batches: one dispatch (one loop wake-up) for all
             # completions that arrive while the loop has not run the previous batch yet.
             first = not self._completions
-            self._completions.append((cb, ok))
+            self._completions.append((cb, ok, at))
         if first:
             self._dispatch(self._run_completions)
 
     def _run_completions(self) -> None:
         with self._plock:
             batch, self._completions = self._completions, []
-        for cb, ok in batch:
-            cb(ok)
+        for cb, ok, at in batch:
+            cb(ok, at)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         topic, payload = msg.topic, bytes(msg.payload)
@@ -523,4 +530,14 @@ def gateway_link(*, gateway_id: str, version: str, clock: Clock, route: str = "p
     online = RetainedMessage(topic, encode_state(gateway_id=gateway_id, online=True, version=version, since=since))
     offline = RetainedMessage(topic, encode_state(gateway_id=gateway_id, online=False, version=version, since=since))
     return MqttLink(client_id=f"{gateway_id}-{route}", route=route, will=offline, online=online,
-                    offline=offline, **kwargs)  # type: ignore[arg-type]
+                    offline=offline, clock=clock, **kwargs)  # type: ignore[arg-type]
+
+
+def alarm_lane_link(*, gateway_id: str, clock: Clock, route: str = "primary", **kwargs: object) -> MqttLink:
+    """A second connection to a route's broker used only for alarms (client id
+    ``<gw>-<route>-alarms``; no state/last will — the main link owns those). Its own TCP
+    stream and network thread, so an alarm's PUBLISH and PUBACK never wait behind
+    telemetry on the wire or behind a busy event loop. Pass it as ``Forwarder(alarm_lane=...)``
+    and give it ``dispatch=loop.call_soon_threadsafe`` (thread mode: no ``loop``)."""
+    return MqttLink(client_id=f"{gateway_id}-{route}-alarms", route=route, clock=clock,
+                    **kwargs)  # type: ignore[arg-type]

@@ -7,8 +7,10 @@ from gateway.journal import AppendResult
 from gateway.model import Event
 from gateway.ports import JournalDepth
 
-PubackCallback = Callable[[bool], None]
-"""Called on the event loop: True when the broker PUBACKed (success reason code)."""
+PubackCallback = Callable[[bool, float], None]
+"""Called on the event loop with (ok, at): ok is True when the broker PUBACKed with a
+success reason code; ``at`` is the wall-clock time the PUBACK was received (taken where
+it arrived, before any hand-over to the loop)."""
 
 MessageHandler = Callable[[str, bytes], None]
 """Called on the event loop with (topic, payload) for a subscribed message."""
@@ -27,8 +29,10 @@ class Publisher(Protocol):
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 user_properties: dict[str, str] | None = None,
-                on_puback: PubackCallback | None = None) -> None:
-        """Queue a publication. Raises ``gateway.uplink.NotConnected`` when offline."""
+                on_puback: PubackCallback | None = None, urgent: bool = False) -> None:
+        """Queue a publication. Raises ``gateway.uplink.NotConnected`` when offline.
+
+        ``urgent``: put it on the wire now rather than with the next batch (alarms)."""
 
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         """Register a subscription (QoS 1); restored on every (re)connect."""

@@ -44,15 +44,16 @@ class FakePublication:
     payload: bytes
     retain: bool
     user_properties: dict[str, str] | None
-    on_puback: Callable[[bool], None] | None
+    on_puback: Callable[[bool, float], None] | None
     acked: bool = False
 
 
 class FakePublisher:
     """In-memory Publisher port; ``puback()`` completes publications in order."""
 
-    def __init__(self, route: str = "primary", connected: bool = True) -> None:
+    def __init__(self, route: str = "primary", connected: bool = True, clock: Any = None) -> None:
         self.route = route
+        self.clock = clock
         self._connected = connected
         self.published: list[FakePublication] = []
         self.handlers: dict[str, Callable[[str, bytes], None]] = {}
@@ -75,7 +76,7 @@ class FakePublisher:
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 user_properties: dict[str, str] | None = None,
-                on_puback: Callable[[bool], None] | None = None) -> None:
+                on_puback: Callable[[bool, float], None] | None = None, urgent: bool = False) -> None:
         if not self._connected:
             raise NotConnected(f"fake route {self.route} is disconnected", route=self.route)
         self.published.append(FakePublication(topic, payload, retain, user_properties, on_puback))
@@ -92,7 +93,7 @@ class FakePublisher:
                 p.acked = True
                 done += 1
                 if p.on_puback is not None:
-                    p.on_puback(ok)
+                    p.on_puback(ok, self.clock.time() if self.clock is not None else time.time())
         return done
 
     def decoded(self) -> list[Published]:
