@@ -9,7 +9,7 @@ IDLE_MS = const(60000)
 class Role:
     ROLE = 0          # wire role byte (wire.ROLE_*)
     NAME = ""
-    SCHEMA = {}       # role settings: key -> (kind, default, lo, hi), see config.py
+    SCHEMA: dict = {}  # role settings: key -> (kind, default, lo, hi), see config.py
 
     def __init__(self, app):
         self.app = app
