@@ -10,6 +10,32 @@ exercised too. Epoch merging is documented in docs/gps.md.
 """
 import sys
 
+
+def fix_json(fx):
+    """One-line JSON of a fix (exact decimal formatting, no float noise)."""
+    def deg(v):
+        if v is None:
+            return "null"
+        sign = "-" if v < 0 else ""
+        v = -v if v < 0 else v
+        return "%s%d.%07d" % (sign, v // 10000000, v % 10000000)
+
+    def dec(v, div, places):
+        if v is None:
+            return "null"
+        sign = "-" if v < 0 else ""
+        v = -v if v < 0 else v
+        fmt = "%s%d.%0" + str(places) + "d"
+        return fmt % (sign, v // div, v % div)
+
+    t = fx.iso_time()
+    return ('{"time": %s, "lat": %s, "lon": %s, "alt_m": %s, "speed_mps": %s, '
+            '"course_deg": %s, "fix_quality": %s, "sats": %s}') % (
+        "null" if t is None else '"%s"' % t, deg(fx.lat_e7), deg(fx.lon_e7),
+        dec(fx.alt_dm, 10, 1), dec(fx.speed_mmps, 1000, 3), dec(fx.course_cdeg, 100, 2),
+        "null" if fx.quality is None else fx.quality, "null" if fx.sats is None else fx.sats)
+
+
 if sys.implementation.name == "micropython":
     def _worker(libdir, chunk):
         sys.path.insert(0, libdir)
@@ -22,9 +48,9 @@ if sys.implementation.name == "micropython":
             if not data:
                 break
             for fx in p.feed(data):
-                w(nmea.fix_json(fx) + "\n")
+                w(fix_json(fx) + "\n")
         for fx in p.flush():
-            w(nmea.fix_json(fx) + "\n")
+            w(fix_json(fx) + "\n")
         st = p.stats()
         w("{" + ", ".join('"%s": %d' % (k, st[k]) for k in (
             "sentences", "fixes", "checksum_errors", "malformed", "overflow", "unchecked",
@@ -48,8 +74,8 @@ def run_cpython(data: bytes, chunk: int) -> list[str]:
     p = nmea.NmeaParser()
     out = []
     for i in range(0, len(data), chunk):
-        out += [nmea.fix_json(f) for f in p.feed(data[i:i + chunk])]
-    out += [nmea.fix_json(f) for f in p.flush()]
+        out += [fix_json(f) for f in p.feed(data[i:i + chunk])]
+    out += [fix_json(f) for f in p.flush()]
     st = p.stats()
     keys = ("sentences", "fixes", "checksum_errors", "malformed", "overflow", "unchecked", "ignored", "no_fix")
     out.append(json.dumps({k: st[k] for k in keys}))

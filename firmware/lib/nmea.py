@@ -439,28 +439,3 @@ class NmeaParser:
             cur.course_cdeg = _dec(f[1], 2)
         if cur.speed_mmps is None and f[7]:
             cur.speed_mmps = (_dec(f[7], 3) * 1000 + 1800) // 3600
-
-
-def fix_json(fx):
-    """The bench's one-line JSON of a fix (exact decimal formatting, no float noise)."""
-    def deg(v):
-        if v is None:
-            return "null"
-        sign = "-" if v < 0 else ""
-        v = -v if v < 0 else v
-        return "%s%d.%07d" % (sign, v // 10000000, v % 10000000)
-
-    def dec(v, div, places):
-        if v is None:
-            return "null"
-        sign = "-" if v < 0 else ""
-        v = -v if v < 0 else v
-        fmt = "%s%d.%0" + str(places) + "d"
-        return fmt % (sign, v // div, v % div)
-
-    t = fx.iso_time()
-    return ('{"time": %s, "lat": %s, "lon": %s, "alt_m": %s, "speed_mps": %s, '
-            '"course_deg": %s, "fix_quality": %s, "sats": %s}') % (
-        "null" if t is None else '"%s"' % t, deg(fx.lat_e7), deg(fx.lon_e7),
-        dec(fx.alt_dm, 10, 1), dec(fx.speed_mmps, 1000, 3), dec(fx.course_cdeg, 100, 2),
-        "null" if fx.quality is None else fx.quality, "null" if fx.sats is None else fx.sats)

@@ -149,8 +149,8 @@ class GpsRole(Role):
     # -- GNSS -----------------------------------------------------------------------------
     def _read_gnss(self, now):
         got = False
-        for _ in range(8):  # bounded per loop step
-            b = self.uart.read(256)
+        for _ in range(8):  # bounded per loop step, small reads keep the heap flat
+            b = self.uart.read(128)
             if not b:
                 break
             got = True
