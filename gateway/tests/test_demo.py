@@ -34,3 +34,30 @@ def test_demo_short_with_outage_loses_nothing(tmp_path):
 def test_demo_rejects_bad_arguments():
     p = subprocess.run([GATEWAY, "demo", "--duration", "0"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "--duration" in p.stderr
+
+
+def test_demo_ctrl_c_stops_everything(tmp_path):
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([GATEWAY, "demo", "--duration", "60", "--no-discovery", "--data-dir", str(tmp_path / "gw")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "ALARM" in line:               # the chain is up and alarms flow
+            break
+    assert any("ALARM" in ln for ln in lines), "".join(lines)
+    mosq = next(ln for ln in lines if "started Mosquitto on" in ln).split()[-1]
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    host, port = mosq.rsplit(":", 1)
+    from gateway.broker import port_open
+    assert not port_open(host, int(port))          # the demo's broker was stopped

@@ -32,3 +32,29 @@ def test_advertise_and_discover_on_loopback():
         after = await asyncio.to_thread(discover, 1.0, interfaces=("127.0.0.1",))
         assert all(g.id != "gw-disc-test" for g in after)     # unregistered on stop
     asyncio.run(run())
+
+
+def test_daemon_advertises_its_status_port(tmp_path):
+    """The composition root advertises the gateway id, version and the real status port."""
+    from gateway import __version__
+    from gateway.config import load_config
+    from gateway.daemon import bootstrap
+    from gateway.status import fetch_status
+    from gateway.uplink.testing import FakePublisher
+
+    cfg = load_config(None, env={}, overrides={
+        "gateway": {"id": "gw-disc-daemon", "data_dir": str(tmp_path / "gw")},
+        "status": {"port": 0}, "discovery": {"interfaces": ["127.0.0.1"]}})
+
+    async def run():
+        rt = bootstrap(cfg, publisher=FakePublisher(connected=False), serial=False)
+        await rt.async_start()
+        try:
+            found = await asyncio.to_thread(discover, 2.0, interfaces=("127.0.0.1",))
+            gw = next(g for g in found if g.id == "gw-disc-daemon")
+            assert gw.port == rt.status_server.port and gw.version == __version__
+            snap = await asyncio.to_thread(fetch_status, gw.status_url)
+            assert snap["gateway"] == "gw-disc-daemon" and snap["uplink"]["connected"] is False
+        finally:
+            await rt.async_stop()
+    asyncio.run(run())

@@ -1,0 +1,62 @@
+"""Daemon with [ble] enabled: bleak's real BlueZ backend on a fake BlueZ (private D-Bus) →
+the daemon's scanner wiring → ingress → real Mosquitto."""
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+from gateway.codec.bthome import encode_advert
+from gateway.config import load_config
+from gateway.console import ResponseConsole, make_console_link
+from gateway.daemon import bootstrap
+from gateway.tests.fakebluez import FakeBluez
+from gateway.tests.fakebluez.fixtures import system_bus  # noqa: F401  (fixture)
+
+MAC = "A4:C1:38:0D:00:01"
+DEV = "a4c1380d0001"
+KEY = bytes(range(16))
+
+
+async def until(pred, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def test_encrypted_bthome_fall_advert_reaches_the_broker(tmp_path, mosquitto, system_bus):
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        cfg = load_config(None, env={}, overrides={
+            "gateway": {"id": "gw-ble", "data_dir": str(tmp_path / "gw")},
+            "uplink": {"port": mosquitto.port}, "status": {"port": 0}, "discovery": {"enabled": False},
+            "ble": {"enabled": True, "adapter": "hci0"},
+            "devices": {DEV: {"role": "fall", "key": KEY.hex()}}})
+        async with FakeBluez(system_bus) as bluez:
+            dev = bluez.add_device(MAC)
+            rt = bootstrap(cfg, loop=loop, serial=False)
+            clink = make_console_link("127.0.0.1", mosquitto.port, client_id="t-ble-console",
+                                      dispatch=loop.call_soon_threadsafe)
+            console = ResponseConsole(clink, out=io.StringIO()).start()
+            clink.start()
+            await rt.async_start()
+            try:
+                await until(lambda: rt.uplink_connected() and clink.connected)
+                await until(lambda: rt._ble is not None and rt._ble[0].running)
+                sealed = encode_advert([(0x01, 64), (0xF0, 2), (0x54, bytes([0x10, 0x9C, 0x01, 0x00]))],
+                                       key=KEY, mac=MAC, counter=7)
+                dev.advertise(service_data={"fcd2": sealed}, rssi=-67)
+                eid = f"{DEV}-00000007"
+                await until(lambda: eid in console.stats.alarms)
+                a = console.stats.alarms[eid]
+                assert a.type == "fall_detected" and a.device == DEV
+                st = rt.registry.get(DEV)
+                assert st.battery_pct == 64 and st.rssi == -67
+                snap = rt.snapshot()
+                assert any(ln["name"] == "ble" for ln in snap["links"])
+            finally:
+                await rt.async_stop()
+                clink.stop()
+    asyncio.run(asyncio.wait_for(scenario(), 90))
