@@ -285,12 +285,124 @@ class GatewayProcess:
                 self.proc.wait(5)
 
 
+class AcceleratedClock:
+    """The gateway's :class:`~gateway.ports.Clock` with a settable start and jumps forward.
+
+    Time runs at real speed from ``start_epoch`` (both wall and monotonic) and ``advance(s)``
+    jumps both ahead: "30 minutes later" in one call. Injected through ``bootstrap(clock=...)``
+    (the daemon has no time-scale option, so accelerated scenarios run it in-process).
+    """
+
+    def __init__(self, start_epoch: float) -> None:
+        self._lock = threading.Lock()
+        self._offset = start_epoch - time.time()
+        self._mono_offset = 0.0
+
+    def time(self) -> float:
+        with self._lock:
+            return time.time() + self._offset
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._mono_offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
+            self._mono_offset += seconds
+
+
+class InProcessGateway:
+    """The gateway wired by ``gateway.daemon.bootstrap`` in this process (own event loop thread),
+    with an injected clock; real serial links, journal and MQTT route. Same surface as GatewayProcess."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any], clock: Any) -> None:
+        self.workdir = workdir
+        self.config = config
+        self.clock = clock
+        self.config_path = workdir / "gateway.toml"
+        self.config_path.write_text(to_toml(config))
+        self.runtime: Any = None
+        self._loop: Any = None
+        self._thread: threading.Thread | None = None
+        self._stop: Any = None
+
+    def start(self) -> "InProcessGateway":
+        import asyncio
+
+        from gateway.config import load_config
+        from gateway.daemon import bootstrap
+
+        cfg = load_config(self.config_path, env={})
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+
+            async def main() -> None:
+                self._stop = asyncio.Event()
+                try:
+                    self.runtime = bootstrap(cfg, clock=self.clock, loop=loop, advertise=False)
+                    await self.runtime.async_start()
+                except BaseException as exc:   # reported to the starting thread
+                    errors.append(exc)
+                    ready.set()
+                    return
+                ready.set()
+                await self._stop.wait()
+                await self.runtime.async_stop()
+            loop.run_until_complete(main())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="gateway-in-process")
+        self._thread.start()
+        if not ready.wait(30):
+            raise BenchStartError("gateway (in-process)", "did not start in 30 s")
+        if errors:
+            raise BenchStartError("gateway (in-process)", repr(errors[0]))
+        return self
+
+    def call(self, fn: Callable[[], Any], timeout_s: float = 10) -> Any:
+        """Run ``fn`` on the gateway's event loop and return its result."""
+        import concurrent.futures
+
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+
+        def go() -> None:
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+        self._loop.call_soon_threadsafe(go)
+        return fut.result(timeout_s)
+
+    def status(self) -> dict[str, Any] | None:
+        if self.runtime is None or self._loop is None:
+            return None
+        return self.call(self.runtime.snapshot)
+
+    def log(self) -> str:
+        return "(in-process gateway: see the captured log output)"
+
+    def power_cut(self) -> None:
+        raise NotImplementedError("an in-process gateway cannot be killed; use the subprocess gateway")
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(15)
+
+
 # ------------------------------------------------------------------ the bench
 class EmulatedBench:
     """Start everything for a list of devices; use as a context manager."""
 
     def __init__(self, workdir: Path, devices: list[DeviceSpec], *, gateway: dict[str, Any] | None = None,
-                 platform_accept: bool = False) -> None:
+                 platform_accept: bool = False, clock: AcceleratedClock | None = None) -> None:
+        self.clock = clock            # set: the gateway runs in-process on this clock
         self.workdir = workdir
         self.specs = devices
         self.gateway_overrides = gateway or {}
@@ -300,7 +412,7 @@ class EmulatedBench:
         self.platform: PlatformStub | None = None
         self.serial: dict[str, SerialFaultProxy] = {}
         self.firmware: dict[str, FirmwareProcess] = {}
-        self.gw: GatewayProcess | None = None
+        self.gw: Any = None   # GatewayProcess, or InProcessGateway when a clock is injected
         self.downlinks: dict[str, list[tuple[float, Any, Any]]] = {}   # name -> (wall, Frame, payload)
         self._decoders: dict[str, Any] = {}
         self._dl_lock = threading.Lock()
@@ -338,7 +450,10 @@ class EmulatedBench:
         for s in self.specs:
             proxy = SerialFaultProxy(tap=lambda d, b, name=s.name: self._tap(name, d, b)).start()
             self.serial[s.name] = proxy
-        self.gw = GatewayProcess(self.workdir, self.gateway_config()).start()
+        if self.clock is not None:
+            self.gw = InProcessGateway(self.workdir, self.gateway_config(), self.clock).start()
+        else:
+            self.gw = GatewayProcess(self.workdir, self.gateway_config()).start()
         self.wait_links_up()
         wait_until(lambda: self.platform.gateway_online(GATEWAY_ID), 20, "the gateway's online state at the platform")
         for s in self.specs:
@@ -434,5 +549,5 @@ class EmulatedBench:
         self.stop()
 
 
-__all__ = ["BenchStartError", "DeviceSpec", "EmulatedBench", "FirmwareProcess", "GatewayProcess",
+__all__ = ["AcceleratedClock", "InProcessGateway", "BenchStartError", "DeviceSpec", "EmulatedBench", "FirmwareProcess", "GatewayProcess",
            "FaultPolicy", "GATEWAY_ID", "deep_merge", "to_toml", "wait_until"]

@@ -41,7 +41,7 @@ def _pairs(s):
 
 def main(argv):
     o = _opts(argv)
-    from hal.host import HostHal, HostPin, RealClock, HostI2C, PtyUart
+    from hal.host import HostHal, HostPin, RealClock, HostI2C, PtyUart, LoopUart
 
     class BenchPtyUart(PtyUart):
         # hal.host.PtyUart.write calls flush() after each write, which is fsync() on the
@@ -65,6 +65,15 @@ def main(argv):
             return HostPin.value(self, v)
 
     class BenchHal(HostHal):
+        # a sensor UART with bytes waiting wakes the loop (a UART RX interrupt on the board);
+        # hal.host only wakes on the link pty and pin edges in real-time mode
+        def _fire(self):
+            fired = HostHal._fire(self)
+            for name, u in self._uarts.items():
+                if name != "link" and isinstance(u, LoopUart) and u.any():
+                    return True
+            return fired
+
         def pin(self, name, mode="in", pull=None):
             p = self.pins.get(name)
             if p is None:
