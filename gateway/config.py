@@ -101,6 +101,12 @@ class MainsSource(str, enum.Enum):
     EMULATED = "emulated"  # demo/tests: set programmatically
 
 
+class DeviceLink(str, enum.Enum):
+    AUTO = "auto"              # serial frames / BTHome adverts: whatever the device sends
+    BLE_GATT = "ble-gatt"      # the gateway connects to the device's WT frame GATT service
+    BLE_HEALTH = "ble-health"  # standard GATT health profiles (blood pressure, SpO2, ...)
+
+
 class ZoneShape(str, enum.Enum):
     CIRCLE = "circle"
     POLYGON = "polygon"
@@ -197,6 +203,8 @@ class DeviceSection:
     silent_after_s: float = field(default=0.0, metadata=meta(min=0, max=604800, unit="s", example=180,
                                                              doc="0 = use supervision.silent_after_s"))
     supervised: bool = field(default=True, metadata=meta(example="true"))
+    link: DeviceLink = field(default=DeviceLink.AUTO, metadata=meta(
+        example='"ble-gatt"', doc="ble-gatt / ble-health: the gateway keeps a GATT connection (needs [ble] enabled)"))
 
 
 @dataclass(frozen=True)
@@ -594,6 +602,9 @@ def _cross_check(cfg: GatewayConfig, issues: list[ConfigIssue]) -> None:
         if d.id in seen:  # pragma: no cover - TOML tables cannot repeat
             issues.append(ConfigIssue(f"devices.{d.id}", _MISSING, "duplicate device", "keep one table per device"))
         seen.add(d.id)
+        if d.link is not DeviceLink.AUTO and not cfg.ble.enabled:
+            issues.append(ConfigIssue(f"devices.{d.id}.link", d.link.value, "needs BLE, but [ble] enabled = false",
+                                      "set enabled = true in [ble], or link = \"auto\""))
         if d.role is Role.GATEWAY:
             issues.append(ConfigIssue(f"devices.{d.id}.role", "gateway", "is reserved for the gateway itself",
                                       'set e.g. role = "button"'))

@@ -325,7 +325,9 @@ class GatewayRuntime:
                  self.cfg.uplink.host, self.cfg.uplink.port)
 
     async def _start_ble(self) -> None:
-        from gateway.transports.ble import BleConfig, BlueZAdapterPower, BleScanner
+        from gateway.config import DeviceLink
+        from gateway.transports.ble import BleConfig, BleFrameLink, BleHealthClient, BlueZAdapterPower, BleScanner
+        from gateway.transports.ble_links import SupervisedGattLink
         from gateway.transports.ble_watchdog import BleWatchdog
 
         bcfg = BleConfig(adapter=self.cfg.ble.adapter)
@@ -333,6 +335,29 @@ class GatewayRuntime:
         watchdog = BleWatchdog(scanner, BlueZAdapterPower(bcfg), clock=self.clock)
         self._ble = (scanner, watchdog)
         self._tasks.append(self.loop.create_task(watchdog.async_run(), name="ble"))
+        for dev in self.cfg.devices:
+            mac = ":".join(dev.id[i:i + 2] for i in range(0, 12, 2)).upper()
+            session: Any
+            if dev.link is DeviceLink.BLE_GATT:
+                name = f"ble:{mac}"
+                session = BleFrameLink(mac, bcfg, on_bytes=functools.partial(self.on_link_bytes, name),
+                                       resolve=scanner.known_device)
+            elif dev.link is DeviceLink.BLE_HEALTH:
+                name = f"ble-health:{mac}"
+                session = BleHealthClient(mac, bcfg, on_measurement=self.on_gatt_measurement,
+                                          resolve=scanner.known_device)
+            else:
+                continue
+            link = SupervisedGattLink(session, on_state=self.on_link_state, clock=self.clock, name=name)
+            self.add_link(link)
+            link.start()
+
+    def on_gatt_measurement(self, mac: str, uuid16: int, data: bytes) -> None:
+        try:
+            self._handle(self.ingress.gatt_measurement(mac, uuid16, data))
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("handling a GATT measurement from %s failed", mac)
 
     def _tick_rules(self) -> None:
         self.engine.tick()
@@ -356,7 +381,10 @@ class GatewayRuntime:
             self._ble[1].request_stop()
         for link in list(self.links.values()):
             try:
-                await asyncio.to_thread(link.stop)   # serial links join their threads
+                if hasattr(link, "async_stop"):
+                    await link.async_stop()          # GATT links live on the loop
+                else:
+                    await asyncio.to_thread(link.stop)   # serial links join their threads
             except Exception:
                 log.exception("stopping link %s failed", getattr(link, "name", link))
         for t in self._tasks:

@@ -213,3 +213,12 @@ def test_every_schema_key_is_documented():
     missing = [k for k in [*keys(GatewayConfig, ""), *keys(DeviceSection, "devices.<id>."),
                            *keys(Zone, "rules.geofence.zones[].")] if f"`{k}`" not in doc]
     assert missing == []
+
+
+def test_gatt_device_link_needs_ble():
+    with pytest.raises(ConfigError) as ei:
+        load_config(None, env={}, overrides={"devices": {"a4c1380a1b2c": {"role": "gps", "link": "ble-gatt"}}})
+    assert 'devices.a4c1380a1b2c.link = "ble-gatt": needs BLE' in str(ei.value)
+    cfg = load_config(None, env={}, overrides={"ble": {"enabled": True},
+                                                "devices": {"a4c1380a1b2c": {"role": "gps", "link": "ble-gatt"}}})
+    assert cfg.device("a4c1380a1b2c").link.value == "ble-gatt"
