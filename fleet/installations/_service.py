@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import date
 from typing import Any
 
@@ -95,14 +96,15 @@ def create(tx: Tx, actor: Actor, *, resident_ref: str, location: str, kit: str, 
     gateways = [i for i in k["items"] if i["role"] == "gateway"]
     if len(gateways) != 1 or not gateways[0]["hw_id"]:
         raise ValidationError(f"kit {kit} needs exactly one gateway with a gateway id", field="kit")
-    n = int(tx.scalar("SELECT coalesce(max(id), 0) + 1 FROM installation"))
-    code = f"I-{n:06d}"
+    pending = "pending-" + uuid.uuid4().hex  # the final code derives from the id (no race between creators)
     iid = tx.scalar(
         "INSERT INTO installation (code, municipality_id, status, resident_ref, location_id, kit_id, gateway_id,"
         " checklist, consent_kind, consent_ref, consent_date, routing, created_at, created_by, updated_at, updated_by,"
         " version) VALUES (?, ?, 'commissioning', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id",
-        (code, mun, ref, loc["id"], k["id"], gateways[0]["hw_id"], json.dumps({}), kind, cref, cdate, routing_json,
+        (pending, mun, ref, loc["id"], k["id"], gateways[0]["hw_id"], json.dumps({}), kind, cref, cdate, routing_json,
          at, actor.name, at, actor.name))
+    code = f"I-{int(iid):06d}"
+    tx.execute("UPDATE installation SET code = ? WHERE id = ?", (code, iid))
     for it in k["items"]:
         transition(tx, actor, it["serial"], ItemState.IN_TRANSIT, reason=f"to installation {code}", ref=code,
                    installation_id=iid, at=at)

@@ -6,6 +6,7 @@ transaction. No database driver is imported here.
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from ..access import Actor, Permission, audit
@@ -372,11 +373,12 @@ def assemble_kit(tx: Tx, actor: Actor, template: str, serials: Sequence[str], *,
         raise ValidationError("all items of a kit must be at the same location; move them first", field="serials")
     loc_id = locs.pop()
     actor.require(Permission.STOCK_WRITE, _location_municipality(tx, loc_id))
-    if code is None:
-        n = int(tx.scalar("SELECT coalesce(max(id), 0) + 1 FROM kit"))
-        code = f"K-{n:06d}"
     kit_id = tx.scalar("INSERT INTO kit (code, template_code, state, location_id, created_at, created_by)"
-                       " VALUES (?, ?, ?, ?, ?, ?) RETURNING id", (code, template, "assembled", loc_id, at, actor.name))
+                       " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                       (code or "pending-" + uuid.uuid4().hex, template, "assembled", loc_id, at, actor.name))
+    if code is None:  # the code derives from the id, so concurrent assemblers never collide
+        code = f"K-{int(kit_id):06d}"
+        tx.execute("UPDATE kit SET code = ? WHERE id = ?", (code, kit_id))
     for it in items:
         transition(tx, actor, it["serial"], ItemState.IN_KIT, reason=f"kit {code} assembled", ref=code, at=at,
                    kit_id=kit_id)

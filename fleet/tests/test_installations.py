@@ -166,3 +166,42 @@ def test_handover_report_markdown_and_html(world, admin, clock):
     assert "Who goes out on the alarm? | home care night team" in md
     html = ins.render_html({**shown, "routing": {**ROUTING, "staff_group": "<script>"}})
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_concurrent_edits_on_two_connections_one_conflict(world, store_url, admin, clock):
+    """Two technicians on two database connections save at the same moment: one wins,
+    the other gets a Conflict — never a silent lost update."""
+    import threading
+
+    from fleet.store import open_store
+
+    inst = make(world, admin, clock)
+    code, v = inst["code"], inst["version"]
+    serial = next(d["serial"] for d in inst["devices"] if d["role"] == "button")
+    barrier = threading.Barrier(2)
+    results: dict[str, object] = {}
+
+    def edit(name: str, answer: str) -> None:
+        s = open_store(store_url)
+        try:
+            barrier.wait(10)
+            with s.transaction() as tx:
+                ins.set_checklist(tx, Actor(name, Role.TECHNICIAN, None), code, serial, {"charging_routine": answer},
+                                  expected_version=v, at=clock())
+            results[name] = "ok"
+        except Conflict as exc:
+            results[name] = exc
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=edit, args=(n, a)) for n, a in (("anne", "weekly"), ("bjorn", "daily"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(type(r).__name__ for r in results.values()) == ["Conflict", "str"]
+    winner = next(n for n, r in results.items() if r == "ok")
+    with world.transaction() as tx:
+        shown = ins.show(tx, admin, code, at=clock())
+    assert shown["version"] == v + 1
+    assert shown["checklist"][serial]["charging_routine"] == {"anne": "weekly", "bjorn": "daily"}[winner]
