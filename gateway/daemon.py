@@ -450,7 +450,7 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
         on_alarm_escalated=lambda e, step: holder["rt"].on_alarm_escalated(e, step),
         journal_recovery=journal.recovery, **({"alarm_lane": lane} if lane is not None else {}))
     engine_rules = build_rules(cfg, registry, mains, lambda: holder["rt"].uplink_connected(), clock)
-    engine = RuleEngine(cfg.gateway.id, engine_rules, journal, forwarder, clock)
+    engine = RuleEngine(cfg.gateway.id, engine_rules, journal, forwarder, clock, state=journal)
     rt = GatewayRuntime(cfg, loop=loop, clock=clock, journal=journal, writer=writer, ingress=ingress,
                         forwarder=forwarder, primary=primary, fallback=fallback, registry=registry,
                         engine=engine, mains=mains, advertise=advertise)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
@@ -47,6 +48,24 @@ class GatewayCounter(Protocol):
     def next_gateway_counter(self) -> int: ...
 
 
+class StateStore(Protocol):
+    """Small durable key-value store (the journal's ``get_state``/``set_state``)."""
+
+    def get_state(self, key: str) -> bytes | None: ...
+
+    def set_state(self, key: str, value: bytes) -> None: ...
+
+
+class StatefulRule(Protocol):
+    """A rule whose pending timers must survive a gateway restart."""
+
+    name: str
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
 def in_window(ts: float, start: _dt.time, end: _dt.time, tz: ZoneInfo) -> bool:
     """True if local wall time of ``ts`` is in [start, end); windows may cross midnight."""
     t = _dt.datetime.fromtimestamp(ts, tz).time()
@@ -60,19 +79,51 @@ class RuleEngine:
 
     Event ids are ``<gateway>-g<counter:010d>`` from the journal's durable counter. A rule
     that raises an exception is logged and skipped for that call; the others still run.
+    Rules with ``snapshot``/``restore`` (pending bed exits, due doses) are persisted in
+    ``state`` (key ``rules.<name>``) whenever their pending state changes, and restored at
+    construction, so a restart during a 30-minute wait does not forget the timer.
     """
 
     def __init__(self, gateway_id: str, rules: Iterable[Rule], counter: GatewayCounter,
                  sink: EventSink, clock: Clock,
-                 on_raised: Callable[[Event], None] | None = None) -> None:
+                 on_raised: Callable[[Event], None] | None = None,
+                 state: StateStore | None = None) -> None:
         self.gateway_id = gateway_id
         self.rules = list(rules)
         self.counter = counter
         self.sink = sink
         self.clock = clock
         self.on_raised = on_raised
+        self.state = state
         self.raised = 0
         self.errors = 0
+        self._persisted: dict[str, bytes] = {}
+        if state is not None:
+            for rule in self.rules:
+                if hasattr(rule, "restore"):
+                    self._persisted[f"rules.{rule.name}"] = b"{}"   # nothing stored = nothing pending
+                    self._restore(rule, state)
+
+    def _restore(self, rule: Any, state: StateStore) -> None:
+        key = f"rules.{rule.name}"
+        raw = state.get_state(key)
+        if not raw:
+            return
+        try:
+            rule.restore(json.loads(raw.decode()))
+            self._persisted[key] = raw
+            log.info("rule %s: restored pending state %s", rule.name, raw.decode())
+        except (ValueError, KeyError, TypeError):
+            log.warning("rule %s: stored state unreadable, starting empty: %r", rule.name, raw[:200])
+
+    def _persist(self, rule: Any) -> None:
+        if self.state is None or not hasattr(rule, "snapshot"):
+            return
+        key = f"rules.{rule.name}"
+        raw = json.dumps(rule.snapshot(), sort_keys=True).encode()
+        if self._persisted.get(key) != raw:
+            self.state.set_state(key, raw)
+            self._persisted[key] = raw
 
     def on_event(self, event: Event) -> list[Event]:
         if event.event_id.startswith(f"{self.gateway_id}-g"):
@@ -96,7 +147,12 @@ class RuleEngine:
             self.errors += 1
             log.exception("rule %s failed", getattr(rule, "name", rule))
             return []
-        return [self._emit(r) for r in raised]
+        out = [self._emit(r) for r in raised]
+        try:
+            self._persist(rule)
+        except Exception:  # storage trouble: the rule keeps working from memory
+            log.exception("rule %s: persisting pending state failed", getattr(rule, "name", rule))
+        return out
 
     def _emit(self, r: Raised) -> Event:
         counter = self.counter.next_gateway_counter()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 from gateway.config import BedRule, DoorRule, DoseRule, Zone, ZoneShape
@@ -52,6 +52,12 @@ class BedNotReturnedRule:
     @property
     def pending(self) -> dict[str, float]:
         return {d: t for d, (t, _) in self._out.items()}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {d: [t, test] for d, (t, test) in self._out.items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._out = {str(d): (float(v[0]), bool(v[1])) for d, v in state.items()}
 
 
 class DoorAtNightRule:
@@ -109,6 +115,16 @@ class MissedDoseRule:
         else:
             self._due.pop(key, None)
         return ()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {f"{d}/{slot}/{sched}": [t, test] for (d, slot, sched), (t, test) in self._due.items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        due = {}
+        for k, v in state.items():
+            d, slot, sched = k.split("/")
+            due[(d, int(slot), int(sched))] = (float(v[0]), bool(v[1]))
+        self._due = due
 
     def tick(self, now: float) -> Iterable[Raised]:
         out = []

@@ -403,3 +403,57 @@ def test_build_rules_from_config_respects_enabled_flags():
     names = [r.name for r in build_rules(cfg, DeviceRegistry(), EmulatedMainsInput(), lambda: True, FakeClock(0))]
     assert "door" not in names and {"bed", "dose", "battery", "supervision", "mains", "uplink"} <= set(names)
     assert "geofence" not in names                    # no zones configured
+
+
+class FakeState:
+    def __init__(self) -> None:
+        self.kv: dict[str, bytes] = {}
+        self.writes = 0
+
+    def get_state(self, key):
+        return self.kv.get(key)
+
+    def set_state(self, key, value):
+        self.kv[key] = value
+        self.writes += 1
+
+
+def test_pending_bed_exit_and_dose_survive_a_restart():
+    t0 = at(2026, 11, 23, 2, 0)
+    clock, store = FakeClock(t0), FakeState()
+
+    def engine(sink):
+        return RuleEngine("gw-1", [bed_rule(), MissedDoseRule(DoseRule(delay_min=30))], FakeCounter(), sink, clock,
+                          state=store)
+
+    first = engine(FakeSink())
+    first.on_event(ev(EventCode.BED_OUT, BED, t0))
+    first.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=1, scheduled_min=120))
+    first.on_event(ev(EventCode.DOOR_OPEN, DOOR, t0))        # no state change: no extra write
+    assert set(store.kv) == {"rules.bed", "rules.dose"} and store.writes == 2
+    clock.t = t0 + 10 * 60
+    first.tick()
+    assert store.writes == 2                                  # unchanged state is not rewritten
+    # gateway restarts 10 minutes into the wait
+    sink = FakeSink()
+    second = engine(sink)
+    clock.t = t0 + 30 * 60
+    second.tick()
+    assert sorted(e.code.name for e in sink.events) == ["BED_NOT_RETURNED", "DOSE_MISSED"]
+    assert json_loads(store.kv["rules.bed"]) == {} and json_loads(store.kv["rules.dose"]) == {}
+    # and a third start has nothing pending any more
+    sink3 = FakeSink()
+    engine(sink3).tick(t0 + 3600)
+    assert sink3.events == []
+
+
+def test_unreadable_rule_state_starts_empty():
+    store = FakeState()
+    store.kv["rules.bed"] = b"{not json"
+    eng = RuleEngine("gw-1", [bed_rule()], FakeCounter(), FakeSink(), FakeClock(0), state=store)
+    assert eng.rules[0].pending == {}
+
+
+def json_loads(raw: bytes):
+    import json
+    return json.loads(raw)
