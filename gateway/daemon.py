@@ -23,6 +23,7 @@ Everything is validated before anything is opened: ``bootstrap`` takes a validat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -40,6 +41,7 @@ from gateway.journal import JournalWriter, SqliteJournal
 from gateway.mains import MainsInput, mains_input_from_config
 from gateway.model import Event
 from gateway.ports import Clock, SystemClock
+from gateway.remote import RemoteCommands
 from gateway.rules import RuleEngine, build_rules
 from gateway.status import StatusServer, health_payload
 from gateway.transports import LinkState
@@ -158,6 +160,9 @@ class GatewayRuntime:
                                       "feedback_sent": 0, "handler_errors": 0}
         self.on_event_stored: list[Callable[[Event, bool], None]] = []
         self._stopping = False
+        self.remote = RemoteCommands(
+            cfg.gateway.id, __version__, clock, paired=lambda d: d in cfg.device_keys,
+            known_role=lambda d: (dev.role.name.lower() if (dev := cfg.device(d)) is not None else None))
 
     # ------------------------------------------------------------ links
     def add_link(self, link: Any) -> None:
@@ -199,6 +204,8 @@ class GatewayRuntime:
             self._send(link_name, data)
         for event in res.events:
             self.stats["events"] += 1
+            if not event.test and self.remote.is_test(event.device_id):
+                event = dataclasses.replace(event, test=True)   # commissioning: recorded, not dispatched
             link = res.event_links.get(event.event_id)
             self.forwarder.submit(event, functools.partial(self._stored, link=link))
 
@@ -242,6 +249,27 @@ class GatewayRuntime:
         self._send(link, self.ingress.feedback_frame(event.device_id, event.seq, state))
         self.stats["feedback_sent"] += 1
 
+    def on_cmd_message(self, topic: str, payload: bytes) -> None:
+        """``wt.cmd/1`` from the fleet: apply, answer on ``…/cmd/result``."""
+        try:
+            result = self.remote.handle(payload)
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("command handling failed")
+            return
+        if result is None:
+            return
+        import json
+
+        data = json.dumps(result).encode()
+        for route in (self.primary, self.fallback):
+            if route is not None and route.connected:
+                try:
+                    route.publish(Topics(self.cfg.gateway.id).cmd_result, data, qos=1)
+                    return
+                except UplinkError as exc:
+                    log.warning("cmd result not published on %s: %s", getattr(route, "route", "?"), exc)
+
     # ------------------------------------------------------------ status / health
     def _routes(self) -> list[Publisher]:
         return [r for r in (self.alarm_lane, self.primary, self.fallback) if r is not None]
@@ -273,6 +301,7 @@ class GatewayRuntime:
                       "active": [r.name for r in self.engine.rules]},
             "ingress": {"rejects": self.ingress.counters.snapshot(), "duplicates": self.ingress.duplicates},
             "stats": dict(self.stats),
+            "test_mode": self.remote.test_devices(),
             "status_port": self.status_server.port if self.status_server else None,
         }
 
@@ -293,6 +322,9 @@ class GatewayRuntime:
     # ------------------------------------------------------------ lifecycle
     async def async_start(self) -> None:
         self.writer.start()
+        for route in (self.primary, self.fallback):   # the alarm lane does not take commands
+            if route is not None:
+                route.subscribe(Topics(self.cfg.gateway.id).cmd, self.on_cmd_message)
         for route in self._routes():
             if hasattr(route, "start"):
                 route.start()
