@@ -11,8 +11,10 @@ Prints one line per role and, as the LAST line, JSON:
   {"heapsize": "<cap>", "peak_bytes": {role: firmware peak}, "total_peak_bytes": {...},
    "harness_bytes": {...}, "word_bytes": 8, ...}
 
-peak_bytes = peak live heap - heap held by the simulation harness (host HAL,
-simulated gateway, emulators, this script), measured before boot. The unix port
+peak_bytes = peak live heap - heap held by the simulation harness (host HAL and
+its littlefs mount, simulated gateway, emulators, this script), measured before
+boot; the interpreter's own start-up heap and the wire codec (shared with the
+simulated gateway, imported first) stay counted as firmware. The unix port
 is 64-bit (8-byte object words), the ESP32 32-bit, so device figures are lower.
 A run counts only if the role ran the whole hour without a MemoryError or a reset.
 
@@ -37,6 +39,9 @@ PROBE = r'''
 import gc, json
 gc.collect()
 _BASE = gc.mem_alloc()
+import wire                      # firmware, but the simulated gateway shares it: import it first
+gc.collect()
+_WIRE = gc.mem_alloc()
 class Probe:
     def __init__(self):
         self.peak = 0
@@ -108,9 +113,10 @@ hal._uart_cfg["gps"] = NmeaUart(NMEA_LOG, hal.clock, 960)
 
 RUN = r'''
 gc.collect()
-harness = gc.mem_alloc()
+harness = gc.mem_alloc() - _WIRE   # host HAL, littlefs mount, simulated gateway, emulators, this script
 probe = Probe()
 hal.peers.append(probe)
+hal.pin_history = 0              # LED/buzzer logs are harness memory
 simdev.boot(hal)
 gc.collect()
 print(json.dumps({"peak": probe.peak, "harness": harness, "base": _BASE, "boots": hal.boots,

@@ -75,7 +75,7 @@ def role_sources(role: str) -> list[Path]:
     if not src.exists():
         raise BuildError(f"role {role!r} has no module {src.relative_to(FIRMWARE)}",
                          f"choose one of: {', '.join(r for r in ROLES if (FIRMWARE / 'roles' / f'{r}.py').exists())}")
-    todo = [src, FIRMWARE / "lib" / "app.py", FIRMWARE / "lib" / "config.py", FIRMWARE / "lib" / "ota.py",
+    todo = [src, FIRMWARE / "lib" / "app.py", FIRMWARE / "lib" / "cfgtool.py", FIRMWARE / "lib" / "ota.py",
             FIRMWARE / "hal" / "esp32.py"]
     seen: set[Path] = set()
     while todo:

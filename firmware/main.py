@@ -76,14 +76,17 @@ def run(hal):
         _loaded[0] = slot_dir
     import gc
     gc.collect()
-    import config
+    import cfgtool
     import app as app_mod
     import version
     cfg_path = d + _CFG
-    role_name = config.read_role(cfg_path)
+    role_name = cfgtool.read_role(cfg_path)
     mod = __import__("roles." + role_name, None, None, ("ROLE_CLASS",))
     cls = mod.ROLE_CLASS
-    cfg = config.load(cfg_path, cls.SCHEMA)
+    cfg = cfgtool.load(cfg_path, cls.SCHEMA)
+    del cfgtool
+    sys.modules.pop("cfgtool", None)  # boot-time only: let the GC take it
+    gc.collect()
     app_mod.App(hal, cfg, cls, version.FW_VERSION, cfg_path, name if trial else None).run()
 
 

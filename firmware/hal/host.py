@@ -126,8 +126,11 @@ class HostPin:
                 return self._out
             return self._trace.at(self._hal.clock.t)
         v = 1 if v else 0
-        if v != self._out:
-            self.history.append((self._hal.clock.t, v))
+        if v != self._out and self._hal.pin_history:
+            h = self.history
+            h.append((self._hal.clock.t, v))
+            if len(h) > self._hal.pin_history:
+                del h[0]
         self._out = v
         return None
 
@@ -389,12 +392,13 @@ class HostHal:
     battery: (pct, mv, power_flags); rssi: int (0x7F unknown)
     peers: objects with service(hal) -> ms until they want service again (or None),
            run inside wait() (a simulated gateway, a dispenser emulator...)
+    pin_history: output changes kept per pin in HostPin.history (0 keeps none)
     """
 
     def __init__(self, flash="/tmp/wt-flash.img", flash_blocks=64, block_size=4096, fail_after=None,
                  mount="/flash", clock=None, uarts=None, pins=None, adcs=None, i2c=None,
                  device_id=b"\x02\x00\x00\x00\x00\x01", reset_cause=RC_POWER_ON,
-                 battery=(100, 4100, 0), rssi=0x7F, peers=None, pin_initial=None):
+                 battery=(100, 4100, 0), rssi=0x7F, peers=None, pin_initial=None, pin_history=256):
         self.clock = clock if clock is not None else SimClock()
         self.flash_path = flash
         self._bd_args = (flash_blocks, block_size)
@@ -412,6 +416,7 @@ class HostHal:
         self.battery_state = battery
         self.rssi_value = rssi
         self.peers = peers if peers is not None else []
+        self.pin_history = pin_history   # output changes kept per pin (0: none)
         self.pins = {}
         self.adcs = {}
         self.boots = 0

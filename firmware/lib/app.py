@@ -12,7 +12,6 @@ import json
 from time import ticks_diff, ticks_add
 import wire
 import store
-import config
 from evq import EventQueue, Record, SEQ, CLS, TRIES, DUE
 from link import Link
 
@@ -93,7 +92,7 @@ class App:
                                                         cfg.version, self.fw_version))
         for p in cfg.problems:
             self.reject("config")
-            self.link.error(wire.E_BAD_CONFIG, str(p))
+            self.link.error(wire.E_BAD_CONFIG, p)
         if self.queue.corrupt:
             for _ in range(self.queue.corrupt):
                 self.reject("flash")
@@ -250,9 +249,10 @@ class App:
         elif t == wire.T_CONFIG_GET:
             if p:
                 return self._bad(f)
-            self._send_config()
+            self._cfgtool().send_report(self)
         elif t == wire.T_CONFIG:
-            self._set_config(f)
+            if not self._cfgtool().handle_set(self, f):
+                return self._bad(f)
         elif t in (wire.T_OTA_BEGIN, wire.T_OTA_CHUNK, wire.T_OTA_END):
             self._ota(True).handle(f)
         elif t == wire.T_ERROR:
@@ -280,39 +280,16 @@ class App:
             if s and self.queue.get(s) is not None and self.seq.peek() - 1 - s >= _WINDOW:
                 self.queue.reseq(s, self.seq.next())
 
-    def _send_config(self):
-        js = self.cfg.report(config.schema_for(self.role.SCHEMA)).encode()
-        if len(js) > wire.MAX_PAYLOAD - 4:
-            self.link.error(wire.E_BUSY, "config report exceeds one frame")
-            return
-        self.link.send(wire.T_CONFIG, struct.pack("<I", self.cfg.version) + js)
+    def _cfgtool(self):
+        import sys
+        import cfgtool  # rare: loaded for one CONFIG frame, then dropped again (RAM)
+        sys.modules.pop("cfgtool", None)
+        return cfgtool
 
-    def _set_config(self, f):
-        p = f.payload
-        if len(p) < 6:
-            return self._bad(f)
-        version = struct.unpack("<I", p[:4])[0]
-        try:
-            patch = json.loads(p[4:])
-            new = config.apply_update(self.cfg, patch, version, self.role.SCHEMA)
-        except ValueError:
-            self.reject("config")
-            self.link.error(wire.E_BAD_CONFIG, "config: not a JSON object")
-            return
-        except config.ConfigError as e:
-            self.reject("config")
-            self.link.error(wire.E_BAD_CONFIG, str(e))
-            return
-        try:
-            config.save(self.cfg_path, new)
-        except OSError:
-            self.reject("flash")
-            self.link.error(wire.E_STORAGE_FULL, "config not saved")
-            return
+    def apply_config(self, new):
         self.cfg = new
         self.queue.capacity = new.get("queue_max")
         self.role.on_config(new)
-        self.link.send(wire.T_ACK, wire.ack_payload(f.seq, wire.ACK_STORED))
 
     def _ota(self, create=False):
         if self.ota is None and (create or self.boot_slot is not None or store.exists(self._dir + "/ota")):
