@@ -98,6 +98,15 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_micropython() -> str:
+    import shutil  # noqa: PLC0415
+
+    venv = ROOT / ".venv" / "bin" / "micropython"
+    if venv.exists():
+        return str(venv)
+    return shutil.which("micropython") or str(Path(sys.executable).with_name("micropython"))
 LIB = ROOT / "firmware" / "lib"
 PLACEMENTS = {"wrist": 0, "chest": 1, "pendant": 1, "waist": 2}
 SISFALL_RE = re.compile(r"^([DF])(\d\d)_([A-Z]{2}\d\d)_R(\d\d)\.txt$")
@@ -378,7 +387,7 @@ def main(argv=None) -> int:
     ap.add_argument("--loso", action="store_true",
                     help="also leave-one-subject-out: thresholds chosen on the other subjects")
     ap.add_argument("--cpython", action="store_true", help="run the detector module in CPython")
-    ap.add_argument("--micropython", default=str(ROOT / ".venv" / "bin" / "micropython"))
+    ap.add_argument("--micropython", default=_default_micropython())
     ap.add_argument("--heap", default="256k")
     ap.add_argument("--per-activity", action="store_true", help="print detections per activity code")
     ap.add_argument("--limit", type=int, default=None, help="only the first N trials (smoke test)")

@@ -65,6 +65,15 @@ import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_micropython() -> str:
+    import shutil  # noqa: PLC0415
+
+    venv = ROOT / ".venv" / "bin" / "micropython"
+    if venv.exists():
+        return str(venv)
+    return shutil.which("micropython") or str(Path(sys.executable).with_name("micropython"))
 LIB = ROOT / "firmware" / "lib"
 
 
@@ -87,7 +96,7 @@ def main(argv=None) -> int:
     ap.add_argument("logfile", type=Path)
     ap.add_argument("--chunk", type=int, default=64, help="bytes per UART read (default 64)")
     ap.add_argument("--cpython", action="store_true", help="run the parser module in CPython")
-    ap.add_argument("--micropython", default=str(ROOT / ".venv" / "bin" / "micropython"))
+    ap.add_argument("--micropython", default=_default_micropython())
     ap.add_argument("--heap", default="128k")
     args = ap.parse_args(argv)
     try:

@@ -278,9 +278,9 @@ class ModemEmulator:
             c.loop_stop()
 
 
-# MicroPython-side UART over the emulator's pty for test scripts (prepend to a script).
-# hal.host.PtyUart flushes after each write, which fsync()s and fails with EINVAL on
-# a pty under the unix port; this one writes unbuffered and reads what poll() offers.
+# MicroPython-side UART over the emulator's pty for test scripts (prepend to a script):
+# like hal.host.PtyUart (unbuffered writes, reads what poll() offers) plus wait(ms),
+# which returns as soon as bytes arrive: the modem driver's wait function.
 MPY_PTY_UART = '''
 import select as _select
 class PtyUart:
