@@ -174,6 +174,7 @@ def _worker_main(host: str, port: int, dsn: str, idx: int, ready, stop, results,
     ru = resource.getrusage(resource.RUSAGE_SELF)
     results.put({"worker": idx, "received": st.received, "written": st.written, "batches": st.batches,
                  "write_errors": st.write_errors, "write_s": round(st.write_s, 2), "decode_s": round(st.decode_s, 2),
+                 "writer_cpu_s": round(st.writer_cpu_s, 2),
                  "cpu_s": ru.ru_utime + ru.ru_stime})
 
 
@@ -268,6 +269,7 @@ def measure(dsn: str, workers: int, messages: int) -> dict:
         "per_worker_received": [s["received"] for s in stats],
         "batches": sum(s["batches"] for s in stats),
         "write_s": [s["write_s"] for s in stats], "decode_s": [s["decode_s"] for s in stats],
+        "writer_thread_cpu_s": [s["writer_cpu_s"] for s in stats], "worker_cpu_s": [round(s["cpu_s"], 2) for s in stats],
         "write_errors": sum(s["write_errors"] for s in stats),
         "backend": dsn.split(":", 1)[0],
     }

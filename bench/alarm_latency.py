@@ -117,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=64, help="forwarder replay window")
     ap.add_argument("--replay-rate", type=float, default=0.0, help="forwarder replay_rate_per_s (0 = window only)")
     ap.add_argument("--no-lane", action="store_true", help="alarms share the telemetry connection")
+    ap.add_argument("--switch-interval-ms", type=float, default=None,
+                    help="sys.setswitchinterval for this process (CPython default 5 ms)")
     a = ap.parse_args(argv)
+    if a.switch_interval_ms is not None:
+        sys.setswitchinterval(a.switch_interval_ms / 1000.0)
     broker = start_broker()
     alarms_rx = ReceiverProcess(broker.host, broker.port, "wt/v1/gw/+/alarm", ack=True)
     events_rx = ReceiverProcess(broker.host, broker.port, "wt/v1/gw/+/event")

@@ -160,13 +160,18 @@ class MqttLink:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        self._wlock = threading.Lock()
         if loop is None:
-            # Only the network thread may write to the socket: paho's publish() would
-            # otherwise write from the calling thread too, and two writers popping paho's
-            # packet queue concurrently can reorder packets on the wire. With a (no-op)
-            # socket-register-write hook, publish() only queues and wakes the network
-            # thread through paho's socket pair.
-            c.on_socket_register_write = lambda client, userdata, sock: None
+            # paho's socket is driven through its external-loop API by our own network
+            # thread (select on the socket and a wake-up pair). publish() only queues (the
+            # register-write hook wakes the thread); an urgent publish writes at once from
+            # the caller under ``_wlock``, the same lock the network thread writes under.
+            import socket as _socket
+
+            self._wake_r, self._wake_w = _socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            c.on_socket_register_write = self._wake
         else:
             self._dispatch = _direct
             c.on_socket_open = self._on_socket_open
@@ -204,8 +209,11 @@ class MqttLink:
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise PublishFailed(f"publish to {topic!r} refused: {mqtt.error_string(info.rc)}",
                                 route=self.route, code=info.rc)
-        if urgent and self._loop is not None and self._on_loop_thread():
-            self._writable()                # onto the socket now, not at the end of this callback
+        if urgent:                          # onto the socket now, not with the next batch
+            if self._loop is None:
+                self._write()
+            elif self._on_loop_thread():
+                self._writable()
         # NO_CONN: paho keeps the QoS 1 message and sends it after the reconnect; the
         # PUBACK still arrives through on_publish, so the callback stays registered.
         if qos == 0:
@@ -281,11 +289,13 @@ class MqttLink:
                 done.wait(min(timeout_s, 2.0))
             except UplinkError:
                 pass
-        self._stop.set()
         try:
             self._client.disconnect()
+            self._write()
         except Exception as exc:  # noqa: BLE001 - shutting down; nothing to recover
             log.debug("disconnect: %s", exc)
+        self._stop.set()
+        self._wake()
         self._thread.join(timeout_s)
         self._thread = None
         self._set_connected(False)
@@ -423,28 +433,64 @@ class MqttLink:
         await asyncio.sleep(delay)
 
     # ---- network thread ------------------------------------------------------------------
+    def _wake(self, client: mqtt.Client | None = None, userdata: object = None, sock: object = None) -> None:
+        """paho queued packets: wake the network thread's select (thread mode)."""
+        try:
+            self._wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def _write(self) -> MQTTErrorCode:
+        # every socket write in thread mode goes through this lock: paho's packet queue
+        # must not be written by two threads at once (reordering, interleaved partial writes)
+        with self._wlock:
+            return self._client.loop_write()
+
     def _run(self) -> None:
+        import select
         import time as _t
 
         while not self._stop.is_set():
             try:
                 props = Properties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = self._session_expiry_s
-                self._client.connect(self.host, self.port, keepalive=self._keepalive_s,
-                                     clean_start=False, properties=props)
+                with self._wlock:
+                    self._client.connect(self.host, self.port, keepalive=self._keepalive_s,
+                                         clean_start=False, properties=props)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self._failed(f"connect to {self.host}:{self.port} failed: {exc}")
                 continue
             started = _t.monotonic()
-            while not self._stop.is_set():
-                rc = self._client.loop(timeout=0.5)
-                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            next_misc = started + 1.0
+            rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+            while not self._stop.is_set() and rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+                sock = self._client.socket()
+                if sock is None:
                     break
-                if not self._connected and _t.monotonic() - started > self._connect_timeout_s:
-                    self.last_error = f"no CONNACK from {self.host}:{self.port} within {self._connect_timeout_s}s"
-                    self._client.disconnect()
-                    self._client.loop(timeout=0.1)
+                wlist = [sock] if self._client.want_write() else []
+                try:
+                    r, w, _ = select.select([sock, self._wake_r], wlist, [], max(0.0, next_misc - _t.monotonic()))
+                except (OSError, ValueError):
                     break
+                if self._wake_r in r:
+                    try:
+                        self._wake_r.recv(4096)
+                    except (BlockingIOError, OSError):
+                        pass
+                if sock in r or (hasattr(sock, "pending") and sock.pending()):
+                    rc = self._client.loop_read()
+                    if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+                        break
+                if self._client.want_write():
+                    rc = self._write()
+                if _t.monotonic() >= next_misc:
+                    next_misc = _t.monotonic() + 1.0
+                    rc = self._client.loop_misc()
+                    if not self._connected and _t.monotonic() - started > self._connect_timeout_s:
+                        self.last_error = f"no CONNACK from {self.host}:{self.port} within {self._connect_timeout_s}s"
+                        break
+            with self._wlock:
+                self._close_socket()
             self._set_connected(False)
             if not self._stop.is_set():
                 self._failed(self.last_error or "connection lost")
