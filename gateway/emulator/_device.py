@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from gateway.codec import (Ack, AckStatus, Feedback, Heartbeat, Hello, MsgType, PowerFlag, ResetCause,
                            StreamDecoder, decode_payload, encode_advert, encode_frame, encode_payload_frame)
-from gateway.codec.bthome import BATTERY, DEVICE_TYPE, PACKET_ID, RAW
+from gateway.codec.bthome import BATTERY, DEVICE_TYPE, FIRMWARE_U24, PACKET_ID, RAW
 from gateway.codec.events import EventPayload, encode_event_data
 from gateway.codec.frame import Frame
 from gateway.model import EventCode, Role, is_alarm
@@ -180,7 +180,7 @@ class AdvertDevice:
 
     def _advert(self, objects: list[tuple[int, Any]]) -> tuple[int, bytes]:
         self.counter += 1
-        objs = [(BATTERY, self.battery_pct), (DEVICE_TYPE, int(self.role))] + objects
+        objs = [(BATTERY, self.battery_pct), (DEVICE_TYPE, int(self.role)), (FIRMWARE_U24, self.fw_version)] + objects
         if self.key is None:
             objs.append((PACKET_ID, self.counter & 0xFF))
             return self.counter, encode_advert(objs)
