@@ -25,7 +25,8 @@ def audit(tx: Tx, actor: Actor, action: str, entity: str, entity_id: Any = None,
 
 def audit_entries(tx: Tx, *, entity: str | None = None, entity_id: str | None = None, actor: str | None = None,
                   since: float | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    where, params = ["1=1"], []
+    where: list[str] = ["1=1"]
+    params: list[Any] = []
     for col, val in (("entity", entity), ("entity_id", entity_id), ("actor", actor)):
         if val is not None:
             where.append(f"{col} = ?")

@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..errors import NotAuthenticated, NotFound, ValidationError
 from ..store import Store, Tx
@@ -76,7 +76,8 @@ def create_user(tx: Tx, by: Actor, name: str, role: Role | str, *, municipalitie
     return load_actor(tx, name)
 
 
-def set_scope(tx: Tx, by: Actor, name: str, *, add: list[str] = (), remove: list[str] = (), at: float) -> Actor:
+def set_scope(tx: Tx, by: Actor, name: str, *, add: Sequence[str] = (), remove: Sequence[str] = (),
+              at: float) -> Actor:
     load_actor(tx, name)
     for m in add:
         tx.execute("INSERT INTO user_scope (user_name, municipality_id) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, m))

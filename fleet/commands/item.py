@@ -180,27 +180,30 @@ def cmd_scan(args: argparse.Namespace, cfg) -> int:
                 sys.stderr.write(f"{bell_err}ERR  {scan.reason}\n")
                 sys.stderr.flush()
                 continue
+            serial = scan.serial
+            assert serial is not None  # scan.ok
             try:
                 with s.store.transaction() as tx:
                     if args.action == "show":
-                        it = find_item(tx, scan.serial)
+                        it = find_item(tx, serial)
                         msg = f"{it['serial']}  {it['model_code']}  {it['state']}"
                     elif args.action == "move":
-                        it = move(tx, s.actor, scan.serial, args.to, reason=args.reason, at=cfg.clock())
+                        it = move(tx, s.actor, serial, args.to, reason=args.reason, at=cfg.clock())
                         msg = f"{it['serial']} -> {args.to}"
                     elif args.action == "state":
-                        it = transition(tx, s.actor, scan.serial, target, reason=args.reason, location=args.to,
+                        assert target is not None
+                        it = transition(tx, s.actor, serial, target, reason=args.reason, location=args.to,
                                         ref=args.ref, at=cfg.clock())
                         msg = f"{it['serial']} -> {it['state']}"
                     else:
-                        receive_items(tx, s.actor, [NewItem(scan.serial, args.model)], args.to, at=cfg.clock(),
+                        receive_items(tx, s.actor, [NewItem(serial, args.model)], args.to, at=cfg.clock(),
                                       ref=args.ref, state=ItemState.IN_STOCK)
-                        msg = f"{scan.serial} received at {args.to}"
+                        msg = f"{serial} received at {args.to}"
                 ok += 1
                 out.write(f"{bell_ok}OK   {msg}\n")
             except FleetError as exc:
                 bad += 1
-                sys.stderr.write(f"{bell_err}ERR  {scan.serial}: {exc.message}\n")
+                sys.stderr.write(f"{bell_err}ERR  {serial}: {exc.message}\n")
                 sys.stderr.flush()
             out.flush()
     print(f"{ok} ok, {bad} error(s)", file=sys.stderr)

@@ -41,7 +41,7 @@ def sections(inst: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]] | li
         for d in inst["devices"]], ["Role", "Serial", "Device id", "Firmware", "Test alarm at platform"]))
     consent = inst.get("consent") or {}
     out.append(("Consent", [("Basis", {"consent": "consent from the resident",
-                                       "capacity_assessment": "documented capacity assessment"}.get(consent.get("kind"), "—")),
+                                       "capacity_assessment": "documented capacity assessment"}.get(str(consent.get("kind")), "—")),
                             ("Reference", consent.get("ref") or "—"), ("Date", consent.get("date") or "—")], None))
     routing = inst.get("routing") or {}
     chain = [["1", "response centre", routing.get("response_centre", "—"), "immediately"]]

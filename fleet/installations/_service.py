@@ -299,6 +299,8 @@ def move_room(tx: Tx, actor: Actor, code: str, new_location: str, *, expected_ve
     old = tx.scalar("SELECT code FROM location WHERE id = ?", (row["location_id"],))
     for d in devices(tx, row["id"]):
         item = tx.one("SELECT * FROM item WHERE serial = ?", (d["serial"],))
+        if item is None:
+            continue
         tx.execute("INSERT INTO item_movement (item_id, at, actor, from_state, to_state, from_location_id,"
                    " to_location_id, reason, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (item["id"], at, actor.name, item["state"], item["state"], item["location_id"], loc["id"],

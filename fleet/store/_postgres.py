@@ -43,10 +43,10 @@ def _copy_text(v: Any) -> str:
 class PostgresTx:
     dialect = POSTGRESQL
 
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self._conn = conn
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn: Any = conn
 
-    def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor:
+    def _run(self, sql: str, params: Sequence[Any]) -> Any:
         try:
             return self._conn.execute(POSTGRESQL.sql(sql), tuple(params) if params else None)
         except psycopg.Error as exc:
