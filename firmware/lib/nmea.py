@@ -1,4 +1,4 @@
-# NMEA 0183 parser for GNSS receivers: GGA, RMC, GSA (+ VTG) from any talker
+# NMEA 0183 parser for GNSS receivers: GGA, RMC, GSA (+ GNS, VTG) from any talker
 # (GP, GN, GL, GA, BD, GB, GQ, QZ). Streaming: feed() raw UART bytes, get fixes.
 # Never raises on input: bad lines are counted (checksum_errors, malformed, overflow).
 #
@@ -8,7 +8,8 @@
 # the satellites used and the fix type. An epoch is closed when a sentence of another
 # time arrives, when both GGA and RMC of it have been seen (in a stream that carries
 # both), or on flush(). A closed epoch yields a Fix only if it has a position and no
-# sentence says "no fix" (GGA quality 0, RMC status V, GSA fix type 1).
+# sentence says "no fix" (GGA quality 0, RMC status V / mode N). A repeated GGA/RMC of
+# the open epoch (a second talker) and late sentences of a closed epoch are ignored.
 #
 # Positions are integers (1e-7 degree), parsed from the digits, so they are exact on
 # an ESP32 with single-precision floats.
@@ -179,6 +180,7 @@ class NmeaParser:
         self._seen_rmc = False
         self._date = None
         self._date_tod = 0
+        self._closed_tod = None
         self.sentences = 0        # lines with a '$' that passed the checksum
         self.checksum_errors = 0
         self.malformed = 0        # bad fields, too few fields, bad characters
@@ -287,6 +289,8 @@ class NmeaParser:
                 self._rmc(f, out)
             elif kind == "GSA":
                 self._gsa(f)
+            elif kind == "GNS":
+                self._gns(f, out)
             elif kind == "VTG":
                 self._vtg(f)
             else:
@@ -297,7 +301,11 @@ class NmeaParser:
 
     # -- epochs ---------------------------------------------------------------------
     def _epoch(self, tod, out):
+        """The open epoch for a sentence of time ``tod``; None for a late sentence of
+        the epoch that was just closed (it must not start a duplicate fix)."""
         cur = self._cur
+        if tod is not None and tod == self._closed_tod and (cur is None or cur.tod_ms is None):
+            return None
         if cur is not None and tod is not None and cur.tod_ms is not None and cur.tod_ms != tod:
             self._close(out)
             cur = None
@@ -314,6 +322,8 @@ class NmeaParser:
         self._cur = None
         if cur is None:
             return
+        if cur.tod_ms is not None:
+            self._closed_tod = cur.tod_ms
         if cur.sats is None and cur._gsa:
             cur.sats = cur._gsa_sats
         if cur.quality is None and cur.has_rmc and not cur.invalid:
@@ -352,9 +362,9 @@ class NmeaParser:
         if q is not None and not (0 <= q <= 8):
             raise ValueError("quality")
         cur = self._epoch(tod, out)
-        if cur.has_gga:  # same epoch twice: close the old one first
-            self._close(out)
-            cur = self._epoch(tod, out)
+        if cur is None or cur.has_gga:  # late or repeated (other talker) for this epoch
+            self.ignored += 1
+            return
         self._seen_gga = True
         cur.has_gga = True
         cur.quality = q if q is not None else Q_NONE
@@ -391,9 +401,9 @@ class NmeaParser:
             date = (2000 + yy if yy < 80 else 1900 + yy, mm, dd)
         mode = f[12] if len(f) > 12 else ""
         cur = self._epoch(tod, out)
-        if cur.has_rmc:
-            self._close(out)
-            cur = self._epoch(tod, out)
+        if cur is None or cur.has_rmc:
+            self.ignored += 1
+            return
         self._seen_rmc = True
         cur.has_rmc = True
         if status != "A" or mode == "N":
@@ -410,6 +420,42 @@ class NmeaParser:
             cur.date = date
         self._maybe_complete(cur, out)
 
+    def _gns(self, f, out):
+        # GNS,time,lat,N,lon,E,mode(per constellation),sats,hdop,alt,sep,age,station
+        # (multi-GNSS receivers' GGA); counts as the epoch's GGA
+        if len(f) < 10:
+            raise ValueError("fields")
+        tod = _tod(f[1])
+        lat = _coord(f[2], f[3], 2)
+        lon = _coord(f[4], f[5], 3)
+        mode = f[6]
+        sats = _int(f[7])
+        hdop = _dec(f[8], 2)
+        alt = _dec(f[9], 1)
+        q = Q_NONE
+        for ch in mode:
+            if ch != "N" and ch in _MODE_Q:
+                q = _MODE_Q[ch]
+                break
+        cur = self._epoch(tod, out)
+        if cur is None or cur.has_gga:
+            self.ignored += 1
+            return
+        self._seen_gga = True
+        cur.has_gga = True
+        cur.quality = q
+        if q == Q_NONE:
+            cur.invalid = True
+        if lat is not None and lon is not None:
+            cur.lat_e7, cur.lon_e7 = lat, lon
+        if sats is not None:
+            cur.sats = sats
+        if hdop is not None:
+            cur.hdop_c = hdop
+        if alt is not None:
+            cur.alt_dm = alt
+        self._maybe_complete(cur, out)
+
     def _gsa(self, f):
         # GSA,mode,fixtype,sv1..sv12,pdop,hdop,vdop[,system]
         if len(f) < 17:
@@ -423,10 +469,11 @@ class NmeaParser:
         if cur is None:
             cur = Fix()
             self._cur = cur
-        cur._gsa = True
-        cur._gsa_sats += used
-        if ft == 1 and cur._gsa_sats == 0:
-            cur.invalid = True
+        # satellites used (summed over one GSA per constellation); the fix type is not
+        # used for validity: GSA has no time and often trails the epoch it belongs to
+        if ft is not None and ft > 1:
+            cur._gsa = True
+            cur._gsa_sats += used
 
     def _vtg(self, f):
         # VTG,cog_true,T,cog_mag,M,sog_kn,N,sog_kmh,K[,mode]

@@ -131,3 +131,22 @@ def test_fuzz_never_raises_and_counts_add_up(chunks):
     p.flush()
     s = p.stats()
     assert s["fixes"] >= 0 and all(v >= 0 for v in s.values())
+
+
+def test_receiver_order_trailing_gsa_duplicate_talkers_and_gns(tmp_path):
+    # u-blox order per second: RMC, VTG, GGA, GSA (trails the epoch), GSV; plus a second
+    # talker repeating GGA, and a GNS-only receiver afterwards
+    lines = []
+    for k in range(3):
+        t = 7200 + k
+        lines += [rmc(t, 63.4305, 10.3951, speed_mps=1.2), sentence("GPVTG,45.0,T,,M,2.333,N,4.320,K,A"),
+                  gga(t, 63.4305, 10.3951, talker="GN", sats=9), gga(t, 63.4305, 10.3951, talker="GP", sats=5),
+                  sentence("GNGSA,A,1,,,,,,,,,,,,,99.9,99.9,99.9" if k == 1 else "GNGSA,A,3,01,02,03,,,,,,,,,,1.5,0.9,1.2"),
+                  sentence("GPGSV,1,1,01,01,40,083,46")]
+    lines += [sentence("GNGNS,020003.00,6325.8300,N,01023.7060,E,AAN,10,0.8,55.0,40.0,,,V"),
+              sentence("GNGNS,020004.00,6325.8300,N,01023.7060,E,NNN,00,,,,,,V")]
+    fixes, s = parse(tmp_path, "\r\n".join(lines) + "\r\n")
+    assert [f["time"][-13:] for f in fixes] == ["02:00:00.000Z", "02:00:01.000Z", "02:00:02.000Z", "02:00:03.000Z"]
+    assert [f["sats"] for f in fixes] == [9, 9, 9, 10]      # the first GGA of an epoch wins
+    assert fixes[3]["alt_m"] == 55.0 and fixes[3]["fix_quality"] == 1
+    assert s["no_fix"] == 1 and s["checksum_errors"] == 0   # GNS with all modes N: no position
