@@ -327,3 +327,15 @@ def test_alarm_lane_carries_alarms_and_falls_back_to_primary(tmp_path):
     f.poll()                                     # escalation: one re-send per route label
     resent = [json.loads(p.payload) for p in lane.published + pub.published if json.loads(p.payload)["attempt"] == 2]
     assert sorted(b["event_id"] for b in resent) == ["d-00000001", "d-00000003"]
+
+
+def test_replay_window_respects_the_brokers_receive_maximum(tmp_path):
+    r = rig(tmp_path, replay_window=64)
+    r.pub.receive_maximum = 10
+    r.pub.set_connected(False)
+    for i in range(1, 41):
+        r.submit(r.ev(i))
+    r.run()
+    r.pub.set_connected(True)
+    r.run()
+    assert len(r.pub.unacked()) == 6          # 10 - 4 kept free for alarms

@@ -444,13 +444,18 @@ class Forwarder:
         if r.outcome is not AppendOutcome.STORED or r.rowid is None:
             return
         if (self._end_reached and not self._queue and not self._reading and r.rowid > self._read_pos
-                and len(self._inflight) < self.replay_window and self._primary.connected):
+                and len(self._inflight) < self._window() and self._primary.connected):
             if self._publish_telemetry(r.rowid, e):
                 self._read_pos = r.rowid
                 self.stats["live"] += 1
                 return
         self._end_reached = False
         self._kick()
+
+    def _window(self) -> int:
+        """Replay window, kept below the broker's Receive Maximum (room left for alarms)."""
+        rm = getattr(self._primary, "receive_maximum", 65535)
+        return max(1, min(self.replay_window, rm - 4))
 
     def _publish_telemetry(self, rowid: int, e: Event) -> bool:
         if e.event_id in self._inflight:
@@ -523,7 +528,7 @@ class Forwarder:
         now = self._clock.monotonic()
         while self._queue and self._primary.connected:
             rowid, body, alarm = self._queue[0]
-            if not alarm and (len(self._inflight) >= self.replay_window or not self._bucket.take(now)):
+            if not alarm and (len(self._inflight) >= self._window() or not self._bucket.take(now)):
                 break
             try:
                 ev = decode_event(body)

@@ -135,6 +135,7 @@ class MqttLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = False
+        self._receive_maximum = 65535
         self.connects = 0
         self.last_error: str | None = None
 
@@ -184,6 +185,10 @@ class MqttLink:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def receive_maximum(self) -> int:
+        return self._receive_maximum
 
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         self._listeners.append(listener)
@@ -518,6 +523,7 @@ class MqttLink:
             return
         self.connects += 1
         self._backoff.reset()
+        self._receive_maximum = int(getattr(properties, "ReceiveMaximum", 65535) or 65535)
         if self._subs:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._subs])
         if self._online is not None:

@@ -27,6 +27,11 @@ class Publisher(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    @property
+    def receive_maximum(self) -> int:
+        """The broker's MQTT v5 Receive Maximum (65535 when it sent none): QoS 1
+        publications it accepts un-acknowledged at a time."""
+
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 user_properties: dict[str, str] | None = None,
                 on_puback: PubackCallback | None = None, urgent: bool = False) -> None:

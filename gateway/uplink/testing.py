@@ -54,6 +54,7 @@ class FakePublisher:
     def __init__(self, route: str = "primary", connected: bool = True, clock: Any = None) -> None:
         self.route = route
         self.clock = clock
+        self.receive_maximum = 65535
         self._connected = connected
         self.published: list[FakePublication] = []
         self.handlers: dict[str, Callable[[str, bytes], None]] = {}
