@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 HEALTH_SCHEMA = "wt.health/1"
@@ -80,10 +81,18 @@ class Ack:
 def parse_time(v: Any) -> float | None:
     if not isinstance(v, str) or not v:
         return None
+    return _parse_time(v)
+
+
+@lru_cache(maxsize=8192)
+def _parse_time(v: str) -> float | None:
     try:
-        return datetime.fromisoformat(v).timestamp()
+        dt = datetime.fromisoformat(v)
     except ValueError:
         return None
+    if dt.tzinfo is None:
+        return None                # RFC 3339 requires an offset; a naive time is ambiguous
+    return dt.timestamp()
 
 
 def _int(v: Any) -> int | None:

@@ -70,9 +70,10 @@ def _from_stage(upsert: str, stage: str, cols: list[str]) -> str:
 class SqlMonitorSink:
     """Writes batches through a fleet.store Store (one Store per worker thread).
 
-    One transaction (one fsync) per batch: append-only rows first (health samples, state
-    log, alarms, acks, reports: no row contention between workers), then the status rows
-    (gateway_status, device_status, config_applied) in key order. Status rows are
+    Two transactions per batch: (1) the durable rows — health samples, state log, alarms,
+    acks, update reports, config reports — which other workers never contend for; (2) the
+    soft status rows (gateway_status, device_status) in key order, briefly locked and, on
+    PostgreSQL, committed asynchronously. Messages are acknowledged after both. Status rows are
     coalesced: a health message that changes nothing but ``last_seen`` by less than
     ``status_resolution_s`` since this worker last wrote that row is not written again
     (state messages and any change of online/version/config/battery/silent always are).
@@ -162,14 +163,21 @@ class SqlMonitorSink:
                     tx.executemany(_UPDATE_INSERT, [
                         (u.gateway_id, u.device_id, u.deployment, u.status, u.phase, u.error, u.received_at)
                         for u in batch.updates])
-                if gw_rows:
-                    self._stage(tx, "ingest_gw", _GW_COLS, gw_rows, _GW_UPSERT)
-                if dev_rows:
-                    self._stage(tx, "ingest_device", _DEVICE_COLS, dev_rows, _DEVICE_UPSERT)
                 if batch.applied:
                     tx.executemany(_APPLIED_UPSERT, sorted(
                         (r.gateway_id, r.version, r.status.value, r.error, r.hash, r.reported_at)
                         for r in batch.applied))
+            if gw_rows or dev_rows:
+                # Soft state, rebuilt by the next health message: a short transaction of its own
+                # so row locks shared with other workers are held briefly; on PostgreSQL it
+                # commits asynchronously (a crash can lose < 1 s of status, never a sample).
+                with self.store.transaction() as tx:
+                    if tx.dialect.is_postgresql:
+                        tx.execute("SET LOCAL synchronous_commit = off")
+                    if gw_rows:
+                        self._stage(tx, "ingest_gw", _GW_COLS, gw_rows, _GW_UPSERT)
+                    if dev_rows:
+                        self._stage(tx, "ingest_device", _DEVICE_COLS, dev_rows, _DEVICE_UPSERT)
         except Exception:
             self._gw_cache.clear()         # unknown what was committed: write every status row next time
             self._dev_cache.clear()
