@@ -1,4 +1,4 @@
-# NMEA 0183 parser for GNSS receivers: GGA, RMC, GSA (+ GNS, VTG) from any talker
+# NMEA 0183 parser for GNSS receivers: GGA, RMC, GSA (+ GNS, ZDA, VTG) from any talker
 # (GP, GN, GL, GA, BD, GB, GQ, QZ). Streaming: feed() raw UART bytes, get fixes.
 # Never raises on input: bad lines are counted (checksum_errors, malformed, overflow).
 #
@@ -19,7 +19,7 @@ except ImportError:
     def const(x):
         return x
 
-MAX_LINE = const(100)  # NMEA says 82; some receivers exceed it slightly
+MAX_LINE = const(120)  # NMEA says 82; some receivers exceed it slightly
 
 Q_NONE = const(0)
 Q_GPS = const(1)
@@ -206,9 +206,16 @@ class NmeaParser:
             p = parts[k]
             if not self._drop:
                 if len(self._buf) + len(p) > MAX_LINE:
-                    self.overflow += 1
-                    self._drop = True
-                    self._buf = bytearray()
+                    # too long: keep it only if a sentence starts late in it (a logger's
+                    # timestamp or garbage before the '$'), else drop the line
+                    self._buf.extend(p)
+                    i = self._buf.rfind(b"$")
+                    if i > 0 and len(self._buf) - i <= MAX_LINE:
+                        self._buf = self._buf[i:]
+                    else:
+                        self.overflow += 1
+                        self._drop = True
+                        self._buf = bytearray()
                 else:
                     self._buf.extend(p)
             if k < last:  # a line ended here
@@ -291,6 +298,8 @@ class NmeaParser:
                 self._gsa(f)
             elif kind == "GNS":
                 self._gns(f, out)
+            elif kind == "ZDA":
+                self._zda(f, out)
             elif kind == "VTG":
                 self._vtg(f)
             else:
@@ -474,6 +483,23 @@ class NmeaParser:
         if ft is not None and ft > 1:
             cur._gsa = True
             cur._gsa_sats += used
+
+    def _zda(self, f, out):
+        # ZDA,time,day,month,year,tz_h,tz_m: the date for streams without RMC
+        if len(f) < 5:
+            raise ValueError("fields")
+        tod = _tod(f[1])
+        d, m, y = _int(f[2]), _int(f[3]), _int(f[4])
+        if d is None or m is None or y is None:
+            return
+        if not (1 <= d <= 31 and 1 <= m <= 12 and 1980 <= y <= 2200):
+            raise ValueError("date")
+        cur = self._epoch(tod, out)
+        if cur is None:  # late for the closed epoch: still a valid date for the next ones
+            if tod is not None:
+                self._date, self._date_tod = (y, m, d), tod
+            return
+        cur.date = (y, m, d)
 
     def _vtg(self, f):
         # VTG,cog_true,T,cog_mag,M,sog_kn,N,sog_kmh,K[,mode]

@@ -150,3 +150,24 @@ def test_receiver_order_trailing_gsa_duplicate_talkers_and_gns(tmp_path):
     assert [f["sats"] for f in fixes] == [9, 9, 9, 10]      # the first GGA of an epoch wins
     assert fixes[3]["alt_m"] == 55.0 and fixes[3]["fix_quality"] == 1
     assert s["no_fix"] == 1 and s["checksum_errors"] == 0   # GNS with all modes N: no position
+
+
+def test_logger_prefixed_lines_with_real_checksums_zda_and_long_minutes(tmp_path):
+    # formats seen in published receiver logs: an external timestamp before the '$',
+    # 6-decimal minutes, ZDA, proprietary sentences (checksums are the receivers')
+    log = "\n".join([
+        "03/15/2010,14:08:45.876,$GPGGA,140844,2605.395,N,08006.974,W,2,08,0.90,0,M,,,1196,0017*21",
+        "gnss_cnav  2014-12-11T00:00:01.0020Z  $GNZDA,000001.00,11,12,2014,00,00*7D",
+        "gnss_cnav  2014-12-11T00:00:01.0811Z  $GNRMC,000001.00,A,2304.167961,N,16553.836924,W,7.87,100.6,111214,0,E,D*17",
+        "gnss_cnav  2014-12-11T00:00:01.1226Z  $GNVTG,100.6,T,,M,7.87,N,14.57,K,D*2E",
+        "gnss_cnav  2014-12-11T00:00:01.1630Z  $PNCTR,NAVQ,000001.00,3D,SBAS,DUAL*38",
+        "gnss_cnav  2014-12-11T00:00:01.2517Z  $GNGGA,000001.00,2304.167961,N,16553.836924,W,2,11,1.0,44.542,M,0.000,M,2.0,0103*43",
+    ]) + "\n"
+    fixes, s = parse(tmp_path, log, chunk=16)
+    assert s == {"sentences": 6, "fixes": 2, "checksum_errors": 0, "malformed": 0, "overflow": 0, "unchecked": 0,
+                 "ignored": 1, "no_fix": 0}
+    assert fixes[0] == {"time": "14:08:44.000", "lat": 26.0899167, "lon": -80.1162333, "alt_m": 0.0,
+                        "speed_mps": None, "course_deg": None, "fix_quality": 2, "sats": 8}
+    assert fixes[1]["time"] == "2014-12-11T00:00:01.000Z"
+    assert (fixes[1]["lat"], fixes[1]["lon"]) == (23.069466, -165.897282)   # 2304.167961 N, 16553.836924 W
+    assert fixes[1]["speed_mps"] == pytest.approx(7.87 * 0.514444, abs=0.001) and fixes[1]["sats"] == 11
