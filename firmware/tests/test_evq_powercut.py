@@ -198,9 +198,14 @@ def test_kill_9_at_random_times(tmp_path):
         script.write_text(prelude(tree) + f"IMG = {str(img)!r}\nFRESH = {rnd == 0}\n" + KILL_WRITER)
         p = subprocess.Popen([micropython_bin(), "-X", "heapsize=128k", str(script)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.15 + rng.random() * 0.5)
+        head = b""
+        deadline = time.monotonic() + 60
+        while head.count(b"\n") < 20 and time.monotonic() < deadline and p.poll() is None:
+            head += p.stdout.readline()       # wait until the writer is really writing
+        time.sleep(rng.random() * 0.3)       # then cut at a random point
         p.send_signal(signal.SIGKILL)
         out, err = p.communicate(timeout=30)
+        out = head + out
         assert p.returncode == -9, err.decode()[-2000:]
         text = out.decode()
         lines = text.splitlines()
