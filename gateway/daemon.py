@@ -160,6 +160,7 @@ class GatewayRuntime:
                                       "feedback_sent": 0, "handler_errors": 0}
         self.on_event_stored: list[Callable[[Event, bool], None]] = []
         self._stopping = False
+        self._journal_closing = False
         self.remote = RemoteCommands(
             cfg.gateway.id, __version__, clock, paired=lambda d: d in cfg.device_keys,
             known_role=lambda d: (dev.role.name.lower() if (dev := cfg.device(d)) is not None else None))
@@ -219,6 +220,9 @@ class GatewayRuntime:
                 log.exception("cannot build the ACK for %s", event.event_id)
         if not is_new:
             self.stats["duplicates"] += 1
+            return
+        if self._journal_closing:
+            log.warning("event %s stored during shutdown; rules not applied to it", event.event_id)
             return
         self.engine.on_event(event)
         for cb in self.on_event_stored:
@@ -429,6 +433,11 @@ class GatewayRuntime:
             await self.advertiser.async_stop()
         if self.status_server is not None:
             await self.status_server.async_stop()
+        # let queued journal writes complete while rules can still react to them (twice: the
+        # rule events raised by the first round are journaled in the second)
+        for _ in range(2):
+            await self._journal_barrier()
+        self._journal_closing = True
         self.forwarder.flush()
         for route in self._routes():
             try:
@@ -441,6 +450,18 @@ class GatewayRuntime:
         await asyncio.to_thread(self.writer.stop)
         self.journal.close()
         log.info("gateway %s stopped", self.cfg.gateway.id)
+
+    async def _journal_barrier(self, timeout_s: float = 10.0) -> None:
+        fut: asyncio.Future[None] = self.loop.create_future()
+
+        def done(_: Any = None) -> None:
+            if not fut.done():
+                fut.set_result(None)
+        try:
+            self.writer.call(lambda j: None, done, on_error=lambda exc: done())
+            await asyncio.wait_for(fut, timeout_s)
+        except Exception:  # a stuck or closed journal must not block shutdown
+            log.warning("journal did not drain within %.0f s at shutdown", timeout_s)
 
     async def async_run(self, stop: asyncio.Event) -> None:
         await self.async_start()
