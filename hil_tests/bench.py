@@ -24,7 +24,8 @@ class BenchDevice:
     name: str
     role: str
     transport: str = "emulated"
-    port: str | None = None          # serial port of a real board (e.g. /dev/ttyUSB0)
+    port: str | None = None          # the board's link UART as the gateway opens it (USB-serial adapter)
+    console: str | None = None       # the board's USB console (mpremote flash, DTR/RTS reset); default: port
     ble_address: str | None = None
     key_hex: str | None = None       # provisioned per-device key (16 bytes hex)
     device_id: str | None = None     # 12 hex digits; emulated devices get one assigned
@@ -91,7 +92,17 @@ def load_bench(path: str | Path) -> Bench:
                     raise ValueError
             except ValueError:
                 raise BenchError(f"{key}.key", k, "use the device's 16-byte key as 32 hex digits") from None
+        relay = d.get("power_relay")
+        if relay is not None and not (isinstance(relay, str) and (
+                (relay.startswith("gpio:") and relay[5:].isdigit()) or relay.startswith("uhubctl:"))):
+            raise BenchError(f"{key}.power_relay", relay,
+                             'use "gpio:<pin>" (relay on a Pi GPIO) or "uhubctl:<hub>:<port>" (switchable USB hub)')
+        dev_id = d.get("device_id")
+        if dev_id is not None and not (isinstance(dev_id, str) and len(dev_id) == 12
+                                       and all(c in "0123456789abcdef" for c in dev_id)):
+            raise BenchError(f"{key}.device_id", dev_id, "use the board's base MAC as 12 lower-case hex digits")
         devices.append(BenchDevice(name=name, role=role, transport=transport, port=d.get("port"),
+                                   console=d.get("console"),
                                    ble_address=d.get("ble_address"), key_hex=k,
                                    device_id=d.get("device_id"), power_relay=d.get("power_relay")))
     if not devices:

@@ -111,12 +111,15 @@ class FirmwareProcess:
         from firmware.tests.mpy import compiled_tree, micropython_bin, mpy_cross_bin, prelude
 
         tree = compiled_tree()
-        script = self.workdir / "fw_runner_main.py"
+        rdir = self.workdir / "fw-runner"      # only the runner: nothing else importable from here
+        script = rdir / "fw_runner_main.py"
         if not script.exists():
+            rdir.mkdir(parents=True, exist_ok=True)
             # compiled like the firmware: compiling source on a 64 KB heap is what a device can't do either
-            subprocess.run([mpy_cross_bin(), "-o", str(self.workdir / "fw_runner.mpy"), "-s", "fw_runner.py",
+            subprocess.run([mpy_cross_bin(), "-o", str(rdir / "fw_runner.mpy"), "-s", "fw_runner.py",
                             str(HERE / "fw_runner.py")], check=True, capture_output=True)
-            script.write_text(prelude(tree) + f"sys.path.insert(0, {str(self.workdir)!r})\nimport fw_runner\n")
+            script.write_text(prelude(tree) + "if '' in sys.path:\n    sys.path.remove('')\n"
+                              f"sys.path.append({str(rdir)!r})\nimport fw_runner\n")
         s = self.spec
         args = [micropython_bin(), "-X", f"heapsize={s.heap}", str(script), "--link", self.link_path,
                 "--flash", str(self.flash), "--device-id", s.device_id,
