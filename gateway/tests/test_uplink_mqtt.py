@@ -190,3 +190,52 @@ def test_tls_with_server_verification_client_cert_and_password(tls_broker, tmp_p
     finally:
         for link in links:
             link.stop()
+
+
+def test_reference_mosquitto_conf_runs_and_takes_a_tls_gateway(tmp_path):
+    """docs/mosquitto.conf, with paths/ports swapped for test ones, starts and accepts a
+    gateway over mutual TLS + password; anonymous and plain-listener logins are refused."""
+    import re
+    from pathlib import Path
+
+    from gateway.broker import MosquittoProcess, free_port
+
+    pki = make_pki(tmp_path / "pki")
+    _passwd(tmp_path / "passwd", "gw-0001", "s3cret")
+    (tmp_path / "acl").write_text("pattern readwrite wt/v1/gw/%u/#\n")
+    (tmp_path / "persist").mkdir()
+    plain, tls_port = free_port(), free_port()
+    conf = (Path(__file__).resolve().parents[2] / "docs" / "mosquitto.conf").read_text()
+    subs = {
+        r"^user mosquitto$": "user root" if os.geteuid() == 0 else "",
+        r"^persistence_location .*$": f"persistence_location {tmp_path / 'persist'}/",
+        r"^log_dest syslog$": "log_dest stderr",
+        r"^password_file .*$": f"password_file {tmp_path / 'passwd'}",
+        r"^acl_file .*$": f"acl_file {tmp_path / 'acl'}",
+        r"^listener 1883 127.0.0.1$": f"listener {plain} 127.0.0.1",
+        r"^listener 8883$": f"listener {tls_port} 127.0.0.1",
+        r"^cafile .*$": f"cafile {pki.ca}",
+        r"^certfile .*$": f"certfile {pki.server_cert}",
+        r"^keyfile .*$": f"keyfile {pki.server_key}",
+    }
+    for pat, rep in subs.items():
+        conf, n = re.subn(pat, rep, conf, flags=re.M)
+        assert n == 1, pat
+    broker = MosquittoProcess(port=plain, workdir=tmp_path / "mosq")
+    broker.write_config = lambda: broker.conf_path.write_text(conf)   # the reference file as is
+    broker.start()
+    good = _tls_link(tls_port, TlsSettings(ca_file=pki.ca, cert_file=pki.client_cert, key_file=pki.client_key), {})
+    anon = MqttLink(host="127.0.0.1", port=plain, client_id="anon", backoff=fast_backoff(), connect_timeout_s=3)
+    try:
+        good.start()
+        anon.start()
+        assert wait_until(lambda: good.connected, 10), good.last_error
+        acked = threading.Event()
+        good.publish(f"wt/v1/gw/{GW}/event", b"{}", on_puback=lambda ok, at: ok and acked.set())
+        assert acked.wait(5)
+        assert wait_until(lambda: anon.last_error is not None, 10) and not anon.connected
+        assert "Not authorized" in anon.last_error
+    finally:
+        good.stop()
+        anon.stop()
+        broker.stop()
