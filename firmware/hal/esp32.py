@@ -148,8 +148,12 @@ class Esp32Hal:
             u = machine.UART(uid, baudrate=baud, tx=tx, rx=rx, timeout=0, rxbuf=1024)
             self._uarts[name] = u
             if name == "link":
-                self._poll = select.poll()
-                self._poll.register(u, select.POLLIN)
+                p = select.poll()
+                try:
+                    p.register(u, select.POLLIN)
+                    self._poll = p
+                except OSError:
+                    self._poll = None  # not pollable: wait() sleeps in 50 ms slices
         return u
 
     def pin(self, name, mode="in", pull=None):
