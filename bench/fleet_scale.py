@@ -21,6 +21,7 @@ Targets: import <= 60 s, list offline <= 200 ms, device show <= 50 ms. The last 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"import: {n} items + {n} ledger rows in {result['import_s']} s")
 
         rng = random.Random(1)
-        offline = set(rng.sample(range(args.gateways), max(1, args.gateways // 50)))
+        offline = set(rng.sample(range(args.gateways), max(1, args.gateways // 50))) if args.gateways else set()
         with store.transaction() as tx:
             tx.bulk_insert("gateway_status", ["gateway_id", "last_seen", "online", "version", "config_version"],
                            ((f"gw-{0xA0000000 + i:012x}",
@@ -150,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         result["list_offline_ms"] = median_ms(offline_once, 15)
         log(f"list offline ({len(offline)} of {args.gateways}): {result['list_offline_ms']} ms median")
 
-        keys = [f"SN-S-{rng.randrange(args.items - args.gateways):08d}" for _ in range(100)] + \
-               [f"gw-{0xA0000000 + rng.randrange(args.gateways):012x}" for _ in range(100)]
-        it = iter(keys * 2)
+        sensors = args.items - args.gateways
+        keys = ([f"SN-S-{rng.randrange(sensors):08d}" for _ in range(100)] if sensors else []) + \
+               ([f"gw-{0xA0000000 + rng.randrange(args.gateways):012x}" for _ in range(100)] if args.gateways else [])
+        it = itertools.cycle(keys)
 
         def show_once() -> None:
             with store.transaction(write=False) as tx:

@@ -14,6 +14,10 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_offline)
 
 
+# never-seen gateways first, then oldest last_seen (same order on SQLite and PostgreSQL)
+_ORDER = "(g.last_seen IS NOT NULL), g.last_seen, g.gateway_id"
+
+
 def list_offline(tx, actor, *, now: float, minutes: float, municipality: str | None = None,
                  limit: int = 200) -> tuple[int, list[dict]]:
     """Gateways with ``online = false`` or ``last_seen`` older than ``minutes``, oldest first."""
@@ -28,9 +32,9 @@ def list_offline(tx, actor, *, now: float, minutes: float, municipality: str | N
         rows = tx.query(
             "SELECT g.gateway_id, g.last_seen, g.online, g.version, g.config_version, i.serial,"
             " inst.code AS installation, inst.municipality_id AS municipality"
-            " FROM (SELECT * FROM gateway_status g WHERE " + cond + " ORDER BY g.last_seen LIMIT ?) g"
+            " FROM (SELECT * FROM gateway_status g WHERE " + cond + " ORDER BY " + _ORDER + " LIMIT ?) g"
             " LEFT JOIN item i ON i.hw_id = g.gateway_id"
-            " LEFT JOIN installation inst ON inst.id = i.installation_id ORDER BY g.last_seen",
+            " LEFT JOIN installation inst ON inst.id = i.installation_id ORDER BY " + _ORDER,
             (False, cutoff, limit))
         return int(total), rows
     scope, sp = actor.scope_sql("inst.municipality_id")
@@ -42,7 +46,7 @@ def list_offline(tx, actor, *, now: float, minutes: float, municipality: str | N
     total = tx.scalar("SELECT count(*)" + base, params)
     rows = tx.query("SELECT g.gateway_id, g.last_seen, g.online, g.version, g.config_version, i.serial,"
                     " inst.code AS installation, inst.municipality_id AS municipality" + base +
-                    " ORDER BY g.last_seen LIMIT ?", (*params, limit))
+                    " ORDER BY " + _ORDER + " LIMIT ?", (*params, limit))
     return int(total), rows
 
 
