@@ -190,3 +190,28 @@ print(json.dumps({{"ok": True}}))
     first_conn = emu.log.index("AT+SMCONN")
     assert emu.log[:first_conn].count("AT+CEREG?") >= 2
     assert len(topics) == len(set(json.loads(p)["event_id"] for _, p, _, _ in emu.publishes))
+
+
+def test_gateway_moves_the_home_zone_and_a_bad_value_is_refused(tmp_path):
+    # standing at home; at 60 s the gateway sets a bad radius (refused, old zone kept),
+    # at 120 s it moves the home zone 5 km away: the next fixes are outside -> exit
+    log, n = write_log(tmp_path, walk(*HOME, start_s=0, seconds=240, north_mps=0.0))
+    far = offset(*HOME, 5000, 0)
+    extra = f'''
+import struct, wire
+class Cfg:
+    def __init__(self):
+        self.todo = [(60000, 2, {{"home_radius_m": -5}}),
+                     (120000, 3, {{"home_lat_e7": {int(far[0] * 1e7)}, "home_lon_e7": {int(far[1] * 1e7)}}})]
+    def service(self, hal):
+        if self.todo and hal.clock.t >= self.todo[0][0]:
+            t, v, patch = self.todo.pop(0)
+            gw.send(wire.T_CONFIG, struct.pack("<I", v) + json.dumps(patch).encode())
+        return (self.todo[0][0] - hal.clock.t) if self.todo else None
+hal.peers.append(Cfg())
+'''
+    r = run_role(tmp_path, log, n // 240 + 1, {"home_lat_e7": E7[0], "home_lon_e7": E7[1], "home_radius_m": 200},
+                 end_ms=200000, extra=extra)
+    codes = [e[1] for e in r["events"]]
+    assert codes.count(0x41) == 1, codes                       # exit only after the move
+    assert any("home_radius_m" in e for e in r["errors"])      # the bad value was refused, named
