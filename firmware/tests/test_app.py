@@ -250,3 +250,35 @@ print(json.dumps({"events": [(e[1], list(e[3])) for e in gw.events], "flags": [h
 ''', tmp_path)
     assert r["events"] == [[0x60, [15, 3400]]]
     assert 4 in r["flags"] and r["flags"][0] == 0
+
+
+def test_event_pushed_out_of_the_replay_window_by_resets_is_renumbered_and_delivered(tmp_path):
+    # link down, a press, then 6 resets (each skips the rest of a 16-seq block): when the
+    # gateway comes back its window starts ~100 seqs above the queued event, so it answers
+    # ERROR 3 (replay, not in journal) and the device gives the event a fresh seq
+    r = mp(r'''
+import simdev, json, wire
+from hal.host import Reboot
+hal, gw = simdev.make(IMG, "button", {"heartbeat_s": 300}, end_ms=400000,
+    pins={"button": [(5000, 1), (5100, 0)]})
+gw.ack = False
+class Chaos:
+    def __init__(self):
+        self.todo = [20000 * k for k in range(1, 7)]
+    def service(self, hal):
+        t = hal.clock.t
+        if self.todo and t >= self.todo[0]:
+            self.todo.pop(0)
+            if not self.todo:
+                gw.ack = True     # back with the last reset: the new HELLO arrives first
+            raise Reboot(1)
+        return (self.todo[0] - t) if self.todo else None
+hal.peers.append(Chaos())
+simdev.boot(hal)
+print(json.dumps({"events": gw.events, "rejects": gw.rejects, "boots": hal.boots,
+                  "hello": [f.seq for f in gw.of_type(4)]}))
+''', tmp_path)
+    assert r["boots"] == 7
+    assert [e[1] for e in r["events"]] == [0x01]          # delivered once
+    assert r["rejects"].get("replay", 0) >= 1              # the old seq was refused first
+    assert r["events"][0][0] > r["hello"][0]               # ... and renumbered above the window
