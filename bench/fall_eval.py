@@ -72,9 +72,13 @@ if sys.implementation.name == "micropython":
                         if r:
                             cnt[0] += 1
                             cnt[1] = max(cnt[1], r[1])
-            end = n * 1000 // rate + cancel_ms  # nobody cancels; time passes
+            last = n * 1000 // rate
+            end = last + cancel_ms  # nobody cancels; time passes
             res = []
             for d, al, cnt in dets:
+                p = d.flush()  # the recording ended inside an observation window
+                if p:
+                    al.suspect(p, last)
                 r = al.poll(end)
                 if r:
                     cnt[0] += 1
@@ -274,6 +278,9 @@ def _cpython_run(jobs, rate, placement, cancel_ms, variants):
                     r = al.poll(now)
                     if r:
                         cnt, peak = cnt + 1, max(peak, r[1])
+            p = d.flush()
+            if p:
+                al.suspect(p, len(samples) * 1000 // rate)
             r = al.poll(len(samples) * 1000 // rate + cancel_ms)
             if r:
                 cnt, peak = cnt + 1, max(peak, r[1])

@@ -236,3 +236,22 @@ def test_generic_csv_layout_and_bad_dir(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "bench" / "fall_eval.py"), str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a directory" in bad.stderr
+
+
+def test_flush_decides_a_recording_cut_short_after_the_impact(tmp_path):
+    rows = movement("fall")
+    impact = 5 * RATE + 20                     # index of the impact sample
+    long_cut = samples_file(tmp_path, "a", rows[:impact + int(2.3 * RATE)])   # 1.3 s observed
+    short_cut = samples_file(tmp_path, "b", rows[:impact + int(1.6 * RATE)])  # 0.6 s observed
+    r = mp(r'''
+out = []
+for path in (%r, %r):
+    d = FallDetector()
+    with open(path, "rb") as f:
+        b = f.read()
+    hits = [d.feed(*struct.unpack_from("<hhh", b, k)) for k in range(0, len(b), 6)]
+    out.append([max(hits), d.flush(), d.flush()])
+print(json.dumps(out))
+''' % (long_cut, short_cut))
+    assert r[0][0] == 0 and r[0][1] > 300 and r[0][2] == 0   # decided once, at the end
+    assert r[1] == [0, 0, 0]                                  # too little seen: no decision
