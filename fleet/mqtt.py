@@ -177,9 +177,18 @@ class MqttClient:
     def subscribe_raw(self, topic_filter: str, handler: RawHandler, *, qos: int = 1, timeout_s: float = 10.0) -> None:
         self._subscribe(topic_filter, handler, True, qos, timeout_s)
 
-    def _subscribe(self, topic_filter: str, handler: Callable, raw: bool, qos: int, timeout_s: float) -> None:
+    def route(self, topic_filter: str, handler: Callable, *, raw: bool = True) -> None:
+        """Register a handler without subscribing. Call before ``connect()`` when the session
+        is persistent: the broker redelivers unacknowledged messages right after CONNACK,
+        before any SUBSCRIBE, and a message without a handler would be dropped."""
+        entry = (_match_filter(topic_filter), handler, raw)
         with self._lock:
-            self._routes.append((_match_filter(topic_filter), handler, raw))
+            if entry not in self._routes:
+                self._routes.append(entry)
+
+    def _subscribe(self, topic_filter: str, handler: Callable, raw: bool, qos: int, timeout_s: float) -> None:
+        self.route(topic_filter, handler, raw=raw)
+        with self._lock:
             rc, mid = self._c.subscribe(topic_filter, qos=qos)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
                 raise MqttError(f"subscribe {topic_filter!r} failed: {paho.error_string(rc)}")

@@ -38,6 +38,10 @@ def register(sub) -> None:
     x.add_argument("--group", default="fleet", help="shared-subscription group")
     x.add_argument("--max-batch", type=int, default=2000)
     x.add_argument("--flush-s", type=float, default=0.2)
+    x.add_argument("--id", dest="client_id", help="MQTT client id; keep it stable per worker so a restarted worker "
+                                                  "resumes its session (default fleet-ingest-<host>)")
+    x.add_argument("--session-expiry-s", type=int, default=3600,
+                   help="how long the broker keeps an absent worker's unacknowledged messages")
     x.set_defaults(func=cmd_ingest)
 
 
@@ -108,7 +112,10 @@ def cmd_ingest(args: argparse.Namespace, cfg) -> int:
     with session(cfg) as s:
         s.actor.require(Permission.MONITOR_READ)
         host, port = parse_broker(args.broker or os.environ.get("FLEET_MQTT") or "127.0.0.1:1883")
-        client = MqttClient(host, port, client_id=f"fleet-ingest-{os.getpid()}", manual_ack=True)
+        import socket
+
+        client = MqttClient(host, port, client_id=args.client_id or f"fleet-ingest-{socket.gethostname()}",
+                            manual_ack=True, session_expiry_s=args.session_expiry_s)
         w = IngestWorker(client, lambda: SqlMonitorSink(cfg.open_store(migrate=False), close_store=True), clock=WallClock(cfg.clock), flush_s=args.flush_s,
                          max_batch=args.max_batch, group=args.group).start()
         stop = threading.Event()

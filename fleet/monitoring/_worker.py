@@ -59,6 +59,8 @@ class IngestWorker:
     def start(self) -> "IngestWorker":
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
+        for t in self.topics:                      # handlers first: a resumed session redelivers at once
+            self.client.route(shared(t, self.group), self._on_message, raw=True)
         self.client.connect()
         for t in self.topics:
             self.client.subscribe_raw(shared(t, self.group), self._on_message, qos=1)
@@ -111,8 +113,13 @@ class IngestWorker:
                     break
                 except FleetError as exc:          # store down/busy: keep the batch, retry; broker keeps it too
                     self.stats.write_errors += 1
+                    if self._stop:
+                        log.warning("ingest write failed (%s) while stopping: %d messages left "
+                                    "unacknowledged for redelivery", exc, n)
+                        return
                     log.warning("ingest write failed (%s); retrying in %.1fs", exc, backoff)
-                    time.sleep(backoff)
+                    with self._cond:
+                        self._cond.wait(backoff)   # stop() wakes us
                     backoff = min(backoff * 2, 5.0)
             self.stats.writer_cpu_s += time.thread_time() - c0
             self.client.ack_many([m for m, _ in items])

@@ -69,3 +69,43 @@ def test_two_workers_split_a_stream_without_loss_or_duplicates(mosquitto, store_
     assert stats[0].write_errors == 1                 # the failed batch was retried, not dropped
     assert gws == 50
     setup.close()
+
+
+class DeadSink:
+    """A database that never accepts the batch (the worker 'crashes' before committing)."""
+
+    def write(self, batch):
+        raise StoreBusy("database unreachable (test)")
+
+
+def test_unacknowledged_batch_is_redelivered_after_worker_restart(mosquitto, sqlite_url):
+    """PUBACK only after commit + a persistent session: a worker that dies before its
+    commit loses nothing; its successor (same client id) receives the batch again."""
+    setup = open_store(sqlite_url)
+
+    def client():
+        return MqttClient(mosquitto.host, mosquitto.port, client_id="ingest-stable", manual_ack=True,
+                          session_expiry_s=300)
+
+    first = IngestWorker(client(), DeadSink(), clock=Clock(), flush_s=0.05).start()
+    pub = MqttClient(mosquitto.host, mosquitto.port, client_id="load2").connect()
+    for k in range(40):
+        pub.publish(f"wt/v1/gw/gw-{k % 4}/health", json.dumps(
+            {"schema": "wt.health/1", "gateway": f"gw-{k % 4}", "at": f"2026-11-23T07:00:{k:02d}.000Z",
+             "devices": []}).encode(), qos=1)
+    deadline = time.monotonic() + 10
+    while first.stats.received < 40 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert first.stats.received == 40 and first.stats.written == 0
+    first.stop(drain_s=0.2)                          # gives up without acknowledging anything
+    second = IngestWorker(client(), lambda: SqlMonitorSink(open_store(sqlite_url, migrate=False), close_store=True),
+                          clock=Clock(), flush_s=0.05).start()
+    deadline = time.monotonic() + 15
+    while second.stats.written < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    st = second.stop()
+    assert st.received == 40
+    pub.close()
+    with setup.transaction(write=False) as tx:
+        assert tx.scalar("SELECT count(*) FROM gateway_health") == 40
+    setup.close()
