@@ -314,11 +314,14 @@ class GatewayConfig:
 # ---------------------------------------------------------------- loading
 def load_config(path: str | os.PathLike[str] | None = None, *,
                 env: Mapping[str, str] | None = None,
-                overrides: Mapping[str, Any] | list[str] | None = None) -> GatewayConfig:
-    """Build the config: schema defaults < file < environment < CLI overrides.
+                overrides: Mapping[str, Any] | list[str] | None = None,
+                fleet: Mapping[str, Any] | None = None) -> GatewayConfig:
+    """Build the config: schema defaults < file < fleet-pushed layer < environment < CLI.
 
-    This is the only function that merges sources. Raises :class:`ConfigError` listing
-    every issue; never returns a half-valid config.
+    This is the only function that merges sources. ``fleet`` is the ``config`` object of
+    the last applied ``wt.config/1`` (nested tables, like the file). Tables merge key by
+    key; a value replaces. Raises :class:`ConfigError` listing every issue; never returns
+    a half-valid config.
     """
     source = str(path) if path is not None else None
     data: dict[str, Any] = {}
@@ -339,6 +342,9 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
                                            "fix the syntax (strings need quotes, e.g. host = \"broker\")")],
                               source) from None
     issues: list[ConfigIssue] = []
+    if fleet:
+        for key, value in fleet.items():
+            _set_dotted(data, key, value, issues, origin="fleet config")
     for key, value in _env_overrides(env if env is not None else os.environ).items():
         _set_dotted(data, key, value, issues, origin="environment")
     if overrides:
@@ -391,7 +397,12 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any, issues: list[ConfigI
                                       "override the whole value instead"))
             return
         node = child
-    node[parts[-1]] = value
+    last = parts[-1]
+    if isinstance(value, Mapping) and isinstance(node.get(last), dict):
+        for k, v in value.items():   # tables merge key by key
+            _set_dotted(node[last], k, v, issues, origin)
+    else:
+        node[last] = dict(value) if isinstance(value, Mapping) else value
 
 
 # ---------------------------------------------------------------- generic validator

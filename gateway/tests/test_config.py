@@ -222,3 +222,18 @@ def test_gatt_device_link_needs_ble():
     cfg = load_config(None, env={}, overrides={"ble": {"enabled": True},
                                                 "devices": {"a4c1380a1b2c": {"role": "gps", "link": "ble-gatt"}}})
     assert cfg.device("a4c1380a1b2c").link.value == "ble-gatt"
+
+
+def test_nested_overrides_merge_tables_and_fleet_layer_sits_between_file_and_env(tmp_path):
+    p = write(tmp_path, '[gateway]\nid = "gw-file"\ndata_dir = "/srv/gw"\n[rules.bed]\nmax_out_min = 40\n')
+    cfg = load_config(p, env={"WT_GW__RULES__DOOR__REPEAT_AFTER_MIN": "9"},
+                      fleet={"rules": {"bed": {"window_start": "21:00"}, "door": {"repeat_after_min": 2}},
+                             "gateway": {"timezone": "UTC"}},
+                      overrides={"gateway": {"log_level": "debug"}})
+    assert cfg.gateway.id == "gw-file" and cfg.gateway.data_dir == "/srv/gw"       # tables merged, not replaced
+    assert cfg.gateway.timezone == "UTC" and cfg.gateway.log_level.value == "debug"
+    assert cfg.rules.bed.max_out_min == 40 and cfg.rules.bed.window_start.hour == 21  # fleet over file, per key
+    assert cfg.rules.door.repeat_after_min == 9                                       # env over fleet
+    with pytest.raises(ConfigError) as ei:
+        load_config(p, env={}, fleet={"rules": {"bed": {"max_out_min": 0}}})
+    assert "rules.bed.max_out_min = 0" in str(ei.value)
