@@ -183,6 +183,12 @@ def load_generic(path: Path) -> Trial | None:
                 continue
     if len(t) < 2:
         return None
+    mags = sorted((x * x + y * y + z * z) ** 0.5 for x, y, z in xyz[:: max(1, len(xyz) // 200)])
+    med = mags[len(mags) // 2]
+    if not 0.5 <= med <= 2.0:
+        hint = " (looks like m/s^2: divide by 9.80665)" if 7 <= med <= 13 else \
+            " (looks like milli-g: divide by 1000)" if 500 <= med <= 2000 else ""
+        raise EvalError(f"{path}: median |a| is {med:.3g}, expected about 1 g at rest{hint}")
     rate = (len(t) - 1) / max(1e-6, t[-1] - t[0])
     stem = path.stem.split("_")
     subject = stem[1] if len(stem) > 2 else "all"

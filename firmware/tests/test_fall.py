@@ -236,6 +236,11 @@ def test_generic_csv_layout_and_bad_dir(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "bench" / "fall_eval.py"), str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a directory" in bad.stderr
+    # a file in m/s^2 instead of g is named, with the fix
+    (d / "ADL_s3_ms2.csv").write_text("t_s,ax_g,ay_g,az_g\n" + "".join(f"{i / 50},0,-9.81,0.2\n" for i in range(100)))
+    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "fall_eval.py"), str(d)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "ADL_s3_ms2.csv" in bad.stderr and "9.80665" in bad.stderr
 
 
 def test_flush_decides_a_recording_cut_short_after_the_impact(tmp_path):
