@@ -11,6 +11,7 @@ Handlers run on paho's network thread: they must be quick (queue the work).
 """
 from __future__ import annotations
 
+import queue
 import struct
 import threading
 import uuid
@@ -171,8 +172,16 @@ class MqttClient:
         self.close()
 
     # -- subscribe --------------------------------------------------------------
-    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, timeout_s: float = 10.0) -> None:
-        self._subscribe(topic_filter, handler, False, qos, timeout_s)
+    def subscribe(self, topic_filter: str, handler: Handler | None = None, *, qos: int = 1,
+                  timeout_s: float = 10.0) -> "queue.Queue[Message] | None":
+        """Route matching messages to ``handler(topic, payload)``; without a handler, return a
+        queue that receives every matching :class:`Message` (bounded by ``maxsize=100000``)."""
+        if handler is not None:
+            self._subscribe(topic_filter, handler, False, qos, timeout_s)
+            return None
+        q: queue.Queue[Message] = queue.Queue(maxsize=100000)
+        self._subscribe(topic_filter, q.put, True, qos, timeout_s)
+        return q
 
     def subscribe_raw(self, topic_filter: str, handler: RawHandler, *, qos: int = 1, timeout_s: float = 10.0) -> None:
         self._subscribe(topic_filter, handler, True, qos, timeout_s)
@@ -265,6 +274,14 @@ class MqttClient:
         self.delivered += 1
         if not routed:
             self.unrouted += 1
+
+
+def connect(url: str, *, client_id: str | None = None, **kwargs) -> MqttClient:
+    """``mqtt://host[:port]`` (or ``host:port``) -> a connected :class:`MqttClient`."""
+    if url.startswith("mqtts://"):
+        raise MqttError("TLS (mqtts://) is not supported by the fleet MQTT adapter yet; use mqtt://")
+    host, port = parse_broker(url.split("://", 1)[1] if "://" in url else url)
+    return MqttClient(host, port, client_id=client_id, **kwargs).connect()
 
 
 def parse_broker(text: str) -> tuple[str, int]:

@@ -76,3 +76,23 @@ def test_push_is_retained_and_applied_report_clears_drift(mosquitto):
         gw2.close()
     finally:
         fleet.close()
+
+
+def test_mqtt_adapter_queue_subscription_and_errors(mosquitto):
+    import pytest
+
+    from fleet.mqtt import MqttError, connect, parse_broker
+
+    c = connect(f"mqtt://{mosquitto.host}:{mosquitto.port}")
+    try:
+        q = c.subscribe("wt/v1/gw/+/state")
+        c.publish("wt/v1/gw/gw-9/state", b'{"online": true}', retain=True)
+        msg = q.get(timeout=10)
+        assert (msg.topic, msg.payload, msg.retain) == ("wt/v1/gw/gw-9/state", b'{"online": true}', False)
+    finally:
+        c.close()
+    assert parse_broker("example.net") == ("example.net", 1883)
+    with pytest.raises(MqttError, match="host:port"):
+        parse_broker("example.net:http")
+    with pytest.raises(MqttError, match="cannot reach"):
+        connect(f"mqtt://127.0.0.1:{mosquitto.port + 1 if mosquitto.port < 65535 else 1}")
