@@ -48,8 +48,10 @@ def _board():
         for k in over:
             if k in b and isinstance(over[k], dict):
                 b[k].update(over[k])
-    except (OSError, ValueError):
-        pass
+    except OSError:
+        return b  # no /board.json: the built-in table applies
+    except ValueError:
+        print("hal: /board.json is not valid JSON; using the built-in pin table")
     return b
 
 

@@ -101,7 +101,7 @@ def load(path, role_schema=None):
             problems.append(ConfigError("config.json", type(raw).__name__, "must be a JSON object"))
             raw = {}
     except OSError:
-        pass
+        problems.append(ConfigError("config.json", "<missing>", "not found; every setting is at its default"))
     except ValueError:
         problems.append(ConfigError("config.json", "<unparsable>", "is not valid JSON; rewrite it"))
     version = raw.get("config_version", 0)
