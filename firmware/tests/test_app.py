@@ -282,3 +282,32 @@ print(json.dumps({"events": gw.events, "rejects": gw.rejects, "boots": hal.boots
     assert [e[1] for e in r["events"]] == [0x01]          # delivered once
     assert r["rejects"].get("replay", 0) >= 1              # the old seq was refused first
     assert r["events"][0][0] > r["hello"][0]               # ... and renumbered above the window
+
+
+def test_heartbeats_held_back_so_a_pending_event_stays_inside_the_replay_window(tmp_path):
+    # events are lost on the way (heartbeats arrive) for 20 minutes with a 10 s heartbeat:
+    # unchecked, 120 heartbeats would move the gateway's window 120 seqs past the event
+    r = mp(r'''
+import simdev, json, wire
+hal, gw = simdev.make(IMG, "button", {"heartbeat_s": 10}, end_ms=1500000, keep=(3,),
+    pins={"button": [(5000, 1), (5100, 0)]})
+gw.ack_events = False
+class Heal:
+    def service(self, hal):
+        if hal.clock.t >= 1200000:
+            gw.ack_events = True
+            return None
+        return 1200000 - hal.clock.t
+hal.peers.append(Heal())
+simdev.boot(hal)
+import struct
+up = [struct.unpack("<BHBIHHb", f.payload)[3] for f in gw.of_type(3)]
+print(json.dumps({"events": gw.events, "hb_before": len([u for u in up if u < 1200]),
+                  "hb_after": len([u for u in up if u >= 1200]), "rejects": gw.rejects}))
+''', tmp_path)
+    assert [e[1] for e in r["events"]] == [0x01]
+    ev_seq = r["events"][0][0]
+    assert ev_seq < 10                           # delivered with its original seq (no renumbering needed)
+    assert r["rejects"] == {}                    # never refused as a replay
+    assert 40 <= r["hb_before"] <= 50            # heartbeats held back once the gap reached 48
+    assert r["hb_after"] >= 25                   # and resumed once the event was acknowledged

@@ -12,6 +12,7 @@ class SimGateway:
         self.dec = wire.StreamDecoder()
         self.window = wire.ReplayWindow()
         self.ack = ack            # False: the gateway is "down" (frames are dropped)
+        self.ack_events = True    # False: EVENT frames are dropped (a lossy uplink), the rest arrives
         self.events = []          # (seq, code, age_ms, data) stored, in arrival order
         self.journal = {}
         self.frames = []          # accepted uplink Frames (of the types in ``keep``; None = all)
@@ -39,7 +40,8 @@ class SimGateway:
             self.counts[f.type] = self.counts.get(f.type, 0) + 1
             self.last[f.type] = f
             if f.type == wire.T_EVENT:
-                self._event(f)
+                if self.ack_events:
+                    self._event(f)
             else:
                 self.window.accept(f.seq) if self.window.check(f.seq) else None
             if f.type == wire.T_HELLO and self.epoch_s is not None:
