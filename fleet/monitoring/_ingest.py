@@ -27,6 +27,7 @@ def shared(topic_filter: str, group: str = SHARE_GROUP) -> str:
 
 @dataclass(frozen=True)
 class UpdateReport:
+    cmd_id: str | None
     gateway_id: str
     device_id: str | None
     deployment: str
@@ -70,7 +71,8 @@ def _decode_update(gw: str, payload: bytes, received_at: float) -> UpdateReport 
         return Rejected("not an update result")
     dev = detail.get("device")
     phase, err = detail.get("phase"), detail.get("error")
-    return UpdateReport(gw, dev if isinstance(dev, str) else None, dep, status,
+    cid = doc.get("cmd_id")
+    return UpdateReport(cid if isinstance(cid, str) else None, gw, dev if isinstance(dev, str) else None, dep, status,
                         phase if isinstance(phase, str) else None, err if isinstance(err, str) else None, received_at)
 
 

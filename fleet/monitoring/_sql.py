@@ -41,8 +41,8 @@ _APPLIED_UPSERT = (
     "ON CONFLICT (gateway_id) DO UPDATE SET version = excluded.version, status = excluded.status, "
     "error = excluded.error, hash = excluded.hash, reported_at = excluded.reported_at "
     "WHERE excluded.reported_at >= config_applied.reported_at")
-_UPDATE_INSERT = ("INSERT INTO update_report (gateway_id, device_id, deployment, status, phase, error, received_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_UPDATE_INSERT = ("INSERT INTO update_report (cmd_id, gateway_id, device_id, deployment, status, phase, error, "
+                  "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cmd_id, status) DO NOTHING")
 
 
 # Staging tables (per connection) so the hot path is one COPY + one INSERT ... SELECT per table
@@ -161,8 +161,8 @@ class SqlMonitorSink:
                             f"THEN excluded.{col} ELSE alarm_log.{col} END", sorted(rows))
                 if batch.updates:
                     tx.executemany(_UPDATE_INSERT, [
-                        (u.gateway_id, u.device_id, u.deployment, u.status, u.phase, u.error, u.received_at)
-                        for u in batch.updates])
+                        (u.cmd_id, u.gateway_id, u.device_id, u.deployment, u.status, u.phase, u.error,
+                         u.received_at) for u in batch.updates])
                 if batch.applied:
                     tx.executemany(_APPLIED_UPSERT, sorted(
                         (r.gateway_id, r.version, r.status.value, r.error, r.hash, r.reported_at)

@@ -111,6 +111,7 @@ def test_ack_before_alarm_is_merged_and_queries(store):
                                                    "detail": {"deployment": "ro-9", "device": "00000000000a",
                                                               "phase": "download", "error": "bad signature"}}).encode())
     _write(store, [(*err, T0 + 5)])
+    _write(store, [(*err, T0 + 9)])                                  # redelivered: stored once
     everyone = Actor("root", Role.ADMIN, None).scope_sql("m.municipality_id")
     with store.transaction(write=False) as tx:
         a = tx.one("SELECT * FROM alarm_log WHERE event_id = ?", ("e9",))
