@@ -34,12 +34,13 @@ from typing import Any, Callable
 
 from gateway import __version__
 from gateway.codec.enums import FeedbackState
-from gateway.config import GatewayConfig
+from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.devices import DeviceRegistry
 from gateway.ingress import Ingress, IngressResult
 from gateway.journal import JournalWriter, SqliteJournal
 from gateway.mains import MainsInput, mains_input_from_config
 from gateway.model import Event
+from gateway.fleetconfig import ConfigPush, applied_payload, decide, decode_push, read_layer, write_layer
 from gateway.ports import Clock, SystemClock
 from gateway.remote import RemoteCommands
 from gateway.rules import RuleEngine, build_rules
@@ -161,6 +162,12 @@ class GatewayRuntime:
         self.on_event_stored: list[Callable[[Event, bool], None]] = []
         self._stopping = False
         self._journal_closing = False
+        # fleet configuration push (wt.config/1): set by async_main
+        self.config_loader: Callable[[dict[str, Any]], GatewayConfig] | None = None
+        self.applied_push: ConfigPush | None = None
+        self.pending_report: tuple[ConfigPush, str, str | None] | None = None
+        self.reload_request: tuple[GatewayConfig, ConfigPush] | None = None
+        self.reload_event = asyncio.Event()
         self.remote = RemoteCommands(
             cfg.gateway.id, __version__, clock, paired=lambda d: d in cfg.device_keys,
             known_role=lambda d: (dev.role.name.lower() if (dev := cfg.device(d)) is not None else None))
@@ -253,6 +260,49 @@ class GatewayRuntime:
         self._send(link, self.ingress.feedback_frame(event.device_id, event.seq, state))
         self.stats["feedback_sent"] += 1
 
+    def on_config_message(self, topic: str, payload: bytes) -> None:
+        """``wt.config/1`` from the fleet: validate; apply by re-bootstrapping, or reject."""
+        push = decode_push(payload)
+        if isinstance(push, str):
+            log.warning("wt.config ignored: %s", push)
+            return
+        if self.config_loader is None:
+            self._report_config(push, "rejected", "this gateway was started without a reloadable configuration")
+            return
+        if self.reload_request is not None:
+            return   # already re-bootstrapping; the retained message comes back after it
+        d = decide(push, self.cfg, self.applied_push, self.config_loader)
+        if d.action == "ignore":
+            log.info("wt.config version %d ignored (applied version is %d)", push.version,
+                     self.applied_push.version if self.applied_push else -1)
+        elif d.action == "report":
+            self._report_config(push, "applied", None)
+        elif d.action == "reject":
+            log.warning("wt.config version %d rejected: %s", push.version, d.error)
+            self._report_config(push, "rejected", d.error)
+        else:
+            assert d.config is not None
+            log.info("wt.config version %d valid: applying (re-bootstrap)", push.version)
+            self.reload_request = (d.config, push)
+            self.reload_event.set()
+
+    def _report_config(self, push: ConfigPush, status: str, error: str | None) -> bool:
+        import json
+
+        data = json.dumps(applied_payload(push, status, error)).encode()
+        for route in (self.primary, self.fallback):
+            if route is not None and route.connected:
+                try:
+                    route.publish(Topics(self.cfg.gateway.id).config_applied, data, qos=1, retain=True)
+                    return True
+                except UplinkError as exc:
+                    log.warning("config report not published: %s", exc)
+        return False
+
+    def _flush_pending_report(self) -> None:
+        if self.pending_report is not None and self._report_config(*self.pending_report):
+            self.pending_report = None
+
     def on_cmd_message(self, topic: str, payload: bytes) -> None:
         """``wt.cmd/1`` from the fleet: apply, answer on ``…/cmd/result``."""
         try:
@@ -329,6 +379,7 @@ class GatewayRuntime:
         for route in (self.primary, self.fallback):   # the alarm lane does not take commands
             if route is not None:
                 route.subscribe(Topics(self.cfg.gateway.id).cmd, self.on_cmd_message)
+                route.subscribe(Topics(self.cfg.gateway.id).config, self.on_config_message)
         for route in self._routes():
             if hasattr(route, "start"):
                 route.start()
@@ -397,6 +448,7 @@ class GatewayRuntime:
 
     def _tick_rules(self) -> None:
         self.engine.tick()
+        self._flush_pending_report()
 
     async def _every(self, interval_s: float, fn: Callable[[], Any], first_delay_s: float | None = None) -> None:
         await asyncio.sleep(interval_s if first_delay_s is None else first_delay_s)
@@ -501,7 +553,7 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
         local_signal=LoggingLocalSignal(), ack_timeout_s=cfg.uplink.ack_timeout_s,
         on_platform_ack=lambda i, s, e: holder["rt"].on_platform_ack(i, s, e),
         on_alarm_escalated=lambda e, step: holder["rt"].on_alarm_escalated(e, step),
-        journal_recovery=journal.recovery, **({"alarm_lane": lane} if lane is not None else {}))
+        journal_recovery=journal.recovery, alarm_lane=lane)
     engine_rules = build_rules(cfg, registry, mains, lambda: holder["rt"].uplink_connected(), clock)
     engine = RuleEngine(cfg.gateway.id, engine_rules, journal, forwarder, clock, state=journal)
     rt = GatewayRuntime(cfg, loop=loop, clock=clock, journal=journal, writer=writer, ingress=ingress,
@@ -523,28 +575,89 @@ def configure_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
 
-async def async_main(cfg: GatewayConfig, *, ready: Callable[[GatewayRuntime], None] | None = None) -> int:
-    """Run until SIGTERM/SIGINT. Returns the process exit code."""
+class ConfigSource:
+    """The inputs of the effective configuration except the fleet layer: file, environment
+    and command-line overrides (precedence is applied by ``load_config``)."""
+
+    def __init__(self, path: str | None = None, overrides: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.path = path
+        self.overrides = list(overrides or [])
+        self.env = env
+
+    def load(self, fleet: dict[str, Any] | None = None) -> GatewayConfig:
+        return load_config(self.path, env=self.env, overrides=self.overrides, fleet=fleet)
+
+
+async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
+                     ready: Callable[[GatewayRuntime], None] | None = None,
+                     stop: asyncio.Event | None = None, **bootstrap_kwargs: Any) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop``). Returns the process exit code.
+
+    With a ``source``, the last applied fleet configuration (``<data_dir>/fleet-config.json``)
+    is layered in, and a valid ``wt.config/1`` push re-bootstraps the gateway in place;
+    if the new configuration cannot start, the previous one is restored and the push
+    reported ``rejected``."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    try:
-        rt = bootstrap(cfg, loop=loop)
-    except DaemonError as exc:
-        log.error("%s", exc)
-        return 2
-    await rt.async_start()
-    if ready is not None:
-        ready(rt)
-    try:
-        await stop.wait()
-    finally:
-        await rt.async_stop()
-    return 0
+    applied: ConfigPush | None = None
+    if source is not None:
+        applied = read_layer(cfg.gateway.data_dir)
+        if applied is not None:
+            try:
+                cfg = source.load(applied.config)
+                log.info("fleet configuration version %d in effect", applied.version)
+            except ConfigError as exc:
+                log.error("stored fleet configuration version %d no longer valid (%s); running without it",
+                          applied.version, exc)
+                applied = None
+    report: tuple[ConfigPush, str, str | None] | None = None
+    previous: ConfigPush | None = None
+    while True:
+        try:
+            rt = bootstrap(cfg, loop=loop, **bootstrap_kwargs)
+        except DaemonError as exc:
+            if report is None or report[1] != "applied":
+                log.error("%s", exc)
+                return 2
+            # the pushed configuration cannot start: back to the previous one
+            push = report[0]
+            log.error("fleet configuration version %d cannot start (%s); restoring the previous configuration",
+                      push.version, exc)
+            write_layer(cfg.gateway.data_dir, previous)
+            applied = previous
+            assert source is not None
+            cfg = source.load(previous.config if previous else None)
+            report = (push, "rejected", f"configuration version {push.version} could not start: {exc}")
+            continue
+        if source is not None:
+            rt.config_loader = source.load
+        rt.applied_push = applied
+        rt.pending_report = report
+        await rt.async_start()
+        rt._flush_pending_report()
+        if ready is not None:
+            ready(rt)
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(rt.reload_event.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await rt.async_stop()
+        if stop.is_set() or rt.reload_request is None:
+            return 0
+        new_cfg, push = rt.reload_request
+        previous = applied
+        write_layer(cfg.gateway.data_dir, push)
+        cfg, applied, report = new_cfg, push, (push, "applied", None)
+        log.info("re-bootstrapping with fleet configuration version %d", push.version)
 
 
-__all__ = ["DaemonError", "GatewayRuntime", "bootstrap", "preflight", "async_main", "configure_logging"]
+__all__ = ["ConfigSource", "DaemonError", "GatewayRuntime", "bootstrap", "preflight", "async_main",
+           "configure_logging"]

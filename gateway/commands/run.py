@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError, load_config
-    from gateway.daemon import async_main, configure_logging
+    from gateway.daemon import ConfigSource, async_main, configure_logging
 
     overrides = list(args.set)
     if args.log_level:
@@ -29,4 +29,4 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"gateway run: {exc}", file=sys.stderr)
         return 2
     configure_logging(cfg.gateway.log_level.value)
-    return asyncio.run(async_main(cfg))
+    return asyncio.run(async_main(cfg, source=ConfigSource(args.config, overrides)))
