@@ -53,10 +53,12 @@ class GpsRole(Role):
         now = self.app.now()
         self.parser = nmea.NmeaParser()
         self.uart = self.hal.uart("gps")
-        self.gps_en = self.hal.pin("gps_en", "out")
-        self.gps_en.value(1)
-        self.switch = self.hal.pin("power_switch", "in")
-        self._switch_seen = self.switch.value() == 1  # no switch wired: never "off"
+        # optional board pins: a board without them has an always-on receiver and no
+        # power switch (then the tracker is never "switched off")
+        self.gps_en = self._pin("gps_en", "out")
+        self._gnss_power(1)
+        self.switch = self._pin("power_switch", "in")
+        self._switch_seen = self._switch() == 1
         self.fix = None
         self.fix_at = None
         self.gnss_epoch = None       # (epoch_ms of the last fix, ticks at it)
@@ -73,12 +75,34 @@ class GpsRole(Role):
         self.positions = 0
         self.exits = 0
         self.enters = 0
-        self.off = False
+        self.off = 0
         self._build_fence(self.cfg)
         self.uplink = None
         self.modem = None
         if self.cfg.get("modem"):
             self._build_modem()
+        marker = self._off_marker()
+        if marker:
+            self.off = marker
+            if self._back_on():
+                self._wake()
+            else:
+                self._gnss_power(0)
+
+    # -- board ------------------------------------------------------------------------
+    def _pin(self, name, mode):
+        try:
+            return self.hal.pin(name, mode)
+        except (OSError, KeyError):
+            return None
+
+    def _switch(self):
+        return 0 if self.switch is None else self.switch.value()
+
+    def _gnss_power(self, on):
+        self._gnss_on = bool(on)
+        if self.gps_en is not None:
+            self.gps_en.value(1 if on else 0)
 
     # -- configuration ----------------------------------------------------------------
     def _build_fence(self, cfg):
@@ -128,7 +152,7 @@ class GpsRole(Role):
         from modem_mqtt import CellularUplink
         try:
             u = self.hal.uart("modem")
-        except OSError:
+        except (OSError, KeyError):  # no modem UART on this board
             self.app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
             return
         self.modem = Modem(u, self.hal.clock.ticks_ms, self.hal.sleep_ms)
@@ -173,7 +197,7 @@ class GpsRole(Role):
                 self._self_test_done = True
                 self._silent_reported = True
                 self.app.emit(wire.EV_SELF_TEST_FAILED, bytes((5,)))
-        elif ticks_diff(now, self._bytes_at) >= _GPS_SILENT_MS and not self._silent_reported and self.gps_en.value():
+        elif ticks_diff(now, self._bytes_at) >= _GPS_SILENT_MS and not self._silent_reported and self._gnss_on:
             self._silent_reported = True  # it worked, then went quiet
             self.app.sensor_fault(2)
 
@@ -217,9 +241,10 @@ class GpsRole(Role):
     # -- power supervision ------------------------------------------------------------------
     def _power(self, now):
         pct, mv, flags = self.hal.battery()
-        if self.switch.value() == 0 and self._switch_seen:
+        sw = self._switch()
+        if sw == 0 and self._switch_seen:
             return self._shutdown(1)
-        if self.switch.value():
+        if sw:
             self._switch_seen = True
         if mv and not flags & 2 and mv < self.cfg.get("battery_empty_mv"):
             return self._shutdown(2)
@@ -236,14 +261,46 @@ class GpsRole(Role):
         return False
 
     def _shutdown(self, reason):
-        """Last message, modem and GNSS off, then sleep until switched on again."""
-        self.off = True
-        self.app.emit(wire.EV_POWER_OFF, bytes((reason,)))
-        self._cellular(self.app.now(), force=True)
+        """Last message, modem and GNSS off, then sleep until the cause is gone.
+
+        The reason is kept in <data>/gps_off, so waking from deep sleep while it still
+        holds (switch still off, battery still empty) does not report it again."""
+        self.off = reason
+        if self._off_marker() != reason:
+            self.app.emit(wire.EV_POWER_OFF, bytes((reason,)))
+            self._cellular(self.app.now(), force=True)
+            try:
+                with open(self.hal.data_dir + "/gps_off", "w") as f:
+                    f.write(str(reason))
+            except OSError:
+                self.app.reject("flash")
         if self.uplink is not None:
             self.uplink.power_off()
-        self.gps_en.value(0)
+        self._gnss_power(0)
         return True
+
+    def _off_marker(self):
+        try:
+            with open(self.hal.data_dir + "/gps_off") as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return 0
+
+    def _back_on(self):
+        pct, mv, flags = self.hal.battery()
+        if self.off == 1:
+            return self._switch() == 1
+        return bool(flags & 2) or mv >= self.cfg.get("battery_empty_mv") + 100
+
+    def _wake(self):
+        self.off = 0
+        self._switch_seen = self._switch() == 1
+        import os
+        try:
+            os.remove(self.hal.data_dir + "/gps_off")
+        except OSError:
+            pass  # no marker: nothing to clear
+        self._gnss_power(1)
 
     # -- cellular uplink ----------------------------------------------------------------------
     def _epoch_ms(self, now):
@@ -286,11 +343,11 @@ class GpsRole(Role):
     # -- loop -------------------------------------------------------------------------------
     def poll(self, now):
         if self.off:
-            # switched off: wake (via a fresh boot) only when switched on again
-            if self.switch.value():
-                self.off = False
-                self.gps_en.value(1)
-            return 60000
+            # off: back on only when its cause is gone (switched on / charged)
+            if self._back_on():
+                self._wake()
+            else:
+                return 60000
         if self._power(now):
             return 60000
         self._read_gnss(now)
@@ -304,7 +361,8 @@ class GpsRole(Role):
 
     def sleep_ok(self):
         if self.off:
-            return (24 * _H_MS, ["power_switch"])
+            wake = [n for n in ("power_switch", "vbus") if self._pin(n, "in") is not None]
+            return (_H_MS, wake)
         return None
 
 

@@ -94,22 +94,25 @@ def test_silent_receiver_fails_self_test_and_bad_zones_are_rejected_not_fatal(tm
     assert r["rejects"] >= 3                               # bad config + 2 bad zones counted
 
 
-def test_switch_off_sends_a_last_message_then_sleeps(tmp_path):
-    lines = walk(*HOME, start_s=0, seconds=120, north_mps=0.0)
+def test_switch_off_sends_a_last_message_then_sleeps_and_wakes_when_switched_on(tmp_path):
+    lines = walk(*HOME, start_s=0, seconds=300, north_mps=0.0)
     log, n = write_log(tmp_path, lines)
-    r = run_role(tmp_path, log, n // 120 + 1, {"home_lat_e7": E7[0], "home_lon_e7": E7[1], "home_radius_m": 200},
-                 end_ms=90000, pins={"power_switch": [(0, 1), (30000, 0)]})
-    codes = [e[1] for e in r["events"]]
-    assert 0x63 in codes and r["events"][codes.index(0x63)][3] == [1]   # power_off(user)
-    assert r["slept"] and r["slept"][0][0] >= 30000 and r["slept"][0][2] == ["power_switch"]
+    r = run_role(tmp_path, log, n // 300 + 1, {"home_lat_e7": E7[0], "home_lon_e7": E7[1], "home_radius_m": 200},
+                 end_ms=200000, pins={"power_switch": [(0, 1), (30000, 0), (60000, 1), (120000, 0)]})
+    offs = [e for e in r["events"] if e[1] == 0x63]
+    assert [e[3] for e in offs] == [[1], [1]]        # one power_off(user) per switch-off, not per wake
+    starts = [s[0] for s in r["slept"]]
+    assert len(starts) == 2 and 30000 <= starts[0] < 35000 and 120000 <= starts[1] < 125000
+    assert r["slept"][0][2] == ["power_switch", "vbus"]
+    assert r["boots"] >= 2                            # woke (new boot) when switched on
 
 
 def test_battery_empty_and_charger_idle(tmp_path):
     log, n = write_log(tmp_path, walk(*HOME, start_s=0, seconds=30, north_mps=0.0))
-    r = run_role(tmp_path, log, n // 30 + 1, {}, end_ms=20000, battery="(3, 3200, 0)")
+    r = run_role(tmp_path, log, n // 30 + 1, {}, end_ms=3 * 3600 * 1000 + 60000, battery="(3, 3200, 0)")
     off = [e for e in r["events"] if e[1] == 0x63]
-    assert len(off) == 1 and off[0][3] == [2]                            # power_off(battery empty), once
-    assert r["slept"]                                                    # then it sleeps
+    assert len(off) == 1 and off[0][3] == [2]          # power_off(battery empty), once, not at every wake
+    assert len(r["slept"]) >= 3                        # sleeps, checks hourly, sleeps again
     r2 = run_role(tmp_path, log, n // 30 + 1, {"charger_idle_h": 1}, end_ms=3 * 3600 * 1000 + 60000,
                   battery="(100, 4150, 2)")
     idle = [e for e in r2["events"] if e[1] == 0x64]
