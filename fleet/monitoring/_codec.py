@@ -1,6 +1,7 @@
 """Decode the gateway → fleet payloads of docs/mqtt.md (pure; never raises on garbage).
 
-Each ``decode_*`` returns a frozen record or a :class:`Rejected` with the reason.
+Each ``decode_*`` returns an immutable record (typed NamedTuples: cheap to build on the
+ingest hot path) or a :class:`Rejected` with the reason.
 Times on the wire are RFC 3339 UTC; records carry epoch seconds.
 """
 from __future__ import annotations
@@ -9,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 HEALTH_SCHEMA = "wt.health/1"
 STATE_SCHEMA = "wt.state/1"
@@ -23,8 +24,7 @@ class Rejected:
     reason: str
 
 
-@dataclass(frozen=True)
-class DeviceHealth:
+class DeviceHealth(NamedTuple):
     device_id: str
     role: str | None
     last_seen: float | None
@@ -34,8 +34,7 @@ class DeviceHealth:
     silent: bool
 
 
-@dataclass(frozen=True)
-class Health:
+class Health(NamedTuple):
     gateway_id: str
     at: float                      # gateway's timestamp (epoch s); the sample key with gateway_id
     received_at: float             # fleet clock
@@ -49,8 +48,7 @@ class Health:
     devices: tuple[DeviceHealth, ...]
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):
     gateway_id: str
     online: bool
     version: str | None
@@ -58,8 +56,7 @@ class State:
     received_at: float
 
 
-@dataclass(frozen=True)
-class Alarm:
+class Alarm(NamedTuple):
     event_id: str
     gateway_id: str
     device_id: str | None
@@ -71,8 +68,7 @@ class Alarm:
     received_at: float
 
 
-@dataclass(frozen=True)
-class Ack:
+class Ack(NamedTuple):
     event_id: str
     status: str                    # received | accepted | resolved
     at: float
