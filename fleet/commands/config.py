@@ -203,7 +203,7 @@ def cmd_status(args: argparse.Namespace, cfg) -> int:
         for r in rows:
             r["reported_at"] = fmt_time(r["reported_at"])
     emit(cfg, rows, columns=["gateway", "municipality", "drift", "desired_version", "applied_version",
-                             "applied_status", "reported_at", "error"])
+                             "running_version", "applied_status", "reported_at", "error"])
     return 0
 
 

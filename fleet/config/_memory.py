@@ -16,6 +16,7 @@ class MemoryConfigStore:
     templates: dict[tuple[Scope, str], dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, list[ConfigVersion]] = field(default_factory=dict)
     reports: dict[str, AppliedReport] = field(default_factory=dict)
+    running: dict[str, int] = field(default_factory=dict)     # gw -> config_version from health
 
     def put_template(self, scope: Scope, scope_id: str, body: Mapping[str, Any], *, at: float, by: str) -> None:
         self.templates[(scope, scope_id)] = copy.deepcopy(dict(body))
@@ -54,3 +55,6 @@ class MemoryConfigStore:
 
     def applied(self, gateway_id: str) -> AppliedReport | None:
         return self.reports.get(gateway_id)
+
+    def running_version(self, gateway_id: str) -> int | None:
+        return self.running.get(gateway_id)

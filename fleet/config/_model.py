@@ -53,12 +53,13 @@ class GatewayConfigStatus:
     applied_status: str | None
     error: str | None
     reported_at: float | None
+    running_version: int | None = None    # config_version in the gateway's latest wt.health/1
 
     def as_dict(self) -> dict[str, Any]:
         return {"gateway": self.gateway_id, "drift": self.drift.value,
                 "desired_version": self.desired_version, "desired_hash": self.desired_hash,
                 "applied_version": self.applied_version, "applied_status": self.applied_status,
-                "error": self.error, "reported_at": self.reported_at}
+                "running_version": self.running_version, "error": self.error, "reported_at": self.reported_at}
 
 
 class ConfigStore(Protocol):
@@ -75,6 +76,8 @@ class ConfigStore(Protocol):
     def mark_pushed(self, gateway_id: str, version: int, at: float) -> None: ...
     def record_applied(self, report: AppliedReport) -> None: ...
     def applied(self, gateway_id: str) -> AppliedReport | None: ...
+    def running_version(self, gateway_id: str) -> int | None:
+        """The config version the gateway last reported in its health message (None if unknown)."""
 
 
 class Publisher(Protocol):

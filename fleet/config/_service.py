@@ -69,12 +69,16 @@ class ConfigService:
     def status(self, gateway_id: str) -> GatewayConfigStatus:
         desired = self.store.latest_version(gateway_id)
         rep = self.store.applied(gateway_id)
+        running = self.store.running_version(gateway_id)
         drift = self._drift(gateway_id, desired, rep)
+        if (running is not None and drift is not Drift.FOREIGN and (rep is None or running != rep.version)
+                and self.store.get_version(gateway_id, running) is None):
+            drift = Drift.FOREIGN      # its health says it runs a config the fleet never issued
         return GatewayConfigStatus(
             gateway_id, drift,
             desired.version if desired else None, desired.hash if desired else None,
             rep.version if rep else None, rep.status.value if rep else None,
-            rep.error if rep else None, rep.reported_at if rep else None)
+            rep.error if rep else None, rep.reported_at if rep else None, running)
 
     def _drift(self, gateway_id: str, desired: ConfigVersion | None, rep: AppliedReport | None) -> Drift:
         if rep is not None:

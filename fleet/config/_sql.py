@@ -131,3 +131,7 @@ class SqlConfigStore:
             return None
         return AppliedReport(r["gateway_id"], int(r["version"]), AppliedStatus(r["status"]), r["error"],
                              float(r["reported_at"]), r["hash"])
+
+    def running_version(self, gateway_id: str) -> int | None:
+        v = self.tx.scalar("SELECT config_version FROM gateway_status WHERE gateway_id = ?", (gateway_id,))
+        return None if v is None else int(v)

@@ -138,6 +138,11 @@ def test_push_publishes_retained_versioned_and_drift_states():
     assert svc.status("gw-1").drift is Drift.FOREIGN
     svc.record_applied(AppliedReport("gw-1", v2.version, AppliedStatus.APPLIED, None, clock.t, hash="sha256:00"))
     assert svc.status("gw-1").drift is Drift.FOREIGN          # same number, different content
+    svc.record_applied(AppliedReport("gw-1", v2.version, AppliedStatus.APPLIED, None, clock.t, hash=v2.hash))
+    assert svc.status("gw-1").drift is Drift.IN_SYNC
+    store.running["gw-1"] = 41                                # health: running a config nobody issued
+    st = svc.status("gw-1")
+    assert st.drift is Drift.FOREIGN and st.running_version == 41
 
 
 def test_diff_applied_vs_desired_and_between_versions():
