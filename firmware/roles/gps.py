@@ -317,14 +317,15 @@ class GpsRole(Role):
         grace = 0 if force else self.cfg.get("gw_grace_s") * 1000
         now_ep = self._epoch_ms(now)
         items = []
+        overdue = False
         for e in q.entries():
             rec = q.get(e[0])
             if rec is None:
                 continue
             same_boot = rec.boot == self.app.boot_id
             age = ticks_diff(now, rec.t_ms) if same_boot else None
-            if age is not None and age < grace:
-                continue  # the gateway may still take it
+            if age is None or age >= grace:
+                overdue = True
             if now_ep is not None and age is not None:
                 occ = now_ep - age
             elif rec.epoch_s:
@@ -332,7 +333,9 @@ class GpsRole(Role):
             else:
                 occ = None
             items.append((rec.seq, rec.code, rec.data, occ))
-        if not items:
+        # one event the gateway did not take in time means it is out of reach: then the
+        # fresh ones go by cellular at once too (a second alarm does not wait gw_grace_s)
+        if not overdue:
             return
         # alarms first, then in sequence order
         items.sort(key=lambda it: (0 if wire.is_alarm(it[1]) else 1, it[0]))
