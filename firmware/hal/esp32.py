@@ -24,7 +24,9 @@ _RC_SOFT = const(4)
 _RC_BROWNOUT = const(5)
 _RC_UNKNOWN = const(255)
 
-BOARD = {
+BOARD: dict = {
+    # the gateway link: "uart" (uart["link"]) or "ble" (the WT frame GATT service)
+    "link": "uart",
     # name: [uart id, tx, rx, baud]
     "uart": {"link": [1, 17, 16, 115200], "gps": [2, 4, 5, 9600], "modem": [2, 4, 5, 115200],
              "dispenser": [2, 4, 5, 9600]},
@@ -48,6 +50,8 @@ def _board():
         for k in over:
             if k in b and isinstance(over[k], dict):
                 b[k].update(over[k])
+            elif k == "link" and over[k] in ("uart", "ble"):
+                b[k] = over[k]
     except OSError:
         return b  # no /board.json: the built-in table applies
     except ValueError:
@@ -145,6 +149,10 @@ class Esp32Hal:
 
     def uart(self, name):
         u = self._uarts.get(name)
+        if u is None and name == "link" and self.board.get("link") == "ble":
+            from hal.esp32_ble import BleLink  # only BLE boards pay for the BLE stack
+            u = BleLink("WT" + self.device_id()[-2:].hex(), self._irq)
+            self._uarts[name] = u
         if u is None:
             uid, tx, rx, baud = self.board["uart"][name]
             u = machine.UART(uid, baudrate=baud, tx=tx, rx=rx, timeout=0, rxbuf=1024)

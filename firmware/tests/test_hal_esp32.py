@@ -121,3 +121,72 @@ print(json.dumps({"r": r, "calls": [list(c) if not isinstance(c[-1], dict) else 
     assert ["UART", 1, [["baudrate", 115200], ["rx", 16], ["rxbuf", 1024], ["timeout", 0], ["tx", 17]]] in calls
     assert ["WDT", 30000] in calls and ["valid"] in calls
     assert ["ext0", 27, False] in calls and ["deepsleep", 60000] in calls   # door open now: wake when it closes
+
+
+def test_ble_wt_frame_link_with_fake_bluetooth(tmp_path):
+    """hal/esp32_ble.py: GATT registration, advertising, rx writes -> read(), write() ->
+    MTU-sized notifies, nothing sent while disconnected, re-advertising, and a real frame
+    from the firmware's codec through it (fake ``bluetooth`` in sys.modules)."""
+    out = run_mpy(r'''
+import sys, json
+log = []
+class _UUID:
+    def __init__(self, v):
+        self.v = v
+class _BLE:
+    def __init__(self):
+        self.values = {}
+    def active(self, a):
+        log.append(["active", a])
+    def irq(self, h):
+        self.h = h
+    def gatts_register_services(self, svcs):
+        (uuid, chars), = svcs
+        log.append(["svc", uuid.v, [[c[0].v, c[1]] for c in chars]])
+        return ((11, 12),)
+    def gatts_set_buffer(self, h, n, append):
+        log.append(["buf", h, n, append])
+    def gap_advertise(self, us, data):
+        log.append(["adv", us, bytes(data).hex()])
+    def gatts_read(self, h):
+        return self.values[h]
+    def gatts_notify(self, conn, h, data):
+        log.append(["notify", conn, h, bytes(data).hex()])
+class _Bt:
+    BLE = _BLE
+    UUID = _UUID
+sys.modules["bluetooth"] = _Bt()
+import wire
+from hal.esp32_ble import BleLink
+flag = bytearray(1)
+l = BleLink("WTbbcc", flag)
+ble = l._ble
+r = {"read_empty": l.read(64)}
+r["lost"] = l.write(b"\x01\x02\x03")          # nobody connected
+ble.h(1, (7, 0, b"\x00" * 6))                   # central connects (conn handle 7)
+frame = wire.encode(wire.T_HEARTBEAT, 0, b"\x24\x6f\x28\xaa\xbb\xcc", 5, wire.heartbeat_payload(90, 3900, 0, 10, 0, 0))
+r["wrote"] = l.write(frame)
+ble.values[12] = b"\x05\x01\x02"
+ble.h(3, (7, 12))                               # gateway writes rx
+r["flag"] = flag[0]
+r["read"] = l.read(64).hex()
+ble.h(21, (7, 100))                              # MTU 100 negotiated
+l.write(bytes(range(1, 200)))
+ble.h(2, (7, 0, b"\x00" * 6))                   # disconnect -> advertise again
+print(json.dumps({"r": r, "log": log, "len": len(frame), "frame": frame.hex(), "unsent": l.unsent}))
+''', heap="128k")
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    r, log = got["r"], got["log"]
+    assert log[0] == ["active", True]
+    assert log[1] == ["svc", "5f1e0001-7a3b-4c8e-9d21-6b7c0e5a9f10",
+                      [["5f1e0003-7a3b-4c8e-9d21-6b7c0e5a9f10", 0x10], ["5f1e0002-7a3b-4c8e-9d21-6b7c0e5a9f10", 0x04]]]
+    adv = [e for e in log if e[0] == "adv"]
+    assert len(adv) == 2 and "57546262636" in adv[0][2]          # "WTbbcc" in the advert, re-advertised
+    assert r["read_empty"] is None and r["lost"] == 0 and got["unsent"] == 3
+    notifies = [e for e in log if e[0] == "notify"]
+    first = [e for e in notifies if e[1] == 7][: (got["len"] + 19) // 20]
+    assert "".join(e[3] for e in first) == got["frame"]             # split at 20 bytes, reassembles exactly
+    assert all(len(e[3]) <= 40 for e in first)
+    big = notifies[len(first):]
+    assert [len(e[3]) // 2 for e in big] == [97, 97, 5]              # MTU 100 -> 97-byte notifies
+    assert r["flag"] == 1 and r["read"] == "050102"
