@@ -13,7 +13,9 @@ PUBLISH (QoS 1) packets on a raw socket so it costs little CPU next to the syste
 test. ``msgs_per_s`` = messages / (first publish → last row committed). ``lost`` =
 published − distinct rows in gateway_health; ``duplicates`` = deliveries to workers −
 distinct rows (with a shared subscription each message must reach exactly one worker).
-``cpu`` = CPU seconds / wall seconds per component (1.0 = one full core).
+``cpu`` = CPU seconds / wall seconds per component during the measurement (1.0 = one
+full core); ``worker_cpu_us_per_msg`` is the workers' CPU per stored message (the figure
+that does not depend on how busy the shared machine is).
 """
 from __future__ import annotations
 
@@ -220,6 +222,7 @@ def measure(dsn: str, workers: int, messages: int) -> dict:
         db_pids = [pg_pids.get(timeout=10) for _ in procs] if store.dialect.is_postgresql else []
         db_cpu0 = sum(_proc_cpu_s(p) for p in db_pids)
         broker_cpu0 = _proc_cpu_s(broker.proc.pid)
+        worker_cpu0 = [_proc_cpu_s(p.pid) for p in procs]
         pub_cpu0 = time.process_time()
         pub = RawPublisher(broker.host, broker.port, "bench-load")
         t0 = time.perf_counter()
@@ -237,6 +240,7 @@ def measure(dsn: str, workers: int, messages: int) -> dict:
             time.sleep(0.01)
         t1 = time.perf_counter()
         db_cpu = sum(_proc_cpu_s(p) for p in db_pids) - db_cpu0
+        worker_cpu = [_proc_cpu_s(p.pid) - c0 for p, c0 in zip(procs, worker_cpu0)]
         sender.join(30)
         pub.wait_acked(messages, 10)
         pub_cpu = time.process_time() - pub_cpu0
@@ -261,7 +265,7 @@ def measure(dsn: str, workers: int, messages: int) -> dict:
         "msgs_per_s": round(distinct / wall, 1) if wall > 0 else 0.0,
         "lost": messages - distinct,
         "duplicates": received - distinct,
-        "cpu": {"workers": [round(s["cpu_s"] / wall, 2) for s in stats],
+        "cpu": {"workers": [round(c / wall, 2) for c in worker_cpu],
                 "broker": round(broker_cpu / wall, 2), "load_generator": round(pub_cpu / wall, 2),
                 "postgres_backends": round(db_cpu / wall, 2) if db_pids else None,
                 "cores": os.cpu_count()},
@@ -269,7 +273,8 @@ def measure(dsn: str, workers: int, messages: int) -> dict:
         "per_worker_received": [s["received"] for s in stats],
         "batches": sum(s["batches"] for s in stats),
         "write_s": [s["write_s"] for s in stats], "decode_s": [s["decode_s"] for s in stats],
-        "writer_thread_cpu_s": [s["writer_cpu_s"] for s in stats], "worker_cpu_s": [round(s["cpu_s"], 2) for s in stats],
+        "writer_thread_cpu_s": [s["writer_cpu_s"] for s in stats],
+        "worker_cpu_us_per_msg": round(1e6 * sum(worker_cpu) / max(distinct, 1), 1),
         "write_errors": sum(s["write_errors"] for s in stats),
         "backend": dsn.split(":", 1)[0],
     }
