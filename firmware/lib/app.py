@@ -131,7 +131,7 @@ class App:
         if self._healthy(now):
             self._wdt.feed()
         w = min(waits)
-        if w > 0 and not len(self.queue):
+        if w > 0 and not len(self.queue) and (self.ota is None or not self.ota.busy()):
             s = self.role.sleep_ok()
             if s is not None:
                 self.hal.deep_sleep(s[0], s[1])

@@ -157,6 +157,10 @@ class Ota:
             self._f.close()
             self._f = None
 
+    def busy(self):
+        """A transfer is open or a reboot into a new slot is pending (no deep sleep now)."""
+        return self._f is not None or self._reboot_at is not None
+
     def report_boot(self):
         """At boot: tell the gateway how the last update ended (committed / rolled back)."""
         st = read_state(self._state_path)
