@@ -1,5 +1,5 @@
-# AT-command driver for an LTE-M/NB-IoT modem on a UART (SIMCom SIM7080G dialect;
-# the Quectel BG95 differs only in the MQTT command names, see docs/gps.md).
+# AT-command driver for an LTE-M/NB-IoT modem on a UART: SIMCom SIM7080G dialect here,
+# Quectel BG95 in modem_bg95.py (same flow, other PDP/MQTT/power-down commands).
 #
 # Every command has a timeout_ms; a missing answer raises ModemTimeout, an ERROR /
 # +CME ERROR answer raises ModemError (both carry the command). Unsolicited result
@@ -35,6 +35,16 @@ class ModemError(Exception):
 
 class ModemTimeout(ModemError):
     """No final answer to ``cmd`` within its timeout."""
+
+
+def make(uart, ticks_ms, wait_ms=None, dialect="sim7080"):
+    """A driver for ``dialect`` ("sim7080" or "bg95"); ValueError names a bad one."""
+    if dialect == "sim7080":
+        return Modem(uart, ticks_ms, wait_ms)
+    if dialect == "bg95":
+        from modem_bg95 import Bg95
+        return Bg95(uart, ticks_ms, wait_ms)
+    raise ValueError("modem dialect %r unknown; use sim7080 or bg95" % (dialect,))
 
 
 def _default_wait(ms):
@@ -99,7 +109,7 @@ class Modem:
                 self.reg = int(parts[0])
             except ValueError:
                 pass
-        elif line in ("NORMAL POWER DOWN", "POWER DOWN"):
+        elif line in ("NORMAL POWER DOWN", "POWER DOWN", "POWERED DOWN"):
             self.powered_down = True
             self.pdp_active = self.mqtt_up = False
         self.urcs += 1
@@ -135,7 +145,7 @@ class Modem:
                 raise ModemError(cmd, line)
             if line == cmd:  # echo (ATE1)
                 continue
-            if line in ("NORMAL POWER DOWN", "POWER DOWN"):
+            if line in ("NORMAL POWER DOWN", "POWER DOWN", "POWERED DOWN"):
                 self._urc(line)
                 if cmd.startswith("AT+CPOWD"):
                     return info
@@ -233,11 +243,8 @@ class Modem:
         self.command("AT+SMCONN", timeout_ms)
         self.mqtt_up = True
 
-    def mqtt_publish(self, topic, payload, qos=1, retain=False, timeout_ms=10000):
-        """Publish; returns when the modem reports the broker's PUBACK (QoS 1) as OK."""
-        if isinstance(payload, str):
-            payload = payload.encode()
-        cmd = 'AT+SMPUB="%s",%d,%d,%d' % (topic, len(payload), qos, 1 if retain else 0)
+    def send_data(self, cmd, payload, timeout_ms):
+        """``cmd`` that answers with a ``>`` prompt, then ``payload``; returns at OK."""
         self.drain()
         self.uart.write(cmd.encode() + b"\r")
         deadline = ticks_add(self._ticks(), timeout_ms)
@@ -272,14 +279,32 @@ class Modem:
             line = self._line(deadline)
             if line is None:
                 self.timeouts += 1
-                raise ModemTimeout(cmd, "no PUBACK in %d ms" % timeout_ms)
+                raise ModemTimeout(cmd, "no answer after the data in %d ms" % timeout_ms)
             if line == "OK":
-                return
+                return deadline
             if line == "ERROR" or line.startswith("+CME ERROR"):
                 self.errors += 1
                 self.mqtt_up = False
                 raise ModemError(cmd, line)
             self._urc(line)
+
+    def await_urc(self, cmd, prefix, deadline):
+        """The text after ``prefix`` of the next such unsolicited line before deadline."""
+        while True:
+            line = self._line(deadline)
+            if line is None:
+                self.timeouts += 1
+                raise ModemTimeout(cmd, "no %s" % prefix)
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+            self._urc(line)
+
+    def mqtt_publish(self, topic, payload, qos=1, retain=False, timeout_ms=10000):
+        """Publish; returns when the modem reports the broker's PUBACK (QoS 1) as OK."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        cmd = 'AT+SMPUB="%s",%d,%d,%d' % (topic, len(payload), qos, 1 if retain else 0)
+        self.send_data(cmd, payload, timeout_ms)
 
     def mqtt_disconnect(self, timeout_ms=3000):
         try:

@@ -138,24 +138,26 @@ class GpsRole(Role):
         return out
 
     def _build_modem(self):
-        # <data>/cellular.json: {"host": "...", "port": 1883, "apn": ""}
+        # <data>/cellular.json: {"host": "...", "port": 1883, "apn": "", "dialect": "sim7080"|"bg95"}
+        from modem import ModemError, make
         try:
             with open(self.hal.data_dir + "/cellular.json") as f:
                 c = json.load(f)
             host, port, apn = c["host"], c.get("port", 1883), c.get("apn", "")
+            dialect = c.get("dialect", "sim7080")
             if not isinstance(host, str) or not host or not isinstance(port, int) or not 0 < port < 65536:
                 raise ValueError("cellular.json")
+            make(None, None, None, dialect)  # ValueError for an unknown dialect
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self.app.reject("config")
             return
-        from modem import Modem, ModemError
         from modem_mqtt import CellularUplink
         try:
             u = self.hal.uart("modem")
         except (OSError, KeyError):  # no modem UART on this board
             self.app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
             return
-        self.modem = Modem(u, self.hal.clock.ticks_ms, self.hal.sleep_ms)
+        self.modem = make(u, self.hal.clock.ticks_ms, self.hal.sleep_ms, dialect)
         dev = "".join("%02x" % b for b in self.hal.device_id())
         self.uplink = CellularUplink(self.modem, dev, host, port, self.hal.clock.ticks_ms, "gps", apn,
                                      self.cfg.get("retry_ms") * 15, self.cfg.get("retry_max_ms") * 15)

@@ -1,6 +1,7 @@
-"""An emulated SIM7080G-class LTE-M modem on a pseudo-terminal (CPython, tests/benches).
+"""An emulated LTE-M modem on a pseudo-terminal (CPython, tests/benches): SIMCom SIM7080G
+or Quectel BG95 command set (``dialect``).
 
-    emu = ModemEmulator().start()          # emu.path = "/dev/pts/N" for the device side
+    emu = ModemEmulator(dialect="bg95").start()   # emu.path = "/dev/pts/N" for the device side
     emu.coverage = False                   # registration drops to "searching"
     emu.publishes                          # [(topic, payload bytes, qos, retain)]
     emu.forward_to = ("127.0.0.1", 1883)   # SMCONN/SMPUB go to a real MQTT broker
@@ -27,7 +28,11 @@ _SMCONF = re.compile(r'^AT\+SMCONF="([A-Z]+)",(.*)$')
 
 
 class ModemEmulator:
-    def __init__(self, *, coverage: bool = True, sim_ready: bool = True, imei: str = "869951030000001"):
+    def __init__(self, *, coverage: bool = True, sim_ready: bool = True, imei: str = "869951030000001",
+                 dialect: str = "sim7080"):
+        if dialect not in ("sim7080", "bg95"):
+            raise ValueError(f"dialect {dialect!r}: use sim7080 or bg95")
+        self.dialect = dialect
         self.coverage = coverage
         self.sim_ready = sim_ready
         self.silent = False
@@ -44,6 +49,7 @@ class ModemEmulator:
         self.pdp = False
         self.mqtt = False
         self.conf: dict[str, str] = {}
+        self._opened = False
         self._mqtt_client = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -83,11 +89,12 @@ class ModemEmulator:
             self.coverage = False
             if self.pdp:
                 self.pdp = False
-                self._send("\r\n+APP PDP: 0,DEACTIVE\r\n")
+                self._send("\r\n+APP PDP: 0,DEACTIVE\r\n" if self.dialect == "sim7080"
+                           else '\r\n+QIURC: "pdpdeact",1\r\n')
             if self.mqtt:
                 self.mqtt = False
                 self._mqtt_close()
-                self._send("\r\n+SMSTATE: 0\r\n")
+                self._send("\r\n+SMSTATE: 0\r\n" if self.dialect == "sim7080" else "\r\n+QMTSTAT: 0,1\r\n")
 
     # -- io ------------------------------------------------------------------------------
     def _send(self, s: str | bytes) -> None:
@@ -119,15 +126,17 @@ class ModemEmulator:
             buf += chunk
             while True:
                 if pending_pub is not None:
-                    t, n, qos, retain = pending_pub
+                    t, n, qos, retain, msgid = pending_pub
                     if len(buf) < n:
                         break
                     payload, buf = buf[:n], buf[n:]
                     pending_pub = None
+                    if self.dialect == "bg95":
+                        self._send("\r\nOK\r\n")  # data accepted; the result follows as a URC
                     if self.publish_delay_s:  # the network round trip (coverage may go meanwhile)
                         time.sleep(self.publish_delay_s)
                     with self._lock:
-                        self._publish(t, payload, qos, retain)
+                        self._publish(t, payload, qos, retain, msgid)
                     continue
                 i = buf.find(b"\r")
                 if i < 0:
@@ -143,7 +152,8 @@ class ModemEmulator:
                 with self._lock:
                     if self.echo:
                         self._send(line + "\r\n")
-                    pending_pub = self._command(line)
+                    pending_pub = self._command(line) if self.dialect == "sim7080" or not line.upper().startswith(
+                        ("AT+QI", "AT+QMT", "AT+QPOWD")) else self._quectel(line)
 
     # -- the AT command set ------------------------------------------------------------------
     def _command(self, cmd: str):
@@ -218,7 +228,7 @@ class ModemEmulator:
                 self._err(3)
                 return None
             self._send("> ")
-            return (m.group(1), int(m.group(2)), int(m.group(3)), m.group(4) == "1")
+            return (m.group(1), int(m.group(2)), int(m.group(3)), m.group(4) == "1", None)
         elif u.startswith("AT+CPOWD="):
             self._send("\r\nNORMAL POWER DOWN\r\n")
             self.powered = False
@@ -230,23 +240,87 @@ class ModemEmulator:
             self._send("\r\nERROR\r\n")
         return None
 
-    def _publish(self, t: str, payload: bytes, qos: int, retain: bool) -> None:
+    def _quectel(self, cmd: str):
+        """The Quectel BG95 commands (3GPP ones are shared with the SIM7080 set)."""
+        u = cmd.upper()
+        if u.startswith("AT+QICSGP="):
+            self._ok()
+        elif u == "AT+QIACT?":
+            self._ok(*(['+QIACT: 1,1,1,"10.64.0.7"'] if self.pdp else []))
+        elif u == "AT+QIACT=1":
+            if not self.coverage:
+                self._err(30)
+            else:
+                self.pdp = True
+                self._ok()
+        elif u.startswith("AT+QMTCFG="):
+            self._ok()
+        elif u.startswith("AT+QMTOPEN="):
+            m = re.match(r'^AT\+QMTOPEN=0,"([^"]*)",(\d+)$', cmd)
+            if not m:
+                self._err(50)
+                return None
+            self.conf["URL"] = f'"{m.group(1)}",{m.group(2)}'
+            self._ok()
+            ok = self.pdp and self.coverage and self.fail_connect <= 0 and self._mqtt_open()
+            self._send(f"\r\n+QMTOPEN: 0,{0 if ok else 3}\r\n")
+            self._opened = ok
+        elif u.startswith("AT+QMTCONN="):
+            m = re.match(r'^AT\+QMTCONN=0,"([^"]*)"', cmd)
+            self.conf["CLIENTID"] = f'"{m.group(1)}"' if m else '""'
+            self._ok()
+            if self._opened and self.fail_connect <= 0:
+                self.mqtt = True
+                self._send("\r\n+QMTCONN: 0,0,0\r\n")
+            else:
+                self.fail_connect = max(0, self.fail_connect - 1)
+                self._send("\r\n+QMTCONN: 0,2\r\n")
+        elif u.startswith("AT+QMTPUBEX="):
+            m = re.match(r'^AT\+QMTPUBEX=0,(\d+),([012]),([01]),"([^"]*)",(\d+)$', cmd)
+            if not m or not self.mqtt:
+                self._err(3)
+                return None
+            self._send("> ")
+            return (m.group(4), int(m.group(5)), int(m.group(2)), m.group(3) == "1", int(m.group(1)))
+        elif u == "AT+QMTDISC=0":
+            self._ok()
+            self.mqtt = self._opened = False
+            self._mqtt_close()
+            self._send("\r\n+QMTDISC: 0,0\r\n")
+        elif u == "AT+QPOWD=1":
+            self._ok()
+            self._send("\r\nPOWERED DOWN\r\n")
+            self.powered = False
+            self.pdp = self.mqtt = False
+            self._mqtt_close()
+        else:
+            self._send("\r\nERROR\r\n")
+        return None
+
+    def _publish(self, t: str, payload: bytes, qos: int, retain: bool, msgid: int | None = None) -> None:
+        bg95 = self.dialect == "bg95"
         if self.fail_publish > 0 or not self.coverage or not self.mqtt:
             self.fail_publish = max(0, self.fail_publish - 1)
-            self._err(3)
+            if bg95:
+                self._send(f"\r\n+QMTPUBEX: 0,{msgid},2\r\n")
+            else:
+                self._err(3)
             return
         if self._mqtt_client is not None:
             info = self._mqtt_client.publish(t, payload, qos=qos, retain=retain)
             try:
                 info.wait_for_publish(timeout=5)
             except RuntimeError:
-                self._err(3)
+                self._send(f"\r\n+QMTPUBEX: 0,{msgid},2\r\n" if bg95 else "\r\nERROR\r\n")
                 return
             if not info.is_published():
-                self._err(3)
+                self._send(f"\r\n+QMTPUBEX: 0,{msgid},2\r\n" if bg95 else "\r\nERROR\r\n")
                 return
         self.publishes.append((t, payload, qos, retain))
-        self._ok()
+        if bg95:
+            self._send(f"\r\n+QMTPUBEX: 0,{msgid},0\r\n")
+        else:
+            self._ok()
 
     # -- optional forwarding to a real broker ----------------------------------------------
     def _mqtt_open(self) -> bool:

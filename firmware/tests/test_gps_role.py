@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import struct
 
+import pytest
+
 from firmware.tests.gps_fixtures import gga, offset, rmc, walk
 from firmware.tests.modem_emulator import MPY_PTY_UART, ModemEmulator
 from firmware.tests.mpy import run_mpy
@@ -119,15 +121,17 @@ def test_battery_empty_and_charger_idle(tmp_path):
     assert len(idle) == 1 and idle[0][3] == [1]                          # once per charging session
 
 
-def test_away_from_home_events_go_out_through_the_modem_with_backoff(tmp_path):
+@pytest.mark.parametrize("dialect", ["sim7080", "bg95"])
+def test_away_from_home_events_go_out_through_the_modem_with_backoff(tmp_path, dialect):
     """Gateway out of reach; first no coverage (event kept), then coverage: the exit alarm
     is published over the modem and leaves the queue."""
-    emu = ModemEmulator(coverage=False).start()
+    emu = ModemEmulator(coverage=False, dialect=dialect).start()
     try:
         beyond = offset(*HOME, 400, 0)
         lines = [gga(43200 + k, *beyond) for k in range(3)] + [rmc(43203, *beyond)]
         log, n = write_log(tmp_path, lines * 3)
-        (tmp_path / "cellular.json").write_text(json.dumps({"host": "broker.invalid", "port": 1883}))
+        (tmp_path / "cellular.json").write_text(json.dumps({"host": "broker.invalid", "port": 1883,
+                                                            "dialect": dialect}))
         script = MPY_PTY_UART + f'''
 import simdev, json, time
 from hal.host import HostHal, RealClock, SimEnd, loop_pair
@@ -190,7 +194,7 @@ print(json.dumps({{"ok": True}}))
     assert alarm["occurred_at"].startswith("2026-11-23T12:00:0")   # GNSS time of the fix
     assert alarm["attempt"] >= 1 and alarm["event_id"].startswith("020000000001-")
     # before coverage returned the session stopped at registration (no connect attempts)
-    first_conn = emu.log.index("AT+SMCONN")
+    first_conn = next(i for i, c in enumerate(emu.log) if c.startswith(("AT+SMCONN", "AT+QMTOPEN")))
     assert emu.log[:first_conn].count("AT+CEREG?") >= 2
     assert len(topics) == len(set(json.loads(p)["event_id"] for _, p, _, _ in emu.publishes))
 
