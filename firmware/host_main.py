@@ -11,6 +11,11 @@
 import sys
 import json
 
+if __name__ == "__main__" and "/" in __file__:
+    # run straight from the source tree: put firmware/{lib,tools} and firmware on the path
+    _here = __file__.rsplit("/", 1)[0]
+    sys.path[:0] = [_here + "/lib", _here + "/tools", _here]
+
 
 def _opts(argv):
     o = {}
