@@ -148,7 +148,7 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.UPGRADE_READ)
-        rows = ReleaseRepo(tx).list(args.target)
+        rows = ReleaseRepo(tx).releases(args.target)
     if not cfg.json:
         for r in rows:
             r["added_at"] = fmt_time(r["added_at"])

@@ -227,7 +227,7 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.UPGRADE_READ)
-        rows = RolloutRepo(tx).list()
+        rows = RolloutRepo(tx).rollouts()
     if not cfg.json:
         for r in rows:
             r["created_at"], r["updated_at"] = fmt_time(r["created_at"]), fmt_time(r["updated_at"])

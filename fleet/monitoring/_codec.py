@@ -133,8 +133,9 @@ def decode_health(gateway_id: str, payload: bytes, received_at: float) -> Health
     at = parse_time(doc.get("at"))
     if at is None:
         return Rejected(f"at {doc.get('at')!r} is not an RFC 3339 time")
-    uplink = doc.get("uplink") if isinstance(doc.get("uplink"), dict) else {}
-    journal = doc.get("journal") if isinstance(doc.get("journal"), dict) else {}
+    raw_uplink, raw_journal = doc.get("uplink"), doc.get("journal")
+    uplink: dict = raw_uplink if isinstance(raw_uplink, dict) else {}
+    journal: dict = raw_journal if isinstance(raw_journal, dict) else {}
     devices: list[DeviceHealth] = []
     raw = doc.get("devices")
     if isinstance(raw, list):

@@ -64,7 +64,8 @@ def _decode_update(gw: str, payload: bytes, received_at: float) -> UpdateReport 
         return Rejected(f"not JSON: {exc}")
     if not isinstance(doc, dict) or doc.get("schema") != "wt.cmd-result/1":
         return Rejected("not a wt.cmd-result/1 object")
-    detail = doc.get("detail") if isinstance(doc.get("detail"), dict) else {}
+    raw = doc.get("detail")
+    detail: dict = raw if isinstance(raw, dict) else {}
     dep = detail.get("deployment")
     status = doc.get("status")
     if not isinstance(dep, str) or status not in ("ok", "error", "progress"):

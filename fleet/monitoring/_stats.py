@@ -139,11 +139,11 @@ def compute(periods: Sequence[Period], *, alarms: Iterable[dict], transitions: I
         for i in range(len(periods)):
             get(m, i)
     for a in alarms:
-        m = gateway_municipality.get(a.get("gateway_id") or "")
-        i = period_of(a.get("occurred_at"))
-        if m is None or i is None or a.get("test"):
+        am = gateway_municipality.get(a.get("gateway_id") or "")
+        ai = period_of(a.get("occurred_at"))
+        if am is None or ai is None or a.get("test"):
             continue
-        st = get(m, i)
+        st = get(am, ai)
         if a.get("class") == "event":
             st.cancelled += 1
             continue
@@ -161,13 +161,13 @@ def compute(periods: Sequence[Period], *, alarms: Iterable[dict], transitions: I
     for t in transitions:
         by_gw[t["gateway_id"]].append((float(t["at"]), bool(t["online"])))
     for gw in set(by_gw) | set(initial_state):
-        m = gateway_municipality.get(gw)
-        if m is None:
+        gm = gateway_municipality.get(gw)
+        if gm is None:
             continue
         for i, p in enumerate(periods):
             f = uptime_fraction(by_gw.get(gw, []), initial_state.get(gw), p)
             if f is not None:
-                get(m, i).uptime.append(f)
+                get(gm, i).uptime.append(f)
     nights: dict[tuple[str, int], float] = defaultdict(float)
     for inst in night_installations:
         m = inst["municipality"]

@@ -41,9 +41,10 @@ def bar_chart(title: str, categories: Sequence[str], series: Mapping[str, Sequen
     for ci, cat in enumerate(categories):
         gx = left + ci * group_w + group_w * 0.1
         for si, (name, values) in enumerate(series.items()):
-            v = values[ci] if ci < len(values) else None
-            if v is None:
+            val = values[ci] if ci < len(values) else None
+            if val is None:
                 continue
+            v = val
             h = ph * v / vmax
             x = gx + si * bar_w
             out.append(f'<rect x="{x:.1f}" y="{top + ph - h:.1f}" width="{max(bar_w - 1, 1):.1f}" height="{h:.1f}" '

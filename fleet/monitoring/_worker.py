@@ -36,6 +36,11 @@ class WorkerStats:
     writer_cpu_s: float = 0.0     # CPU time of the writer thread (decode + SQL building + driver)
 
 
+class _Unopened:
+    def write(self, batch) -> None:
+        raise RuntimeError("sink not opened yet (it is created on the writer thread)")
+
+
 class IngestWorker:
     """``client`` is a fleet.mqtt.MqttClient created with ``manual_ack=True`` (not yet connected).
 
@@ -46,7 +51,9 @@ class IngestWorker:
     def __init__(self, client, sink: MonitorSink | Callable[[], MonitorSink], *, clock: Clock, flush_s: float = 0.1, max_batch: int = 2000,
                  group: str = SHARE_GROUP, topics: tuple[str, ...] = TOPICS,
                  on_batch: Callable[[int], None] | None = None) -> None:
-        self.client, self.sink, self.clock = client, sink, clock
+        self.client, self.clock = client, clock
+        self._sink_arg = sink
+        self.sink: MonitorSink = sink if hasattr(sink, "write") else _Unopened()
         self.flush_s, self.max_batch = flush_s, max_batch
         self.group, self.topics = group, topics
         self.on_batch = on_batch
@@ -75,9 +82,9 @@ class IngestWorker:
                 self._cond.notify()
 
     def _run(self) -> None:
-        owned = not hasattr(self.sink, "write")
+        owned = not hasattr(self._sink_arg, "write")
         if owned:
-            self.sink = self.sink()            # type: ignore[operator]
+            self.sink = self._sink_arg()       # type: ignore[operator]
         try:
             self._loop()
         finally:

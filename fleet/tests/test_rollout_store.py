@@ -38,7 +38,7 @@ def test_release_repo_verifies_before_storing(store):
         repo.add_key(pub, "ci", at=NOW, by="t")
         with pytest.raises(ArtifactRejected):
             repo.add(art[:-1] + b"x", s, at=NOW, by="t")
-        assert repo.list() == []
+        assert repo.releases() == []
         rid = repo.add(art, s, at=NOW, by="t")
         assert repo.add(art, s, at=NOW, by="t") == rid             # same release again: no-op
         assert repo.artifact(rid) == art and repo.signed(rid).manifest.version == "1.1.0"

@@ -59,7 +59,7 @@ class ReleaseRepo:
     def artifact(self, release_id: str) -> bytes:
         return bytes(self.tx.scalar("SELECT artifact FROM release WHERE release_id = ?", (release_id,)))
 
-    def list(self, target: str | None = None) -> list[dict[str, Any]]:
+    def releases(self, target: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT release_id, target, version, size, sha256, key_id, added_at FROM release"
         if target:
             return self.tx.query(sql + " WHERE target = ? ORDER BY added_at", (target,))
@@ -159,7 +159,7 @@ class RolloutRepo:
             return RolloutEvent(v)
         return None
 
-    def list(self) -> list[dict[str, Any]]:
+    def rollouts(self) -> list[dict[str, Any]]:
         return self.tx.query("SELECT rollout_id, release_id, state, wave, halt_reason, created_at, updated_at "
                              "FROM rollout ORDER BY created_at")
 
