@@ -160,15 +160,33 @@ def baseline_latency_ms(host: str, port: int, n: int, payload: bytes, gap_s: flo
 
 
 def baseline_throughput(host: str, port: int, payloads: list[bytes], max_inflight: int) -> float:
-    """Bare paho QoS 1 publisher: pre-encoded messages, time until the last PUBACK; events/s."""
+    """Bare paho QoS 1 publisher (loop_start thread) with flow control: at most
+    ``max_inflight`` messages un-PUBACKed (a semaphore released in on_publish), like the
+    forwarder's replay window. Publishing everything at once instead would hit paho's
+    O(n) scan of its queue per PUBACK and make the baseline look far worse than it is.
+    Returns messages/s until the last PUBACK."""
     n = len(payloads)
-    c, st = bare_client(host, port, "bench-baseline-tp", max_inflight=max_inflight)
+    window = threading.Semaphore(max_inflight)
+    done = threading.Event()
+    count = [0]
+
+    def on_publish(c: mqtt.Client, u: object, mid: int, rc: object, props: object) -> None:
+        count[0] += 1
+        window.release()
+        if count[0] >= n:
+            done.set()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-baseline-tp", protocol=mqtt.MQTTv5)
+    c.on_publish = on_publish
+    c.max_inflight_messages_set(0)
+    c.connect(host, port, keepalive=30)
+    c.loop_start()
     time.sleep(0.3)
     t0 = time.perf_counter()
     for payload in payloads:
+        window.acquire()
         c.publish("bench/baseline", payload, qos=1)
-    with st["cv"]:
-        st["cv"].wait_for(lambda: len(st["acked"]) >= n, 120)
+    done.wait(600)
     dt = time.perf_counter() - t0
     c.loop_stop()
     c.disconnect()

@@ -22,6 +22,10 @@ writer thread or at start-up): ``append`` (durable on return, False on a duplica
 Extra: ``apply`` (one transaction for a batch), ``undelivered_rows`` (undecoded, for
 replay), ``pending_alarms``, ``max_rowid``.
 
+Threading: ``SqliteJournal`` holds a lock across each commit (fsync); code on the event
+loop reads and writes through the writer (``writer.call(lambda j: j.get_state(k), cb)``),
+never directly, so the loop never waits for the disk.
+
 Alarms are never evicted. Telemetry beyond the bound is deleted oldest first. On a full
 disk a batch's telemetry is shed (``AppendOutcome.SHED``) and its alarms retried alone;
 alarms that still cannot be stored come back ``AppendOutcome.FAILED`` and the forwarder

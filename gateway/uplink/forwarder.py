@@ -256,9 +256,9 @@ class Forwarder:
     # ---- EventSink --------------------------------------------------------------------
     def submit(self, event: Event, on_stored: StoredCallback | None = None) -> None:
         if event.is_alarm:
-            known = self._alarms.get(event.event_id)
-            if known is not None:
-                # the device repeated an alarm we are already handling: store-check only
+            if event.event_id in self._alarms or event.event_id in self._recent:
+                # the device repeated an alarm we are handling or the platform already
+                # acknowledged: no new publication, only the journal's duplicate check
                 self._journal.submit(event, lambda e, r: on_stored(e, False) if on_stored else None)
                 return
             a = _Alarm(event=event, record=AlarmRecord(event.event_id, event.code.type_name, event.received_at),

@@ -52,6 +52,38 @@ def _direct(fn: Callable[[], None]) -> None:
     fn()
 
 
+class _BufferedClient(mqtt.Client):
+    """paho ``Client`` whose socket reads are buffered: one ``recv`` per readable event
+    instead of up to three per packet (paho reads the fixed header byte by byte). On a
+    replaying gateway that is most of the system calls — each of which also hands the GIL
+    around. ``has_buffered()`` tells the driver to call ``loop_read`` again even though the
+    socket is not readable any more."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._rbuf = b""
+        self._rpos = 0
+        self._rsock: object | None = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rsock is not self._sock:          # a new connection: drop the old bytes
+            self._rbuf, self._rpos, self._rsock = b"", 0, self._sock
+        if self._rpos >= len(self._rbuf):
+            data = super()._sock_recv(65536)       # BlockingIOError / ConnectionError pass through
+            if not data:
+                return data
+            self._rbuf, self._rpos = data, 0
+        out = self._rbuf[self._rpos:self._rpos + bufsize]
+        self._rpos += len(out)
+        return out
+
+    def has_buffered(self) -> bool:
+        if self._rsock is self._sock and self._rpos < len(self._rbuf):
+            return True
+        sock = self._sock
+        return bool(sock is not None and hasattr(sock, "pending") and sock.pending())
+
+
 @dataclass(frozen=True)
 class TlsSettings:
     """TLS for a route. The server certificate is always verified (``ca_file``, hostname).
@@ -139,7 +171,7 @@ class MqttLink:
         self.connects = 0
         self.last_error: str | None = None
 
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        c = _BufferedClient(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         c.max_inflight_messages_set(0)       # the forwarder bounds what is in flight
         c.max_queued_messages_set(0)
         c.connect_timeout = connect_timeout_s
@@ -364,9 +396,13 @@ class MqttLink:
             self._loop.add_writer(sock, self._writable)  # type: ignore[union-attr]
 
     def _readable(self) -> None:
-        rc = self._client.loop_read(max_packets=16)
-        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-            self._connection_lost(f"connection lost: {mqtt.error_string(rc)}")
+        while True:
+            rc = self._client.loop_read()
+            if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+                self._connection_lost(f"connection lost: {mqtt.error_string(rc)}")
+                return
+            if not self._client.has_buffered():
+                return
 
     def _writable(self) -> None:
         rc = self._client.loop_write()
@@ -482,8 +518,10 @@ class MqttLink:
                         self._wake_r.recv(4096)
                     except (BlockingIOError, OSError):
                         pass
-                if sock in r or (hasattr(sock, "pending") and sock.pending()):
+                if sock in r or self._client.has_buffered():
                     rc = self._client.loop_read()
+                    while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._client.has_buffered():
+                        rc = self._client.loop_read()
                     if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
                         break
                 if self._client.want_write():
@@ -501,6 +539,8 @@ class MqttLink:
                 self._failed(self.last_error or "connection lost")
 
     def _failed(self, reason: str) -> None:
+        if self._stop.is_set():
+            return
         self.last_error = reason
         delay = self._backoff.next_delay_s()
         log.warning("mqtt route %s: %s; retrying in %.1fs", self.route, reason, delay)
