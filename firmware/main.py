@@ -7,6 +7,7 @@ import os
 
 _TRIES = 2
 _CFG = "/config.json"
+_DATA = "/data"  # the ESP32 HAL's data_dir
 # firmware modules that a reboot must re-import (hal.* is stage 0 and stays)
 _PURGE = ("hal", "main")
 _loaded = [None]  # slot dir whose modules are imported (changes only on the host)
@@ -66,10 +67,14 @@ def _set_path(slot_dir, base):
         sys.path.insert(0, slot_dir)
 
 
-def run(hal):
-    """Boot the firmware on ``hal`` (returns only on the host, via its exceptions)."""
+def run(hal, selection=None):
+    """Boot the firmware on ``hal`` (returns only on the host, via its exceptions).
+
+    ``selection``: (slot, dir, trial) if the caller already chose the slot (main()
+    does, so that the slot's own HAL is imported on the ESP32).
+    """
     d = hal.data_dir
-    name, slot_dir, trial = select_slot(d)
+    name, slot_dir, trial = selection if selection is not None else select_slot(d)
     if _loaded[0] != slot_dir:
         _purge_modules()
         _set_path(slot_dir, d)
@@ -90,18 +95,33 @@ def run(hal):
     app_mod.App(hal, cfg, cls, version.FW_VERSION, cfg_path, name if trial else None).run()
 
 
-def boot(hal):
+def boot(hal, selection=None):
     """run() guarded: any crash resets the device (an OTA trial boot counts it)."""
     try:
-        run(hal)
+        run(hal, selection)
     except Exception as e:  # last resort: log, then reset
         sys.print_exception(e)
         hal.reset(4)
 
 
 def main():
-    from hal.esp32 import Esp32Hal
-    boot(Esp32Hal())
+    # choose the slot before importing the HAL, so an OTA can update the HAL too;
+    # a new slot whose HAL fails to import still counts as a failed try
+    try:
+        os.mkdir(_DATA)
+    except OSError:
+        pass  # exists (the normal case)
+    sel = select_slot(_DATA)
+    _set_path(sel[1], _DATA)
+    _loaded[0] = sel[1]
+    try:
+        from hal.esp32 import Esp32Hal
+        hal = Esp32Hal()
+    except Exception as e:  # a broken HAL in a new slot: reset, main.py rolls back after 2 tries
+        sys.print_exception(e)
+        import machine
+        machine.reset()
+    boot(hal, sel)
 
 
 if __name__ == "__main__":
