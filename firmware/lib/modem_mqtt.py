@@ -10,14 +10,9 @@
 # names the step (no_modem, no_sim, no_coverage, attach, connect, publish) and backs
 # off exponentially (retry_ms doubling up to retry_max_ms). Events stay in the
 # persistent queue until published (the caller acks them on success).
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
 import struct
 from time import ticks_diff, ticks_add
-from modem import ModemError, ModemTimeout
+from modem import ModemError
 
 CLASS_NAMES = ("event", "care", "technical")
 # code -> (type, class, struct format, field names); same as docs/protocol.md §2

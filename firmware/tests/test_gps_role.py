@@ -4,7 +4,6 @@ runs against the pty modem emulator (real clock) with the gateway out of reach."
 from __future__ import annotations
 
 import json
-import struct
 
 import pytest
 
