@@ -32,7 +32,7 @@ def db(tmp_path):
                        (name, role, allm, True, NOW))
         for g in GWS:
             tx.execute("INSERT INTO gateway_status (gateway_id, last_seen, online, version) VALUES (?, ?, ?, ?)",
-                       (g, NOW, True, "0.1.0"))
+                       (g, time.time() - 3600, True, "0.1.0"))
     return url
 
 
@@ -139,3 +139,37 @@ def test_release_rollout_and_config_end_to_end(capsys, db, tmp_path, mosquitto):
                      "--csv", "-", "--svg", str(tmp_path / "svg"))
     assert out.startswith("municipality,period_start,period_end,metric,key,value")
     assert (tmp_path / "svg" / "uptime.svg").read_text().startswith("<svg")
+
+
+def test_monitor_ingest_command_runs_until_sigterm(db, tmp_path, mosquitto):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FLEET_DB": db, "FLEET_USER": "admin", "FLEET_CONFIG_DIR": str(tmp_path / "cfg")}
+    proc = subprocess.Popen([sys.executable, "-m", "fleet", "monitor", "ingest", "--broker",
+                             f"{mosquitto.host}:{mosquitto.port}", "--id", "ingest-cli", "--flush-s", "0.05"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "ingesting from" in proc.stderr.readline()
+        pub = MqttClient(mosquitto.host, mosquitto.port, client_id="cli-load").connect()
+        pub.publish("wt/v1/gw/gw-a/health", json.dumps({
+            "schema": "wt.health/1", "gateway": "gw-a", "at": "2026-11-23T07:00:00.000Z", "config_version": 4,
+            "devices": [{"device": "00000000000a", "role": "button", "battery_pct": 12}]}).encode())
+        pub.publish("wt/v1/gw/gw-a/health", b"not json")
+        pub.close()
+        deadline = time.monotonic() + 20
+        with open_store(db, migrate=False) as s:
+            while time.monotonic() < deadline:
+                with s.transaction(write=False) as tx:
+                    if tx.scalar("SELECT battery_pct FROM device_status WHERE device_id = ?", ("00000000000a",)):
+                        break
+                time.sleep(0.1)
+            with s.transaction(write=False) as tx:
+                assert tx.scalar("SELECT config_version FROM gateway_status WHERE gateway_id = ?", ("gw-a",)) == 4
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "received 2, written 2" in err and "rejected 1" in err
