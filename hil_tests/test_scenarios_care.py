@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 
 import pytest
@@ -28,7 +29,7 @@ def test_bed_exit_at_night_alarm_only_when_not_returned_within_30_min(emulated_b
     1st exit at 23:00, back in bed after 29 min → no alarm. 2nd exit, not back after 31 min → bed_not_returned.
     """
     clock = AcceleratedClock(_night_start())
-    load = [(0, OCCUPIED), (4000, EMPTY), (9000, OCCUPIED), (14000, EMPTY)]
+    load = [(0, OCCUPIED), (2500, EMPTY), (6000, OCCUPIED), (9500, EMPTY)]
     bench = emulated_bench([device("bed-1", adcs={"load": load}, cfg={"debounce_s": 1, "sample_ms": 100},
                                    gateway={"supervised": False})],
                            clock=clock, gateway={"rules": {"bed": {"window_start": "20:30", "window_end": "06:00",
@@ -70,16 +71,16 @@ def test_bed_exit_at_night_alarm_only_when_not_returned_within_30_min(emulated_b
 def test_missed_dose_raises_care_alarm(emulated_bench, hil_metrics, update_golden):
     """Dispenser bridge firmware talking to the dispenser emulator (its UART): a dose becomes due
     and is not taken → dose_missed care alarm at the platform; the due dose is an event before it."""
-    miss_after_s = 3.0
+    miss_after_s = 2.0
     bench = emulated_bench([device("dispenser-1", dispenser={
-        "schedule": [[0, 0]], "day_start_ms": 4000, "missed_after_min": miss_after_s / 60.0, "doses": 20,
+        "schedule": [[0, 0]], "day_start_ms": 2500, "missed_after_min": miss_after_s / 60.0, "doses": 20,
         "refill_at": 3, "retransmit_ms": 1000})])
     fw = bench.firmware["dispenser-1"]
     got = bench.platform.wait_for(lambda a: a.type == "dose_missed", timeout_s=25)
     assert got, bench.debug()
     a = got[0]
     assert a.payload["class"] == "care" and a.payload["data"]["slot"] == 0
-    due_wall = fw.wall(4000 + miss_after_s * 1000)
+    due_wall = fw.wall(2500 + miss_after_s * 1000)
     hil_metrics.figure("missed_to_platform_s", round(a.arrived_at - due_wall, 2))
     assert -0.5 <= a.arrived_at - due_wall <= 5.0, a.arrived_at - due_wall
     time.sleep(1.0)
@@ -94,7 +95,9 @@ HOME = (59.9139, 10.7522)
 def test_geofence_exit_from_gps_trace(emulated_bench, tmp_path, hil_metrics, update_golden):
     """GPS tracker firmware replays an NMEA walk from inside the 300 m home zone to 500 m out:
     geofence_exit care alarm with the position; nothing before the wearer is out."""
-    log = walk_nmea(tmp_path / "walk.nmea", start=HOME, bearing_deg=90, speed_mps=6.0, seconds=90)
+    # starts 150 m east of the zone's centre, walks east 6 m per 1 Hz fix
+    start = (HOME[0], HOME[1] + 150 / (111_320 * math.cos(math.radians(HOME[0]))))
+    log = walk_nmea(tmp_path / "walk.nmea", start=start, bearing_deg=90, speed_mps=6.0, seconds=60)
     bench = emulated_bench([device("gps-1", gps=log, cfg={
         "home_lat_e7": int(HOME[0] * 1e7), "home_lon_e7": int(HOME[1] * 1e7), "home_radius_m": 300,
         "margin_m": 25, "confirm_n": 2, "report_s": 3600, "still_report_s": 86400})])
@@ -102,7 +105,6 @@ def test_geofence_exit_from_gps_trace(emulated_bench, tmp_path, hil_metrics, upd
     assert got, bench.debug()
     a = got[0]
     d = a.payload["data"]
-    import math
     dist = math.hypot((d["lat"] - HOME[0]) * 111_320, (d["lon"] - HOME[1]) * 111_320 * math.cos(math.radians(HOME[0])))
     hil_metrics.figure("exit_reported_at_m", round(dist, 1))
     assert 325 <= dist <= 400, dist                 # beyond radius + margin, confirmed by the 2nd fix

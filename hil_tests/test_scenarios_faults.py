@@ -21,7 +21,7 @@ def test_noisy_serial_link_still_delivers_each_alarm_exactly_once(emulated_bench
     """Bytes dropped, corrupted and duplicated in BOTH directions: CRC rejects, the device retransmits
     (lost ACKs → retransmission → ACK DUPLICATE), and each press is one alarm at the platform."""
     n = 8
-    trace = button_presses(first_ms=3000, n=n, every_ms=500)
+    trace = button_presses(first_ms=2000, n=n, every_ms=500)
     bench = emulated_bench([device("button-1", pins={"button": trace}, cfg={"retry_ms": 300, "retry_max_ms": 1500})])
     proxy = bench.serial["button-1"]
     proxy.set_policy(up=FaultPolicy(drop=0.15, corrupt=0.15, duplicate=0.15, seed=11),
@@ -29,9 +29,9 @@ def test_noisy_serial_link_still_delivers_each_alarm_exactly_once(emulated_bench
     got = bench.platform.wait_for(lambda a: a.type == "button_press", timeout_s=45, count=n)
     assert len(got) == n, bench.debug()
     # keep the faults on a little longer so retransmissions of already-delivered events happen too
-    time.sleep(3.0)
-    proxy.set_policy(up=FaultPolicy(), down=FaultPolicy(seed=2))
     time.sleep(2.0)
+    proxy.set_policy(up=FaultPolicy(), down=FaultPolicy(seed=2))
+    time.sleep(1.0)
     presses = [a for a in bench.platform.all_arrivals() if a.type == "button_press"]
     assert len(presses) == n and len({a.event_id for a in presses}) == n
     up, down = proxy.counters["up"], proxy.counters["down"]
@@ -49,8 +49,8 @@ def test_noisy_serial_link_still_delivers_each_alarm_exactly_once(emulated_bench
 def test_gateway_power_cut_mid_burst_loses_nothing(emulated_bench, hil_metrics, update_golden):
     """kill -9 of the gateway daemon in the middle of a burst of 16 presses; restarted 1 s later."""
     n = 16
-    trace = button_presses(first_ms=3000, n=n, every_ms=200, hold_ms=90)
-    bench = emulated_bench([device("button-1", pins={"button": trace})])
+    trace = button_presses(first_ms=2000, n=n, every_ms=200, hold_ms=90)
+    bench = emulated_bench([device("button-1", pins={"button": trace}, cfg={"retry_ms": 500, "retry_max_ms": 2000})])
     fw = bench.firmware["button-1"]
     cut_at = fw.wall(releases(trace)[n // 2] - 30)
     wait_until(lambda: time.time() >= cut_at, 20, "mid burst")
@@ -76,8 +76,8 @@ def test_sensor_power_cut_mid_write_loses_nothing(emulated_bench, hil_metrics, u
     power (SIGKILL) mid burst — at any point of a flash write. After power returns every press whose
     release happened before the cut reaches the platform, once."""
     n = 12
-    trace = button_presses(first_ms=3000, n=n, every_ms=160, hold_ms=80)
-    bench = emulated_bench([device("button-1", pins={"button": trace})])
+    trace = button_presses(first_ms=2000, n=n, every_ms=160, hold_ms=80)
+    bench = emulated_bench([device("button-1", pins={"button": trace}, cfg={"retry_ms": 500, "retry_max_ms": 2000})])
     fw = bench.firmware["button-1"]
     proxy = bench.serial["button-1"]
     proxy.set_policy(up=FaultPolicy(drop=1.0, seed=3))
@@ -109,8 +109,8 @@ def test_sensor_power_cut_mid_write_loses_nothing(emulated_bench, hil_metrics, u
 def test_dead_battery_raises_technical_alarm_within_supervision_window(emulated_bench, hil_metrics,
                                                                         update_golden):
     """A button on a failing battery reports low_battery, then dies (stops heartbeating): the gateway raises
-    device_silent within the device's supervision window (15 s on this bench)."""
-    silent_s = 15.0
+    device_silent within the device's supervision window (8 s on this bench)."""
+    silent_s = 8.0
     bench = emulated_bench([device("button-1", battery=(12, 3450, 4), cfg={"heartbeat_s": 10},
                                    gateway={"silent_after_s": silent_s})])
     low = bench.platform.wait_for(lambda a: a.type == "low_battery", timeout_s=15)
@@ -129,7 +129,13 @@ def test_dead_battery_raises_technical_alarm_within_supervision_window(emulated_
     hil_metrics.figure("silent_alarm_after_last_frame_s", round(after_last_frame, 2))
     hil_metrics.figure("silent_alarm_after_death_s", round(a.arrived_at - t_dead, 2))
     assert a.arrived_at - t_dead <= silent_s + 3.0, a.arrived_at - t_dead
-    assert a.arrived_at - t_dead >= silent_s - 11.0    # not before the window (last frame ≤ 10 s before death)
-    Transcript(bench).arrivals([x for x in bench.platform.all_arrivals() if x.payload.get("class") != "event"],
-                               volatile=("battery_mv", "silent_s", "last_seen", "silent_for_s")).check(
+    assert a.arrived_at > t_dead, "device_silent while the device was still alive"
+    # one line per alarm type in order of first arrival: whether the device's own low_battery event
+    # (sent at its next loop wake) or the gateway's battery rule reports first is a race, not a result
+    first: dict[str, object] = {}
+    for x in bench.platform.all_arrivals():
+        if x.payload.get("class") != "event":
+            first.setdefault(x.type, x)
+    Transcript(bench).arrivals(list(first.values()),
+                               volatile=("battery_mv", "source", "threshold_pct", "last_seen", "silent_for_s")).check(
         "battery_dies", update_golden)
