@@ -173,3 +173,62 @@ def test_monitor_ingest_command_runs_until_sigterm(db, tmp_path, mosquitto):
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "received 2, written 2" in err and "rejected 1" in err
+
+
+def test_pause_and_resume_reach_a_running_rollout(capsys, db, tmp_path, mosquitto):
+    import threading
+
+    env = {"FLEET_DB": db, "FLEET_USER": "admin", "FLEET_CONFIG_DIR": str(tmp_path / "cfg")}
+    key = str(tmp_path / "k")
+    art = tmp_path / "gw.whl"
+    art.write_bytes(b"w" * 300)
+    for argv in (["release", "keygen", key], ["release", "key-add", key + ".pub", "--name", "k"],
+                 ["release", "sign", str(art), "--key", key + ".key", "--target", "gateway", "--version", "0.2.0"],
+                 ["release", "add", str(art)],
+                 ["rollout", "create", "gateway@0.2.0", "--id", "rp", "--waves", "0.34,1.0"]):
+        assert run(capsys, env, *argv)[0] == 0, argv
+    gate = threading.Event()
+
+    class Slow(EmulatedGateway):
+        def handle(self, payload):
+            gate.wait(20)                       # hold the canary in flight until the test says so
+            return super().handle(payload)
+
+    pub = load_public((tmp_path / "k.pub").read_bytes())
+    gws = {g: Slow(g, [pub], lambda url: b"") for g in GWS}
+    emu = MqttClient(mosquitto.host, mosquitto.port, client_id="emulated-slow").connect()
+    serve_mqtt(emu, gws)
+    rc_box: list = []
+    runner = threading.Thread(target=lambda: rc_box.append(main(
+        ["--no-progress", "rollout", "run", "rp", "--broker", f"{mosquitto.host}:{mosquitto.port}"],
+        env=env, clock=time.time)), daemon=True)
+    runner.start()
+
+    def state():
+        with open_store(db, migrate=False) as s, s.transaction(write=False) as tx:
+            return tx.one("SELECT state, runner_seen_at FROM rollout WHERE rollout_id = ?", ("rp",))
+
+    def wait_for(pred, what):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if pred(state()):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}: {state()}")
+
+    try:
+        wait_for(lambda r: r["state"] == "running" and r["runner_seen_at"], "the runner")
+        rc, _, err = run(capsys, env, "rollout", "pause", "rp")
+        assert rc == 0 and "pause requested" in err
+        wait_for(lambda r: r["state"] == "paused", "pause")
+        gate.set()                                   # the canary finishes while paused; nothing new is sent
+        time.sleep(0.5)
+        assert sum(g.installs for g in gws.values()) == 1
+        rc, _, err = run(capsys, env, "rollout", "resume", "rp")
+        assert rc == 0 and "resume requested" in err
+        runner.join(30)
+        assert rc_box == [0]
+        assert state()["state"] == "completed" and {g.version for g in gws.values()} == {"0.2.0"}
+    finally:
+        gate.set()
+        emu.close()
