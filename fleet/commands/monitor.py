@@ -40,8 +40,9 @@ def register(sub) -> None:
     x.add_argument("--flush-s", type=float, default=0.2)
     x.add_argument("--id", dest="client_id", help="MQTT client id; keep it stable per worker so a restarted worker "
                                                   "resumes its session (default fleet-ingest-<host>)")
-    x.add_argument("--session-expiry-s", type=int, default=3600,
-                   help="how long the broker keeps an absent worker's unacknowledged messages")
+    x.add_argument("--session-expiry-s", type=int, default=60,
+                   help="how long the broker keeps an absent worker's session: a restart within this time "
+                        "loses nothing; meanwhile its share of new messages waits for it (0 = clean session)")
     x.set_defaults(func=cmd_ingest)
 
 
@@ -115,7 +116,7 @@ def cmd_ingest(args: argparse.Namespace, cfg) -> int:
         import socket
 
         client = MqttClient(host, port, client_id=args.client_id or f"fleet-ingest-{socket.gethostname()}",
-                            manual_ack=True, session_expiry_s=args.session_expiry_s)
+                            manual_ack=True, session_expiry_s=args.session_expiry_s or None)
         w = IngestWorker(client, lambda: SqlMonitorSink(cfg.open_store(migrate=False), close_store=True), clock=WallClock(cfg.clock), flush_s=args.flush_s,
                          max_batch=args.max_batch, group=args.group).start()
         stop = threading.Event()
