@@ -99,6 +99,7 @@ class App:
         ota = self._ota()
         if ota is not None:
             ota.report_boot()
+            self._ota_drop()
         self._wdt = self.hal.wdt(cfg.get("wdt_ms"))
         self.role.start()
 
@@ -128,6 +129,8 @@ class App:
             w = self.ota.poll(now)
             if w is not None:
                 waits.append(w)
+            elif self.ota.state != 1:
+                self._ota_drop()   # idle again (committed, failed, or nothing to do)
         if self._healthy(now):
             self._wdt.feed()
         w = min(waits)
@@ -291,8 +294,27 @@ class App:
         self.queue.capacity = new.get("queue_max")
         self.role.on_config(new)
 
+    def _ota_pending(self):
+        """At boot: is there OTA business (trial slot, result to report, partial download)?"""
+        d = self._dir + "/ota"
+        if self.boot_slot is not None or store.exists(d + "/incoming"):
+            return True
+        try:
+            with open(d + "/state") as f:
+                return bool(json.load(f).get("result"))
+        except (OSError, ValueError, AttributeError):
+            return store.exists(d + "/state.t")
+
     def _ota(self, create=False):
-        if self.ota is None and (create or self.boot_slot is not None or store.exists(self._dir + "/ota")):
-            import ota  # rarely needed: imported lazily
+        if self.ota is None and (create or self._ota_pending()):
+            import ota  # rarely needed: imported lazily, dropped when idle (RAM)
             self.ota = ota.Ota(self)
         return self.ota
+
+    def _ota_drop(self):
+        """Forget the OTA module once nothing is in progress (frees its RAM)."""
+        o = self.ota
+        if o is not None and not o.busy() and self.boot_slot is None and o.state != 1:
+            self.ota = None
+            import sys
+            sys.modules.pop("ota", None)

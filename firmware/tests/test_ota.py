@@ -83,7 +83,9 @@ def report(hal, gw):
     status = [(f.payload[0], f.payload[2:].decode()) for f in gw.of_type(wire.T_OTA_STATUS)]
     errors = [(f.payload[0], f.payload[1:].decode()) for f in gw.of_type(wire.T_ERROR)]
     hb = [struct.unpack("<BHBIHHb", f.payload)[5] for f in gw.of_type(wire.T_HEARTBEAT)]
+    import sys
     print(json.dumps({"hellos": hellos, "status": status, "errors": errors, "state": st, "boots": hal.boots,
+                      "ota_loaded": "ota" in sys.modules,
                       "causes": hal.reset_causes, "events": [e[1] for e in gw.events], "rejects": hb,
                       "files": sorted(os.listdir(hal.data_dir + "/ota"))}))
 '''
@@ -139,6 +141,7 @@ report(hal, gw)
     assert r["state"]["sha"] == m["bundle_sha256"]
     assert "incoming" not in r["files"]
     assert r["errors"] == []
+    assert r["ota_loaded"] is False          # OTA code dropped from RAM once committed
 
 
 def test_wrong_hash_is_refused_and_old_firmware_keeps_running(tmp_path, bundle):
@@ -155,6 +158,7 @@ report(hal, gw)
     assert r["hellos"] == [[0, "0.1.0-dev"]] and r["boots"] == 1    # no reboot, old code running
     assert "incoming" not in r["files"] and r["state"] == {}
     assert r["events"] == [1]                                       # still delivers alarms
+    assert r["ota_loaded"] is False                                 # OTA code dropped from RAM after the failure
     assert sum(r["rejects"]) >= 1                                   # counted in a heartbeat
 
 
