@@ -1,9 +1,10 @@
 """Validation of effective configurations before they are pushed.
 
 The gateway owns its configuration schema (``gateway/config.py``). :func:`validate`
-delegates to it, imported lazily: the fleet's config is applied as overrides on the
-schema defaults with ``gateway.config.load_config(None, env={}, overrides=...)``, and
-every ``ConfigIssue`` becomes a :class:`Problem` (key, value, problem, fix). Only if the
+delegates to it, imported lazily: the fleet's config is loaded as the gateway loads a
+push, ``gateway.config.load_config(None, env={}, fleet=config)`` (the fleet layer on the
+schema defaults), every ``ConfigIssue`` becomes a :class:`Problem` (key, value, problem,
+fix), and the keys ``gateway.fleetconfig.IMMUTABLE`` refuses from the fleet are flagged. Only if the
 gateway package cannot be imported is the typed subset below used (the same key names
 as the gateway schema for the settings the fleet templates most): type and range checks,
 and unknown keys rejected with a "did you mean" hint, because a misspelt key silently
@@ -148,6 +149,7 @@ def validate_subset(config: Mapping[str, Any]) -> list[Problem]:
 def _gateway_validator() -> Callable[[Mapping[str, Any]], list[Problem]] | None:
     try:
         import importlib
+        import inspect
 
         mod = importlib.import_module("gateway.config")
     except ImportError:
@@ -155,15 +157,29 @@ def _gateway_validator() -> Callable[[Mapping[str, Any]], list[Problem]] | None:
     load, error = getattr(mod, "load_config", None), getattr(mod, "ConfigError", None)
     if not callable(load) or error is None:
         return None
+    as_fleet_layer = "fleet" in inspect.signature(load).parameters
+    try:
+        immutable = tuple(importlib.import_module("gateway.fleetconfig").IMMUTABLE)
+    except (ImportError, AttributeError):
+        immutable = ()
     from fleet.config._diff import flatten
 
     def run(cfg: Mapping[str, Any]) -> list[Problem]:
+        problems: list[Problem] = []
+        flat = flatten(cfg)
+        for key in immutable:                       # the gateway refuses these from the fleet
+            if key in flat:
+                problems.append(Problem(key, flat[key], "cannot be changed remotely (it identifies the gateway "
+                                        "or its stored data)", "remove it from the fleet templates"))
         try:
-            load(None, env={}, overrides=flatten(cfg))
+            if as_fleet_layer:                      # exactly the gateway's own path for a push
+                load(None, env={}, fleet=dict(cfg))
+            else:
+                load(None, env={}, overrides=flat)
         except error as exc:
-            return [Problem(i.key, i.value if isinstance(i.value, (str, int, float, bool, list, dict)) else None,
-                            i.problem, i.fix) for i in getattr(exc, "issues", [])]
-        return []
+            problems += [Problem(i.key, i.value if isinstance(i.value, (str, int, float, bool, list, dict)) else None,
+                                 i.problem, i.fix) for i in getattr(exc, "issues", [])]
+        return problems
     return run
 
 

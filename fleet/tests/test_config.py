@@ -84,6 +84,9 @@ def test_fallback_subset_agrees_on_the_same_cases(cfg, key, words):
 def test_gateway_rules_the_subset_does_not_know_are_enforced():
     problems = validate({"devices": {DEV: {"role": "bed", "name": "Kari"}}})
     assert [p.key for p in problems] == [f"devices.{DEV}.name"] and "pseudonymous" in problems[0].reason
+    problems = validate({"gateway": {"id": "gw-other"}, "journal": {"path": "/tmp/j.sqlite"}})
+    assert {p.key for p in problems} == {"gateway.id", "journal.path"}
+    assert all("cannot be changed remotely" in p.reason for p in problems)
 
 
 def make_service(clock=None):
@@ -178,3 +181,26 @@ def test_encode_config_is_canonical():
     store, svc = make_service()
     v = svc.commit("gw-1")
     assert json.loads(encode_config(v))["config"] == v.config
+
+
+def test_contract_with_the_gateway_push_handler():
+    """fleet encode_config -> gateway.fleetconfig decide/applied_payload -> fleet decode_applied."""
+    fc = pytest.importorskip("gateway.fleetconfig", reason="gateway package not installed beside the fleet")
+    from gateway.config import load_config
+
+    store, svc = make_service()
+    svc.set_key(Scope.GROUP, "night", "rules.bed.window_start", "21:00", by="t")
+    pub = FakePublisher()
+    v = svc.push("gw-1", pub)
+    payload = json.dumps(pub.sent[-1][1]).encode()
+    push = fc.decode_push(payload)
+    current = load_config(None, env={})
+    d = fc.decide(push, current, None, lambda layer: load_config(None, env={}, fleet=layer))
+    assert d.action == "apply", d.error
+    assert str(d.config.rules.bed.window_start) == "21:00:00" and d.config.rules.bed.max_out_min == 30
+    rep = decode_applied("wt/v1/gw/gw-1/config/applied",
+                         json.dumps(fc.applied_payload(push, "applied", None)).encode(), now=1.0)
+    svc.record_applied(rep)
+    assert rep.hash == v.hash and svc.status("gw-1").drift is Drift.IN_SYNC
+    # the same retained push again (reconnect): the gateway only repeats its report
+    assert fc.decide(push, d.config, push, lambda layer: load_config(None, env={}, fleet=layer)).action == "report"
