@@ -168,6 +168,7 @@ class GatewayRuntime:
         self.pending_report: tuple[ConfigPush, str, str | None] | None = None
         self.reload_request: tuple[GatewayConfig, ConfigPush] | None = None
         self.reload_event = asyncio.Event()
+        self.failed_pushes: dict[tuple[int, str | None], str] = {}   # pushes that could not start
         self.remote = RemoteCommands(
             cfg.gateway.id, __version__, clock, paired=lambda d: d in cfg.device_keys,
             known_role=lambda d: (dev.role.name.lower() if (dev := cfg.device(d)) is not None else None))
@@ -271,6 +272,10 @@ class GatewayRuntime:
             return
         if self.reload_request is not None:
             return   # already re-bootstrapping; the retained message comes back after it
+        failed = self.failed_pushes.get((push.version, push.hash))
+        if failed is not None:   # tried and could not start: never re-apply it (no restart loop)
+            self._report_config(push, "rejected", failed)
+            return
         d = decide(push, self.cfg, self.applied_push, self.config_loader)
         if d.action == "ignore":
             log.info("wt.config version %d ignored (applied version is %d)", push.version,
@@ -297,6 +302,7 @@ class GatewayRuntime:
                     return True
                 except UplinkError as exc:
                     log.warning("config report not published: %s", exc)
+        self.pending_report = (push, status, error)   # retried on the next rules tick
         return False
 
     def _flush_pending_report(self) -> None:
@@ -618,6 +624,7 @@ async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
                 applied = None
     report: tuple[ConfigPush, str, str | None] | None = None
     previous: ConfigPush | None = None
+    failed_pushes: dict[tuple[int, str | None], str] = {}
     while True:
         try:
             rt = bootstrap(cfg, loop=loop, **bootstrap_kwargs)
@@ -634,11 +641,13 @@ async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
             assert source is not None
             cfg = source.load(previous.config if previous else None)
             report = (push, "rejected", f"configuration version {push.version} could not start: {exc}")
+            failed_pushes[(push.version, push.hash)] = report[2] or ""
             continue
         if source is not None:
             rt.config_loader = source.load
         rt.applied_push = applied
         rt.pending_report = report
+        rt.failed_pushes = failed_pushes
         await rt.async_start()
         rt._flush_pending_report()
         if ready is not None:

@@ -70,6 +70,9 @@ def test_daemon_applies_rejects_and_keeps_pushed_config_across_restart(tmp_path,
     async def run():
         loop = asyncio.get_running_loop()
         reports: list[dict] = []
+
+        def report(version: int) -> dict:   # the latest report for that version (v1 is re-reported on reconnect)
+            return next(r for r in reversed(reports) if r["version"] == version)
         clink = make_console_link("127.0.0.1", mosquitto.port, client_id="t-fleet", dispatch=loop.call_soon_threadsafe)
         clink.subscribe("wt/v1/gw/gw-cfg/config/applied", lambda t, p: reports.append(json.loads(p)))
         clink.start()
@@ -81,13 +84,29 @@ def test_daemon_applies_rejects_and_keeps_pushed_config_across_restart(tmp_path,
         assert runtimes[-1].cfg.rules.bed.max_out_min == 30
         clink.publish(topic, push(1, {"rules": {"bed": {"max_out_min": 20}}}, "h1"), qos=1, retain=True)
         await until(lambda: any(r["version"] == 1 for r in reports))
-        assert reports[-1] == {"schema": "wt.config-applied/1", "version": 1, "status": "applied", "error": None,
+        assert report(1) == {"schema": "wt.config-applied/1", "version": 1, "status": "applied", "error": None,
                                "hash": "h1"}
         assert len(runtimes) == 2 and runtimes[-1].cfg.rules.bed.max_out_min == 20
         clink.publish(topic, push(2, {"rules": {"bed": {"max_out_min": -5}}}), qos=1, retain=True)
         await until(lambda: any(r["version"] == 2 for r in reports))
-        assert reports[-1]["status"] == "rejected" and "max_out_min = -5" in reports[-1]["error"]
+        assert report(2)["status"] == "rejected" and "max_out_min = -5" in report(2)["error"]
         assert len(runtimes) == 2 and runtimes[-1].cfg.rules.bed.max_out_min == 20   # still running v1
+        # a valid push that cannot start (status port taken): previous configuration restored
+        import socket
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        clink.publish(topic, push(3, {"status": {"port": port}}), qos=1, retain=True)
+        await until(lambda: any(r["version"] == 3 for r in reports))
+        busy.close()
+        assert report(3)["status"] == "rejected" and "could not start" in report(3)["error"]
+        assert "status.port" in report(3)["error"]
+        assert len(runtimes) == 3 and runtimes[-1].cfg.status.port == 0 and runtimes[-1].cfg.rules.bed.max_out_min == 20
+        assert read_layer(tmp_path / "d").version == 1
+        reports.clear()
+        clink.publish(topic, push(2, {"rules": {"bed": {"max_out_min": -5}}}), qos=1, retain=True)
+        await until(lambda: any(r["version"] == 2 for r in reports))     # v2 is the retained push now
         stop.set()
         assert await main == 0
         # restart: v1 is still in effect (layer file), the retained v2 is rejected again
@@ -96,7 +115,7 @@ def test_daemon_applies_rejects_and_keeps_pushed_config_across_restart(tmp_path,
         stop2 = asyncio.Event()
         main = asyncio.ensure_future(async_main(source.load(), source=source, stop=stop2, ready=runtimes.append))
         await until(lambda: runtimes and any(r["version"] == 2 for r in reports))
-        assert runtimes[-1].cfg.rules.bed.max_out_min == 20 and reports[-1]["status"] == "rejected"
+        assert runtimes[-1].cfg.rules.bed.max_out_min == 20 and report(2)["status"] == "rejected"
         stop2.set()
         assert await main == 0
         clink.publish(topic, b"", qos=1, retain=True)     # clear the retained push
