@@ -8,7 +8,7 @@ import struct
 import hashlib
 from array import array
 
-VERSION = const(1)
+_VERSION = const(1)
 
 # message types
 T_EVENT = const(0x01)
@@ -67,13 +67,13 @@ ROLE_DISPENSER = const(7)
 
 # OTA_STATUS states live in ota.py (private)
 
-HEADER_LEN = const(15)
-TAG_LEN = const(8)
+_HEADER_LEN = const(15)
+_TAG_LEN = const(8)
 MAX_PAYLOAD = const(240)
-MAX_ENCODED = const(300)
-MIN_BODY = const(17)
-MAX_BODY = const(265)
-KEY_LEN = const(16)
+_MAX_ENCODED = const(300)
+_MIN_BODY = const(17)
+_MAX_BODY = const(265)
+_KEY_LEN = const(16)
 
 # event codes (§2)
 EV_BUTTON_PRESS = const(0x01)
@@ -223,7 +223,7 @@ class Auth:
         return h.digest()
 
     def tag(self, data):
-        return self.mac(data)[:TAG_LEN]
+        return self.mac(data)[:_TAG_LEN]
 
 
 def ct_equal(a, b):
@@ -246,9 +246,6 @@ class Frame:
         self.payload = payload
         self.authed = authed
 
-    def __repr__(self):
-        return "Frame(%d,%d,%s,%d,%s)" % (self.type, self.flags, self.device_id, self.seq, self.payload)
-
 
 def encode_body(type, flags, device_id, seq, payload, auth=None):
     """Body bytes (before COBS). AUTH flag is set iff ``auth`` is given."""
@@ -256,7 +253,7 @@ def encode_body(type, flags, device_id, seq, payload, auth=None):
         flags |= F_AUTH
     else:
         flags &= ~F_AUTH
-    b = bytearray(struct.pack("<BBB", VERSION, type, flags))
+    b = bytearray(struct.pack("<BBB", _VERSION, type, flags))
     b.extend(device_id)
     b.extend(struct.pack("<IH", seq, len(payload)))
     b.extend(payload)
@@ -281,13 +278,13 @@ def decode_body(body, auth=None):
     n = len(body)
     if n == 0:
         return "empty"
-    if n > MAX_BODY:
+    if n > _MAX_BODY:
         return "oversize"
-    if n < MIN_BODY:
+    if n < _MIN_BODY:
         return "short"
     if crc16(body[:-2]) != body[-2] | (body[-1] << 8):
         return "crc"
-    if body[0] != VERSION:
+    if body[0] != _VERSION:
         return "version"
     flags = body[2]
     if flags & ~_F_KNOWN:
@@ -297,23 +294,23 @@ def decode_body(body, auth=None):
         return "unknown_type"
     plen = body[13] | (body[14] << 8)
     has_tag = flags & F_AUTH
-    if plen > MAX_PAYLOAD or HEADER_LEN + plen + (TAG_LEN if has_tag else 0) + 2 != n:
+    if plen > MAX_PAYLOAD or _HEADER_LEN + plen + (_TAG_LEN if has_tag else 0) + 2 != n:
         return "length"
-    end = HEADER_LEN + plen
+    end = _HEADER_LEN + plen
     authed = False
     if has_tag and auth is not None:
-        if not ct_equal(auth.tag(body[:end]), body[end:end + TAG_LEN]):
+        if not ct_equal(auth.tag(body[:end]), body[end:end + _TAG_LEN]):
             return "bad_auth"
         authed = True
     seq = body[9] | (body[10] << 8) | (body[11] << 16) | (body[12] << 24)
-    return Frame(t, flags, bytes(body[3:9]), seq, bytes(body[HEADER_LEN:end]), authed)
+    return Frame(t, flags, bytes(body[3:9]), seq, bytes(body[_HEADER_LEN:end]), authed)
 
 
 def decode(encoded, auth=None):
     """Decode one frame as received between delimiters (without the 0x00)."""
     if len(encoded) == 0:
         return "empty"
-    if len(encoded) > MAX_ENCODED:
+    if len(encoded) > _MAX_ENCODED:
         return "oversize"
     body = cobs_decode(encoded)
     if body is None:
@@ -341,7 +338,7 @@ class StreamDecoder:
             i = data.find(b"\x00", start)
             part = data[start:] if i < 0 else data[start:i]
             if not self._over:
-                if len(buf) + len(part) > MAX_ENCODED:
+                if len(buf) + len(part) > _MAX_ENCODED:
                     self._over = True
                     buf[:] = b""
                 else:
