@@ -311,3 +311,34 @@ print(json.dumps({"events": gw.events, "hb_before": len([u for u in up if u < 12
     assert r["rejects"] == {}                    # never refused as a replay
     assert 40 <= r["hb_before"] <= 50            # heartbeats held back once the gap reached 48
     assert r["hb_after"] >= 25                   # and resumed once the event was acknowledged
+
+
+def test_age_of_an_event_queued_before_a_reset_comes_from_gateway_time(tmp_path):
+    r = mp(r'''
+import simdev, json, wire
+from hal.host import Reboot
+hal, gw = simdev.make(IMG, "button", {"heartbeat_s": 300, "retry_max_ms": 5000}, end_ms=200000,
+    pins={"button": [(20000, 1), (20100, 0)]})
+class Script:
+    done = False
+    def service(self, hal):
+        t = hal.clock.t
+        gw.ack_events = not (10000 <= t < 120000)     # events lost on the way for a while
+        if not self.done and t >= 60000:
+            self.done = True
+            raise Reboot(1)                            # ticks restart: only wall time spans the reset
+        return None
+hal.peers.append(Script())
+arrived = []
+orig = gw._event
+def spy(f):
+    arrived.append(hal.clock.t)
+    orig(f)
+gw._event = spy
+simdev.boot(hal)
+print(json.dumps({"events": gw.events, "arrived": arrived}))
+''', tmp_path)
+    assert [e[1] for e in r["events"]] == [0x01]
+    age = r["events"][0][2]
+    delivered = r["arrived"][0]
+    assert abs((delivered - age) - 20200) <= 1500, (delivered, age)   # occurred at ~20.2 s by the gateway's clock
