@@ -71,7 +71,8 @@ class ConfigService:
         rep = self.store.applied(gateway_id)
         running = self.store.running_version(gateway_id)
         drift = self._drift(gateway_id, desired, rep)
-        if (running is not None and drift is not Drift.FOREIGN and (rep is None or running != rep.version)
+        # running 0 = the gateway runs no fleet layer at all (its own file only): not foreign
+        if (running and drift is not Drift.FOREIGN and (rep is None or running != rep.version)
                 and self.store.get_version(gateway_id, running) is None):
             drift = Drift.FOREIGN      # its health says it runs a config the fleet never issued
         return GatewayConfigStatus(

@@ -143,6 +143,8 @@ def test_push_publishes_retained_versioned_and_drift_states():
     assert svc.status("gw-1").drift is Drift.FOREIGN          # same number, different content
     svc.record_applied(AppliedReport("gw-1", v2.version, AppliedStatus.APPLIED, None, clock.t, hash=v2.hash))
     assert svc.status("gw-1").drift is Drift.IN_SYNC
+    store.running["gw-1"] = 0                                 # health: no fleet layer yet -> not foreign
+    assert svc.status("gw-1").drift is Drift.IN_SYNC
     store.running["gw-1"] = 41                                # health: running a config nobody issued
     st = svc.status("gw-1")
     assert st.drift is Drift.FOREIGN and st.running_version == 41

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -134,3 +135,21 @@ def test_add_message_ignores_progress_results():
     add_message(b, "wt/v1/gw/g/cmd/result", json.dumps({"schema": "wt.cmd-result/1", "status": "progress",
                                                         "detail": {"deployment": "d", "phase": "downloaded"}}).encode(), T0)
     assert b.updates == [] and not b.rejected
+
+
+def test_contract_with_the_gateway_health_payload():
+    status = pytest.importorskip("gateway.status", reason="gateway package not installed beside the fleet")
+    snap = {"gateway": "gw-0001", "at": T0, "version": "0.1.0", "uptime_s": 3600.5,
+            "uplink": {"connected": True, "route": "primary", "backlog": 2},
+            "journal": {"total": 12, "alarms_pending": 1, "shed": 0},
+            "devices": [{"device": "a4c1380a1b2c", "role": "button", "last_seen": T0 - 5, "battery_pct": 87,
+                         "rssi": -61, "fw": "1.2.0", "silent": False},
+                        {"device": "a4c1380a1b2d", "role": "bed", "last_seen": None, "battery_pct": None,
+                         "rssi": None, "fw": None, "silent": True}]}
+    doc = status.health_payload(snap)
+    h = decode_health("gw-0001", json.dumps(doc).encode(), T0 + 1)
+    assert isinstance(h, Health), h
+    assert (h.at, h.uptime_s, h.uplink_state, h.backlog, h.journal_depth, h.alarms_pending, h.config_version) == (
+        pytest.approx(T0), 3600, "connected", 2, 12, 1, 0)
+    assert h.devices[0].last_seen == pytest.approx(T0 - 5) and h.devices[0].battery_pct == 87
+    assert h.devices[1].silent is True and h.devices[1].last_seen is None
