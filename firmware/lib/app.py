@@ -219,7 +219,8 @@ class App:
 
     def _dispatch(self, f):
         self.gateway_seen = self.gateway_seen or f.authed
-        if f.seq - self._dl_saved >= _DL_SAVE_EVERY or f.type in (wire.T_CONFIG, wire.T_OTA_BEGIN):
+        if f.seq - self._dl_saved >= _DL_SAVE_EVERY or f.type in (wire.T_CONFIG, wire.T_OTA_BEGIN, wire.T_TIME):
+            # (frames whose replay after a reset would matter are never left unsaved)
             self._save_dlseq(f.seq)
         t = f.type
         p = f.payload

@@ -100,7 +100,7 @@ class EventQueue:
     def push(self, rec):
         """Store ``rec``. False if the queue is full of alarms and ``rec`` is telemetry."""
         cls = event_class(rec.code)
-        if len(self._items) >= self.capacity:
+        while len(self._items) >= self.capacity:   # (a loop: the capacity may have shrunk)
             v = self._victim(cls)
             if v is None:
                 self.dropped += 1
