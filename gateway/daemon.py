@@ -362,6 +362,7 @@ class GatewayRuntime:
             "ingress": {"rejects": self.ingress.counters.snapshot(), "duplicates": self.ingress.duplicates},
             "stats": dict(self.stats),
             "test_mode": self.remote.test_devices(),
+            "config_version": self.applied_push.version if self.applied_push else 0,
             "status_port": self.status_server.port if self.status_server else None,
         }
 

@@ -186,7 +186,8 @@ def test_example_config_is_valid():
 
 
 def test_config_module_imports_no_io_libraries():
-    code = ("import sys, gateway.config, gateway.rules, gateway.devices, gateway.mains;"
+    code = ("import sys, gateway.config, gateway.rules, gateway.devices, gateway.mains, gateway.remote, "
+            "gateway.fleetconfig, gateway.status, gateway.emulator, gateway.transports, gateway.transports.emulated;"
             "bad = [m for m in ('paho', 'serial', 'bleak', 'zeroconf', 'sqlite3') if m in sys.modules];"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
