@@ -167,3 +167,77 @@ def test_report_summary_and_html(tmp_path):
     assert "1/2" in page and "AssertionError: boom" in page and "<svg" in page
     assert json.loads((tmp_path / "report.json").read_text())["summary"]["passed"] == 1
     assert percentile([1, 2, 3, 4], 50) == 2 and percentile([], 99) is None
+
+
+def test_generated_gateway_config_is_valid_for_the_real_loader(tmp_path):
+    from gateway.config import load_config
+    from hil_tests.emulated import deep_merge, to_toml
+
+    data = deep_merge({"gateway": {"id": "gw-hil", "data_dir": str(tmp_path)},
+                       "serial": {"ports": ["/dev/pts/7", "/dev/pts/9"]},
+                       "devices": {"b0e1c4000001": {"role": "button", "key": "00" * 16, "silent_after_s": 8.0}},
+                       "rules": {"bed": {"window_start": "20:30", "max_out_min": 30}}},
+                      {"rules": {"bed": {"max_out_min": 31}}, "status": {"port": 0}})
+    p = tmp_path / "gw.toml"
+    p.write_text(to_toml(data))
+    cfg = load_config(p, env={})
+    assert cfg.serial.ports == ("/dev/pts/7", "/dev/pts/9") and cfg.rules.bed.max_out_min == 31
+    assert cfg.rules.bed.window_start.hour == 20 and cfg.device("b0e1c4000001").silent_after_s == 8.0
+
+
+def test_accelerated_clock_jumps_wall_and_monotonic_together():
+    from hil_tests.emulated import AcceleratedClock
+
+    c = AcceleratedClock(1_000_000.0)
+    t0, m0 = c.time(), c.monotonic()
+    assert abs(t0 - 1_000_000.0) < 1.0
+    c.advance(1800)
+    assert 1800 <= c.time() - t0 < 1801 and 1800 <= c.monotonic() - m0 < 1801
+
+
+def test_sisfall_conversion_resamples_to_milli_g_and_finds_the_impact(tmp_path):
+    from hil_tests.stimuli import SISFALL_G_PER_COUNT, sisfall_replay
+
+    src = tmp_path / "F99_SX01_R01.txt"
+    rows = []
+    for i in range(2000):      # 10 s at 200 Hz: 1 g on z, one 8 g spike at 6.0 s
+        z = 256 if not 1200 <= i < 1204 else 2048
+        rows.append(f"  0,  0, {z}, 1, 2, 3, 4, 5, 6;")
+    src.write_text("\n".join(rows) + "\n")
+    rep = sisfall_replay(src, tmp_path / "out.mg", rate_hz=50, before_s=2, after_s=3, lead_s=1)
+    lines = rep.path.read_text().splitlines()
+    assert len(lines) == rep.samples == 50 * (1 + 2 + 3)
+    assert lines[0] == f"0 0 {round(256 * SISFALL_G_PER_COUNT * 1000)}" == "0 0 1000"
+    assert abs(rep.peak_s - 3.0) < 0.05 and rep.peak_mg == 8000
+
+
+def test_nmea_fixes_have_valid_checksums_and_coordinates():
+    from hil_tests.stimuli import nmea_fix
+
+    gga, rmc = nmea_fix(61, 59.9139, -10.7522)
+    for s in (gga, rmc):
+        body, star, cs = s.strip().lstrip("$").partition("*")
+        x = 0
+        for ch in body:
+            x ^= ord(ch)
+        assert star and int(cs, 16) == x
+    f = gga.split(",")
+    assert f[1] == "100101.00" and f[2] == "5954.8340" and f[3] == "N" and f[4] == "01045.1320" and f[5] == "W"
+
+
+def test_ota_bundle_layout_matches_the_firmware_container():
+    import hashlib
+    import json as _json
+    import struct
+
+    from hil_tests.ota import build_bundle
+
+    files = {"lib/version.mpy": b"M\x06abc", "lib/app.mpy": b"xyz"}
+    b = build_bundle(files, "1.2.3", "button")
+    assert b[:4] == b"WTB1"
+    (n,) = struct.unpack("<H", b[4:6])
+    man = _json.loads(b[6:6 + n])
+    assert man["version"] == "1.2.3" and man["role"] == "button"
+    assert [(f["path"], f["size"], f["sha256"]) for f in man["files"]] == [
+        (p, len(d), hashlib.sha256(d).hexdigest()) for p, d in files.items()]
+    assert b[6 + n:] == b"M\x06abcxyz"

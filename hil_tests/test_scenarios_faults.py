@@ -139,3 +139,90 @@ def test_dead_battery_raises_technical_alarm_within_supervision_window(emulated_
     Transcript(bench).arrivals(list(first.values()),
                                volatile=("battery_mv", "source", "threshold_pct", "last_seen", "silent_for_s")).check(
         "battery_dies", update_golden)
+
+
+def _fill(directory, tag: str) -> int:
+    """Write filler files until the filesystem is full (ENOSPC); returns the bytes written."""
+    import errno
+
+    written = 0
+    chunk = b"\xa5" * 65536
+    with open(directory / f"filler-{tag}", "wb", buffering=0) as f:
+        while True:
+            try:
+                n = f.write(chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                chunk = chunk[: len(chunk) // 2]
+                if len(chunk) < 512:
+                    return written
+                continue
+            written += n or 0
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    mnt = tmp_path / "tinyfs"
+    mnt.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount") or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a 3 MB tmpfs for the journal (a real full filesystem); "
+                    "gateway/tests/test_faults.py covers the injected-ENOSPC variant")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_under_the_journal_still_delivers_every_alarm(emulated_bench, tiny_fs, hil_metrics, update_golden):
+    """The gateway's journal lives on a 3 MB filesystem that the bench fills up (ENOSPC) before each
+    of two bursts of 3 presses: every alarm still reaches the platform once and the device gets its ACKs."""
+    from gateway.codec import Ack
+
+    trace = button_presses(first_ms=4000, n=3, every_ms=500) + button_presses(first_ms=8000, n=3, every_ms=500)
+    bench = emulated_bench([device("button-1", pins={"button": trace}, cfg={"retry_ms": 500, "retry_max_ms": 2000})],
+                           gateway={"journal": {"path": str(tiny_fs / "journal.sqlite")}})
+    fw = bench.firmware["button-1"]
+    filled = [_fill(tiny_fs, "1")]
+    assert time.time() < fw.wall(4000), "the disk was not full before the first press"
+    first = bench.platform.wait_for(lambda a: a.type == "button_press", timeout_s=20, count=3)
+    assert len(first) == 3, bench.debug()
+    filled.append(_fill(tiny_fs, "2"))      # whatever the journal freed (its ballast) is gone again
+    assert time.time() < fw.wall(8000), "the disk was not full again before the second burst"
+    got = bench.platform.wait_for(lambda a: a.type == "button_press", timeout_s=25, count=6)
+    assert len(got) == 6, bench.debug()
+    seqs = {int(a.event_id.rsplit("-", 1)[1], 16) for a in got}
+    wait_until(lambda: seqs <= {p.acked_seq for _, p in bench.downlink_payloads("button-1", Ack)}, 20,
+               "the device's ACK for every alarm")
+    time.sleep(1.0)
+    presses = [a for a in bench.platform.all_arrivals() if a.type == "button_press"]
+    assert len(presses) == 6 == len({a.event_id for a in presses})
+    st = bench.gw.status()
+    assert st is not None, "the gateway stopped answering on a full disk"
+    hil_metrics.figure("filler_bytes", filled)
+    hil_metrics.figure("journal", {k: st["journal"][k] for k in ("total", "undelivered", "shed")})
+    hil_metrics.figure("technical_alarms", sorted({a.type for a in bench.alarms() if a.type != "button_press"}))
+    Transcript(bench).arrivals(sorted(presses, key=_seq)).note(
+        "disk full before each burst: every alarm delivered once, every event ACKed").check("disk_full", update_golden)
+
+
+def test_slow_broker_path_delays_but_delivers_each_alarm_once(emulated_bench, hil_metrics, update_golden):
+    """Every chunk on the gateway ↔ broker path is held 250 ms (a congested 4G link): 6 presses are each
+    delivered once, within 3 s, in order."""
+    n = 6
+    trace = button_presses(first_ms=3000, n=n, every_ms=700)
+    bench = emulated_bench([device("button-1", pins={"button": trace})])
+    fw = bench.firmware["button-1"]
+    bench.uplink.set_mode("slow", delay_s=0.25)
+    got = bench.platform.wait_for(lambda a: a.type == "button_press", timeout_s=25, count=n)
+    assert len(got) == n, bench.debug()
+    lat = [(a.arrived_at - fw.wall(t)) for t, a in zip(releases(trace), sorted(got, key=_seq))]
+    hil_metrics.figure("slow_path_press_to_platform_s", [round(x, 2) for x in lat])
+    assert all(0.25 <= x <= 3.0 for x in lat), lat
+    time.sleep(1.0)
+    presses = [a for a in bench.platform.all_arrivals() if a.type == "button_press"]
+    assert len(presses) == n == len({a.event_id for a in presses})
+    Transcript(bench).arrivals(sorted(presses, key=_seq)).check("slow_uplink", update_golden)
