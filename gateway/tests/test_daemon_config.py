@@ -5,7 +5,6 @@ import asyncio
 import json
 import time
 
-import pytest
 
 from gateway.config import load_config
 from gateway.fleetconfig import ConfigPush, decide, decode_push, read_layer, write_layer

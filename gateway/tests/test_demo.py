@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 
@@ -37,7 +36,6 @@ def test_demo_rejects_bad_arguments():
 
 
 def test_demo_ctrl_c_stops_everything(tmp_path):
-    import os
     import signal
     import time
 

@@ -7,7 +7,6 @@ import select
 import time
 import tty
 
-import pytest
 
 from gateway.codec import MsgType, StreamDecoder, encode_frame
 from gateway.codec.events import EventPayload

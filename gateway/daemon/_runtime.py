@@ -1,135 +1,36 @@
-"""Composition root of the gateway daemon: ``bootstrap(config, ...)`` and the main loop.
-
-One asyncio event loop owns the domain (ingress, rules, forwarding decisions, device
-registry). Adapters whose libraries block run in their own threads and hand results to
-the loop with ``loop.call_soon_threadsafe``: pyserial readers (gateway/transports/
-serial_link.py), the SQLite journal writer (gateway/journal), paho's network loop
-(gateway/uplink/mqtt.py). BLE (bleak), zeroconf and the status endpoint are asyncio-native.
-
-Data flow::
-
-    serial / BLE / emulated bytes ──► Ingress.feed/advert ──► IngressResult
-        .device_updates ──► DeviceRegistry ──► supervision + battery rules, status, health
-        .replies        ──► the link (ACK DUPLICATE, ERROR)
-        .events         ──► Forwarder.submit(event, on_stored)
-                              alarms: published at once (fast path) while journaled
-                              on_stored(event, is_new) ──► ACK the device; rules.on_event
-    RuleEngine.tick (every supervision.tick_s) ──► gateway events ──► Forwarder.submit
-    platform wt.ack/1 ──► Forwarder ──► FEEDBACK frame to the device
-
-Everything is validated before anything is opened: ``bootstrap`` takes a validated
-:class:`~gateway.config.GatewayConfig` and runs :func:`preflight` first.
-"""
+"""The wired gateway (built by :func:`gateway.daemon.bootstrap`): byte links → ingress →
+forwarder, rules, registry, status, health, BLE; lifecycle ``async_start`` / ``async_stop``."""
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import functools
+import json
 import logging
-import os
-import signal
-import socket
-from pathlib import Path
 from typing import Any, Callable
 
 from gateway import __version__
 from gateway.codec.enums import FeedbackState
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.config import GatewayConfig
+from gateway.daemon._fleet import FleetControl
 from gateway.devices import DeviceRegistry
+from gateway.fleetconfig import ConfigPush
 from gateway.ingress import Ingress, IngressResult
 from gateway.journal import JournalWriter, SqliteJournal
-from gateway.mains import MainsInput, mains_input_from_config
+from gateway.mains import MainsInput
 from gateway.model import Event
-from gateway.fleetconfig import ConfigPush, applied_payload, decide, decode_push, read_layer, write_layer
-from gateway.ports import Clock, SystemClock
+from gateway.ports import Clock
 from gateway.remote import RemoteCommands
-from gateway.rules import RuleEngine, build_rules
+from gateway.rules import RuleEngine
 from gateway.status import StatusServer, health_payload
 from gateway.transports import LinkState
-from gateway.uplink import AckStatus, Forwarder, LoggingLocalSignal, Topics, UplinkError
+from gateway.uplink import AckStatus, Forwarder, Topics, UplinkError
 from gateway.uplink.ports import Publisher
 
 log = logging.getLogger("gateway.daemon")
 
 
-class DaemonError(Exception):
-    """Root exception of the daemon (start-up problems; ``what`` names the resource)."""
-
-    def __init__(self, message: str, *, what: str = "") -> None:
-        super().__init__(message)
-        self.what = what
-
-
-def preflight(cfg: GatewayConfig) -> None:
-    """Check what the config cannot: directories writable, status port free. Opens nothing
-    that stays open; raises DaemonError naming the resource and the fix."""
-    data_dir = Path(cfg.gateway.data_dir)
-    for d, key in ((data_dir, "gateway.data_dir"), (cfg.journal_path.parent, "journal.path")):
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DaemonError(f"{key}: cannot create {d} ({exc.strerror}); create it or point {key} elsewhere",
-                              what=key) from None
-        if not os.access(d, os.W_OK):
-            raise DaemonError(f"{key}: {d} is not writable by this user; fix the permissions or change {key}",
-                              what=key)
-    if cfg.status.enabled and cfg.status.port:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((cfg.status.host, cfg.status.port))
-            except OSError as exc:
-                raise DaemonError(f"status.port: {cfg.status.host}:{cfg.status.port} is not available ({exc.strerror}); "
-                                  "is another gateway running? set status.port = 0 to pick a free port",
-                                  what="status.port") from None
-
-
-def _tls_settings(tls_cfg: Any) -> Any:
-    from gateway.uplink.mqtt import TlsSettings
-
-    if not tls_cfg.enabled:
-        return None
-    ca = tls_cfg.ca or _system_ca_bundle()
-    return TlsSettings(ca_file=Path(ca), cert_file=Path(tls_cfg.cert) if tls_cfg.cert else None,
-                       key_file=Path(tls_cfg.key) if tls_cfg.key else None)
-
-
-def _system_ca_bundle() -> str:
-    import ssl
-
-    paths = ssl.get_default_verify_paths()
-    for p in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
-        if p and os.path.exists(p):
-            return p
-    raise DaemonError("uplink.tls.ca: no system CA bundle found; set ca to the broker's CA file", what="uplink.tls.ca")
-
-
-def make_route(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop, clock: Clock, *, route: str,
-               alarm_lane: bool = False) -> Publisher:
-    """The real MQTT route (paho adapter) for ``primary`` or ``fallback``: driven by the event
-    loop itself. ``alarm_lane=True``: the primary broker's second connection for alarms
-    only, in its own network thread (alarms never queue behind telemetry)."""
-    from gateway.uplink.mqtt import alarm_lane_link, gateway_link
-
-    section = cfg.uplink if route == "primary" else cfg.uplink.fallback
-    common: dict[str, Any] = dict(host=section.host, port=section.port, tls=_tls_settings(section.tls),
-                                  keepalive_s=cfg.uplink.keepalive_s,
-                                  username=section.tls.username or None, password=section.tls.password or None)
-    if alarm_lane:
-        return alarm_lane_link(gateway_id=cfg.gateway.id, clock=clock, route=route,
-                               dispatch=_dispatcher(loop), **common)
-    return gateway_link(gateway_id=cfg.gateway.id, version=__version__, clock=clock, route=route,
-                        loop=loop, **common)
-
-
-def _dispatcher(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], None]], None]:
-    """Adapter threads hand callbacks to the loop through this."""
-    def dispatch(fn: Callable[[], None]) -> None:
-        loop.call_soon_threadsafe(fn)
-    return dispatch
-
-
-class GatewayRuntime:
+class GatewayRuntime(FleetControl):
     """The wired gateway. Built by :func:`bootstrap`; run with :meth:`async_run`."""
 
     def __init__(self, cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock,
@@ -261,75 +162,6 @@ class GatewayRuntime:
         self._send(link, self.ingress.feedback_frame(event.device_id, event.seq, state))
         self.stats["feedback_sent"] += 1
 
-    def on_config_message(self, topic: str, payload: bytes) -> None:
-        """``wt.config/1`` from the fleet: validate; apply by re-bootstrapping, or reject."""
-        push = decode_push(payload)
-        if isinstance(push, str):
-            log.warning("wt.config ignored: %s", push)
-            return
-        if self.config_loader is None:
-            self._report_config(push, "rejected", "this gateway was started without a reloadable configuration")
-            return
-        if self.reload_request is not None:
-            return   # already re-bootstrapping; the retained message comes back after it
-        failed = self.failed_pushes.get((push.version, push.hash))
-        if failed is not None:   # tried and could not start: never re-apply it (no restart loop)
-            self._report_config(push, "rejected", failed)
-            return
-        d = decide(push, self.cfg, self.applied_push, self.config_loader)
-        if d.action == "ignore":
-            log.info("wt.config version %d ignored (applied version is %d)", push.version,
-                     self.applied_push.version if self.applied_push else -1)
-        elif d.action == "report":
-            self._report_config(push, "applied", None)
-        elif d.action == "reject":
-            log.warning("wt.config version %d rejected: %s", push.version, d.error)
-            self._report_config(push, "rejected", d.error)
-        else:
-            assert d.config is not None
-            log.info("wt.config version %d valid: applying (re-bootstrap)", push.version)
-            self.reload_request = (d.config, push)
-            self.reload_event.set()
-
-    def _report_config(self, push: ConfigPush, status: str, error: str | None) -> bool:
-        import json
-
-        data = json.dumps(applied_payload(push, status, error)).encode()
-        for route in (self.primary, self.fallback):
-            if route is not None and route.connected:
-                try:
-                    route.publish(Topics(self.cfg.gateway.id).config_applied, data, qos=1, retain=True)
-                    return True
-                except UplinkError as exc:
-                    log.warning("config report not published: %s", exc)
-        self.pending_report = (push, status, error)   # retried on the next rules tick
-        return False
-
-    def _flush_pending_report(self) -> None:
-        if self.pending_report is not None and self._report_config(*self.pending_report):
-            self.pending_report = None
-
-    def on_cmd_message(self, topic: str, payload: bytes) -> None:
-        """``wt.cmd/1`` from the fleet: apply, answer on ``…/cmd/result``."""
-        try:
-            result = self.remote.handle(payload)
-        except Exception:
-            self.stats["handler_errors"] += 1
-            log.exception("command handling failed")
-            return
-        if result is None:
-            return
-        import json
-
-        data = json.dumps(result).encode()
-        for route in (self.primary, self.fallback):
-            if route is not None and route.connected:
-                try:
-                    route.publish(Topics(self.cfg.gateway.id).cmd_result, data, qos=1)
-                    return
-                except UplinkError as exc:
-                    log.warning("cmd result not published on %s: %s", getattr(route, "route", "?"), exc)
-
     # ------------------------------------------------------------ status / health
     def _routes(self) -> list[Publisher]:
         return [r for r in (self.alarm_lane, self.primary, self.fallback) if r is not None]
@@ -370,8 +202,6 @@ class GatewayRuntime:
         if not self.primary.connected:
             return False
         payload = health_payload(self.snapshot())
-        import json
-
         try:
             self.primary.publish(Topics(self.cfg.gateway.id).health, json.dumps(payload).encode(), qos=1)
         except UplinkError as exc:
@@ -530,144 +360,3 @@ class GatewayRuntime:
             await self.async_stop()
 
 
-def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.AbstractEventLoop | None = None,
-              publisher: Publisher | None = None, fallback_publisher: Publisher | None = None,
-              mains: MainsInput | None = None, serial: bool = True, advertise: bool = True) -> GatewayRuntime:
-    """Wire the gateway from a validated config. Real adapters unless fakes are passed:
-    ``publisher``/``fallback_publisher`` replace the MQTT routes, ``clock`` the system
-    clock, ``mains`` the mains input. Must be called with the event loop running (or
-    given ``loop``). Raises DaemonError before opening anything if preflight fails."""
-    preflight(cfg)
-    loop = loop or asyncio.get_running_loop()
-    clock = clock or SystemClock()
-    journal = SqliteJournal(cfg.journal_path, max_telemetry_bytes=int(cfg.journal.max_telemetry_mb * 1024 * 1024),
-                            clock=clock)
-    writer = JournalWriter(journal, dispatch=_dispatcher(loop))
-    ingress = Ingress(cfg.gateway.id, cfg.device_keys, journal, clock,
-                      allow_unencrypted_alarms=cfg.ble.allow_unencrypted_alarms,
-                      known_devices=[d.id for d in cfg.devices] or None)
-    primary = publisher if publisher is not None else make_route(cfg, loop, clock, route="primary")
-    lane = make_route(cfg, loop, clock, route="primary", alarm_lane=True) if publisher is None else None
-    fallback = fallback_publisher
-    if fallback is None and cfg.uplink.fallback.enabled:
-        fallback = make_route(cfg, loop, clock, route="fallback")
-    registry = DeviceRegistry(cfg.devices, default_silent_after_s=cfg.supervision.silent_after_s,
-                              started_at=clock.monotonic())
-    mains = mains if mains is not None else mains_input_from_config(cfg.mains)
-    holder: dict[str, GatewayRuntime] = {}
-    forwarder = Forwarder(
-        gateway_id=cfg.gateway.id, journal=writer, primary=primary, fallback=fallback, clock=clock,
-        local_signal=LoggingLocalSignal(), ack_timeout_s=cfg.uplink.ack_timeout_s,
-        on_platform_ack=lambda i, s, e: holder["rt"].on_platform_ack(i, s, e),
-        on_alarm_escalated=lambda e, step: holder["rt"].on_alarm_escalated(e, step),
-        journal_recovery=journal.recovery, alarm_lane=lane)
-    engine_rules = build_rules(cfg, registry, mains, lambda: holder["rt"].uplink_connected(), clock)
-    engine = RuleEngine(cfg.gateway.id, engine_rules, journal, forwarder, clock, state=journal)
-    rt = GatewayRuntime(cfg, loop=loop, clock=clock, journal=journal, writer=writer, ingress=ingress,
-                        forwarder=forwarder, primary=primary, fallback=fallback, registry=registry,
-                        engine=engine, mains=mains, advertise=advertise)
-    rt.alarm_lane = lane
-    holder["rt"] = rt
-    if serial:
-        from gateway.transports.serial_link import SerialLink
-
-        for path in cfg.serial.ports:
-            rt.add_link(SerialLink(path, loop, rt.on_link_bytes, baud=cfg.serial.baud,
-                                   reconnect_s=cfg.serial.reconnect_s, on_state=rt.on_link_state))
-    return rt
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-
-
-class ConfigSource:
-    """The inputs of the effective configuration except the fleet layer: file, environment
-    and command-line overrides (precedence is applied by ``load_config``)."""
-
-    def __init__(self, path: str | None = None, overrides: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        self.path = path
-        self.overrides = list(overrides or [])
-        self.env = env
-
-    def load(self, fleet: dict[str, Any] | None = None) -> GatewayConfig:
-        return load_config(self.path, env=self.env, overrides=self.overrides, fleet=fleet)
-
-
-async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
-                     ready: Callable[[GatewayRuntime], None] | None = None,
-                     stop: asyncio.Event | None = None, **bootstrap_kwargs: Any) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop``). Returns the process exit code.
-
-    With a ``source``, the last applied fleet configuration (``<data_dir>/fleet-config.json``)
-    is layered in, and a valid ``wt.config/1`` push re-bootstraps the gateway in place;
-    if the new configuration cannot start, the previous one is restored and the push
-    reported ``rejected``."""
-    loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
-    applied: ConfigPush | None = None
-    if source is not None:
-        applied = read_layer(cfg.gateway.data_dir)
-        if applied is not None:
-            try:
-                cfg = source.load(applied.config)
-                log.info("fleet configuration version %d in effect", applied.version)
-            except ConfigError as exc:
-                log.error("stored fleet configuration version %d no longer valid (%s); running without it",
-                          applied.version, exc)
-                applied = None
-    report: tuple[ConfigPush, str, str | None] | None = None
-    previous: ConfigPush | None = None
-    failed_pushes: dict[tuple[int, str | None], str] = {}
-    while True:
-        try:
-            rt = bootstrap(cfg, loop=loop, **bootstrap_kwargs)
-        except DaemonError as exc:
-            if report is None or report[1] != "applied":
-                log.error("%s", exc)
-                return 2
-            # the pushed configuration cannot start: back to the previous one
-            push = report[0]
-            log.error("fleet configuration version %d cannot start (%s); restoring the previous configuration",
-                      push.version, exc)
-            write_layer(cfg.gateway.data_dir, previous)
-            applied = previous
-            assert source is not None
-            cfg = source.load(previous.config if previous else None)
-            report = (push, "rejected", f"configuration version {push.version} could not start: {exc}")
-            failed_pushes[(push.version, push.hash)] = report[2] or ""
-            continue
-        if source is not None:
-            rt.config_loader = source.load
-        rt.applied_push = applied
-        rt.pending_report = report
-        rt.failed_pushes = failed_pushes
-        await rt.async_start()
-        rt._flush_pending_report()
-        if ready is not None:
-            ready(rt)
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(rt.reload_event.wait())]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waiters:
-                w.cancel()
-            await rt.async_stop()
-        if stop.is_set() or rt.reload_request is None:
-            return 0
-        new_cfg, push = rt.reload_request
-        previous = applied
-        write_layer(cfg.gateway.data_dir, push)
-        cfg, applied, report = new_cfg, push, (push, "applied", None)
-        log.info("re-bootstrapping with fleet configuration version %d", push.version)
-
-
-__all__ = ["ConfigSource", "DaemonError", "GatewayRuntime", "bootstrap", "preflight", "async_main",
-           "configure_logging"]

@@ -1,0 +1,31 @@
+"""Composition root of the gateway daemon: ``bootstrap(config, ...)`` and the main loop.
+
+One asyncio event loop owns the domain (ingress, rules, forwarding decisions, device
+registry). Adapters whose libraries block run in their own threads and hand results to
+the loop with ``loop.call_soon_threadsafe``: pyserial readers (gateway/transports/
+serial_link.py), the SQLite journal writer (gateway/journal), paho's network loop
+(gateway/uplink/mqtt.py). BLE (bleak), zeroconf and the status endpoint are asyncio-native.
+
+Data flow::
+
+    serial / BLE / emulated bytes ──► Ingress.feed/advert ──► IngressResult
+        .device_updates ──► DeviceRegistry ──► supervision + battery rules, status, health
+        .replies        ──► the link (ACK DUPLICATE, ERROR)
+        .events         ──► Forwarder.submit(event, on_stored)
+                              alarms: published at once (fast path) while journaled
+                              on_stored(event, is_new) ──► ACK the device; rules.on_event
+    RuleEngine.tick (every supervision.tick_s) ──► gateway events ──► Forwarder.submit
+    platform wt.ack/1 ──► Forwarder ──► FEEDBACK frame to the device
+
+Everything is validated before anything is opened: ``bootstrap`` takes a validated
+:class:`~gateway.config.GatewayConfig` and runs :func:`preflight` first.
+"""
+from __future__ import annotations
+
+from gateway.daemon._bootstrap import bootstrap, configure_logging, make_route, preflight
+from gateway.daemon._errors import DaemonError
+from gateway.daemon._main import ConfigSource, async_main
+from gateway.daemon._runtime import GatewayRuntime
+
+__all__ = ["ConfigSource", "DaemonError", "GatewayRuntime", "async_main", "bootstrap", "configure_logging",
+           "make_route", "preflight"]
