@@ -1,0 +1,257 @@
+"""The configuration schema: frozen, typed dataclasses — the ONLY place defaults live.
+
+Field metadata (``meta``) carries ranges, units, an example and a note; the validator and
+docs/gateway-config.md use them.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.model import Role
+
+ENV_PREFIX = "WT_GW__"
+GATEWAY_ID_RE = re.compile(r"^[a-z0-9-]{3,64}$")
+DEVICE_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+ZONE_ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+SERVICE_TYPE_RE = re.compile(r"^_[a-z0-9-]{1,15}\._(tcp|udp)\.local\.$")
+
+def meta(*, min: float | None = None, max: float | None = None, unit: str = "",
+         example: Any = None, choices: tuple[str, ...] | None = None,
+         secret: bool = False, doc: str = "") -> dict[str, Any]:
+    """Field metadata used by the validator and by docs (min/max, unit, example, fix)."""
+    return {"min": min, "max": max, "unit": unit, "example": example, "choices": choices,
+            "secret": secret, "doc": doc}
+
+
+class LogLevel(str, enum.Enum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class MainsSource(str, enum.Enum):
+    NONE = "none"          # no mains input wired: no mains alarms
+    FILE = "file"          # a file holding 1/0: sysfs GPIO value or a UPS HAT status file
+    EMULATED = "emulated"  # demo/tests: set programmatically
+
+
+class DeviceLink(str, enum.Enum):
+    AUTO = "auto"              # serial frames / BTHome adverts: whatever the device sends
+    BLE_GATT = "ble-gatt"      # the gateway connects to the device's WT frame GATT service
+    BLE_HEALTH = "ble-health"  # standard GATT health profiles (blood pressure, SpO2, ...)
+
+
+class ZoneShape(str, enum.Enum):
+    CIRCLE = "circle"
+    POLYGON = "polygon"
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    id: str = field(default="gw-demo", metadata=meta(example='"gw-0001"', doc="pseudonymous gateway id, [a-z0-9-]{3,64}"))
+    data_dir: str = field(default="/var/lib/wt-gateway", metadata=meta(example='"/var/lib/wt-gateway"'))
+    timezone: str = field(default="Europe/Oslo", metadata=meta(example='"Europe/Oslo"', doc="IANA zone for rule windows"))
+    log_level: LogLevel = field(default=LogLevel.INFO, metadata=meta(example='"info"'))
+
+
+@dataclass(frozen=True)
+class TlsSection:
+    enabled: bool = field(default=False, metadata=meta(example="true"))
+    ca: str = field(default="", metadata=meta(example='"/etc/wt/ca.pem"', doc="CA bundle; empty = system store"))
+    cert: str = field(default="", metadata=meta(example='"/etc/wt/gw.crt"'))
+    key: str = field(default="", metadata=meta(example='"/etc/wt/gw.key"', secret=True))
+    username: str = field(default="", metadata=meta(example='"gw-0001"'))
+    password: str = field(default="", metadata=meta(example='"…"', secret=True))
+
+
+@dataclass(frozen=True)
+class FallbackSection:
+    enabled: bool = field(default=False, metadata=meta(example="true"))
+    host: str = field(default="", metadata=meta(example='"fallback.example.net"'))
+    port: int = field(default=1883, metadata=meta(min=1, max=65535, example=8883))
+    tls: TlsSection = field(default_factory=TlsSection)
+
+
+@dataclass(frozen=True)
+class UplinkSection:
+    host: str = field(default="127.0.0.1", metadata=meta(example='"broker.example.net"'))
+    port: int = field(default=1883, metadata=meta(min=1, max=65535, example=8883))
+    tls: TlsSection = field(default_factory=TlsSection)
+    keepalive_s: int = field(default=30, metadata=meta(min=5, max=3600, unit="s", example=30))
+    ack_timeout_s: float = field(default=30.0, metadata=meta(min=1, max=3600, unit="s", example=30))
+    health_interval_s: float = field(default=60.0, metadata=meta(min=1, max=86400, unit="s", example=60))
+    fallback: FallbackSection = field(default_factory=FallbackSection)
+
+
+@dataclass(frozen=True)
+class JournalSection:
+    path: str = field(default="", metadata=meta(example='"/var/lib/wt-gateway/journal.sqlite"',
+                                                doc="empty = <data_dir>/journal.sqlite"))
+    max_telemetry_mb: float = field(default=64.0, metadata=meta(min=1, max=100000, unit="MB", example=64))
+
+
+@dataclass(frozen=True)
+class SerialSection:
+    ports: tuple[str, ...] = field(default=(), metadata=meta(example='["/dev/ttyUSB0"]'))
+    baud: int = field(default=115200, metadata=meta(min=1200, max=4000000, example=115200))
+    reconnect_s: float = field(default=2.0, metadata=meta(min=0.1, max=300, unit="s", example=2))
+
+
+@dataclass(frozen=True)
+class BleSection:
+    enabled: bool = field(default=False, metadata=meta(example="true"))
+    adapter: str = field(default="hci0", metadata=meta(example='"hci0"'))
+    allow_unencrypted_alarms: bool = field(default=False, metadata=meta(example="false"))
+
+
+@dataclass(frozen=True)
+class DiscoverySection:
+    enabled: bool = field(default=True, metadata=meta(example="true"))
+    service_type: str = field(default="_wt-gateway._tcp.local.", metadata=meta(example='"_wt-gateway._tcp.local."'))
+    interfaces: tuple[str, ...] = field(default=(), metadata=meta(example='["127.0.0.1"]',
+                                                                   doc="empty = all interfaces"))
+
+
+@dataclass(frozen=True)
+class StatusSection:
+    enabled: bool = field(default=True, metadata=meta(example="true"))
+    host: str = field(default="127.0.0.1", metadata=meta(example='"127.0.0.1"'))
+    port: int = field(default=8787, metadata=meta(min=0, max=65535, example=8787, doc="0 = pick a free port"))
+
+
+@dataclass(frozen=True)
+class MainsSection:
+    source: MainsSource = field(default=MainsSource.NONE, metadata=meta(example='"file"'))
+    path: str = field(default="", metadata=meta(example='"/sys/class/gpio/gpio17/value"'))
+    on_value: str = field(default="1", metadata=meta(example='"1"', doc="file content meaning 'on mains'"))
+    debounce_s: float = field(default=5.0, metadata=meta(min=0, max=3600, unit="s", example=5))
+
+
+@dataclass(frozen=True)
+class DeviceSection:
+    """One paired device. Pseudonymous by design: no names, addresses or persons."""
+
+    id: str
+    role: Role = field(metadata=meta(example='"button"'))
+    key: bytes | None = field(default=None, metadata=meta(example='"00112233445566778899aabbccddeeff"', secret=True))
+    silent_after_s: float = field(default=0.0, metadata=meta(min=0, max=604800, unit="s", example=180,
+                                                             doc="0 = use supervision.silent_after_s"))
+    supervised: bool = field(default=True, metadata=meta(example="true"))
+    link: DeviceLink = field(default=DeviceLink.AUTO, metadata=meta(
+        example='"ble-gatt"', doc="ble-gatt / ble-health: the gateway keeps a GATT connection (needs [ble] enabled)"))
+
+
+@dataclass(frozen=True)
+class BedRule:
+    enabled: bool = field(default=True, metadata=meta(example="true"))
+    window_start: _dt.time = field(default=_dt.time(20, 30), metadata=meta(example='"20:30"'))
+    window_end: _dt.time = field(default=_dt.time(6, 0), metadata=meta(example='"06:00"'))
+    max_out_min: float = field(default=30.0, metadata=meta(min=1, max=720, unit="minute", example=30))
+
+
+@dataclass(frozen=True)
+class DoorRule:
+    enabled: bool = field(default=True, metadata=meta(example="true"))
+    window_start: _dt.time = field(default=_dt.time(23, 0), metadata=meta(example='"23:00"'))
+    window_end: _dt.time = field(default=_dt.time(6, 0), metadata=meta(example='"06:00"'))
+    repeat_after_min: float = field(default=5.0, metadata=meta(min=0, max=720, unit="minute", example=5,
+                                                               doc="one alarm per device per this many minutes"))
+
+
+@dataclass(frozen=True)
+class DoseRule:
+    enabled: bool = field(default=True, metadata=meta(example="true"))
+    delay_min: float = field(default=30.0, metadata=meta(min=1, max=1440, unit="minute", example=30))
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    shape: ZoneShape = field(default=ZoneShape.CIRCLE, metadata=meta(example='"circle"'))
+    lat: float = field(default=0.0, metadata=meta(min=-90, max=90, unit="°", example=59.91))
+    lon: float = field(default=0.0, metadata=meta(min=-180, max=180, unit="°", example=10.75))
+    radius_m: float = field(default=0.0, metadata=meta(min=0, max=100000, unit="m", example=300))
+    points: tuple[tuple[float, float], ...] = field(default=(), metadata=meta(
+        example="[[59.91, 10.75], [59.92, 10.75], [59.92, 10.76]]"))
+    devices: tuple[str, ...] = field(default=(), metadata=meta(example='["a4c1380a1b2c"]',
+                                                               doc="empty = every GPS device"))
+
+
+@dataclass(frozen=True)
+class GeofenceRule:
+    enabled: bool = field(default=True, metadata=meta(example="true"))
+    zones: tuple[Zone, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class BatteryRule:
+    enabled: bool = field(default=True, metadata=meta(example="true"))
+    low_pct: int = field(default=20, metadata=meta(min=1, max=99, unit="%", example=20))
+    rearm_pct: int = field(default=30, metadata=meta(min=2, max=100, unit="%", example=30,
+                                                     doc="alarm again only after the battery rose above this"))
+
+
+@dataclass(frozen=True)
+class RulesSection:
+    bed: BedRule = field(default_factory=BedRule)
+    door: DoorRule = field(default_factory=DoorRule)
+    dose: DoseRule = field(default_factory=DoseRule)
+    geofence: GeofenceRule = field(default_factory=GeofenceRule)
+    battery: BatteryRule = field(default_factory=BatteryRule)
+
+
+@dataclass(frozen=True)
+class SupervisionSection:
+    silent_after_s: float = field(default=180.0, metadata=meta(min=10, max=604800, unit="s", example=180,
+                                                               doc="no frame/advert for this long → device_silent"))
+    tick_s: float = field(default=5.0, metadata=meta(min=0.05, max=60, unit="s", example=5))
+    uplink_lost_after_s: float = field(default=60.0, metadata=meta(min=1, max=86400, unit="s", example=60))
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    gateway: GatewaySection = field(default_factory=GatewaySection)
+    uplink: UplinkSection = field(default_factory=UplinkSection)
+    journal: JournalSection = field(default_factory=JournalSection)
+    serial: SerialSection = field(default_factory=SerialSection)
+    ble: BleSection = field(default_factory=BleSection)
+    discovery: DiscoverySection = field(default_factory=DiscoverySection)
+    status: StatusSection = field(default_factory=StatusSection)
+    mains: MainsSection = field(default_factory=MainsSection)
+    devices: tuple[DeviceSection, ...] = field(default=())
+    rules: RulesSection = field(default_factory=RulesSection)
+    supervision: SupervisionSection = field(default_factory=SupervisionSection)
+
+    # derived views (no defaults live here)
+    @property
+    def journal_path(self) -> Path:
+        return Path(self.journal.path) if self.journal.path else Path(self.gateway.data_dir) / "journal.sqlite"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.gateway.timezone)
+
+    @property
+    def device_keys(self) -> dict[str, bytes]:
+        return {d.id: d.key for d in self.devices if d.key is not None}
+
+    def device(self, device_id: str) -> DeviceSection | None:
+        return next((d for d in self.devices if d.id == device_id), None)
+
+    def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
+        from gateway.config._render import to_plain
+
+        return to_plain(self, redact=redact)
+
+    def to_json(self, *, redact: bool = True) -> str:
+        return json.dumps(self.to_dict(redact=redact), indent=2, sort_keys=False)
+
+
