@@ -7,6 +7,14 @@ verified with the fleet's release code (fleet.upgrades) before it is relayed.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from gateway.codec import Hello, OtaState, OtaStatus, ResetCause
@@ -18,16 +26,32 @@ from hil_tests.ota import OtaRelay, build_bundle, compile_mpy
 pytestmark = pytest.mark.hil
 
 
-class _Lines:
-    """A transcript without a platform (OTA is between gateway and device)."""
+ROOT = Path(__file__).resolve().parent.parent
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
+
+def _fleet(db: str, *args: str) -> str:
+    """A fleet CLI command (in process); a non-zero exit raises AssertionError naming it."""
+    from fleet.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["--db", db, "--no-progress", *args], env={})
+    assert rc == 0, f"fleet {' '.join(args)} → exit {rc}: {err.getvalue()}"
+    return out.getvalue()
+
+
+def _build(role: str, version: str, out: Path) -> dict:
+    """firmware/build.py: the role's release bundle and its manifest."""
+    r = subprocess.run([sys.executable, str(ROOT / "firmware" / "build.py"), "--version", version, "--role", role,
+                        "--out", str(out), "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (m,) = json.loads(r.stdout)
+    return m
 
 
 def test_sensor_ota_signed_release_commits_and_bad_image_rolls_back(hil_bench, tmp_path, hil_metrics,
                                                                        update_golden):
-    from fleet.upgrades import ArtifactRejected, Target, generate_key, load_public, sign, verify
+    from fleet.upgrades import SignedManifest
 
     if not hil_bench.emulated:
         pytest.skip("OTA on a real bench needs the gateway's OTA relay (not implemented yet, see docs/hil.md)")
@@ -49,22 +73,31 @@ def test_sensor_ota_signed_release_commits_and_bad_image_rolls_back(hil_bench, t
         base_version = hello.fw_version
         lines.append(f"boot fw=<factory> cause={ResetCause(hello.reset_cause).name.lower()}")
         assert base_version not in ("0.2.0", "0.3.0")
-        priv, pub = generate_key()
-        trusted = [load_public(pub)]
+        # the release process: firmware/build.py builds the role's bundle (the real artifact, .mpy for
+        # the ESP32 — bytecode the unix port loads too); the fleet CLI signs it; the relay verifies the
+        # signature with the fleet's public key before sending a byte (what the gateway relay will do)
+        keys = tmp_path / "release"
+        db = f"sqlite:///{tmp_path / 'fleet.db'}"
+        _fleet(db, "release", "keygen", str(keys))
 
-        def release(version: str, files: dict[str, bytes]) -> tuple[bytes, bytes]:
-            bundle = build_bundle(files, version, "button")
-            signed = sign(bundle, f"button-{version}.wtb", Target.FW_BUTTON, version, priv)
-            verify(bundle, signed, trusted)              # what the relay checks before sending anything
-            return bundle, signed.signature
+        def release(version: str, bundle_path: Path) -> bytes:
+            _fleet(db, "release", "sign", str(bundle_path), "--key", f"{keys}.key", "--target", "fw-button",
+                   "--version", version)
+            _fleet(db, "release", "verify", str(bundle_path), "--pubkey", f"{keys}.pub")
+            return SignedManifest.from_json(Path(f"{bundle_path}.sig").read_text()).signature
 
-        version_src = 'FW_VERSION = "{v}"\nBUILD_ROLE = "button"\n'
-        # 1. a good release: new version module → reboot into the new slot → confirmed after confirm_s
-        good, sig = release("0.2.0", {"lib/version.mpy": compile_mpy(version_src.format(v="0.2.0"), "version.py",
-                                                                     tmp_path)})
-        # a tampered artifact never reaches the device
-        with pytest.raises(ArtifactRejected):
-            verify(good + b"\x00", sign(good, "x.wtb", Target.FW_BUTTON, "0.2.0", priv), trusted)
+        out = tmp_path / "build"
+        manifest = _build("button", "0.2.0", out)
+        good_path = out / manifest["bundle"]
+        good = good_path.read_bytes()
+        assert hashlib.sha256(good).hexdigest() == manifest["bundle_sha256"]
+        sig = release("0.2.0", good_path)
+        # a tampered artifact is refused by the signature check: nothing reaches the device
+        bad_copy = tmp_path / "tampered.wtb"
+        bad_copy.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+        Path(f"{bad_copy}.sig").write_text(Path(f"{good_path}.sig").read_text())
+        with pytest.raises(AssertionError, match="exit"):
+            _fleet(db, "release", "verify", str(bad_copy), "--pubkey", f"{keys}.pub")
         t0 = time.time()
         relay.push(good, "0.2.0", sig)
         hil_metrics.figure("good_bundle_bytes", len(good))
@@ -77,11 +110,16 @@ def test_sensor_ota_signed_release_commits_and_bad_image_rolls_back(hil_bench, t
         hil_metrics.figure("good_update_committed_after_s", round(time.time() - t0, 2))
         states = [p.state.name.lower() for p in relay.payloads(OtaStatus)]
         lines.append("ota " + " ".join(states))
-        # 2. a bad release (validly signed, but its app module crashes at import) → tried twice, rolled back
+        # 2. a bad release: built and signed like any other, but its app module crashes at import
+        #    → tried twice, rolled back to 0.2.0
         t1 = time.time()
-        bad, sig = release("0.3.0", {
-            "lib/version.mpy": compile_mpy(version_src.format(v="0.3.0"), "version.py", tmp_path),
-            "lib/app.mpy": compile_mpy('raise ImportError("hil: broken build")\n', "app.py", tmp_path)})
+        files = {f["path"]: (out / "button-0.2.0" / f["path"]).read_bytes() for f in manifest["files"]}
+        files["lib/version.mpy"] = compile_mpy('FW_VERSION = "0.3.0"\nBUILD_ROLE = "button"\n', "version.py", tmp_path)
+        files["lib/app.mpy"] = compile_mpy('raise ImportError("hil: broken build")\n', "app.py", tmp_path)
+        bad_path = out / "button-0.3.0-broken.wtb"
+        bad_path.write_bytes(build_bundle(files, "0.3.0", "button"))
+        bad = bad_path.read_bytes()
+        sig = release("0.3.0", bad_path)
         relay.push(bad, "0.3.0", sig)
         back = relay.wait(lambda p: isinstance(p, OtaStatus) and p.state is OtaState.ROLLED_BACK, 30, after=t1)
         assert back is not None, fw.log()
