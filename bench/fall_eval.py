@@ -114,6 +114,8 @@ def _default_micropython() -> str:
 LIB = ROOT / "firmware" / "lib"
 PLACEMENTS = {"wrist": 0, "chest": 1, "pendant": 1, "waist": 2}
 SISFALL_RE = re.compile(r"^([DF])(\d\d)_([A-Z]{2}\d\d)_R(\d\d)\.txt$")
+# the placement defaults of firmware/lib/fall.py THRESHOLDS (for --impact-mg & co.)
+PLACEMENT_DEFAULTS = ((3500, 30, 200), (2500, 60, 300), (2000, 60, 300))
 # Same-run baseline: the classic single impact threshold (|a| >= 2 g), no posture or
 # stillness rule (angle 0 deg and 2 g allowed movement make those always true)
 BASELINE = (2000, 0, 2000)
@@ -360,13 +362,13 @@ def loso(trials, variant_hits, variants):
     subjects = sorted({t.subject for t in trials})
     pooled = [0] * len(trials)
     chosen = {}
-    default_i = variants.index(None)
+    default_i = 0  # the run's main variant (placement defaults or the overrides)
     for s in subjects:
         train = [i for i, t in enumerate(trials) if t.subject != s]
         test = [i for i, t in enumerate(trials) if t.subject == s]
         best, best_score = default_i, None
         for vi, v in enumerate(variants):
-            if v is None or len(v) != 2 or not train:
+            if vi == 0 or v is None or len(v) != 2 or not train:
                 continue
             sc = _score(trials, [variant_hits[i][vi] for i in range(len(trials))], train)
             if best_score is None or sc > best_score + 1e-12:
@@ -399,6 +401,9 @@ def main(argv=None) -> int:
                     help="rotate the sensor frame randomly (robustness to mounting)")
     ap.add_argument("--loso", action="store_true",
                     help="also leave-one-subject-out: thresholds chosen on the other subjects")
+    ap.add_argument("--impact-mg", type=int, default=None, help="override the placement's impact threshold")
+    ap.add_argument("--angle-deg", type=int, default=None, help="override the placement's posture angle")
+    ap.add_argument("--still-mg", type=int, default=None, help="override the placement's stillness limit")
     ap.add_argument("--cpython", action="store_true", help="run the detector module in CPython")
     ap.add_argument("--micropython", default=_default_micropython())
     ap.add_argument("--heap", default="256k")
@@ -418,7 +423,12 @@ def main(argv=None) -> int:
     jobs = [(i, resample(t, args.rate, args.noise_g, rot, seed=i)) for i, t in enumerate(trials)]
     print(f"loaded {len(trials)} trials, resampled to {args.rate} Hz in {time.monotonic() - t0:.1f} s",
           file=sys.stderr)
-    variants = [None, BASELINE]
+    main_variant = None
+    if args.impact_mg or args.angle_deg is not None or args.still_mg:
+        d = PLACEMENT_DEFAULTS[placement]
+        main_variant = (args.impact_mg or d[0], d[1] if args.angle_deg is None else args.angle_deg,
+                        args.still_mg or d[2])
+    variants = [main_variant, BASELINE]
     if args.loso:
         variants += [(a, b) for a in GRID_IMPACT for b in GRID_ANGLE]
     t0 = time.monotonic()

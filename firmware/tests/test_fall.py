@@ -260,3 +260,17 @@ print(json.dumps(out))
 ''' % (long_cut, short_cut))
     assert r[0][0] == 0 and r[0][1] > 300 and r[0][2] == 0   # decided once, at the end
     assert r[1] == [0, 0, 0]                                  # too little seen: no decision
+
+
+def test_bench_placement_defaults_match_the_firmware():
+    import importlib.util
+
+    def load(name, path):
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    fw = load("fw_fall", ROOT / "firmware" / "lib" / "fall.py")
+    bench_mod = load("bench_fall_eval", ROOT / "bench" / "fall_eval.py")
+    assert tuple(bench_mod.PLACEMENT_DEFAULTS) == tuple(fw.THRESHOLDS)
