@@ -2,7 +2,7 @@
 
 Light on purpose: importing ``gateway.transports`` pulls in no serial/BLE library. The
 adapters live in their own modules (``serial_link`` → pyserial, ``ble`` → bleak,
-``emulated`` → nothing) and are imported by the composition root (gateway/daemon.py).
+``emulated`` → nothing) and are imported by the composition root (gateway/daemon/).
 """
 from __future__ import annotations
 
