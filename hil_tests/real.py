@@ -59,11 +59,13 @@ def build_command(role: str, version: str, python: str = "python") -> list[str]:
 
 
 def flash_commands(dev: BenchDevice, build_dir: Path, key_hex: str, *, mpremote: str = "mpremote",
-                   extra_config: dict[str, Any] | None = None) -> tuple[list[list[str]], str]:
+                   extra_config: dict[str, Any] | None = None,
+                   config_path: str = "config.json") -> tuple[list[list[str]], str]:
     """(mpremote command lines, config.json text) that install the role's build on the board.
 
-    Mirrors docs/firmware.md §2: make the directories, copy lib/hal/roles and stage-0 main.py,
-    write /data/config.json, reset. The caller writes the config text to ``build_dir/config.json``.
+    Mirrors docs/firmware.md §2 (run in ``build_dir``): make the directories, copy lib/hal/roles
+    and stage-0 main.py, write /data/config.json, reset. The caller writes the config text to
+    ``config_path``.
     """
     port = console_port(dev)
     cfg = {"role": dev.role, "key": key_hex, **(extra_config or {})}
@@ -73,16 +75,19 @@ def flash_commands(dev: BenchDevice, build_dir: Path, key_hex: str, *, mpremote:
         [mpremote, "connect", port, *mk],
         [mpremote, "connect", port, "fs", "cp", "-r", "lib", "hal", "roles", ":", "+",
          "fs", "cp", str(ROOT / "firmware" / "main.py"), ":main.py"],
-        [mpremote, "connect", port, "fs", "cp", "config.json", ":/data/config.json", "+", "reset"],
+        [mpremote, "connect", port, "fs", "cp", config_path, ":/data/config.json", "+", "reset"],
     ]
     return cmds, json.dumps(cfg, sort_keys=True)
 
 
 def flash(dev: BenchDevice, build_dir: Path, key_hex: str, *, run: Callable[..., Any] = subprocess.run,
           mpremote: str = "mpremote") -> None:
-    """Run :func:`flash_commands` in ``build_dir``; mkdir of existing directories is allowed to fail."""
-    cmds, cfg = flash_commands(dev, build_dir, key_hex, mpremote=mpremote)
-    (build_dir / "config.json").write_text(cfg)
+    """Run :func:`flash_commands` in ``build_dir``; mkdir of existing directories is allowed to fail.
+    The board's config.json is written beside the build (one per board, the key is per board)."""
+    cfg_path = build_dir.parent / f"config-{dev.name}.json"
+    cmds, cfg = flash_commands(dev, build_dir, key_hex, mpremote=mpremote, config_path=str(cfg_path))
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg_path.write_text(cfg)
     for i, cmd in enumerate(cmds):
         r = run(cmd, cwd=str(build_dir), capture_output=True, text=True, timeout=120)
         if r.returncode and i != 0:
@@ -174,3 +179,100 @@ class PowerSwitch:
 
     def restore(self, **kw: Any) -> None:
         self.set(True, **kw)
+
+
+class RealBench:
+    """Bring up a real bench from its description: build + flash + reset every serial board, then the
+    gateway (``gateway run``) on the boards' link ports and the platform stub on the bench broker.
+
+    ``run`` (subprocess.run) and ``open_port`` (pyserial) are injected so the sequence is tested
+    without hardware; :meth:`steps` lists what :meth:`prepare` will do, for a dry run.
+    """
+
+    def __init__(self, bench: Any, workdir: Path, *, version: str = "0.0.0-bench",
+                 run: Callable[..., Any] = subprocess.run, open_port: Callable[[str], Any] = open_serial,
+                 sleep: Callable[[float], None] = time.sleep, python: str | None = None) -> None:
+        import sys
+
+        self.bench = bench
+        self.workdir = workdir
+        self.version = version
+        self.run = run
+        self.open_port = open_port
+        self.sleep = sleep
+        self.python = python or sys.executable
+        self.consoles: dict[str, Console] = {}
+
+    def serial_devices(self) -> list[BenchDevice]:
+        return [d for d in self.bench.devices if d.transport == "serial"]
+
+    def steps(self) -> list[str]:
+        out = []
+        for d in self.serial_devices():
+            out.append(f"{d.name}: build {d.role} {self.version}; flash over {console_port(d)}; reset (DTR/RTS)")
+        out.append("gateway: run on " + ", ".join(d.port or "?" for d in self.serial_devices())
+                   + (" + BLE" if any(d.transport == "ble" for d in self.bench.devices) else ""))
+        return out
+
+    def build(self, role: str) -> Path:
+        out = self.workdir / "build"
+        r = self.run(build_command(role, self.version, self.python) + ["--out", str(out)],
+                     capture_output=True, text=True, timeout=300)
+        if r.returncode:
+            raise RealBenchError(role, f"firmware build failed: {r.stderr.strip()}")
+        (m,) = json.loads(r.stdout)
+        return out / f"{m['role']}-{m['version']}"
+
+    def prepare(self) -> None:
+        """Build, flash and reset every serial board; keep its console open."""
+        builds: dict[str, Path] = {}
+        for d in self.serial_devices():
+            if not d.key_hex:
+                raise RealBenchError(d.name, "a real board needs key = \"<32 hex>\" in the bench file "
+                                             "(the device key the gateway is configured with)")
+            if d.role not in builds:
+                builds[d.role] = self.build(d.role)
+            flash(d, builds[d.role], d.key_hex, run=self.run)
+            port = self.open_port(console_port(d))
+            hard_reset(port, sleep=self.sleep)
+            self.consoles[d.name] = Console(port)
+
+    def gateway_config(self, data_dir: Path, status_port: int) -> dict[str, Any]:
+        """The gateway configuration of this bench (same shape as the emulated bench's)."""
+        devs = {}
+        for d in self.bench.devices:
+            if d.transport == "emulated":
+                continue
+            if not d.device_id:
+                raise RealBenchError(d.name, "set device_id = \"<12 hex>\" (the board's base MAC / BLE address)")
+            entry: dict[str, Any] = {"role": d.role}
+            if d.key_hex:
+                entry["key"] = d.key_hex
+            devs[d.device_id] = entry
+        return {
+            "gateway": {"id": "gw-hil", "data_dir": str(data_dir), "timezone": "UTC"},
+            "uplink": {"host": self.bench.broker_host, "port": self.bench.broker_port or 1883, "keepalive_s": 5,
+                       "ack_timeout_s": 5},
+            "serial": {"ports": [d.port for d in self.serial_devices()], "reconnect_s": 0.5},
+            "ble": {"enabled": any(d.transport == "ble" for d in self.bench.devices)},
+            "discovery": {"enabled": False},
+            "status": {"host": "127.0.0.1", "port": status_port},
+            "supervision": {"tick_s": 0.2},
+            "devices": devs,
+        }
+
+    def power_cut(self, name: str) -> None:
+        self._switch(name).cut(run=self.run)
+
+    def power_restore(self, name: str) -> None:
+        self._switch(name).restore(run=self.run)
+
+    def _switch(self, name: str) -> PowerSwitch:
+        d = next((x for x in self.bench.devices if x.name == name), None)
+        if d is None or not d.power_relay:
+            raise RealBenchError(name, "no power_relay in the bench file for this device")
+        return PowerSwitch(d.power_relay)
+
+    def close(self) -> None:
+        for c in self.consoles.values():
+            c.port.close()

@@ -89,9 +89,11 @@ def test_flash_runs_commands_in_the_build_dir_and_reports_failures(tmp_path):
 
     dev = BenchDevice(name="btn", role="button", transport="serial", port="/dev/ttyUSB0")
     with pytest.raises(RealBenchError, match="could not enter raw repl"):
-        flash(dev, tmp_path, "11" * 16, run=run)
-    assert len(calls) == 3 and all(c == str(tmp_path) for _, c in calls)
-    assert (tmp_path / "config.json").read_text() == '{"key": "' + "11" * 16 + '", "role": "button"}'
+        flash(dev, tmp_path / "button-1.2.0", "11" * 16, run=run)
+    assert len(calls) == 3 and all(c == str(tmp_path / "button-1.2.0") for _, c in calls)
+    cfg = tmp_path / "config-btn.json"
+    assert cfg.read_text() == '{"key": "' + "11" * 16 + '", "role": "button"}'
+    assert calls[2][0][5] == str(cfg)
 
 
 def test_power_switch_gpio_and_uhubctl(tmp_path):
@@ -140,3 +142,66 @@ def test_reference_bench_file_in_docs_loads():
     finally:
         Path(f.name).unlink()
     assert b.kind == "real" and {d.role for d in b.devices} >= {"button", "fall"}
+
+
+def test_real_bench_prepare_builds_once_per_role_flashes_and_resets_each_board(tmp_path):
+    import json as _json
+
+    from hil_tests.real import RealBench
+
+    p = tmp_path / "b.toml"
+    p.write_text('[bench]\nkind = "real"\n'
+                 '[[device]]\nname = "b1"\nrole = "button"\nport = "/dev/ttyUSB1"\nconsole = "/dev/ttyUSB0"\n'
+                 'key = "' + "11" * 16 + '"\ndevice_id = "a4c1380a0001"\npower_relay = "uhubctl:1-1:2"\n'
+                 '[[device]]\nname = "b2"\nrole = "button"\nport = "/dev/ttyUSB3"\nconsole = "/dev/ttyUSB2"\n'
+                 'key = "' + "22" * 16 + '"\ndevice_id = "a4c1380a0002"\n'
+                 '[[device]]\nname = "d1"\nrole = "door"\ntransport = "ble"\nble_address = "AA:BB:CC:DD:EE:FF"\n'
+                 'device_id = "aabbccddeeff"\n')
+    bench = load_bench(p)
+    calls: list[list[str]] = []
+    ports: dict[str, FakeSerial] = {}
+
+    def run(cmd, **kw):
+        calls.append(cmd)
+        if "build.py" in " ".join(cmd):
+            return subprocess.CompletedProcess(cmd, 0, _json.dumps([{"role": "button", "version": "0.0.0-bench"}]), "")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    def open_port(path):
+        ports[path] = FakeSerial()
+        return ports[path]
+
+    rb = RealBench(bench, tmp_path, run=run, open_port=open_port, sleep=lambda s: None, python="py")
+    assert rb.steps()[-1] == "gateway: run on /dev/ttyUSB1, /dev/ttyUSB3 + BLE"
+    rb.prepare()
+    builds = [c for c in calls if "build.py" in " ".join(c)]
+    assert len(builds) == 1 and builds[0][0] == "py" and "--out" in builds[0]      # one build per role
+    flashes = [c for c in calls if c[0] == "mpremote"]
+    assert [c[2] for c in flashes] == ["/dev/ttyUSB0"] * 3 + ["/dev/ttyUSB2"] * 3
+    assert set(ports) == {"/dev/ttyUSB0", "/dev/ttyUSB2"}
+    assert all([(n, v) for _, n, v in fs.changes] == [("dtr", False), ("rts", True), ("rts", False)]
+               for fs in ports.values())
+    cfg = rb.gateway_config(tmp_path / "gw", 18787)
+    assert cfg["serial"]["ports"] == ["/dev/ttyUSB1", "/dev/ttyUSB3"] and cfg["ble"]["enabled"] is True
+    assert cfg["devices"]["a4c1380a0001"] == {"role": "button", "key": "11" * 16}
+    assert cfg["devices"]["aabbccddeeff"] == {"role": "door"}
+    from gateway.config import load_config
+    from hil_tests.emulated import to_toml
+
+    (tmp_path / "gw.toml").write_text(to_toml(cfg))
+    assert load_config(tmp_path / "gw.toml", env={}).serial.ports == ("/dev/ttyUSB1", "/dev/ttyUSB3")
+    calls.clear()
+    rb.power_cut("b1")
+    assert calls == [["uhubctl", "-l", "1-1", "-p", "2", "-a", "off"]]
+    with pytest.raises(RealBenchError, match="no power_relay"):
+        rb.power_cut("b2")
+
+
+def test_real_bench_refuses_a_board_without_key(tmp_path):
+    from hil_tests.real import RealBench
+
+    p = tmp_path / "b.toml"
+    p.write_text('[[device]]\nname = "b1"\nrole = "button"\nport = "/dev/ttyUSB1"\n')
+    rb = RealBench(load_bench(p), tmp_path, run=lambda *a, **k: None, open_port=lambda p: FakeSerial())
+    with pytest.raises(RealBenchError, match="key"):
+        rb.prepare()
