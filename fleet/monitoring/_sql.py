@@ -102,17 +102,21 @@ class SqlMonitorSink:
         cache[key] = (seen, same)
         return True
 
-    def _stage(self, tx: Any, table: str, cols: list[str], rows: list[tuple], upsert: str) -> None:
+    def _stage(self, tx: Any, table: str, cols: list[str], rows: list[tuple], upsert: str,
+               script: list[str]) -> None:
+        """Small sets: executemany. Large: COPY into the staging table now, and queue the
+        ``INSERT … SELECT`` plus the staging cleanup for one parameterless round trip."""
         if len(rows) < self.staged_min:
             tx.executemany(upsert, rows)
             return
         if not self._staged:
             for name, ddl in _STAGE.items():
                 tx.script(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({ddl})")
+                tx.execute(f"DELETE FROM {name}")
             self._staged = True
-        tx.execute(f"DELETE FROM {table}")
         tx.bulk_insert(table, cols, rows)
-        tx.execute(_from_stage(upsert, table, cols))
+        script.append(_from_stage(upsert, table, cols) + ";\n")
+        script.append(f"DELETE FROM {table};\n")
 
     def write(self, batch: Batch) -> None:
         gw: dict[str, list[Any]] = {}     # gateway -> [last_seen, online, version, config_version, forced]
@@ -141,11 +145,12 @@ class SqlMonitorSink:
                                    (devices[k][1], devices[k][2], devices[k][4], devices[k][6], devices[k][7]), False)]
         try:
             with self.store.transaction() as tx:
+                script: list[str] = []
                 if batch.health:
                     self._stage(tx, "ingest_health", _HEALTH_COLS, [
                         (h.gateway_id, h.at, h.received_at, h.version, h.uptime_s, h.uplink_state, h.backlog,
                          h.journal_depth, h.alarms_pending, h.config_version)
-                        for h in sorted(batch.health, key=lambda h: (h.gateway_id, h.at))], _HEALTH_INSERT)
+                        for h in sorted(batch.health, key=lambda h: (h.gateway_id, h.at))], _HEALTH_INSERT, script)
                 if batch.states:
                     tx.executemany(_STATE_LOG, [(s.gateway_id, s.received_at, s.online) for s in batch.states])
                 if batch.alarms:
@@ -167,17 +172,20 @@ class SqlMonitorSink:
                     tx.executemany(_APPLIED_UPSERT, sorted(
                         (r.gateway_id, r.version, r.status.value, r.error, r.hash, r.reported_at)
                         for r in batch.applied))
+                if script:
+                    tx.script("".join(script))
             if gw_rows or dev_rows:
                 # Soft state, rebuilt by the next health message: a short transaction of its own
                 # so row locks shared with other workers are held briefly; on PostgreSQL it
                 # commits asynchronously (a crash can lose < 1 s of status, never a sample).
                 with self.store.transaction() as tx:
-                    if tx.dialect.is_postgresql:
-                        tx.execute("SET LOCAL synchronous_commit = off")
+                    script = ["SET LOCAL synchronous_commit = off;\n"] if tx.dialect.is_postgresql else []
                     if gw_rows:
-                        self._stage(tx, "ingest_gw", _GW_COLS, gw_rows, _GW_UPSERT)
+                        self._stage(tx, "ingest_gw", _GW_COLS, gw_rows, _GW_UPSERT, script)
                     if dev_rows:
-                        self._stage(tx, "ingest_device", _DEVICE_COLS, dev_rows, _DEVICE_UPSERT)
+                        self._stage(tx, "ingest_device", _DEVICE_COLS, dev_rows, _DEVICE_UPSERT, script)
+                    if script:
+                        tx.script("".join(script))
         except Exception:
             self._gw_cache.clear()         # unknown what was committed: write every status row next time
             self._dev_cache.clear()
