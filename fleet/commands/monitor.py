@@ -110,6 +110,9 @@ def cmd_ingest(args: argparse.Namespace, cfg) -> int:
     from ..monitoring import IngestWorker, SqlMonitorSink
     from ..mqtt import MqttClient, parse_broker
 
+    # This process only ingests: let the writer thread get the GIL back quickly from paho's
+    # CPU-bound network thread after each database round trip (default switch interval 5 ms).
+    sys.setswitchinterval(0.0005)
     with session(cfg) as s:
         s.actor.require(Permission.MONITOR_READ)
         host, port = parse_broker(args.broker or os.environ.get("FLEET_MQTT") or "127.0.0.1:1883")
