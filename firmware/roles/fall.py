@@ -121,12 +121,15 @@ class FallRole(Role):
             self.app.sensor_fault(1)
 
     def _read(self, now):
+        over = self.acc.overruns
         try:
             batch = self.acc.read()
         except OSError:
             self._io_error()
             return
         self.fails = 0
+        if self.acc.overruns != over:
+            self.app.reject("acc_overrun")  # the loop was late: samples were lost
         if not batch:
             if ticks_diff(now, self._last_data) >= self.cfg.get("no_data_ms"):
                 self._last_data = now

@@ -175,7 +175,7 @@ class GpsRole(Role):
     # -- GNSS -----------------------------------------------------------------------------
     def _read_gnss(self, now):
         got = False
-        for _ in range(8):  # bounded per loop step, small reads keep the heap flat
+        for _ in range(16):  # bounded per loop step (2 KB/s), small reads keep the heap flat
             b = self.uart.read(128)
             if not b:
                 break
