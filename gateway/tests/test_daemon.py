@@ -127,6 +127,10 @@ def test_button_press_over_serial_reaches_broker_and_device_gets_ack(tmp_path, m
             dev.send(button(2))
             await until(lambda: any(isinstance(p, Ack) and p.status is AckStatus.DUPLICATE for _, p in dev.downlinks),
                         step=dev.pump)
+            # a neighbour's device that is not in the configuration is rejected, not forwarded
+            dev.send(encode_frame(MsgType.EVENT, "ffffffffffff", 1, EventPayload(EventCode.BUTTON_PRESS, 0, {}),
+                                  key=KEY, urgent=True))
+            await until(lambda: rt.ingress.counters.snapshot().get("unknown_device", 0) >= 1)
             await asyncio.sleep(0.3)
             assert len(console.stats.alarms) == 1 and rt.writer.depth().total == 1
             # status endpoint and health publishing
