@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             c0 = _cpu_s()
             base = baseline_throughput(broker.host, broker.port, base_payloads, max_inflight=a.window)
             base_cpu = (_cpu_s() - c0) / n * 1e6
+            base_rx.report(expect=n, timeout_s=60)     # its subscriber has caught up: no overlap
+            base_rx.stop()
+            base_rx = ReceiverProcess(broker.host, broker.port, "bench/baseline")
             bases.append(base)
             print(f"round {rnd}: baseline bare paho QoS 1: {base:,.0f} msg/s, {base_cpu:.0f} us CPU/msg")
             with tempfile.TemporaryDirectory() as d:

@@ -6,6 +6,8 @@ from typing import Any
 
 from gateway.model import Event, EventCode, Role
 
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+
 
 def encode_event(event: Event) -> str:
     body: dict[str, Any] = {
@@ -19,7 +21,7 @@ def encode_event(event: Event) -> str:
         "data": event.data,
         "test": event.test,
     }
-    return json.dumps(body, separators=(",", ":"), default=str)
+    return _JSON.encode(body)
 
 
 def decode_event(text: str) -> Event:

@@ -114,7 +114,7 @@ class _TokenBucket:
         return False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Inflight:
     rowid: int
     sent_mono: float

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.model import Event
+from gateway.model import Event, EventClass, EventCode, Role
 
 PREFIX = "wt/v1"
 
@@ -89,30 +89,41 @@ def parse_rfc3339(text: str) -> float | None:
         return None
 
 
+# Derived once from the enums (constants): (schema, type, class) per code, role names.
+_CODE_META: dict[EventCode, tuple[str, str, str]] = {
+    c: ("wt.event/1" if c.event_class is EventClass.EVENT else "wt.alarm/1", c.type_name, c.event_class.value)
+    for c in EventCode
+}
+_ROLE_NAME: dict[Role, str] = {r: r.name.lower() for r in Role}
+_ROUTE_NAME: dict[str, str] = {"primary": "primary", "fallback": "fallback"}
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=True)
+
+
 def event_payload(event: Event, *, gateway_id: str, attempt: int, route: Route | str, sent_at: float) -> dict[str, Any]:
-    alarm = event.is_alarm
+    schema, type_name, cls = _CODE_META[event.code]
+    route_name = _ROUTE_NAME.get(route) if isinstance(route, str) else None  # type: ignore[call-overload]
     return {
-        "schema": "wt.alarm/1" if alarm else "wt.event/1",
+        "schema": schema,
         "event_id": event.event_id,
         "gateway": gateway_id,
         "device": event.device_id,
-        "role": event.role.name.lower() if event.role is not None else None,
-        "class": event.event_class.value,
-        "type": event.code.type_name,
+        "role": _ROLE_NAME[event.role] if event.role is not None else None,
+        "class": cls,
+        "type": type_name,
         "test": event.test,
         "occurred_at": rfc3339(event.occurred_at),
         "received_at": rfc3339(event.received_at),
         "sent_at": rfc3339(sent_at),
         "attempt": attempt,
-        "route": Route(route).value,
+        "route": route_name or Route(route).value,
         "data": event.data,
     }
 
 
 def encode_event(event: Event, *, gateway_id: str, attempt: int, route: Route | str, sent_at: float) -> bytes:
     """``wt.alarm/1`` for alarms, ``wt.event/1`` otherwise (UTF-8 JSON)."""
-    return json.dumps(event_payload(event, gateway_id=gateway_id, attempt=attempt, route=route, sent_at=sent_at),
-                      separators=(",", ":"), default=str).encode()
+    return _JSON.encode(event_payload(event, gateway_id=gateway_id, attempt=attempt, route=route,
+                                      sent_at=sent_at)).encode()
 
 
 def encode_state(*, gateway_id: str, online: bool, version: str, since: float) -> bytes:
