@@ -79,6 +79,7 @@ class DeviceSpec:
     adcs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     acc: Path | None = None          # accelerometer sample file (firmware replay format)
     gps: Path | None = None          # NMEA log
+    cut: str | None = None           # "PIN:EDGES:K": tear the flash's K+1-th write after EDGES edges of PIN
     dispenser: dict[str, Any] | None = None   # DispenserEmulator keyword arguments
     battery: tuple[int, int, int] = (90, 4000, 0)
     heap: str = "128k"   # device heap (64k) + the host HAL, replay models and bench runner
@@ -101,6 +102,8 @@ class FirmwareProcess:
         self.proc: subprocess.Popen | None = None
         self.t0_wall: float | None = None
         self.outputs: list[tuple[str, int, int]] = []   # (pin, level, t_ms)
+        self.edges: list[tuple[str, int, int, int]] = []  # (pin, level, t_ms it took effect, trace t_ms)
+        self.powercut_at: int | None = None     # t_ms of a --cut power cut (the process is killed at once)
         self.boots = 0
         self.lines: list[str] = []
         self._lock = threading.Lock()
@@ -137,6 +140,8 @@ class FirmwareProcess:
             args += ["--gps", str(s.gps)]
         if s.dispenser is not None:
             args += ["--dispenser", json.dumps(s.dispenser)]
+        if s.cut:
+            args += ["--cut", s.cut]
         return args
 
     def start(self) -> "FirmwareProcess":
@@ -161,8 +166,13 @@ class FirmwareProcess:
                     self.t0_wall = int(parts[1]) / 1e9
                 elif parts[:1] == ["OUT"] and len(parts) == 4:
                     self.outputs.append((parts[1], int(parts[2]), int(parts[3])))
+                elif parts[:1] == ["EDGE"] and len(parts) == 5:
+                    self.edges.append((parts[1], int(parts[2]), int(parts[3]), int(parts[4])))
                 elif parts[:1] == ["BOOT"]:
                     self.boots += 1
+                elif parts[:1] == ["POWERCUT"]:
+                    proc.kill()                 # the power is gone: nothing after the torn write runs
+                    self.powercut_at = int(parts[1])
 
     def wall(self, t_ms: float) -> float:
         """Wall-clock time of the firmware's ``t_ms`` (the time base of its traces)."""
@@ -172,6 +182,12 @@ class FirmwareProcess:
     def log(self) -> str:
         with self._lock:
             return "\n".join(self.lines[-60:])
+
+    def input_edges(self, pin: str, level: int | None = None) -> list[int]:
+        """t_ms at which each edge of input ``pin`` took effect (= the trace time unless the
+        process was starved, see fw_runner.ObservedPin)."""
+        with self._lock:
+            return [t for p, v, t, _ in self.edges if p == pin and (level is None or v == level)]
 
     def output_history(self, pin: str) -> list[tuple[int, int]]:
         with self._lock:

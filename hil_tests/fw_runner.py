@@ -13,7 +13,9 @@
 # peer, and a console protocol the bench parses:
 #   T0 <wall clock ns at ticks 0>        once, before boot
 #   OUT <pin> <value> <t_ms>             every output pin change (LED, buzzer)
+#   EDGE <pin> <level> <t_ms> <trace_ms> every input edge as it took effect
 #   BOOT <n>                             every (emulated) boot
+#   ARMED / POWERCUT <t_ms>              --cut PIN:EDGES:K (flash torn mid-write)
 import sys
 import json
 import time
@@ -57,12 +59,65 @@ def main(argv):
             return done
 
     class ObservedPin(HostPin):
+        # Outputs: every change is printed (OUT). Inputs replay their trace edge by edge and
+        # never skip one: if this process was starved (a loaded machine) and an edge is observed
+        # more than _LAG_MS late, it is delivered now and the rest of the trace shifts by the
+        # lag, as a GPIO interrupt latch would keep it on a board. Each edge is printed with the
+        # time it took effect (EDGE <pin> <level> <t_ms> <trace t_ms>).
+        _LAG_MS = 30
+
         def value(self, v=None):
             if v is not None:
                 v = 1 if v else 0
                 if v != self._out:
                     print("OUT %s %d %d" % (self.name, v, self._hal.clock.t))
-            return HostPin.value(self, v)
+                return HostPin.value(self, v)
+            if self._out is not None:
+                return self._out
+            return self._replay()
+
+        def _replay(self):
+            st = self.__dict__
+            if "_level" not in st:
+                self._level = self._trace.initial
+                self._i = 0
+                self._shift = 0
+                self.edges = 0
+            pts = self._trace.points
+            t = self._hal.clock.t
+            if self._i < len(pts):
+                due = pts[self._i][0] + self._shift
+                if due <= t:
+                    if t - due > self._LAG_MS:
+                        self._shift += t - due
+                        due = t
+                    self._level = pts[self._i][1]
+                    print("EDGE %s %d %d %d" % (self.name, self._level, due, pts[self._i][0]))
+                    self._i += 1
+                    self.edges += 1
+            return self._level
+
+    class PowerCutArmer:
+        # After ``edges`` edges of input ``pin`` took effect, the flash tears its next-but-``k``
+        # write (hal.host.FileBlockDev fail_after): a power cut in the middle of the write the
+        # firmware does next. Prints POWERCUT when it happened; the bench then kills the process.
+        def __init__(self, pin, edges, k):
+            self.pin = pin
+            self.edges = edges
+            self.k = k
+            self.armed = False
+            self.reported = False
+
+        def service(self, hal):
+            p = hal.pins.get(self.pin)
+            if not self.armed and p is not None and getattr(p, "edges", 0) >= self.edges:
+                hal.bd.fail_after = self.k
+                self.armed = True
+                print("ARMED %d" % hal.clock.t)
+            if self.armed and not self.reported and hal.bd.dead:
+                self.reported = True
+                print("POWERCUT %d" % hal.clock.t)
+            return 5 if self.armed and not self.reported else None
 
     class BenchHal(HostHal):
         # a sensor UART with bytes waiting wakes the loop (a UART RX interrupt on the board);
@@ -102,6 +157,9 @@ def main(argv):
         if "schedule" in kw:
             kw["schedule"] = tuple(tuple(x) for x in kw["schedule"])
         peers.append(DispenserEmulator(emu_end, **kw))
+    if "cut" in o:
+        pin, edges, k = o["cut"].split(":")
+        peers.append(PowerCutArmer(pin, int(edges), int(k)))
     batt = tuple(int(x) for x in o.get("battery", "100,4100,0").split(","))
     hal = BenchHal(flash=o["flash"], clock=clock, uarts=uarts, pins=_pairs(o.get("pins", "")),
                    adcs=_pairs(o.get("adcs", "")), i2c=i2c, peers=peers, battery=batt,
