@@ -87,7 +87,8 @@ def test_daemon_marks_test_mode_alarms_over_mqtt(tmp_path, mosquitto):
     async def until(pred, timeout_s=30.0):
         deadline = time.monotonic() + timeout_s
         while not pred():
-            assert time.monotonic() < deadline, "timed out"
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out")
             await asyncio.sleep(0.02)
 
     async def run():
@@ -104,15 +105,24 @@ def test_daemon_marks_test_mode_alarms_over_mqtt(tmp_path, mosquitto):
         await rt.async_start()
         try:
             await until(lambda: rt.uplink_connected() and clink.connected)
-            await asyncio.sleep(0.3)   # the gateway's subscription is in place after connect
-            clink.publish("wt/v1/gw/gw-cmd/cmd", cmd("k1", "test_mode", devices=[dev], enabled=True), qos=1)
-            await until(lambda: any(r["cmd_id"] == "k1" for r in results))
+
+            async def command(cmd_id: str, payload: bytes) -> None:
+                # re-send until answered (idempotent by cmd_id; covers the gateway's SUBSCRIBE race)
+                for _ in range(30):
+                    clink.publish("wt/v1/gw/gw-cmd/cmd", payload, qos=1)
+                    try:
+                        await until(lambda: any(r["cmd_id"] == cmd_id for r in results), 1.0)
+                        return
+                    except AssertionError:
+                        continue
+                raise AssertionError(f"no result for {cmd_id}")
+
+            await command("k1", cmd("k1", "test_mode", devices=[dev], enabled=True))
             assert results[-1]["status"] == "ok" and rt.snapshot()["test_mode"] == [dev]
             test_alarm = home.by_role(Role.BUTTON).press()
             await until(lambda: test_alarm.event_id in console.stats.alarms)
             assert console.stats.alarms[test_alarm.event_id].test is True
-            clink.publish("wt/v1/gw/gw-cmd/cmd", cmd("k2", "test_mode", devices=[dev], enabled=False), qos=1)
-            await until(lambda: any(r["cmd_id"] == "k2" for r in results))
+            await command("k2", cmd("k2", "test_mode", devices=[dev], enabled=False))
             real = home.by_role(Role.BUTTON).press()
             await until(lambda: real.event_id in console.stats.alarms)
             assert console.stats.alarms[real.event_id].test is False
