@@ -31,7 +31,7 @@ def test_encrypted_bthome_fall_advert_reaches_the_broker(tmp_path, mosquitto, sy
         loop = asyncio.get_running_loop()
         cfg = load_config(None, env={}, overrides={
             "gateway": {"id": "gw-ble", "data_dir": str(tmp_path / "gw")},
-            "uplink": {"port": mosquitto.port}, "status": {"port": 0}, "discovery": {"enabled": False},
+            "uplink": {"port": mosquitto.port, "ack_timeout_s": 5}, "status": {"port": 0}, "discovery": {"enabled": False},
             "ble": {"enabled": True, "adapter": "hci0"},
             "devices": {DEV: {"role": "fall", "key": KEY.hex()}}})
         async with FakeBluez(system_bus) as bluez:
@@ -77,7 +77,7 @@ def test_gatt_frame_device_alarm_reaches_broker_and_ack_returns_over_gatt(tmp_pa
         loop = asyncio.get_running_loop()
         cfg = load_config(None, env={}, overrides={
             "gateway": {"id": "gw-gatt", "data_dir": str(tmp_path / "gw")},
-            "uplink": {"port": mosquitto.port}, "status": {"port": 0}, "discovery": {"enabled": False},
+            "uplink": {"port": mosquitto.port, "ack_timeout_s": 5}, "status": {"port": 0}, "discovery": {"enabled": False},
             "ble": {"enabled": True},
             "devices": {gdev: {"role": "gps", "key": KEY.hex(), "link": "ble-gatt"}}})
         async with FakeBluez(system_bus) as bluez:

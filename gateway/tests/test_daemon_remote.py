@@ -81,7 +81,7 @@ def test_daemon_marks_test_mode_alarms_over_mqtt(tmp_path, mosquitto):
     devices = [(dev, Role.BUTTON, key_for(dev))]
     cfg = load_config(None, env={}, overrides={
         "gateway": {"id": "gw-cmd", "data_dir": str(tmp_path / "gw")},
-        "uplink": {"port": mosquitto.port}, "status": {"port": 0}, "discovery": {"enabled": False},
+        "uplink": {"port": mosquitto.port, "ack_timeout_s": 5}, "status": {"port": 0}, "discovery": {"enabled": False},
         "devices": {dev: {"role": "button", "key": key_for(dev).hex()}}})
 
     async def until(pred, timeout_s=30.0):
