@@ -150,6 +150,7 @@ class MqttLink:
         self._lost: asyncio.Event | None = None
         self._loop_thread_id: int | None = None
         self._flush_scheduled = False
+        self._stopping = False
         self._writer_sock: object | None = None
         self.host, self.port = host, port
         self._dispatch = dispatch or _direct
@@ -276,6 +277,7 @@ class MqttLink:
             return self
         if self._thread is None:
             self._stop.clear()
+            self._stopping = False
             self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.route}", daemon=True)
             self._thread.start()
         return self
@@ -326,6 +328,7 @@ class MqttLink:
                 done.wait(min(timeout_s, 2.0))
             except UplinkError:
                 pass
+        self._stopping = True
         try:
             self._client.disconnect()
             self._write()
@@ -539,7 +542,7 @@ class MqttLink:
                 self._failed(self.last_error or "connection lost")
 
     def _failed(self, reason: str) -> None:
-        if self._stop.is_set():
+        if self._stop.is_set() or self._stopping:
             return
         self.last_error = reason
         delay = self._backoff.next_delay_s()
