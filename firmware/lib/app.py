@@ -8,7 +8,6 @@
 # next deadline or input (never a busy-wait).
 from micropython import const
 import struct
-import json
 from time import ticks_diff, ticks_add
 import wire
 import store
@@ -17,7 +16,6 @@ from link import Link
 
 _MAX_WAIT_MS = const(60000)
 _HB_GAP = const(48)       # keep pending events inside the gateway's 64-seq window
-_WINDOW = const(64)
 _DL_SAVE_EVERY = const(32)
 _FAULT_EVERY_MS = const(600000)
 
@@ -84,24 +82,36 @@ class App:
             self._last_fault = now
             self.emit(wire.EV_SENSOR_FAULT, bytes((fault,)))
 
+    def kick(self):
+        """Feed the watchdog from inside a long blocking operation (a modem session):
+        only while the App would feed it anyway (role healthy, flash working)."""
+        if self._wdt is not None and self._healthy(self.now()):
+            self._wdt.feed()
+
+    def pending(self, now):
+        """Events waiting for the gateway, for a second uplink (the GPS tracker's modem):
+        [(seq, code, data, age_ms, epoch_s)]; age_ms None if queued before this boot,
+        epoch_s 0 if queued without wall time. Hand delivered ones to delivered()."""
+        q = self.queue
+        out = []
+        for e in q.entries():
+            rec = q.get(e[SEQ])
+            if rec is not None:
+                out.append((rec.seq, rec.code, rec.data,
+                            ticks_diff(now, rec.t_ms) if rec.boot == self.boot_id else None, rec.epoch_s))
+        return out
+
+    def delivered(self, seq):
+        """A second uplink delivered event ``seq``: it leaves the queue as if ACKed."""
+        return self.queue.ack(seq)
+
     # --- boot and loop --------------------------------------------------------------
 
     def boot(self):
-        cfg = self.cfg
-        self.link.send(wire.T_HELLO, wire.hello_payload(self.role.ROLE, self.hal.reset_cause(),
-                                                        cfg.version, self.fw_version))
-        for p in cfg.problems:
-            self.reject("config")
-            self.link.error(wire.E_BAD_CONFIG, p)
-        if self.queue.corrupt:
-            for _ in range(self.queue.corrupt):
-                self.reject("flash")
-        ota = self._ota()
-        if ota is not None:
-            ota.report_boot()
-            self._ota_drop()
-        self._wdt = self.hal.wdt(cfg.get("wdt_ms"))
-        self.role.start()
+        import sys
+        import appboot  # boot-time only: HELLO, config problems, OTA report; then dropped (RAM)
+        sys.modules.pop("appboot", None)
+        appboot.boot(self)
 
     def run(self):
         self.boot()
@@ -250,20 +260,13 @@ class App:
             if len(p) != 4:
                 return self._bad(f)
             self.epoch = (struct.unpack("<I", p)[0], self.now())
-        elif t == wire.T_CONFIG_GET:
-            if p:
-                return self._bad(f)
-            self._cfgtool().send_report(self)
-        elif t == wire.T_CONFIG:
-            if not self._cfgtool().handle_set(self, f):
-                return self._bad(f)
-        elif t in (wire.T_OTA_BEGIN, wire.T_OTA_CHUNK, wire.T_OTA_END):
-            self._ota(True).handle(f)
-        elif t == wire.T_ERROR:
-            self._on_error(p)
         else:
-            self.reject("unknown_type")
-            self.link.error(wire.E_UNKNOWN_TYPE, "type 0x%02x is not a downlink type" % t)
+            # CONFIG_GET, CONFIG, OTA, ERROR, unknown types: rare, handled in appdl.py
+            # (imported per frame and dropped again: RAM)
+            import sys
+            import appdl
+            sys.modules.pop("appdl", None)
+            appdl.dispatch(self, f)
 
     def _bad(self, f):
         self.reject("bad_payload")
@@ -276,38 +279,13 @@ class App:
         except OSError:
             self.reject("flash")
 
-    def _on_error(self, p):
-        if p and p[0] == wire.E_REPLAY:
-            # The gateway answers DUPLICATE for events it has; "replay" for our last
-            # event means it never stored it and it fell out of the window: re-number it.
-            s = self._last_event_seq
-            if s and self.queue.get(s) is not None and self.seq.peek() - 1 - s >= _WINDOW:
-                self.queue.reseq(s, self.seq.next())
-
-    def _cfgtool(self):
-        import sys
-        import cfgtool  # rare: loaded for one CONFIG frame, then dropped again (RAM)
-        sys.modules.pop("cfgtool", None)
-        return cfgtool
-
     def apply_config(self, new):
         self.cfg = new
         self.queue.capacity = new.get("queue_max")
         self.role.on_config(new)
 
-    def _ota_pending(self):
-        """At boot: is there OTA business (trial slot, result to report, partial download)?"""
-        d = self._dir + "/ota"
-        if self.boot_slot is not None or store.exists(d + "/incoming"):
-            return True
-        try:
-            with open(d + "/state") as f:
-                return bool(json.load(f).get("result"))
-        except (OSError, ValueError, AttributeError):
-            return store.exists(d + "/state.t")
-
     def _ota(self, create=False):
-        if self.ota is None and (create or self._ota_pending()):
+        if self.ota is None and create:
             import ota  # rarely needed: imported lazily, dropped when idle (RAM)
             self.ota = ota.Ota(self)
         return self.ota

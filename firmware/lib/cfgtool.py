@@ -5,7 +5,9 @@
 #
 # A schema entry is  key: (kind, default, lo, hi)
 #   kind "i" int in lo..hi, "b" bool, "s" str in the tuple ``lo``, "k" hex key
-#   (32 hex digits, or "" for an unauthenticated bench device).
+#   (32 hex digits, or "" for an unauthenticated bench device), "t" free text of
+#   lo..hi characters, "l" JSON list of lo..hi items (the role validates the items,
+#   e.g. GPS zones).
 import json
 import struct
 import store
@@ -48,6 +50,12 @@ def check(key, value, spec):
     elif kind == "s":
         if value not in lo:
             raise ConfigError(key, value, "must be one of " + ", ".join(lo))
+    elif kind == "t":
+        if not isinstance(value, str) or not lo <= len(value) <= hi:
+            raise ConfigError(key, value, "must be text of %d..%d characters" % (lo, hi))
+    elif kind == "l":
+        if not isinstance(value, list) or not lo <= len(value) <= hi:
+            raise ConfigError(key, value, "must be a JSON list of %d..%d items" % (lo, hi))
     elif kind == "k":
         ok = isinstance(value, str) and (value == "" or len(value) == 32)
         if ok:

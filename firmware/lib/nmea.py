@@ -21,20 +21,13 @@ except ImportError:
 
 MAX_LINE = const(120)  # NMEA says 82; some receivers exceed it slightly
 
-Q_NONE = const(0)
-Q_GPS = const(1)
-Q_DGPS = const(2)
-Q_PPS = const(3)
-Q_RTK = const(4)
-Q_FLOAT_RTK = const(5)
-Q_ESTIMATED = const(6)
-Q_MANUAL = const(7)
-Q_SIMULATED = const(8)
-
-# RMC/GNS mode indicator -> fix quality
-_MODE_Q = {"A": Q_GPS, "D": Q_DGPS, "P": Q_PPS, "R": Q_RTK, "F": Q_FLOAT_RTK,
-           "E": Q_ESTIMATED, "M": Q_MANUAL, "S": Q_SIMULATED, "N": Q_NONE}
-_KNOT_MMPS = const(514)  # 1 knot = 0.514444 m/s (kept as mm/s * 1000 below)
+# fix quality (GGA field 6); _Q_* names are compiled away, MODES maps the RMC/GNS
+# mode indicator to it: quality = MODES.index(mode) (N none, A GPS, D DGPS, P PPS,
+# R RTK, F float RTK, E estimated, M manual, S simulated)
+_Q_NONE = const(0)
+_Q_GPS = const(1)
+MODES = "NADPRFEMS"
+_MORE = ("GSA", "GNS", "ZDA", "VTG")
 
 
 class Fix:
@@ -75,13 +68,9 @@ class Fix:
         return days * 86400000 + self.tod_ms
 
     def iso_time(self):
-        t = self.tod_ms
-        if t is None:
-            return None
-        hms = "%02d:%02d:%02d.%03d" % (t // 3600000, t // 60000 % 60, t // 1000 % 60, t % 1000)
-        if self.date is None:
-            return hms
-        return "%04d-%02d-%02dT%sZ" % (self.date[0], self.date[1], self.date[2], hms)
+        """ISO 8601 UTC time (benches, logs)."""
+        import nmea_more
+        return nmea_more.iso_time(self)
 
 
 def checksum(body):
@@ -181,6 +170,7 @@ class NmeaParser:
         self._date = None
         self._date_tod = 0
         self._closed_tod = None
+        self._more = None
         self.sentences = 0        # lines with a '$' that passed the checksum
         self.checksum_errors = 0
         self.malformed = 0        # bad fields, too few fields, bad characters
@@ -191,10 +181,8 @@ class NmeaParser:
         self.no_fix = 0           # closed epochs without a usable position
 
     def stats(self):
-        return {"sentences": self.sentences, "fixes": self.fixes,
-                "checksum_errors": self.checksum_errors, "malformed": self.malformed,
-                "overflow": self.overflow, "unchecked": self.unchecked,
-                "ignored": self.ignored, "no_fix": self.no_fix}
+        import nmea_more
+        return nmea_more.stats(self)
 
     # -- streaming ------------------------------------------------------------------
     def feed(self, data):
@@ -294,14 +282,14 @@ class NmeaParser:
                 self._gga(f, out)
             elif kind == "RMC":
                 self._rmc(f, out)
-            elif kind == "GSA":
-                self._gsa(f)
-            elif kind == "GNS":
-                self._gns(f, out)
-            elif kind == "ZDA":
-                self._zda(f, out)
-            elif kind == "VTG":
-                self._vtg(f)
+            elif kind in _MORE:
+                # GSA, GNS, ZDA, VTG: in nmea_more.py, imported when the receiver first
+                # sends one (a receiver set to GGA+RMC never loads it: RAM)
+                m = self._more
+                if m is None:
+                    import nmea_more as m
+                    self._more = m
+                m.sentence(self, kind, f, out)
             else:
                 self.ignored += 1
         except (ValueError, IndexError):
@@ -336,7 +324,7 @@ class NmeaParser:
         if cur.sats is None and cur._gsa:
             cur.sats = cur._gsa_sats
         if cur.quality is None and cur.has_rmc and not cur.invalid:
-            cur.quality = Q_GPS
+            cur.quality = _Q_GPS
         # carry the date (RMC only) to epochs without one; roll over at midnight
         if cur.tod_ms is not None:
             if cur.date is None and self._date is not None:
@@ -376,8 +364,8 @@ class NmeaParser:
             return
         self._seen_gga = True
         cur.has_gga = True
-        cur.quality = q if q is not None else Q_NONE
-        if cur.quality == Q_NONE:
+        cur.quality = q if q is not None else _Q_NONE
+        if cur.quality == _Q_NONE:
             cur.invalid = True
         if lat is not None and lon is not None:
             cur.lat_e7, cur.lon_e7 = lat, lon
@@ -417,8 +405,8 @@ class NmeaParser:
         cur.has_rmc = True
         if status != "A" or mode == "N":
             cur.invalid = True
-        if mode in _MODE_Q and not cur.has_gga:
-            cur.quality = _MODE_Q[mode]
+        if len(mode) == 1 and mode in MODES and not cur.has_gga:
+            cur.quality = MODES.index(mode)
         if cur.lat_e7 is None and lat is not None and lon is not None:
             cur.lat_e7, cur.lon_e7 = lat, lon
         if sog is not None:
@@ -428,87 +416,3 @@ class NmeaParser:
         if date is not None:
             cur.date = date
         self._maybe_complete(cur, out)
-
-    def _gns(self, f, out):
-        # GNS,time,lat,N,lon,E,mode(per constellation),sats,hdop,alt,sep,age,station
-        # (multi-GNSS receivers' GGA); counts as the epoch's GGA
-        if len(f) < 10:
-            raise ValueError("fields")
-        tod = _tod(f[1])
-        lat = _coord(f[2], f[3], 2)
-        lon = _coord(f[4], f[5], 3)
-        mode = f[6]
-        sats = _int(f[7])
-        hdop = _dec(f[8], 2)
-        alt = _dec(f[9], 1)
-        q = Q_NONE
-        for ch in mode:
-            if ch != "N" and ch in _MODE_Q:
-                q = _MODE_Q[ch]
-                break
-        cur = self._epoch(tod, out)
-        if cur is None or cur.has_gga:
-            self.ignored += 1
-            return
-        self._seen_gga = True
-        cur.has_gga = True
-        cur.quality = q
-        if q == Q_NONE:
-            cur.invalid = True
-        if lat is not None and lon is not None:
-            cur.lat_e7, cur.lon_e7 = lat, lon
-        if sats is not None:
-            cur.sats = sats
-        if hdop is not None:
-            cur.hdop_c = hdop
-        if alt is not None:
-            cur.alt_dm = alt
-        self._maybe_complete(cur, out)
-
-    def _gsa(self, f):
-        # GSA,mode,fixtype,sv1..sv12,pdop,hdop,vdop[,system]
-        if len(f) < 17:
-            raise ValueError("fields")
-        ft = _int(f[2])
-        used = 0
-        for sv in f[3:15]:
-            if sv:
-                used += 1
-        cur = self._cur
-        if cur is None:
-            cur = Fix()
-            self._cur = cur
-        # satellites used (summed over one GSA per constellation); the fix type is not
-        # used for validity: GSA has no time and often trails the epoch it belongs to
-        if ft is not None and ft > 1:
-            cur._gsa = True
-            cur._gsa_sats += used
-
-    def _zda(self, f, out):
-        # ZDA,time,day,month,year,tz_h,tz_m: the date for streams without RMC
-        if len(f) < 5:
-            raise ValueError("fields")
-        tod = _tod(f[1])
-        d, m, y = _int(f[2]), _int(f[3]), _int(f[4])
-        if d is None or m is None or y is None:
-            return
-        if not (1 <= d <= 31 and 1 <= m <= 12 and 1980 <= y <= 2200):
-            raise ValueError("date")
-        cur = self._epoch(tod, out)
-        if cur is None:  # late for the closed epoch: still a valid date for the next ones
-            if tod is not None:
-                self._date, self._date_tod = (y, m, d), tod
-            return
-        cur.date = (y, m, d)
-
-    def _vtg(self, f):
-        # VTG,cog_true,T,cog_mag,M,sog_kn,N,sog_kmh,K[,mode]
-        if len(f) < 9:
-            raise ValueError("fields")
-        cur = self._cur
-        if cur is None:
-            return
-        if cur.course_cdeg is None and f[1]:
-            cur.course_cdeg = _dec(f[1], 2)
-        if cur.speed_mmps is None and f[7]:
-            cur.speed_mmps = (_dec(f[7], 3) * 1000 + 1800) // 3600

@@ -15,10 +15,12 @@
 # -> charger_idle; no NMEA bytes from the receiver -> sensor_fault(2) (self_test_failed
 # check 5 at boot); modem dead at boot -> self_test_failed(6).
 from micropython import const
+import sys
 import json
 import struct
 from time import ticks_diff, ticks_add
 import wire
+import store
 from role import Role
 import nmea
 import geofence as gf
@@ -43,7 +45,12 @@ class GpsRole(Role):
         "still_report_s": ("i", 600, 60, 86400),  # still inside
         "outside_report_s": ("i", 30, 5, 600),    # outside: close tracking
         "no_fix_s": ("i", 300, 30, 3600),
+        "zones": ("l", [], 0, 8),                   # safe zones (geozones.py); [] = <data>/zones.json
         "modem": ("b", False, None, None),
+        "cell_host": ("t", "", 0, 64),            # "" = <data>/cellular.json (gps_cell.py)
+        "cell_port": ("i", 1883, 1, 65535),
+        "cell_apn": ("t", "", 0, 64),
+        "cell_dialect": ("s", "sim7080", ("sim7080", "bg95"), None),
         "gw_grace_s": ("i", 30, 5, 3600),
         "charger_idle_h": ("i", 24, 1, 720),
         "battery_empty_mv": ("i", 3300, 2800, 3700),
@@ -77,17 +84,12 @@ class GpsRole(Role):
         self.enters = 0
         self.off = 0
         self._build_fence(self.cfg)
-        self.uplink = None
-        self.modem = None
+        self.cell = None
         if self.cfg.get("modem"):
-            self._build_modem()
-        marker = self._off_marker()
-        if marker:
-            self.off = marker
-            if self._back_on():
-                self._wake()
-            else:
-                self._gnss_power(0)
+            import gps_cell  # the cellular uplink: only on trackers with a modem (RAM)
+            self.cell = gps_cell.build(self)
+        if store.exists(self.hal.data_dir + "/gps_off"):
+            self._off().at_boot(self)  # switched off before this (deep-sleep) boot
 
     # -- board ------------------------------------------------------------------------
     def _pin(self, name, mode):
@@ -112,59 +114,28 @@ class GpsRole(Role):
                 zones.append(gf.Circle(cfg.get("home_lat_e7"), cfg.get("home_lon_e7"), cfg.get("home_radius_m")))
             except gf.GeofenceError:
                 self.app.reject("config")
-        zones += self._zones_file()
+        raw = cfg.get("zones")
+        if not raw:
+            raw = self._zones_file()
+        if raw is not None:
+            # more zones than the home circle: polygon/JSON code only while needed
+            import geozones
+            zones += geozones.load(raw, self.app.reject)
+            sys.modules.pop("geozones", None)
         self.fence = gf.Geofence(zones[:gf.MAX_ZONES], cfg.get("margin_m"), cfg.get("confirm_n"))
 
     def _zones_file(self):
         # <data>/zones.json: {"zones": [{"lat", "lon", "radius_m"} | {"polygon": [[lat, lon], ...]}]}
+        # (fallback when the "zones" setting is empty); None = no file
         try:
             with open(self.hal.data_dir + "/zones.json") as f:
                 raw = json.load(f)
         except OSError:
-            return []
+            return None
         except ValueError:
-            self.app.reject("config")
-            return []
-        out = []
-        items = raw.get("zones") if isinstance(raw, dict) else None
-        if not isinstance(items, list):
-            self.app.reject("config")
-            return []
-        for z in items:
-            try:
-                out.append(gf.zone_from_config(z))
-            except gf.GeofenceError:
-                self.app.reject("config")  # one bad zone is skipped, the others work
-        return out
-
-    def _build_modem(self):
-        # <data>/cellular.json: {"host": "...", "port": 1883, "apn": "", "dialect": "sim7080"|"bg95"}
-        from modem import ModemError, make
-        try:
-            with open(self.hal.data_dir + "/cellular.json") as f:
-                c = json.load(f)
-            host, port, apn = c["host"], c.get("port", 1883), c.get("apn", "")
-            dialect = c.get("dialect", "sim7080")
-            if not isinstance(host, str) or not host or not isinstance(port, int) or not 0 < port < 65536:
-                raise ValueError("cellular.json")
-            make(None, None, None, dialect)  # ValueError for an unknown dialect
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            self.app.reject("config")
-            return
-        from modem_mqtt import CellularUplink
-        try:
-            u = self.hal.uart("modem")
-        except (OSError, KeyError):  # no modem UART on this board
-            self.app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
-            return
-        self.modem = make(u, self.hal.clock.ticks_ms, self.hal.sleep_ms, dialect)
-        dev = "".join("%02x" % b for b in self.hal.device_id())
-        self.uplink = CellularUplink(self.modem, dev, host, port, self.hal.clock.ticks_ms, "gps", apn,
-                                     self.cfg.get("retry_ms") * 15, self.cfg.get("retry_max_ms") * 15)
-        try:
-            self.modem.start()
-        except ModemError:  # dead or absent modem: report it, keep tracking
-            self.app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
+            raw = None
+        z = raw.get("zones") if isinstance(raw, dict) else None
+        return 0 if z is None else z  # 0 (not a list): rejected by geozones.load
 
     def on_config(self, cfg):
         self.cfg = cfg
@@ -263,96 +234,17 @@ class GpsRole(Role):
         return False
 
     def _shutdown(self, reason):
-        """Last message, modem and GNSS off, then sleep until the cause is gone.
+        return self._off().shutdown(self, reason)
 
-        The reason is kept in <data>/gps_off, so waking from deep sleep while it still
-        holds (switch still off, battery still empty) does not report it again."""
-        self.off = reason
-        if self._off_marker() != reason:
-            self.app.emit(wire.EV_POWER_OFF, bytes((reason,)))
-            self._cellular(self.app.now(), force=True)
-            try:
-                with open(self.hal.data_dir + "/gps_off", "w") as f:
-                    f.write(str(reason))
-            except OSError:
-                self.app.reject("flash")
-        if self.uplink is not None:
-            self.uplink.power_off()
-        self._gnss_power(0)
-        return True
-
-    def _off_marker(self):
-        try:
-            with open(self.hal.data_dir + "/gps_off") as f:
-                return int(f.read())
-        except (OSError, ValueError):
-            return 0
-
-    def _back_on(self):
-        pct, mv, flags = self.hal.battery()
-        if self.off == 1:
-            return self._switch() == 1
-        return bool(flags & 2) or mv >= self.cfg.get("battery_empty_mv") + 100
-
-    def _wake(self):
-        self.off = 0
-        self._switch_seen = self._switch() == 1
-        import os
-        try:
-            os.remove(self.hal.data_dir + "/gps_off")
-        except OSError:
-            pass  # no marker: nothing to clear
-        self._gnss_power(1)
-
-    # -- cellular uplink ----------------------------------------------------------------------
-    def _epoch_ms(self, now):
-        if self.gnss_epoch is not None:
-            return self.gnss_epoch[0] + ticks_diff(now, self.gnss_epoch[1])
-        ep = self.app.epoch_s()
-        return None if ep is None else ep * 1000
-
-    def _cellular(self, now, force=False):
-        up = self.uplink
-        if up is None or (not force and up.wait_ms(now)):
-            return
-        q = self.app.queue
-        grace = 0 if force else self.cfg.get("gw_grace_s") * 1000
-        now_ep = self._epoch_ms(now)
-        items = []
-        overdue = False
-        for e in q.entries():
-            rec = q.get(e[0])
-            if rec is None:
-                continue
-            same_boot = rec.boot == self.app.boot_id
-            age = ticks_diff(now, rec.t_ms) if same_boot else None
-            if age is None or age >= grace:
-                overdue = True
-            if now_ep is not None and age is not None:
-                occ = now_ep - age
-            elif rec.epoch_s:
-                occ = rec.epoch_s * 1000
-            else:
-                occ = None
-            items.append((rec.seq, rec.code, rec.data, occ))
-        # one event the gateway did not take in time means it is out of reach: then the
-        # fresh ones go by cellular at once too (a second alarm does not wait gw_grace_s)
-        if not overdue:
-            return
-        # alarms first, then in sequence order
-        items.sort(key=lambda it: (0 if wire.is_alarm(it[1]) else 1, it[0]))
-        done, _reason = up.send(items, now_ep)
-        for seq in done:
-            q.ack(seq)
+    def _off(self):
+        import gps_off  # rare: switch-off, sleep and wake-up; dropped after use (RAM)
+        sys.modules.pop("gps_off", None)
+        return gps_off
 
     # -- loop -------------------------------------------------------------------------------
     def poll(self, now):
-        if self.off:
-            # off: back on only when its cause is gone (switched on / charged)
-            if self._back_on():
-                self._wake()
-            else:
-                return 60000
+        if self.off and not self._off().back_on(self):
+            return 60000  # off: back on only when its cause is gone (switched on / charged)
         if self._power(now):
             return 60000
         self._read_gnss(now)
@@ -360,15 +252,12 @@ class GpsRole(Role):
             if not self._no_fix_reported and ticks_diff(now, self._no_fix_since) >= self.cfg.get("no_fix_s") * 1000:
                 self._no_fix_reported = True
                 self.app.emit(wire.EV_GPS_NO_FIX)
-        if self.modem is not None:
-            self._cellular(now)
+        if self.cell is not None:
+            self.cell.poll(now)
         return _POLL_MS
 
     def sleep_ok(self):
-        if self.off:
-            wake = [n for n in ("power_switch", "vbus") if self._pin(n, "in") is not None]
-            return (_H_MS, wake)
-        return None
+        return self._off().sleep_ok(self) if self.off else None
 
 
 ROLE_CLASS = GpsRole

@@ -10,7 +10,7 @@ from firmware.tests.mpy import run_mpy
 
 
 def mp(script: str) -> object:
-    out = run_mpy("import geofence as g, json\n" + script, heap="64k").stdout.strip().splitlines()
+    out = run_mpy("import geofence as g, geozones as gz, json\n" + script, heap="64k").stdout.strip().splitlines()
     return json.loads(out[-1])
 
 
@@ -44,8 +44,8 @@ def test_circle_distance_matches_haversine_at_norwegian_and_arctic_latitudes():
 
 def test_polygon_inside_outside_and_across_the_antimeridian():
     r = mp("""
-sq = g.Polygon([(599100000, 107400000), (599100000, 107500000), (599150000, 107500000), (599150000, 107400000)])
-am = g.Polygon([(-170000000, 1795000000), (-170000000, -1795000000), (-180000000, -1795000000), (-180000000, 1795000000)])
+sq = gz.Polygon([(599100000, 107400000), (599100000, 107500000), (599150000, 107500000), (599150000, 107400000)])
+am = gz.Polygon([(-170000000, 1795000000), (-170000000, -1795000000), (-180000000, -1795000000), (-180000000, 1795000000)])
 print(json.dumps([sq.distance_out(599125000, 107450000), sq.distance_out(599200000, 107450000),
                   am.distance_out(-175000000, 1799999999), am.distance_out(-175000000, -1799000000),
                   am.distance_out(-175000000, 1790000000), am.distance_out(-175000000, -1790000000)]))
@@ -104,7 +104,7 @@ out = []
 for z in ({"lat": 59.9, "lon": 10.7}, {"lat": 59.9, "lon": 10.7, "radius_m": 5}, {"lat": 95, "lon": 0, "radius_m": 100},
           {"polygon": [[59.9, 10.7], [59.91, 10.7]]}, {"polygon": [[59.9, "x"], [1, 2], [3, 4]]}, "home"):
     try:
-        g.zone_from_config(z)
+        gz.zone_from_config(z)
         out.append(None)
     except g.GeofenceError as e:
         out.append(str(e))

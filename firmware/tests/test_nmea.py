@@ -109,14 +109,17 @@ def test_micropython_and_cpython_parsers_agree_and_date_rolls_over_midnight(tmp_
 # -- fuzz: the parser never raises (run in-process on CPython; same module) ---------------------
 
 def _load_firmware_module(name: str):
+    # registered under its device name: nmea imports nmea_more (rare sentences) lazily
     import importlib.util
-    spec = importlib.util.spec_from_file_location(f"fw_{name}", ROOT / "firmware" / "lib" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "firmware" / "lib" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
 
 
 nmea = _load_firmware_module("nmea")  # the firmware module itself (CPython-compatible)
+_load_firmware_module("nmea_more")
 
 
 @settings(max_examples=300, deadline=None)
