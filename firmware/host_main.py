@@ -4,10 +4,13 @@
 #   micropython -X heapsize=64k host_main.py --link /dev/pts/7 --flash dev.img \
 #       [--role button] [--key HEX32] [--device-id a4c1380a1b2c] \
 #       [--pins button=trace.txt,...] [--adcs load=bed.txt] [--uart dispenser=/dev/pts/8] \
-#       [--seconds N]
+#       [--acc samples.csv [--acc-rate 50]] [--gps walk.nmea [--gps-rate 960]] [--seconds N]
 #
 # --role/--key write config.json when given; traces are "t_ms value" files
-# (time since start). Ctrl-C or --seconds ends the run.
+# (time since start). Ctrl-C or --seconds ends the run. --acc replays an
+# accelerometer recording (drivers/replay.py formats) through the LIS3DH register
+# model at I2C "acc" address 0x19 (fall role); --gps replays an NMEA log on UART
+# "gps" at --gps-rate bytes/s (gps role).
 import sys
 import json
 
@@ -47,8 +50,18 @@ def main(argv):
     dev = bytes.fromhex(o.get("device-id", "020000000001"))
     secs = int(o.get("seconds", "0"))
     clock = RealClock()
+    i2c = {}
+    acc = None
+    if "acc" in o or "gps" in o:
+        from drivers.replay import SampleFile, Lis3dhModel, NmeaUart
+        if "gps" in o:
+            uarts["gps"] = NmeaUart(o["gps"], clock, int(o.get("gps-rate", "960")))
+        if "acc" in o:
+            from hal.host import HostI2C
+            acc = Lis3dhModel(SampleFile(o["acc"], int(o.get("acc-rate", "50"))), clock)
+            i2c["acc"] = HostI2C({0x19: acc})
     hal = HostHal(flash=o.get("flash", "/tmp/wt-host.img"), clock=clock, uarts=uarts,
-                  pins=_pairs(o.get("pins", "")), adcs=_pairs(o.get("adcs", "")), device_id=dev)
+                  pins=_pairs(o.get("pins", "")), adcs=_pairs(o.get("adcs", "")), device_id=dev, i2c=i2c)
     if "role" in o or "key" in o:
         path = hal.data_dir + "/config.json"
         try:

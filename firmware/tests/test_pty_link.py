@@ -91,3 +91,47 @@ def test_button_over_a_pty_with_the_gateway_codec(tmp_path):
     # the ACK stopped retransmission: the event was sent exactly once in 5 s (retry 2 s)
     assert len(events) == 1, events
     assert "Traceback" not in out, out
+
+
+def _run_role_on_pty(tmp_path, role: str, extra: tuple[str, ...], seconds: int = 4) -> tuple[list, str]:
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    src = (FIRMWARE / "host_main.py").read_text()
+    p = spawn_mpy(src, heap="256k", args=(
+        "--link", path, "--flash", str(tmp_path / f"{role}.img"), "--role", role, "--key", KEY.hex(),
+        "--device-id", DEV, "--seconds", str(seconds), *extra))
+    buf = bytearray()
+    got = []
+    try:
+        end = time.monotonic() + seconds + 10
+        while time.monotonic() < end and p.poll() is None:
+            for f in _frames(master, buf, 0.2):
+                assert isinstance(f, codec.Frame) and f.verify(KEY), f
+                got.append((f.type, bytes(f.payload)))
+        out, err = p.communicate(timeout=15)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0 and "Traceback" not in out, out + err
+    return got, out
+
+
+def test_gps_role_from_the_command_line_replays_nmea(tmp_path):
+    from firmware.tests.gps_fixtures import walk
+    log = tmp_path / "walk.nmea"
+    log.write_text("\r\n".join(walk(59.9127, 10.7461, start_s=43200, seconds=30, north_mps=1.0)) + "\r\n")
+    got, _ = _run_role_on_pty(tmp_path, "gps", ("--gps", str(log), "--gps-rate", "400"))
+    events = [pl for t, pl in got if t == MsgType.EVENT]
+    assert any(pl[0] == 0x40 for pl in events), got          # gps_position from the replayed fixes
+    assert not any(pl[0] == 0x62 for pl in events), got      # the receiver passed its self-test
+
+
+def test_fall_role_from_the_command_line_reads_the_replayed_accelerometer(tmp_path):
+    acc = tmp_path / "still.csv"
+    acc.write_text("t_s,ax_g,ay_g,az_g\n" + "".join(f"{i / 100:.2f},0.0,0.0,1.0\n" for i in range(500)))
+    got, _ = _run_role_on_pty(tmp_path, "fall", ("--acc", str(acc)))
+    assert got and got[0][0] == MsgType.HELLO
+    events = [pl for t, pl in got if t == MsgType.EVENT]
+    assert not any(pl[0] in (0x62, 0x65) for pl in events), got  # LIS3DH found, samples flowing
