@@ -104,6 +104,7 @@ class FirmwareProcess:
         self.outputs: list[tuple[str, int, int]] = []   # (pin, level, t_ms)
         self.edges: list[tuple[str, int, int, int]] = []  # (pin, level, t_ms it took effect, trace t_ms)
         self.powercut_at: int | None = None     # t_ms of a --cut power cut (the process is killed at once)
+        self.lags: list[tuple[int, int]] = []   # (device t_ms, total ms the device clock paused so far)
         self.boots = 0
         self.lines: list[str] = []
         self._lock = threading.Lock()
@@ -164,9 +165,11 @@ class FirmwareProcess:
                 parts = line.split()
                 if parts[:1] == ["T0"] and len(parts) == 2:
                     self.t0_wall = int(parts[1]) / 1e9
-                elif parts[:1] == ["OUT"] and len(parts) == 4:
+                elif parts[:1] == ["OUT"] and len(parts) >= 4:
                     self.outputs.append((parts[1], int(parts[2]), int(parts[3])))
-                elif parts[:1] == ["EDGE"] and len(parts) == 5:
+                elif parts[:1] == ["LAG"] and len(parts) == 3:
+                    self.lags.append((int(parts[1]), int(parts[2])))
+                elif parts[:1] == ["EDGE"] and len(parts) >= 5:
                     self.edges.append((parts[1], int(parts[2]), int(parts[3]), int(parts[4])))
                 elif parts[:1] == ["BOOT"]:
                     self.boots += 1
@@ -175,9 +178,16 @@ class FirmwareProcess:
                     self.powercut_at = int(parts[1])
 
     def wall(self, t_ms: float) -> float:
-        """Wall-clock time of the firmware's ``t_ms`` (the time base of its traces)."""
+        """Wall-clock time of the firmware's ``t_ms`` (the time base of its traces), including the
+        pauses of its clock while the process was starved (fw_runner.GovernedClock)."""
         assert self.t0_wall is not None
-        return self.t0_wall + t_ms / 1000.0
+        with self._lock:
+            lag = 0
+            for t, total in self.lags:
+                if t > t_ms:
+                    break
+                lag = total
+        return self.t0_wall + (t_ms + lag) / 1000.0
 
     def log(self) -> str:
         with self._lock:

@@ -12,8 +12,9 @@
 # model fed by a sample file), a GNSS UART replaying NMEA, a dispenser emulator
 # peer, and a console protocol the bench parses:
 #   T0 <wall clock ns at ticks 0>        once, before boot
-#   OUT <pin> <value> <t_ms>             every output pin change (LED, buzzer)
-#   EDGE <pin> <level> <t_ms> <trace_ms> every input edge as it took effect
+#   OUT <pin> <value> <t_ms> <wall ns>   every output pin change (LED, buzzer)
+#   LAG <t_ms> <total ms>                the device clock paused (process starved), see GovernedClock
+#   EDGE <pin> <level> <t_ms> <trace_ms> <wall ns>  every input edge as it took effect
 #   BOOT <n>                             every (emulated) boot
 #   ARMED / POWERCUT <t_ms>              --cut PIN:EDGES:K (flash torn mid-write)
 import sys
@@ -64,13 +65,13 @@ def main(argv):
         # more than _LAG_MS late, it is delivered now and the rest of the trace shifts by the
         # lag, as a GPIO interrupt latch would keep it on a board. Each edge is printed with the
         # time it took effect (EDGE <pin> <level> <t_ms> <trace t_ms>).
-        _LAG_MS = 30
+        _LAG_MS = 60
 
         def value(self, v=None):
             if v is not None:
                 v = 1 if v else 0
                 if v != self._out:
-                    print("OUT %s %d %d" % (self.name, v, self._hal.clock.t))
+                    print("OUT %s %d %d %d" % (self.name, v, self._hal.clock.t, time.time_ns()))
                 return HostPin.value(self, v)
             if self._out is not None:
                 return self._out
@@ -92,7 +93,7 @@ def main(argv):
                         self._shift += t - due
                         due = t
                     self._level = pts[self._i][1]
-                    print("EDGE %s %d %d %d" % (self.name, self._level, due, pts[self._i][0]))
+                    print("EDGE %s %d %d %d %d" % (self.name, self._level, due, pts[self._i][0], time.time_ns()))
                     self._i += 1
                     self.edges += 1
             return self._level
@@ -136,11 +137,44 @@ def main(argv):
                 self.pins[name] = p
             return p
 
-    clock = RealClock()
+    class GovernedClock(RealClock):
+        # Real time, except that one step never advances more than _MAX_STEP_MS: when this
+        # process was descheduled (a loaded CI machine), the device's time pauses instead of
+        # jumping, so debounce windows, sensor FIFOs and trace timing stay as on a board, which
+        # is never starved. Each pause is reported (LAG <t_ms> <total lag ms>) so the bench maps
+        # device time to wall time exactly.
+        _MAX_STEP_MS = 25
+
+        def __init__(self):
+            RealClock.__init__(self)
+            self.lag = 0
+            self._last = time.ticks_ms()
+
+        def ticks_ms(self):
+            raw = time.ticks_ms()
+            d = time.ticks_diff(raw, self._last)
+            if d > self._MAX_STEP_MS:
+                self.lag += d - self._MAX_STEP_MS
+                print("LAG %d %d" % (time.ticks_diff(time.ticks_add(raw, -self.lag), self.t0), self.lag))
+            self._last = raw
+            return time.ticks_add(raw, -self.lag)
+
+        @property
+        def t(self):
+            return time.ticks_diff(self.ticks_ms(), self.t0)
+
+    class ClockKeeper:
+        # reads the clock every 20 ms slice of hal.wait(), so only starvation (not an idle wait)
+        # shows up as a step longer than _MAX_STEP_MS
+        def service(self, hal):
+            hal.clock.ticks_ms()
+            return 20
+
+    clock = GovernedClock()
     print("T0 %d" % time.time_ns())
     uarts = {"link": BenchPtyUart(o["link"])}
     i2c = {}
-    peers = []
+    peers = [ClockKeeper()]
     if "acc" in o:
         from drivers.replay import SampleFile, Lis3dhModel
         model = Lis3dhModel(SampleFile(o["acc"], int(o.get("acc-rate", "50"))), clock)
