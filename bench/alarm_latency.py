@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alarm-interval-ms", type=float, default=10.0, help="mean gap between alarms")
     ap.add_argument("--window", type=int, default=64, help="forwarder replay window")
     ap.add_argument("--replay-rate", type=float, default=500.0,
-                    help="forwarder replay_rate_per_s during the run (0 = window only)")
+                    help="forwarder replay_rate_per_s during the run (the Forwarder default, 500; 0 = no cap)")
     ap.add_argument("--no-lane", action="store_true", help="alarms share the telemetry connection")
     ap.add_argument("--switch-interval-ms", type=float, default=None,
                     help="sys.setswitchinterval for this process (CPython default 5 ms)")

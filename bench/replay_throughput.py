@@ -96,7 +96,7 @@ async def run(a: argparse.Namespace, host: str, port: int, journal: SqliteJourna
     link = gateway_link(gateway_id=GW, version="bench", clock=clock, host=host, port=port, loop=loop)
     gate = Gate(link)
     fwd = Forwarder(gateway_id=GW, journal=writer, primary=gate, clock=clock, replay_window=a.window,
-                    replay_batch=a.batch, tick_s=0.05)
+                    replay_batch=a.batch, replay_rate_per_s=a.rate_cap, tick_s=0.05)
     link.start()
     while not link.connected:
         await asyncio.sleep(0.005)
@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="replay window (un-PUBACKed publications); the baseline gets the same")
     ap.add_argument("--batch", type=int, default=1024, help="journal rows per read")
     ap.add_argument("--chunks", type=int, default=10, help="alternating baseline/gateway chunks")
+    ap.add_argument("--rate-cap", type=float, default=0.0,
+                    help="forwarder replay_rate_per_s; 0 (default here) measures the replay's capacity "
+                         "(the daemon's default cap is 500/s, see Forwarder)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     n = a.backlog
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         base_payloads = [encode_event(e, gateway_id=GW, attempt=1, route="primary", sent_at=time.time())
                          .replace(b'"a4c1380a1b2c-', b'"baseline0000-') for e in events]
         print(f"payload {len(base_payloads[0])} bytes, backlog {n}, window {a.window}, batch {a.batch}, "
-              f"chunks {a.chunks}")
+              f"chunks {a.chunks}, replay rate cap {a.rate_cap or 'none'}")
         with tempfile.TemporaryDirectory() as d:
             journal = SqliteJournal(Path(d) / "journal.db", max_telemetry_rows=max(n, 100_000))
             t0 = time.perf_counter()

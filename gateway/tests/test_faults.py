@@ -142,7 +142,10 @@ def test_blackholed_uplink_backlog_delivered_in_order(mosquitto, tmp_path):
     proxy = TcpProxy(mosquitto.host, mosquitto.port)
     sim, plat = platform(mosquitto.host, mosquitto.port)
     clock = FakeClock(t=time.time(), mono=time.monotonic())
-    gw = Gateway(tmp_path, proxy.host, proxy.port, clock=clock, keepalive_s=1, ack_timeout_s=30)
+    # replay_rate_per_s=0: the rate cap runs on the injected clock, which stands still after
+    # the simulated 10 minutes; the window alone paces the replay here
+    gw = Gateway(tmp_path, proxy.host, proxy.port, clock=clock, keepalive_s=1, ack_timeout_s=30,
+                 replay_rate_per_s=0)
     try:
         assert wait_until(lambda: gw.link.connected, 10)
         proxy.blackhole()                               # the uplink is cut (no FIN, no RST)

