@@ -77,6 +77,10 @@ def role_sources(role: str) -> list[Path]:
                          f"choose one of: {', '.join(r for r in ROLES if (FIRMWARE / 'roles' / f'{r}.py').exists())}")
     todo = [src, FIRMWARE / "lib" / "app.py", FIRMWARE / "lib" / "cfgtool.py", FIRMWARE / "lib" / "ota.py",
             FIRMWARE / "hal" / "esp32.py"]
+    # a role whose SCHEMA names a lib module (loaded by cfgtool on demand)
+    sm = re.search(r'^\s*SCHEMA\s*=\s*"(\w+)"', src.read_text(), re.M)
+    if sm and (FIRMWARE / "lib" / f"{sm.group(1)}.py").exists():
+        todo.append(FIRMWARE / "lib" / f"{sm.group(1)}.py")
     seen: set[Path] = set()
     while todo:
         f = todo.pop()

@@ -11,8 +11,7 @@ import struct
 from time import ticks_diff, ticks_add
 import wire
 import store
-from evq import EventQueue, Record, SEQ, CLS, TRIES, DUE
-from link import Link
+from evq import Record, SEQ, CLS, TRIES, DUE
 
 _MAX_WAIT_MS = const(60000)
 _HB_GAP = const(48)       # keep pending events inside the gateway's 64-seq window
@@ -22,35 +21,10 @@ _FAULT_EVERY_MS = const(600000)
 
 class App:
     def __init__(self, hal, cfg, role_cls, fw_version, cfg_path, boot_slot=None):
-        self.hal = hal
-        self.cfg = cfg
-        self.fw_version = fw_version
-        self.cfg_path = cfg_path
-        self.boot_slot = boot_slot   # OTA slot under test (confirm after health check)
-        d = hal.data_dir
-        self._dir = d
-        clock = hal.clock
-        self.boot_id = store.Counter(d + "/boot", 1, 1).next() & 0xFFFF
-        self.queue = EventQueue(d + "/q", cfg.get("queue_max"))
-        self.seq = store.Counter(d + "/seq", self.queue.max_seq() + 1)
-        b = store.read_checked(d + "/dlseq")
-        self._dl_saved = struct.unpack("<I", b)[0] if b is not None and len(b) == 4 else 0
-        self.link = Link(hal.uart("link"), hal.device_id(), cfg.key_bytes(), self.seq, self._dl_saved)
-        self.started_ms = clock.ticks_ms()
-        self.epoch = None            # (epoch_s, ticks_ms) from the gateway's TIME
-        self.gateway_seen = False    # an authenticated downlink frame arrived this boot
-        self.feedback = {}           # alarm seq -> last FEEDBACK state
-        self.heartbeats = 0
-        self.skipped_heartbeats = 0
-        self.gw_rejected = 0
-        self.ota = None
-        self._hb_due = self.started_ms
-        self._last_event_seq = 0
-        self._low_batt = False
-        self._last_fault = None
-        self._unhealthy = None
-        self._wdt = None
-        self.role = role_cls(self)
+        import sys
+        import appboot  # the constructor's work is boot-time only (RAM): see appboot.init
+        sys.modules.pop("appboot", None)
+        appboot.init(self, hal, cfg, role_cls, fw_version, cfg_path, boot_slot)
 
     # --- services for roles -------------------------------------------------------
 

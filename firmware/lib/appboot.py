@@ -1,9 +1,45 @@
-# Boot-time part of the App (app.py): HELLO, configuration problems, flash
-# problems, the OTA result report, the watchdog, role start. Imported by App.boot()
-# and dropped again right away (its code is not needed once the loop runs: RAM).
+# Boot-time part of the App (app.py): the constructor's state, HELLO, configuration
+# problems, flash problems, the OTA result report, the watchdog, role start.
+# Imported by App() and App.boot() and dropped again right away (its code is not
+# needed once the loop runs: RAM).
 import json
+import struct
 import store
 import wire
+from evq import EventQueue
+from link import Link
+
+
+def init(app, hal, cfg, role_cls, fw_version, cfg_path, boot_slot):
+    app.hal = hal
+    app.cfg = cfg
+    app.fw_version = fw_version
+    app.cfg_path = cfg_path
+    app.boot_slot = boot_slot   # OTA slot under test (confirm after health check)
+    d = hal.data_dir
+    app._dir = d
+    clock = hal.clock
+    app.boot_id = store.Counter(d + "/boot", 1, 1).next() & 0xFFFF
+    app.queue = EventQueue(d + "/q", cfg.get("queue_max"))
+    app.seq = store.Counter(d + "/seq", app.queue.max_seq() + 1)
+    b = store.read_checked(d + "/dlseq")
+    app._dl_saved = struct.unpack("<I", b)[0] if b is not None and len(b) == 4 else 0
+    app.link = Link(hal.uart("link"), hal.device_id(), cfg.key_bytes(), app.seq, app._dl_saved)
+    app.started_ms = clock.ticks_ms()
+    app.epoch = None            # (epoch_s, ticks_ms) from the gateway's TIME
+    app.gateway_seen = False    # an authenticated downlink frame arrived this boot
+    app.feedback = {}           # alarm seq -> last FEEDBACK state
+    app.heartbeats = 0
+    app.skipped_heartbeats = 0
+    app.gw_rejected = 0
+    app.ota = None
+    app._hb_due = app.started_ms
+    app._last_event_seq = 0
+    app._low_batt = False
+    app._last_fault = None
+    app._unhealthy = None
+    app._wdt = None
+    app.role = role_cls(app)
 
 
 def boot(app):

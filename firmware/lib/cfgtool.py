@@ -69,7 +69,14 @@ def check(key, value, spec):
 
 
 def schema_for(role_schema):
+    """COMMON + the role's SCHEMA: a dict, or the name of a lib module exporting
+    SCHEMA (imported for this use and dropped again: the table is not kept in RAM)."""
     s = dict(COMMON)
+    if isinstance(role_schema, str):
+        import sys
+        mod = __import__(role_schema)
+        sys.modules.pop(role_schema, None)
+        role_schema = mod.SCHEMA
     if role_schema:
         s.update(role_schema)
     return s

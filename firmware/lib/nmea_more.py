@@ -17,6 +17,16 @@ def sentence(p, kind, f, out):
         _vtg(p, f)
 
 
+def flush(p):
+    out = []
+    if p._buf and not p._drop:
+        p._line_bytes(p._buf, out)
+    p._buf = bytearray()
+    p._drop = False
+    p._close(out)
+    return out
+
+
 def stats(p):
     return {"sentences": p.sentences, "fixes": p.fixes,
             "checksum_errors": p.checksum_errors, "malformed": p.malformed,

@@ -9,7 +9,9 @@ IDLE_MS = const(60000)
 class Role:
     ROLE = 0          # wire role byte (wire.ROLE_*)
     NAME = ""
-    SCHEMA: dict = {}  # role settings: key -> (kind, default, lo, hi), see config.py
+    # role settings: key -> (kind, default, lo, hi), see cfgtool.py; or the name of a
+    # lib module exporting SCHEMA (then the table is loaded only when cfgtool needs it)
+    SCHEMA: "dict | str" = {}
 
     def __init__(self, app):
         self.app = app

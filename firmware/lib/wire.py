@@ -6,7 +6,6 @@
 from micropython import const
 import struct
 import hashlib
-from array import array
 
 _VERSION = const(1)
 
@@ -133,23 +132,13 @@ def is_alarm(code):
 
 # --- CRC-16/CCITT-FALSE --------------------------------------------------------
 
-def _crc_table():
-    t = array("H", bytes(512))
-    for i in range(256):
-        c = i << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-        t[i] = c & 0xFFFF
-    return t
-
-
-_CRC = _crc_table()
-
-
 def crc16(data, crc=0xFFFF):
-    t = _CRC
+    # bitwise (no 512-byte table in RAM); frames are short, so the cost is small
     for b in data:
-        crc = ((crc << 8) & 0xFF00) ^ t[(crc >> 8) ^ b]
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        crc &= 0xFFFF
     return crc
 
 

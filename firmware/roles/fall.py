@@ -30,18 +30,7 @@ _FULL_SCALE_MG = const(7900)
 class FallRole(Role):
     ROLE = wire.ROLE_FALL
     NAME = "fall"
-    SCHEMA = {
-        "placement": ("s", "waist", PLACEMENT_NAMES, None),
-        "rate_hz": ("s", "50", ("25", "50", "100"), None),
-        "cancel_s": ("i", 20, 0, 120),
-        "impact_mg": ("i", 0, 0, 16000),      # 0 = the placement's default
-        "angle_deg": ("i", -1, -1, 90),       # -1 = the placement's default
-        "still_mg": ("i", 0, 0, 2000),        # 0 = the placement's default
-        "i2c_addr": ("i", 0x19, 0x18, 0x19),
-        "fault_n": ("i", 5, 1, 100),
-        "no_data_ms": ("i", 5000, 1000, 60000),
-        "buzzer": ("b", True, None, None),
-    }
+    SCHEMA = "fall_schema"  # lib/fall_schema.py: loaded only at boot and per CONFIG frame (RAM)
 
     def start(self):
         now = self.app.now()

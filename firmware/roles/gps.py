@@ -16,13 +16,10 @@
 # check 5 at boot); modem dead at boot -> self_test_failed(6).
 from micropython import const
 import sys
-import json
 import struct
 from time import ticks_diff, ticks_add
 import wire
-import store
 from role import Role
-import nmea
 import geofence as gf
 
 _GPS_SILENT_MS = const(10000)
@@ -35,61 +32,15 @@ _H_MS = const(3600000)
 class GpsRole(Role):
     ROLE = wire.ROLE_GPS
     NAME = "gps"
-    SCHEMA = {
-        "home_lat_e7": ("i", 0, -900000000, 900000000),
-        "home_lon_e7": ("i", 0, -1800000000, 1800000000),
-        "home_radius_m": ("i", 0, 0, 100000),     # 0: no home circle (zones.json only)
-        "margin_m": ("i", 25, 0, 1000),
-        "confirm_n": ("i", 2, 1, 10),
-        "report_s": ("i", 60, 10, 3600),          # moving inside the safe area
-        "still_report_s": ("i", 600, 60, 86400),  # still inside
-        "outside_report_s": ("i", 30, 5, 600),    # outside: close tracking
-        "no_fix_s": ("i", 300, 30, 3600),
-        "zones": ("l", [], 0, 8),                   # safe zones (geozones.py); [] = <data>/zones.json
-        "modem": ("b", False, None, None),
-        "cell_host": ("t", "", 0, 64),            # "" = <data>/cellular.json (gps_cell.py)
-        "cell_port": ("i", 1883, 1, 65535),
-        "cell_apn": ("t", "", 0, 64),
-        "cell_dialect": ("s", "sim7080", ("sim7080", "bg95"), None),
-        "gw_grace_s": ("i", 30, 5, 3600),
-        "charger_idle_h": ("i", 24, 1, 720),
-        "battery_empty_mv": ("i", 3300, 2800, 3700),
-    }
+    SCHEMA = "gps_schema"  # lib/gps_schema.py: loaded only at boot and per CONFIG frame (RAM)
 
     def start(self):
-        now = self.app.now()
-        self.parser = nmea.NmeaParser()
-        self.uart = self.hal.uart("gps")
-        # optional board pins: a board without them has an always-on receiver and no
-        # power switch (then the tracker is never "switched off")
-        self.gps_en = self._pin("gps_en", "out")
-        self._gnss_power(1)
-        self.switch = self._pin("power_switch", "in")
-        self._switch_seen = self._switch() == 1
-        self.fix = None
-        self.fix_at = None
-        self.gnss_epoch = None       # (epoch_ms of the last fix, ticks at it)
-        self._bytes_at = now
-        self._booted = now
-        self._self_test_done = False
-        self._silent_reported = False
-        self._no_fix_reported = False
-        self._no_fix_since = now
-        self._report_due = now
-        self._charger_since = None
-        self._charger_reported = False
-        self._counts = (0, 0, 0)
-        self.positions = 0
-        self.exits = 0
-        self.enters = 0
-        self.off = 0
-        self._build_fence(self.cfg)
-        self.cell = None
-        if self.cfg.get("modem"):
-            import gps_cell  # the cellular uplink: only on trackers with a modem (RAM)
-            self.cell = gps_cell.build(self)
-        if store.exists(self.hal.data_dir + "/gps_off"):
-            self._off().at_boot(self)  # switched off before this (deep-sleep) boot
+        self._setup().start(self)
+
+    def _setup(self):
+        import gps_setup  # boot and CONFIG only: dropped after use (RAM)
+        sys.modules.pop("gps_setup", None)
+        return gps_setup
 
     # -- board ------------------------------------------------------------------------
     def _pin(self, name, mode):
@@ -106,41 +57,10 @@ class GpsRole(Role):
         if self.gps_en is not None:
             self.gps_en.value(1 if on else 0)
 
-    # -- configuration ----------------------------------------------------------------
-    def _build_fence(self, cfg):
-        zones = []
-        if cfg.get("home_radius_m"):
-            try:
-                zones.append(gf.Circle(cfg.get("home_lat_e7"), cfg.get("home_lon_e7"), cfg.get("home_radius_m")))
-            except gf.GeofenceError:
-                self.app.reject("config")
-        raw = cfg.get("zones")
-        if not raw:
-            raw = self._zones_file()
-        if raw is not None:
-            # more zones than the home circle: polygon/JSON code only while needed
-            import geozones
-            zones += geozones.load(raw, self.app.reject)
-            sys.modules.pop("geozones", None)
-        self.fence = gf.Geofence(zones[:gf.MAX_ZONES], cfg.get("margin_m"), cfg.get("confirm_n"))
-
-    def _zones_file(self):
-        # <data>/zones.json: {"zones": [{"lat", "lon", "radius_m"} | {"polygon": [[lat, lon], ...]}]}
-        # (fallback when the "zones" setting is empty); None = no file
-        try:
-            with open(self.hal.data_dir + "/zones.json") as f:
-                raw = json.load(f)
-        except OSError:
-            return None
-        except ValueError:
-            raw = None
-        z = raw.get("zones") if isinstance(raw, dict) else None
-        return 0 if z is None else z  # 0 (not a list): rejected by geozones.load
-
     def on_config(self, cfg):
         self.cfg = cfg
         old = self.fence
-        self._build_fence(cfg)
+        self._setup().build_fence(self, cfg)
         self.fence.state, self.fence.zone = old.state, old.zone  # keep inside/outside
 
     # -- GNSS -----------------------------------------------------------------------------
@@ -175,7 +95,7 @@ class GpsRole(Role):
             self.app.sensor_fault(2)
 
     def _on_fix(self, fx, now):
-        self.fix = fx
+        self.speed = fx.speed_mmps  # (the Fix itself is not kept: RAM)
         self.fix_at = now
         self._no_fix_since = now
         self._no_fix_reported = False
@@ -204,8 +124,7 @@ class GpsRole(Role):
 
     def _interval(self):
         c = self.cfg
-        fx = self.fix
-        moving = fx is not None and fx.speed_mmps is not None and fx.speed_mmps > _MOVING_MMPS
+        moving = self.speed is not None and self.speed > _MOVING_MMPS
         pct = self.hal.battery()[0]
         return gf.report_interval_ms(self.fence.state, moving, pct, self.fence.near_border(),
                                      c.get("report_s") * 1000, c.get("still_report_s") * 1000,

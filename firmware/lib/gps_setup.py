@@ -1,0 +1,77 @@
+# Boot and configuration part of the GPS tracker role (roles/gps.py): state at
+# start, the optional board pins, the geofence from the settings (home circle,
+# "zones" setting or <data>/zones.json), the cellular uplink, the off marker.
+# Imported for start() and per CONFIG change, then dropped again (RAM).
+import sys
+import json
+import store
+import nmea
+import geofence as gf
+
+
+def start(role):
+    now = role.app.now()
+    role.parser = nmea.NmeaParser()
+    role.uart = role.hal.uart("gps")
+    # optional board pins: a board without them has an always-on receiver and no
+    # power switch (then the tracker is never "switched off")
+    role.gps_en = role._pin("gps_en", "out")
+    role._gnss_power(1)
+    role.switch = role._pin("power_switch", "in")
+    role._switch_seen = role._switch() == 1
+    role.speed = None            # mm/s over ground of the last fix
+    role.fix_at = None
+    role.gnss_epoch = None       # (epoch_ms of the last fix, ticks at it)
+    role._bytes_at = now
+    role._booted = now
+    role._self_test_done = False
+    role._silent_reported = False
+    role._no_fix_reported = False
+    role._no_fix_since = now
+    role._report_due = now
+    role._charger_since = None
+    role._charger_reported = False
+    role._counts = (0, 0, 0)
+    role.positions = 0
+    role.exits = 0
+    role.enters = 0
+    role.off = 0
+    build_fence(role, role.cfg)
+    role.cell = None
+    if role.cfg.get("modem"):
+        import gps_cell  # the cellular uplink: only on trackers with a modem (RAM)
+        role.cell = gps_cell.build(role)
+    if store.exists(role.hal.data_dir + "/gps_off"):
+        role._off().at_boot(role)  # switched off before this (deep-sleep) boot
+
+
+def build_fence(role, cfg):
+    zones = []
+    if cfg.get("home_radius_m"):
+        try:
+            zones.append(gf.Circle(cfg.get("home_lat_e7"), cfg.get("home_lon_e7"), cfg.get("home_radius_m")))
+        except gf.GeofenceError:
+            role.app.reject("config")
+    raw = cfg.get("zones")
+    if not raw:
+        raw = _zones_file(role)
+    if raw is not None:
+        # more zones than the home circle: polygon/JSON code only while needed
+        import geozones
+        zones += geozones.load(raw, role.app.reject)
+        sys.modules.pop("geozones", None)
+    role.fence = gf.Geofence(zones[:gf.MAX_ZONES], cfg.get("margin_m"), cfg.get("confirm_n"))
+
+
+def _zones_file(role):
+    # <data>/zones.json: {"zones": [{"lat", "lon", "radius_m"} | {"polygon": [[lat, lon], ...]}]}
+    # (fallback when the "zones" setting is empty); None = no file
+    try:
+        with open(role.hal.data_dir + "/zones.json") as f:
+            raw = json.load(f)
+    except OSError:
+        return None
+    except ValueError:
+        raw = None
+    z = raw.get("zones") if isinstance(raw, dict) else None
+    return 0 if z is None else z  # 0 (not a list): rejected by geozones.load
