@@ -70,10 +70,10 @@ def test_technician_installation_with_a_test_alarm_per_device(emulated_bench, si
     for serial in ("SN-BTN-0001", "SN-FALL-0001"):
         version = json.loads(_fleet(db, "--json", "install", "show", code))["version"]
         _fleet(db, "install", "checklist", code, serial, *ANSWERS, "--version", str(version))
-    # the home: gateway + button + fall sensor on the bench; test alarms come 10 s / ~14 s after boot
+    # the home: gateway + button + fall sensor on the bench; test alarms come 8 s / ~11.5 s after boot
     fall = sisfall_replay(sisfall_dir / "SA01" / "F01_SA01_R01.txt", tmp_path / "fall.mg", before_s=3, after_s=5,
-                          lead_s=8)
-    bench = emulated_bench([device("button-1", pins={"button": button_presses(first_ms=10000, n=1, every_ms=1)}),
+                          lead_s=5)
+    bench = emulated_bench([device("button-1", pins={"button": button_presses(first_ms=8000, n=1, every_ms=1)}),
                             device("fall-1", acc=fall.path, cfg={"cancel_s": 2})])
     env = {**os.environ, "FLEET_USER": "tech", "FLEET_DB": db}
     t0 = time.time()
@@ -82,10 +82,10 @@ def test_technician_installation_with_a_test_alarm_per_device(emulated_bench, si
                              "--skip-discovery", "--skip-config"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        # test mode must be on before the first stimulus (10 s after the firmware started)
+        # test mode must be on before the first stimulus (8 s after the firmware started)
         wait_until(lambda: set((bench.gw.status() or {}).get("test_mode", [])) >= {IDS["button-1"], IDS["fall-1"]},
                    12, "the gateway in test mode for both devices")
-        assert time.time() < bench.firmware["button-1"].wall(10000), "commissioning started too late for the stimuli"
+        assert time.time() < bench.firmware["button-1"].wall(8000), "commissioning started too late for the stimuli"
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
