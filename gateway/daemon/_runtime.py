@@ -83,7 +83,7 @@ class GatewayRuntime(FleetControl):
         """Wire an EmulatedHome's links and air to this gateway."""
         for link in home.links.values():
             link.on_bytes = self.on_link_bytes
-            link._on_state = self.on_link_state
+            link.on_state = self.on_link_state
             self.add_link(link)
         home.air.on_advert = self.on_advert
 

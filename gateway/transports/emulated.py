@@ -24,7 +24,7 @@ class EmulatedLink:
         self._loop = loop
         self.on_bytes = on_bytes                       # gateway side receiver
         self.on_device_bytes: Callable[[bytes], None] | None = None   # device side receiver
-        self._on_state = on_state
+        self.on_state = on_state
         self.state = LinkState.CONNECTING
         self.bytes_in = 0
         self.bytes_out = 0
@@ -67,8 +67,8 @@ class EmulatedLink:
         if state is self.state:
             return
         self.state = state
-        if self._on_state is not None:
-            self._loop.call_soon(self._on_state, self.name, state)
+        if self.on_state is not None:
+            self._loop.call_soon(self.on_state, self.name, state)
 
 
 class EmulatedAir:
