@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
+from zoneinfo import ZoneInfo
 
 from gateway.config import GatewayConfig, load_config
 from gateway.emulator.devices import GpsTracker
@@ -84,8 +85,7 @@ class DemoSummary:
 def demo_config(data_dir: str, broker_port: int, clock: DemoClock, devices: list[tuple[str, Role, bytes]],
                 status_port: int = 0, discovery: bool = True) -> GatewayConfig:
     """Embedded demo config: night windows around 'now', short supervision, GPS zone at home."""
-    local = _dt.datetime.fromtimestamp(clock.time(), _dt.timezone.utc).astimezone(
-        __import__("zoneinfo").ZoneInfo("Europe/Oslo"))
+    local = _dt.datetime.fromtimestamp(clock.time(), ZoneInfo("Europe/Oslo"))
     start = (local - _dt.timedelta(hours=1)).strftime("%H:%M")
     end = (local + _dt.timedelta(hours=3)).strftime("%H:%M")
     return load_config(None, env={}, overrides={
@@ -309,7 +309,8 @@ class Demo:
             s.latency_ms_median = round(statistics.median(lat), 1)
             s.latency_ms_max = round(max(lat), 1)
         s.ok = s.lost == 0 and s.device_acks_missing == 0 and st.alarms_unacknowledged == 0 and s.alarms > 0
-        p = lambda text: print(text, file=self.out, flush=True)  # noqa: E731
+        def p(text: str) -> None:
+            print(text, file=self.out, flush=True)
         p("")
         p("summary")
         p(f"  events emitted     {s.device_events} by devices + {s.gateway_events} raised by gateway rules")
