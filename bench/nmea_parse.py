@@ -28,7 +28,8 @@ def fix_json(fx):
         fmt = "%s%d.%0" + str(places) + "d"
         return fmt % (sign, v // div, v % div)
 
-    t = fx.iso_time()
+    import nmea_more  # the firmware's formatter (on sys.path by now)
+    t = nmea_more.iso_time(fx)
     return ('{"time": %s, "lat": %s, "lon": %s, "alt_m": %s, "speed_mps": %s, '
             '"course_deg": %s, "fix_quality": %s, "sats": %s}') % (
         "null" if t is None else '"%s"' % t, deg(fx.lat_e7), deg(fx.lon_e7),
@@ -40,6 +41,7 @@ if sys.implementation.name == "micropython":
     def _worker(libdir, chunk):
         sys.path.insert(0, libdir)
         import nmea
+        import nmea_more
         p = nmea.NmeaParser()
         inp = sys.stdin.buffer
         w = sys.stdout.write
@@ -49,9 +51,9 @@ if sys.implementation.name == "micropython":
                 break
             for fx in p.feed(data):
                 w(fix_json(fx) + "\n")
-        for fx in p.flush():
+        for fx in nmea_more.flush(p):
             w(fix_json(fx) + "\n")
-        st = p.stats()
+        st = nmea_more.stats(p)
         w("{" + ", ".join('"%s": %d' % (k, st[k]) for k in (
             "sentences", "fixes", "checksum_errors", "malformed", "overflow", "unchecked",
             "ignored", "no_fix")) + "}\n")
@@ -80,12 +82,13 @@ LIB = ROOT / "firmware" / "lib"
 def run_cpython(data: bytes, chunk: int) -> list[str]:
     sys.path.insert(0, str(LIB))
     import nmea  # noqa: PLC0415 (the firmware module itself)
+    import nmea_more  # noqa: PLC0415
     p = nmea.NmeaParser()
     out = []
     for i in range(0, len(data), chunk):
         out += [fix_json(f) for f in p.feed(data[i:i + chunk])]
-    out += [fix_json(f) for f in p.flush()]
-    st = p.stats()
+    out += [fix_json(f) for f in nmea_more.flush(p)]
+    st = nmea_more.stats(p)
     keys = ("sentences", "fixes", "checksum_errors", "malformed", "overflow", "unchecked", "ignored", "no_fix")
     out.append(json.dumps({k: st[k] for k in keys}))
     return out

@@ -24,7 +24,8 @@ def init(app, hal, cfg, role_cls, fw_version, cfg_path, boot_slot):
     app.seq = store.Counter(d + "/seq", app.queue.max_seq() + 1)
     b = store.read_checked(d + "/dlseq")
     app._dl_saved = struct.unpack("<I", b)[0] if b is not None and len(b) == 4 else 0
-    app.link = Link(hal.uart("link"), hal.device_id(), cfg.key_bytes(), app.seq, app._dl_saved)
+    k = cfg.get("key")
+    app.link = Link(hal.uart("link"), hal.device_id(), bytes.fromhex(k) if k else None, app.seq, app._dl_saved)
     app.started_ms = clock.ticks_ms()
     app.epoch = None            # (epoch_s, ticks_ms) from the gateway's TIME
     app.gateway_seen = False    # an authenticated downlink frame arrived this boot

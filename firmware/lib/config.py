@@ -13,6 +13,3 @@ class Config:
     def get(self, key):
         return self._v[key]
 
-    def key_bytes(self):
-        k = self._v["key"]
-        return bytes.fromhex(k) if k else None

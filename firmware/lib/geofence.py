@@ -37,7 +37,6 @@ EV_ENTER = const(0x42)  # wire code geofence_enter
 
 NO_ZONE = const(0xFF)
 MAX_ZONES = const(8)
-MAX_VERTICES = const(32)
 
 
 class GeofenceError(ValueError):
@@ -64,9 +63,9 @@ class _Zone:
 
 class Circle(_Zone):
     def __init__(self, lat_e7, lon_e7, radius_m):
-        _check_coord(lat_e7, lon_e7)
-        if not (10 <= radius_m <= 100000):
-            raise GeofenceError("radius_m: %r out of range; use 10..100000" % (radius_m,))
+        if not (_coord_ok(lat_e7, lon_e7) and 10 <= radius_m <= 100000):
+            import geozones  # the error messages live there (RAM)
+            geozones.check_circle(lat_e7, lon_e7, radius_m)  # raises GeofenceError
         _Zone.__init__(self, lat_e7, lon_e7)
         self.radius_m = radius_m
 
@@ -76,21 +75,16 @@ class Circle(_Zone):
         return math.sqrt(x * x + y * y) - self.radius_m
 
 
-def _check_coord(lat_e7, lon_e7):
-    if not isinstance(lat_e7, int) or not isinstance(lon_e7, int):
-        raise GeofenceError("coordinates must be integers in 1e-7 degree")
-    if not (-900000000 <= lat_e7 <= 900000000) or not (-1800000000 <= lon_e7 <= 1800000000):
-        raise GeofenceError("coordinate %r,%r out of range" % (lat_e7, lon_e7))
+def _coord_ok(lat_e7, lon_e7):
+    return (isinstance(lat_e7, int) and isinstance(lon_e7, int) and -900000000 <= lat_e7 <= 900000000
+            and -1800000000 <= lon_e7 <= 1800000000)
 
 
 class Geofence:
     def __init__(self, zones, margin_m=25, confirm_n=2):
-        if len(zones) > MAX_ZONES:
-            raise GeofenceError("%d zones; at most %d" % (len(zones), MAX_ZONES))
-        if not (0 <= margin_m <= 1000):
-            raise GeofenceError("margin_m: %r out of range; use 0..1000" % (margin_m,))
-        if not (1 <= confirm_n <= 10):
-            raise GeofenceError("confirm_n: %r out of range; use 1..10" % (confirm_n,))
+        if len(zones) > MAX_ZONES or not 0 <= margin_m <= 1000 or not 1 <= confirm_n <= 10:
+            import geozones
+            geozones.check_fence(len(zones), margin_m, confirm_n)  # raises GeofenceError
         self.zones = list(zones)
         self.margin_m = margin_m
         self.confirm_n = confirm_n

@@ -1,11 +1,38 @@
-# Polygon safe zones and zones from configuration for the geofence (geofence.py).
+# Polygon safe zones, zones from configuration and the validation messages for the
+# geofence (geofence.py).
 # Imported only while zones are configured beyond the home circle: the GPS role
 # loads it to build the zones, and drops it again when no polygon needs it (RAM).
 #
 #   zones = geozones.load([{"lat": 59.9, "lon": 10.7, "radius_m": 200},
 #                          {"polygon": [[59.9, 10.7], [59.91, 10.7], [59.91, 10.72]]}], reject)
 import math
-from geofence import _Zone, Circle, GeofenceError, MAX_VERTICES, _E7, _check_coord
+from geofence import _Zone, Circle, GeofenceError, MAX_ZONES, _E7
+
+MAX_VERTICES = 32
+
+
+def _check_coord(lat_e7, lon_e7):
+    if not isinstance(lat_e7, int) or not isinstance(lon_e7, int):
+        raise GeofenceError("coordinates must be integers in 1e-7 degree")
+    if not (-900000000 <= lat_e7 <= 900000000) or not (-1800000000 <= lon_e7 <= 1800000000):
+        raise GeofenceError("coordinate %r,%r out of range" % (lat_e7, lon_e7))
+
+
+def check_circle(lat_e7, lon_e7, radius_m):
+    """Raise the GeofenceError naming what is wrong with a circle (geofence.Circle)."""
+    _check_coord(lat_e7, lon_e7)
+    if not (10 <= radius_m <= 100000):
+        raise GeofenceError("radius_m: %r out of range; use 10..100000" % (radius_m,))
+
+
+def check_fence(n_zones, margin_m, confirm_n):
+    """Raise the GeofenceError naming what is wrong with a Geofence's parameters."""
+    if n_zones > MAX_ZONES:
+        raise GeofenceError("%d zones; at most %d" % (n_zones, MAX_ZONES))
+    if not (0 <= margin_m <= 1000):
+        raise GeofenceError("margin_m: %r out of range; use 0..1000" % (margin_m,))
+    if not (1 <= confirm_n <= 10):
+        raise GeofenceError("confirm_n: %r out of range; use 1..10" % (confirm_n,))
 
 
 class Polygon(_Zone):

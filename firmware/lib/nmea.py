@@ -7,7 +7,7 @@
 # speed, course, date and validity; GSA (no time field) joins the open epoch and gives
 # the satellites used and the fix type. An epoch is closed when a sentence of another
 # time arrives, when both GGA and RMC of it have been seen (in a stream that carries
-# both), or on flush(). A closed epoch yields a Fix only if it has a position and no
+# both), or on nmea_more.flush(parser). A closed epoch yields a Fix only if it has a position and no
 # sentence says "no fix" (GGA quality 0, RMC status V / mode N). A repeated GGA/RMC of
 # the open epoch (a second talker) and late sentences of a closed epoch are ignored.
 #
@@ -66,11 +66,6 @@ class Fix:
         doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
         days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
         return days * 86400000 + self.tod_ms
-
-    def iso_time(self):
-        """ISO 8601 UTC time (benches, logs)."""
-        import nmea_more
-        return nmea_more.iso_time(self)
 
 
 def checksum(body):
@@ -180,9 +175,6 @@ class NmeaParser:
         self.fixes = 0
         self.no_fix = 0           # closed epochs without a usable position
 
-    def stats(self):
-        import nmea_more
-        return nmea_more.stats(self)
 
     # -- streaming ------------------------------------------------------------------
     def feed(self, data):
@@ -213,10 +205,6 @@ class NmeaParser:
                 self._drop = False
         return out
 
-    def flush(self):
-        """End of input: close the open epoch. Returns [] or [Fix]."""
-        import nmea_more  # benches and tests only: a receiver never ends
-        return nmea_more.flush(self)
 
     def _line_bytes(self, buf, out):
         try:

@@ -380,21 +380,6 @@ def pack_event_data(code, *values):
     return struct.pack(fmt, *values) if fmt else b""
 
 
-def parse_event(payload):
-    """(code, age_ms, data tuple) or reason string."""
-    if len(payload) < 5:
-        return "bad_payload"
-    code = payload[0]
-    fmt = event_format(code)
-    if fmt is None:
-        return "unknown_code"
-    data = payload[5:]
-    if len(data) != (struct.calcsize(fmt) if fmt else 0):
-        return "bad_payload"
-    age = struct.unpack("<I", payload[1:5])[0]
-    return (code, age, struct.unpack(fmt, data) if fmt else ())
-
-
 def heartbeat_payload(battery_pct, battery_mv, power_flags, uptime_s, queue_depth, rejects, rssi=0x7F):
     return struct.pack("<BHBIHHb", battery_pct & 0xFF, battery_mv & 0xFFFF, power_flags & 0xFF,
                        uptime_s & 0xFFFFFFFF, min(queue_depth, 0xFFFF), min(rejects, 0xFFFF),

@@ -71,7 +71,7 @@ def test_decoders_never_raise_on_garbage(tmp_path):
     f = tmp_path / "fuzz.txt"
     f.write_text("\n".join(_cases(3000, 7)) + "\n")
     out = run_mpy(f"FILE = {str(f)!r}\n" + r'''
-import json, wire, ota
+import json, wire, wire_gw, ota
 auth = wire.Auth(bytes(range(16)))
 dec = wire.StreamDecoder()
 reasons = {}
@@ -84,7 +84,7 @@ for line in open(FILE):
             continue
         ok += 1
         p = fr.payload
-        wire.parse_event(p)
+        wire_gw.parse_event(p)
         wire.parse_u32_u8(p, 3)
         ota.parse_begin(p)
 print(json.dumps({"reasons": reasons, "ok": ok}))

@@ -13,10 +13,10 @@ VECTORS = ROOT / "docs" / "protocol-vectors.json"
 
 # Runs under MicroPython: one JSON case per input line -> one JSON result per output line.
 CHECKER = r'''
-import json, struct, wire
+import json, struct, wire, wire_gw
 def fields(t, p):
     if t == wire.T_EVENT:
-        ev = wire.parse_event(p)
+        ev = wire_gw.parse_event(p)
         if isinstance(ev, str):
             return ev, None
         code, age, data = ev

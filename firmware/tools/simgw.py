@@ -2,6 +2,7 @@
 # uplink frames, journals events by seq, ACKs them (STORED / DUPLICATE) and can
 # send authenticated downlink frames. Used by firmware tests and bench/.
 import wire
+import wire_gw
 
 
 class SimGateway:
@@ -58,7 +59,7 @@ class SimGateway:
             self.send(wire.T_ERROR, wire.error_payload(wire.E_REPLAY, "seq %d" % f.seq))
             return
         self.window.accept(f.seq)
-        ev = wire.parse_event(f.payload)
+        ev = wire_gw.parse_event(f.payload)
         if isinstance(ev, str):
             self.rejects[ev] = self.rejects.get(ev, 0) + 1
             self.send(wire.T_ACK, wire.ack_payload(f.seq, wire.ACK_REJECTED))
