@@ -89,10 +89,12 @@ def run(hal, selection=None):
     mod = __import__("roles." + role_name, None, None, ("ROLE_CLASS",))
     cls = mod.ROLE_CLASS
     cfg = cfgtool.load(cfg_path, cls.SCHEMA)
-    del cfgtool
-    sys.modules.pop("cfgtool", None)  # boot-time only: let the GC take it
+    fw = version.FW_VERSION
+    del cfgtool, version
+    sys.modules.pop("cfgtool", None)  # boot-time only: let the GC take them
+    sys.modules.pop("version", None)
     gc.collect()
-    app_mod.App(hal, cfg, cls, version.FW_VERSION, cfg_path, name if trial else None).run()
+    app_mod.App(hal, cfg, cls, fw, cfg_path, name if trial else None).run()
 
 
 def boot(hal, selection=None):

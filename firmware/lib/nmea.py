@@ -141,20 +141,6 @@ def _tod(s):
     return ((h * 60 + m) * 60 + sec) * 1000 + ms
 
 
-def _next_day(d):
-    y, m, day = d
-    dim = (31, 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28, 31, 30, 31, 30,
-           31, 31, 30, 31, 30, 31)[m - 1]
-    day += 1
-    if day > dim:
-        day = 1
-        m += 1
-        if m > 12:
-            m = 1
-            y += 1
-    return (y, m, day)
-
-
 class NmeaParser:
     def __init__(self):
         self._buf = bytearray()
@@ -185,19 +171,10 @@ class NmeaParser:
         for k in range(len(parts)):
             p = parts[k]
             if not self._drop:
-                if len(self._buf) + len(p) > MAX_LINE:
-                    # too long: keep it only if a sentence starts late in it (a logger's
-                    # timestamp or garbage before the '$'), else drop the line
-                    self._buf.extend(p)
-                    i = self._buf.rfind(b"$")
-                    if i > 0 and len(self._buf) - i <= MAX_LINE:
-                        self._buf = self._buf[i:]
-                    else:
-                        self.overflow += 1
-                        self._drop = True
-                        self._buf = bytearray()
-                else:
-                    self._buf.extend(p)
+                self._buf.extend(p)
+                if len(self._buf) > MAX_LINE:
+                    import nmea_more  # too long (rare): in nmea_more
+                    nmea_more.overlong(self)
             if k < last:  # a line ended here
                 if not self._drop and self._buf:
                     self._line_bytes(self._buf, out)
@@ -210,17 +187,9 @@ class NmeaParser:
         try:
             line = bytes(buf).decode()
         except UnicodeError:  # MicroPython raises UnicodeError, CPython a subclass
-            line = None
-        if line is None:
-            # non-ASCII noise: keep the part after the last '$' if it is clean
-            i = bytes(buf).rfind(b"$")
-            if i < 0:
-                self.malformed += 1
-                return
-            try:
-                line = bytes(buf[i:]).decode()
-            except UnicodeError:
-                self.malformed += 1
+            import nmea_more  # non-ASCII noise (rare): salvage the sentence after it
+            line = nmea_more.salvage(self, buf)
+            if line is None:
                 return
         self.line(line, out)
 
@@ -313,7 +282,8 @@ class NmeaParser:
             if cur.date is None and self._date is not None:
                 cur.date = self._date
                 if self._date_tod - cur.tod_ms > 43200000:
-                    cur.date = _next_day(self._date)
+                    import nmea_more  # past midnight (rare)
+                    cur.date = nmea_more.next_day(self._date)
             if cur.date is not None:
                 self._date = cur.date
                 self._date_tod = cur.tod_ms

@@ -3,7 +3,7 @@
 # receiver sends one of these sentences (or a bench asks for stats), so a receiver
 # configured for GGA+RMC only never has it in RAM. Same rules as nmea.py: never
 # raises on input except ValueError/IndexError, which the parser counts as malformed.
-from nmea import Fix, MODES, _tod, _coord, _int, _dec
+from nmea import Fix, MODES, MAX_LINE, _tod, _coord, _int, _dec
 
 
 def sentence(p, kind, f, out):
@@ -25,6 +25,47 @@ def flush(p):
     p._drop = False
     p._close(out)
     return out
+
+
+def overlong(p):
+    """The line being collected grew past MAX_LINE: keep it only if a sentence starts
+    late in it (a logger's timestamp or garbage before the '$'), else drop the line."""
+    buf = p._buf
+    i = buf.rfind(b"$")
+    if i > 0 and len(buf) - i <= MAX_LINE:
+        p._buf = buf[i:]
+    else:
+        p.overflow += 1
+        p._drop = True
+        p._buf = bytearray()
+
+
+def next_day(d):
+    y, m, day = d
+    dim = (31, 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28, 31, 30, 31, 30,
+           31, 31, 30, 31, 30, 31)[m - 1]
+    day += 1
+    if day > dim:
+        day = 1
+        m += 1
+        if m > 12:
+            m = 1
+            y += 1
+    return (y, m, day)
+
+
+def salvage(p, buf):
+    """A line with non-ASCII noise: the part after the last '$' if it is clean, else
+    None (counted as malformed)."""
+    i = bytes(buf).rfind(b"$")
+    if i < 0:
+        p.malformed += 1
+        return None
+    try:
+        return bytes(buf[i:]).decode()
+    except UnicodeError:
+        p.malformed += 1
+        return None
 
 
 def stats(p):

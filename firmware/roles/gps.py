@@ -82,8 +82,7 @@ class GpsRole(Role):
         if got:
             self._bytes_at = now
             self._silent_reported = False
-            if not self._self_test_done:
-                self._self_test_done = True
+            self._self_test_done = True
         elif not self._self_test_done:
             # nothing at all from the receiver since boot: it failed its self-test
             if ticks_diff(now, self._booted) >= _SELF_TEST_MS:
