@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hil_tests.conftest import Transcript, device
+from hil_tests.conftest import IDS, Transcript, device
 from hil_tests.emulated import GATEWAY_ID, wait_until
 from hil_tests.stimuli import button_presses, sisfall_replay
 
@@ -30,23 +30,12 @@ ANSWERS = ['alarm_recipient=response centre', 'responder=home care night team', 
 
 
 def _fleet(db: str, *args: str) -> str:
-    """One fleet CLI command in process (stdout returned); a non-zero exit fails the scenario."""
-    import contextlib
-    import io
-
-    from fleet.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(["--db", db, "--no-progress", *args], env={"FLEET_USER": "tech"})
-    assert rc == 0, f"fleet {' '.join(args)} → exit {rc}: {err.getvalue()}"
-    return out.getvalue()
+    """A fleet CLI command as the technician."""
+    return _fleet_as(db, "tech", *args)
 
 
 def test_technician_installation_with_a_test_alarm_per_device(emulated_bench, sisfall_dir, tmp_path,
                                                                hil_metrics, update_golden):
-    from hil_tests.conftest import IDS
-
     db = f"sqlite:///{tmp_path / 'fleet.db'}"
     _fleet_as(db, "", "user", "bootstrap", "root")       # the first admin of an empty database
     # the warehouse: catalog, stock, a kit (as the logistics staff / technician would)
@@ -105,6 +94,8 @@ def test_technician_installation_with_a_test_alarm_per_device(emulated_bench, si
 
 
 def _fleet_as(db: str, user: str, *args: str) -> str:
+    """One fleet CLI command in process (its ``main``), as ``user`` ("" = nobody); stdout returned.
+    A non-zero exit fails the scenario with the command's stderr."""
     import contextlib
     import io
 
