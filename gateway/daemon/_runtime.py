@@ -10,7 +10,8 @@ import logging
 from typing import Any, Callable
 
 from gateway import __version__
-from gateway.codec.enums import FeedbackState
+from gateway.codec.enums import FeedbackState, MsgType
+from gateway.codec.payloads import Time
 from gateway.config import GatewayConfig
 from gateway.daemon._fleet import FleetControl
 from gateway.devices import DeviceRegistry
@@ -59,7 +60,7 @@ class GatewayRuntime(FleetControl):
         self.started_mono = clock.monotonic()
         self.started_at = clock.time()
         self.stats: dict[str, int] = {"events": 0, "acks_sent": 0, "duplicates": 0, "health_published": 0,
-                                      "feedback_sent": 0, "handler_errors": 0}
+                                      "feedback_sent": 0, "handler_errors": 0, "time_sent": 0}
         self.on_event_stored: list[Callable[[Event, bool], None]] = []
         self._stopping = False
         self._journal_closing = False
@@ -110,6 +111,8 @@ class GatewayRuntime(FleetControl):
         mono = self.clock.monotonic()
         for upd in res.device_updates:
             self.registry.apply(upd, mono=mono)
+            if upd.reset_cause is not None:   # only a HELLO carries the reset cause
+                self._send_time(upd.device_id, upd.link)
         for link_name, data in res.replies:
             self._send(link_name, data)
         for event in res.events:
@@ -136,6 +139,17 @@ class GatewayRuntime(FleetControl):
         self.engine.on_event(event)
         for cb in self.on_event_stored:
             cb(event, is_new)
+
+    def _send_time(self, device_id: str, link_name: str) -> None:
+        """Answer a HELLO with TIME (authenticated for a keyed device): the device gets wall
+        time, and a device on a new OTA image confirms it only after hearing from us."""
+        if link_name not in self.links:
+            return
+        try:
+            self._send(link_name, self.ingress.downlink(device_id, MsgType.TIME, Time(int(self.clock.time()))))
+            self.stats["time_sent"] += 1
+        except (ValueError, OSError) as exc:
+            log.warning("TIME to %s on %s not sent: %s", device_id, link_name, exc)
 
     def _send(self, link_name: str, data: bytes) -> None:
         link = self.links.get(link_name)

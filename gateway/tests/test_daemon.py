@@ -19,7 +19,9 @@ import pytest
 
 from gateway.codec import Ack, AckStatus, Feedback, FeedbackState, Frame, MsgType, StreamDecoder, encode_frame
 from gateway.codec.events import EventPayload
-from gateway.codec.payloads import Heartbeat, PowerFlag, decode_payload
+from gateway.codec.payloads import Heartbeat, Hello, PowerFlag, Time, decode_payload
+from gateway.codec.enums import ResetCause
+from gateway.model import Role
 from gateway.codec import encode_payload_frame
 from gateway.config import load_config
 from gateway.console import ResponseConsole, make_console_link
@@ -131,6 +133,14 @@ def test_button_press_over_serial_reaches_broker_and_device_gets_ack(tmp_path, m
             dev.send(encode_frame(MsgType.EVENT, "ffffffffffff", 1, EventPayload(EventCode.BUTTON_PRESS, 0, {}),
                                   key=KEY, urgent=True))
             await until(lambda: rt.ingress.counters.snapshot().get("unknown_device", 0) >= 1)
+            # a HELLO (device booted) is answered with an authenticated TIME: wall time, and
+            # "the gateway has heard me" (a device on a new OTA image confirms it only then)
+            t_hello = time.time()
+            dev.send(encode_payload_frame(Hello(Role.BUTTON, ResetCause.POWER_ON, 0, "1.2.3"), DEV, 3, key=KEY))
+            await until(lambda: any(isinstance(p, Time) for _, p in dev.downlinks), step=dev.pump)
+            f, tm = next((f, p) for f, p in dev.downlinks if isinstance(p, Time))
+            assert f.downlink and f.verify(KEY) and abs(tm.epoch_s - t_hello) < 10
+            assert rt.stats["time_sent"] == 1
             await asyncio.sleep(0.3)
             assert len(console.stats.alarms) == 1 and rt.writer.depth().total == 1
             # status endpoint and health publishing
