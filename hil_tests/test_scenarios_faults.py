@@ -18,14 +18,14 @@ def _seq(a) -> int:
 
 
 def test_noisy_serial_link_still_delivers_each_alarm_exactly_once(emulated_bench, hil_metrics, update_golden):
-    """Bytes dropped, corrupted and duplicated in BOTH directions: CRC rejects, the device retransmits
+    """Bytes dropped, corrupted, duplicated and delayed (10 ms per chunk) in BOTH directions: CRC rejects, the device retransmits
     (lost ACKs → retransmission → ACK DUPLICATE), and each press is one alarm at the platform."""
     n = 8
     trace = button_presses(first_ms=2000, n=n, every_ms=500)
     bench = emulated_bench([device("button-1", pins={"button": trace}, cfg={"retry_ms": 300, "retry_max_ms": 1500})])
     proxy = bench.serial["button-1"]
-    proxy.set_policy(up=FaultPolicy(drop=0.15, corrupt=0.15, duplicate=0.15, seed=11),
-                     down=FaultPolicy(drop=0.2, corrupt=0.1, duplicate=0.1, seed=12))
+    proxy.set_policy(up=FaultPolicy(drop=0.15, corrupt=0.15, duplicate=0.15, delay_s=0.01, seed=11),
+                     down=FaultPolicy(drop=0.2, corrupt=0.1, duplicate=0.1, delay_s=0.01, seed=12))
     got = bench.platform.wait_for(lambda a: a.type == "button_press", timeout_s=45, count=n)
     assert len(got) == n, bench.debug()
     # keep the faults on a little longer so retransmissions of already-delivered events happen too
