@@ -241,3 +241,22 @@ def test_ota_bundle_layout_matches_the_firmware_container():
     assert [(f["path"], f["size"], f["sha256"]) for f in man["files"]] == [
         (p, len(d), hashlib.sha256(d).hexdigest()) for p, d in files.items()]
     assert b[6 + n:] == b"M\x06abcxyz"
+
+
+def test_serial_proxy_tap_sees_what_each_side_receives():
+    seen: list[tuple[str, bytes]] = []
+    proxy = SerialFaultProxy(tap=lambda d, b: seen.append((d, b))).start()
+    try:
+        dev = _open_raw(proxy.device_path)
+        gw = _open_raw(proxy.gateway_path)
+        os.write(gw, b"\x00ack\x00")
+        assert _read_all(dev, 5) == b"\x00ack\x00"
+        proxy.set_policy(up=FaultPolicy(drop=1.0, seed=5))
+        os.write(dev, b"gone")
+        time.sleep(0.3)
+        assert b"".join(b for d, b in seen if d == "down") == b"\x00ack\x00"
+        assert not [b for d, b in seen if d == "up"]        # dropped bytes never reached the gateway
+        os.close(dev)
+        os.close(gw)
+    finally:
+        proxy.close()
