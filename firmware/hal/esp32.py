@@ -27,13 +27,17 @@ _RC_UNKNOWN = const(255)
 BOARD: dict = {
     # the gateway link: "uart" (uart["link"]) or "ble" (the WT frame GATT service)
     "link": "uart",
-    # name: [uart id, tx, rx, baud]
-    "uart": {"link": [1, 17, 16, 115200], "gps": [2, 4, 5, 9600], "modem": [2, 4, 5, 115200],
+    # name: [uart id, tx, rx, baud]. The ESP32 has two free UARTs (UART0 is the
+    # console): the GPS tracker uses "link": "ble", so UART1 is free for its modem,
+    # on its own pins, while the GNSS receiver keeps UART2.
+    "uart": {"link": [1, 17, 16, 115200], "gps": [2, 4, 5, 9600], "modem": [1, 18, 19, 115200],
              "dispenser": [2, 4, 5, 9600]},
-    # name: [gpio, active_low, pull_up]
+    # name: [gpio, active_low, pull_up]; gps_en powers the GNSS receiver (high = on),
+    # power_switch is the tracker's on/off slide switch to GND (GPIO39 is input-only:
+    # the board has the pull-up); a board without one sets it to null in /board.json
     "pin": {"button": [0, True, True], "led": [2, False, False], "buzzer": [25, False, False],
             "door": [27, False, True], "pir": [26, False, False], "tamper": [14, True, True],
-            "vbus": [36, False, False]},
+            "vbus": [36, False, False], "gps_en": [13, False, False], "power_switch": [39, True, False]},
     "adc": {"load": 34, "battery": 35},
     # name: [i2c id, scl, sda, freq]
     "i2c": {"acc": [0, 22, 21, 400000]},
@@ -167,7 +171,10 @@ class Esp32Hal:
         return u
 
     def pin(self, name, mode="in", pull=None):
-        gpio, low, up = self.board["pin"][name]
+        spec = self.board["pin"][name]
+        if spec is None:  # /board.json {"pin": {"power_switch": null}}: not fitted
+            raise KeyError(name)
+        gpio, low, up = spec
         if mode == "out":
             return machine.Signal(machine.Pin(gpio, machine.Pin.OUT), invert=low)
         p = machine.Pin(gpio, machine.Pin.IN, machine.Pin.PULL_UP if up else None)

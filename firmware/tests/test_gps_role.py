@@ -41,10 +41,13 @@ hb = gw.of_type(3)
 print(json.dumps({{"events": [(s, c, a, list(d)) for s, c, a, d in gw.events],
                    "errors": [bytes(f.payload[1:]).decode("utf-8", "replace") for f in gw.of_type(0x7F)],
                    "rejects": sum(f.payload[10] | f.payload[11] << 8 for f in hb), "slept": hal.slept,
-                   "boots": hal.boots}}))
+                   "boots": hal.boots, "causes": hal.reset_causes}}))
 '''
-    out = run_mpy(script, heap=HEAP, timeout=120).stdout.strip().splitlines()
-    return json.loads(out[-1])
+    stdout = run_mpy(script, heap=HEAP, timeout=120).stdout
+    # a crash inside the firmware (e.g. MemoryError) is caught by main.boot and turned
+    # into a reset: fail here with its traceback instead of on a timing assertion later
+    assert "Traceback" not in stdout, stdout
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def test_walk_out_of_the_home_zone_raises_one_exit_then_enter(tmp_path):
@@ -106,6 +109,7 @@ def test_switch_off_sends_a_last_message_then_sleeps_and_wakes_when_switched_on(
     assert len(starts) == 2 and 30000 <= starts[0] < 35000 and 120000 <= starts[1] < 125000
     assert r["slept"][0][2] == ["power_switch", "vbus"]
     assert r["boots"] >= 2                            # woke (new boot) when switched on
+    assert set(r["causes"]) == {3}, r["causes"]      # every reboot was a deep-sleep wake
 
 
 def test_battery_empty_and_charger_idle(tmp_path):
