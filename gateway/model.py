@@ -76,6 +76,8 @@ class EventCode(enum.IntEnum):
     MEASUREMENT_OUT_OF_RANGE = 0x89
     ALARM_UNACKNOWLEDGED = 0x8A
     INACTIVITY = 0x8B
+    BLE_RECEIVER_FAULT = 0x8C       # the BLE watchdog cannot get adverts from the adapter
+    BLE_RECEIVER_RESTORED = 0x8D
 
     @property
     def type_name(self) -> str:
@@ -110,6 +112,7 @@ EVENT_CLASS: dict[EventCode, EventClass] = {
     EventCode.UPLINK_LOST: EventClass.TECHNICAL_ALARM,
     EventCode.JOURNAL_RECOVERED: EventClass.TECHNICAL_ALARM,
     EventCode.ALARM_UNACKNOWLEDGED: EventClass.TECHNICAL_ALARM,
+    EventCode.BLE_RECEIVER_FAULT: EventClass.TECHNICAL_ALARM,
 }
 
 
