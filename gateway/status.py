@@ -108,7 +108,7 @@ def health_payload(snap: dict[str, Any]) -> dict[str, Any]:
     """``wt.health/1`` (docs/mqtt.md) from a status snapshot."""
     up = snap.get("uplink", {})
     j = snap.get("journal", {})
-    return {
+    doc = {
         "schema": "wt.health/1",
         "gateway": snap["gateway"],
         "at": iso(snap["at"]),
@@ -122,6 +122,13 @@ def health_payload(snap: dict[str, Any]) -> dict[str, Any]:
                      "battery_pct": d["battery_pct"], "rssi": d["rssi"], "fw": d["fw"], "silent": d["silent"]}
                     for d in snap.get("devices", [])],
     }
+    ble = snap.get("ble")
+    if ble and ble.get("watchdog"):
+        w = ble["watchdog"]
+        doc["ble"] = {"state": w.get("state"), "degraded": bool(w.get("degraded")),
+                      "hangs_detected": w.get("hangs_detected", 0), "recoveries": w.get("recoveries", 0),
+                      "last_hang": w.get("last_hang"), "last_report_age_s": w.get("last_report_age_s")}
+    return doc
 
 
 def _ago(now: float, t: float | None) -> str:
@@ -151,6 +158,12 @@ def render_table(snap: dict[str, Any]) -> str:
     links = snap.get("links", [])
     if links:
         lines.append("links   " + "  ".join(f"{ln['name']}={ln['state']}" for ln in links))
+    w = (snap.get("ble") or {}).get("watchdog")
+    if w:
+        lines.append(f"ble     {'DEGRADED' if w.get('degraded') else 'ok'}  state={w.get('state')}"
+                     f"  hangs={w.get('hangs_detected', 0)}  scanner restarts={w.get('scanner_restarts', 0)}"
+                     f"  power cycles={w.get('adapter_power_cycles', 0)}  recoveries={w.get('recoveries', 0)}"
+                     + (f"  last error: {w['last_error']}" if w.get("last_error") else ""))
     lines.append("")
     lines.append(f"{'DEVICE':<14}{'ROLE':<11}{'LAST SEEN':<12}{'BATT':>5}{'RSSI':>6}  {'FW':<9}STATE")
     for d in snap.get("devices", []):

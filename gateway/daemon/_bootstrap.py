@@ -124,7 +124,8 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
         on_platform_ack=lambda i, s, e: holder["rt"].on_platform_ack(i, s, e),
         on_alarm_escalated=lambda e, step: holder["rt"].on_alarm_escalated(e, step),
         journal_recovery=journal.recovery, alarm_lane=lane)
-    engine_rules = build_rules(cfg, registry, mains, lambda: holder["rt"].uplink_connected(), clock)
+    engine_rules = build_rules(cfg, registry, mains, lambda: holder["rt"].uplink_connected(), clock,
+                               ble_status=lambda: holder["rt"].ble_watchdog_status())
     engine = RuleEngine(cfg.gateway.id, engine_rules, journal, forwarder, clock, state=journal)
     rt = GatewayRuntime(cfg, loop=loop, clock=clock, journal=journal, writer=writer, ingress=ingress,
                         forwarder=forwarder, primary=primary, fallback=fallback, registry=registry,

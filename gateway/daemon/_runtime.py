@@ -183,6 +183,10 @@ class GatewayRuntime(FleetControl):
     def uplink_connected(self) -> bool:
         return any(r is not None and r.connected for r in (self.primary, self.fallback))
 
+    def ble_watchdog_status(self) -> Any:
+        """The BLE watchdog's WatchdogStatus, or None while BLE is not running."""
+        return self._ble[1].status() if self._ble is not None else None
+
     def snapshot(self) -> dict[str, Any]:
         up = self.forwarder.status().to_dict()
         depth = self.writer.depth()
@@ -210,6 +214,9 @@ class GatewayRuntime(FleetControl):
             "test_mode": self.remote.test_devices(),
             "config_version": self.applied_push.version if self.applied_push else 0,
             "status_port": self.status_server.port if self.status_server else None,
+            "ble": ({"watchdog": self._ble[1].status().to_dict(), **{k: v for k, v in self._ble[0].status().items()
+                                                                   if k in ("reports", "bthome_devices")}}
+                    if self._ble is not None else None),
         }
 
     def publish_health(self) -> bool:

@@ -5,23 +5,25 @@ gateway events with ids ``<gateway>-g<counter:010d>`` through :class:`RuleEngine
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from gateway.rules._base import Raised, Rule, RuleEngine, RuleError, in_window
 from gateway.rules.care import (BedNotReturnedRule, DoorAtNightRule, GeofenceRule, MissedDoseRule,
                                 haversine_m, point_in_polygon, zone_contains)
-from gateway.rules.technical import LowBatteryRule, MainsRule, SupervisionRule, UplinkRule
+from gateway.rules.technical import BleReceiverRule, LowBatteryRule, MainsRule, SupervisionRule, UplinkRule
 
 __all__ = [
     "Raised", "Rule", "RuleEngine", "RuleError", "in_window", "build_rules",
     "BedNotReturnedRule", "DoorAtNightRule", "GeofenceRule", "MissedDoseRule",
-    "SupervisionRule", "LowBatteryRule", "MainsRule", "UplinkRule",
+    "SupervisionRule", "LowBatteryRule", "MainsRule", "UplinkRule", "BleReceiverRule",
     "haversine_m", "point_in_polygon", "zone_contains",
 ]
 
 
-def build_rules(cfg, registry, mains, uplink_connected: Callable[[], bool], clock) -> list[Rule]:
-    """The rule table for a validated GatewayConfig (disabled rules are left out)."""
+def build_rules(cfg, registry, mains, uplink_connected: Callable[[], bool], clock,
+                ble_status: Callable[[], Any] | None = None) -> list[Rule]:
+    """The rule table for a validated GatewayConfig (disabled rules are left out).
+    ``ble_status``: the BLE watchdog's status (None while BLE is not running)."""
     r = cfg.rules
     tz = cfg.tz
     rules: list[Rule] = [SupervisionRule(registry, clock)]
@@ -37,4 +39,6 @@ def build_rules(cfg, registry, mains, uplink_connected: Callable[[], bool], cloc
         rules.append(LowBatteryRule(r.battery, registry))
     rules.append(MainsRule(cfg.gateway.id, mains, cfg.mains.debounce_s))
     rules.append(UplinkRule(cfg.gateway.id, uplink_connected, cfg.supervision.uplink_lost_after_s))
+    if cfg.ble.enabled and ble_status is not None:
+        rules.append(BleReceiverRule(cfg.gateway.id, ble_status))
     return rules

@@ -1,7 +1,7 @@
-"""Technical rules: device supervision, low battery, mains power, uplink."""
+"""Technical rules: device supervision, low battery, mains power, uplink, BLE receiver."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from gateway.config import BatteryRule
 from gateway.devices import DeviceRegistry
@@ -155,4 +155,38 @@ class UplinkRule:
             self._lost = True
             return (Raised(EventCode.UPLINK_LOST, self.gateway_id, self._down_since,
                            {"since": self._down_since}, Role.GATEWAY),)
+        return ()
+
+
+class BleReceiverRule:
+    """The BLE watchdog reports ``degraded`` (adapter silent or its calls failing, recovery
+    in progress) → BLE_RECEIVER_FAULT (technical) once per episode; not degraded any more →
+    BLE_RECEIVER_RESTORED. ``status`` returns the watchdog's status (``degraded``,
+    ``last_hang``, ``last_error``, ``scanner_restarts``, ``adapter_power_cycles``) or None
+    while BLE is not running."""
+
+    name = "ble_receiver"
+
+    def __init__(self, gateway_id: str, status: Callable[[], Any]) -> None:
+        self.gateway_id = gateway_id
+        self.status = status
+        self._since: float | None = None
+
+    def on_event(self, event: Event) -> Iterable[Raised]:
+        return ()
+
+    def tick(self, now: float) -> Iterable[Raised]:
+        st = self.status()
+        degraded = bool(st is not None and st.degraded)
+        if degraded and self._since is None:
+            self._since = now
+            hang = getattr(st, "last_hang", None)
+            return (Raised(EventCode.BLE_RECEIVER_FAULT, self.gateway_id, now, {
+                "hang": getattr(hang, "value", hang), "error": getattr(st, "last_error", ""),
+                "scanner_restarts": getattr(st, "scanner_restarts", 0),
+                "adapter_power_cycles": getattr(st, "adapter_power_cycles", 0)}, Role.GATEWAY),)
+        if not degraded and self._since is not None:
+            since, self._since = self._since, None
+            return (Raised(EventCode.BLE_RECEIVER_RESTORED, self.gateway_id, now,
+                           {"down_s": round(now - since, 1)}, Role.GATEWAY),)
         return ()

@@ -1,0 +1,124 @@
+"""BLE receiver supervision: the watchdog's ``degraded`` → technical alarm (and its clearing),
+the watchdog in ``gateway status`` / wt.health/1, and GATT health values through the daemon."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from gateway.codec.gatt import BPM, encode_gatt
+from gateway.codec.ieee11073 import MedFloat
+from gateway.config import load_config
+from gateway.daemon import bootstrap
+from gateway.model import EventClass, EventCode
+from gateway.rules import BleReceiverRule, build_rules
+from gateway.status import health_payload, render_table
+from gateway.transports.ble_watchdog import HangKind, WatchdogState, WatchdogStatus
+from gateway.uplink.payload import Published, decode_published
+from gateway.uplink.testing import FakeClock, FakePublisher
+
+OK = WatchdogStatus(state=WatchdogState.SCANNING, degraded=False, hangs_detected=0, scanner_restarts=0,
+                    adapter_power_cycles=0, recoveries=0, last_hang=None, last_error="", last_report_age_s=1.0)
+HUNG = dataclasses.replace(OK, state=WatchdogState.POWER_CYCLING, degraded=True, hangs_detected=1,
+                           scanner_restarts=1, last_hang=HangKind.SILENT, last_error="no adverts for 120 s")
+
+
+def test_degraded_watchdog_raises_one_technical_alarm_per_episode_and_clears_it():
+    current = [None]
+    rule = BleReceiverRule("gw-1", lambda: current[0])
+    assert list(rule.tick(0.0)) == []                 # BLE not running yet
+    current[0] = OK
+    assert list(rule.tick(1.0)) == []
+    current[0] = HUNG
+    [fault] = rule.tick(2.0)
+    assert fault.code is EventCode.BLE_RECEIVER_FAULT and fault.code.event_class is EventClass.TECHNICAL_ALARM
+    assert fault.data == {"hang": "no_adverts", "error": "no adverts for 120 s", "scanner_restarts": 1,
+                          "adapter_power_cycles": 0}
+    assert list(rule.tick(3.0)) == [] and list(rule.tick(50.0)) == []   # once per episode
+    current[0] = dataclasses.replace(OK, recoveries=1)
+    [restored] = rule.tick(62.5)
+    assert restored.code is EventCode.BLE_RECEIVER_RESTORED and restored.data == {"down_s": 60.5}
+    assert list(rule.tick(63.0)) == []
+    current[0] = HUNG                                   # a second episode alarms again
+    assert [r.code for r in rule.tick(70.0)] == [EventCode.BLE_RECEIVER_FAULT]
+
+
+def test_rule_is_in_the_table_only_with_ble_enabled(tmp_path):
+    def cfg(enabled: bool):
+        return load_config(None, env={}, overrides={"gateway": {"id": "gw-1", "data_dir": str(tmp_path)},
+                                                     "ble": {"enabled": enabled}})
+    for enabled in (True, False):
+        rules = build_rules(cfg(enabled), None, None, lambda: True, FakeClock(), ble_status=lambda: None)
+        assert any(isinstance(r, BleReceiverRule) for r in rules) is enabled
+
+
+def _snap(ble):
+    return {"gateway": "gw-1", "version": "0.1.0", "at": 1_795_000_000.0, "uptime_s": 5, "uplink": {}, "journal": {},
+            "devices": [], "last_alarms": [], "ble": ble}
+
+
+def test_watchdog_in_status_table_and_health():
+    snap = _snap({"watchdog": HUNG.to_dict(), "reports": 3})
+    h = health_payload(snap)
+    assert h["ble"] == {"state": "power_cycling_adapter", "degraded": True, "hangs_detected": 1, "recoveries": 0,
+                        "last_hang": "no_adverts", "last_report_age_s": 1.0}
+    table = render_table(snap)
+    assert "ble     DEGRADED" in table and "power cycles=0" in table and "no adverts for 120 s" in table
+    assert "ble" not in health_payload(_snap(None)) and "ble " not in render_table(_snap(None))
+
+
+def test_daemon_raises_and_publishes_the_ble_alarm_and_takes_gatt_measurements(tmp_path):
+    """The real wiring (bootstrap, journal, forwarder, rule engine) with a fake route: a degraded
+    watchdog becomes a published technical alarm; a GATT health value becomes a measurement event."""
+    loop = asyncio.new_event_loop()
+    clock = FakeClock()
+    pub = FakePublisher(clock=clock)
+    cfg = load_config(None, env={}, overrides={
+        "gateway": {"id": "gw-ble", "data_dir": str(tmp_path / "gw")}, "ble": {"enabled": True},
+        "status": {"enabled": False}, "discovery": {"enabled": False},
+        "devices": {"0a0b0c0d0e0f": {"role": "health", "link": "ble-health"}}})
+    rt = bootstrap(cfg, clock=clock, loop=loop, publisher=pub, serial=False, advertise=False)
+
+    class Watchdog:
+        st = HUNG
+
+        def status(self):
+            return self.st
+
+    class Scanner:
+        def status(self):
+            return {"reports": 0, "bthome_devices": 0, "state": "scanning"}
+
+    wd = Watchdog()
+    rt._ble = (Scanner(), wd)      # what _start_ble sets up (the BlueZ side is tested in test_daemon_ble)
+
+    def settle():
+        for _ in range(4):
+            rt.writer.run_pending()
+            loop.run_until_complete(asyncio.sleep(0))
+
+    try:
+        rt.forwarder.start()
+        rt.engine.tick()
+        settle()
+        rt.engine.tick()
+        settle()
+        wd.st = OK
+        rt.engine.tick()
+        settle()
+        value = encode_gatt(BPM, 0x00, {"systolic": MedFloat(150, 0), "diastolic": MedFloat(90, 0),
+                                        "mean_arterial_pressure": MedFloat(110, 0)})
+        rt.on_gatt_measurement("0A:0B:0C:0D:0E:0F", BPM, value)
+        settle()
+        pub.puback()
+        settle()
+        got = [d for d in (decode_published(p.payload) for p in pub.published) if isinstance(d, Published)]
+        types = [d.body["type"] for d in got]
+        assert types.count("ble_receiver_fault") == 1 and types.count("ble_receiver_restored") == 1, types
+        fault = next(d for d in got if d.body["type"] == "ble_receiver_fault")
+        assert fault.body["device"] == "gw-ble" and fault.alarm
+        m = [d for d in got if d.body["type"] == "measurement"]
+        assert len(m) == 1 and m[0].body["device"] == "0a0b0c0d0e0f" and m[0].body["data"]["systolic"] == 150
+        assert rt.snapshot()["ble"]["watchdog"]["degraded"] is False
+    finally:
+        rt.journal.close()
+        loop.close()
