@@ -1,7 +1,8 @@
 """BLE transport: the gateway's only module that imports bleak (and BlueZ's D-Bus API).
 
-Wiring (gateway/daemon.py; every ``async_`` method runs on the daemon's event loop,
-every callback is called on that loop and must not block)::
+Wiring (``GatewayRuntime._start_ble`` in gateway/daemon/_runtime.py; every ``async_``
+method runs on the daemon's event loop, every callback is called on that loop and must
+not block)::
 
     cfg = BleConfig(adapter="hci0")                    # frozen; defaults live here
     scanner = BleScanner(cfg, on_advert=ingress.on_ble_advert, clock=clock)
