@@ -162,7 +162,10 @@ def test_blackholed_uplink_backlog_delivered_in_order(mosquitto, tmp_path):
         proxy.heal()
         assert wait_until(lambda: sim.has(ids + alarms), 30), len(set(ids + alarms) - sim.unique.keys())
         telemetry_order = [i for i in sim.order if i in set(ids)]
-        assert telemetry_order == ids                   # journal order, first occurrences
+        first_bad = next((k for k, (a, b) in enumerate(zip(telemetry_order, ids)) if a != b), None)
+        assert telemetry_order == ids, (            # journal order, first occurrences
+            f"first out of order at {first_bad}: got {telemetry_order[first_bad:first_bad + 5]}, "
+            f"raw arrivals {[(p.event_id[-4:], p.attempt) for p in sim.raw[:40]]}")
         assert wait_until(lambda: gw.status().alarms_unacknowledged == 0, 10)
         assert sim.duplicates_after_dedup() == 0
     finally:

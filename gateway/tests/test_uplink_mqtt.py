@@ -239,3 +239,37 @@ def test_reference_mosquitto_conf_runs_and_takes_a_tls_gateway(tmp_path):
         good.stop()
         anon.stop()
         broker.stop()
+
+
+@pytest.mark.slow
+def test_session_resends_go_out_before_new_publications_after_reconnect(mosquitto, link_kw):
+    """Messages stuck in a dead connection are re-sent by the session on reconnect BEFORE
+    anything the 'connected' listeners publish (else the backlog order breaks)."""
+    got: list[bytes] = []
+    watcher = MqttLink(host=mosquitto.host, port=mosquitto.port, client_id="order-watch", backoff=fast_backoff())
+    watcher.subscribe("order/#", lambda t, p: got.append(p))
+    watcher.start()
+    proxy = TcpProxy(mosquitto.host, mosquitto.port)
+    link = MqttLink(host=proxy.host, port=proxy.port, client_id="order-pub", keepalive_s=1, backoff=fast_backoff(),
+                    **link_kw)
+    ups: list[bool] = []
+
+    def on_up(up: bool) -> None:
+        ups.append(up)
+        if up and len(ups) > 1:
+            link.publish("order/x", b"new", urgent=True)
+    link.add_connection_listener(on_up)
+    link.start()
+    try:
+        assert wait_until(lambda: link.connected and watcher.connected, 10)
+        proxy.blackhole()
+        for i in range(20):
+            link.publish("order/x", f"old-{i:02d}".encode())
+        assert wait_until(lambda: not link.connected, 10)
+        proxy.heal()
+        assert wait_until(lambda: b"new" in got and len(got) >= 21, 15), got
+        assert got[:20] == [f"old-{i:02d}".encode() for i in range(20)] and got[20] == b"new"
+    finally:
+        link.stop()
+        watcher.stop()
+        proxy.close()

@@ -152,6 +152,7 @@ class MqttLink:
         self._loop_thread_id: int | None = None
         self._flush_scheduled = False
         self._stopping = False
+        self._connack_seen = False
         self._writer_sock: object | None = None
         self.host, self.port = host, port
         self._dispatch = dispatch or _direct
@@ -408,11 +409,18 @@ class MqttLink:
     def _readable(self) -> None:
         while True:
             rc = self._client.loop_read()
+            self._announce_connack()
             if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
                 self._connection_lost(f"connection lost: {mqtt.error_string(rc)}")
                 return
             if not self._client.has_buffered():
                 return
+
+    def _announce_connack(self) -> None:
+        if self._connack_seen:
+            self._connack_seen = False
+            if self._client.socket() is not None:
+                self._set_connected(True)
 
     def _writable(self) -> None:
         rc = self._client.loop_write()
@@ -532,6 +540,7 @@ class MqttLink:
                     rc = self._client.loop_read()
                     while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._client.has_buffered():
                         rc = self._client.loop_read()
+                    self._announce_connack()
                     if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
                         break
                 if self._client.want_write():
@@ -578,7 +587,10 @@ class MqttLink:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._subs])
         if self._online is not None:
             self._publish_direct(self._online, lambda ok, at: None)
-        self._set_connected(True)
+        # Not "connected" yet: paho re-sends the un-PUBACKed messages of the session only
+        # after this callback returns; a publication made now would overtake them. The
+        # driver announces the connection once loop_read() has returned.
+        self._connack_seen = True
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
                        reason: object, properties: Properties | None) -> None:
