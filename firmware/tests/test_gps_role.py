@@ -225,3 +225,48 @@ hal.peers.append(Cfg())
     codes = [e[1] for e in r["events"]]
     assert codes.count(0x41) == 1, codes                       # exit only after the move
     assert any("home_radius_m" in e for e in r["errors"])      # the bad value was refused, named
+
+
+def test_at_home_the_modem_modules_are_loaded_only_for_the_boot_self_test(tmp_path):
+    """modem on, gateway in reach (it acks): the modem answers the self-test at boot,
+    then its driver and the MQTT uplink are dropped (RAM) and nothing goes by cellular."""
+    emu = ModemEmulator(coverage=True).start()
+    try:
+        log, n = write_log(tmp_path, walk(*HOME, start_s=43200, seconds=20, north_mps=0.0))
+        script = MPY_PTY_UART + f'''
+import sys, json
+from hal.host import HostHal, RealClock, SimEnd, loop_pair
+from simgw import SimGateway
+from drivers.replay import NmeaUart
+import simdev
+simdev.fresh({str(tmp_path / "flash.img")!r})
+dev, peer = loop_pair()
+hal = HostHal(flash={str(tmp_path / "flash.img")!r}, clock=RealClock(), uarts={{"link": dev, "modem": PtyUart({emu.path!r})}})
+gw = SimGateway(peer, hal.device_id(), simdev.KEY, True)
+hal.peers.append(gw)
+with open(hal.data_dir + "/config.json", "w") as f:
+    json.dump({{"role": "gps", "key": simdev.KEY.hex(), "modem": True, "gw_grace_s": 5,
+               "cell_host": "broker.invalid", "home_lat_e7": {E7[0]}, "home_lon_e7": {E7[1]},
+               "home_radius_m": 200}}, f)
+hal._uart_cfg["gps"] = NmeaUart({log!r}, hal.clock, {n // 20 + 1})
+seen = []
+class Probe:
+    def service(self, hal):
+        if hal.clock.t > 1000:
+            seen.append("modem" in sys.modules or "modem_mqtt" in sys.modules)
+        if hal.clock.t > 8000:
+            raise SimEnd()
+        return 200
+hal.peers.append(Probe())
+simdev.boot(hal)
+print(json.dumps({{"seen": seen, "events": [e[1] for e in gw.events]}}))
+'''
+        out = run_mpy(script, heap=HEAP, timeout=60).stdout
+        assert "Traceback" not in out, out
+        r = json.loads(out.strip().splitlines()[-1])
+    finally:
+        emu.stop()
+    assert "AT" in emu.log and "AT+CMEE=1" in emu.log       # the boot self-test talked to the modem
+    assert r["seen"] and not any(r["seen"]), r             # then the modem code was not in RAM
+    assert 0x40 in r["events"] and 0x62 not in r["events"]  # positions via the gateway; self-test passed
+    assert emu.publishes == []                              # nothing went by cellular
