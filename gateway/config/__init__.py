@@ -26,12 +26,12 @@ from gateway.config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, BatteryRule, Be
                                     DeviceSection, DiscoverySection, DoorRule, DoseRule, FallbackSection,
                                     GatewayConfig, GatewaySection, GeofenceRule, JournalSection, LogLevel,
                                     MainsSection, MainsSource, RulesSection, SerialSection, StatusSection,
-                                    SupervisionSection, TlsSection, UplinkSection, Zone, ZoneShape, meta)
+                                    SupervisionSection, TlsSection, UpgradesSection, UplinkSection, Zone, ZoneShape, meta)
 
 __all__ = [
     "DEVICE_ID_RE", "ENV_PREFIX", "GATEWAY_ID_RE", "BatteryRule", "BedRule", "BleSection", "ConfigError",
     "ConfigIssue", "DeviceLink", "DeviceSection", "DiscoverySection", "DoorRule", "DoseRule", "FallbackSection",
     "GatewayConfig", "GatewaySection", "GeofenceRule", "JournalSection", "LogLevel", "MainsSection", "MainsSource",
-    "RulesSection", "SerialSection", "StatusSection", "SupervisionSection", "TlsSection", "UplinkSection", "Zone",
+    "RulesSection", "SerialSection", "StatusSection", "SupervisionSection", "TlsSection", "UpgradesSection", "UplinkSection", "Zone",
     "ZoneShape", "load_config", "meta", "parse_override_value", "to_plain", "to_toml",
 ]

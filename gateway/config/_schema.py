@@ -217,6 +217,22 @@ class SupervisionSection:
 
 
 @dataclass(frozen=True)
+class UpgradesSection:
+    trusted_keys: tuple[str, ...] = field(default=(), metadata=meta(
+        example='["/etc/wt/release-ci.pub"]',
+        doc="ed25519 release keys (PEM file, or the raw key in base64); ota/update refuse releases not signed by one"))
+    slots_dir: str = field(default="", metadata=meta(example='"/var/lib/wt-gateway/slots"',
+                                                     doc="A/B slots of the gateway software; empty = <data_dir>/slots"))
+    health_deadline_s: float = field(default=60.0, metadata=meta(min=1, max=3600, unit="s", example=60,
+                                                                 doc="update: the new slot must pass the health check within this"))
+    ota_ack_timeout_s: float = field(default=3.0, metadata=meta(min=0.1, max=120, unit="s", example=3,
+                                                                doc="ota: wait this long for the device's ACK of each frame"))
+    ota_retries: int = field(default=5, metadata=meta(min=0, max=100, example=5, doc="ota: re-sends of one frame before failing"))
+    ota_commit_timeout_s: float = field(default=600.0, metadata=meta(min=5, max=86400, unit="s", example=600,
+                                                                     doc="ota: reboot + self-test must finish within this"))
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     uplink: UplinkSection = field(default_factory=UplinkSection)
@@ -229,11 +245,16 @@ class GatewayConfig:
     devices: tuple[DeviceSection, ...] = field(default=())
     rules: RulesSection = field(default_factory=RulesSection)
     supervision: SupervisionSection = field(default_factory=SupervisionSection)
+    upgrades: UpgradesSection = field(default_factory=UpgradesSection)
 
     # derived views (no defaults live here)
     @property
     def journal_path(self) -> Path:
         return Path(self.journal.path) if self.journal.path else Path(self.gateway.data_dir) / "journal.sqlite"
+
+    @property
+    def slots_path(self) -> Path:
+        return Path(self.upgrades.slots_dir) if self.upgrades.slots_dir else Path(self.gateway.data_dir) / "slots"
 
     @property
     def tz(self) -> ZoneInfo:

@@ -35,6 +35,7 @@ class FleetControl:
     reload_request: tuple[GatewayConfig, ConfigPush] | None
     reload_event: "asyncio.Event"
     failed_pushes: dict[tuple[int, str | None], str]
+    upgrade_command: Callable[[bytes], bool]
 
     def on_config_message(self, topic: str, payload: bytes) -> None:
         """``wt.config/1`` from the fleet: validate; apply by re-bootstrapping, or reject."""
@@ -85,6 +86,8 @@ class FleetControl:
     def on_cmd_message(self, topic: str, payload: bytes) -> None:
         """``wt.cmd/1`` from the fleet: apply, answer on ``…/cmd/result``."""
         try:
+            if self.upgrade_command(payload):   # ota / update (gateway/daemon/_upgrades.py)
+                return
             result = self.remote.handle(payload)
         except Exception:
             self.stats["handler_errors"] += 1

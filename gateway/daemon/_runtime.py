@@ -14,6 +14,7 @@ from gateway.codec.enums import FeedbackState, MsgType
 from gateway.codec.payloads import Time
 from gateway.config import GatewayConfig
 from gateway.daemon._fleet import FleetControl
+from gateway.daemon._upgrades import UpgradeControl
 from gateway.devices import DeviceRegistry
 from gateway.fleetconfig import ConfigPush
 from gateway.ingress import Ingress, IngressResult
@@ -31,7 +32,7 @@ from gateway.uplink.ports import Publisher
 log = logging.getLogger("gateway.daemon")
 
 
-class GatewayRuntime(FleetControl):
+class GatewayRuntime(FleetControl, UpgradeControl):
     """The wired gateway. Built by :func:`bootstrap`; run with :meth:`async_run`."""
 
     def __init__(self, cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock,
@@ -71,6 +72,7 @@ class GatewayRuntime(FleetControl):
         self.reload_request: tuple[GatewayConfig, ConfigPush] | None = None
         self.reload_event = asyncio.Event()
         self.failed_pushes: dict[tuple[int, str | None], str] = {}   # pushes that could not start
+        self._upgrade_init()
         self.remote = RemoteCommands(
             cfg.gateway.id, __version__, clock, paired=lambda d: d in cfg.device_keys,
             known_role=lambda d: (dev.role.name.lower() if (dev := cfg.device(d)) is not None else None))
@@ -113,6 +115,9 @@ class GatewayRuntime(FleetControl):
             self.registry.apply(upd, mono=mono)
             if upd.reset_cause is not None:   # only a HELLO carries the reset cause
                 self._send_time(upd.device_id, upd.link)
+                self._upgrade_on_hello(upd.device_id, upd.fw_version)
+        for msg in res.messages:
+            self._upgrade_on_message(msg)
         for link_name, data in res.replies:
             self._send(link_name, data)
         for event in res.events:
@@ -233,6 +238,8 @@ class GatewayRuntime(FleetControl):
 
     # ------------------------------------------------------------ lifecycle
     async def async_start(self) -> None:
+        if self.cfg.slots_path.joinpath("state.json").exists() and self.slots().recover():
+            log.warning("an unconfirmed gateway update was pending at start: rolled back to slot %s", self.slots().active)
         self.writer.start()
         for route in (self.primary, self.fallback):   # the alarm lane does not take commands
             if route is not None:
@@ -306,6 +313,7 @@ class GatewayRuntime(FleetControl):
 
     def _tick_rules(self) -> None:
         self.engine.tick()
+        self._upgrade_tick()
         self._flush_pending_report()
 
     async def _every(self, interval_s: float, fn: Callable[[], Any], first_delay_s: float | None = None) -> None:
