@@ -1,65 +1,18 @@
 # Cellular delivery of the GPS tracker (roles/gps.py), imported only on trackers with
-# a modem (setting "modem"): settings, the modem self-test at boot, and the second
-# uplink through the App's API (app.pending() / app.delivered()). See docs/gps.md.
-#
-# Settings: the cell_host / cell_port / cell_apn / cell_dialect config keys (settable
-# with a CONFIG frame); when cell_host is empty, <data>/cellular.json
-# {"host": "...", "port": 1883, "apn": "", "dialect": "sim7080"|"bg95"}.
+# a modem (setting "modem"; gps_setup.build_cell() reads the settings and runs the
+# boot self-test): the second uplink through the App's API (app.pending() /
+# app.delivered()). See docs/gps.md.
 #
 # RAM: the modem driver and the MQTT uplink (modem, modem_bg95, modem_mqtt) are loaded
 # only while the tracker is away from home - from the first event the gateway did not
 # take within gw_grace_s until _AWAY_MS after the last cellular session - and dropped
 # again at home. The backoff and per-event attempt counters survive the unload.
 import sys
-import json
 from time import ticks_diff
 import wire
 
 _AWAY_MS = 600000  # no cellular session for 10 min (the gateway takes the events): home
 _MODS = ("modem_mqtt", "modem_bg95", "modem")
-_DIALECTS = ("sim7080", "bg95")  # modem.make()
-
-
-def settings(role):
-    """(host, port, apn, dialect); raises OSError/ValueError/KeyError/TypeError."""
-    cfg = role.cfg
-    if cfg.get("cell_host"):
-        return cfg.get("cell_host"), cfg.get("cell_port"), cfg.get("cell_apn"), cfg.get("cell_dialect")
-    with open(role.hal.data_dir + "/cellular.json") as f:
-        c = json.load(f)
-    host, port, apn = c["host"], c.get("port", 1883), c.get("apn", "")
-    dialect = c.get("dialect", "sim7080")
-    if not isinstance(host, str) or not host or not isinstance(port, int) or not 0 < port < 65536:
-        raise ValueError("cellular.json")
-    if dialect not in _DIALECTS:
-        raise ValueError("modem dialect %r unknown; use sim7080 or bg95" % (dialect,))
-    return host, port, apn, dialect
-
-
-def build(role):
-    """A Cellular for ``role``, or None (bad settings: rejects; no modem UART:
-    self_test_failed(6)). Runs the modem self-test (self_test_failed(6) if it is dead)."""
-    app = role.app
-    hal = role.hal
-    try:
-        host, port, apn, dialect = settings(role)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        app.reject("config")
-        return None
-    try:
-        hal.uart("modem")
-    except (OSError, KeyError):  # no modem UART on this board
-        app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
-        return None
-    dev = "".join("%02x" % b for b in hal.device_id())
-    c = Cellular(role, host, port, apn, dialect, dev)
-    from modem import ModemError
-    try:
-        c.load().modem.start()
-    except ModemError:  # dead or absent modem: report it, keep tracking
-        app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
-    c.unload()  # at home until an event is overdue at the gateway
-    return c
 
 
 class Cellular:

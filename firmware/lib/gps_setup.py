@@ -6,7 +6,10 @@ import sys
 import json
 import store
 import nmea
+import wire
 import geofence as gf
+
+_DIALECTS = ("sim7080", "bg95")  # modem.make()
 
 
 def start(role):
@@ -39,8 +42,7 @@ def start(role):
     build_fence(role, role.cfg)
     role.cell = None
     if role.cfg.get("modem"):
-        import gps_cell  # the cellular uplink: only on trackers with a modem (RAM)
-        role.cell = gps_cell.build(role)
+        role.cell = build_cell(role)
     if store.exists(role.hal.data_dir + "/gps_off"):
         role._off().at_boot(role)  # switched off before this (deep-sleep) boot
 
@@ -75,3 +77,50 @@ def _zones_file(role):
         raw = None
     z = raw.get("zones") if isinstance(raw, dict) else None
     return 0 if z is None else z  # 0 (not a list): rejected by geozones.load
+
+
+# -- cellular (setting "modem") ------------------------------------------------------
+# Settings: the cell_host / cell_port / cell_apn / cell_dialect config keys (settable
+# with a CONFIG frame); when cell_host is empty, <data>/cellular.json
+# {"host": "...", "port": 1883, "apn": "", "dialect": "sim7080"|"bg95"}.
+def settings(role):
+    """(host, port, apn, dialect); raises OSError/ValueError/KeyError/TypeError."""
+    cfg = role.cfg
+    if cfg.get("cell_host"):
+        return cfg.get("cell_host"), cfg.get("cell_port"), cfg.get("cell_apn"), cfg.get("cell_dialect")
+    with open(role.hal.data_dir + "/cellular.json") as f:
+        c = json.load(f)
+    host, port, apn = c["host"], c.get("port", 1883), c.get("apn", "")
+    dialect = c.get("dialect", "sim7080")
+    if not isinstance(host, str) or not host or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError("cellular.json")
+    if dialect not in _DIALECTS:
+        raise ValueError("modem dialect %r unknown; use sim7080 or bg95" % (dialect,))
+    return host, port, apn, dialect
+
+
+def build_cell(role):
+    """A gps_cell.Cellular for ``role``, or None (bad settings: rejects; no modem UART:
+    self_test_failed(6)). Runs the modem self-test (self_test_failed(6) if it is dead)."""
+    app = role.app
+    hal = role.hal
+    try:
+        host, port, apn, dialect = settings(role)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        app.reject("config")
+        return None
+    try:
+        hal.uart("modem")
+    except (OSError, KeyError):  # no modem UART on this board
+        app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
+        return None
+    import gps_cell  # the cellular uplink: only on trackers with a modem (RAM)
+    dev = "".join("%02x" % b for b in hal.device_id())
+    c = gps_cell.Cellular(role, host, port, apn, dialect, dev)
+    from modem import ModemError
+    try:
+        c.load().modem.start()
+    except ModemError:  # dead or absent modem: report it, keep tracking
+        app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
+    c.unload()  # at home until an event is overdue at the gateway
+    return c
