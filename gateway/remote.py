@@ -14,7 +14,9 @@ Supported:
   configuration with a key (pairing data arrives with the configuration), else ``error``
   naming what is missing.
 
-Anything else (``ota``, ``update``) answers ``error`` ("not supported by this gateway").
+``ota`` and ``update`` never get here: the daemon hands them to gateway/daemon/_upgrades.py
+(gateway.upgrade, docs/upgrades.md) first. Anything else answers ``error`` ("not supported
+by this gateway").
 """
 from __future__ import annotations
 
