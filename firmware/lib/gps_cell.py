@@ -74,9 +74,13 @@ class Cellular:
         return r
 
     def _epoch_ms(self, now):
+        # UTC now: from the last dated GNSS fix, else the gateway's TIME (modem_mqtt is
+        # loaded by now)
         r = self.role
         if r.gnss_epoch is not None:
-            return r.gnss_epoch[0] + ticks_diff(now, r.gnss_epoch[1])
+            from modem_mqtt import civil_to_days
+            (y, m, d), tod, t = r.gnss_epoch
+            return civil_to_days(y, m, d) * 86400000 + tod + ticks_diff(now, t)
         ep = r.app.epoch_s()
         return None if ep is None else ep * 1000
 
@@ -87,12 +91,21 @@ class Cellular:
             return
         app = self.role.app
         grace = 0 if force else self.role.cfg.get("gw_grace_s") * 1000
+        pend = app.pending(now)
+        # one event the gateway did not take in time means it is out of reach: then the
+        # fresh ones go by cellular at once too (a second alarm does not wait gw_grace_s)
+        overdue = False
+        for p in pend:
+            if p[3] is None or p[3] >= grace:
+                overdue = True
+        if not overdue:
+            if self.up is not None and (self._last is None or ticks_diff(now, self._last) >= _AWAY_MS):
+                self.unload()  # home again: the gateway takes the events
+            return
+        up = self.load()
         now_ep = self._epoch_ms(now)
         items = []
-        overdue = False
-        for seq, code, data, age, epoch_s in app.pending(now):
-            if age is None or age >= grace:
-                overdue = True
+        for seq, code, data, age, epoch_s in pend:
             if now_ep is not None and age is not None:
                 occ = now_ep - age
             elif epoch_s:
@@ -100,15 +113,9 @@ class Cellular:
             else:
                 occ = None
             items.append((seq, code, data, occ))
-        # one event the gateway did not take in time means it is out of reach: then the
-        # fresh ones go by cellular at once too (a second alarm does not wait gw_grace_s)
-        if not overdue:
-            if self.up is not None and (self._last is None or ticks_diff(now, self._last) >= _AWAY_MS):
-                self.unload()  # home again: the gateway takes the events
-            return
         # alarms first, then in sequence order
         items.sort(key=lambda it: (0 if wire.is_alarm(it[1]) else 1, it[0]))
         self._last = now
-        done, _reason = self.load().send(items, now_ep)
+        done, _reason = up.send(items, now_ep)
         for seq in done:
             app.delivered(seq)

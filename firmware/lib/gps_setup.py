@@ -24,7 +24,7 @@ def start(role):
     role._switch_seen = role._switch() == 1
     role.speed = None            # mm/s over ground of the last fix
     role.fix_at = None
-    role.gnss_epoch = None       # (epoch_ms of the last fix, ticks at it)
+    role.gnss_epoch = None       # ((y, m, d), ms of day, ticks) of the last dated fix
     role._bytes_at = now
     role._booted = now
     role._self_test_done = False

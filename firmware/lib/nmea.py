@@ -55,18 +55,6 @@ class Fix:
         return (not self.invalid and self.lat_e7 is not None and self.lon_e7 is not None
                 and (self.quality is None or self.quality > 0))
 
-    def epoch_ms(self):
-        """UTC milliseconds since 1970 (needs the date), else None."""
-        if self.tod_ms is None or self.date is None:
-            return None
-        y, m, d = self.date
-        y -= 1 if m <= 2 else 0
-        era = y // 400
-        yoe = y - era * 400
-        doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-        days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-        return days * 86400000 + self.tod_ms
-
 
 def checksum(body):
     c = 0

@@ -98,9 +98,8 @@ class GpsRole(Role):
         self.fix_at = now
         self._no_fix_since = now
         self._no_fix_reported = False
-        ep = fx.epoch_ms()
-        if ep is not None:
-            self.gnss_epoch = (ep, now)
+        if fx.date is not None and fx.tod_ms is not None:
+            self.gnss_epoch = (fx.date, fx.tod_ms, now)  # UTC of the fix (the modem's clock)
         acc = 0 if fx.hdop_c is None else fx.hdop_c * 5 // 100  # ~5 m per HDOP unit
         ev, zone = self.fence.update(fx.lat_e7, fx.lon_e7, acc)
         if ev == gf.EV_EXIT:
