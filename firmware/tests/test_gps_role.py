@@ -270,3 +270,30 @@ print(json.dumps({{"seen": seen, "events": [e[1] for e in gw.events]}}))
     assert r["seen"] and not any(r["seen"]), r             # then the modem code was not in RAM
     assert 0x40 in r["events"] and 0x62 not in r["events"]  # positions via the gateway; self-test passed
     assert emu.publishes == []                              # nothing went by cellular
+
+
+def test_gateway_sets_the_zones_and_cellular_settings_with_config_frames(tmp_path):
+    # at home with no zone at all; at 60 s the gateway sends a "zones" value that is not
+    # a list (refused, named) and cellular settings; at 120 s a zone 5 km away: the next
+    # fixes are outside every safe zone -> exit
+    log, n = write_log(tmp_path, walk(*HOME, start_s=0, seconds=240, north_mps=0.0))
+    far = offset(*HOME, 5000, 0)
+    extra = f'''
+import struct, wire
+class Cfg:
+    def __init__(self):
+        self.todo = [(60000, 2, {{"zones": {{"lat": 1}}}}),
+                     (90000, 3, {{"cell_host": "mqtt.example.org", "cell_apn": "telenor.smart"}}),
+                     (120000, 4, {{"zones": [{{"lat": {far[0]}, "lon": {far[1]}, "radius_m": 300}}]}})]
+    def service(self, hal):
+        if self.todo and hal.clock.t >= self.todo[0][0]:
+            t, v, patch = self.todo.pop(0)
+            gw.send(wire.T_CONFIG, struct.pack("<I", v) + json.dumps(patch).encode())
+        return (self.todo[0][0] - hal.clock.t) if self.todo else None
+hal.peers.append(Cfg())
+'''
+    r = run_role(tmp_path, log, n // 240 + 1, {}, end_ms=200000, extra=extra)
+    codes = [e[1] for e in r["events"]]
+    assert codes.count(0x41) == 1, codes                   # exit only once the zone was set
+    assert any("zones" in e and "list" in e for e in r["errors"]), r["errors"]   # refused, named
+    assert not any("cell_" in e for e in r["errors"]), r["errors"]               # accepted
