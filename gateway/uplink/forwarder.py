@@ -487,9 +487,13 @@ class Forwarder:
                 self.flush()
         else:
             self._rewind(f.rowid)
-        # refill the window in bursts (half a window at a time): fewer, larger write
-        # flushes and less per-event bookkeeping than one publication per PUBACK
-        if len(self._inflight) <= self._window() // 2:
+        # Refill the window in bursts: fewer write flushes and less bookkeeping per event
+        # than one publication per PUBACK. With a rate cap (the default) bursts stay small
+        # (16) so no loop callback runs long enough to hold up the alarm lane; uncapped
+        # (replay_rate_per_s=0: drain as fast as possible) half a window at a time.
+        w = self._window()
+        burst = max(1, w // 2) if self._bucket.rate <= 0 else min(16, max(1, w // 2))
+        if len(self._inflight) <= w - burst:
             self._drain()
 
     def _rewind(self, rowid: int) -> None:
