@@ -63,16 +63,23 @@ def key_id(public: Ed25519PublicKey) -> str:
 def load_trusted_key(spec: str) -> Ed25519PublicKey:
     """A trusted release key from config: a PEM file path, or the raw 32-byte key in base64/hex."""
     text = spec.strip()
+    raw: bytes | None = None
+    if not text.startswith("-----BEGIN"):
+        try:
+            raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+        except (ValueError, binascii.Error):
+            raw = None
+        if raw is not None and len(raw) != 32:
+            raw = None
     try:
-        if text.startswith("-----BEGIN") or "/" in text or text.endswith((".pub", ".pem")):
+        if raw is not None:
+            key = Ed25519PublicKey.from_public_bytes(raw)
+        else:
             pem = text.encode() if text.startswith("-----BEGIN") else Path(text).read_bytes()
             key = serialization.load_pem_public_key(pem)
-        else:
-            raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
-            key = Ed25519PublicKey.from_public_bytes(raw)
-    except (OSError, ValueError, TypeError, binascii.Error) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise UpgradeError(f"trusted key {spec[:40]!r} unreadable ({exc}); give a PEM file (fleet release keygen) "
-                           "or the raw key in base64", reason="no_trusted_key") from None
+                           "or the raw 32-byte key in base64", reason="no_trusted_key") from None
     if not isinstance(key, Ed25519PublicKey):
         raise UpgradeError(f"trusted key {spec[:40]!r} is not ed25519", reason="no_trusted_key")
     return key
