@@ -137,7 +137,8 @@ class Forwarder:
     - ``replay_window`` (64): un-PUBACKed telemetry publications at most;
       ``replay_batch`` (256): rows per journal read; ``replay_rate_per_s`` (500; 0 = no
       cap): the replay's share of the CPU is bounded so alarms stay fast while a backlog
-      drains (measured: alarm p99 5.5 ms at 500/s vs 19 ms uncapped, bench/alarm_latency.py).
+      drains (measured on a shared 2-core box: alarm p99 5-7 ms at 500/s vs 17-19 ms
+      uncapped, bench/alarm_latency.py).
     - ``puback_timeout_s`` (60): a telemetry publication without PUBACK this long is re-read.
     - ``on_platform_ack(event_id, status, event | None)``: e.g. send FEEDBACK to the device.
     - ``on_alarm_escalated(event, step)``: e.g. FEEDBACK state 3 to the device.
