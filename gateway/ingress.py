@@ -162,6 +162,7 @@ class Ingress:
         self._dl_next: dict[str, int] = {}
         self._dl_reserved: dict[str, int] = {}
         self.duplicates = 0
+        self.window_persist_failures = 0
 
     # ------------------------------------------------------------------ public API
 
@@ -441,7 +442,16 @@ class Ingress:
 
     def _accept_seq(self, device: str, channel: str, window: ReplayWindow, seq: int) -> None:
         if window.accept(seq):
-            self._journal.set_state(f"replay/{channel}/{device}", window.to_bytes())
+            try:
+                self._journal.set_state(f"replay/{channel}/{device}", window.to_bytes())
+            except Exception as exc:  # noqa: BLE001 - the Journal port's failure (disk broken or full)
+                # Keep accepting: refusing here would stop every alarm of framed devices while
+                # the disk is broken, although the forwarder can still publish them (held in
+                # memory). The cost: after a restart the on-disk window is older, and a replayed
+                # frame would carry an event id the platform already has (it de-duplicates).
+                self.window_persist_failures += 1
+                log.error("replay window of %s (%s) not persisted: %s; frames are still accepted",
+                          device, channel, exc)
 
     def _next_downlink_seq(self, device: str) -> int:
         nxt = self._dl_next.get(device)
@@ -451,7 +461,12 @@ class Ingress:
             self._dl_reserved[device] = nxt
         if nxt >= self._dl_reserved[device]:
             reserved = min(nxt + DOWNLINK_SEQ_BLOCK, 0xFFFFFFFF)
-            self._journal.set_state(f"downlink_seq/{device}", struct.pack("<I", reserved))
+            try:
+                self._journal.set_state(f"downlink_seq/{device}", struct.pack("<I", reserved))
+            except Exception as exc:  # noqa: BLE001 - the Journal port's failure (disk broken or full)
+                # Keep sending (ACKs after a PUBACK, FEEDBACK): the device's replay window
+                # refuses a reused seq after a restart, it never accepts a replayed frame.
+                log.error("downlink seq block of %s not persisted: %s; continuing from memory", device, exc)
             self._dl_reserved[device] = reserved
         if nxt >= 0xFFFFFFFF:
             raise CodecError(f"downlink sequence space of {device} exhausted; re-pair the device with a new key")

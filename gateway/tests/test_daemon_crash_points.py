@@ -230,3 +230,53 @@ def test_kill9_twice_during_recovery_loses_nothing(tmp_path):
         assert set(b.device.pressed) <= b.at_platform()
     finally:
         b.close()
+
+
+def test_broken_disk_still_forwards_alarms_and_acks_only_after_the_broker_has_them(tmp_path):
+    """Every journal write fails (SD card broken): ingress still accepts the alarm frame (its replay
+    window stays in memory), the forwarder publishes it, and the device is ACKed only after PUBACK."""
+    import sqlite3 as _sq
+
+    b = Bench(tmp_path)
+    try:
+        def disk_error() -> None:
+            raise _sq.OperationalError("disk I/O error")
+        b.rt.journal._before_commit = disk_error
+        b.press()
+        b.commit()
+        b.dispatch()
+        assert b.device.queue and b.pub.unacked(), "the alarm was not published while the disk is broken"
+        b.settle()
+        assert b.device.queue == {} and b.device.unsafe_acks == []
+        assert set(b.device.pressed) <= b.at_platform() and b.rt.ingress.window_persist_failures >= 1
+    finally:
+        b.rt.journal._before_commit = None
+        b.close()
+
+
+@pytest.mark.xfail(strict=True, reason="Forwarder.submit's duplicate path (alarm already in _alarms) calls "
+                   "on_stored(e, False) whatever the journal outcome: a re-sent alarm whose journal write FAILED "
+                   "again is ACKed DUPLICATE while it is neither on disk nor at the broker (fix requested from "
+                   "gw-uplink: gateway/uplink/forwarder.py)")
+def test_no_ack_for_an_alarm_that_is_neither_journaled_nor_at_the_broker(tmp_path):
+    """Double fault: the journal cannot write and the broker is unreachable. The alarm lives only
+    in the gateway's memory, so the device must keep it (no ACK) until one of them has it."""
+    import sqlite3 as _sq
+
+    b = Bench(tmp_path)
+    try:
+        b.pub.set_connected(False)
+
+        def disk_error() -> None:
+            raise _sq.OperationalError("disk I/O error")
+        b.rt.journal._before_commit = disk_error          # every write transaction fails from now on
+        b.press()
+        b.settle()
+        assert b.device.queue and b.device.unsafe_acks == []
+        b.clock.advance(31.0)                              # past ingress' pending window: the re-send is re-emitted
+        b.resend_all()
+        b.settle()
+        assert b.device.unsafe_acks == [], "ACKed an alarm held only in RAM"
+    finally:
+        b.rt.journal._before_commit = None
+        b.close()
