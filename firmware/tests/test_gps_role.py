@@ -254,7 +254,7 @@ class Probe:
     def service(self, hal):
         if hal.clock.t > 1000:
             seen.append("modem" in sys.modules or "modem_mqtt" in sys.modules)
-        if hal.clock.t > 8000:
+        if hal.clock.t > 5000:
             raise SimEnd()
         return 200
 hal.peers.append(Probe())

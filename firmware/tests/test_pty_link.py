@@ -129,9 +129,13 @@ def test_gps_role_from_the_command_line_replays_nmea(tmp_path):
 
 
 def test_fall_role_from_the_command_line_reads_the_replayed_accelerometer(tmp_path):
-    acc = tmp_path / "still.csv"
-    acc.write_text("t_s,ax_g,ay_g,az_g\n" + "".join(f"{i / 100:.2f},0.0,0.0,1.0\n" for i in range(500)))
-    got, _ = _run_role_on_pty(tmp_path, "fall", ("--acc", str(acc)))
+    # a recording without gravity (a sensor stuck at 0 g): the samples flow from the
+    # file through the LIS3DH register model into the role, which flags them as
+    # implausible after 5 s: sensor_fault(3)
+    acc = tmp_path / "zero_g.csv"
+    acc.write_text("t_s,ax_g,ay_g,az_g\n" + "".join(f"{i / 100:.2f},0.0,0.0,0.0\n" for i in range(1000)))
+    got, _ = _run_role_on_pty(tmp_path, "fall", ("--acc", str(acc)), seconds=8)
     assert got and got[0][0] == MsgType.HELLO
     events = [pl for t, pl in got if t == MsgType.EVENT]
-    assert not any(pl[0] in (0x62, 0x65) for pl in events), got  # LIS3DH found, samples flowing
+    assert any(pl[0] == 0x65 and pl[5:] == b"\x03" for pl in events), events
+    assert not any(pl[0] == 0x62 for pl in events), events   # the LIS3DH model passed WHO_AM_I
