@@ -19,7 +19,7 @@ import json
 import logging
 import sqlite3
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.codec.stream import StreamDecoder
 from gateway.codec.frame import Frame
@@ -28,7 +28,12 @@ from gateway.uplink import Topics, UplinkError
 from gateway.upgrade import OtaSession, SignedRelease, SlotStore, UpgradeError, load_trusted_key, verify
 
 if TYPE_CHECKING:
-    from gateway.ingress import UplinkMessage
+    from gateway.config import GatewayConfig
+    from gateway.devices import DeviceRegistry
+    from gateway.ingress import Ingress, UplinkMessage
+    from gateway.ports import Clock
+    from gateway.status import StatusServer
+    from gateway.uplink.ports import Publisher
 
 log = logging.getLogger("gateway.upgrade")
 
@@ -36,6 +41,19 @@ log = logging.getLogger("gateway.upgrade")
 class UpgradeControl:
     """Mixin: expects ``cfg``, ``clock``, ``loop``, ``ingress``, ``links``, ``registry``,
     ``primary``, ``fallback``, ``journal``, ``status_server``, ``_send``, ``uplink_connected``."""
+
+    cfg: "GatewayConfig"
+    clock: "Clock"
+    loop: asyncio.AbstractEventLoop
+    ingress: "Ingress"
+    links: dict[str, Any]
+    registry: "DeviceRegistry"
+    primary: "Publisher"
+    fallback: "Publisher | None"
+    status_server: "StatusServer | None"
+
+    _send: Callable[[str, bytes], None]
+    uplink_connected: Callable[[], bool]
 
     def _upgrade_init(self) -> None:
         self.ota_sessions: dict[str, tuple[str, dict[str, Any], OtaSession]] = {}   # device -> (cmd_id, base, s)
@@ -53,7 +71,8 @@ class UpgradeControl:
         if not isinstance(doc, dict) or doc.get("schema") != "wt.cmd/1" or doc.get("cmd") not in ("ota", "update"):
             return False
         cmd_id = str(doc.get("cmd_id") or "")
-        args = doc.get("args") if isinstance(doc.get("args"), dict) else {}
+        raw_args = doc.get("args")
+        args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
         base = {"deployment": args.get("deployment"), "device": args.get("device")}
         if not cmd_id:
             self._result("", "error", {**base, "phase": "download", "rolled_back": False,

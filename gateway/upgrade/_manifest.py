@@ -71,6 +71,7 @@ def load_trusted_key(spec: str) -> Ed25519PublicKey:
             raw = None
         if raw is not None and len(raw) != 32:
             raw = None
+    key: object
     try:
         if raw is not None:
             key = Ed25519PublicKey.from_public_bytes(raw)
