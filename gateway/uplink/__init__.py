@@ -18,7 +18,7 @@ API (the composition root wires it; every constructor takes keyword arguments)::
     fallback = gateway_link(..., route="fallback", host=<4G broker>, loop=loop)            # optional
     fwd = Forwarder(gateway_id="gw-0001", journal=writer, primary=primary, alarm_lane=lane,
                     fallback=fallback, clock=clock, local_signal=LoggingLocalSignal(),
-                    ack_timeout_s=30, replay_window=64, replay_rate_per_s=0,
+                    ack_timeout_s=30, replay_window=64, replay_rate_per_s=500,
                     on_platform_ack=send_feedback,          # (event_id, AckStatus, Event | None)
                     on_alarm_escalated=feedback_state_3,     # (Event, step)
                     journal_recovery=journal.recovery)       # raises journal_recovered on start
