@@ -9,6 +9,7 @@ API (construct from config in the composition root)::
     writer = JournalWriter(journal, dispatch=loop.call_soon_threadsafe).start()
     writer.submit(event, callback)  # callback(event, AppendResult) on the loop after the fsync
     writer.mark_delivered([event_id, ...]); writer.mark_acknowledged(event_id, "received")
+    writer.set_state("downlink_seq/<dev>", b"..."); writer.get_state("downlink_seq/<dev>")
     writer.call(lambda j: j.undelivered(256, after_rowid), callback)   # reads, in queue order
     ...
     writer.stop(); journal.close()
@@ -22,9 +23,13 @@ writer thread or at start-up): ``append`` (durable on return, False on a duplica
 Extra: ``apply`` (one transaction for a batch), ``undelivered_rows`` (undecoded, for
 replay), ``pending_alarms``, ``max_rowid``.
 
-Threading: ``SqliteJournal`` holds a lock across each commit (fsync); code on the event
-loop reads and writes through the writer (``writer.call(lambda j: j.get_state(k), cb)``),
-never directly, so the loop never waits for the disk.
+Threading: writes hold a lock across each commit (fsync), so the event loop writes
+through the writer: ``writer.submit``, ``writer.set_state(key, value)`` (queued,
+group-committed; ``writer.get_state`` sees it at once), ``writer.mark_*``. Reads
+(``contains``, ``get_state``, ``ack_status``) use a second, read-only connection and never
+wait for a commit in progress (WAL), so they are safe on the loop; they see committed data
+(``writer.get_state`` adds the queued state values). ``next_gateway_counter`` may write the
+small ``.hwm`` file (once per 1000 values) — call it through ``writer.call`` on the loop.
 
 Alarms are never evicted. Telemetry beyond the bound is deleted oldest first. On a full
 disk a batch's telemetry is shed (``AppendOutcome.SHED``) and its alarms retried alone;

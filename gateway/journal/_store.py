@@ -161,6 +161,11 @@ class SqliteJournal:
         self._reserved = read_hwm(self.hwm_path)
         self._counter = self._reserved  # the next value is always above anything handed out before
         self._load_counts()
+        # A second, read-only connection: in WAL mode readers never wait for the writer, so
+        # contains()/get_state() called on the event loop do not block behind a commit's fsync.
+        self._rconn: sqlite3.Connection | None = sqlite3.connect(
+            f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=10)
+        self._rlock = threading.Lock()
 
     # ---- opening / recovery -------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -211,6 +216,10 @@ class SqliteJournal:
         return self._conn
 
     def close(self) -> None:
+        with self._rlock:
+            if self._rconn is not None:
+                self._rconn.close()
+                self._rconn = None
         with self._lock:
             if self._conn is not None:
                 try:
@@ -218,14 +227,23 @@ class SqliteJournal:
                 finally:
                     self._conn = None
 
+    def _read_one(self, sql: str, args: tuple) -> tuple | None:
+        """A single-row read on the read connection (committed data; never waits for a commit)."""
+        with self._rlock:
+            if self._rconn is None:
+                raise JournalClosed("journal is closed", path=self.path)
+            return self._rconn.execute(sql, args).fetchone()
+
     # ---- writes ---------------------------------------------------------------
     def apply(
         self,
         appends: list[Event] = (),  # type: ignore[assignment]
         delivered: Iterable[str] = (),
         acks: Iterable[tuple[str, str]] = (),
+        states: Iterable[tuple[str, bytes]] = (),
     ) -> list[AppendResult]:
-        """One transaction (one fsync): append events, mark delivered, record platform acks.
+        """One transaction (one fsync): append events, mark delivered, record platform acks,
+        set state keys.
 
         Never raises for append failures: a full disk sheds the batch's telemetry and
         retries the alarms alone; what still cannot be stored comes back ``FAILED``.
@@ -233,32 +251,36 @@ class SqliteJournal:
         appends = list(appends)
         delivered = list(delivered)
         acks = list(acks)
+        states = list(states)
         with self._lock:
             try:
-                return self._apply_once(appends, delivered, acks)
+                return self._apply_once(appends, delivered, acks, states)
             except (sqlite3.Error, OSError) as exc:
                 self._rollback()
                 if not appends:
                     raise (JournalFull if _is_full(exc) else JournalError)(
                         f"journal write failed: {exc}", path=self.path, cause=exc) from exc
-                return self._apply_degraded(appends, delivered, acks, exc)
+                return self._apply_degraded(appends, delivered, acks, states, exc)
 
     def _apply_degraded(self, appends: list[Event], delivered: list[str], acks: list[tuple[str, str]],
-                        exc: BaseException) -> list[AppendResult]:
+                        states: list[tuple[str, bytes]], exc: BaseException) -> list[AppendResult]:
         full = _is_full(exc)
         log.error("journal write failed (%s); %s", exc, "shedding telemetry" if full else "holding alarms in memory")
         if full:
             self._emergency_shed()
         alarms = [e for e in appends if e.is_alarm]
         by_id: dict[str, AppendResult] = {}
-        if alarms:
+        if alarms or states:
             try:
-                for e, r in zip(alarms, self._apply_once(alarms, delivered, acks)):
+                for e, r in zip(alarms, self._apply_once(alarms, delivered, acks, states)):
                     by_id[e.event_id] = r
             except (sqlite3.Error, OSError) as exc2:
                 self._rollback()
                 for e in alarms:
                     by_id[e.event_id] = AppendResult(AppendOutcome.FAILED, error=str(exc2))
+                if states:   # the writer keeps them pending and retries
+                    raise (JournalFull if _is_full(exc2) else JournalError)(
+                        f"journal write failed: {exc2}", path=self.path, cause=exc2) from exc2
         out = []
         n_shed = 0
         for e in appends:
@@ -314,7 +336,8 @@ class SqliteJournal:
             self._rollback()
             log.error("could not shed telemetry on a full disk: %s", exc)
 
-    def _apply_once(self, appends: list[Event], delivered: list[str], acks: list[tuple[str, str]]) -> list[AppendResult]:
+    def _apply_once(self, appends: list[Event], delivered: list[str], acks: list[tuple[str, str]],
+                    states: list[tuple[str, bytes]] = ()) -> list[AppendResult]:  # type: ignore[assignment]
         c = self._c
         d = _Counts()
         results: list[AppendResult] = []
@@ -347,6 +370,9 @@ class SqliteJournal:
             d.alarms_pending -= max(cur.rowcount, 0)
             if cur.rowcount == 0:
                 c.execute("UPDATE events SET ack = ? WHERE event_id = ? AND alarm = 1", (status, event_id))
+        for key, value in states:
+            c.execute("INSERT INTO state(key, value) VALUES (?, ?) "
+                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, bytes(value)))
         rows = self._counts.tele_rows + d.tele_rows
         size = self._counts.tele_bytes + d.tele_bytes
         if rows > self.max_telemetry_rows or size > self.max_telemetry_bytes:
@@ -407,8 +433,8 @@ class SqliteJournal:
         return r.outcome is AppendOutcome.STORED
 
     def contains(self, event_id: str) -> bool:
-        with self._lock:
-            return self._c.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone() is not None
+        """Committed state; safe on the event loop (does not wait for a commit in progress)."""
+        return self._read_one("SELECT 1 FROM events WHERE event_id = ?", (event_id,)) is not None
 
     def mark_delivered(self, event_ids: Iterable[str]) -> None:
         self.apply(delivered=list(event_ids))
@@ -445,13 +471,11 @@ class SqliteJournal:
         return [(rowid, ev, delivered[rowid]) for rowid, ev in self._decode_rows([(r[0], r[1]) for r in rows])]
 
     def ack_status(self, event_id: str) -> str | None:
-        with self._lock:
-            row = self._c.execute("SELECT ack FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        row = self._read_one("SELECT ack FROM events WHERE event_id = ?", (event_id,))
         return row[0] if row else None
 
     def is_delivered(self, event_id: str) -> bool | None:
-        with self._lock:
-            row = self._c.execute("SELECT delivered FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        row = self._read_one("SELECT delivered FROM events WHERE event_id = ?", (event_id,))
         return bool(row[0]) if row else None
 
     def _decode_rows(self, rows: list[tuple[int, str]]) -> list[tuple[int, Event]]:
@@ -501,8 +525,8 @@ class SqliteJournal:
             return nxt
 
     def get_state(self, key: str) -> bytes | None:
-        with self._lock:
-            row = self._c.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        """Committed state; safe on the event loop (does not wait for a commit in progress)."""
+        row = self._read_one("SELECT value FROM state WHERE key = ?", (key,))
         return bytes(row[0]) if row else None
 
     def set_state(self, key: str, value: bytes) -> None:

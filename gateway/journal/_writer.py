@@ -31,10 +31,11 @@ def _direct(fn: Callable[[], None]) -> None:
 
 @dataclass
 class _Op:
-    kind: str                     # "append" | "delivered" | "ack" | "call" | "stop"
+    kind: str                     # "append" | "delivered" | "ack" | "state" | "call" | "stop"
     event: Event | None = None
     ids: list[str] | None = None
     ack: tuple[str, str] | None = None
+    state: tuple[str, bytes] | None = None
     fn: Callable[[SqliteJournal], Any] | None = None
     callback: Callable[..., None] | None = None
 
@@ -54,6 +55,9 @@ class JournalWriter:
         self._q: queue.SimpleQueue[_Op] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._pending_state: dict[str, bytes] = {}
+        self._state_retry: list[tuple[str, bytes]] = []
+        self._state_lock = threading.Lock()
         self.batches = 0
         self.last_error: str | None = None
 
@@ -84,6 +88,22 @@ class JournalWriter:
 
     def mark_acknowledged(self, event_id: str, status: str) -> None:
         self._put(_Op("ack", ack=(event_id, status)))
+
+    def set_state(self, key: str, value: bytes) -> None:
+        """Queue a state write (group-committed with the next batch). :meth:`get_state`
+        sees it at once; it is durable after the batch's commit."""
+        value = bytes(value)
+        with self._state_lock:
+            self._pending_state[key] = value
+        self._put(_Op("state", state=(key, value)))
+
+    def get_state(self, key: str) -> bytes | None:
+        """Latest value: a queued :meth:`set_state`, else the committed one. Never waits
+        for a commit (reads on the journal's read connection); safe on the event loop."""
+        with self._state_lock:
+            if key in self._pending_state:
+                return self._pending_state[key]
+        return self.journal.get_state(key)
 
     def call(self, fn: Callable[[SqliteJournal], Any], callback: Callable[[Any], None] | None = None,
              on_error: Callable[[BaseException], None] | None = None) -> None:
@@ -149,18 +169,29 @@ class JournalWriter:
         appends = [op for op in ops if op.kind == "append"]
         delivered = [i for op in ops if op.kind == "delivered" for i in (op.ids or [])]
         acks = [op.ack for op in ops if op.kind == "ack" and op.ack is not None]
+        states = self._state_retry + [op.state for op in ops if op.kind == "state" and op.state is not None]
+        self._state_retry = []
         results: list[AppendResult] = []
-        if appends or delivered or acks:
+        if appends or delivered or acks or states:
             try:
-                results = self.journal.apply([op.event for op in appends], delivered, acks)  # type: ignore[misc]
+                results = self.journal.apply([op.event for op in appends], delivered, acks,  # type: ignore[misc]
+                                             states)
                 self.batches += 1
                 self.last_error = None
+                if states:
+                    with self._state_lock:
+                        for key, value in states:
+                            if self._pending_state.get(key) is value:
+                                del self._pending_state[key]
             except JournalError as exc:
-                # Only marks were in this batch: they are lost and will be re-delivered
-                # (receivers de-duplicate on event_id).
+                # Delivery/ack marks are lost and will be re-delivered (receivers
+                # de-duplicate on event_id); state values stay visible through get_state
+                # and are written with the next batch; appends come back FAILED.
                 self.last_error = str(exc)
-                log.error("journal write of delivery/ack marks failed: %s", exc)
+                log.error("journal write failed: %s", exc)
                 results = [AppendResult(AppendOutcome.FAILED, error=str(exc)) for _ in appends]
+                with self._state_lock:   # retried with the next batch (no busy loop on a full disk)
+                    self._state_retry = [(k, v) for k, v in states if self._pending_state.get(k) is v]
             if any(r.outcome is AppendOutcome.FAILED for r in results):
                 self.last_error = next(r.error for r in results if r.outcome is AppendOutcome.FAILED)
         todo: list[Callable[[], None]] = []

@@ -185,3 +185,52 @@ def test_disk_full_for_alarms_reports_failed_and_append_raises(tmp_path):
 def test_rejects_bad_settings_with_a_fix(tmp_path):
     with pytest.raises(JournalError, match="use 'FULL' or 'NORMAL'"):
         SqliteJournal(tmp_path / "j.db", synchronous="OFF")
+
+
+def test_reads_do_not_wait_for_a_slow_commit(tmp_path):
+    gate = threading.Event()
+    entered = threading.Event()
+    armed = threading.Event()
+
+    def slow() -> None:             # once armed, a commit is stuck "in fsync" until released
+        if armed.is_set():
+            entered.set()
+            gate.wait(5)
+
+    j = SqliteJournal(tmp_path / "j.db", before_commit=slow)
+    j.append(ev(1))
+    j.set_state("k", b"v1")
+    armed.set()
+    w = JournalWriter(j).start()
+    try:
+        w.submit(ev(2))
+        assert entered.wait(5)
+        t0 = time.monotonic()
+        assert j.contains(ev(1).event_id) and not j.contains(ev(2).event_id)   # committed state only
+        assert j.get_state("k") == b"v1"
+        assert time.monotonic() - t0 < 0.5, "reads waited for the commit"
+        w.set_state("k", b"v2")
+        assert w.get_state("k") == b"v2"            # read-your-writes before the commit
+        assert j.get_state("k") == b"v1"
+    finally:
+        gate.set()
+        w.stop()
+    assert j.contains(ev(2).event_id) and j.get_state("k") == b"v2"
+
+
+def test_writer_state_writes_survive_a_failed_batch(tmp_path):
+    fail = {"on": True}
+
+    def maybe_full() -> None:
+        if fail["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    j = SqliteJournal(tmp_path / "j.db", before_commit=maybe_full)
+    w = JournalWriter(j)
+    w.set_state("seq", b"\x01")
+    w.run_pending()
+    assert w.get_state("seq") == b"\x01" and j.get_state("seq") is None   # kept pending
+    fail["on"] = False
+    w.mark_delivered(["nothing"])                  # any later batch carries the retry
+    w.run_pending()
+    assert j.get_state("seq") == b"\x01"
