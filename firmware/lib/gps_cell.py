@@ -6,7 +6,8 @@
 # RAM: the modem driver and the MQTT uplink (modem, modem_bg95, modem_mqtt) are loaded
 # only while the tracker is away from home - from the first event the gateway did not
 # take within gw_grace_s until _AWAY_MS after the last cellular session - and dropped
-# again at home. The backoff and per-event attempt counters survive the unload.
+# again at home (the boot self-test is a plain AT probe in gps_setup). The backoff and
+# per-event attempt counters survive the unload.
 import sys
 from time import ticks_diff
 import wire

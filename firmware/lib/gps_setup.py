@@ -4,6 +4,7 @@
 # Imported for start() and per CONFIG change, then dropped again (RAM).
 import sys
 import json
+from time import ticks_diff
 import store
 import nmea
 import wire
@@ -114,13 +115,27 @@ def build_cell(role):
     except (OSError, KeyError):  # no modem UART on this board
         app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
         return None
+    if not _modem_answers(hal, app):  # dead or absent modem: report it, keep tracking
+        app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
     import gps_cell  # the cellular uplink: only on trackers with a modem (RAM)
     dev = "".join("%02x" % b for b in hal.device_id())
-    c = gps_cell.Cellular(role, host, port, apn, dialect, dev)
-    from modem import ModemError
-    try:
-        c.load().modem.start()
-    except ModemError:  # dead or absent modem: report it, keep tracking
-        app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
-    c.unload()  # at home until an event is overdue at the gateway
-    return c
+    return gps_cell.Cellular(role, host, port, apn, dialect, dev)
+
+
+def _modem_answers(hal, app, timeout_ms=2000):
+    """The boot self-test: does the modem answer AT with OK within timeout_ms? Done
+    here without the driver, which is loaded only when the tracker is away (RAM)."""
+    u = hal.uart("modem")
+    u.write(b"AT\r")
+    buf = b""
+    t0 = hal.clock.ticks_ms()
+    while ticks_diff(hal.clock.ticks_ms(), t0) < timeout_ms:
+        b = u.read(64)
+        if b:
+            buf = (buf + b)[-64:]
+            if b"OK\r\n" in buf:
+                return True
+        else:
+            app.kick()
+            hal.sleep_ms(20)
+    return False

@@ -228,8 +228,8 @@ hal.peers.append(Cfg())
 
 
 def test_at_home_the_modem_modules_are_loaded_only_for_the_boot_self_test(tmp_path):
-    """modem on, gateway in reach (it acks): the modem answers the self-test at boot,
-    then its driver and the MQTT uplink are dropped (RAM) and nothing goes by cellular."""
+    """modem on, gateway in reach (it acks): the modem answers the AT self-test at boot;
+    its driver and the MQTT uplink are never loaded (RAM) and nothing goes by cellular."""
     emu = ModemEmulator(coverage=True).start()
     try:
         log, n = write_log(tmp_path, walk(*HOME, start_s=43200, seconds=20, north_mps=0.0))
@@ -252,8 +252,7 @@ hal._uart_cfg["gps"] = NmeaUart({log!r}, hal.clock, {n // 20 + 1})
 seen = []
 class Probe:
     def service(self, hal):
-        if hal.clock.t > 1000:
-            seen.append("modem" in sys.modules or "modem_mqtt" in sys.modules)
+        seen.append("modem" in sys.modules or "modem_mqtt" in sys.modules)
         if hal.clock.t > 5000:
             raise SimEnd()
         return 200
@@ -266,7 +265,7 @@ print(json.dumps({{"seen": seen, "events": [e[1] for e in gw.events]}}))
         r = json.loads(out.strip().splitlines()[-1])
     finally:
         emu.stop()
-    assert "AT" in emu.log and "AT+CMEE=1" in emu.log       # the boot self-test talked to the modem
+    assert emu.log[:1] == ["AT"]                            # the boot self-test talked to the modem
     assert r["seen"] and not any(r["seen"]), r             # then the modem code was not in RAM
     assert 0x40 in r["events"] and 0x62 not in r["events"]  # positions via the gateway; self-test passed
     assert emu.publishes == []                              # nothing went by cellular
@@ -297,3 +296,25 @@ hal.peers.append(Cfg())
     assert codes.count(0x41) == 1, codes                   # exit only once the zone was set
     assert any("zones" in e and "list" in e for e in r["errors"]), r["errors"]   # refused, named
     assert not any("cell_" in e for e in r["errors"]), r["errors"]               # accepted
+
+
+def test_a_silent_modem_fails_its_self_test_and_tracking_goes_on(tmp_path):
+    log, n = write_log(tmp_path, walk(*HOME, start_s=0, seconds=30, north_mps=0.0))
+    extra = '''
+class SilentModem:
+    written = b""
+    def read(self, n=-1):
+        return None
+    def write(self, b):
+        SilentModem.written += bytes(b)
+        return len(b)
+    def any(self):
+        return 0
+hal._uart_cfg["modem"] = SilentModem()
+'''
+    r = run_role(tmp_path, log, n // 30 + 1, {"modem": True, "cell_host": "broker.invalid",
+                                               "home_lat_e7": E7[0], "home_lon_e7": E7[1], "home_radius_m": 200},
+                 end_ms=30000, extra=extra)
+    fails = [e for e in r["events"] if e[1] == 0x62]
+    assert [e[3] for e in fails] == [[6]], r["events"]     # self_test_failed(modem), once
+    assert any(e[1] == 0x40 for e in r["events"])          # positions still reported (via the gateway)
