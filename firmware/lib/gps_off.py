@@ -16,14 +16,14 @@ def shutdown(role, reason):
     if _marker(role) != reason:
         app.emit(wire.EV_POWER_OFF, bytes((reason,)))
         if role.cell is not None:
-            role.cell.poll(app.now(), True)  # a last delivery attempt
+            role._cell().poll(role, app.now(), True)  # a last delivery attempt
         try:
             with open(role.hal.data_dir + "/gps_off", "w") as f:
                 f.write(str(reason))
         except OSError:
             app.reject("flash")
     if role.cell is not None:
-        role.cell.power_off()
+        role._cell().power_off(role)
     role._gnss_power(0)
     return True
 

@@ -101,7 +101,7 @@ def settings(role):
 
 
 def build_cell(role):
-    """A gps_cell.Cellular for ``role``, or None (bad settings: rejects; no modem UART:
+    """The gps_cell state list for ``role``, or None (bad settings: rejects; no modem UART:
     self_test_failed(6)). Runs the modem self-test (self_test_failed(6) if it is dead)."""
     app = role.app
     hal = role.hal
@@ -117,9 +117,9 @@ def build_cell(role):
         return None
     if not _modem_answers(hal, app):  # dead or absent modem: report it, keep tracking
         app.emit(wire.EV_SELF_TEST_FAILED, bytes((6,)))
-    import gps_cell  # the cellular uplink: only on trackers with a modem (RAM)
-    dev = "".join("%02x" % b for b in hal.device_id())
-    return gps_cell.Cellular(role, host, port, apn, dialect, dev)
+    import gps_cell  # the cellular uplink: its state only, the code is loaded on demand (RAM)
+    sys.modules.pop("gps_cell", None)
+    return gps_cell.state(host, port, apn, dialect, "".join("%02x" % b for b in hal.device_id()))
 
 
 def _modem_answers(hal, app, timeout_ms=2000):

@@ -153,6 +153,10 @@ class GpsRole(Role):
     def _shutdown(self, reason):
         return self._off().shutdown(self, reason)
 
+    def _cell(self):
+        import gps_cell  # trackers with a modem, while events wait (gps_cell drops itself at home)
+        return gps_cell
+
     def _off(self):
         import gps_off  # rare: switch-off, sleep and wake-up; dropped after use (RAM)
         sys.modules.pop("gps_off", None)
@@ -169,8 +173,9 @@ class GpsRole(Role):
             if not self._no_fix_reported and ticks_diff(now, self._no_fix_since) >= self.cfg.get("no_fix_s") * 1000:
                 self._no_fix_reported = True
                 self.app.emit(wire.EV_GPS_NO_FIX)
-        if self.cell is not None:
-            self.cell.poll(now)
+        c = self.cell
+        if c is not None and (c[5] is not None or len(self.app.queue)):
+            self._cell().poll(self, now)  # events queued or away from home
         return _POLL_MS
 
     def sleep_ok(self):
