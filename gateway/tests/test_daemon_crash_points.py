@@ -254,10 +254,6 @@ def test_broken_disk_still_forwards_alarms_and_acks_only_after_the_broker_has_th
         b.close()
 
 
-@pytest.mark.xfail(strict=True, reason="Forwarder.submit's duplicate path (alarm already in _alarms) calls "
-                   "on_stored(e, False) whatever the journal outcome: a re-sent alarm whose journal write FAILED "
-                   "again is ACKed DUPLICATE while it is neither on disk nor at the broker (fix requested from "
-                   "gw-uplink: gateway/uplink/forwarder.py)")
 def test_no_ack_for_an_alarm_that_is_neither_journaled_nor_at_the_broker(tmp_path):
     """Double fault: the journal cannot write and the broker is unreachable. The alarm lives only
     in the gateway's memory, so the device must keep it (no ACK) until one of them has it."""

@@ -263,7 +263,7 @@ class Forwarder:
             if event.event_id in self._alarms or event.event_id in self._recent:
                 # the device repeated an alarm we are handling or the platform already
                 # acknowledged: no new publication, only the journal's duplicate check
-                self._journal.submit(event, lambda e, r: on_stored(e, False) if on_stored else None)
+                self._journal.submit(event, lambda e, r: self._repeat_stored(e, r, on_stored))
                 return
             a = _Alarm(event=event, record=AlarmRecord(event.event_id, event.code.type_name, event.received_at),
                        on_stored=on_stored)
@@ -342,6 +342,23 @@ class Forwarder:
             a.stored_reported = True      # not on disk, but safe at the broker
             a.on_stored(a.event, True)
         self._maybe_forget(a)
+
+    def _repeat_stored(self, event: Event, r: AppendResult, on_stored: StoredCallback | None) -> None:
+        """A repeated alarm's journal outcome. ACK it (duplicate) only if it is safe somewhere:
+        this append or an earlier one stored it, or the broker PUBACKed the copy we hold. A
+        failed append of an alarm held only in memory is NOT acknowledged: the device keeps it
+        (and re-sends) until the disk or the broker has it — a kill -9 would lose it otherwise."""
+        if on_stored is None:
+            return
+        if r.outcome in (AppendOutcome.STORED, AppendOutcome.DUPLICATE):
+            on_stored(event, False)
+            return
+        held = self._alarms.get(event.event_id)
+        if event.event_id in self._recent or (held is not None and (held.stored or held.puback)):
+            on_stored(event, False)
+            return
+        log.warning("repeated alarm %s neither stored nor at the broker: no ACK, the device keeps it",
+                    event.event_id)
 
     def _alarm_stored(self, a: _Alarm, r: AppendResult, retry: bool = False) -> None:
         if r.outcome in (AppendOutcome.STORED, AppendOutcome.DUPLICATE):
