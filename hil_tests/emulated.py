@@ -443,7 +443,8 @@ class EmulatedBench:
         self.firmware: dict[str, FirmwareProcess] = {}
         self.gw: Any = None   # GatewayProcess, or InProcessGateway when a clock is injected
         self.downlinks: dict[str, list[tuple[float, Any, Any]]] = {}   # name -> (wall, Frame, payload)
-        self._decoders: dict[str, Any] = {}
+        self.uplinks: dict[str, list[tuple[float, Any, Any]]] = {}     # what the gateway received, same shape
+        self._decoders: dict[tuple[str, str], Any] = {}
         self._dl_lock = threading.Lock()
 
     # names for transcripts
@@ -512,21 +513,25 @@ class EmulatedBench:
             raise AssertionError(f"{exc}\n--- firmware\n{self.firmware[name].log()}\n--- gateway\n{self.gw.log()}") from None
 
     def _tap(self, name: str, direction: str, data: bytes) -> None:
-        if direction != "down":
-            return
         from gateway.codec import Frame, StreamDecoder
         from gateway.codec.payloads import decode_payload
 
         now = time.time()
+        seen = self.downlinks if direction == "down" else self.uplinks
         with self._dl_lock:
-            dec = self._decoders.setdefault(name, StreamDecoder())
+            dec = self._decoders.setdefault((name, direction), StreamDecoder())
             for f in dec.feed(data):
                 if isinstance(f, Frame):
-                    self.downlinks.setdefault(name, []).append((now, f, decode_payload(f.type, f.payload)))
+                    seen.setdefault(name, []).append((now, f, decode_payload(f.type, f.payload)))
 
     def downlink_payloads(self, name: str, kind: type) -> list[tuple[float, Any]]:
         with self._dl_lock:
             return [(t, p) for t, _f, p in self.downlinks.get(name, []) if isinstance(p, kind)]
+
+    def uplink_payloads(self, name: str, kind: type) -> list[tuple[float, Any]]:
+        """Frames the device sent that reached the gateway's side of the link (after faults)."""
+        with self._dl_lock:
+            return [(t, p) for t, _f, p in self.uplinks.get(name, []) if isinstance(p, kind)]
 
     def alarms(self, pred: Callable[[Arrival], bool] = lambda a: True) -> list[Arrival]:
         assert self.platform is not None
