@@ -78,6 +78,7 @@ class EventCode(enum.IntEnum):
     INACTIVITY = 0x8B
     BLE_RECEIVER_FAULT = 0x8C       # the BLE watchdog cannot get adverts from the adapter
     BLE_RECEIVER_RESTORED = 0x8D
+    JOURNAL_FAULT = 0x8E            # the journal could not store an alarm (disk full / I/O error)
 
     @property
     def type_name(self) -> str:
@@ -113,6 +114,7 @@ EVENT_CLASS: dict[EventCode, EventClass] = {
     EventCode.JOURNAL_RECOVERED: EventClass.TECHNICAL_ALARM,
     EventCode.ALARM_UNACKNOWLEDGED: EventClass.TECHNICAL_ALARM,
     EventCode.BLE_RECEIVER_FAULT: EventClass.TECHNICAL_ALARM,
+    EventCode.JOURNAL_FAULT: EventClass.TECHNICAL_ALARM,
 }
 
 

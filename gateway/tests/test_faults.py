@@ -317,7 +317,7 @@ def test_disk_full_alarms_still_forwarded(mosquitto, tmp_path, kind):
         assert wait_until(lambda: all(a.event_id in gw.stored for a in alarms), 10)   # device may be ACKed
         assert wait_until(lambda: gw.status().alarms_unacknowledged == 0, 15)
         if kind == "injected_enospc":   # nothing could be written: reported as a technical alarm
-            assert wait_until(lambda: any(p.body["type"] == "journal_recovered" and
+            assert wait_until(lambda: any(p.body["type"] == "journal_fault" and
                                           p.body["data"].get("reason") == "write_failed"
                                           for p in sim.unique.values()), 10)
     finally:

@@ -240,7 +240,7 @@ def test_journal_write_failure_alarm_still_forwarded_and_reported(tmp_path):
     r.pub.puback()
     assert r.stored == [(a.event_id, True)]       # durable at the broker: the device may be ACKed
     r.run()
-    tech = [b for b in payloads(r.pub, "alarm") if b["type"] == "journal_recovered"]
+    tech = [b for b in payloads(r.pub, "alarm") if b["type"] == "journal_fault"]
     assert len(tech) == 1 and tech[0]["data"]["reason"] == "write_failed"
     t = r.ev(2)
     r.submit(t)

@@ -42,7 +42,7 @@ EscalationHook = Callable[[Event, int], None]
 
 #: Code of the technical alarm raised when the journal cannot store (disk full / I/O
 #: error). gateway.model has no dedicated code yet; ``data.reason`` = ``write_failed``.
-JOURNAL_FAULT_CODE = EventCode.JOURNAL_RECOVERED
+JOURNAL_FAULT_CODE = EventCode.JOURNAL_FAULT
 
 
 @dataclass
