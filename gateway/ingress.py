@@ -17,7 +17,11 @@ Security rules (docs/protocol.md §1 "Authentication and replay protection", §3
 - a device without a key may send telemetry; its alarms are accepted only with
   ``allow_unencrypted_alarms``;
 - replay windows (64-entry, per device and channel) are persisted in the journal state
-  after every accepted frame, so a restart does not reopen old sequence numbers;
+  after every accepted frame, so a restart does not reopen old sequence numbers. In the
+  daemon this is the journal writer's queued ``set_state``: the event loop does not wait
+  for the fsync, and because the write is queued BEFORE the frame's event is appended
+  (same FIFO writer), it is committed in the same transaction as the event or an earlier
+  one — so when ``on_stored`` lets the device be ACKed, the window is durable too;
 - an EVENT whose seq the window has already seen is answered ``ACK DUPLICATE`` if the
   journal has it, ignored while its first copy is still being stored, and re-emitted
   (same event id; the journal de-duplicates) if it was seen but never stored, e.g. the
@@ -29,7 +33,7 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Mapping, Protocol
 
 from gateway.codec import bthome
 from gateway.codec._result import CodecError, RejectCounters, Rejection
@@ -42,9 +46,21 @@ from gateway.codec.gatt import decode_gatt
 from gateway.codec.payloads import Ack, Error, Feedback, Heartbeat, Hello, Payload
 from gateway.codec.stream import StreamDecoder
 from gateway.model import Event, EventCode, Role, is_alarm
-from gateway.ports import Clock, Journal
+from gateway.ports import Clock
 
 log = logging.getLogger("gateway.ingress")
+
+
+class IngressStore(Protocol):
+    """What ingress needs of the journal. The daemon passes the :class:`JournalWriter`
+    (queued, read-your-writes ``set_state``: the loop never waits for an fsync); a plain
+    :class:`SqliteJournal` also fits (tests, tools) but commits synchronously."""
+
+    def contains(self, event_id: str) -> bool: ...
+
+    def get_state(self, key: str) -> bytes | None: ...
+
+    def set_state(self, key: str, value: bytes) -> None: ...
 
 DOWNLINK_SEQ_BLOCK = 64          # downlink seqs reserved per journal write
 SYNTHETIC_SEQ_BASE = 0x80000000  # event ids of unencrypted adverts / GATT values: top bit set
@@ -133,7 +149,7 @@ class RejectLog:
 
 
 class Ingress:
-    def __init__(self, gateway_id: str, keys: Mapping[str, bytes], journal: Journal, clock: Clock,
+    def __init__(self, gateway_id: str, keys: Mapping[str, bytes], journal: IngressStore, clock: Clock,
                  counters: RejectCounters | None = None, allow_unencrypted_alarms: bool = False,
                  known_devices: Collection[str] | None = None, *, log_interval_s: float = 60.0,
                  repeat_window_s: float = 30.0, pending_timeout_s: float = 30.0) -> None:
@@ -258,6 +274,7 @@ class Ingress:
         if key is None and frame.authenticated:
             self._reject(result, Rejection(RejectReason.BAD_AUTH, "AUTH set but this gateway has no key for the device; pair it (fleet) first", device), link)
             return
+        self._dl_load(device)   # downlink seq block queued before any event of this frame
         payload = frame.decode_payload()
         window = self._window(device, "frame")
         now = self._clock.time()
@@ -442,6 +459,8 @@ class Ingress:
 
     def _accept_seq(self, device: str, channel: str, window: ReplayWindow, seq: int) -> None:
         if window.accept(seq):
+            # Queued (JournalWriter) before the caller submits the event's append: FIFO, so
+            # durable no later than the event whose commit releases the device ACK.
             try:
                 self._journal.set_state(f"replay/{channel}/{device}", window.to_bytes())
             except Exception as exc:  # noqa: BLE001 - the Journal port's failure (disk broken or full)
@@ -453,21 +472,41 @@ class Ingress:
                 log.error("replay window of %s (%s) not persisted: %s; frames are still accepted",
                           device, channel, exc)
 
-    def _next_downlink_seq(self, device: str) -> int:
+    def _dl_load(self, device: str) -> int:
+        """Downlink seq state of a device, loaded on its first frame. The first block is
+        reserved at once — queued BEFORE the frame's event is appended, so it is durable
+        before that event's ACK (sent after the commit) uses a seq from it."""
         nxt = self._dl_next.get(device)
         if nxt is None:
             blob = self._journal.get_state(f"downlink_seq/{device}")
             nxt = struct.unpack("<I", blob)[0] if blob is not None and len(blob) == 4 else 1
+            self._dl_next[device] = nxt
             self._dl_reserved[device] = nxt
-        if nxt >= self._dl_reserved[device]:
-            reserved = min(nxt + DOWNLINK_SEQ_BLOCK, 0xFFFFFFFF)
-            try:
-                self._journal.set_state(f"downlink_seq/{device}", struct.pack("<I", reserved))
-            except Exception as exc:  # noqa: BLE001 - the Journal port's failure (disk broken or full)
-                # Keep sending (ACKs after a PUBACK, FEEDBACK): the device's replay window
-                # refuses a reused seq after a restart, it never accepts a replayed frame.
-                log.error("downlink seq block of %s not persisted: %s; continuing from memory", device, exc)
-            self._dl_reserved[device] = reserved
+            self._dl_reserve(device, nxt)
+        return nxt
+
+    def _dl_reserve(self, device: str, nxt: int) -> None:
+        """Reserve the next block once half of the current one is used (prefetch: the
+        write is committed long before a seq of the new block is sent)."""
+        reserved = self._dl_reserved[device]
+        if nxt < reserved - DOWNLINK_SEQ_BLOCK // 2:
+            return
+        reserved = min(max(reserved, nxt) + DOWNLINK_SEQ_BLOCK, 0xFFFFFFFF)
+        try:
+            self._journal.set_state(f"downlink_seq/{device}", struct.pack("<I", reserved))
+        except Exception as exc:  # noqa: BLE001 - the Journal port's failure (disk broken or full)
+            # Keep sending (ACKs after a PUBACK, FEEDBACK): the device's replay window
+            # refuses a reused seq after a restart, it never accepts a replayed frame.
+            log.error("downlink seq block of %s not persisted: %s; continuing from memory", device, exc)
+        self._dl_reserved[device] = reserved
+
+    def _next_downlink_seq(self, device: str) -> int:
+        # Residual (documented in docs/architecture.md): an immediate reply (ACK DUPLICATE,
+        # ERROR) to a device's very first frame after a start may use a seq whose block is
+        # still queued; a crash inside that one commit may reuse it. The device rejects that
+        # single frame as a replay and re-sends; no frame is ever accepted twice.
+        nxt = self._dl_load(device)
+        self._dl_reserve(device, nxt)
         if nxt >= 0xFFFFFFFF:
             raise CodecError(f"downlink sequence space of {device} exhausted; re-pair the device with a new key")
         self._dl_next[device] = nxt + 1

@@ -106,7 +106,13 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
     journal = SqliteJournal(cfg.journal_path, max_telemetry_bytes=int(cfg.journal.max_telemetry_mb * 1024 * 1024),
                             clock=clock)
     writer = JournalWriter(journal, dispatch=_dispatcher(loop))
-    ingress = Ingress(cfg.gateway.id, cfg.device_keys, journal, clock,
+    # Ingress (replay windows, downlink seq blocks) and the rule engine (gateway counter,
+    # pending rule timers) go through the writer's queued API, never the journal directly:
+    # the event loop must not wait for an fsync on the alarm path. Safety: a state write is
+    # queued before the event's append in the same FIFO writer, so it is committed in the
+    # same transaction or an earlier one; the device ACK waits for the append's commit
+    # (docs/architecture.md "Alarm hot path").
+    ingress = Ingress(cfg.gateway.id, cfg.device_keys, writer, clock,
                       allow_unencrypted_alarms=cfg.ble.allow_unencrypted_alarms,
                       known_devices=[d.id for d in cfg.devices] or None)
     primary = publisher if publisher is not None else make_route(cfg, loop, clock, route="primary")
@@ -126,7 +132,7 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
         journal_recovery=journal.recovery, alarm_lane=lane)
     engine_rules = build_rules(cfg, registry, mains, lambda: holder["rt"].uplink_connected(), clock,
                                ble_status=lambda: holder["rt"].ble_watchdog_status())
-    engine = RuleEngine(cfg.gateway.id, engine_rules, journal, forwarder, clock, state=journal)
+    engine = RuleEngine(cfg.gateway.id, engine_rules, writer, forwarder, clock, state=writer)
     rt = GatewayRuntime(cfg, loop=loop, clock=clock, journal=journal, writer=writer, ingress=ingress,
                         forwarder=forwarder, primary=primary, fallback=fallback, registry=registry,
                         engine=engine, mains=mains, advertise=advertise)

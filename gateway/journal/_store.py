@@ -142,6 +142,7 @@ class SqliteJournal:
         self._before_commit = before_commit
         self._clock = clock or SystemClock()
         self._lock = threading.RLock()
+        self._counter_lock = threading.Lock()   # never held across a journal commit
         self._counts = _Counts()
         self._reserve_missing = False
         self.recovery: Recovery | None = None
@@ -510,19 +511,44 @@ class SqliteJournal:
         value is never handed out twice. Raises :class:`JournalError` if the
         high-water-mark file cannot be written and the reserved block is used up.
         """
-        with self._lock:
+        with self._counter_lock:    # not the write lock: never waits behind a commit's fsync
             nxt = self._counter + 1
             if nxt > self._reserved:
                 new = nxt + self._counter_block - 1
-                try:
-                    write_hwm(self.hwm_path, new)
-                except OSError as exc:
-                    raise (JournalFull if _is_full(exc) else JournalError)(
-                        f"cannot reserve gateway counters in {self.hwm_path}: {exc}",
-                        path=self.hwm_path, cause=exc) from exc
+                self._write_hwm(new)
                 self._reserved = new
             self._counter = nxt
             return nxt
+
+    @property
+    def counter_block(self) -> int:
+        return self._counter_block
+
+    def counters_left(self) -> int:
+        """Gateway counter values reserved (in ``<path>.hwm``) and not yet handed out."""
+        with self._counter_lock:
+            return self._reserved - self._counter
+
+    def reserve_counters_ahead(self) -> int:
+        """Extend the reserved block by ``counter_block`` values if fewer than half a block
+        are left (the journal writer calls it off the event loop, so
+        :meth:`next_gateway_counter` on the loop normally never writes the hwm file).
+        Returns the values left. Raises :class:`JournalError` if the file cannot be written."""
+        with self._counter_lock:
+            if self._reserved - self._counter >= self._counter_block // 2:
+                return self._reserved - self._counter
+            new = self._reserved + self._counter_block
+            self._write_hwm(new)
+            self._reserved = new
+            return self._reserved - self._counter
+
+    def _write_hwm(self, new: int) -> None:
+        try:
+            write_hwm(self.hwm_path, new)
+        except OSError as exc:
+            raise (JournalFull if _is_full(exc) else JournalError)(
+                f"cannot reserve gateway counters in {self.hwm_path}: {exc}",
+                path=self.hwm_path, cause=exc) from exc
 
     def get_state(self, key: str) -> bytes | None:
         """Committed state; safe on the event loop (does not wait for a commit in progress)."""

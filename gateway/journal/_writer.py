@@ -58,7 +58,9 @@ class JournalWriter:
         self._pending_state: dict[str, bytes] = {}
         self._state_retry: list[tuple[str, bytes]] = []
         self._state_lock = threading.Lock()
+        self._counter_refill = False
         self.batches = 0
+        self.state_failures = 0
         self.last_error: str | None = None
 
     # ---- lifecycle -------------------------------------------------------------
@@ -104,6 +106,32 @@ class JournalWriter:
             if key in self._pending_state:
                 return self._pending_state[key]
         return self.journal.get_state(key)
+
+    def contains(self, event_id: str) -> bool:
+        """Committed state (the journal's read connection); never waits for a commit."""
+        return self.journal.contains(event_id)
+
+    def next_gateway_counter(self) -> int:
+        """Next durable gateway counter, from the block already reserved in ``<path>.hwm``
+        (memory only: safe on the event loop). When less than half a block is left the next
+        block is reserved on the writer thread, so the loop does not wait for the hwm file's
+        fsync; only if that failed and the block is used up does this call write the file
+        itself (and may raise :class:`JournalError`)."""
+        value = self.journal.next_gateway_counter()
+        if not self._counter_refill and self.journal.counters_left() < self.journal.counter_block // 2:
+            self._counter_refill = True
+
+            def done(_left: object = None) -> None:
+                self._counter_refill = False
+
+            def failed(exc: BaseException) -> None:
+                self._counter_refill = False
+                log.error("reserving gateway counters ahead failed: %s", exc)
+            try:
+                self.call(lambda j: j.reserve_counters_ahead(), done, on_error=failed)
+            except JournalClosed:
+                self._counter_refill = False
+        return value
 
     def call(self, fn: Callable[[SqliteJournal], Any], callback: Callable[[Any], None] | None = None,
              on_error: Callable[[BaseException], None] | None = None) -> None:
@@ -188,6 +216,8 @@ class JournalWriter:
                 # de-duplicate on event_id); state values stay visible through get_state
                 # and are written with the next batch; appends come back FAILED.
                 self.last_error = str(exc)
+                if states:
+                    self.state_failures += 1
                 log.error("journal write failed: %s", exc)
                 results = [AppendResult(AppendOutcome.FAILED, error=str(exc)) for _ in appends]
                 with self._state_lock:   # retried with the next batch (no busy loop on a full disk)

@@ -248,7 +248,7 @@ def test_broken_disk_still_forwards_alarms_and_acks_only_after_the_broker_has_th
         assert b.device.queue and b.pub.unacked(), "the alarm was not published while the disk is broken"
         b.settle()
         assert b.device.queue == {} and b.device.unsafe_acks == []
-        assert set(b.device.pressed) <= b.at_platform() and b.rt.ingress.window_persist_failures >= 1
+        assert set(b.device.pressed) <= b.at_platform() and b.rt.writer.state_failures >= 1
     finally:
         b.rt.journal._before_commit = None
         b.close()
