@@ -78,6 +78,9 @@ class MosquittoProcess:
         lines = ["per_listener_settings false", "allow_anonymous true",
                  f"max_queued_messages {self.max_queued_messages}",
                  "max_inflight_messages 0", "persistence false",
+                 # Mosquitto >= 2.0 (2.0.11 installed): PUBACKs / forwarded alarms are not
+                 # held back by Nagle's algorithm, as in the production config (docs/mqtt.md)
+                 "set_tcp_nodelay true",
                  "log_dest stderr", "log_type error", "log_type warning"]
         if self.default_listener:
             lines.append(f"listener {self.port} {self.host}")

@@ -2,9 +2,11 @@
 
 Concurrency model of the daemon (see docs/architecture.md): one asyncio event loop owns
 the domain (ingress, rules, forwarding decisions). Adapters whose libraries block
-(pyserial reads, SQLite commits with fsync, paho's network loop) run in their own
-thread and hand results to the loop with ``loop.call_soon_threadsafe``. Every port
-method below is non-blocking and safe to call from the loop thread.
+(pyserial reads, SQLite commits with fsync) run in their own thread and hand results to
+the loop with ``loop.call_soon_threadsafe``. MQTT: the primary connection's paho socket
+is driven by the event loop itself (``add_reader``/``add_writer``); only the alarms-only
+lane runs paho's network loop on its own thread (``mqtt-primary``), handing PUBACKs to
+the loop. Every port method below is non-blocking and safe to call from the loop thread.
 """
 from __future__ import annotations
 
