@@ -308,6 +308,7 @@ class FileBlockDev:
         self.fail_after = fail_after
         self.writes = 0
         self.dead = False
+        self.on_write = None  # called after each block write/erase (HostHal: slow flash)
         try:
             self.f = open(path, "r+b")
         except OSError:
@@ -343,6 +344,8 @@ class FileBlockDev:
         self.f.seek(pos)
         self.f.write(buf)
         self.f.flush()
+        if self.on_write is not None:
+            self.on_write()
 
     def ioctl(self, op, arg):
         if op == 4:
@@ -356,6 +359,8 @@ class FileBlockDev:
             for _ in range(self.bs // len(_BLANK)):
                 self.f.write(_BLANK)
             self.f.flush()
+            if self.on_write is not None:
+                self.on_write()
             return 0
         return 0
 
@@ -393,12 +398,14 @@ class HostHal:
     peers: objects with service(hal) -> ms until they want service again (or None),
            run inside wait() (a simulated gateway, a dispenser emulator...)
     pin_history: output changes kept per pin in HostPin.history (0 keeps none)
+    flash_write_ms: each block write/erase blocks the loop that long (see busy())
     """
 
     def __init__(self, flash="/tmp/wt-flash.img", flash_blocks=64, block_size=4096, fail_after=None,
                  mount="/flash", clock=None, uarts=None, pins=None, adcs=None, i2c=None,
                  device_id=b"\x02\x00\x00\x00\x00\x01", reset_cause=RC_POWER_ON,
-                 battery=(100, 4100, 0), rssi=0x7F, peers=None, pin_initial=None, pin_history=256):
+                 battery=(100, 4100, 0), rssi=0x7F, peers=None, pin_initial=None, pin_history=256,
+                 flash_write_ms=0):
         self.clock = clock if clock is not None else SimClock()
         self.flash_path = flash
         self._bd_args = (flash_blocks, block_size)
@@ -425,6 +432,8 @@ class HostHal:
         self.bd = None
         self._wdt = None
         self.deadline_ms = None   # RealClock runs: SimEnd after this many ms
+        self.flash_write_ms = flash_write_ms
+        self.busy_ms = 0          # total simulated blocking time (busy())
         self.mount()
 
     # --- flash ----------------------------------------------------------------------
@@ -437,6 +446,11 @@ class HostHal:
         except OSError:
             os.VfsLfs2.mkfs(self.bd)
             os.mount(os.VfsLfs2(self.bd), self.mountpoint)
+        if self.flash_write_ms:
+            self.bd.on_write = self._flash_busy
+
+    def _flash_busy(self):
+        self.busy(self.flash_write_ms)
 
     def unmount(self):
         try:
@@ -581,6 +595,31 @@ class HostHal:
                 time.sleep_ms(slice_ms)
             if self._wdt is not None and self._wdt.expired():
                 raise Reboot(RC_WATCHDOG)
+
+    def busy(self, ms):
+        """``ms`` of blocking work (a slow flash write, an OTA unpack, a modem session):
+        time passes and pin IRQs fire (their handlers run, as on a board), but the
+        main loop does not run. Simulated time never reaches the end inside it."""
+        clock = self.clock
+        self.busy_ms += ms
+        if not isinstance(clock, SimClock):
+            end = time.ticks_add(time.ticks_ms(), ms)
+            while time.ticks_diff(end, time.ticks_ms()) > 0:
+                self._fire()
+                time.sleep_ms(1)
+            self._fire()
+            return
+        end = clock.t + ms
+        if clock.end is not None and end > clock.end - 1:
+            end = max(clock.end - 1, clock.t)
+        while True:
+            n = self._next_input(clock.t)
+            if n is None or n > end:
+                break
+            clock.t = n
+            self._fire()
+        clock.t = end
+        self._fire()
 
     def sleep_ms(self, ms):
         if isinstance(self.clock, SimClock):

@@ -10,7 +10,7 @@ from micropython import const
 from time import ticks_diff
 import wire
 from role import Role
-from inputs import Debounced, Pattern
+from inputs import Debounced, Pattern, PULSE
 
 _QUEUED = ((1, 100), (0, 400))
 _RECEIVED = ((1, 5000),)
@@ -31,7 +31,7 @@ class Button(Role):
 
     def start(self):
         now = self.app.now()
-        self.btn = Debounced(self.hal.pin("button"), self.cfg.get("debounce_ms"), now)
+        self.btn = Debounced(self.hal.pin("button"), self.cfg.get("debounce_ms"), now, True)
         self.led = Pattern(self.hal.pin("led", "out"))
         self.buzz = Pattern(self.hal.pin("buzzer", "out"))
         self.alarm_seq = None
@@ -43,7 +43,17 @@ class Button(Role):
 
     def poll(self, now):
         changed, wait = self.btn.poll(now)
-        if changed:
+        if changed == PULSE:
+            # both edges happened while the loop was busy (or away from our polls)
+            if self.btn.state:
+                # held, let go and pressed again: the earlier press ended
+                if self._down_at is not None and not self._long_done:
+                    self._alarm(now)
+                self._down_at = now
+                self._long_done = False
+            else:
+                self._alarm(now)   # a short press (or a press we could not time)
+        elif changed:
             if self.btn.state:
                 self._down_at = now
                 self._long_done = False

@@ -13,7 +13,7 @@ import struct
 from time import ticks_diff, ticks_add
 import wire
 from role import Role
-from inputs import Debounced, Pattern
+from inputs import Debounced, Pattern, PULSE
 from fall import FallDetector, FallConfigError, PLACEMENT_NAMES
 from fall_alert import FallAlert, EV_FALL_DETECTED
 
@@ -34,7 +34,7 @@ class FallRole(Role):
 
     def start(self):
         now = self.app.now()
-        self.btn = Debounced(self.hal.pin("button"), 50, now)
+        self.btn = Debounced(self.hal.pin("button"), 50, now, True)
         self.led = Pattern(self.hal.pin("led", "out"))
         self.buzz = Pattern(self.hal.pin("buzzer", "out"))
         self.acc = None
@@ -151,7 +151,7 @@ class FallRole(Role):
         if self.acc is not None:
             self._read(now)
         changed, wait = self.btn.poll(now)
-        if changed and self.btn.state:
+        if changed and (self.btn.state or changed == PULSE):   # a press, even one the loop did not see
             r = self.alert.cancel(now)
             if r is not None:
                 self._raise(r, now)
