@@ -275,7 +275,19 @@ class PtyUart:
         return bytes(out) if out else None
 
     def write(self, b):
-        return self.f.write(b)
+        """Write all of ``b`` (the fd blocks; a short count is retried). No flush()/fsync:
+        unix-port files are unbuffered and fsync() on a tty fails with EINVAL."""
+        mv = memoryview(b)
+        done = 0
+        while done < len(mv):
+            w = self.f.write(mv[done:])
+            if w is None:
+                time.sleep_ms(1)   # EAGAIN: the tty output queue is full
+                continue
+            if not w:
+                break
+            done += w
+        return done
 
 
 class PowerCut(OSError):
@@ -414,6 +426,7 @@ class HostHal:
         self.data_dir = mount
         self._uart_cfg = uarts if uarts is not None else {}
         self._uarts = {}
+        self._sensor_rx = []     # in-process sensor UARTs whose new bytes wake wait()
         self._pin_traces = pins if pins is not None else {}
         self._pin_initial = pin_initial if pin_initial is not None else {}
         self._adc_traces = adcs if adcs is not None else {}
@@ -483,6 +496,8 @@ class HostHal:
                 raise OSError(_ENODEV)
             u = PtyUart(c) if isinstance(c, str) else c
             self._uarts[name] = u
+            if name != "link" and isinstance(u, LoopUart) and u.peer is not None:
+                self._sensor_rx.append(u)
         return u
 
     def pin(self, name, mode="in", pull=None):
@@ -539,16 +554,28 @@ class HostHal:
                 fired = True
         return fired
 
+    def _rx_mark(self):
+        """Bytes ever delivered to the device ends of in-process sensor UARTs (a peer wrote
+        them); the link has its own wake-up (any bytes waiting)."""
+        n = 0
+        if self._sensor_rx:
+            for u in self._sensor_rx:
+                n += u.peer.written
+        return n
+
     def wait(self, timeout_ms):
-        """Sleep until ``timeout_ms`` passes, a pin IRQ fires or link bytes arrive."""
+        """Sleep until ``timeout_ms`` passes, a pin IRQ fires, link bytes wait, or new
+        bytes reach any UART (a UART RX interrupt on the board: a sensor served by a
+        peer in this process, a pty)."""
         clock = self.clock
         if not isinstance(clock, SimClock):
             return self._real_wait(timeout_ms)
         end = clock.t + timeout_ms
         link = self._uarts.get("link")
+        mark = self._rx_mark()
         while True:
             w = self._service()
-            if self._fire() or (link is not None and link.any()):
+            if self._fire() or (link is not None and link.any()) or self._rx_mark() != mark:
                 return
             step = end - clock.t
             if w is not None:
@@ -576,12 +603,13 @@ class HostHal:
                 poller.register(u.f, select.POLLIN)
                 n += 1
         end = time.ticks_add(time.ticks_ms(), timeout_ms)
+        mark = self._rx_mark()
         while True:
             left = time.ticks_diff(end, time.ticks_ms())
             if self.deadline_ms is not None and self.clock.t >= self.deadline_ms:
                 raise SimEnd()
             w = self._service()
-            if self._fire():
+            if self._fire() or self._rx_mark() != mark:
                 return
             if left <= 0:
                 return
