@@ -24,6 +24,7 @@ class App:
         import sys
         import appboot  # the constructor's work is boot-time only (RAM): see appboot.init
         sys.modules.pop("appboot", None)
+        self._fresh = False    # an event was queued since this step's _send_events
         appboot.init(self, hal, cfg, role_cls, fw_version, cfg_path, boot_slot)
 
     # --- services for roles -------------------------------------------------------
@@ -42,6 +43,7 @@ class App:
         seq = self.seq.next()
         ep = self.epoch_s()
         rec = Record(seq, code, self.boot_id, self.now(), ep or 0, data)
+        self._fresh = True     # step() sends it before the loop waits again
         return seq if self.queue.push(rec) else None
 
     def reject(self, reason):
@@ -107,6 +109,7 @@ class App:
         if w is not None:
             waits.append(w)
         now = self.now()
+        self._fresh = False
         waits.append(self._send_events(now))
         waits.append(self._heartbeat(now))
         if self.ota is not None:
@@ -115,6 +118,11 @@ class App:
                 waits.append(w)
             elif self.ota.state != 1:
                 self._ota_drop()   # idle again (committed, failed, or nothing to do)
+        if self._fresh:
+            # emitted after the send above (low_battery in the heartbeat, OTA result):
+            # out now, not at the next wake-up (up to heartbeat_s later)
+            self._fresh = False
+            waits.append(self._send_events(self.now()))
         if self._healthy(now):
             self._wdt.feed()
         w = min(waits)

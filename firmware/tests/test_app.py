@@ -342,3 +342,29 @@ print(json.dumps({"events": gw.events, "arrived": arrived}))
     age = r["events"][0][2]
     delivered = r["arrived"][0]
     assert abs((delivered - age) - 20200) <= 1500, (delivered, age)   # occurred at ~20.2 s by the gateway's clock
+
+
+def test_low_battery_raised_in_a_heartbeat_leaves_in_the_same_loop_step(tmp_path):
+    # heartbeat every 120 s: the battery drops at 50 s, the heartbeat at 120 s raises
+    # low_battery, which must be sent in that step (age ~0), not at the next wake-up
+    r = mp(r'''
+import simdev, json, wire, struct
+hal, gw = simdev.make(IMG, "button", {"heartbeat_s": 120, "low_battery_pct": 20}, end_ms=300000, battery=(50, 3900, 0))
+got = []
+class Drain:
+    def service(self, hal):
+        t = hal.clock.t
+        hal.battery_state = (50, 3900, 0) if t < 50000 else (15, 3400, 0)
+        if gw.events and not got:
+            got.append(t)
+        return 1000
+hal.peers.append(Drain())
+simdev.boot(hal)
+hb = [(f, struct.unpack("<BHBIHHb", f.payload)) for f in gw.of_type(3)]
+print(json.dumps({"events": [(e[1], e[2]) for e in gw.events], "got": got,
+                  "hb_up": [h[1][3] for h in hb if h[1][2] & 4]}))
+''', tmp_path)
+    assert [c for c, _ in r["events"]] == [0x60]
+    age = r["events"][0][1]
+    assert age < 200, r                          # sent in the heartbeat's own step
+    assert r["hb_up"] and 115 <= r["hb_up"][0] <= 125 and r["got"][0] <= r["hb_up"][0] * 1000 + 1200, r
