@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from typing import Any, Callable
 
 from gateway.config import ConfigError, GatewayConfig, load_config
@@ -13,6 +14,12 @@ from gateway.daemon._runtime import GatewayRuntime
 from gateway.fleetconfig import ConfigPush, read_layer, write_layer
 
 log = logging.getLogger("gateway.daemon")
+
+# CPython's GIL switch interval while the daemon runs (default 5 ms). The alarm lane's
+# network thread must get the GIL to read a PUBACK while the loop is busy replaying a
+# backlog; a shorter interval bounds that wait. Measured with bench/alarm_latency.py
+# (docs/architecture.md "Alarm latency"); restored when async_main returns.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class ConfigSource:
@@ -31,13 +38,27 @@ class ConfigSource:
 
 async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
                      ready: Callable[[GatewayRuntime], None] | None = None,
-                     stop: asyncio.Event | None = None, **bootstrap_kwargs: Any) -> int:
+                     stop: asyncio.Event | None = None, switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S,
+                     **bootstrap_kwargs: Any) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``). Returns the process exit code.
 
     With a ``source``, the last applied fleet configuration (``<data_dir>/fleet-config.json``)
     is layered in, and a valid ``wt.config/1`` push re-bootstraps the gateway in place;
     if the new configuration cannot start, the previous one is restored and the push
-    reported ``rejected``."""
+    reported ``rejected``. ``switch_interval_s`` (``GIL_SWITCH_INTERVAL_S``; ``None`` leaves
+    it alone) is set with :func:`sys.setswitchinterval` for the run."""
+    previous_switch = sys.getswitchinterval()
+    if switch_interval_s is not None:
+        sys.setswitchinterval(switch_interval_s)
+    try:
+        return await _run(cfg, source=source, ready=ready, stop=stop, **bootstrap_kwargs)
+    finally:
+        sys.setswitchinterval(previous_switch)
+
+
+async def _run(cfg: GatewayConfig, *, source: ConfigSource | None,
+               ready: Callable[[GatewayRuntime], None] | None,
+               stop: asyncio.Event | None, **bootstrap_kwargs: Any) -> int:
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 
 
@@ -53,6 +54,7 @@ def test_layer_file_roundtrip(tmp_path):
 def test_daemon_applies_rejects_and_keeps_pushed_config_across_restart(tmp_path, mosquitto):
     from gateway.console import make_console_link
     from gateway.daemon import ConfigSource, async_main
+    from gateway.daemon._main import GIL_SWITCH_INTERVAL_S
 
     cfgf = tmp_path / "gw.toml"
     cfgf.write_text(f'[gateway]\nid = "gw-cfg"\ndata_dir = "{tmp_path / "d"}"\n[uplink]\nport = {mosquitto.port}\n'
@@ -78,9 +80,11 @@ def test_daemon_applies_rejects_and_keeps_pushed_config_across_restart(tmp_path,
         await until(lambda: clink.connected)
         runtimes = []
         stop = asyncio.Event()
+        before = sys.getswitchinterval()
         main = asyncio.ensure_future(async_main(source.load(), source=source, stop=stop, ready=runtimes.append))
         await until(lambda: runtimes and runtimes[-1].uplink_connected())
         assert runtimes[-1].cfg.rules.bed.max_out_min == 30
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S != before   # the daemon's GIL switch interval
         clink.publish(topic, push(1, {"rules": {"bed": {"max_out_min": 20}}}, "h1"), qos=1, retain=True)
         await until(lambda: any(r["version"] == 1 for r in reports))
         assert report(1) == {"schema": "wt.config-applied/1", "version": 1, "status": "applied", "error": None,
@@ -108,6 +112,7 @@ def test_daemon_applies_rejects_and_keeps_pushed_config_across_restart(tmp_path,
         await until(lambda: any(r["version"] == 2 for r in reports))     # v2 is the retained push now
         stop.set()
         assert await main == 0
+        assert sys.getswitchinterval() == before                            # restored on return
         # restart: v1 is still in effect (layer file), the retained v2 is rejected again
         reports.clear()
         runtimes.clear()
