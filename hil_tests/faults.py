@@ -66,6 +66,7 @@ class SerialFaultProxy:
         self._gw_master, self._gw_slave, self.gateway_path = open_pty()
         self._rng = {"up": random.Random(self.up.seed), "down": random.Random(self.down.seed)}
         self._stop = threading.Event()
+        self._cycles = 0     # proxy loop iterations completed (drain() waits on it)
         self._thread = threading.Thread(target=self._run, name="serial-fault-proxy", daemon=True)
 
     def start(self) -> "SerialFaultProxy":
@@ -79,6 +80,31 @@ class SerialFaultProxy:
         if down is not None:
             self.down = down
             self._rng["down"] = random.Random(down.seed)
+
+    def drain(self, direction: str = "up", timeout_s: float = 5.0) -> None:
+        """Return once every byte already written by one side has passed the proxy under the
+        current policy. A starved proxy thread otherwise reads bytes a device wrote before a
+        ``set_policy`` under the new policy (seen: a frame sent while the link was "cut"
+        delivered after the link was restored)."""
+        import fcntl
+        import struct
+        import termios
+
+        fd = self._dev_master if direction == "up" else self._gw_master
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pending = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+            if pending == 0:
+                seen = self._cycles
+                while self._cycles < seen + 2:       # a read in progress has been forwarded
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"serial proxy did not drain {direction} within {timeout_s} s")
+                    time.sleep(0.01)
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"serial proxy did not drain {direction} within {timeout_s} s "
+                                     f"({pending} bytes pending)")
+            time.sleep(0.01)
 
     def _apply(self, direction: str, data: bytes) -> list[bytes]:
         pol = self.up if direction == "up" else self.down
@@ -126,6 +152,7 @@ class SerialFaultProxy:
                             self.tap(direction, chunk)
                         except Exception:  # an observer must never break the link
                             pass
+            self._cycles += 1
 
     def close(self) -> None:
         self._stop.set()

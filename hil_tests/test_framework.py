@@ -260,3 +260,25 @@ def test_serial_proxy_tap_sees_what_each_side_receives():
         os.close(gw)
     finally:
         proxy.close()
+
+
+def test_serial_proxy_drain_applies_the_current_policy_to_bytes_already_written():
+    # the proxy is busy (delay) when the device writes "late": without drain() a policy switch
+    # right after would let "late" through, though it was written while the link was cut
+    proxy = SerialFaultProxy(up=FaultPolicy(drop=1.0, delay_s=0.3, seed=1)).start()
+    try:
+        dev = _open_raw(proxy.device_path)
+        gw = _open_raw(proxy.gateway_path)
+        os.write(dev, b"early")
+        time.sleep(0.1)                      # the proxy holds "early" for 0.3 s
+        os.write(dev, b"late")
+        proxy.drain("up")
+        proxy.set_policy(up=FaultPolicy())
+        assert _read_all(gw, 1, timeout_s=0.5) == b""
+        assert proxy.counters["up"].dropped == 2
+        os.write(dev, b"after")              # the restored link passes new bytes
+        assert _read_all(gw, 5) == b"after"
+        os.close(dev)
+        os.close(gw)
+    finally:
+        proxy.close()

@@ -86,6 +86,7 @@ def test_sensor_power_cut_mid_write_loses_nothing(emulated_bench, hil_metrics, u
     proxy.set_policy(up=FaultPolicy(drop=1.0, seed=3))
     wait_until(lambda: fw.powercut_at is not None, 20, "the power cut mid-write")
     assert fw.proc is not None and fw.proc.wait(5) is not None
+    proxy.drain("up")      # what the device sent before the cut is dropped, not let through after it
     assert bench.platform.all_arrivals() == []
     proxy.set_policy(up=FaultPolicy(seed=4))
     fw2 = bench.restart_firmware("button-1", pins={}, cut=None)
