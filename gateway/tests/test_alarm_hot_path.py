@@ -204,3 +204,29 @@ def test_gateway_counter_blocks_are_reserved_ahead_on_the_writer_and_never_reuse
     values = first + more
     assert values == list(range(values[0], values[0] + 26))
     assert after > max(values)
+
+
+def test_technical_alarm_is_published_at_once_and_falls_back_to_a_time_id(tmp_path, monkeypatch):
+    loop, rt, pub, link, cfg = _setup(tmp_path)
+    seam = GatedCommit()
+    try:
+        rt.journal._before_commit = seam
+        rt.writer.set_state("probe", b"x")           # a commit is in progress
+        assert _run_until(loop, lambda: seam.entered >= 1)
+        rt.forwarder.raise_technical(EventCode.UPLINK_LOST, {"route": "fallback"})
+        techs = [a for a in _alarms(pub) if a.body["type"] == "uplink_lost"]
+        assert len(techs) == 1 and techs[0].event_id.startswith(f"{GW}-g") and seam.finished == 0
+
+        from gateway.journal import JournalError
+
+        def broken() -> int:
+            raise JournalError("cannot reserve gateway counters: disk full", path=cfg.journal_path)
+        monkeypatch.setattr(rt.journal, "next_gateway_counter", broken)
+        rt.forwarder.raise_technical(EventCode.UPLINK_LOST, {"route": "primary"})
+        techs = [a for a in _alarms(pub) if a.body["type"] == "uplink_lost"]
+        assert len(techs) == 2 and techs[1].event_id.startswith(f"{GW}-t"), techs[1].event_id
+    finally:
+        seam.gate.set()
+        rt.writer.stop()
+        rt.journal.close()
+        loop.close()

@@ -283,10 +283,14 @@ class Forwarder:
             self.submit(Event(event_id=event_id, device_id=self.gateway_id, code=code, occurred_at=now,
                               received_at=now, role=Role.GATEWAY, data=dict(data or {})))
 
-        def failed(exc: BaseException) -> None:
+        # The counter comes from the block already reserved (memory): a technical alarm is
+        # published at once, not after the journal writer's queue and a commit's fsync.
+        try:
+            counter: int | None = self._journal.next_gateway_counter()
+        except Exception as exc:  # noqa: BLE001 - hwm file unwritable and the block used up
             log.error("gateway counter unavailable (%s); using a time-based event id", exc)
-            make(None)
-        self._journal.call(lambda j: j.next_gateway_counter(), make, on_error=failed)
+            counter = None
+        make(counter)
 
     # ---- alarms --------------------------------------------------------------------------
     def _routes(self) -> list[Publisher]:

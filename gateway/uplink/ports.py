@@ -67,4 +67,7 @@ class JournalFront(Protocol):
     def call(self, fn: Callable[[Any], Any], callback: Callable[[Any], None] | None = None,
              on_error: Callable[[BaseException], None] | None = None) -> None: ...
 
+    def next_gateway_counter(self) -> int:
+        """Durable gateway counter from the reserved block (non-blocking; may raise)."""
+
     def depth(self) -> JournalDepth: ...
