@@ -242,7 +242,7 @@ class TcpFaultProxy:
                         except OSError:
                             pass
                     return
-                if self.mode == "blackhole":
+                if self.mode in ("blackhole", "refuse"):    # refuse: read before the switch, never forwarded
                     self.bytes_blackholed += len(data)
                     continue
                 if self.mode == "slow" and self.delay_s:
