@@ -58,29 +58,6 @@ class App:
             self._last_fault = now
             self.emit(wire.EV_SENSOR_FAULT, bytes((fault,)))
 
-    def kick(self):
-        """Feed the watchdog from inside a long blocking operation (a modem session):
-        only while the App would feed it anyway (role healthy, flash working)."""
-        if self._wdt is not None and self._healthy(self.now()):
-            self._wdt.feed()
-
-    def pending(self, now):
-        """Events waiting for the gateway, for a second uplink (the GPS tracker's modem):
-        [(seq, code, data, age_ms, epoch_s)]; age_ms None if queued before this boot,
-        epoch_s 0 if queued without wall time. Hand delivered ones to delivered()."""
-        q = self.queue
-        out = []
-        for e in q.entries():
-            rec = q.get(e[SEQ])
-            if rec is not None:
-                out.append((rec.seq, rec.code, rec.data,
-                            ticks_diff(now, rec.t_ms) if rec.boot == self.boot_id else None, rec.epoch_s))
-        return out
-
-    def delivered(self, seq):
-        """A second uplink delivered event ``seq``: it leaves the queue as if ACKed."""
-        return self.queue.ack(seq)
-
     # --- boot and loop --------------------------------------------------------------
 
     def boot(self):
@@ -219,7 +196,7 @@ class App:
         if t == wire.T_ACK:
             a = wire.parse_u32_u8(p, 3)
             if a is None:
-                return self._bad(f)
+                return _rare(self, f)   # malformed: appdl reports it
             if a[1] in (wire.ACK_STORED, wire.ACK_DUPLICATE):
                 self.queue.ack(a[0])
             elif a[1] == wire.ACK_REJECTED:
@@ -233,26 +210,17 @@ class App:
         elif t == wire.T_FEEDBACK:
             a = wire.parse_u32_u8(p, 3)
             if a is None or a[1] == 0:
-                return self._bad(f)
+                return _rare(self, f)   # malformed: appdl reports it
             self.feedback[a[0]] = a[1]
             if len(self.feedback) > 8:
                 self.feedback.pop(min(self.feedback))
             self.role.on_feedback(a[0], a[1])
         elif t == wire.T_TIME:
             if len(p) != 4:
-                return self._bad(f)
+                return _rare(self, f)   # malformed: appdl reports it
             self.epoch = (struct.unpack("<I", p)[0], self.now())
         else:
-            # CONFIG_GET, CONFIG, OTA, ERROR, unknown types: rare, handled in appdl.py
-            # (imported per frame and dropped again: RAM)
-            import sys
-            import appdl
-            sys.modules.pop("appdl", None)
-            appdl.dispatch(self, f)
-
-    def _bad(self, f):
-        self.reject("bad_payload")
-        self.link.error(wire.E_BAD_PAYLOAD, "type 0x%02x seq %d" % (f.type, f.seq))
+            _rare(self, f)
 
     def _save_dlseq(self, seq):
         try:
@@ -261,17 +229,6 @@ class App:
         except OSError:
             self.reject("flash")
 
-    def apply_config(self, new):
-        self.cfg = new
-        self.queue.capacity = new.get("queue_max")
-        self.role.on_config(new)
-
-    def _ota(self, create=False):
-        if self.ota is None and create:
-            import ota  # rarely needed: imported lazily, dropped when idle (RAM)
-            self.ota = ota.Ota(self)
-        return self.ota
-
     def _ota_drop(self):
         """Forget the OTA module once nothing is in progress (frees its RAM)."""
         o = self.ota
@@ -279,3 +236,12 @@ class App:
             self.ota = None
             import sys
             sys.modules.pop("ota", None)
+
+
+def _rare(app, f):
+    # CONFIG_GET, CONFIG, OTA, ERROR, unknown types and malformed ACK/FEEDBACK/TIME:
+    # rare, handled in appdl.py (imported per frame and dropped again: RAM)
+    import sys
+    import appdl
+    sys.modules.pop("appdl", None)
+    appdl.dispatch(app, f)

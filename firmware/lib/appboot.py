@@ -53,7 +53,10 @@ def boot(app):
     if app.queue.corrupt:
         for _ in range(app.queue.corrupt):
             app.reject("flash")
-    ota = app._ota(_ota_pending(app))
+    ota = None
+    if _ota_pending(app):
+        import ota as ota_mod
+        ota = app.ota = ota_mod.Ota(app)
     if ota is not None:
         ota.report_boot()
         app._ota_drop()

@@ -1,5 +1,5 @@
 # The rare downlink frames of the App (app.py): CONFIG_GET, CONFIG, OTA, ERROR and
-# unknown types. App._dispatch() imports this per such frame and drops it again
+# unknown types, malformed ACK/FEEDBACK/TIME. App._dispatch() imports this per such frame and drops it again
 # (RAM); ACK, FEEDBACK and TIME stay in app.py.
 import sys
 import wire
@@ -7,20 +7,30 @@ import wire
 _WINDOW = 64  # the gateway's replay window
 
 
+def _bad(app, f):
+    app.reject("bad_payload")
+    app.link.error(wire.E_BAD_PAYLOAD, "type 0x%02x seq %d" % (f.type, f.seq))
+
+
 def dispatch(app, f):
     t = f.type
     p = f.payload
     if t == wire.T_CONFIG_GET:
         if p:
-            return app._bad(f)
+            return _bad(app, f)
         _cfgtool().send_report(app)
     elif t == wire.T_CONFIG:
         if not _cfgtool().handle_set(app, f):
-            return app._bad(f)
+            return _bad(app, f)
     elif t in (wire.T_OTA_BEGIN, wire.T_OTA_CHUNK, wire.T_OTA_END):
-        app._ota(True).handle(f)
+        if app.ota is None:
+            import ota  # rarely needed: imported per transfer, dropped when idle (RAM)
+            app.ota = ota.Ota(app)
+        app.ota.handle(f)
     elif t == wire.T_ERROR:
         _on_error(app, p)
+    elif t in (wire.T_ACK, wire.T_FEEDBACK, wire.T_TIME):
+        _bad(app, f)   # App._dispatch found its payload malformed
     else:
         app.reject("unknown_type")
         app.link.error(wire.E_UNKNOWN_TYPE, "type 0x%02x is not a downlink type" % t)

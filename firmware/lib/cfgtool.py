@@ -205,6 +205,8 @@ def handle_set(app, f):
         app.reject("flash")
         app.link.error(wire.E_STORAGE_FULL, "config not saved")
         return True
-    app.apply_config(new)
+    app.cfg = new
+    app.queue.capacity = new.get("queue_max")
+    app.role.on_config(new)
     app.link.send(wire.T_ACK, wire.ack_payload(f.seq, wire.ACK_STORED))
     return True

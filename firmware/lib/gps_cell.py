@@ -40,7 +40,7 @@ def load(role):
         hal = role.hal
 
         def wait(ms):  # modem command waits: keep the watchdog fed through a long session
-            app.kick()
+            kick(app)
             hal.sleep_ms(ms)
 
         m = make(hal.uart("modem"), hal.clock.ticks_ms, wait, c[3])
@@ -90,6 +90,26 @@ def _epoch_ms(role, now):
     return None if ep is None else ep * 1000
 
 
+def kick(app):
+    """Feed the watchdog from inside a long blocking operation (a modem session): only
+    while the App would feed it anyway (role healthy, flash working)."""
+    if app._wdt is not None and app._healthy(app.now()):
+        app._wdt.feed()
+
+
+def _pending(app, now):
+    """Events waiting for the gateway: [(seq, code, data, age_ms, epoch_s)]; age_ms None
+    if queued before this boot, epoch_s 0 if queued without wall time."""
+    q = app.queue
+    out = []
+    for e in q.entries():
+        rec = q.get(e[0])
+        if rec is not None:
+            out.append((rec.seq, rec.code, rec.data,
+                        ticks_diff(now, rec.t_ms) if rec.boot == app.boot_id else None, rec.epoch_s))
+    return out
+
+
 def poll(role, now, force=False):
     """Publish queued events the gateway has not taken within gw_grace_s (all of them
     when ``force``: the last attempt before switch-off)."""
@@ -98,7 +118,7 @@ def poll(role, now, force=False):
         return
     app = role.app
     grace = 0 if force else role.cfg.get("gw_grace_s") * 1000
-    pend = app.pending(now)
+    pend = _pending(app, now)
     # one event the gateway did not take in time means it is out of reach: then the
     # fresh ones go by cellular at once too (a second alarm does not wait gw_grace_s)
     overdue = False
@@ -125,4 +145,4 @@ def poll(role, now, force=False):
     c[_LAST] = now
     done, _reason = up.send(items, now_ep)
     for seq in done:
-        app.delivered(seq)
+        app.queue.ack(seq)   # delivered: it leaves the queue as if ACKed

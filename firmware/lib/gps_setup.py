@@ -48,6 +48,13 @@ def start(role):
         role._off().at_boot(role)  # switched off before this (deep-sleep) boot
 
 
+def on_config(role, cfg):
+    role.cfg = cfg
+    old = role.fence
+    build_fence(role, cfg)
+    role.fence.state, role.fence.zone = old.state, old.zone  # keep inside/outside
+
+
 def build_fence(role, cfg):
     zones = []
     if cfg.get("home_radius_m"):
@@ -136,6 +143,7 @@ def _modem_answers(hal, app, timeout_ms=2000):
             if b"OK\r\n" in buf:
                 return True
         else:
-            app.kick()
+            if app._wdt is not None and app._healthy(app.now()):
+                app._wdt.feed()   # (as gps_cell.kick: a long modem wait)
             hal.sleep_ms(20)
     return False

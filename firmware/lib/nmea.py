@@ -31,7 +31,8 @@ _MORE = ("GSA", "GNS", "ZDA", "VTG")
 
 
 class Fix:
-    """One epoch's position. lat_e7/lon_e7 in 1e-7 degree; None = field not available."""
+    """One epoch's position. lat_e7/lon_e7 in 1e-7 degree; None = field not available.
+    The parser yields only usable ones (position, no "no fix" sentence, quality > 0)."""
 
     def __init__(self):
         self.tod_ms = None     # UTC time of day, ms
@@ -49,11 +50,6 @@ class Fix:
         self.has_rmc = False
         self._gsa_sats = 0
         self._gsa = False
-
-    @property
-    def valid(self):
-        return (not self.invalid and self.lat_e7 is not None and self.lon_e7 is not None
-                and (self.quality is None or self.quality > 0))
 
 
 def checksum(body):
@@ -275,7 +271,8 @@ class NmeaParser:
             if cur.date is not None:
                 self._date = cur.date
                 self._date_tod = cur.tod_ms
-        if cur.valid:
+        if (not cur.invalid and cur.lat_e7 is not None and cur.lon_e7 is not None
+                and (cur.quality is None or cur.quality > 0)):   # a usable position
             self.fixes += 1
             out.append(cur)
         else:

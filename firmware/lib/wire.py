@@ -103,21 +103,14 @@ EV_CHARGER_IDLE = const(0x64)
 EV_SENSOR_FAULT = const(0x65)
 
 # event class: 0 event (telemetry), 1 care alarm, 2 technical alarm
-# Compact tables (RAM matters): code, class, index into _FMTS of its data layout.
+# Compact tables (RAM matters): code, class. Data layouts (§2) are in wire_gw.py: a
+# device packs its own with struct and never parses events.
 _CODES = b"\x01\x02\x10\x11\x20\x21\x22\x30\x31\x32\x40\x41\x42\x43\x50\x51\x52\x53\x54\x55\x60\x61\x62\x63\x64\x65"
 _CLASS = b"\x01\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x02\x02\x00\x02\x02\x02\x02\x02\x02"
-_FMTI = b"\x00\x00\x01\x01\x00\x00\x00\x00\x00\x00\x02\x02\x02\x00\x03\x03\x04\x00\x04\x03\x03\x00\x04\x04\x05\x04"
-_FMTS = ("", "<HB", "<iihBBB", "<BH", "<B", "<H")
 
 
 def _index(code):
     return _CODES.find(bytes((code & 0xFF,))) if 0 <= code <= 0xFF else -1
-
-
-def event_format(code):
-    """struct format of the event's data, or None for an unknown code."""
-    i = _index(code)
-    return _FMTS[_FMTI[i]] if i >= 0 else None
 
 
 def event_class(code):
@@ -373,11 +366,6 @@ class ReplayWindow:
 
 def event_payload(code, age_ms, data=b""):
     return struct.pack("<BI", code, min(age_ms, 0xFFFFFFFF)) + data
-
-
-def pack_event_data(code, *values):
-    fmt = event_format(code)
-    return struct.pack(fmt, *values) if fmt else b""
 
 
 def heartbeat_payload(battery_pct, battery_mv, power_flags, uptime_s, queue_depth, rejects, rssi=0x7F):

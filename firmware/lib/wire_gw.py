@@ -1,8 +1,23 @@
 # The gateway side of the wire codec (wire.py) that a device never needs: parsing
-# EVENT payloads. Used by the simulated gateway (tools/simgw.py) and the tests; kept
+# EVENT payloads (and packing them: tests). Used by the simulated gateway (tools/simgw.py) and the tests; kept
 # out of wire.py so it is not in a device's RAM.
 import struct
-from wire import event_format
+from wire import _index
+
+# data layout of each event code in wire._CODES order: index into _FMTS
+_FMTI = b"\x00\x00\x01\x01\x00\x00\x00\x00\x00\x00\x02\x02\x02\x00\x03\x03\x04\x00\x04\x03\x03\x00\x04\x04\x05\x04"
+_FMTS = ("", "<HB", "<iihBBB", "<BH", "<B", "<H")
+
+
+def event_format(code):
+    """struct format of the event's data, or None for an unknown code."""
+    i = _index(code)
+    return _FMTS[_FMTI[i]] if i >= 0 else None
+
+
+def pack_event_data(code, *values):
+    fmt = event_format(code)
+    return struct.pack(fmt, *values) if fmt else b""
 
 
 def parse_event(payload):

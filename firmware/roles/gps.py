@@ -58,10 +58,7 @@ class GpsRole(Role):
             self.gps_en.value(1 if on else 0)
 
     def on_config(self, cfg):
-        self.cfg = cfg
-        old = self.fence
-        self._setup().build_fence(self, cfg)
-        self.fence.state, self.fence.zone = old.state, old.zone  # keep inside/outside
+        self._setup().on_config(self, cfg)
 
     # -- GNSS -----------------------------------------------------------------------------
     def _read_gnss(self, now):
@@ -133,11 +130,11 @@ class GpsRole(Role):
         pct, mv, flags = self.hal.battery()
         sw = self._switch()
         if sw == 0 and self._switch_seen:
-            return self._shutdown(1)
+            return self._off().shutdown(self, 1)
         if sw:
             self._switch_seen = True
         if mv and not flags & 2 and mv < self.cfg.get("battery_empty_mv"):
-            return self._shutdown(2)
+            return self._off().shutdown(self, 2)
         if flags & 2:
             if self._charger_since is None:
                 self._charger_since = now
@@ -149,9 +146,6 @@ class GpsRole(Role):
             self._charger_since = None
             self._charger_reported = False
         return False
-
-    def _shutdown(self, reason):
-        return self._off().shutdown(self, reason)
 
     def _cell(self):
         import gps_cell  # trackers with a modem, while events wait (gps_cell drops itself at home)

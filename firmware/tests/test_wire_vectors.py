@@ -21,7 +21,7 @@ def fields(t, p):
             return ev, None
         code, age, data = ev
         return {"code": code, "age_ms": age, "data": list(data), "class": wire.event_class(code)}, \
-            wire.event_payload(code, age, wire.pack_event_data(code, *data))
+            wire.event_payload(code, age, wire_gw.pack_event_data(code, *data))
     if t == wire.T_ACK:
         a = wire.parse_u32_u8(p, 3)
         if a is None:
