@@ -501,10 +501,10 @@ class Ingress:
         self._dl_reserved[device] = reserved
 
     def _next_downlink_seq(self, device: str) -> int:
-        # Residual (documented in docs/architecture.md): an immediate reply (ACK DUPLICATE,
-        # ERROR) to a device's very first frame after a start may use a seq whose block is
-        # still queued; a crash inside that one commit may reuse it. The device rejects that
-        # single frame as a replay and re-sends; no frame is ever accepted twice.
+        # Residual (docs/architecture.md): a seq used before its block's commit completed (an
+        # immediate ACK DUPLICATE/ERROR to a device's first frame after a start, or > 32
+        # downlinks within one commit) can be reused after a crash inside that commit. The
+        # device rejects such a frame as a replay and re-sends; none is accepted twice.
         nxt = self._dl_load(device)
         self._dl_reserve(device, nxt)
         if nxt >= 0xFFFFFFFF:
