@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="forwarder replay_rate_per_s during the run (the Forwarder default, 500; 0 = no cap)")
     ap.add_argument("--no-lane", action="store_true", help="alarms share the telemetry connection")
     ap.add_argument("--switch-interval-ms", type=float, default=None,
-                    help="sys.setswitchinterval for this process (CPython default 5 ms)")
+                    help="sys.setswitchinterval for this process (CPython default 5 ms; the daemon "
+                         "runs with 0.5, gateway.daemon._main.GIL_SWITCH_INTERVAL_S)")
     a = ap.parse_args(argv)
     if a.switch_interval_ms is not None:
         sys.setswitchinterval(a.switch_interval_ms / 1000.0)
