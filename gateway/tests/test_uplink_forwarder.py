@@ -339,3 +339,28 @@ def test_replay_window_respects_the_brokers_receive_maximum(tmp_path):
     r.pub.set_connected(True)
     r.run()
     assert len(r.pub.unacked()) == 6          # 10 - 4 kept free for alarms
+
+
+def test_alarms_stranded_on_a_dead_lane_are_resent_before_held_ones_in_order(tmp_path):
+    """The lane dies with alarm 1 un-PUBACKed in its session, alarm 2 is held while no
+    route is up; when the primary returns first, the platform must get 1 then 2 (not 2
+    now and 1 whenever the lane's session comes back). A PUBACKed alarm is not re-sent."""
+    clock = FakeClock()
+    j = SqliteJournal(tmp_path / "j.db", clock=clock)
+    w = JournalWriter(j)
+    pub, lane = FakePublisher("primary", clock=clock), FakePublisher("primary", clock=clock)
+    f = Forwarder(gateway_id=GW, journal=w, primary=pub, alarm_lane=lane, clock=clock, ack_timeout_s=60)
+    f.start()
+    w.run_pending()
+    t = clock.time()
+    f.submit(Event("d-00000001", "d", EventCode.BUTTON_PRESS, t, t))
+    f.submit(Event("d-00000002", "d", EventCode.BUTTON_PRESS, t + 1, t + 1))
+    assert lane.puback(1) == 1                       # alarm 1 reached the broker, 2 did not
+    lane.set_connected(False)
+    pub.set_connected(False)
+    f.submit(Event("d-00000003", "d", EventCode.BUTTON_PRESS, t + 2, t + 2))   # held: no route
+    w.run_pending()
+    assert [b.event_id for b in pub.decoded()] == []
+    pub.set_connected(True)                          # primary back first, lane still down
+    alarms = [json.loads(p.payload)["event_id"] for p in pub.published if p.topic.endswith("/alarm")]
+    assert alarms == ["d-00000002", "d-00000003"]

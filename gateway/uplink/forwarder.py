@@ -93,6 +93,7 @@ class _Alarm:
     deadline: float | None = None       # monotonic; platform ack expected before this
     escalations: int = 0
     restored: bool = False
+    sent_on: Any = None                 # the Publisher that carries the latest copy
 
 
 @dataclass
@@ -322,6 +323,7 @@ class Forwarder:
                 continue
             sent = True
             a.record.route = p.route
+            a.sent_on = p
         if not sent:
             a.attempt -= 1
             a.held = True
@@ -590,8 +592,16 @@ class Forwarder:
     def _on_connection(self, route: Publisher, up: bool) -> None:
         log.info("uplink route %s %s", route.route, "connected" if up else "lost")
         if up:
+            # In submission order: alarms held while no route was up, and alarms whose only
+            # copy sits unacknowledged in the session of a route that is still down (e.g. the
+            # alarm lane died mid-publish and the primary came back first). Re-sending the
+            # stranded ones here keeps the platform's arrival order equal to the order the
+            # alarms happened; the dead route's session copy arrives later as a duplicate
+            # event_id, which the platform drops.
             for a in list(self._alarms.values()):
-                if a.held:
+                stranded = (not a.puback and a.ack is None and a.sent_on is not None
+                            and a.sent_on is not route and not a.sent_on.connected)
+                if a.held or stranded:
                     self._send_alarm(a)
             self._kick()
             self._drain()
