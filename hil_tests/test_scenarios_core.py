@@ -147,17 +147,17 @@ def test_uplink_outage_delivers_everything_in_order_without_duplicates(emulated_
     hil_metrics.figure("all_delivered_after_restore_s", round(max(a.arrived_at for a in got) - t_back, 2))
     presses = [a for a in bench.platform.all_arrivals() if a.type == "button_press"]
     assert len(set(a.event_id for a in presses)) == n == len(presses)
-    # in order: in the order they happened (seq order = occurred_at order), which is the order the
-    # platform shows them in. Arrival order is measured, not asserted: with gw-uplink's re-send fix
-    # (9aeb7e3) it held in 5 full bench runs, but under 2 extra CPU hogs 3 of 11 runs failed a
-    # tightened assert, two captured as
-    # seqs [3..8, 10, 11, 12, 9] (an alarm pressed near the blackhole → refused switch arrived
-    # after the held ones) — reported in docs/hil.md "Known gaps".
+    # in order: the platform receives one device's alarms in the order they happened. An alarm
+    # published into the alarm lane while the link was blackholed used to arrive after the
+    # alarms held while the broker refused (seqs [3..8, 10, 11, 12, 9] in about 1 run in 4
+    # under two extra CPU hogs); the forwarder now re-sends alarms stranded in a dead route's
+    # session before the held ones (gateway/tests/test_uplink_forwarder.py).
     by_seq = sorted(presses, key=lambda a: int(a.event_id.rsplit("-", 1)[1], 16))
     occurred = [a.payload["occurred_at"] for a in by_seq]
     assert occurred == sorted(occurred), occurred
     seqs = [int(a.event_id.rsplit("-", 1)[1], 16) for a in presses]
     hil_metrics.figure("arrival_order", seqs)
+    assert seqs == sorted(seqs), f"alarms arrived out of order after the outage: seqs {seqs}"
     hil_metrics.figure("arrival_order_inversions",
                        sum(1 for i in range(len(seqs)) for j in range(i + 1, len(seqs)) if seqs[i] > seqs[j]))
     # the gateway raised uplink_lost (delivered once the link is back) and escalated the unacked alarms
