@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from gateway.broker import MosquittoProcess  # noqa: E402
+from gateway.testing.broker import MosquittoProcess  # noqa: E402
 
 
 def start_broker() -> MosquittoProcess:

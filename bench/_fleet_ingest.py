@@ -6,7 +6,7 @@
 
     python bench/_fleet_ingest.py --dsn postgresql://... --workers 1 --messages 50000
 
-Set-up: a private Mosquitto (gateway/broker.py); ``workers`` ingest worker processes
+Set-up: a private Mosquitto (gateway/testing/broker.py); ``workers`` ingest worker processes
 (fleet.monitoring.IngestWorker: shared subscription ``$share/fleet/...``, manual PUBACK
 after commit, batched writes); a load generator that writes pre-encoded MQTT v5
 PUBLISH (QoS 1) packets on a raw socket so it costs little CPU next to the system under
@@ -196,7 +196,7 @@ def _count(store) -> int:
 def measure(dsn: str, workers: int, messages: int) -> dict:
     """Publish ``messages`` wt.health/1 through a private Mosquitto into ``dsn`` with ``workers`` processes."""
     from fleet.store import open_store
-    from gateway.broker import MosquittoProcess
+    from gateway.testing.broker import MosquittoProcess
 
     store = open_store(dsn)                              # applies migrations once, before the workers start
     with store.transaction() as tx:

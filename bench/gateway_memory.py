@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-IMPORTS = ("import gateway.daemon, gateway.emulator, gateway.console, gateway.broker, gateway.config, "
-           "gateway.uplink.mqtt, gateway.transports.emulated")
+IMPORTS = ("import gateway.daemon, gateway.testing.emulator, gateway.testing.console, gateway.testing.broker, gateway.config, "
+           "gateway.adapters.mqtt, gateway.testing.emulated_link")
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -62,13 +62,13 @@ class SimClock:
 
 
 async def run(n_devices: int, simulated_s: int, seed: int) -> dict:
-    from gateway.broker import MosquittoProcess
+    from gateway.testing.broker import MosquittoProcess
     from gateway.config import load_config
-    from gateway.console import ResponseConsole, make_console_link
+    from gateway.testing.console import ResponseConsole, make_console_link
     from gateway.daemon import bootstrap
-    from gateway.emulator import EmulatedHome, home_devices
-    from gateway.emulator._device import FrameDevice
-    from gateway.model import EventCode, Role
+    from gateway.testing.emulator import EmulatedHome, home_devices
+    from gateway.testing.emulator._device import FrameDevice
+    from gateway.domain.model import EventCode, Role
 
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()

@@ -30,12 +30,12 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ReceiverProcess, baseline_throughput, start_broker  # noqa: E402
 
-from gateway.journal import JournalWriter, SqliteJournal  # noqa: E402
-from gateway.model import Event, EventCode, Role  # noqa: E402
-from gateway.ports import SystemClock  # noqa: E402
-from gateway.uplink import Forwarder  # noqa: E402
-from gateway.uplink.mqtt import MqttLink, gateway_link  # noqa: E402
-from gateway.uplink.payload import encode_event  # noqa: E402
+from gateway.adapters.journal import JournalWriter, SqliteJournal  # noqa: E402
+from gateway.domain.model import Event, EventCode, Role  # noqa: E402
+from gateway.domain.ports import SystemClock  # noqa: E402
+from gateway.domain.forwarder import Forwarder  # noqa: E402
+from gateway.adapters.mqtt import MqttLink, gateway_link  # noqa: E402
+from gateway.domain.payload import encode_event  # noqa: E402
 
 GW = "gw-bench"
 

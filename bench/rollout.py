@@ -7,7 +7,7 @@
 Emulated gateways are in-process by default (fleet.upgrades.EmulatedGateway called via
 InProcessTransport: the same wt.cmd/1 / wt.cmd-result/1 bytes, signature and hash
 checks as over MQTT, no broker hop). ``--mqtt`` starts a private Mosquitto
-(gateway/broker.py) and runs the rollout over it with one MQTT client hosting all
+(gateway/testing/broker.py) and runs the rollout over it with one MQTT client hosting all
 emulated gateways. Progress goes to stderr; the last stdout line is
 ``{"duration_s": ..., "halted_on_error": ..., ...}``.
 """
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.mqtt:
             from fleet.mqtt import MqttClient
             from fleet.upgrades import MqttTransport, serve_mqtt
-            from gateway.broker import MosquittoProcess
+            from gateway.testing.broker import MosquittoProcess
 
             broker = MosquittoProcess().start()
             emu = MqttClient(broker.host, broker.port, client_id="bench-emulated-gateways").connect()

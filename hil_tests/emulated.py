@@ -286,7 +286,7 @@ class GatewayProcess:
         return self
 
     def status(self) -> dict[str, Any] | None:
-        from gateway.status import StatusError, fetch_status
+        from gateway.adapters.status import StatusError, fetch_status
 
         try:
             return fetch_status(f"http://127.0.0.1:{self.status_port}/status", timeout_s=2)
@@ -315,7 +315,7 @@ class GatewayProcess:
 
 
 class AcceleratedClock:
-    """The gateway's :class:`~gateway.ports.Clock` with a settable start and jumps forward.
+    """The gateway's :class:`~gateway.domain.ports.Clock` with a settable start and jumps forward.
 
     Time runs at real speed from ``start_epoch`` (both wall and monotonic) and ``advance(s)``
     jumps both ahead: "30 minutes later" in one call. Injected through ``bootstrap(clock=...)``
@@ -471,7 +471,7 @@ class EmulatedBench:
         return deep_merge(base, self.gateway_overrides)
 
     def start(self) -> "EmulatedBench":
-        from gateway.broker import MosquittoProcess
+        from gateway.testing.broker import MosquittoProcess
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.broker = MosquittoProcess(workdir=self.workdir / "mosquitto").start()

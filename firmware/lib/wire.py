@@ -55,7 +55,7 @@ E_STORAGE_FULL = const(10)
 # reset causes (HELLO): 0 power-on, 1 hard, 2 watchdog, 3 deep-sleep wake,
 # 4 soft, 5 brownout, 255 unknown (the HALs and ota.py keep private copies)
 
-# roles (HELLO role byte, gateway/model.py Role)
+# roles (HELLO role byte, gateway/domain/model.py Role)
 ROLE_BUTTON = const(1)
 ROLE_FALL = const(2)
 ROLE_BED = const(3)

@@ -54,7 +54,7 @@ print(json.dumps({{"done": done, "reason": reason, "timeouts": m.timeouts, "mqtt
     (t1, p1, q1, _), (t2, p2, _, _) = emu.publishes
     assert t1 == f"wt/v1/dev/{DEV}/alarm" and t2 == f"wt/v1/dev/{DEV}/event" and q1 == 1
     from gateway.codec.events import decode_event_data
-    from gateway.uplink.payload import decode_published
+    from gateway.domain.payload import decode_published
 
     pub = decode_published(p1)
     body = pub.body
@@ -63,8 +63,8 @@ print(json.dumps({{"done": done, "reason": reason, "timeouts": m.timeouts, "mqtt
     assert body["occurred_at"] == "2026-11-23T06:00:00.123Z" and body["sent_at"] == "2026-11-23T06:00:05.123Z"
     assert body["data"] == decode_event_data(0x41, EXIT).data   # same fields/values as via the gateway
     # the same key set as the gateway's own payload
-    from gateway.model import Event, EventCode, Role
-    from gateway.uplink.payload import event_payload
+    from gateway.domain.model import Event, EventCode, Role
+    from gateway.domain.payload import event_payload
     ref = event_payload(Event(f"{DEV}-0000002a", DEV, EventCode.GEOFENCE_EXIT, 0, 0, Role.GPS, 42, {}),
                         gateway_id="gw-1", attempt=1, route="primary", sent_at=0)
     assert set(body) == set(ref)
@@ -191,7 +191,7 @@ print(json.dumps(up.send([(42, 0x41, {EXIT!r}, {T0_MS})], {T0_MS + 1000})))
         sub.loop_stop()
         sub.disconnect()
     assert emu.conf["URL"] == f'"{host}",{port}'
-    from gateway.uplink.payload import decode_published
+    from gateway.domain.payload import decode_published
 
     topic, payload = got[0]
     pub = decode_published(payload)

@@ -4,7 +4,7 @@ The gateway owns its configuration schema (``gateway/config.py``). :func:`valida
 delegates to it, imported lazily: the fleet's config is loaded as the gateway loads a
 push, ``gateway.config.load_config(None, env={}, fleet=config)`` (the fleet layer on the
 schema defaults), every ``ConfigIssue`` becomes a :class:`Problem` (key, value, problem,
-fix), and the keys ``gateway.fleetconfig.IMMUTABLE`` refuses from the fleet are flagged. Only if the
+fix), and the keys ``gateway.domain.config_push.IMMUTABLE`` refuses from the fleet are flagged. Only if the
 gateway package cannot be imported is the typed subset below used (the same key names
 as the gateway schema for the settings the fleet templates most): type and range checks,
 and unknown keys rejected with a "did you mean" hint, because a misspelt key silently
@@ -159,7 +159,7 @@ def _gateway_validator() -> Callable[[Mapping[str, Any]], list[Problem]] | None:
         return None
     as_fleet_layer = "fleet" in inspect.signature(load).parameters
     try:
-        immutable = tuple(importlib.import_module("gateway.fleetconfig").IMMUTABLE)
+        immutable = tuple(importlib.import_module("gateway.domain.config_push").IMMUTABLE)
     except (ImportError, AttributeError):
         immutable = ()
     from fleet.config._diff import flatten

@@ -1,4 +1,4 @@
-"""Adapters for commissioning: MQTT (fleet.mqtt) and zeroconf discovery (gateway.discovery)."""
+"""Adapters for commissioning: MQTT (fleet.mqtt) and zeroconf discovery (gateway.adapters.discovery)."""
 from __future__ import annotations
 
 import json
@@ -74,7 +74,7 @@ class ZeroconfGatewayFinder:
         self.interfaces = interfaces
 
     def find(self, gateway_id: str, timeout_s: float) -> GatewayEndpoint | None:
-        from gateway.discovery import discover
+        from gateway.adapters.discovery import discover
 
         deadline = time.monotonic() + timeout_s
         while True:

@@ -173,7 +173,7 @@ def _rename_gateway(store, inst) -> str:
 
 
 def test_commission_end_to_end_with_mdns_and_mosquitto(installation, mosquitto, sqlite_url, capsys):
-    from gateway.discovery import GatewayAdvertiser
+    from gateway.adapters.discovery import GatewayAdvertiser
 
     store, inst = installation
     gw = _rename_gateway(store, inst)

@@ -186,8 +186,8 @@ def test_encode_config_is_canonical():
 
 
 def test_contract_with_the_gateway_push_handler():
-    """fleet encode_config -> gateway.fleetconfig decide/applied_payload -> fleet decode_applied."""
-    import gateway.fleetconfig as fc  # contract test: the gateway ships in this repo
+    """fleet encode_config -> gateway.domain.config_push decide/applied_payload -> fleet decode_applied."""
+    import gateway.domain.config_push as fc  # contract test: the gateway ships in this repo
     from gateway.config import load_config
 
     store, svc = make_service()

@@ -138,7 +138,7 @@ def test_add_message_ignores_progress_results():
 
 
 def test_contract_with_the_gateway_health_payload():
-    import gateway.status as status  # contract test: the gateway ships in this repo
+    import gateway.adapters.status as status  # contract test: the gateway ships in this repo
     snap = {"gateway": "gw-0001", "at": T0, "version": "0.1.0", "uptime_s": 3600.5,
             "uplink": {"connected": True, "route": "primary", "backlog": 2},
             "journal": {"total": 12, "alarms_pending": 1, "shed": 0},

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from gateway.codec._result import CodecError, Rejection
 from gateway.codec.enums import BTHomeButton, RejectReason
 from gateway.codec.events import EventPayload, decode_event_data
-from gateway.model import EventCode
+from gateway.domain.model import EventCode
 
 UUID16 = 0xFCD2
 UUID16_LE = b"\xd2\xfc"

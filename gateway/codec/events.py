@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.codec._result import CodecError, Rejection
 from gateway.codec.enums import RejectReason
-from gateway.model import EventCode
+from gateway.domain.model import EventCode
 
 # code -> (struct format of data, field names). Codes absent here are not valid on the wire.
 _NONE: tuple[str, tuple[str, ...]] = ("", ())

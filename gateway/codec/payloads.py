@@ -23,7 +23,7 @@ from gateway.codec.enums import (
     ResetCause,
 )
 from gateway.codec.events import EventPayload, decode_event_payload, encode_event_payload
-from gateway.model import Role
+from gateway.domain.model import Role
 
 MAX_OTA_CHUNK = 200
 MAX_ERROR_MSG = 64

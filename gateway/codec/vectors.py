@@ -49,7 +49,7 @@ from gateway.codec.payloads import (
     Time,
     payload_type,
 )
-from gateway.model import EventCode, Role
+from gateway.domain.model import EventCode, Role
 
 VECTORS_VERSION = 1
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol-vectors.json"

@@ -8,7 +8,7 @@ import dataclasses
 from typing import Any
 
 from gateway.config._schema import GatewayConfig
-from gateway.model import Role
+from gateway.domain.model import Role
 
 
 def to_plain(obj: Any, *, redact: bool, secret: bool = False) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.model import Role
+from gateway.domain.model import Role
 
 ENV_PREFIX = "WT_GW__"
 GATEWAY_ID_RE = re.compile(r"^[a-z0-9-]{3,64}$")
@@ -93,7 +93,7 @@ class UplinkSection:
 
 @dataclass(frozen=True)
 class JournalSection:
-    path: str = field(default="", metadata=meta(example='"/var/lib/wt-gateway/journal.sqlite"',
+    path: str = field(default="", metadata=meta(example='"/var/lib/wt-gateway/adapters/journal.sqlite"',
                                                 doc="empty = <data_dir>/journal.sqlite"))
     max_telemetry_mb: float = field(default=64.0, metadata=meta(min=1, max=100000, unit="MB", example=64))
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gateway.config._errors import _MISSING, ConfigIssue
 from gateway.config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, SERVICE_TYPE_RE, ZONE_ID_RE, DeviceLink,
                                     DeviceSection, GatewayConfig, MainsSource, ZoneShape)
-from gateway.model import Role
+from gateway.domain.model import Role
 
 _NoneType = type(None)
 

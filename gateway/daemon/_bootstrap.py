@@ -12,14 +12,15 @@ from gateway import __version__
 from gateway.config import GatewayConfig
 from gateway.daemon._errors import DaemonError
 from gateway.daemon._runtime import GatewayRuntime
-from gateway.devices import DeviceRegistry
-from gateway.ingress import Ingress
-from gateway.journal import JournalWriter, SqliteJournal
-from gateway.mains import MainsInput, mains_input_from_config
-from gateway.ports import Clock, SystemClock
-from gateway.rules import RuleEngine, build_rules
-from gateway.uplink import Forwarder, LoggingLocalSignal
-from gateway.uplink.ports import Publisher
+from gateway.domain.devices import DeviceRegistry
+from gateway.domain.ingress import Ingress
+from gateway.adapters.journal import JournalWriter, SqliteJournal
+from gateway.adapters.mains import MainsInput, mains_input_from_config
+from gateway.domain.ports import Clock, SystemClock
+from gateway.domain.rules import RuleEngine, build_rules
+from gateway.domain.forwarder import Forwarder
+from gateway.domain.signal import LoggingLocalSignal
+from gateway.domain.uplink_ports import Publisher
 
 log = logging.getLogger("gateway.daemon")
 
@@ -49,7 +50,7 @@ def preflight(cfg: GatewayConfig) -> None:
 
 
 def _tls_settings(tls_cfg: Any) -> Any:
-    from gateway.uplink.mqtt import TlsSettings
+    from gateway.adapters.mqtt import TlsSettings
 
     if not tls_cfg.enabled:
         return None
@@ -73,7 +74,7 @@ def make_route(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop, clock: Clock
     """The real MQTT route (paho adapter) for ``primary`` or ``fallback``: driven by the event
     loop itself. ``alarm_lane=True``: the primary broker's second connection for alarms
     only, in its own network thread (alarms never queue behind telemetry)."""
-    from gateway.uplink.mqtt import alarm_lane_link, gateway_link
+    from gateway.adapters.mqtt import alarm_lane_link, gateway_link
 
     section = cfg.uplink if route == "primary" else cfg.uplink.fallback
     common: dict[str, Any] = dict(host=section.host, port=section.port, tls=_tls_settings(section.tls),
@@ -139,7 +140,7 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
     rt.alarm_lane = lane
     holder["rt"] = rt
     if serial:
-        from gateway.transports.serial_link import SerialLink
+        from gateway.adapters.transports.serial_link import SerialLink
 
         for path in cfg.serial.ports:
             rt.add_link(SerialLink(path, loop, rt.on_link_bytes, baud=cfg.serial.baud,

@@ -2,7 +2,7 @@
 
 A mixin of :class:`gateway.daemon._runtime.GatewayRuntime` (it uses the runtime's routes,
 config and remote-command handler); the decisions themselves are pure
-(gateway/fleetconfig.py, gateway/remote.py).
+(gateway/domain/config_push.py, gateway/domain/remote.py).
 """
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.config import GatewayConfig
-from gateway.fleetconfig import ConfigPush, applied_payload, decide, decode_push
-from gateway.uplink import Topics, UplinkError
+from gateway.domain.config_push import ConfigPush, applied_payload, decide, decode_push
+from gateway.domain.payload import Topics
+from gateway.domain.uplink_errors import UplinkError
 
 if TYPE_CHECKING:
     import asyncio
 
-    from gateway.remote import RemoteCommands
-    from gateway.uplink.ports import Publisher
+    from gateway.domain.remote import RemoteCommands
+    from gateway.domain.uplink_ports import Publisher
 
 log = logging.getLogger("gateway.daemon")
 

@@ -11,7 +11,7 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.daemon._bootstrap import bootstrap
 from gateway.daemon._errors import DaemonError
 from gateway.daemon._runtime import GatewayRuntime
-from gateway.fleetconfig import ConfigPush, read_layer, write_layer
+from gateway.domain.config_push import ConfigPush, read_layer, write_layer
 
 log = logging.getLogger("gateway.daemon")
 

@@ -15,19 +15,21 @@ from gateway.codec.payloads import Time
 from gateway.config import GatewayConfig
 from gateway.daemon._fleet import FleetControl
 from gateway.daemon._upgrades import UpgradeControl
-from gateway.devices import DeviceRegistry
-from gateway.fleetconfig import ConfigPush
-from gateway.ingress import Ingress, IngressResult
-from gateway.journal import JournalWriter, SqliteJournal
-from gateway.mains import MainsInput
-from gateway.model import Event
-from gateway.ports import Clock
-from gateway.remote import RemoteCommands
-from gateway.rules import RuleEngine
-from gateway.status import StatusServer, health_payload
-from gateway.transports import LinkState
-from gateway.uplink import AckStatus, Forwarder, Topics, UplinkError
-from gateway.uplink.ports import Publisher
+from gateway.domain.devices import DeviceRegistry
+from gateway.domain.config_push import ConfigPush
+from gateway.domain.ingress import Ingress, IngressResult
+from gateway.adapters.journal import JournalWriter, SqliteJournal
+from gateway.adapters.mains import MainsInput
+from gateway.domain.model import Event
+from gateway.domain.ports import Clock
+from gateway.domain.remote import RemoteCommands
+from gateway.domain.rules import RuleEngine
+from gateway.adapters.status import StatusServer, health_payload
+from gateway.adapters.transports import LinkState
+from gateway.domain.payload import AckStatus, Topics
+from gateway.domain.forwarder import Forwarder
+from gateway.domain.uplink_errors import UplinkError
+from gateway.domain.uplink_ports import Publisher
 
 log = logging.getLogger("gateway.daemon")
 
@@ -262,7 +264,7 @@ class GatewayRuntime(FleetControl, UpgradeControl):
         if self.cfg.ble.enabled:
             await self._start_ble()
         if self._advertise and self.cfg.discovery.enabled and self.status_server is not None:
-            from gateway.discovery import DiscoveryError, GatewayAdvertiser
+            from gateway.adapters.discovery import DiscoveryError, GatewayAdvertiser
 
             try:
                 self.advertiser = GatewayAdvertiser(self.cfg.gateway.id, __version__, self.status_server.port,
@@ -278,9 +280,9 @@ class GatewayRuntime(FleetControl, UpgradeControl):
 
     async def _start_ble(self) -> None:
         from gateway.config import DeviceLink
-        from gateway.transports.ble import BleConfig, BleFrameLink, BleHealthClient, BlueZAdapterPower, BleScanner
-        from gateway.transports.ble_links import SupervisedGattLink
-        from gateway.transports.ble_watchdog import BleWatchdog
+        from gateway.adapters.transports.ble import BleConfig, BleFrameLink, BleHealthClient, BlueZAdapterPower, BleScanner
+        from gateway.adapters.transports.ble_links import SupervisedGattLink
+        from gateway.adapters.transports.ble_watchdog import BleWatchdog
 
         bcfg = BleConfig(adapter=self.cfg.ble.adapter)
         scanner = BleScanner(bcfg, self.on_advert, clock=self.clock)

@@ -1,7 +1,7 @@
 """``ota`` and ``update`` commands (wt.cmd/1, docs/upgrades.md) in the running gateway.
 
 A mixin of :class:`gateway.daemon._runtime.GatewayRuntime`. The decisions live in
-gateway.upgrade (manifest verification, the OTA session, the A/B slot store); this wires
+gateway.adapters.upgrade (manifest verification, the OTA session, the A/B slot store); this wires
 them to the fleet's command topic, the device links, and ``…/cmd/result``.
 
 Order for both: a repeated ``cmd_id`` gets its last result again (nothing re-installed);
@@ -23,19 +23,20 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.codec.stream import StreamDecoder
 from gateway.codec.frame import Frame
-from gateway.status import StatusError, fetch_status
-from gateway.uplink import Topics, UplinkError
-from gateway.upgrade import OtaSession, SignedRelease, SlotStore, UpgradeError, load_trusted_key, verify
+from gateway.adapters.status import StatusError, fetch_status
+from gateway.domain.payload import Topics
+from gateway.domain.uplink_errors import UplinkError
+from gateway.adapters.upgrade import OtaSession, SignedRelease, SlotStore, UpgradeError, load_trusted_key, verify
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
-    from gateway.devices import DeviceRegistry
-    from gateway.ingress import Ingress, UplinkMessage
-    from gateway.ports import Clock
-    from gateway.status import StatusServer
-    from gateway.uplink.ports import Publisher
+    from gateway.domain.devices import DeviceRegistry
+    from gateway.domain.ingress import Ingress, UplinkMessage
+    from gateway.domain.ports import Clock
+    from gateway.adapters.status import StatusServer
+    from gateway.domain.uplink_ports import Publisher
 
-log = logging.getLogger("gateway.upgrade")
+log = logging.getLogger("gateway.adapters.upgrade")
 
 
 class UpgradeControl:

@@ -21,11 +21,11 @@ from gateway.codec.events import EventPayload
 from gateway.codec.frame import Frame
 from gateway.config import load_config
 from gateway.daemon import bootstrap
-from gateway.journal import JournalWriter, SqliteJournal
-from gateway.model import EventCode
-from gateway.rules import Raised
-from gateway.uplink.payload import Published, decode_published
-from gateway.uplink.testing import FakeClock, FakePublisher
+from gateway.adapters.journal import JournalWriter, SqliteJournal
+from gateway.domain.model import EventCode
+from gateway.domain.rules import Raised
+from gateway.domain.payload import Published, decode_published
+from gateway.testing.platform import FakeClock, FakePublisher
 
 DEV = "a4c1380a1b2c"
 KEY = bytes(range(16))
@@ -217,7 +217,7 @@ def test_technical_alarm_is_published_at_once_and_falls_back_to_a_time_id(tmp_pa
         techs = [a for a in _alarms(pub) if a.body["type"] == "uplink_lost"]
         assert len(techs) == 1 and techs[0].event_id.startswith(f"{GW}-g") and seam.finished == 0
 
-        from gateway.journal import JournalError
+        from gateway.adapters.journal import JournalError
 
         def broken() -> int:
             raise JournalError("cannot reserve gateway counters: disk full", path=cfg.journal_path)

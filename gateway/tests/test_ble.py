@@ -15,7 +15,7 @@ import pytest
 
 from gateway.tests.fakebluez import FakeBluez, FakeCharacteristic, FakeService
 from gateway.tests.fakebluez.fixtures import system_bus  # noqa: F401  (fixture)
-from gateway.transports.ble import (
+from gateway.adapters.transports.ble import (
     BleConfig,
     BleError,
     BleFrameLink,
@@ -29,7 +29,7 @@ from gateway.transports.ble import (
     WT_FRAME_SERVICE_UUID,
     WT_FRAME_TX_UUID,
 )
-from gateway.transports.ble_watchdog import BleWatchdog, HangKind, WatchdogConfig, WatchdogState
+from gateway.adapters.transports.ble_watchdog import BleWatchdog, HangKind, WatchdogConfig, WatchdogState
 
 DOOR = "A4:C1:38:0D:00:01"
 BUTTON = "A4:C1:38:0B:00:02"
@@ -418,8 +418,8 @@ def test_health_device_indication_is_delivered_raw_with_its_uuid(system_bus):
 
 
 def test_supervised_link_reconnects_after_loss_and_reports_state(system_bus):
-    from gateway.transports import LinkState
-    from gateway.transports.ble_links import SupervisedGattLink
+    from gateway.adapters.transports import LinkState
+    from gateway.adapters.transports.ble_links import SupervisedGattLink
 
     async def scenario() -> None:
         async with FakeBluez(system_bus) as bluez:

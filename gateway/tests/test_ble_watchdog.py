@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gateway.transports.ble_watchdog import (
+from gateway.adapters.transports.ble_watchdog import (
     BleWatchdog,
     HangKind,
     WatchdogConfig,
@@ -205,7 +205,7 @@ def test_config_errors_name_the_key(kwargs, needle):
 
 
 def test_ble_config_errors_name_the_key():
-    from gateway.transports.ble import BleConfig
+    from gateway.adapters.transports.ble import BleConfig
 
     with pytest.raises(ValueError, match="ble.adapter='bluetooth0'"):
         BleConfig(adapter="bluetooth0")
@@ -216,7 +216,7 @@ def test_ble_config_errors_name_the_key():
 def test_only_ble_py_imports_bleak():
     code = (
         "import sys\n"
-        "import gateway.transports.ble_watchdog, gateway.transports.ble_links\n"
+        "import gateway.adapters.transports.ble_watchdog, gateway.adapters.transports.ble_links\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('bleak', 'dbus_fast'))\n"
         "print(','.join(bad))\n"
     )

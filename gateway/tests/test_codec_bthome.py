@@ -5,7 +5,7 @@ import pytest
 
 from gateway.codec import Rejection, RejectReason, decode_advert, encode_advert
 from gateway.codec.bthome import OBJECTS, advert_events
-from gateway.model import EventCode
+from gateway.domain.model import EventCode
 
 BT_KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
 BT_MAC = "54:48:E6:8F:80:A5"

@@ -25,7 +25,7 @@ from gateway.codec import (
     frame_tag,
 )
 from gateway.codec.events import decode_event_payload, encode_event_data
-from gateway.model import EventCode
+from gateway.domain.model import EventCode
 
 KEY = bytes(range(16))
 
@@ -140,7 +140,7 @@ def test_reject_counters():
 
 
 def test_domain_modules_import_no_io_libraries():
-    code = ("import sys, gateway.codec, gateway.ingress, gateway.codec.vectors;"
+    code = ("import sys, gateway.codec, gateway.domain.ingress, gateway.codec.vectors;"
             "bad=[m for m in ('paho','bleak','serial','zeroconf','psycopg','sqlite3','dbus_fast','asyncio') if m in sys.modules];"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

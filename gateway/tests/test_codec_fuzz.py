@@ -53,7 +53,7 @@ from gateway.codec.frame import wire_from_body
 from gateway.codec.gatt import BPM, GLUCOSE, PLX_CONTINUOUS, PLX_SPOT, SUPPORTED_UUIDS, TEMPERATURE, WEIGHT, DateTime
 from gateway.codec.ieee11073 import MedFloat
 from gateway.codec.jsonify import frame_to_json
-from gateway.model import EventCode, Role
+from gateway.domain.model import EventCode, Role
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUND = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -178,7 +178,7 @@ def test_replay_state_never_raises(blob):
 @given(st.lists(st.one_of(st.binary(max_size=60), _frame_like().map(wire_from_body)), max_size=6),
        st.binary(max_size=40))
 def test_ingress_never_raises(chunks, advert):
-    from gateway.ingress import Ingress
+    from gateway.domain.ingress import Ingress
 
     ing = Ingress("gw", {DEV: KEY, "000000000000": KEY}, _Journal(), _Clock())
     for c in chunks:

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.cli import main as cli_main
 from gateway.config import ConfigError, GatewayConfig, load_config, to_toml
-from gateway.model import Role
+from gateway.domain.model import Role
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "00112233445566778899aabbccddeeff"
@@ -186,8 +186,8 @@ def test_example_config_is_valid():
 
 
 def test_config_module_imports_no_io_libraries():
-    code = ("import sys, gateway.config, gateway.rules, gateway.devices, gateway.mains, gateway.remote, "
-            "gateway.fleetconfig, gateway.status, gateway.emulator, gateway.transports, gateway.transports.emulated;"
+    code = ("import sys, gateway.config, gateway.domain.rules, gateway.domain.devices, gateway.adapters.mains, gateway.domain.remote, "
+            "gateway.domain.config_push, gateway.adapters.status, gateway.testing.emulator, gateway.adapters.transports, gateway.testing.emulated_link;"
             "bad = [m for m in ('paho', 'serial', 'bleak', 'zeroconf', 'sqlite3') if m in sys.modules];"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -21,13 +21,13 @@ from gateway.codec import Ack, AckStatus, Feedback, FeedbackState, Frame, MsgTyp
 from gateway.codec.events import EventPayload
 from gateway.codec.payloads import Heartbeat, Hello, PowerFlag, Time, decode_payload
 from gateway.codec.enums import ResetCause
-from gateway.model import Role
+from gateway.domain.model import Role
 from gateway.codec import encode_payload_frame
 from gateway.config import load_config
-from gateway.console import ResponseConsole, make_console_link
+from gateway.testing.console import ResponseConsole, make_console_link
 from gateway.daemon import DaemonError, bootstrap
-from gateway.model import EventCode
-from gateway.status import fetch_status
+from gateway.domain.model import EventCode
+from gateway.adapters.status import fetch_status
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = str(Path(sys.executable).with_name("gateway"))

@@ -8,7 +8,7 @@ import time
 
 from gateway.codec.bthome import encode_advert
 from gateway.config import load_config
-from gateway.console import ResponseConsole, make_console_link
+from gateway.testing.console import ResponseConsole, make_console_link
 from gateway.daemon import bootstrap
 from gateway.tests.fakebluez import FakeBluez
 from gateway.tests.fakebluez.fixtures import system_bus  # noqa: F401  (fixture)
@@ -67,9 +67,9 @@ def test_gatt_frame_device_alarm_reaches_broker_and_ack_returns_over_gatt(tmp_pa
     from gateway.codec import Ack, AckStatus, Frame, MsgType, StreamDecoder, encode_frame
     from gateway.codec.events import EventPayload
     from gateway.codec.payloads import decode_payload
-    from gateway.model import EventCode
+    from gateway.domain.model import EventCode
     from gateway.tests.fakebluez import FakeCharacteristic, FakeService
-    from gateway.transports.ble import WT_FRAME_RX_UUID, WT_FRAME_SERVICE_UUID, WT_FRAME_TX_UUID
+    from gateway.adapters.transports.ble import WT_FRAME_RX_UUID, WT_FRAME_SERVICE_UUID, WT_FRAME_TX_UUID
 
     gmac, gdev = "A4:C1:38:0E:00:02", "a4c1380e0002"
 

@@ -8,7 +8,7 @@ import time
 
 
 from gateway.config import load_config
-from gateway.fleetconfig import ConfigPush, decide, decode_push, read_layer, write_layer
+from gateway.domain.config_push import ConfigPush, decide, decode_push, read_layer, write_layer
 
 
 def push(version, config, h=None) -> bytes:
@@ -52,7 +52,7 @@ def test_layer_file_roundtrip(tmp_path):
 
 
 def test_daemon_applies_rejects_and_keeps_pushed_config_across_restart(tmp_path, mosquitto):
-    from gateway.console import make_console_link
+    from gateway.testing.console import make_console_link
     from gateway.daemon import ConfigSource, async_main
     from gateway.daemon._main import GIL_SWITCH_INTERVAL_S
 

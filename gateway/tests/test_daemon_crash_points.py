@@ -29,9 +29,9 @@ from gateway.codec.frame import Frame
 from gateway.codec.payloads import Ack, decode_payload
 from gateway.config import load_config
 from gateway.daemon import bootstrap
-from gateway.model import EventCode
-from gateway.uplink.payload import Published, decode_published
-from gateway.uplink.testing import FakeClock, FakePublisher
+from gateway.domain.model import EventCode
+from gateway.domain.payload import Published, decode_published
+from gateway.testing.platform import FakeClock, FakePublisher
 
 DEV = "a4c1380a1b2c"
 KEY = bytes(range(16))

@@ -15,7 +15,7 @@ import pytest
 
 from fleet.upgrades import Target, Unit, encode_update, generate_key, sign
 from gateway.config import load_config
-from gateway.console import make_console_link
+from gateway.testing.console import make_console_link
 from gateway.daemon import bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]

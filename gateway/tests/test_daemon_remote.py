@@ -6,7 +6,7 @@ import io
 import json
 import time
 
-from gateway.remote import RemoteCommands
+from gateway.domain.remote import RemoteCommands
 
 DEV = "a4c1380a1b2c"
 OTHER = "a4c1380a1b2d"
@@ -71,11 +71,11 @@ def test_errors_name_the_problem():
 def test_daemon_marks_test_mode_alarms_over_mqtt(tmp_path, mosquitto):
     """Fleet commissioning path: test_mode command → device alarm arrives with test: true."""
     from gateway.config import load_config
-    from gateway.console import ResponseConsole, make_console_link
+    from gateway.testing.console import ResponseConsole, make_console_link
     from gateway.daemon import bootstrap
-    from gateway.emulator import EmulatedHome, key_for
-    from gateway.model import Role
-    from gateway.ports import SystemClock
+    from gateway.testing.emulator import EmulatedHome, key_for
+    from gateway.domain.model import Role
+    from gateway.domain.ports import SystemClock
 
     dev = "e00000000001"
     devices = [(dev, Role.BUTTON, key_for(dev))]

@@ -17,11 +17,11 @@ from gateway.codec.enums import ErrorCode, OtaState
 from gateway.codec.payloads import Ack, Error, OtaBegin, OtaChunk, OtaEnd, OtaStatus
 from gateway.codec import AckStatus
 from gateway.config import load_config
-from gateway.console import make_console_link
+from gateway.testing.console import make_console_link
 from gateway.daemon import bootstrap
-from gateway.upgrade import OtaSession, OtaStep, SignedRelease, UpgradeError, key_id, load_trusted_key, verify
-from gateway.upgrade._manifest import Manifest
-from gateway.uplink.testing import FakeClock
+from gateway.adapters.upgrade import OtaSession, OtaStep, SignedRelease, UpgradeError, key_id, load_trusted_key, verify
+from gateway.adapters.upgrade._manifest import Manifest
+from gateway.testing.platform import FakeClock
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +262,7 @@ def test_update_stages_switches_health_checks_commits_and_is_idempotent(tmp_path
 
 
 def test_pending_switch_is_rolled_back_at_start(tmp_path):
-    from gateway.upgrade import SlotStore
+    from gateway.adapters.upgrade import SlotStore
 
     slots = SlotStore(tmp_path / "slots", "0.1.0")
     rel = SignedRelease(Manifest("gateway", "0.2.0", "g.whl", 3, hashlib.sha256(b"abc").hexdigest()), "k", b"s")

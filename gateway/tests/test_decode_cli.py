@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gateway.cli import main
 from gateway.codec import EventPayload, MsgType, encode_frame
-from gateway.model import EventCode
+from gateway.domain.model import EventCode
 
 KEY_HEX = "000102030405060708090a0b0c0d0e0f"
 DEV = "a4c1380a1b2c"

@@ -57,5 +57,5 @@ def test_demo_ctrl_c_stops_everything(tmp_path):
     assert proc.returncode == 130, "".join(lines) + rest
     assert "interrupted" in rest and "Traceback" not in rest
     host, port = mosq.rsplit(":", 1)
-    from gateway.broker import port_open
+    from gateway.testing.broker import port_open
     assert not port_open(host, int(port))          # the demo's broker was stopped

@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.model import Event, EventCode, Role
-from gateway.uplink.mqtt import MqttLink
-from gateway.uplink.payload import encode_event
+from gateway.domain.model import Event, EventCode, Role
+from gateway.adapters.mqtt import MqttLink
+from gateway.domain.payload import encode_event
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 

@@ -6,13 +6,13 @@ import asyncio
 from gateway.codec import Ack, AckStatus, MsgType, StreamDecoder, encode_frame
 from gateway.codec.frame import Frame
 from gateway.codec.payloads import decode_payload
-from gateway.emulator import BedSensor, DoorSensor, EmulatedHome, SafetyButton, home_devices, key_for
-from gateway.emulator.proxy import UplinkCutter
-from gateway.ingress import Ingress
-from gateway.journal import SqliteJournal
-from gateway.model import EventCode, Role
-from gateway.transports import LinkState
-from gateway.transports.emulated import EmulatedAir, EmulatedLink
+from gateway.testing.emulator import BedSensor, DoorSensor, EmulatedHome, SafetyButton, home_devices, key_for
+from gateway.testing.emulator.proxy import UplinkCutter
+from gateway.domain.ingress import Ingress
+from gateway.adapters.journal import SqliteJournal
+from gateway.domain.model import EventCode, Role
+from gateway.adapters.transports import LinkState
+from gateway.testing.emulated_link import EmulatedAir, EmulatedLink
 
 DEV = "e00000000001"
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from gateway.config import load_config
-from gateway.devices import DeviceRegistry
-from gateway.ingress import DeviceUpdate
-from gateway.model import Role
+from gateway.domain.devices import DeviceRegistry
+from gateway.domain.ingress import DeviceUpdate
+from gateway.domain.model import Role
 
 
 def reg(**kw) -> DeviceRegistry:

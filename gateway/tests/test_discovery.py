@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.discovery import GatewayAdvertiser, discover
+from gateway.adapters.discovery import GatewayAdvertiser, discover
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 
@@ -39,8 +39,8 @@ def test_daemon_advertises_its_status_port(tmp_path):
     from gateway import __version__
     from gateway.config import load_config
     from gateway.daemon import bootstrap
-    from gateway.status import fetch_status
-    from gateway.uplink.testing import FakePublisher
+    from gateway.adapters.status import fetch_status
+    from gateway.testing.platform import FakePublisher
 
     cfg = load_config(None, env={}, overrides={
         "gateway": {"id": "gw-disc-daemon", "data_dir": str(tmp_path / "gw")},

@@ -19,12 +19,13 @@ import time
 
 import pytest
 
-from gateway.journal import JournalWriter, SqliteJournal
-from gateway.model import Event, EventCode
-from gateway.ports import SystemClock
-from gateway.uplink import Backoff, Forwarder
-from gateway.uplink.mqtt import MqttLink, alarm_lane_link, gateway_link
-from gateway.uplink.testing import FakeClock, LoopThread, PlatformSim, TcpProxy, wait_until
+from gateway.adapters.journal import JournalWriter, SqliteJournal
+from gateway.domain.model import Event, EventCode
+from gateway.domain.ports import SystemClock
+from gateway.domain.backoff import Backoff
+from gateway.domain.forwarder import Forwarder
+from gateway.adapters.mqtt import MqttLink, alarm_lane_link, gateway_link
+from gateway.testing.platform import FakeClock, LoopThread, PlatformSim, TcpProxy, wait_until
 
 GW = "gw-0001"
 DEV = "a4c1380a1b2c"
@@ -177,11 +178,12 @@ def test_blackholed_uplink_backlog_delivered_in_order(mosquitto, tmp_path):
 CHILD = r"""
 import asyncio, logging, os, sys, time
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-from gateway.journal import JournalWriter, SqliteJournal
-from gateway.model import Event, EventCode
-from gateway.ports import SystemClock
-from gateway.uplink import Backoff, Forwarder
-from gateway.uplink.mqtt import gateway_link
+from gateway.adapters.journal import JournalWriter, SqliteJournal
+from gateway.domain.model import Event, EventCode
+from gateway.domain.ports import SystemClock
+from gateway.domain.backoff import Backoff
+from gateway.domain.forwarder import Forwarder
+from gateway.adapters.mqtt import gateway_link
 path, host, port, fill = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 async def main():

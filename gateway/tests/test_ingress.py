@@ -28,8 +28,8 @@ from gateway.codec import (
 from gateway.codec import bthome
 from gateway.codec.gatt import BPM, encode_gatt
 from gateway.codec.ieee11073 import MedFloat
-from gateway.ingress import SYNTHETIC_SEQ_BASE, Ingress, RejectLog
-from gateway.model import Event, EventCode, Role
+from gateway.domain.ingress import SYNTHETIC_SEQ_BASE, Ingress, RejectLog
+from gateway.domain.model import Event, EventCode, Role
 
 DEV = "a4c1380a1b2c"
 KEY = bytes(range(16))
@@ -399,7 +399,7 @@ def test_gatt_measurement_event(journal, clock):
 
 def test_rejections_are_rate_limited_in_the_log(journal, clock, caplog):
     ing = make(journal, clock, log_interval_s=60)
-    caplog.set_level(logging.DEBUG, logger="gateway.ingress")
+    caplog.set_level(logging.DEBUG, logger="gateway.domain.ingress")
     for seq in range(1, 21):
         ing.feed("l", event_frame(seq, key=None))
     lines = [r for r in caplog.records if "unauthenticated" in r.getMessage()]

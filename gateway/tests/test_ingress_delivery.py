@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.codec import Ack, AckStatus, EventPayload, MsgType, decode_wire, encode_frame
-from gateway.ingress import Ingress
-from gateway.model import EventCode
+from gateway.domain.ingress import Ingress
+from gateway.domain.model import EventCode
 
 DEV = "a4c1380a1b2c"
 KEY = bytes(range(16))

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from gateway.journal import AppendOutcome, JournalError, JournalFull, JournalWriter, SqliteJournal
-from gateway.model import Event, EventCode, Role
+from gateway.adapters.journal import AppendOutcome, JournalError, JournalFull, JournalWriter, SqliteJournal
+from gateway.domain.model import Event, EventCode, Role
 
 T0 = 1_790_000_000.0
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.journal import AppendOutcome, SqliteJournal
-from gateway.model import Event, EventCode
+from gateway.adapters.journal import AppendOutcome, SqliteJournal
+from gateway.domain.model import Event, EventCode
 
 CHILD = r"""
 import sys, time
-from gateway.journal import SqliteJournal, JournalWriter, AppendOutcome
-from gateway.model import Event, EventCode
+from gateway.adapters.journal import SqliteJournal, JournalWriter, AppendOutcome
+from gateway.domain.model import Event, EventCode
 path, rnd = sys.argv[1], int(sys.argv[2])
 j = SqliteJournal(path, counter_block=7)
 w = JournalWriter(j).start()

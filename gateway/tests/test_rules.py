@@ -8,10 +8,10 @@ import pytest
 
 from gateway.config import (BatteryRule, BedRule, DoorRule, DoseRule, GeofenceRule as GeofenceCfg,
                             Zone, ZoneShape, load_config)
-from gateway.devices import DeviceRegistry
-from gateway.mains import EmulatedMainsInput, MainsState
-from gateway.model import Event, EventCode, Role
-from gateway.rules import (BedNotReturnedRule, DoorAtNightRule, GeofenceRule, LowBatteryRule, MainsRule,
+from gateway.domain.devices import DeviceRegistry
+from gateway.adapters.mains import EmulatedMainsInput, MainsState
+from gateway.domain.model import Event, EventCode, Role
+from gateway.domain.rules import (BedNotReturnedRule, DoorAtNightRule, GeofenceRule, LowBatteryRule, MainsRule,
                            MissedDoseRule, RuleEngine, SupervisionRule, UplinkRule, build_rules,
                            haversine_m, in_window, point_in_polygon)
 

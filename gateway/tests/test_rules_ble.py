@@ -9,12 +9,12 @@ from gateway.codec.gatt import BPM, encode_gatt
 from gateway.codec.ieee11073 import MedFloat
 from gateway.config import load_config
 from gateway.daemon import bootstrap
-from gateway.model import EventClass, EventCode
-from gateway.rules import BleReceiverRule, build_rules
-from gateway.status import health_payload, render_table
-from gateway.transports.ble_watchdog import HangKind, WatchdogState, WatchdogStatus
-from gateway.uplink.payload import Published, decode_published
-from gateway.uplink.testing import FakeClock, FakePublisher
+from gateway.domain.model import EventClass, EventCode
+from gateway.domain.rules import BleReceiverRule, build_rules
+from gateway.adapters.status import health_payload, render_table
+from gateway.adapters.transports.ble_watchdog import HangKind, WatchdogState, WatchdogStatus
+from gateway.domain.payload import Published, decode_published
+from gateway.testing.platform import FakeClock, FakePublisher
 
 OK = WatchdogStatus(state=WatchdogState.SCANNING, degraded=False, hangs_detected=0, scanner_restarts=0,
                     adapter_power_cycles=0, recoveries=0, last_hang=None, last_error="", last_report_age_s=1.0)

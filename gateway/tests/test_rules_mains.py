@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from gateway.config import load_config
-from gateway.mains import EmulatedMainsInput, FileMainsInput, MainsState, NoMainsInput, mains_input_from_config
-from gateway.model import EventCode
-from gateway.rules import MainsRule
+from gateway.adapters.mains import EmulatedMainsInput, FileMainsInput, MainsState, NoMainsInput, mains_input_from_config
+from gateway.domain.model import EventCode
+from gateway.domain.rules import MainsRule
 
 
 def test_file_input_reads_gpio_value_and_unknowns(tmp_path):

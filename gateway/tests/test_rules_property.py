@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import BedRule, DoseRule
-from gateway.model import Event, EventCode
-from gateway.rules import BedNotReturnedRule, MissedDoseRule, in_window
+from gateway.domain.model import Event, EventCode
+from gateway.domain.rules import BedNotReturnedRule, MissedDoseRule, in_window
 
 OSLO = ZoneInfo("Europe/Oslo")
 T0 = dt.datetime(2026, 11, 23, 18, 0, tzinfo=OSLO).timestamp()

@@ -10,9 +10,9 @@ import tty
 
 from gateway.codec import MsgType, StreamDecoder, encode_frame
 from gateway.codec.events import EventPayload
-from gateway.model import EventCode
-from gateway.transports import LinkState
-from gateway.transports.serial_link import SerialLink
+from gateway.domain.model import EventCode
+from gateway.adapters.transports import LinkState
+from gateway.adapters.transports.serial_link import SerialLink
 
 DEV = "a4c1380a1b2c"
 KEY = bytes(range(16))

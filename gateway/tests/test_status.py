@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from gateway.cli import main as cli_main
-from gateway.status import StatusError, StatusServer, fetch_status, health_payload, render_table
+from gateway.adapters.status import StatusError, StatusServer, fetch_status, health_payload, render_table
 
 NOW = 1_795_000_000.0
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from gateway.uplink import Backoff
+from gateway.domain.backoff import Backoff
 
 
 def test_backoff_grows_is_jittered_capped_and_resets():

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.journal import JournalWriter, Recovery, SqliteJournal
-from gateway.model import Event, EventCode, Role
-from gateway.uplink import AckStatus, Forwarder
-from gateway.uplink.payload import encode_ack
-from gateway.uplink.testing import FakeClock, FakePublisher, RecordingSignal
+from gateway.adapters.journal import JournalWriter, Recovery, SqliteJournal
+from gateway.domain.model import Event, EventCode, Role
+from gateway.domain.payload import AckStatus
+from gateway.domain.forwarder import Forwarder
+from gateway.domain.payload import encode_ack
+from gateway.testing.platform import FakeClock, FakePublisher, RecordingSignal
 
 GW = "gw-0001"
 ACK = f"wt/v1/gw/{GW}/ack"

@@ -8,14 +8,16 @@ import threading
 
 import pytest
 
-from gateway.broker import port_open
-from gateway.journal import JournalWriter, SqliteJournal
-from gateway.model import Event, EventCode
-from gateway.ports import SystemClock
+from gateway.testing.broker import port_open
+from gateway.adapters.journal import JournalWriter, SqliteJournal
+from gateway.domain.model import Event, EventCode
+from gateway.domain.ports import SystemClock
 from gateway.tests.tls.pki import make_pki
-from gateway.uplink import Backoff, Forwarder, NotConnected, PublishFailed, UplinkError
-from gateway.uplink.mqtt import MqttLink, TlsSettings, gateway_link
-from gateway.uplink.testing import LoopThread, PlatformSim, TcpProxy, wait_until
+from gateway.domain.backoff import Backoff
+from gateway.domain.forwarder import Forwarder
+from gateway.domain.uplink_errors import NotConnected, PublishFailed, UplinkError
+from gateway.adapters.mqtt import MqttLink, TlsSettings, gateway_link
+from gateway.testing.platform import LoopThread, PlatformSim, TcpProxy, wait_until
 
 GW = "gw-0001"
 
@@ -136,7 +138,7 @@ def _passwd(path, user: str, password: str) -> None:
 
 @pytest.fixture
 def tls_broker(mosquitto_factory, tmp_path):
-    from gateway.broker import free_port
+    from gateway.testing.broker import free_port
 
     pki = make_pki(tmp_path / "pki")
     _passwd(tmp_path / "passwd", "gw-0001", "s3cret")
@@ -198,7 +200,7 @@ def test_reference_mosquitto_conf_runs_and_takes_a_tls_gateway(tmp_path):
     import re
     from pathlib import Path
 
-    from gateway.broker import MosquittoProcess, free_port
+    from gateway.testing.broker import MosquittoProcess, free_port
 
     pki = make_pki(tmp_path / "pki")
     _passwd(tmp_path / "passwd", "gw-0001", "s3cret")

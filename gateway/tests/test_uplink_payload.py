@@ -8,8 +8,8 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.model import Event, EventCode, Role
-from gateway.uplink.payload import (Ack, AckStatus, Published, Rejected, Topics, decode_ack, decode_published,
+from gateway.domain.model import Event, EventCode, Role
+from gateway.domain.payload import (Ack, AckStatus, Published, Rejected, Topics, decode_ack, decode_published,
                                     encode_ack, encode_event, encode_state, rfc3339)
 
 T = 1_795_413_600.12   # 2026-11-23T06:00:00.120Z
@@ -80,8 +80,8 @@ def test_json_objects_of_any_shape_never_raise(obj):
 
 
 def test_domain_modules_import_no_paho():
-    code = ("import sys; import gateway.uplink, gateway.uplink.forwarder, gateway.uplink.payload, "
-            "gateway.uplink.testing, gateway.journal; "
+    code = ("import sys; import gateway.domain.forwarder, gateway.domain.payload, "
+            "gateway.testing.platform, gateway.adapters.journal; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('paho', 'bleak', 'serial', 'zeroconf', 'psycopg')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,0 +1,141 @@
+"""Configuration pushed by the fleet (``wt.config/1``, retained, on ``wt/v1/gw/{gw}/config``).
+
+The pushed ``config`` object is a layer of the gateway schema (docs/gateway-config.md):
+it sits between the TOML file and the environment in :func:`gateway.config.load_config`.
+This module decides what to do with a push (pure, except the small layer file it keeps):
+
+- decode the payload (never raises; a garbage payload is ignored with a log line);
+- a version at or below the applied one is not applied again (the retained message comes
+  back on every reconnect) — the ``wt.config-applied/1`` report is simply repeated;
+- validate the whole effective configuration; an invalid push is ``rejected`` with the
+  key, value and fix of every issue, and the running configuration stays;
+- ``gateway.id``, ``gateway.data_dir`` and ``journal.path`` cannot be changed remotely
+  (they identify the gateway and its stored data);
+- a valid push is written atomically to ``<data_dir>/fleet-config.json`` and the daemon
+  re-bootstraps with it (the daemon reports ``applied`` once the new runtime runs).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from gateway.config import ConfigError, GatewayConfig
+
+log = logging.getLogger("gateway.domain.config_push")
+
+LAYER_FILE = "fleet-config.json"
+IMMUTABLE = ("gateway.id", "gateway.data_dir", "journal.path")
+
+
+@dataclass(frozen=True)
+class ConfigPush:
+    version: int
+    config: dict[str, Any]
+    hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str                       # "apply" | "reject" | "report" (already applied) | "ignore" (stale)
+    push: ConfigPush
+    config: GatewayConfig | None = None
+    error: str | None = None
+
+
+def decode_push(payload: bytes) -> ConfigPush | str:
+    """The push, or the reason it is unusable (never raises)."""
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return f"not UTF-8 JSON: {exc}"
+    if not isinstance(obj, dict) or obj.get("schema") != "wt.config/1":
+        return "schema is not wt.config/1"
+    version, config, h = obj.get("version"), obj.get("config"), obj.get("hash")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        return f"version {version!r} is not a non-negative integer"
+    if not isinstance(config, dict):
+        return "'config' is not an object"
+    return ConfigPush(version, config, h if isinstance(h, str) else None)
+
+
+def applied_payload(push: ConfigPush, status: str, error: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"schema": "wt.config-applied/1", "version": push.version, "status": status,
+                           "error": error}
+    if push.hash is not None:
+        out["hash"] = push.hash
+    return out
+
+
+def _get(cfg: GatewayConfig, dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _pushed(config: dict[str, Any], dotted: str, current: Any) -> bool:
+    """True if the push sets ``dotted`` to something other than ``current``."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return node != current
+
+
+def decide(push: ConfigPush, current: GatewayConfig, applied: ConfigPush | None,
+           load: Callable[[dict[str, Any]], GatewayConfig]) -> Decision:
+    """``load(fleet_layer)`` builds the effective config (file/env/CLI fixed by the caller)."""
+    if applied is not None and push.version < applied.version:
+        return Decision("ignore", push)
+    if applied is not None and push.version == applied.version:
+        if push.hash is not None and applied.hash is not None and push.hash != applied.hash:
+            return Decision("reject", push, error=f"version {push.version} was already applied with another "
+                                                  "content (hash differs); push a new version")
+        return Decision("report", push)
+    try:
+        cfg = load(push.config)
+    except ConfigError as exc:
+        return Decision("reject", push, error="; ".join(str(i) for i in exc.issues))
+    changed = [k for k in IMMUTABLE
+               if _get(cfg, k) != _get(current, k) or _pushed(push.config, k, _get(current, k))]
+    if changed:
+        return Decision("reject", push, error="; ".join(
+            f"{k} cannot be changed remotely (it identifies the gateway or its stored data); remove it from the "
+            "fleet configuration" for k in changed))
+    return Decision("apply", push, config=cfg)
+
+
+def layer_path(data_dir: str | os.PathLike[str]) -> Path:
+    return Path(data_dir) / LAYER_FILE
+
+
+def read_layer(data_dir: str | os.PathLike[str]) -> ConfigPush | None:
+    """The last applied push, or None (missing or unreadable: logged, treated as none)."""
+    p = layer_path(data_dir)
+    try:
+        obj = json.loads(p.read_text())
+        return ConfigPush(int(obj["version"]), dict(obj["config"]), obj.get("hash"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.error("ignoring unreadable %s (%s); running without the fleet layer", p, exc)
+        return None
+
+
+def write_layer(data_dir: str | os.PathLike[str], push: ConfigPush | None) -> None:
+    """Atomically replace (or with None remove) the layer file."""
+    p = layer_path(data_dir)
+    if push is None:
+        p.unlink(missing_ok=True)
+        return
+    tmp = p.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"version": push.version, "hash": push.hash, "config": push.config}, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)

@@ -1,0 +1,144 @@
+"""Remote commands from the fleet (``wt.cmd/1`` on ``wt/v1/gw/{gw}/cmd``, docs/mqtt.md).
+
+Pure domain: parses a command, applies it, and returns the ``wt.cmd-result/1`` payload
+for the daemon to publish on ``…/cmd/result``. Commands are idempotent by ``cmd_id``
+(a re-delivered command gets the same result again, without being applied twice).
+
+Supported:
+
+- ``ping`` → ``ok`` with the gateway version;
+- ``test_mode`` ``{"devices": [...], "enabled": bool, "duration_s": 3600}`` → events of
+  those devices are marked ``test: true`` (commissioning: the platform records but does
+  not dispatch) until disabled or the duration (≤ 24 h) runs out;
+- ``pair`` ``{"device": ..., "role": ...}`` → ``ok`` if the device is in the gateway
+  configuration with a key (pairing data arrives with the configuration), else ``error``
+  naming what is missing.
+
+``ota`` and ``update`` never get here: the daemon hands them to gateway/daemon/_upgrades.py
+(gateway.adapters.upgrade, docs/upgrades.md) first. Anything else answers ``error`` ("not supported
+by this gateway").
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import re
+from typing import Any, Callable
+
+from gateway.domain.ports import Clock
+
+log = logging.getLogger("gateway.domain.remote")
+
+DEVICE_RE = re.compile(r"^[0-9a-f]{12}$")
+MAX_TEST_MODE_S = 24 * 3600.0
+
+
+class RemoteCommands:
+    def __init__(self, gateway_id: str, version: str, clock: Clock, *,
+                 paired: Callable[[str], bool], known_role: Callable[[str], str | None] | None = None,
+                 remember: int = 256) -> None:
+        self.gateway_id = gateway_id
+        self.version = version
+        self.clock = clock
+        self._paired = paired
+        self._known_role = known_role
+        self._remember = remember
+        self._results: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+        self._test_until: dict[str, float] = {}      # device -> monotonic expiry
+        self.handled = 0
+        self.rejected = 0
+
+    # ------------------------------------------------------------ queries
+    def is_test(self, device_id: str) -> bool:
+        until = self._test_until.get(device_id)
+        if until is None:
+            return False
+        if self.clock.monotonic() >= until:
+            del self._test_until[device_id]
+            log.info("test mode for %s expired", device_id)
+            return False
+        return True
+
+    def test_devices(self) -> list[str]:
+        return sorted(d for d in list(self._test_until) if self.is_test(d))
+
+    # ------------------------------------------------------------ commands
+    def handle(self, payload: bytes) -> dict[str, Any] | None:
+        """Apply one ``wt.cmd/1``; returns the ``wt.cmd-result/1`` to publish (None: unusable)."""
+        try:
+            obj = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self.rejected += 1
+            log.warning("wt.cmd: not UTF-8 JSON; ignored")
+            return None
+        if not isinstance(obj, dict) or obj.get("schema") != "wt.cmd/1":
+            self.rejected += 1
+            log.warning("wt.cmd: schema %r is not wt.cmd/1; ignored", obj.get("schema") if isinstance(obj, dict) else None)
+            return None
+        cmd_id, cmd, args = obj.get("cmd_id"), obj.get("cmd"), obj.get("args", {})
+        if not isinstance(cmd_id, str) or not cmd_id:
+            self.rejected += 1
+            log.warning("wt.cmd without cmd_id; ignored")
+            return None
+        if cmd_id in self._results:
+            return self._results[cmd_id]           # re-delivery: same answer, not applied twice
+        if not isinstance(cmd, str) or not isinstance(args, dict):
+            result = self._result(cmd_id, "error", {"error": "'cmd' must be a string and 'args' an object"})
+        else:
+            handler = getattr(self, f"_cmd_{cmd}", None)
+            if handler is None:
+                result = self._result(cmd_id, "error", {"error": f"command {cmd!r} is not supported by this gateway "
+                                                                  f"(version {self.version})"})
+            else:
+                status, detail = handler(args)
+                result = self._result(cmd_id, status, detail)
+        self.handled += 1
+        self._results[cmd_id] = result
+        while len(self._results) > self._remember:
+            self._results.popitem(last=False)
+        log.info("wt.cmd %s %s -> %s", cmd_id, cmd, result["status"])
+        return result
+
+    def _result(self, cmd_id: str, status: str, detail: dict[str, Any]) -> dict[str, Any]:
+        return {"schema": "wt.cmd-result/1", "cmd_id": cmd_id, "status": status, "detail": detail}
+
+    def _cmd_ping(self, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return "ok", {"gateway": self.gateway_id, "version": self.version}
+
+    def _cmd_test_mode(self, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        devices = args.get("devices")
+        enabled = args.get("enabled")
+        duration = args.get("duration_s", 3600)
+        if not isinstance(devices, list) or not all(isinstance(d, str) and DEVICE_RE.fullmatch(d) for d in devices):
+            return "error", {"error": "args.devices must be a list of 12-hex-digit device ids"}
+        if not isinstance(enabled, bool):
+            return "error", {"error": "args.enabled must be true or false"}
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration <= MAX_TEST_MODE_S:
+            return "error", {"error": f"args.duration_s must be a number of seconds in (0, {MAX_TEST_MODE_S:.0f}]"}
+        now = self.clock.monotonic()
+        for d in devices:
+            if enabled:
+                self._test_until[d] = now + float(duration)
+            else:
+                self._test_until.pop(d, None)
+        unknown = [d for d in devices if not self._paired(d)]
+        detail: dict[str, Any] = {"enabled": enabled, "devices": sorted(devices), "test_devices": self.test_devices()}
+        if enabled:
+            detail["duration_s"] = float(duration)
+        if unknown:
+            detail["not_paired"] = sorted(unknown)
+        return "ok", detail
+
+    def _cmd_pair(self, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        dev = args.get("device")
+        if not isinstance(dev, str) or not DEVICE_RE.fullmatch(dev):
+            return "error", {"error": "args.device must be a 12-hex-digit device id"}
+        if not self._paired(dev):
+            return "error", {"device": dev, "error": "device is not in this gateway's configuration with a key; "
+                                                     "push a configuration with [devices.<id>] role and key first"}
+        role = self._known_role(dev) if self._known_role else None
+        want = args.get("role")
+        if isinstance(want, str) and role is not None and want != role:
+            return "error", {"device": dev, "error": f"configured role is {role!r}, not {want!r}"}
+        return "ok", {"device": dev, "role": role, "paired": True}
