@@ -7,22 +7,23 @@ acknowledged to the broker (at-least-once; the tables de-duplicate redeliveries)
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
+from contracts import topics as _topics
+from contracts.payloads import CmdStatus, decode_update_result
+from contracts.topics import Kind, parse
 from fleet.monitoring._codec import (EVENT_SCHEMA, Ack, Alarm, Health, Rejected, State, decode_ack, decode_alarm,
-                                     decode_health, decode_state, topic_parts)
+                                     decode_health, decode_state)
 
-SHARE_GROUP = "fleet"
-TOPICS = ("wt/v1/gw/+/health", "wt/v1/gw/+/state", "wt/v1/gw/+/config/applied", "wt/v1/gw/+/cmd/result",
-          "wt/v1/gw/+/alarm", "wt/v1/gw/+/event", "wt/v1/gw/+/ack")
+SHARE_GROUP = _topics.SHARE_GROUP
+TOPICS = _topics.fleet_ingest_filters()
 CANCEL_TYPES = frozenset({"button_cancel", "fall_cancelled"})
 
 
 def shared(topic_filter: str, group: str = SHARE_GROUP) -> str:
-    return f"$share/{group}/{topic_filter}"
+    return _topics.shared(topic_filter, group)
 
 
 @dataclass(frozen=True)
@@ -58,74 +59,62 @@ class MonitorSink(Protocol):
 
 
 def _decode_update(gw: str, payload: bytes, received_at: float) -> UpdateReport | Rejected:
-    try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Rejected(f"not JSON: {exc}")
-    if not isinstance(doc, dict) or doc.get("schema") != "wt.cmd-result/1":
-        return Rejected("not a wt.cmd-result/1 object")
-    raw = doc.get("detail")
-    detail: dict = raw if isinstance(raw, dict) else {}
-    dep = detail.get("deployment")
-    status = doc.get("status")
-    if not isinstance(dep, str) or status not in ("ok", "error", "progress"):
-        return Rejected("not an update result")
-    dev = detail.get("device")
-    phase, err = detail.get("phase"), detail.get("error")
-    cid = doc.get("cmd_id")
-    return UpdateReport(cid if isinstance(cid, str) else None, gw, dev if isinstance(dev, str) else None, dep, status,
-                        phase if isinstance(phase, str) else None, err if isinstance(err, str) else None, received_at)
+    r = decode_update_result(payload)
+    if isinstance(r, Rejected):
+        return r
+    return UpdateReport(r.cmd_id, gw, r.device, r.deployment, r.status.value, r.phase, r.error, received_at)
 
 
 def add_message(batch: Batch, topic: str, payload: bytes, received_at: float) -> None:
     """Decode one message into ``batch``; garbage is counted in ``batch.rejected``, never raised."""
     batch.messages += 1
-    parts = topic_parts(topic)
+    parts = parse(topic)
     if parts is None:
         batch.rejected["topic"] += 1
         return
-    _, gw, kind = parts
+    kind = parts.kind
+    gw = parts.gateway_id if parts.gateway_id is not None else parts.device_id or ""
     rec: object
-    if kind == "health":
+    if kind is Kind.HEALTH:
         rec = decode_health(gw, payload, received_at)
         if not isinstance(rec, Rejected):
             batch.health.append(rec)
-    elif kind == "state":
+    elif kind is Kind.STATE:
         rec = decode_state(gw, payload, received_at)
         if not isinstance(rec, Rejected):
             batch.states.append(rec)
-    elif kind == "alarm":
+    elif kind is Kind.ALARM:
         rec = decode_alarm(gw, payload, received_at)
         if not isinstance(rec, Rejected):
             batch.alarms.append(rec)
-    elif kind == "event":
+    elif kind is Kind.EVENT:
         rec = decode_alarm(gw, payload, received_at, schema=EVENT_SCHEMA)
         if isinstance(rec, Alarm):
             if rec.type in CANCEL_TYPES:        # only cancellations matter for statistics
                 batch.alarms.append(rec)
             return
-    elif kind == "ack":
+    elif kind is Kind.ACK:
         rec = decode_ack(payload, received_at)
         if not isinstance(rec, Rejected):
             batch.acks.append(rec)
-    elif kind == "config/applied":
+    elif kind is Kind.CONFIG_APPLIED:
         from fleet.config import decode_applied
 
         rec = decode_applied(topic, payload, now=received_at)
-        if not isinstance(rec, Rejected) and type(rec).__name__ == "AppliedReport":
+        if not isinstance(rec, Rejected):
             batch.applied.append(rec)
             return
-    elif kind == "cmd/result":
+    elif kind is Kind.CMD_RESULT:
         rec = _decode_update(gw, payload, received_at)
         if not isinstance(rec, Rejected):
-            if rec.status != "progress":
+            if rec.status != CmdStatus.PROGRESS.value:
                 batch.updates.append(rec)
             return
     else:
         batch.rejected["topic"] += 1
         return
-    if isinstance(rec, Rejected) or type(rec).__name__ == "Rejected":
-        batch.rejected[kind] += 1
+    if isinstance(rec, Rejected):
+        batch.rejected[kind.value] += 1
 
 
 def build_batch(messages: Iterable[tuple[str, bytes, float]]) -> Batch:

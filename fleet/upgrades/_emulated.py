@@ -13,8 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from contracts.payloads import CMD_SCHEMA
+from contracts.topics import Kind, all_gateways, parse_gateway
 from fleet.upgrades._errors import ArtifactRejected, UpgradeError
-from fleet.upgrades._protocol import CMD_SCHEMA
 from fleet.upgrades._signing import SignedManifest, verify
 
 PHASES = ("download", "install", "reboot", "commit")
@@ -92,11 +93,11 @@ def serve_mqtt(client, gateways: Mapping[str, EmulatedGateway]) -> None:
     from fleet.upgrades._protocol import encode_result, result_topic
 
     def on_cmd(topic: str, payload: bytes) -> None:
-        gw = topic.split("/")[3]
-        g = gateways.get(gw)
+        gw = parse_gateway(topic, Kind.CMD)
+        g = gateways.get(gw) if gw is not None else None
         if g is None:
             return
         for cid, status, detail in g.handle(payload):
             client.publish_nowait(result_topic(gw), encode_result(cid, status, detail), qos=1)
 
-    client.subscribe("wt/v1/gw/+/cmd", on_cmd, qos=1)
+    client.subscribe(all_gateways(Kind.CMD), on_cmd, qos=1)

@@ -1,7 +1,9 @@
-"""wt.cmd/1 `update` / `ota` commands and their wt.cmd-result/1 reports (pure codec).
+"""wt.cmd/1 `update` / `ota` commands and their wt.cmd-result/1 reports, as rollout terms (pure).
 
-See docs/upgrades.md for the message shapes. Decoding never raises: garbage becomes a
-:class:`Rejected` with the reason.
+See docs/upgrades.md for the message shapes. The wire form is the shared contract
+(:mod:`contracts.payloads`, :mod:`contracts.topics`); this module builds the ``update``
+arguments from a signed release and maps a result to the unit state machine's events.
+Decoding never raises: garbage becomes a :class:`Rejected` with the reason.
 """
 from __future__ import annotations
 
@@ -10,23 +12,24 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.payloads import CMD_SCHEMA, RESULT_SCHEMA, CmdStatus, Rejected, decode_update_result, encode_cmd
+from contracts.payloads import encode_cmd_result as _encode_cmd_result
+from contracts.topics import Kind, Topics, parse_gateway
 from fleet.upgrades._rollout import Unit
 from fleet.upgrades._signing import SignedManifest, Target
 from fleet.upgrades._states import UnitEvent
 
-CMD_SCHEMA = "wt.cmd/1"
-RESULT_SCHEMA = "wt.cmd-result/1"
 PHASE_EVENTS = {"downloaded": UnitEvent.DOWNLOADED, "installed": UnitEvent.INSTALLED,
                 "rebooted": UnitEvent.REBOOTED, "committed": UnitEvent.COMMITTED,
                 "rolled_back": UnitEvent.ROLLED_BACK}
 
 
 def cmd_topic(gateway_id: str) -> str:
-    return f"wt/v1/gw/{gateway_id}/cmd"
+    return Topics(gateway_id).cmd
 
 
 def result_topic(gateway_id: str) -> str:
-    return f"wt/v1/gw/{gateway_id}/cmd/result"
+    return Topics(gateway_id).cmd_result
 
 
 def cmd_id(deployment: str, unit: Unit, kind: str) -> str:
@@ -43,18 +46,11 @@ def encode_update(deployment: str, unit: Unit, signed: SignedManifest, artifact_
                             "rollback": kind == "revert"}
     if artifact is not None:
         args["artifact_b64"] = base64.b64encode(artifact).decode()
-    doc = {"schema": CMD_SCHEMA, "cmd_id": cmd_id(deployment, unit, kind), "cmd": name, "args": args}
-    return cmd_topic(unit.gateway_id), json.dumps(doc, separators=(",", ":")).encode()
+    return cmd_topic(unit.gateway_id), encode_cmd(cmd_id(deployment, unit, kind), name, args)
 
 
 def encode_result(cmd_id_: str, status: str, detail: dict[str, Any]) -> bytes:
-    return json.dumps({"schema": RESULT_SCHEMA, "cmd_id": cmd_id_, "status": status, "detail": detail},
-                      separators=(",", ":")).encode()
-
-
-@dataclass(frozen=True)
-class Rejected:
-    reason: str
+    return _encode_cmd_result(cmd_id_, status, detail)
 
 
 @dataclass(frozen=True)
@@ -67,36 +63,25 @@ class UnitReport:
 
 
 def decode_result(topic: str, payload: bytes) -> UnitReport | Rejected:
-    parts = topic.split("/")
-    if len(parts) != 6 or parts[:3] != ["wt", "v1", "gw"] or parts[4:] != ["cmd", "result"]:
-        return Rejected(f"topic {topic!r} is not wt/v1/gw/<gw>/cmd/result")
-    try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Rejected(f"not JSON: {exc}")
-    if not isinstance(doc, dict) or doc.get("schema") != RESULT_SCHEMA:
-        return Rejected(f"not a {RESULT_SCHEMA} object")
-    detail = doc.get("detail")
-    if not isinstance(detail, dict) or not isinstance(detail.get("deployment"), str):
-        return Rejected("detail.deployment missing: not an update result")
-    dev = detail.get("device")
-    if dev is not None and not isinstance(dev, str):
-        return Rejected("detail.device is not a string")
-    status = doc.get("status")
-    phase = detail.get("phase")
+    gw = parse_gateway(topic, Kind.CMD_RESULT)
+    if gw is None:
+        return Rejected(f"topic {topic!r} is not {Topics('<gw>').cmd_result}", RESULT_SCHEMA, "topic")
+    r = decode_update_result(payload)
+    if isinstance(r, Rejected):
+        return r
     events: list[UnitEvent] = []
-    if status == "error":
+    if r.status is CmdStatus.ERROR:
         events.append(UnitEvent.ERROR)
-        if detail.get("rolled_back") is True:
+        if r.rolled_back:
             events.append(UnitEvent.ROLLED_BACK)
-    elif status in ("ok", "progress"):
-        ev = PHASE_EVENTS.get(phase) if isinstance(phase, str) else None
+    else:                                  # ok / progress: the phase reached
+        ev = PHASE_EVENTS.get(r.phase) if r.phase is not None else None
         if ev is None:
-            return Rejected(f"phase {phase!r} is not one of {', '.join(PHASE_EVENTS)}")
+            return Rejected(f"phase {r.phase!r} is not one of {', '.join(PHASE_EVENTS)}", RESULT_SCHEMA,
+                            "detail.phase", r.cmd_id)
         events.append(ev)
-    else:
-        return Rejected(f"status {status!r} is not ok/error/progress")
-    err = detail.get("error")
-    ver = detail.get("version")
-    return UnitReport(detail["deployment"], Unit(parts[3], dev), tuple(events),
-                      err if isinstance(err, str) else None, ver if isinstance(ver, str) else None)
+    return UnitReport(r.deployment, Unit(gw, r.device), tuple(events), r.error, r.version)
+
+
+__all__ = ["CMD_SCHEMA", "PHASE_EVENTS", "RESULT_SCHEMA", "Rejected", "UnitReport", "cmd_id", "cmd_topic",
+           "decode_result", "encode_result", "encode_update", "result_topic"]

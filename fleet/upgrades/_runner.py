@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
 
+from contracts.topics import Kind, all_gateways, parse_gateway
 from fleet.upgrades._emulated import EmulatedGateway
 from fleet.upgrades._protocol import Rejected, decode_result, encode_result, encode_update, result_topic
 from fleet.upgrades._rollout import RolloutEngine
@@ -33,8 +34,8 @@ class InProcessTransport:
 
     def send(self, topic: str, payload: bytes) -> None:
         self.sent += 1
-        gw = topic.split("/")[3]
-        g = self.gateways.get(gw)
+        gw = parse_gateway(topic, Kind.CMD)
+        g = self.gateways.get(gw) if gw is not None else None
         if g is None:
             return                                  # offline gateway: the unit times out
         for cid, status, detail in g.handle(payload):
@@ -52,7 +53,7 @@ class MqttTransport:
     def __init__(self, client) -> None:
         self._client = client
         self._q: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        client.subscribe("wt/v1/gw/+/cmd/result", lambda t, p: self._q.put((t, p)), qos=1)
+        client.subscribe(all_gateways(Kind.CMD_RESULT), lambda t, p: self._q.put((t, p)), qos=1)
 
     def send(self, topic: str, payload: bytes) -> None:
         self._client.publish_nowait(topic, payload, qos=1)
