@@ -1,4 +1,4 @@
-"""Remote commands from the fleet (``wt.cmd/1`` on ``wt/v1/gw/{gw}/cmd``, docs/mqtt.md).
+"""Remote commands from the fleet (``wt.cmd/1`` on the gateway's ``…/cmd`` topic, docs/mqtt.md).
 
 Pure domain: parses a command, applies it, and returns the ``wt.cmd-result/1`` payload
 for the daemon to publish on ``…/cmd/result``. Commands are idempotent by ``cmd_id``
@@ -21,11 +21,11 @@ by this gateway").
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import re
 from typing import Any, Callable
 
+from contracts.payloads import Command, Rejected, cmd_result_doc, decode_cmd
 from gateway.domain.ports import Clock
 
 log = logging.getLogger("gateway.domain.remote")
@@ -66,42 +66,36 @@ class RemoteCommands:
     # ------------------------------------------------------------ commands
     def handle(self, payload: bytes) -> dict[str, Any] | None:
         """Apply one ``wt.cmd/1``; returns the ``wt.cmd-result/1`` to publish (None: unusable)."""
-        try:
-            obj = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            self.rejected += 1
-            log.warning("wt.cmd: not UTF-8 JSON; ignored")
-            return None
-        if not isinstance(obj, dict) or obj.get("schema") != "wt.cmd/1":
-            self.rejected += 1
-            log.warning("wt.cmd: schema %r is not wt.cmd/1; ignored", obj.get("schema") if isinstance(obj, dict) else None)
-            return None
-        cmd_id, cmd, args = obj.get("cmd_id"), obj.get("cmd"), obj.get("args", {})
-        if not isinstance(cmd_id, str) or not cmd_id:
-            self.rejected += 1
-            log.warning("wt.cmd without cmd_id; ignored")
-            return None
+        cmd = decode_cmd(payload)
+        if isinstance(cmd, Rejected):
+            if cmd.ref is None:                     # no cmd_id to answer to
+                self.rejected += 1
+                log.warning("wt.cmd: %s; ignored", cmd.reason)
+                return None
+            cmd_id = cmd.ref
+        else:
+            cmd_id = cmd.cmd_id
         if cmd_id in self._results:
             return self._results[cmd_id]           # re-delivery: same answer, not applied twice
-        if not isinstance(cmd, str) or not isinstance(args, dict):
-            result = self._result(cmd_id, "error", {"error": "'cmd' must be a string and 'args' an object"})
+        if isinstance(cmd, Rejected):               # cmd/args malformed: answer an error for this id
+            result = self._result(cmd_id, "error", {"error": cmd.reason})
         else:
-            handler = getattr(self, f"_cmd_{cmd}", None)
+            handler = getattr(self, f"_cmd_{cmd.cmd}", None)
             if handler is None:
-                result = self._result(cmd_id, "error", {"error": f"command {cmd!r} is not supported by this gateway "
-                                                                  f"(version {self.version})"})
+                result = self._result(cmd_id, "error", {"error": f"command {cmd.cmd!r} is not supported by this "
+                                                                  f"gateway (version {self.version})"})
             else:
-                status, detail = handler(args)
+                status, detail = handler(cmd.args)
                 result = self._result(cmd_id, status, detail)
         self.handled += 1
         self._results[cmd_id] = result
         while len(self._results) > self._remember:
             self._results.popitem(last=False)
-        log.info("wt.cmd %s %s -> %s", cmd_id, cmd, result["status"])
+        log.info("wt.cmd %s %s -> %s", cmd_id, cmd.cmd if isinstance(cmd, Command) else None, result["status"])
         return result
 
     def _result(self, cmd_id: str, status: str, detail: dict[str, Any]) -> dict[str, Any]:
-        return {"schema": "wt.cmd-result/1", "cmd_id": cmd_id, "status": status, "detail": detail}
+        return cmd_result_doc(cmd_id, status, detail)
 
     def _cmd_ping(self, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return "ok", {"gateway": self.gateway_id, "version": self.version}
