@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
+from contracts.topics import strip_share
 from fleet.errors import FleetError
 
 _PUBACK = struct.Struct("!BBH")
@@ -98,9 +99,7 @@ class _Client(paho.Client):
 
 def _match_filter(sub: str) -> tuple[str, ...]:
     """The filter's levels, without a ``$share/<group>/`` prefix."""
-    if sub.startswith("$share/"):
-        sub = sub.split("/", 2)[2]
-    return tuple(sub.split("/"))
+    return tuple(strip_share(sub).split("/"))
 
 
 def _matches(flt: tuple[str, ...], levels: list[str]) -> bool:
