@@ -97,10 +97,10 @@ def cmd_keys(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_sign(args: argparse.Namespace, cfg) -> int:
-    from ..upgrades import Target, sign
+    from ..upgrades import parse_target, sign
 
     art = _read(args.artifact, "artifact")
-    signed = sign(art, Path(args.artifact).name, Target.parse(args.target), args.version, _read(args.key, "key"))
+    signed = sign(art, Path(args.artifact).name, parse_target(args.target), args.version, _read(args.key, "key"))
     out = Path(args.out or args.artifact + ".sig")
     out.write_text(signed.to_json() + "\n")
     print(f"signed {signed.manifest.release_id} ({signed.manifest.size} bytes, sha256 {signed.manifest.sha256[:16]}…, "

@@ -11,7 +11,7 @@ from fleet.config._memory import MemoryConfigStore
 from fleet.config._merge import Layer, Scope, canonical_json, content_hash, deep_merge, effective_config, parse_value, set_path
 from fleet.config._model import (AppliedReport, AppliedStatus, ConfigStore, ConfigVersion, Drift,
                                  GatewayConfigStatus, Publisher)
-from fleet.config._schema import validate, validate_subset
+from fleet.config._schema import validate
 from fleet.config._service import ConfigService
 
 __all__ = [
@@ -20,5 +20,4 @@ __all__ = [
     "GatewayConfigStatus", "Layer", "MemoryConfigStore", "Problem", "Publisher", "Rejected", "Scope",
     "applied_topic", "canonical_json", "config_topic", "content_hash", "decode_applied", "deep_merge",
     "diff", "effective_config", "encode_config", "flatten", "parse_value", "set_path", "validate",
-    "validate_subset",
 ]

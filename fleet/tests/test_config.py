@@ -7,7 +7,7 @@ import pytest
 
 from fleet.config import (AppliedReport, AppliedStatus, Change, ConfigService, ConfigValidationError, Drift,
                           Layer, MemoryConfigStore, Rejected, Scope, content_hash, decode_applied, deep_merge,
-                          diff, effective_config, encode_config, validate, validate_subset)
+                          diff, effective_config, encode_config, validate)
 
 DEV = "a4c1380a1b2c"
 
@@ -69,16 +69,10 @@ CASES = [
 
 @pytest.mark.parametrize("cfg, key, words", CASES)
 def test_gateway_schema_validation_names_key_value_and_fix(cfg, key, words):
-    problems = validate(cfg)                       # delegates to gateway/config.py
+    problems = validate(cfg)                       # the gateway's schema: contracts.gateway_config
     assert [p.key for p in problems] == [key]
     assert all(w in str(problems[0]) for w in words), str(problems[0])
     assert str(problems[0]).startswith(key)
-
-
-@pytest.mark.parametrize("cfg, key, words", CASES)
-def test_fallback_subset_agrees_on_the_same_cases(cfg, key, words):
-    problems = validate_subset(cfg)                # used only when the gateway package is absent
-    assert [p.key for p in problems] == [key]
 
 
 def test_gateway_rules_the_subset_does_not_know_are_enforced():
@@ -185,24 +179,36 @@ def test_encode_config_is_canonical():
     assert json.loads(encode_config(v))["config"] == v.config
 
 
-def test_contract_with_the_gateway_push_handler():
-    """fleet encode_config -> gateway.domain.config_push decide/applied_payload -> fleet decode_applied."""
-    import gateway.domain.config_push as fc  # contract test: the gateway ships in this repo
-    from gateway.config import load_config
+def test_push_honours_the_contract_the_gateway_applies():
+    """fleet encode_config -> wt.config/1 as contracts decodes it -> the gateway's schema builds the
+    layer (contracts.gateway_config, as gateway.config does) -> a wt.config-applied/1 encoded by
+    the contract -> fleet decode_applied and drift. The gateway half (decode_push/decide/
+    applied_payload) is gateway/tests/test_config.py::test_contract_push_is_applied_and_reported."""
+    from contracts.gateway_config import validate as gateway_schema
+    from contracts.payloads import ConfigDoc, decode_config, encode_applied
 
     store, svc = make_service()
     svc.set_key(Scope.GROUP, "night", "rules.bed.window_start", "21:00", by="t")
     pub = FakePublisher()
     v = svc.push("gw-1", pub)
-    payload = json.dumps(pub.sent[-1][1]).encode()
-    push = fc.decode_push(payload)
-    current = load_config(None, env={})
-    d = fc.decide(push, current, None, lambda layer: load_config(None, env={}, fleet=layer))
-    assert d.action == "apply", d.error
-    assert str(d.config.rules.bed.window_start) == "21:00:00" and d.config.rules.bed.max_out_min == 30
+    doc = decode_config(json.dumps(pub.sent[-1][1]).encode())
+    assert isinstance(doc, ConfigDoc) and (doc.version, doc.hash, doc.config) == (v.version, v.hash, v.config)
+    cfg = gateway_schema(doc.config)
+    assert str(cfg.rules.bed.window_start) == "21:00:00" and cfg.rules.bed.max_out_min == 30
+    assert cfg.uplink.host == "arc.oslo" and cfg.device(DEV).role.name == "BED"
     rep = decode_applied("wt/v1/gw/gw-1/config/applied",
-                         json.dumps(fc.applied_payload(push, "applied", None)).encode(), now=1.0)
+                         encode_applied(version=doc.version, status="applied", error=None, hash=doc.hash), now=1.0)
     svc.record_applied(rep)
     assert rep.hash == v.hash and svc.status("gw-1").drift is Drift.IN_SYNC
-    # the same retained push again (reconnect): the gateway only repeats its report
-    assert fc.decide(push, d.config, push, lambda layer: load_config(None, env={}, fleet=layer)).action == "report"
+
+
+def test_validate_uses_the_one_schema_without_probing_the_gateway():
+    """No fallback schema: every key of the shared schema is known to the fleet (the boundary test
+    in contracts/tests checks that the fleet never imports the gateway)."""
+    from contracts.gateway_config import GatewayConfig, to_plain
+
+    defaults = to_plain(GatewayConfig(), redact=False)
+    defaults.pop("gateway"), defaults.pop("journal")              # IMMUTABLE keys live there
+    assert validate(defaults) == []
+    problems = validate({"ble": {"pair": True, "scan_mode": "passive"}, "upgrades": {"ota_retries": -1}})
+    assert [p.key for p in problems] == ["upgrades.ota_retries"] and "≥ 0" in problems[0].reason

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.upgrades import (ArtifactRejected, SignedManifest, Target, UpgradeError, generate_key, load_public, sign,
-                            verify)
+from fleet.upgrades import (ArtifactRejected, SignedManifest, Target, UpgradeError, generate_key, load_public,
+                            parse_target, sign, verify)
 
 
 @pytest.fixture(scope="module")
@@ -61,4 +61,4 @@ def test_bad_version_and_target_are_named():
     with pytest.raises(UpgradeError, match="MAJOR.MINOR.PATCH"):
         sign(b"x", "x", Target.GATEWAY, "v2", priv)
     with pytest.raises(UpgradeError, match="fw-bed"):
-        Target.parse("fw-sofa")
+        parse_target("fw-sofa")

@@ -1,15 +1,19 @@
-"""Sources of the configuration and their order (CLI > environment > fleet > file > defaults)."""
+"""Sources of the configuration and their order (CLI > environment > fleet > file > defaults).
+
+The schema, its defaults and its validation are :mod:`contracts.gateway_config`; this module
+only reads the file (standard-library ``tomllib``), the environment and ``--set`` values and
+merges them, in :func:`load_config`, before the schema builds the frozen config.
+"""
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-import tomli
+from contracts.gateway_config import NO_VALUE, ConfigError, ConfigIssue, GatewayConfig, build
 
-from gateway.config._errors import _MISSING, ConfigError, ConfigIssue
-from gateway.config._schema import ENV_PREFIX, GatewayConfig
-from gateway.config._validate import _build, _cross_check
+ENV_PREFIX = "WT_GW__"
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
@@ -30,15 +34,15 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
         try:
             raw = p.read_bytes()
         except OSError as exc:
-            raise ConfigError([ConfigIssue(str(p), _MISSING, f"cannot read the file ({exc.strerror})",
+            raise ConfigError([ConfigIssue(str(p), NO_VALUE, f"cannot read the file ({exc.strerror})",
                                            "check the path, or run without --config to use the defaults")],
                               source) from None
         try:
-            data = tomli.loads(raw.decode("utf-8"))
+            data = tomllib.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            raise ConfigError([ConfigIssue(str(p), _MISSING, "not UTF-8 text", "save the file as UTF-8")], source) from None
-        except tomli.TOMLDecodeError as exc:
-            raise ConfigError([ConfigIssue(str(p), _MISSING, f"TOML syntax error: {exc}",
+            raise ConfigError([ConfigIssue(str(p), NO_VALUE, "not UTF-8 text", "save the file as UTF-8")], source) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([ConfigIssue(str(p), NO_VALUE, f"TOML syntax error: {exc}",
                                            "fix the syntax (strings need quotes, e.g. host = \"broker\")")],
                               source) from None
     issues: list[ConfigIssue] = []
@@ -51,19 +55,16 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
         items = overrides.items() if isinstance(overrides, Mapping) else _parse_set_args(overrides, issues)
         for key, value in items:
             _set_dotted(data, key, value, issues, origin="--set")
-    cfg = _build(GatewayConfig, data, "", issues)
-    if cfg is not None:
-        _cross_check(cfg, issues)
-    if issues:
+    cfg = build(data, issues)
+    if issues or cfg is None:
         raise ConfigError(issues, source)
-    assert cfg is not None
     return cfg
 
 
 def parse_override_value(text: str) -> Any:
     try:
-        return tomli.loads(f"v = {text}")["v"]
-    except tomli.TOMLDecodeError:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
         return text
 
 

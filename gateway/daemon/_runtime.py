@@ -280,11 +280,12 @@ class GatewayRuntime(FleetControl, UpgradeControl):
 
     async def _start_ble(self) -> None:
         from gateway.config import DeviceLink
-        from gateway.adapters.transports.ble import BleConfig, BleFrameLink, BleHealthClient, BlueZAdapterPower, BleScanner
+        from gateway.adapters.transports.ble import (BleConfig, BleFrameLink, BleHealthClient, BlueZAdapterPower,
+                                                     BleScanner, ScanMode)
         from gateway.adapters.transports.ble_links import SupervisedGattLink
         from gateway.adapters.transports.ble_watchdog import BleWatchdog
 
-        bcfg = BleConfig(adapter=self.cfg.ble.adapter)
+        bcfg = BleConfig(adapter=self.cfg.ble.adapter, mode=ScanMode(self.cfg.ble.scan_mode.value), pair=self.cfg.ble.pair)
         scanner = BleScanner(bcfg, self.on_advert, clock=self.clock)
         watchdog = BleWatchdog(scanner, BlueZAdapterPower(bcfg), clock=self.clock)
         self._ble = (scanner, watchdog)

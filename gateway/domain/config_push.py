@@ -10,7 +10,8 @@ This module decides what to do with a push (pure, except the small layer file it
 - validate the whole effective configuration; an invalid push is ``rejected`` with the
   key, value and fix of every issue, and the running configuration stays;
 - ``gateway.id``, ``gateway.data_dir`` and ``journal.path`` cannot be changed remotely
-  (they identify the gateway and its stored data);
+  (they identify the gateway and its stored data; ``contracts.gateway_config.IMMUTABLE``,
+  which the fleet checks too);
 - a valid push is written atomically to ``<data_dir>/fleet-config.json`` and the daemon
   re-bootstraps with it (the daemon reports ``applied`` once the new runtime runs).
 """
@@ -23,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from contracts.gateway_config import IMMUTABLE  # the keys a push may not change: shared with the fleet
 from gateway.config import ConfigError, GatewayConfig
 
 log = logging.getLogger("gateway.domain.config_push")
 
 LAYER_FILE = "fleet-config.json"
-IMMUTABLE = ("gateway.id", "gateway.data_dir", "journal.path")
 
 
 @dataclass(frozen=True)

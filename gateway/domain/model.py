@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.roles import Role  # noqa: F401 - re-exported; device roles are a shared contract (contracts/roles.py)
+
 
 class EventClass(enum.Enum):
     """Who must react. Care and technical alarms have different recipients."""
@@ -17,20 +19,6 @@ class EventClass(enum.Enum):
     CARE_ALARM = "care"          # a person may need help now
     TECHNICAL_ALARM = "technical"  # equipment problem that endangers protection
     EVENT = "event"              # state change / telemetry, no alarm by itself
-
-
-class Role(enum.IntEnum):
-    """Device role (wire value in HELLO frames and BLE device-type)."""
-
-    BUTTON = 1
-    FALL = 2
-    BED = 3
-    DOOR = 4
-    MOTION = 5
-    GPS = 6
-    DISPENSER = 7
-    HEALTH = 8      # third-party BLE health device (GATT profiles)
-    GATEWAY = 15    # events the gateway raises itself (rules, supervision)
 
 
 class EventCode(enum.IntEnum):

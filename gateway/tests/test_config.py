@@ -1,6 +1,7 @@
 """Config schema: defaults, override order, validation messages, `gateway config check`."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main as cli_main
-from gateway.config import ConfigError, GatewayConfig, load_config, to_toml
+from gateway.config import BleScanMode, ConfigError, GatewayConfig, load_config, to_toml
 from gateway.domain.model import Role
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ def test_defaults_are_the_seed_examples():
     assert cfg.gateway.timezone == "Europe/Oslo"
     assert cfg.supervision.silent_after_s <= 180  # device silent detected within 3 minutes
     assert cfg.journal_path == Path(cfg.gateway.data_dir) / "journal.sqlite"
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'id'"):
         cfg.gateway.id = "x"  # frozen
 
 
@@ -238,3 +239,49 @@ def test_nested_overrides_merge_tables_and_fleet_layer_sits_between_file_and_env
     with pytest.raises(ConfigError) as ei:
         load_config(p, env={}, fleet={"rules": {"bed": {"max_out_min": 0}}})
     assert "rules.bed.max_out_min = 0" in str(ei.value)
+
+
+def test_ble_pair_and_scan_mode_are_settable_as_docs_ble_md_says(tmp_path):
+    """docs/ble.md tells operators to set pairing and passive scanning: both are config keys."""
+    cfg = load_config(None, env={})
+    assert (cfg.ble.pair, cfg.ble.scan_mode) == (False, BleScanMode.ACTIVE)
+    p = write(tmp_path, '[ble]\nenabled = true\npair = true\nscan_mode = "passive"\n')
+    cfg = load_config(p, env={})
+    assert (cfg.ble.pair, cfg.ble.scan_mode) == (True, BleScanMode.PASSIVE)
+    assert 'scan_mode = "passive"' in to_toml(cfg) and "pair = true" in to_toml(cfg)
+    cfg = load_config(p, env={"WT_GW__BLE__PAIR": "false"}, overrides=["ble.scan_mode=active"])
+    assert (cfg.ble.pair, cfg.ble.scan_mode) == (False, BleScanMode.ACTIVE)
+    with pytest.raises(ConfigError) as ei:
+        load_config(None, env={}, overrides={"ble": {"scan_mode": "pasive", "pair": 1, "paired": True}})
+    got = issues_of(ei.value)
+    assert got["ble.scan_mode"] == 'ble.scan_mode = "pasive": must be one of active, passive; set e.g. scan_mode = "active"'
+    assert "true or false" in got["ble.pair"]
+    assert got["ble.paired"] == "ble.paired = true: unknown key; did you mean pair?"
+    doc = (ROOT / "docs" / "ble.md").read_text()
+    assert "scan_mode = \"passive\"" in doc and "pair = true" in doc
+
+
+def test_contract_push_is_applied_and_reported():
+    """A wt.config/1 encoded by the contract (as the fleet sends it) -> decode_push/decide ->
+    applied_payload decoded by the contract. The fleet half is fleet/tests/test_config.py."""
+    import gateway.domain.config_push as fc
+    from contracts.gateway_config import IMMUTABLE
+    from contracts.payloads import AppliedStatus, ConfigApplied, decode_applied, encode_config
+
+    def load(layer):
+        return load_config(None, env={}, fleet=layer)
+
+    layer = {"rules": {"bed": {"window_start": "21:00", "max_out_min": 30}}, "uplink": {"host": "arc.oslo"},
+             "devices": {"a4c1380a1b2c": {"role": "bed"}}}
+    push = fc.decode_push(encode_config(version=3, config=layer, hash="sha256:ab"))
+    current = load_config(None, env={})
+    d = fc.decide(push, current, None, load)
+    assert d.action == "apply", d.error
+    assert d.config.rules.bed.window_start == dt.time(21, 0) and d.config.device("a4c1380a1b2c").role is Role.BED
+    report = decode_applied(json.dumps(fc.applied_payload(push, "applied", None)).encode())
+    assert report == ConfigApplied(3, AppliedStatus.APPLIED, None, "sha256:ab")
+    assert fc.decide(push, d.config, push, load).action == "report"      # the retained push again
+    assert fc.IMMUTABLE == IMMUTABLE == ("gateway.id", "gateway.data_dir", "journal.path")
+    other = fc.decode_push(encode_config(version=4, config={"gateway": {"id": "gw-other"}}, hash=None))
+    d = fc.decide(other, d.config, push, load)
+    assert d.action == "reject" and d.error.startswith("gateway.id cannot be changed remotely")

@@ -1,6 +1,7 @@
 """Typed conversion of TOML values into the schema, ranges, and cross-field checks.
 
-Collects every issue instead of stopping at the first; never raises on user input.
+Collects every issue instead of stopping at the first; never raises on user input except
+through :func:`validate`, which raises one :class:`ConfigError` listing them all.
 """
 from __future__ import annotations
 
@@ -12,15 +13,36 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.config._errors import _MISSING, ConfigIssue
-from gateway.config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, SERVICE_TYPE_RE, ZONE_ID_RE, DeviceLink,
+from contracts.gateway_config._errors import _MISSING, ConfigError, ConfigIssue
+from contracts.gateway_config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, SERVICE_TYPE_RE, ZONE_ID_RE, DeviceLink,
                                     DeviceSection, GatewayConfig, MainsSource, ZoneShape)
-from gateway.domain.model import Role
+from contracts.roles import Role
 
 _NoneType = type(None)
+
+
+def build(data: Mapping[str, Any], issues: list[ConfigIssue]) -> GatewayConfig | None:
+    """The config built from nested tables (as TOML gives them) on the schema defaults.
+
+    Appends every problem to ``issues``; returns None when the config cannot be built at all.
+    A returned config is valid only if no issue was added.
+    """
+    cfg = _build(GatewayConfig, dict(data), "", issues)
+    if cfg is not None:
+        _cross_check(cfg, issues)
+    return cfg
+
+
+def validate(data: Mapping[str, Any], *, source: str | None = None) -> GatewayConfig:
+    """The frozen config for ``data`` on the schema defaults, or :class:`ConfigError` listing every issue."""
+    issues: list[ConfigIssue] = []
+    cfg = build(data, issues)
+    if issues or cfg is None:
+        raise ConfigError(issues, source)
+    return cfg
 
 
 def _build_generic(cls: type, data: Any, prefix: str, issues: list[ConfigIssue]) -> Any:

@@ -1,7 +1,12 @@
-"""The configuration schema: frozen, typed dataclasses — the ONLY place defaults live.
+"""The gateway configuration schema: frozen, typed dataclasses — the ONLY place defaults live.
+
+Shared by the gateway (which loads it from TOML, environment and CLI in ``gateway.config``)
+and the fleet (which validates every push against it before it leaves the fleet): one
+schema, so a key the fleet accepts is a key the gateway applies.
 
 Field metadata (``meta``) carries ranges, units, an example and a note; the validator and
-docs/gateway-config.md use them.
+docs/gateway-config.md use them. :data:`IMMUTABLE` lists the keys a fleet push may not
+change (they identify the gateway and its stored data).
 """
 from __future__ import annotations
 
@@ -14,13 +19,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.domain.model import Role
+from contracts.roles import Role
 
-ENV_PREFIX = "WT_GW__"
 GATEWAY_ID_RE = re.compile(r"^[a-z0-9-]{3,64}$")
 DEVICE_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 ZONE_ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 SERVICE_TYPE_RE = re.compile(r"^_[a-z0-9-]{1,15}\._(tcp|udp)\.local\.$")
+
+# Keys a fleet push (wt.config/1) may not change: they identify the gateway and its stored data.
+IMMUTABLE: tuple[str, ...] = ("gateway.id", "gateway.data_dir", "journal.path")
 
 def meta(*, min: float | None = None, max: float | None = None, unit: str = "",
          example: Any = None, choices: tuple[str, ...] | None = None,
@@ -47,6 +54,11 @@ class DeviceLink(str, enum.Enum):
     AUTO = "auto"              # serial frames / BTHome adverts: whatever the device sends
     BLE_GATT = "ble-gatt"      # the gateway connects to the device's WT frame GATT service
     BLE_HEALTH = "ble-health"  # standard GATT health profiles (blood pressure, SpO2, ...)
+
+
+class BleScanMode(str, enum.Enum):
+    ACTIVE = "active"    # StartDiscovery: works on every BlueZ >= 5.55
+    PASSIVE = "passive"  # AdvertisementMonitor1: BlueZ >= 5.56 with --experimental; nothing transmitted
 
 
 class ZoneShape(str, enum.Enum):
@@ -110,6 +122,10 @@ class BleSection:
     enabled: bool = field(default=False, metadata=meta(example="true"))
     adapter: str = field(default="hci0", metadata=meta(example='"hci0"'))
     allow_unencrypted_alarms: bool = field(default=False, metadata=meta(example="false"))
+    scan_mode: BleScanMode = field(default=BleScanMode.ACTIVE, metadata=meta(
+        example='"passive"', doc="passive: BTHome devices only, needs bluetoothd --experimental (docs/ble.md)"))
+    pair: bool = field(default=False, metadata=meta(
+        example="true", doc="bond before use: health devices whose measurements need an encrypted link"))
 
 
 @dataclass(frozen=True)
@@ -268,7 +284,7 @@ class GatewayConfig:
         return next((d for d in self.devices if d.id == device_id), None)
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
-        from gateway.config._render import to_plain
+        from contracts.gateway_config._render import to_plain
 
         return to_plain(self, redact=redact)
 

@@ -7,8 +7,8 @@ import json
 import dataclasses
 from typing import Any
 
-from gateway.config._schema import GatewayConfig
-from gateway.domain.model import Role
+from contracts.gateway_config._schema import GatewayConfig
+from contracts.roles import Role
 
 
 def to_plain(obj: Any, *, redact: bool, secret: bool = False) -> Any:

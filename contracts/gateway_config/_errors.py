@@ -31,6 +31,7 @@ class ConfigError(Exception):
 
 
 _MISSING = object()
+NO_VALUE = _MISSING   # ConfigIssue.value when there is no value to show (a missing key, an unreadable file)
 
 
 def _show(value: Any) -> str | None:
