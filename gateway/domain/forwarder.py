@@ -1,63 +1,62 @@
 """Domain forwarder: journal + MQTT routes -> "an alarm arrives once, fast, and never gets lost".
 
-Runs on the daemon's event loop (no paho import; routes are :class:`Publisher` ports).
+Runs on the daemon's event loop (no paho import; routes are :class:`Publisher` ports). It
+composes the alarm lifecycle (:mod:`gateway.domain.alarms`: one :class:`Alarm` per alarm,
+its delivery and journal states as tables) and the telemetry replay pump
+(:mod:`gateway.domain.replay`).
 
-- Alarms are published at once on the first connected route (primary, else fallback),
-  *while* the journal write proceeds on the writer thread; they never queue behind
-  telemetry or the backlog, and never wait for an fsync.
+- Alarms are published at once on the first connected route (alarm lane, primary, else
+  fallback), *while* the journal write proceeds on the writer thread; they never queue
+  behind telemetry or the backlog, and never wait for an fsync.
 - Telemetry goes to the journal first; once stored it is published live if there is no
-  backlog, otherwise the replay pump sends it in journal order.
-- Replay: the pump reads undelivered rows in journal order and keeps at most
-  ``replay_window`` telemetry publications un-PUBACKed (optionally also capped at
-  ``replay_rate_per_s``), so an alarm never has more than a window of small messages in
-  front of it on the socket.
+  backlog, otherwise the replay pump sends it in journal order, at most ``replay_window``
+  un-PUBACKed (optionally capped at ``replay_rate_per_s``), so an alarm never has more
+  than a window of small messages in front of it on the socket.
 - PUBACK marks an event delivered (coalesced journal writes).
 - Platform acks (``wt.ack/1`` on ``wt/v1/gw/{gw}/ack``): an alarm without a
-  ``received`` ack within ``ack_timeout_s`` is re-sent (same event_id, attempt+1) on
-  every connected route (primary and fallback), the resident is signalled locally
-  (:class:`LocalSignal`) and a technical alarm ``alarm_unacknowledged`` is raised; the
-  re-send repeats every ``resend_interval_s`` until acknowledged.
+  ``received`` ack within ``ack_timeout_s`` is escalated: re-sent (same event_id,
+  attempt+1) on every connected route (primary and fallback), the resident is signalled
+  locally (:class:`LocalSignal`) and a technical alarm ``alarm_unacknowledged`` is raised;
+  the re-send repeats every ``resend_interval_s`` until acknowledged.
+- A device's alarm is ACKed to the device (``on_stored``) only once the alarm is in
+  someone's custody: stored in the journal, PUBACKed by a broker or acked by the platform.
+- On a (re)connect, alarms stranded un-PUBACKed on a route that is still down are re-sent
+  first, then the held ones, in submission order (the platform's first arrivals stay in
+  the order the alarms happened).
 """
 from __future__ import annotations
 
 import asyncio
 import collections
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from gateway.domain.journal_codec import decode_event
+from gateway.domain.alarms import (Alarm, AlarmEvent, AlarmRecord, AlarmState, Custody, StoreEvent, StoreState,
+                                   StoredCallback)
 from gateway.domain.journal_types import AppendOutcome, AppendResult, Recovery
 from gateway.domain.model import Event, EventCode, Role
-from gateway.domain.ports import Clock
-
-from gateway.domain.uplink_errors import NotConnected, UplinkError
 from gateway.domain.payload import Ack, AckStatus, Rejected, Topics, decode_ack, encode_event
+from gateway.domain.ports import Clock
+from gateway.domain.replay import ReplayPump
+from gateway.domain.uplink_errors import NotConnected, UplinkError
 from gateway.domain.uplink_ports import JournalFront, LocalSignal, Publisher
+
+__all__ = ["AlarmRecord", "Forwarder", "JOURNAL_FAULT_CODE", "UplinkStatus"]
 
 log = logging.getLogger(__name__)
 
-StoredCallback = Callable[[Event, bool], None]
 PlatformAckHook = Callable[[str, AckStatus, "Event | None"], None]
 EscalationHook = Callable[[Event, int], None]
 
 #: Code of the technical alarm raised when the journal cannot store (disk full / I/O
-#: error). gateway.domain.model has no dedicated code yet; ``data.reason`` = ``write_failed``.
+#: error); ``data.reason`` = ``write_failed``. Raised once until an alarm is stored again.
 JOURNAL_FAULT_CODE = EventCode.JOURNAL_FAULT
 
-
-@dataclass
-class AlarmRecord:
-    """One alarm as shown by ``gateway status`` (latency = PUBACK time - received_at)."""
-
-    event_id: str
-    type: str
-    received_at: float
-    attempts: int = 0
-    route: str | None = None
-    latency_ms: float | None = None
-    ack: str | None = None
-    escalations: int = 0
+#: Alarms whose journal write failed are submitted again this often (seconds).
+STORE_RETRY_S = 5.0
+#: Acknowledged alarm ids remembered (a device's late repeat is not published again).
+RECENT_ALARMS = 1024
 
 
 @dataclass(frozen=True)
@@ -79,50 +78,6 @@ class UplinkStatus:
         return d
 
 
-@dataclass
-class _Alarm:
-    event: Event
-    record: AlarmRecord
-    on_stored: StoredCallback | None = None
-    attempt: int = 0
-    stored: bool = False
-    store_failed: bool = False
-    stored_reported: bool = False
-    puback: bool = False
-    held: bool = False
-    ack: AckStatus | None = None
-    deadline: float | None = None       # monotonic; platform ack expected before this
-    escalations: int = 0
-    restored: bool = False
-    sent_on: Any = None                 # the Publisher that carries the latest copy
-
-
-@dataclass
-class _TokenBucket:
-    rate: float
-    burst: float = 1.0        # at least what accrues between two polls, or the cap would bite early
-    tokens: float = 0.0
-    last: float | None = None
-
-    def take(self, now: float) -> bool:
-        if self.rate <= 0:
-            return True
-        if self.last is None:
-            self.last, self.tokens = now, self.burst
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
-@dataclass(slots=True)
-class _Inflight:
-    rowid: int
-    sent_mono: float
-
-
 class Forwarder:
     """EventSink of the gateway (see module doc). All keyword arguments:
 
@@ -133,7 +88,7 @@ class Forwarder:
       alarms first (``gateway.adapters.mqtt.alarm_lane_link``); alarms fall back to
       ``primary`` and then ``fallback`` when it is down.
     - ``clock``: injected clock.
-    - ``local_signal``: resident signal (default :class:`gateway.uplink.LoggingLocalSignal`).
+    - ``local_signal``: resident signal (default :class:`gateway.domain.signal.LoggingLocalSignal`).
     - ``ack_timeout_s`` (30): platform ``received`` ack expected within this after the
       first publication; ``resend_interval_s`` (default = ack_timeout_s) between re-sends.
     - ``replay_window`` (64): un-PUBACKed telemetry publications at most;
@@ -146,6 +101,7 @@ class Forwarder:
     - ``on_alarm_escalated(event, step)``: e.g. FEEDBACK state 3 to the device.
     - ``journal_recovery``: ``SqliteJournal.recovery``; raises ``journal_recovered`` on start.
     - ``tick_s`` (0.2): period of :meth:`poll` in :meth:`async_run`.
+    - ``last_alarms`` (20): alarm records kept for :meth:`status`.
     """
 
     def __init__(
@@ -184,30 +140,30 @@ class Forwarder:
         self._signal = local_signal or LoggingLocalSignal()
         self.ack_timeout_s = ack_timeout_s
         self.resend_interval_s = resend_interval_s or ack_timeout_s
-        self.replay_window = replay_window
-        self.replay_batch = replay_batch
         self.puback_timeout_s = puback_timeout_s
-        self._bucket = _TokenBucket(replay_rate_per_s, burst=max(1.0, replay_rate_per_s * tick_s * 2))
         self._on_platform_ack = on_platform_ack
         self._on_escalated = on_alarm_escalated
         self._recovery = journal_recovery
         self.tick_s = tick_s
-        # alarm state
-        self._alarms: dict[str, _Alarm] = {}
+        self.stats: collections.Counter = collections.Counter()
+        self._alarms: dict[str, Alarm] = {}                 # in submission order (dicts keep it)
         self._recent: collections.OrderedDict[str, Event] = collections.OrderedDict()
         self._records: collections.deque[AlarmRecord] = collections.deque(maxlen=last_alarms)
-        # telemetry / replay state
-        self._inflight: dict[str, _Inflight] = {}
-        self._queue: collections.deque[tuple[int, str, bool]] = collections.deque()   # (rowid, body, alarm)
-        self._read_pos = 0
-        self._end_reached = False
-        self._reading = False
-        self._end_pos = 0
-        self._delivered: list[str] = []
+        self._pump = ReplayPump(gateway_id=gateway_id, topic=self.topics.event, journal=journal, primary=primary,
+                                clock=clock, window=replay_window, batch=replay_batch,
+                                rate_per_s=replay_rate_per_s, tick_s=tick_s, stats=self.stats,
+                                on_alarm_row=self._alarm_row)
         self._started = False
         self._journal_fault_raised = False
         self._last_store_retry = 0.0
-        self.stats = collections.Counter()
+
+    @property
+    def replay_window(self) -> int:
+        return self._pump.window
+
+    @property
+    def replay_batch(self) -> int:
+        return self._pump.batch
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -224,7 +180,7 @@ class Forwarder:
             self.raise_technical(EventCode.JOURNAL_RECOVERED, {
                 "reason": "corrupt_journal_quarantined", "detail": self._recovery.reason,
                 "quarantined_to": str(self._recovery.quarantined_to)})
-        self._kick()
+        self._pump.kick()
 
     async def async_run(self) -> None:
         """Start, then :meth:`poll` every ``tick_s`` until cancelled."""
@@ -235,29 +191,24 @@ class Forwarder:
 
     def flush(self) -> None:
         """Queue the coalesced delivered-marks now (also done by :meth:`poll`)."""
-        if self._delivered:
-            ids, self._delivered = self._delivered, []
-            self._journal.mark_delivered(ids)
+        self._pump.flush()
 
     def poll(self) -> None:
-        """Periodic work: ack deadlines, held alarms, puback timeouts, delivered marks, pump."""
+        """Periodic work: ack deadlines, held alarms, journal retries, puback timeouts, marks, pump."""
         now = self._clock.monotonic()
         for a in list(self._alarms.values()):
-            if a.ack is None and a.deadline is not None and now >= a.deadline:
+            if a.state is not AlarmState.ACKNOWLEDGED and a.deadline is not None and now >= a.deadline:
                 self._escalate(a, now)
-            elif a.held:
+            elif a.state is AlarmState.HELD:
                 self._send_alarm(a)
-        if now - self._last_store_retry >= 5.0:
+        if now - self._last_store_retry >= STORE_RETRY_S:
             self._last_store_retry = now
             for a in self._alarms.values():
-                if a.store_failed and not a.stored:
+                if a.store is StoreState.FAILED:
                     self._journal.submit(a.event, lambda e, r, a=a: self._alarm_stored(a, r, retry=True))
-        stale = [i for i, f in self._inflight.items() if now - f.sent_mono > self.puback_timeout_s]
-        if stale and self._primary.connected:
-            for i in stale:
-                self._rewind(self._inflight.pop(i).rowid)
+        self._pump.expire(now, self.puback_timeout_s)
         self.flush()
-        self._drain()
+        self._pump.drain()
 
     # ---- EventSink --------------------------------------------------------------------
     def submit(self, event: Event, on_stored: StoredCallback | None = None) -> None:
@@ -267,24 +218,15 @@ class Forwarder:
                 # acknowledged: no new publication, only the journal's duplicate check
                 self._journal.submit(event, lambda e, r: self._repeat_stored(e, r, on_stored))
                 return
-            a = _Alarm(event=event, record=AlarmRecord(event.event_id, event.code.type_name, event.received_at),
-                       on_stored=on_stored)
-            self._alarms[event.event_id] = a
-            self._records.append(a.record)
+            a = Alarm(event, on_stored)
+            self._track(a)
             self._send_alarm(a)
             self._journal.submit(event, lambda e, r: self._alarm_stored(a, r))
         else:
-            self._journal.submit(event, lambda e, r: self._telemetry_stored(e, r, on_stored))
+            self._journal.submit(event, lambda e, r: self._pump.telemetry_stored(e, r, on_stored))
 
     def raise_technical(self, code: EventCode, data: dict[str, Any] | None = None) -> None:
         """Raise a gateway technical alarm (id ``<gw>-g<counter:010d>``), submitted like any alarm."""
-        def make(counter: int | None) -> None:
-            now = self._clock.time()
-            event_id = (f"{self.gateway_id}-g{counter:010d}" if counter is not None
-                        else f"{self.gateway_id}-t{int(now * 1000):013d}")
-            self.submit(Event(event_id=event_id, device_id=self.gateway_id, code=code, occurred_at=now,
-                              received_at=now, role=Role.GATEWAY, data=dict(data or {})))
-
         # The counter comes from the block already reserved (memory): a technical alarm is
         # published at once, not after the journal writer's queue and a commit's fsync.
         try:
@@ -292,23 +234,37 @@ class Forwarder:
         except Exception as exc:  # noqa: BLE001 - hwm file unwritable and the block used up
             log.error("gateway counter unavailable (%s); using a time-based event id", exc)
             counter = None
-        make(counter)
+        now = self._clock.time()
+        event_id = (f"{self.gateway_id}-g{counter:010d}" if counter is not None
+                    else f"{self.gateway_id}-t{int(now * 1000):013d}")
+        self.submit(Event(event_id=event_id, device_id=self.gateway_id, code=code, occurred_at=now,
+                          received_at=now, role=Role.GATEWAY, data=dict(data or {})))
 
-    # ---- alarms --------------------------------------------------------------------------
+    # ---- alarms: publication -------------------------------------------------------------
     def _routes(self) -> list[Publisher]:
         return [p for p in (self._primary, self._fallback) if p is not None]
 
     def _alarm_routes(self) -> list[Publisher]:
         return [p for p in (self._lane, self._primary, self._fallback) if p is not None]
 
-    def _send_alarm(self, a: _Alarm, *, all_routes: bool = False) -> bool:
+    def _track(self, a: Alarm) -> None:
+        self._alarms[a.event.event_id] = a
+        self._records.append(a.record)
+
+    def _send_alarm(self, a: Alarm, *, all_routes: bool = False) -> bool:
+        """Publish the next copy: on the first connected route, or (escalation) on every
+        connected route label (the lane and the primary are the same broker)."""
         up = [p for p in self._alarm_routes() if p.connected]
-        if all_routes:   # one publication per route label: the lane and primary are the same broker
+        if all_routes:
             seen: set[str] = set()
             up = [p for p in up if not (p.route in seen or seen.add(p.route))]  # type: ignore[func-returns-value]
         else:
             up = up[:1]
+        if not up:
+            a.fire(AlarmEvent.NO_ROUTE)
+            return False
         a.attempt += 1
+        a.fire(AlarmEvent.PUBLISHED)     # before publish(): a PUBACK may come back inside it
         sent = False
         for p in up:
             payload = encode_event(a.event, gateway_id=self.gateway_id, attempt=a.attempt, route=p.route,
@@ -327,73 +283,29 @@ class Forwarder:
             a.sent_on = p
         if not sent:
             a.attempt -= 1
-            a.held = True
+            a.fire(AlarmEvent.REFUSED)
             return False
-        a.held = False
         a.record.attempts = a.attempt
         if a.deadline is None:
             a.deadline = self._clock.monotonic() + self.ack_timeout_s
         self.stats["alarm_publications"] += 1
         return True
 
-    def _alarm_puback(self, a: _Alarm, route: str, ok: bool, at: float) -> None:
+    def _alarm_puback(self, a: Alarm, route: str, ok: bool, at: float) -> None:
         if not ok:
             log.error("broker refused alarm %s on %s; re-sending", a.event.event_id, route)
-            a.held = True
+            a.fire(AlarmEvent.REFUSED)
             return
-        a.puback = True
+        a.fire(AlarmEvent.PUBACK)
         if a.record.latency_ms is None:
             a.record.latency_ms = round((at - a.event.received_at) * 1000.0, 3)
-        self._delivered.append(a.event.event_id)
-        if a.store_failed and not a.stored_reported and a.on_stored is not None:
-            a.stored_reported = True      # not on disk, but safe at the broker
-            a.on_stored(a.event, True)
+        self._pump.delivered.append(a.event.event_id)
+        if a.store is StoreState.FAILED:
+            a.answer_device(True)         # not on disk, but safe at the broker
         self._maybe_forget(a)
 
-    def _repeat_stored(self, event: Event, r: AppendResult, on_stored: StoredCallback | None) -> None:
-        """A repeated alarm's journal outcome. ACK it (duplicate) only if it is safe somewhere:
-        this append or an earlier one stored it, or the broker PUBACKed the copy we hold. A
-        failed append of an alarm held only in memory is NOT acknowledged: the device keeps it
-        (and re-sends) until the disk or the broker has it — a kill -9 would lose it otherwise."""
-        if on_stored is None:
-            return
-        if r.outcome in (AppendOutcome.STORED, AppendOutcome.DUPLICATE):
-            on_stored(event, False)
-            return
-        held = self._alarms.get(event.event_id)
-        if event.event_id in self._recent or (held is not None and (held.stored or held.puback)):
-            on_stored(event, False)
-            return
-        log.warning("repeated alarm %s neither stored nor at the broker: no ACK, the device keeps it",
-                    event.event_id)
-
-    def _alarm_stored(self, a: _Alarm, r: AppendResult, retry: bool = False) -> None:
-        if r.outcome in (AppendOutcome.STORED, AppendOutcome.DUPLICATE):
-            a.stored = True
-            if a.store_failed:
-                a.store_failed = False
-                self._journal_fault_raised = False
-                log.warning("alarm %s stored after an earlier journal failure", a.event.event_id)
-                if a.puback:
-                    self._delivered.append(a.event.event_id)
-                if a.ack is not None:
-                    self._journal.mark_acknowledged(a.event.event_id, a.ack.value)
-            if not a.stored_reported and a.on_stored is not None:
-                a.stored_reported = True
-                a.on_stored(a.event, r.outcome is AppendOutcome.STORED or retry)
-            self._maybe_forget(a)
-            return
-        # FAILED (full or broken disk): keep the alarm in memory, it is being published anyway
-        a.store_failed = True
-        self.stats["alarms_not_stored"] += 1
-        if a.puback and not a.stored_reported and a.on_stored is not None:
-            a.stored_reported = True
-            a.on_stored(a.event, True)
-        if not self._journal_fault_raised and a.event.code is not JOURNAL_FAULT_CODE:
-            self._journal_fault_raised = True
-            self.raise_technical(JOURNAL_FAULT_CODE, {"reason": "write_failed", "detail": r.error or ""})
-
-    def _escalate(self, a: _Alarm, now: float) -> None:
+    def _escalate(self, a: Alarm, now: float) -> None:
+        a.fire(AlarmEvent.ACK_TIMEOUT)
         a.escalations += 1
         a.record.escalations = a.escalations
         a.deadline = now + self.resend_interval_s
@@ -409,30 +321,88 @@ class Forwarder:
         if self._on_escalated is not None:
             self._on_escalated(a.event, a.escalations)
 
-    def _maybe_forget(self, a: _Alarm) -> None:
+    def _on_connection(self, route: Publisher, up: bool) -> None:
+        log.info("uplink route %s %s", route.route, "connected" if up else "lost")
+        if up:
+            # In submission order: alarms held while no route was up, and alarms whose only
+            # copy sits unacknowledged in the session of a route that is still down (e.g. the
+            # alarm lane died mid-publish and the primary came back first). Re-sending the
+            # stranded ones here keeps the platform's arrival order equal to the order the
+            # alarms happened; the dead route's session copy arrives later as a duplicate
+            # event_id, which the platform drops.
+            for a in list(self._alarms.values()):
+                if a.state is AlarmState.HELD or (a.stranded and a.sent_on is not route):
+                    self._send_alarm(a)
+            self._pump.kick()
+            self._pump.drain()
+
+    # ---- alarms: journal -------------------------------------------------------------------
+    def _alarm_stored(self, a: Alarm, r: AppendResult, retry: bool = False) -> None:
+        if r.outcome in (AppendOutcome.STORED, AppendOutcome.DUPLICATE):
+            if a.store is StoreState.FAILED:
+                self._journal_fault_raised = False
+                log.warning("alarm %s stored after an earlier journal failure", a.event.event_id)
+                if a.custody.upstream:
+                    self._pump.delivered.append(a.event.event_id)
+                if a.ack is not None:
+                    self._journal.mark_acknowledged(a.event.event_id, a.ack.value)
+            a.stored(StoreEvent.WRITTEN)
+            a.answer_device(r.outcome is AppendOutcome.STORED or retry)
+            self._maybe_forget(a)
+            return
+        # FAILED (full or broken disk): keep the alarm in memory, it is being published anyway
+        a.stored(StoreEvent.WRITE_FAILED)
+        self.stats["alarms_not_stored"] += 1
+        if a.custody.upstream:
+            a.answer_device(True)
+        if not self._journal_fault_raised and a.event.code is not JOURNAL_FAULT_CODE:
+            self._journal_fault_raised = True
+            self.raise_technical(JOURNAL_FAULT_CODE, {"reason": "write_failed", "detail": r.error or ""})
+
+    def _repeat_stored(self, event: Event, r: AppendResult, on_stored: StoredCallback | None) -> None:
+        """A repeated alarm's journal outcome. ACK it (duplicate) only if it is safe somewhere:
+        this append or an earlier one stored it, or the broker PUBACKed the copy we hold. A
+        failed append of an alarm held only in memory is NOT acknowledged: the device keeps it
+        (and re-sends) until the disk or the broker has it — a kill -9 would lose it otherwise."""
+        if on_stored is None:
+            return
+        if r.outcome in (AppendOutcome.STORED, AppendOutcome.DUPLICATE):
+            on_stored(event, False)
+            return
+        held = self._alarms.get(event.event_id)
+        if event.event_id in self._recent or (held is not None and held.custody is not Custody.NONE):
+            on_stored(event, False)
+            return
+        log.warning("repeated alarm %s neither stored nor at the broker: no ACK, the device keeps it",
+                    event.event_id)
+
+    def _restore_pending(self, rows: list[tuple[int, Event, bool]]) -> None:
+        for _rowid, ev, delivered in rows:
+            if ev.event_id in self._alarms or ev.event_id in self._recent:
+                continue
+            a = Alarm.restored(ev, delivered=delivered)
+            self._track(a)
+            if delivered:   # at the broker before the restart; wait for the platform ack
+                a.deadline = self._clock.monotonic() + self.ack_timeout_s
+            else:
+                self._send_alarm(a)
+
+    def _alarm_row(self, ev: Event) -> None:
+        """The replay pump met an alarm row in the journal: restore it unless known."""
+        if ev.event_id not in self._alarms and ev.event_id not in self._recent:
+            self._restore_pending([(0, ev, False)])
+
+    def _maybe_forget(self, a: Alarm) -> None:
         """The platform has the alarm: nothing is left to re-send or escalate."""
-        if a.ack is not None:
+        if a.state is AlarmState.ACKNOWLEDGED:
             self._alarms.pop(a.event.event_id, None)
             self._remember(a.event)
 
     def _remember(self, event: Event) -> None:
         self._recent[event.event_id] = event
         self._recent.move_to_end(event.event_id)
-        while len(self._recent) > 1024:
+        while len(self._recent) > RECENT_ALARMS:
             self._recent.popitem(last=False)
-
-    def _restore_pending(self, rows: list[tuple[int, Event, bool]]) -> None:
-        for _rowid, ev, delivered in rows:
-            if ev.event_id in self._alarms or ev.event_id in self._recent:
-                continue
-            a = _Alarm(event=ev, record=AlarmRecord(ev.event_id, ev.code.type_name, ev.received_at),
-                       stored=True, stored_reported=True, puback=delivered, restored=True, attempt=1)
-            self._alarms[ev.event_id] = a
-            self._records.append(a.record)
-            if delivered:   # at the broker before the restart; wait for the platform ack
-                a.deadline = self._clock.monotonic() + self.ack_timeout_s
-            else:
-                self._send_alarm(a)
 
     # ---- platform acks -------------------------------------------------------------------
     def on_ack_message(self, topic: str, payload: bytes) -> None:
@@ -449,172 +419,26 @@ class Forwarder:
         event = a.event if a is not None else self._recent.get(ack.event_id)
         self._journal.mark_acknowledged(ack.event_id, ack.status.value)
         if a is not None:
-            first = a.ack is None
+            first = a.state is not AlarmState.ACKNOWLEDGED
+            a.fire(AlarmEvent.PLATFORM_ACK)     # the ack proves the platform has it
             a.ack = ack.status
             a.record.ack = ack.status.value
             a.deadline = None
-            a.held = False
             if first and a.escalations:
                 self._signal.alarm_acknowledged(a.event)
-            if not a.puback:   # the ack proves the platform has it
-                a.puback = True
             self._maybe_forget(a)
         if self._on_platform_ack is not None:
             self._on_platform_ack(ack.event_id, ack.status, event)
-
-    # ---- telemetry / replay ----------------------------------------------------------------
-    def _telemetry_stored(self, e: Event, r: AppendResult, on_stored: StoredCallback | None) -> None:
-        if r.outcome is AppendOutcome.FAILED:
-            self.stats["telemetry_not_stored"] += 1
-            return          # not ACKed to the device: it will retransmit
-        if on_stored is not None:
-            on_stored(e, r.outcome is not AppendOutcome.DUPLICATE)
-        if r.outcome is not AppendOutcome.STORED or r.rowid is None:
-            return
-        if (self._end_reached and not self._queue and not self._reading and r.rowid > self._read_pos
-                and len(self._inflight) < self._window() and self._primary.connected):
-            if self._publish_telemetry(r.rowid, e):
-                self._read_pos = r.rowid
-                self.stats["live"] += 1
-                return
-        self._end_reached = False
-        self._kick()
-
-    def _window(self) -> int:
-        """Replay window, kept below the broker's Receive Maximum (room left for alarms)."""
-        rm = getattr(self._primary, "receive_maximum", 65535)
-        return max(1, min(self.replay_window, rm - 4))
-
-    def _publish_telemetry(self, rowid: int, e: Event) -> bool:
-        if e.event_id in self._inflight:
-            return True
-        payload = encode_event(e, gateway_id=self.gateway_id, attempt=1, route=self._primary.route,
-                               sent_at=self._clock.time())
-        try:
-            self._primary.publish(self.topics.event, payload, qos=1,
-                                  on_puback=lambda ok, at, i=e.event_id: self._telemetry_puback(i, ok))
-        except NotConnected:
-            return False
-        except UplinkError as exc:
-            log.error("event %s not published: %s", e.event_id, exc)
-            return False
-        self._inflight[e.event_id] = _Inflight(rowid, self._clock.monotonic())
-        return True
-
-    def _telemetry_puback(self, event_id: str, ok: bool) -> None:
-        f = self._inflight.pop(event_id, None)
-        if f is None:
-            return
-        if ok:
-            self._delivered.append(event_id)
-            self.stats["telemetry_delivered"] += 1
-            if len(self._delivered) >= 256:
-                self.flush()
-        else:
-            self._rewind(f.rowid)
-        # Refill the window in bursts: fewer write flushes and less bookkeeping per event
-        # than one publication per PUBACK. With a rate cap (the default) bursts stay small
-        # (16) so no loop callback runs long enough to hold up the alarm lane; uncapped
-        # (replay_rate_per_s=0: drain as fast as possible) half a window at a time.
-        w = self._window()
-        burst = max(1, w // 2) if self._bucket.rate <= 0 else min(16, max(1, w // 2))
-        if len(self._inflight) <= w - burst:
-            self._drain()
-
-    def _rewind(self, rowid: int) -> None:
-        self._read_pos = min(self._read_pos, rowid - 1)
-        self._queue.clear()
-        self._end_reached = False
-        self._end_pos = 0
-
-    def _kick(self) -> None:
-        if self._reading or self._end_reached or not self._primary.connected:
-            return
-        if len(self._queue) >= self.replay_batch:
-            return
-        self._reading = True
-        after = self._queue[-1][0] if self._queue else self._read_pos
-        batch = self.replay_batch
-        self._journal.call(lambda j: (j.undelivered_rows(batch, after), j.max_rowid()),
-                           lambda res, after=after: self._on_read(after, res),
-                           on_error=self._on_read_error)
-
-    def _on_read_error(self, exc: BaseException) -> None:
-        self._reading = False
-        log.error("journal read for replay failed: %s", exc)
-
-    def _on_read(self, after: int, res: tuple[list[tuple[int, str, bool]], int]) -> None:
-        self._reading = False
-        rows, max_rowid = res
-        tail = self._queue[-1][0] if self._queue else self._read_pos
-        if after != tail:
-            self._kick()      # rewound meanwhile: this read is stale
-            return
-        self._queue.extend(rows)
-        if len(rows) < self.replay_batch:
-            self._end_reached = True
-            end = max(max_rowid, rows[-1][0] if rows else 0)
-            if not self._queue:
-                self._read_pos = max(self._read_pos, end)
-            self._end_pos = end
-        self._drain()
-
-    def _drain(self) -> None:
-        now = self._clock.monotonic()
-        while self._queue and self._primary.connected:
-            rowid, body, alarm = self._queue[0]
-            if not alarm and (len(self._inflight) >= self._window() or not self._bucket.take(now)):
-                break
-            try:
-                ev = decode_event(body)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("journal row %d undecodable (%s); skipped", rowid, exc)
-                self._queue.popleft()
-                continue
-            if alarm:
-                self._queue.popleft()
-                self._read_pos = max(self._read_pos, rowid)
-                if ev.event_id not in self._alarms and ev.event_id not in self._recent:
-                    self._restore_pending([(rowid, ev, False)])
-                continue
-            if ev.event_id in self._inflight:
-                self._queue.popleft()
-                continue
-            if not self._publish_telemetry(rowid, ev):
-                break
-            self._queue.popleft()
-            self._read_pos = max(self._read_pos, rowid)
-            self.stats["replayed"] += 1
-        if not self._queue and self._end_reached:
-            self._read_pos = max(self._read_pos, self._end_pos)
-        if len(self._queue) < self.replay_batch // 2:
-            self._kick()
-
-    def _on_connection(self, route: Publisher, up: bool) -> None:
-        log.info("uplink route %s %s", route.route, "connected" if up else "lost")
-        if up:
-            # In submission order: alarms held while no route was up, and alarms whose only
-            # copy sits unacknowledged in the session of a route that is still down (e.g. the
-            # alarm lane died mid-publish and the primary came back first). Re-sending the
-            # stranded ones here keeps the platform's arrival order equal to the order the
-            # alarms happened; the dead route's session copy arrives later as a duplicate
-            # event_id, which the platform drops.
-            for a in list(self._alarms.values()):
-                stranded = (not a.puback and a.ack is None and a.sent_on is not None
-                            and a.sent_on is not route and not a.sent_on.connected)
-                if a.held or stranded:
-                    self._send_alarm(a)
-            self._kick()
-            self._drain()
 
     # ---- status ----------------------------------------------------------------------------
     def status(self) -> UplinkStatus:
         depth = self._journal.depth()
         routes = {p.route: p.connected for p in self._routes()}
         up = next((p.route for p in self._routes() if p.connected), None)
+        alarms = self._alarms.values()
         return UplinkStatus(
             connected=self._primary.connected, route=up, routes=routes, backlog=depth.undelivered,
-            inflight=len(self._inflight) + sum(1 for a in self._alarms.values() if not a.puback and not a.held),
-            alarms_unacknowledged=sum(1 for a in self._alarms.values() if a.ack is None),
-            alarms_held=sum(1 for a in self._alarms.values() if a.held),
+            inflight=self._pump.inflight + sum(1 for a in alarms if a.in_flight),
+            alarms_unacknowledged=sum(1 for a in alarms if a.state is not AlarmState.ACKNOWLEDGED),
+            alarms_held=sum(1 for a in alarms if a.state is AlarmState.HELD),
             shed=depth.shed, journal_total=depth.total, last_alarms=tuple(self._records))
