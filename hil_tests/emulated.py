@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from gateway.domain.ports import Clock
+from gateway.testing.broker import free_port
+from gateway.testing.waiting import wait_until
 from hil_tests.faults import FaultPolicy, SerialFaultProxy, TcpFaultProxy
 from hil_tests.platform import Arrival, PlatformStub
 
@@ -46,23 +48,6 @@ class BenchStartError(RuntimeError):
 def _bin(name: str) -> str:
     p = Path(sys.executable).with_name(name)
     return str(p) if p.exists() else name
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(pred: Callable[[], Any], timeout_s: float, what: str, step_s: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.1f} s waiting for {what}")
-        time.sleep(step_s)
 
 
 # ------------------------------------------------------------------ devices
@@ -314,33 +299,6 @@ class GatewayProcess:
                 self.proc.wait(5)
 
 
-class AcceleratedClock:
-    """The gateway's :class:`~gateway.domain.ports.Clock` with a settable start and jumps forward.
-
-    Time runs at real speed from ``start_epoch`` (both wall and monotonic) and ``advance(s)``
-    jumps both ahead: "30 minutes later" in one call. Injected through ``bootstrap(clock=...)``
-    (the daemon has no time-scale option, so accelerated scenarios run it in-process).
-    """
-
-    def __init__(self, start_epoch: float) -> None:
-        self._lock = threading.Lock()
-        self._offset = start_epoch - time.time()
-        self._mono_offset = 0.0
-
-    def time(self) -> float:
-        with self._lock:
-            return time.time() + self._offset
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return time.monotonic() + self._mono_offset
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._offset += seconds
-            self._mono_offset += seconds
-
-
 class InProcessGateway:
     """The gateway wired by ``gateway.daemon.bootstrap`` in this process (own event loop thread),
     with an injected clock; real serial links, journal and MQTT route. Same surface as GatewayProcess."""
@@ -430,7 +388,7 @@ class EmulatedBench:
     """Start everything for a list of devices; use as a context manager."""
 
     def __init__(self, workdir: Path, devices: list[DeviceSpec], *, gateway: dict[str, Any] | None = None,
-                 platform_accept: bool = False, clock: AcceleratedClock | None = None) -> None:
+                 platform_accept: bool = False, clock: Clock | None = None) -> None:
         self.clock = clock            # set: the gateway runs in-process on this clock
         self.workdir = workdir
         self.specs = devices
@@ -583,5 +541,5 @@ class EmulatedBench:
         self.stop()
 
 
-__all__ = ["AcceleratedClock", "InProcessGateway", "BenchStartError", "DeviceSpec", "EmulatedBench", "FirmwareProcess", "GatewayProcess",
-           "FaultPolicy", "GATEWAY_ID", "deep_merge", "to_toml", "wait_until"]
+__all__ = ["InProcessGateway", "BenchStartError", "DeviceSpec", "EmulatedBench", "FirmwareProcess", "GatewayProcess",
+           "FaultPolicy", "GATEWAY_ID", "deep_merge", "to_toml"]

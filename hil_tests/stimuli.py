@@ -1,4 +1,6 @@
-"""Stimuli for bench scenarios: pin traces, replayed accelerometer files, NMEA logs.
+"""SisFall accelerometer trials as bench stimuli. The generic factories (pin traces, replay
+files, NMEA logs, frames) live in gateway/testing/stimuli.py; this module adds the SisFall
+data set the benches replay (``sisfall_dir`` fixture).
 
 SisFall trials (/work/shared/data/sisfall, 200 Hz ADXL345 counts) are converted into the
 firmware's replay format in the test's own tmp dir (never copied into the repo): one
@@ -10,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from gateway.testing.stimuli import resample_mg, write_replay
 
 SISFALL_HZ = 200
 SISFALL_G_PER_COUNT = 32.0 / 8192      # ADXL345 ±16 g, 13 bit
@@ -25,18 +29,6 @@ def read_sisfall(path: Path) -> list[tuple[float, float, float]]:
         p = line.split(",")
         out.append((int(p[0]) * SISFALL_G_PER_COUNT, int(p[1]) * SISFALL_G_PER_COUNT,
                     int(p[2]) * SISFALL_G_PER_COUNT))
-    return out
-
-
-def resample_mg(samples: list[tuple[float, float, float]], src_hz: int, rate_hz: int) -> list[tuple[int, int, int]]:
-    """Bin-mean resampling to ``rate_hz``, in integer milli-g."""
-    out = []
-    per = src_hz / rate_hz
-    n = int(len(samples) / per)
-    for k in range(n):
-        a, b = int(round(k * per)), int(round((k + 1) * per))
-        chunk = samples[a:b] or samples[a:a + 1]
-        out.append(tuple(int(round(sum(s[i] for s in chunk) / len(chunk) * 1000)) for i in range(3)))  # type: ignore[misc]
     return out
 
 
@@ -67,59 +59,8 @@ def sisfall_replay(src: Path, dst: Path, *, rate_hz: int = 50, before_s: float =
     b = min(len(mg), k + int(after_s * rate_hz))
     lead = [mg[a]] * int(lead_s * rate_hz)
     window = lead + mg[a:b]
-    dst.write_text("".join(f"{x} {y} {z}\n" for x, y, z in window))
+    write_replay(dst, window)
     return Replay(dst, rate_hz, len(window), (len(lead) + k - a) / rate_hz, int(mags[k]))
 
 
-def button_presses(first_ms: int, n: int, every_ms: int, hold_ms: int = 120) -> list[tuple[int, int]]:
-    """Pin trace of ``n`` short presses; level 1 = pressed."""
-    pts: list[tuple[int, int]] = []
-    for i in range(n):
-        t = first_ms + i * every_ms
-        pts += [(t, 1), (t + hold_ms, 0)]
-    return pts
-
-
-def releases(trace: list[tuple[int, int]]) -> list[int]:
-    """Times (ms) at which a press completes (the falling edge: a short press is an alarm on release)."""
-    return [t for (t, v) in trace if v == 0]
-
-
-# ------------------------------------------------------------------ NMEA
-def _nmea_checksum(body: str) -> str:
-    c = 0
-    for ch in body:
-        c ^= ord(ch)
-    return f"{c:02X}"
-
-
-def _deg_min(value: float, lat: bool) -> tuple[str, str]:
-    hemi = ("N" if value >= 0 else "S") if lat else ("E" if value >= 0 else "W")
-    v = abs(value)
-    d = int(v)
-    m = (v - d) * 60
-    return (f"{d:02d}{m:07.4f}" if lat else f"{d:03d}{m:07.4f}"), hemi
-
-
-def nmea_fix(t_s: int, lat: float, lon: float, sats: int = 8) -> list[str]:
-    """A GGA + RMC pair for one 1 Hz fix (time of day t_s seconds after 10:00:00 UTC)."""
-    hh, mm, ss = 10 + t_s // 3600, (t_s // 60) % 60, t_s % 60
-    tod = f"{hh:02d}{mm:02d}{ss:02d}.00"
-    la, ns = _deg_min(lat, True)
-    lo, ew = _deg_min(lon, False)
-    gga = f"GPGGA,{tod},{la},{ns},{lo},{ew},1,{sats:02d},0.9,23.0,M,39.0,M,,"
-    rmc = f"GPRMC,{tod},A,{la},{ns},{lo},{ew},1.2,45.0,231126,,,A"
-    return [f"${b}*{_nmea_checksum(b)}\r\n" for b in (gga, rmc)]
-
-
-def walk_nmea(dst: Path, start: tuple[float, float], bearing_deg: float, speed_mps: float, seconds: int) -> Path:
-    """An NMEA log of a walk in a straight line from ``start`` (1 fix per second)."""
-    lines = []
-    lat0, lon0 = start
-    for t in range(seconds):
-        d = speed_mps * t
-        dlat = d * math.cos(math.radians(bearing_deg)) / 111_320.0
-        dlon = d * math.sin(math.radians(bearing_deg)) / (111_320.0 * math.cos(math.radians(lat0)))
-        lines += nmea_fix(t, lat0 + dlat, lon0 + dlon)
-    dst.write_text("".join(lines))
-    return dst
+__all__ = ["SISFALL_G_PER_COUNT", "SISFALL_HZ", "Replay", "read_sisfall", "sisfall_replay"]

@@ -185,10 +185,10 @@ def test_generated_gateway_config_is_valid_for_the_real_loader(tmp_path):
     assert cfg.rules.bed.window_start.hour == 20 and cfg.device("b0e1c4000001").silent_after_s == 8.0
 
 
-def test_accelerated_clock_jumps_wall_and_monotonic_together():
-    from hil_tests.emulated import AcceleratedClock
+def test_offset_clock_jumps_wall_and_monotonic_together():
+    from gateway.testing.clock import OffsetClock
 
-    c = AcceleratedClock(1_000_000.0)
+    c = OffsetClock(1_000_000.0)
     t0, m0 = c.time(), c.monotonic()
     assert abs(t0 - 1_000_000.0) < 1.0
     c.advance(1800)
@@ -212,7 +212,7 @@ def test_sisfall_conversion_resamples_to_milli_g_and_finds_the_impact(tmp_path):
 
 
 def test_nmea_fixes_have_valid_checksums_and_coordinates():
-    from hil_tests.stimuli import nmea_fix
+    from gateway.testing.stimuli import nmea_fix
 
     gga, rmc = nmea_fix(61, 59.9139, -10.7522)
     for s in (gga, rmc):

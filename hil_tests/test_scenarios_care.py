@@ -1,4 +1,4 @@
-"""Care-rule scenarios: bed exit at night (accelerated gateway clock), missed dose, geofence exit."""
+"""Care-rule scenarios: bed exit at night (gateway clock jumped forward), missed dose, geofence exit."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,9 +7,10 @@ import time
 
 import pytest
 
+from gateway.testing.clock import OffsetClock
+from gateway.testing.stimuli import walk_nmea
+from gateway.testing.waiting import wait_until
 from hil_tests.conftest import Transcript, device
-from hil_tests.emulated import AcceleratedClock, wait_until
-from hil_tests.stimuli import walk_nmea
 
 pytestmark = pytest.mark.hil
 
@@ -28,7 +29,7 @@ def test_bed_exit_at_night_alarm_only_when_not_returned_within_30_min(emulated_b
 
     1st exit at 23:00, back in bed after 29 min → no alarm. 2nd exit, not back after 31 min → bed_not_returned.
     """
-    clock = AcceleratedClock(_night_start())
+    clock = OffsetClock(_night_start())
     load = [(0, OCCUPIED), (2500, EMPTY), (6000, OCCUPIED), (9500, EMPTY)]
     bench = emulated_bench([device("bed-1", adcs={"load": load}, cfg={"debounce_s": 1, "sample_ms": 100},
                                    gateway={"supervised": False})],

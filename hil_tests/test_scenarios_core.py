@@ -11,9 +11,10 @@ import time
 import pytest
 
 from gateway.codec import Feedback, FeedbackState
+from gateway.testing.stimuli import button_presses
+from gateway.testing.waiting import wait_until
 from hil_tests.conftest import Transcript, device
-from hil_tests.emulated import wait_until
-from hil_tests.stimuli import button_presses, sisfall_replay
+from hil_tests.stimuli import sisfall_replay
 
 pytestmark = pytest.mark.hil
 

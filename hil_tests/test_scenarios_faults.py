@@ -5,10 +5,10 @@ import time
 
 import pytest
 
+from gateway.testing.stimuli import button_presses
+from gateway.testing.waiting import wait_until
 from hil_tests.conftest import Transcript, device
-from hil_tests.emulated import wait_until
 from hil_tests.faults import FaultPolicy
-from hil_tests.stimuli import button_presses
 
 pytestmark = pytest.mark.hil
 

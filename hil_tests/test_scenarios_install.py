@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.testing.stimuli import button_presses
+from gateway.testing.waiting import wait_until
 from hil_tests.conftest import IDS, Transcript, device
-from hil_tests.emulated import GATEWAY_ID, wait_until
-from hil_tests.stimuli import button_presses, sisfall_replay
+from hil_tests.emulated import GATEWAY_ID
+from hil_tests.stimuli import sisfall_replay
 
 pytestmark = pytest.mark.hil
 

@@ -14,6 +14,11 @@ from gateway.domain.model import Event, EventCode, Role
 from gateway.domain.rules import (BedNotReturnedRule, DoorAtNightRule, GeofenceRule, LowBatteryRule, MainsRule,
                            MissedDoseRule, RuleEngine, SupervisionRule, UplinkRule, build_rules,
                            haversine_m, in_window, point_in_polygon)
+from gateway.domain.event_ids import GatewayEventIds, time_based_event_id
+from gateway.domain.rules import Raised
+from gateway.testing.clock import FakeClock
+from gateway.testing.stimuli import device_event
+from gateway.tests._kit import FakeJournal, FakeSink
 
 OSLO = ZoneInfo("Europe/Oslo")
 BED = "a4c1380a0001"
@@ -30,37 +35,7 @@ _seq = iter(range(1, 1_000_000))
 
 
 def ev(code: EventCode, device: str, t: float, test: bool = False, **data) -> Event:
-    n = next(_seq)
-    return Event(event_id=f"{device}-{n:08x}", device_id=device, code=code, occurred_at=t,
-                 received_at=t, seq=n, data=data, test=test)
-
-
-class FakeClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-
-class FakeCounter:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def next_gateway_counter(self) -> int:
-        self.n += 1
-        return self.n
-
-
-class FakeSink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def submit(self, event, on_stored=None) -> None:
-        self.events.append(event)
+    return device_event(next(_seq), code, t, device=device, data=data, test=test)
 
 
 # ------------------------------------------------------------------ windows
@@ -253,7 +228,7 @@ def registry(t0: float, **kw):
 
 def test_device_silent_within_three_minutes_then_recovered():
     t0 = 1_000_000.0
-    clock = FakeClock(t0)
+    clock = FakeClock(t0 + 1.7e9, mono=t0)
     reg = registry(t0)
     r = SupervisionRule(reg, clock)
 
@@ -261,8 +236,8 @@ def test_device_silent_within_three_minutes_then_recovered():
         reg.seen(dev, t + 1.7e9, mono=t, **kw)
 
     def tick(t):
-        clock.t = t
-        return list(r.tick(t + 1.7e9))
+        clock.advance(t - clock.mono)
+        return list(r.tick(clock.time()))
 
     seen(BED, t0 + 10, battery_pct=80, rssi=-60)
     seen(DOOR, t0 + 10)
@@ -282,24 +257,25 @@ def test_device_silent_within_three_minutes_then_recovered():
 
 
 def test_wall_clock_step_does_not_make_devices_silent():
-    clock = FakeClock(100.0)
+    clock = FakeClock(1e9, mono=100.0)
     reg = registry(100.0)
     r = SupervisionRule(reg, clock)
     reg.seen(BED, 1e9, mono=100.0)
     reg.seen(DOOR, 1e9, mono=100.0)
-    clock.t = 150.0
-    assert list(r.tick(1e9 + 86400 * 365)) == []   # NTP stepped the wall clock a year forward
+    clock.advance(50)
+    clock.set(1e9 + 86400 * 365)                 # NTP stepped the wall clock a year forward
+    assert list(r.tick(clock.time())) == []
 
 
 def test_never_seen_device_counts_from_start_and_unsupervised_are_skipped():
     t0 = 5000.0
-    clock = FakeClock(t0 + 180)
+    clock = FakeClock(mono=t0 + 180)
     reg = registry(t0)
     r = SupervisionRule(reg, clock)
     out = {x.device_id for x in r.tick(0)}
     assert out == {BED}                   # DISP unsupervised, DOOR limit 600 s
     reg.seen("0badc0ffee00", 0, mono=t0)  # unknown device: tracked, not supervised
-    clock.t = t0 + 10_000
+    clock.advance(10_000 - 180)
     assert "0badc0ffee00" not in {x.device_id for x in r.tick(0)}
 
 
@@ -372,8 +348,7 @@ def test_uplink_lost_after_threshold_and_restored():
 # ------------------------------------------------------------------ engine
 def test_engine_assigns_gateway_ids_submits_and_isolates_failures():
     clock = FakeClock(at(2026, 11, 23, 2, 0))
-    sink, counter = FakeSink(), FakeCounter()
-    counter.n = 41
+    sink, counter = FakeSink(), FakeJournal(counter=41)
 
     class Broken:
         name = "broken"
@@ -387,7 +362,7 @@ def test_engine_assigns_gateway_ids_submits_and_isolates_failures():
     eng = RuleEngine("gw-0001", [Broken(), DoorAtNightRule(DoorRule(), OSLO), bed_rule()], counter, sink, clock)
     eng.on_event(ev(EventCode.DOOR_OPEN, DOOR, clock.t))
     eng.on_event(ev(EventCode.BED_OUT, BED, clock.t))
-    clock.t += 31 * 60
+    clock.advance(31 * 60)
     eng.tick()
     assert [e.code for e in sink.events] == [EventCode.DOOR_AT_NIGHT, EventCode.BED_NOT_RETURNED]
     assert [e.event_id for e in sink.events] == ["gw-0001-g0000000042", "gw-0001-g0000000043"]
@@ -398,49 +373,130 @@ def test_engine_assigns_gateway_ids_submits_and_isolates_failures():
     assert eng.on_event(sink.events[0]) == []
 
 
+class Fires:
+    """A rule that raises the given alarms on every tick (and records that it ran)."""
+
+    def __init__(self, name: str, *codes: EventCode, device: str = BED) -> None:
+        self.name, self.codes, self.device, self.ticks = name, codes, device, 0
+
+    def on_event(self, event):
+        return ()
+
+    def tick(self, now):
+        self.ticks += 1
+        return [Raised(code, self.device, now, {"n": self.ticks}) for code in self.codes]
+
+
+def test_rule_alarm_without_a_gateway_counter_gets_a_time_based_id_and_other_rules_still_run():
+    """Disk full: no gateway counter can be reserved. The care alarms still reach the sink with
+    the forwarder's fallback id scheme (``<gw>-t<epoch ms>``), unique within one tick, and the
+    rules after the one that raised still run."""
+    clock, sink, counter = FakeClock(at(2026, 11, 23, 2, 0)), FakeSink(), FakeJournal()
+    counter.counter_error = OSError(28, "No space left on device")
+    first, second = Fires("first", EventCode.BED_NOT_RETURNED, EventCode.DOOR_AT_NIGHT), Fires("second",
+                                                                                            EventCode.DOSE_MISSED)
+    eng = RuleEngine("gw-1", [first, second], counter, sink, clock)
+    out = eng.tick()
+    assert [e.code for e in sink.events] == [EventCode.BED_NOT_RETURNED, EventCode.DOOR_AT_NIGHT,
+                                             EventCode.DOSE_MISSED]
+    assert out == sink.events and second.ticks == 1 and eng.errors == 0 and eng.raised == 3
+    ids = [e.event_id for e in sink.events]
+    assert ids[0] == time_based_event_id("gw-1", clock.time())          # the forwarder's own scheme
+    assert all(i.startswith("gw-1-t") and len(i) == len("gw-1-t") + 13 for i in ids)
+    assert len(set(ids)) == 3, ids                    # one millisecond, three alarms: no id collides
+    assert eng.on_event(sink.events[0]) == []         # a time-based id is ours too: no feedback
+    counter.counter_error = None                      # disk freed: back to counter ids
+    eng.tick()
+    assert [e.event_id for e in sink.events[3:]] == ["gw-1-g0000000001", "gw-1-g0000000002", "gw-1-g0000000003"]
+
+
+def test_one_issuer_shared_by_two_raisers_never_repeats_a_fallback_id():
+    counter = FakeJournal(counter=6)
+    ids = GatewayEventIds("gw-1", counter)
+    clock = FakeClock()
+    eng = RuleEngine("gw-1", [Fires("first", EventCode.BED_NOT_RETURNED)], counter, FakeSink(), clock, ids=ids)
+    assert ids.next(clock.time()) == "gw-1-g0000000007"
+    counter.counter_error = OSError(28, "No space left on device")
+    technical = ids.next(clock.time())                     # e.g. the forwarder's uplink_lost
+    [rule_alarm] = eng.tick()                              # same millisecond
+    assert technical == time_based_event_id("gw-1", clock.time()) and rule_alarm.event_id != technical
+    assert rule_alarm.event_id == f"gw-1-t{int(clock.time() * 1000) + 1:013d}" and ids.time_based == 2
+
+
+def test_a_refused_submission_or_a_failing_observer_does_not_stop_the_other_alarms():
+    class Refusing(FakeSink):
+        def submit(self, event, on_stored=None):
+            if event.code is EventCode.BED_NOT_RETURNED:
+                raise RuntimeError("sink refused")
+            super().submit(event, on_stored)
+
+    seen: list[str] = []
+
+    def observer(event):
+        seen.append(event.event_id)
+        raise RuntimeError("observer bug")
+
+    sink, second = Refusing(), Fires("second", EventCode.DOSE_MISSED)
+    eng = RuleEngine("gw-1", [Fires("first", EventCode.BED_NOT_RETURNED, EventCode.DOOR_AT_NIGHT), second],
+                     FakeJournal(), sink, FakeClock(), on_raised=observer)
+    eng.tick()
+    assert [e.code for e in sink.events] == [EventCode.DOOR_AT_NIGHT, EventCode.DOSE_MISSED]
+    assert len(seen) == 3 and second.ticks == 1 and eng.errors == 1
+
+
+def test_rule_alarm_reaches_the_platform_like_a_technical_alarm_when_the_counter_fails(offline_gateway,
+                                                                                      monkeypatch):
+    """The real wiring: with the hwm file unwritable, a care alarm raised by a rule and a
+    technical alarm raised by the forwarder are both published on the alarm topic, both with a
+    time-based id."""
+    gw = offline_gateway("gw-rule")
+    gw.rt.engine.rules.insert(0, Fires("probe", EventCode.BED_NOT_RETURNED))
+    gw.rt.forwarder.start()
+
+    def disk_full() -> int:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(gw.rt.journal, "next_gateway_counter", disk_full)
+    gw.rt.engine.tick()
+    gw.clock.advance(0.001)     # the forwarder keeps its own fallback ids: not in the rule's millisecond
+    gw.rt.forwarder.raise_technical(EventCode.UPLINK_LOST, {"route": "fallback"})
+    gw.settle()
+    alarms = {a.body["type"]: a for a in gw.published("alarm")}
+    assert {"bed_not_returned", "uplink_lost"} <= set(alarms), list(alarms)
+    rule_id, tech_id = alarms["bed_not_returned"].event_id, alarms["uplink_lost"].event_id
+    assert rule_id.startswith("gw-rule-t") and tech_id.startswith("gw-rule-t"), (rule_id, tech_id)
+    assert alarms["bed_not_returned"].alarm and alarms["bed_not_returned"].body["device"] == BED
+
+
 def test_build_rules_from_config_respects_enabled_flags():
     cfg = load_config(None, env={}, overrides={"rules": {"door": {"enabled": False}}})
-    names = [r.name for r in build_rules(cfg, DeviceRegistry(), EmulatedMainsInput(), lambda: True, FakeClock(0))]
+    names = [r.name for r in build_rules(cfg, DeviceRegistry(), EmulatedMainsInput(), lambda: True, FakeClock())]
     assert "door" not in names and {"bed", "dose", "battery", "supervision", "mains", "uplink"} <= set(names)
     assert "geofence" not in names                    # no zones configured
 
 
-class FakeState:
-    def __init__(self) -> None:
-        self.kv: dict[str, bytes] = {}
-        self.writes = 0
-
-    def get_state(self, key):
-        return self.kv.get(key)
-
-    def set_state(self, key, value):
-        self.kv[key] = value
-        self.writes += 1
-
-
 def test_pending_bed_exit_and_dose_survive_a_restart():
     t0 = at(2026, 11, 23, 2, 0)
-    clock, store = FakeClock(t0), FakeState()
+    clock, store = FakeClock(t0), FakeJournal()
 
     def engine(sink):
-        return RuleEngine("gw-1", [bed_rule(), MissedDoseRule(DoseRule(delay_min=30))], FakeCounter(), sink, clock,
+        return RuleEngine("gw-1", [bed_rule(), MissedDoseRule(DoseRule(delay_min=30))], FakeJournal(), sink, clock,
                           state=store)
 
     first = engine(FakeSink())
     first.on_event(ev(EventCode.BED_OUT, BED, t0))
     first.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=1, scheduled_min=120))
     first.on_event(ev(EventCode.DOOR_OPEN, DOOR, t0))        # no state change: no extra write
-    assert set(store.kv) == {"rules.bed", "rules.dose"} and store.writes == 2
-    clock.t = t0 + 10 * 60
+    assert set(store.state) == {"rules.bed", "rules.dose"} and store.state_writes == 2
+    clock.advance(10 * 60)
     first.tick()
-    assert store.writes == 2                                  # unchanged state is not rewritten
+    assert store.state_writes == 2                            # unchanged state is not rewritten
     # gateway restarts 10 minutes into the wait
     sink = FakeSink()
     second = engine(sink)
-    clock.t = t0 + 30 * 60
+    clock.advance(20 * 60)
     second.tick()
     assert sorted(e.code.name for e in sink.events) == ["BED_NOT_RETURNED", "DOSE_MISSED"]
-    assert json_loads(store.kv["rules.bed"]) == {} and json_loads(store.kv["rules.dose"]) == {}
+    assert json_loads(store.state["rules.bed"]) == {} and json_loads(store.state["rules.dose"]) == {}
     # and a third start has nothing pending any more
     sink3 = FakeSink()
     engine(sink3).tick(t0 + 3600)
@@ -448,9 +504,9 @@ def test_pending_bed_exit_and_dose_survive_a_restart():
 
 
 def test_unreadable_rule_state_starts_empty():
-    store = FakeState()
-    store.kv["rules.bed"] = b"{not json"
-    eng = RuleEngine("gw-1", [bed_rule()], FakeCounter(), FakeSink(), FakeClock(0), state=store)
+    store = FakeJournal()
+    store.state["rules.bed"] = b"{not json"
+    eng = RuleEngine("gw-1", [bed_rule()], FakeJournal(), FakeSink(), FakeClock(), state=store)
     assert eng.rules[0].pending == {}
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 from zoneinfo import ZoneInfo
 
+from gateway.domain.event_ids import GatewayCounter, GatewayEventIds, is_gateway_event_id
 from gateway.domain.model import Event, EventCode, Role
 from gateway.domain.ports import Clock, EventSink
 
@@ -44,10 +45,6 @@ class Rule(Protocol):
         """Time-driven checks; ``now`` is epoch seconds from the injected clock."""
 
 
-class GatewayCounter(Protocol):
-    def next_gateway_counter(self) -> int: ...
-
-
 class StateStore(Protocol):
     """Small durable key-value store (the journal's ``get_state``/``set_state``)."""
 
@@ -77,8 +74,12 @@ def in_window(ts: float, start: _dt.time, end: _dt.time, tz: ZoneInfo) -> bool:
 class RuleEngine:
     """Runs a table of rules; raised alarms become gateway events submitted to the sink.
 
-    Event ids are ``<gateway>-g<counter:010d>`` from the journal's durable counter. A rule
-    that raises an exception is logged and skipped for that call; the others still run.
+    Event ids are ``<gateway>-g<counter:010d>`` from the journal's durable counter; when no
+    counter can be reserved (disk full) the id is time-based, ``<gateway>-t<epoch ms>``, and
+    the alarm is submitted all the same (gateway/domain/event_ids.py: pass the gateway's one
+    ``ids`` issuer, shared with the forwarder's technical alarms; without it the engine builds
+    its own on ``counter``). A rule that raises an exception, or an alarm the sink refuses,
+    is logged and counted in ``errors``; the other alarms and rules still run.
     Rules with ``snapshot``/``restore`` (pending bed exits, due doses) are persisted in
     ``state`` (key ``rules.<name>``) whenever their pending state changes, and restored at
     construction, so a restart during a 30-minute wait does not forget the timer.
@@ -87,7 +88,7 @@ class RuleEngine:
     def __init__(self, gateway_id: str, rules: Iterable[Rule], counter: GatewayCounter,
                  sink: EventSink, clock: Clock,
                  on_raised: Callable[[Event], None] | None = None,
-                 state: StateStore | None = None) -> None:
+                 state: StateStore | None = None, ids: GatewayEventIds | None = None) -> None:
         self.gateway_id = gateway_id
         self.rules = list(rules)
         self.counter = counter
@@ -98,6 +99,8 @@ class RuleEngine:
         self.raised = 0
         self.errors = 0
         self._persisted: dict[str, bytes] = {}
+        # share one issuer with the forwarder so rule and technical fallback ids cannot collide
+        self.ids = ids if ids is not None else GatewayEventIds(gateway_id, counter)
         if state is not None:
             for rule in self.rules:
                 if hasattr(rule, "restore"):
@@ -126,7 +129,7 @@ class RuleEngine:
             self._persisted[key] = raw
 
     def on_event(self, event: Event) -> list[Event]:
-        if event.event_id.startswith(f"{self.gateway_id}-g"):
+        if is_gateway_event_id(self.gateway_id, event.event_id):
             return []  # our own events never feed back into rules
         out: list[Event] = []
         for rule in self.rules:
@@ -147,7 +150,14 @@ class RuleEngine:
             self.errors += 1
             log.exception("rule %s failed", getattr(rule, "name", rule))
             return []
-        out = [self._emit(r) for r in raised]
+        out: list[Event] = []
+        for r in raised:
+            try:
+                out.append(self._emit(r))
+            except Exception:  # the sink refused it: log, count, and let the other alarms and rules run
+                self.errors += 1
+                log.exception("rule %s: raised %s for %s not submitted", getattr(rule, "name", rule),
+                              r.code.type_name, r.device_id)
         try:
             self._persist(rule)
         except Exception:  # storage trouble: the rule keeps working from memory
@@ -155,13 +165,13 @@ class RuleEngine:
         return out
 
     def _emit(self, r: Raised) -> Event:
-        counter = self.counter.next_gateway_counter()
+        now = self.clock.time()
         event = Event(
-            event_id=f"{self.gateway_id}-g{counter:010d}",
+            event_id=self.ids.next(now),
             device_id=r.device_id,
             code=r.code,
             occurred_at=r.occurred_at,
-            received_at=self.clock.time(),
+            received_at=now,
             role=r.role if r.role is not None else Role.GATEWAY,
             data=dict(r.data),
             test=r.test,
@@ -169,6 +179,9 @@ class RuleEngine:
         self.raised += 1
         log.info("rule raised %s %s for %s", event.code.type_name, event.event_id, event.device_id)
         if self.on_raised is not None:
-            self.on_raised(event)
+            try:
+                self.on_raised(event)
+            except Exception:  # an observer must not keep the alarm from the platform
+                log.exception("on_raised observer failed for %s", event.event_id)
         self.sink.submit(event)
         return event

@@ -15,13 +15,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from gateway.codec import (Ack, AckStatus, Feedback, Heartbeat, Hello, MsgType, PowerFlag, ResetCause,
-                           StreamDecoder, decode_payload, encode_advert, encode_frame, encode_payload_frame)
+from gateway.codec import (Ack, AckStatus, Feedback, Heartbeat, Hello, PowerFlag, ResetCause,
+                           StreamDecoder, decode_payload, encode_advert, encode_payload_frame)
 from gateway.codec.bthome import BATTERY, DEVICE_TYPE, FIRMWARE_U24, PACKET_ID, RAW
 from gateway.codec.events import EventPayload, encode_event_data
 from gateway.codec.frame import Frame
 from gateway.domain.model import EventCode, Role, is_alarm
 from gateway.domain.ports import Clock
+from gateway.testing.stimuli import event_frame
 
 
 @dataclass
@@ -115,9 +116,8 @@ class FrameDevice:
 
     def _transmit(self, p: _Pending) -> None:
         age_ms = int(max(0.0, self.clock.monotonic() - p.created_mono) * 1000)
-        payload = EventPayload(p.payload.code, age_ms, p.payload.data)
-        self._send(encode_frame(MsgType.EVENT, self.device_id, p.seq, payload, key=self.key,
-                                urgent=is_alarm(p.payload.code)))
+        self._send(event_frame(p.seq, p.payload.code, device=self.device_id, key=self.key, age_ms=age_ms,
+                               data=p.payload.data))
 
     def tick(self) -> None:
         """Heartbeat when due; re-send events not acknowledged within retry_s (alarms first)."""

@@ -1,9 +1,10 @@
 """`gateway demo`: broker + gateway daemon + emulated home + response console, scripted.
 
 Everything runs on one event loop in one process (paho and the journal writer in their
-own threads), sharing one :class:`DemoClock`: real time, plus an offset the script can
-advance ("fast-forward 31 minutes") so the bed and dose rules fire within a short demo.
-Only wall time moves; monotonic time (timeouts, device supervision) does not.
+own threads), sharing one :class:`~gateway.testing.clock.OffsetClock`: real time, plus an
+offset the script can advance ("fast-forward 31 minutes") so the bed and dose rules fire
+within a short demo. Only wall time moves; monotonic time (timeouts, device supervision)
+does not.
 
 The summary compares what the emulated devices and the gateway's rules emitted with what
 the console (the platform side) received: lost, duplicated, acknowledged.
@@ -27,24 +28,10 @@ from gateway.testing.emulator.home import EmulatedHome, home_devices
 from gateway.testing.emulator.proxy import UplinkCutter
 from gateway.adapters.mains import EmulatedMainsInput, MainsState
 from gateway.domain.model import Event, Role
+from gateway.domain.ports import Clock
+from gateway.testing.clock import OffsetClock
 
 GPS_HOME = (59.9139, 10.7522)
-
-
-class DemoClock:
-    """Real clock with a fast-forward offset applied to wall time only."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def time(self) -> float:
-        return time.time() + self.offset
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def fast_forward(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @dataclass
@@ -82,7 +69,7 @@ class DemoSummary:
         return asdict(self)
 
 
-def demo_config(data_dir: str, broker_port: int, clock: DemoClock, devices: list[tuple[str, Role, bytes]],
+def demo_config(data_dir: str, broker_port: int, clock: Clock, devices: list[tuple[str, Role, bytes]],
                 status_port: int = 0, discovery: bool = True) -> GatewayConfig:
     """Embedded demo config: night windows around 'now', short supervision, GPS zone at home."""
     local = _dt.datetime.fromtimestamp(clock.time(), ZoneInfo("Europe/Oslo"))
@@ -108,7 +95,7 @@ class Demo:
     def __init__(self, opts: DemoOptions, out: TextIO | None = None) -> None:
         self.opts = opts
         self.out = out or sys.stdout
-        self.clock = DemoClock()
+        self.clock = OffsetClock()
         self.t0 = time.monotonic()
         self.gateway_events: list[Event] = []
         self.summary = DemoSummary(outage_s=opts.outage_s)
@@ -217,7 +204,7 @@ class Demo:
         await step(11, "GPS tracker: resident walks 600 m away", lambda: self._walk(gps, 600))
         await step(13, "dispenser: dose 2 due and taken", lambda: (disp.dose_due(2, 720), disp.dose_taken(2, 720)))
         await step(15, "fast-forward the demo clock 31 minutes (bed not returned, dose 1 not taken)",
-                   lambda: self.clock.fast_forward(31 * 60))
+                   lambda: self.clock.advance(31 * 60, monotonic=False))
         await step(18, "fall sensor battery drops to 12 %", lambda: setattr(fall, "battery_pct", 12))
         await step(20, "mains power to the gateway is lost", lambda: mains.set(MainsState.OFF))
         await step(25, "mains power is back", lambda: mains.set(MainsState.ON))

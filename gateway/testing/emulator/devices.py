@@ -1,11 +1,10 @@
 """The emulated home's devices: button, fall sensor, bed, door, medicine dispenser, GPS."""
 from __future__ import annotations
 
-import math
-
 from gateway.codec.bthome import DOOR, OCCUPANCY
 from gateway.testing.emulator._device import AdvertDevice, Emitted, FrameDevice
 from gateway.domain.model import EventCode, Role
+from gateway.testing.stimuli import offset_position
 
 
 class SafetyButton(FrameDevice):
@@ -78,8 +77,7 @@ class GpsTracker(FrameDevice):
         self.lat, self.lon = home
 
     def walk(self, north_m: float, east_m: float) -> None:
-        self.lat += north_m / 111_320.0
-        self.lon += east_m / (111_320.0 * math.cos(math.radians(self.lat)))
+        self.lat, self.lon = offset_position(self.lat, self.lon, north_m, east_m)
 
     def position(self) -> Emitted:
         return self.emit(EventCode.GPS_POSITION, {"lat": self.lat, "lon": self.lon, "alt_m": 12,
