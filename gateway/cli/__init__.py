@@ -2,7 +2,8 @@
 
 Each command module exposes ``register(subparsers)`` which adds its parser and sets
 ``func(args) -> int``. Modules are imported lazily-cheap: they must not import
-paho/bleak/serial at module level, so `gateway --help` stays fast.
+paho/bleak/serial at module level, so `gateway --help` stays fast. A listed module that
+fails to import raises :class:`CommandImportError` (it is never skipped).
 """
 from __future__ import annotations
 
@@ -11,6 +12,19 @@ import importlib
 import sys
 
 COMMANDS = ("run", "demo", "decode", "config", "status", "discover", "console")
+
+
+class CommandImportError(ImportError):
+    """A command module listed in ``COMMANDS`` failed to import (``command``, ``cause``).
+
+    Never skipped: a gateway whose ``run`` or ``status`` command silently vanished would
+    look healthy to an installer script."""
+
+    def __init__(self, command: str, cause: ImportError) -> None:
+        super().__init__(f"gateway command {command!r}: module gateway.cli.{command} failed to import: {cause}",
+                         name=f"gateway.cli.{command}")
+        self.command = command
+        self.cause = cause
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,10 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         try:
             mod = importlib.import_module(f"gateway.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"gateway.cli.{name}":
-                continue  # command not built yet
-            raise
+        except ImportError as exc:  # a listed command that cannot load is a broken install: say so
+            raise CommandImportError(name, exc) from exc
         mod.register(sub)
     return parser
 
