@@ -33,6 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from contracts.payloads import Command
+
 MANIFEST_SCHEMA = "wt.release/1"
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 
@@ -254,6 +256,34 @@ def verify(artifact: bytes, signed: SignedManifest, trusted: Iterable[Ed25519Pub
     return m
 
 
+# ---------------------------------------------------------------- the command that installs a release
+
+def install_cmd_id(deployment: str, gateway_id: str, device: str | None = None, *, rollback: bool = False) -> str:
+    """Deterministic: the same deployment to the same unit is the same ``cmd_id``, which the gateway
+    answers with the result it already has instead of installing again."""
+    unit = gateway_id if device is None else f"{gateway_id}/{device}"
+    return f"{deployment}:{unit}:{'r' if rollback else 'u'}"
+
+
+def install_command(signed: SignedManifest, *, deployment: str, gateway_id: str, artifact_url: str,
+                    device: str | None = None, artifact: bytes | None = None,
+                    rollback: bool = False) -> Command:
+    """The ``wt.cmd/1`` that installs ``signed`` (docs/upgrades.md); encode it with
+    ``contracts.payloads.encode_cmd(*command)`` and publish it on the gateway's ``cmd`` topic.
+
+    ``update`` for the gateway software (A/B slots), ``ota`` for sensor firmware the gateway
+    relays to ``device``. ``args.release`` is :meth:`SignedManifest.as_obj`, which the gateway
+    checks with :func:`verify` before anything is written; ``artifact`` goes inline
+    (``artifact_b64``) when given, otherwise the gateway fetches ``artifact_url``.
+    """
+    name = "update" if signed.manifest.target is Target.GATEWAY else "ota"
+    args: dict[str, Any] = {"deployment": deployment, "device": device, "release": signed.as_obj(),
+                            "artifact_url": artifact_url, "rollback": rollback}
+    if artifact is not None:
+        args["artifact_b64"] = base64.b64encode(artifact).decode()
+    return Command(install_cmd_id(deployment, gateway_id, device, rollback=rollback), name, args)
+
+
 __all__ = ["MANIFEST_SCHEMA", "REASONS", "VERSION_RE", "Manifest", "ReleaseRejected", "SignedManifest", "Target",
-           "generate_key", "key_id", "load_key_spec", "load_private", "load_public", "parse_version", "sign",
-           "verify"]
+           "generate_key", "install_cmd_id", "install_command", "key_id", "load_key_spec", "load_private", "load_public",
+           "parse_version", "sign", "verify"]

@@ -1,5 +1,5 @@
-"""``ota`` end to end: the fleet's signed ``ota`` command on a real Mosquitto → the gateway
-daemon verifies the release and relays it over a pty → the real firmware (firmware/lib/ota.py
+"""``ota`` end to end: the signed ``ota`` command as the fleet sends it (contracts.release)
+on a real Mosquitto → the gateway daemon verifies the release and relays it over a pty → the real firmware (firmware/lib/ota.py
 on the MicroPython unix port, hil_tests' runner) installs it, reboots, says HELLO with the
 new version, hears our TIME, and commits. A tampered bundle never reaches the device."""
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet.upgrades import Target, Unit, encode_update, generate_key, sign
+from contracts.payloads import encode_cmd
+from contracts.release import Target, generate_key, install_command, sign
+from contracts.topics import Kind, gateway_topic
 from gateway.config import load_config
 from gateway.testing.console import make_console_link
 from gateway.daemon import bootstrap
@@ -83,14 +85,16 @@ def test_ota_command_installs_and_commits_on_real_firmware(tmp_path, mosquitto, 
                 return [(r["status"], r["detail"].get("phase")) for r in results if r["cmd_id"] == cid]
 
             # tampered: refused at download, no OTA frame goes to the device
-            topic, cmd = encode_update("t1", Unit(GW, DEV), signed, "fleet://x", artifact=bundle[:-1] + b"\x00")
+            topic, cmd = gateway_topic(GW, Kind.CMD), encode_cmd(*install_command(
+                signed, deployment="t1", gateway_id=GW, device=DEV, artifact_url="fleet://x", artifact=bundle[:-1] + b"\x00"))
             fleet.publish(topic, cmd, qos=1)
             await until(lambda: of(f"t1:{GW}/{DEV}:u"), 20, "tampered result")
             [(status, phase)] = of(f"t1:{GW}/{DEV}:u")
             assert (status, phase) == ("error", "download") and not rt.ota_sessions
             # the signed bundle: relayed, installed, rebooted (HELLO 0.2.0), committed
             t0 = time.monotonic()
-            topic, cmd = encode_update("r1", Unit(GW, DEV), signed, "fleet://x", artifact=bundle)
+            topic, cmd = gateway_topic(GW, Kind.CMD), encode_cmd(*install_command(
+                signed, deployment="r1", gateway_id=GW, device=DEV, artifact_url="fleet://x", artifact=bundle))
             fleet.publish(topic, cmd, qos=1)
             cid = f"r1:{GW}/{DEV}:u"
             await until(lambda: any(s != "progress" for s, _ in of(cid)), 150, f"ota result ({of(cid)})\n{fw.log()}")

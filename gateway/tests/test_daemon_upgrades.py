@@ -1,6 +1,6 @@
 """``ota`` / ``update`` (wt.cmd/1, docs/upgrades.md): release verification, the OTA session
 with a fake device (lost ACKs, resume, timeouts), and the daemon end to end on a real
-Mosquitto — commands encoded and signed by the fleet's own code (fleet.upgrades)."""
+Mosquitto — commands encoded and signed by the code the fleet uses (contracts.release, contracts.payloads)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from fleet.upgrades import Target, Unit, encode_update, generate_key, load_public, sign
+from contracts.payloads import encode_cmd
+from contracts.release import Target, generate_key, install_command, load_public, sign
+from contracts.topics import Kind, gateway_topic
 from gateway.codec.enums import ErrorCode, OtaState
 from gateway.codec.payloads import Ack, Error, OtaBegin, OtaChunk, OtaEnd, OtaStatus
 from gateway.codec import AckStatus
@@ -38,6 +40,14 @@ def _signed(priv, blob: bytes, target=Target.FW_BUTTON, version="0.2.0"):
 
 def _release(sm) -> SignedRelease:
     return SignedRelease.from_obj(json.loads(sm.to_json()))
+
+
+def encode_update(deployment: str, gateway_id: str, signed, artifact_url: str, *, device: str | None = None,
+                  artifact: bytes | None = None) -> tuple[str, bytes]:
+    """The ``update``/``ota`` command exactly as the fleet sends it, built from the contract."""
+    command = install_command(signed, deployment=deployment, gateway_id=gateway_id, device=device,
+                              artifact_url=artifact_url, artifact=artifact)
+    return gateway_topic(gateway_id, Kind.CMD), encode_cmd(*command)
 
 
 # ---------------------------------------------------------------- verification
@@ -213,7 +223,7 @@ def test_update_stages_switches_health_checks_commits_and_is_idempotent(tmp_path
             await asyncio.sleep(0.3)                    # the gateway's SUBSCRIBE is in place
             slots = tmp_path / "gw" / "slots"
             # a tampered artifact: refused before a byte reaches a slot
-            topic, cmd = encode_update("r0", Unit(gw), good, "fleet://release/gateway@0.2.0", artifact=bad_blob)
+            topic, cmd = encode_update("r0", gw, good, "fleet://release/gateway@0.2.0", artifact=bad_blob)
             fleet.publish(topic, cmd, qos=1)
             await until(lambda: results.of("r0:gw-upd:u"))
             [err] = [r for r in results.items if r["cmd_id"] == "r0:gw-upd:u"]
@@ -221,7 +231,7 @@ def test_update_stages_switches_health_checks_commits_and_is_idempotent(tmp_path
             assert err["detail"]["rolled_back"] is False and "tampered" in err["detail"]["error"]
             assert not (slots / "b").exists()
             # the real one: downloaded, installed, rebooted, committed
-            topic, cmd = encode_update("r1", Unit(gw), good, "fleet://release/gateway@0.2.0", artifact=wheel)
+            topic, cmd = encode_update("r1", gw, good, "fleet://release/gateway@0.2.0", artifact=wheel)
             fleet.publish(topic, cmd, qos=1)
             await until(lambda: ("ok", "committed") in results.of("r1:gw-upd:u"))
             assert results.of("r1:gw-upd:u") == [("progress", "downloaded"), ("progress", "installed"),
@@ -235,7 +245,7 @@ def test_update_stages_switches_health_checks_commits_and_is_idempotent(tmp_path
             await until(lambda: len(results.of("r1:gw-upd:u")) == 5)
             assert results.of("r1:gw-upd:u")[-1] == ("ok", "committed")
             # another deployment of the version already running: ok/committed, already
-            topic2, cmd2 = encode_update("r2", Unit(gw), good, "fleet://release/gateway@0.2.0", artifact=wheel)
+            topic2, cmd2 = encode_update("r2", gw, good, "fleet://release/gateway@0.2.0", artifact=wheel)
             fleet.publish(topic2, cmd2, qos=1)
             await until(lambda: results.of("r2:gw-upd:u"))
             last = [r for r in results.items if r["cmd_id"] == "r2:gw-upd:u"][-1]
@@ -246,7 +256,7 @@ def test_update_stages_switches_health_checks_commits_and_is_idempotent(tmp_path
             rt.cfg = dataclasses.replace(cfg, upgrades=dataclasses.replace(cfg.upgrades, health_deadline_s=1))
             real = rt.uplink_connected
             rt.uplink_connected = lambda: False         # noqa: E731 - health check: uplink down
-            topic3, cmd3 = encode_update("r3", Unit(gw), v3, "fleet://x", artifact=wheel + b"3")
+            topic3, cmd3 = encode_update("r3", gw, v3, "fleet://x", artifact=wheel + b"3")
             rt.on_cmd_message(topic3, cmd3)
             await until(lambda: any(s == "error" for s, _ in results.of("r3:gw-upd:u")))
             rt.uplink_connected = real
