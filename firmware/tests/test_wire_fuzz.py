@@ -94,7 +94,9 @@ print(json.dumps({"reasons": reasons, "ok": ok}))
     assert set(r["reasons"]) <= known, r
     assert sum(r["reasons"].values()) + r["ok"] > 2500     # random lines may hold several frames or none
     assert {"crc", "cobs", "short", "length", "bad_auth"} <= set(r["reasons"])
-    assert r["ok"] > 0 or "bad_auth" in r["reasons"]
+    # some mutated frames still decode (no auth tag, CRC recomputed): the payload parsers
+    # behind the decoder were fed garbage too, not only the decoder (16 with this seed)
+    assert r["ok"] > 0, "no fuzzed frame got past wire.decode: the payload parsers were never reached"
 
 
 def test_device_survives_authenticated_random_downlink(tmp_path):
