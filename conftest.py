@@ -18,7 +18,7 @@ SHARED = ROOT.parent / "shared"
 @pytest.fixture
 def mosquitto(tmp_path):
     """A private Mosquitto on a free loopback port; killed after the test."""
-    from gateway.testing.broker import MosquittoProcess
+    from testkit.broker import MosquittoProcess
 
     broker = MosquittoProcess(workdir=tmp_path / "mosquitto").start()
     yield broker
@@ -28,7 +28,7 @@ def mosquitto(tmp_path):
 @pytest.fixture
 def mosquitto_factory(tmp_path):
     """Start several brokers (fallback routes, TLS listeners): factory(**kwargs)."""
-    from gateway.testing.broker import MosquittoProcess
+    from testkit.broker import MosquittoProcess
 
     started = []
 

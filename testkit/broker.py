@@ -1,6 +1,7 @@
 """Run a private Mosquitto broker on a loopback port.
 
-Used by the demo ("starts or reuses a Mosquitto"), by tests that must kill or restart
+Used by every test tier through the root conftest (``mosquitto``, ``mosquitto_factory``),
+by the gateway demo ("starts or reuses a Mosquitto"), by tests that must kill or restart
 a broker, and by the benchmarks. Not part of the daemon's runtime path.
 """
 from __future__ import annotations

@@ -94,7 +94,7 @@ def test_mqtt_adapter_queue_subscription_and_errors(mosquitto):
     assert parse_broker("example.net") == ("example.net", 1883)
     with pytest.raises(MqttError, match="host:port"):
         parse_broker("example.net:http")
-    from gateway.testing.broker import free_port
+    from testkit.broker import free_port
 
     with pytest.raises(MqttError, match="cannot reach"):
         connect(f"mqtt://127.0.0.1:{free_port()}")          # nothing listens there

@@ -138,15 +138,16 @@ def test_add_message_ignores_progress_results():
 
 
 def test_contract_with_the_gateway_health_payload():
-    import gateway.adapters.status as status  # contract test: the gateway ships in this repo
-    snap = {"gateway": "gw-0001", "at": T0, "version": "0.1.0", "uptime_s": 3600.5,
-            "uplink": {"connected": True, "route": "primary", "backlog": 2},
-            "journal": {"total": 12, "alarms_pending": 1, "shed": 0},
-            "devices": [{"device": "a4c1380a1b2c", "role": "button", "last_seen": T0 - 5, "battery_pct": 87,
-                         "rssi": -61, "fw": "1.2.0", "silent": False},
-                        {"device": "a4c1380a1b2d", "role": "bed", "last_seen": None, "battery_pct": None,
-                         "rssi": None, "fw": None, "silent": True}]}
-    doc = status.health_payload(snap)
+    """The wt.health/1 a gateway sends (docs/mqtt.md) decodes into the fleet's record. The gateway's
+    side of the contract (its health_payload decodes with contracts.payloads.decode_health) is
+    gateway/tests/test_status.py; the fleet never imports the gateway."""
+    doc = {"schema": "wt.health/1", "gateway": "gw-0001", "at": "2027-01-15T08:00:00.000Z", "version": "0.1.0",
+           "uptime_s": 3600, "uplink": {"state": "connected", "route": "primary", "backlog": 2},
+           "journal": {"depth": 12, "alarms_pending": 1, "shed": 0}, "config_version": 0,
+           "devices": [{"device": "a4c1380a1b2c", "role": "button", "last_seen": "2027-01-15T07:59:55.000Z",
+                        "battery_pct": 87, "rssi": -61, "fw": "1.2.0", "silent": False},
+                       {"device": "a4c1380a1b2d", "role": "bed", "last_seen": None, "battery_pct": None,
+                        "rssi": None, "fw": None, "silent": True}]}
     h = decode_health("gw-0001", json.dumps(doc).encode(), T0 + 1)
     assert isinstance(h, Health), h
     assert (h.at, h.uptime_s, h.uplink_state, h.backlog, h.journal_depth, h.alarms_pending, h.config_version) == (

@@ -55,6 +55,18 @@ def test_health_payload_matches_contract():
     assert h["devices"][1]["silent"] is True
 
 
+def test_health_payload_decodes_with_the_contract_the_fleet_uses():
+    """Gateway half of the wt.health/1 contract (the fleet half is fleet/tests/test_monitor.py)."""
+    from contracts.payloads import Health, decode_health
+
+    h = decode_health("gw-0001", json.dumps(health_payload(snap())).encode(), NOW + 1)
+    assert isinstance(h, Health), h
+    assert (h.at, h.uptime_s, h.uplink_state, h.backlog, h.journal_depth, h.alarms_pending, h.config_version) == (
+        pytest.approx(NOW), 3600, "disconnected", 12, 40, 1, 7)
+    assert h.devices[0].last_seen == pytest.approx(NOW - 30) and h.devices[0].battery_pct == 87
+    assert h.devices[1].silent is True and h.devices[1].fw is None
+
+
 class ServerThread:
     """A StatusServer on its own loop (so the blocking CLI can query it)."""
 
