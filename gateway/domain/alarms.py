@@ -22,8 +22,8 @@ an alarm is ACKed to the device only when the alarm is in someone's custody — 
 only in RAM is not, because a ``kill -9`` would lose it.
 
 A pair not in a table raises :class:`IllegalAlarmTransition`: it is a bug in the caller, not
-a condition of the network. Late reports (a PUBACK or a platform ack for an alarm already
-acknowledged) are in the tables as no-ops. docs/mqtt.md shows both tables; a test keeps them
+a condition of the network. A copy's late PUBACK (or refusal) after the platform ack is in
+the table as a no-op. docs/mqtt.md shows both tables; a test keeps them
 in sync with these (``markdown_tables()``).
 """
 from __future__ import annotations
@@ -93,10 +93,10 @@ ALARM_TRANSITIONS: dict[tuple[AlarmState, AlarmEvent], AlarmState] = {
     (S.HELD, E.PLATFORM_ACK): S.ACKNOWLEDGED,
     (S.ESCALATED, E.PUBLISHED): S.SENT,
     (S.ESCALATED, E.NO_ROUTE): S.HELD,
-    # late reports about an alarm the platform already has: no-ops
+    # a copy's late PUBACK (or refusal) after the platform ack: nothing changes. (A further
+    # ack, accepted/resolved, finds the alarm already forgotten: hook and journal only.)
     (S.ACKNOWLEDGED, E.PUBACK): S.ACKNOWLEDGED,
     (S.ACKNOWLEDGED, E.REFUSED): S.ACKNOWLEDGED,
-    (S.ACKNOWLEDGED, E.PLATFORM_ACK): S.ACKNOWLEDGED,
 }
 
 
