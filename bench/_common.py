@@ -1,4 +1,5 @@
-"""Shared bench helpers: a private broker, a de-duplicating receiver, bare-paho baselines.
+"""Shared bench helpers: a private broker, the platform side (the test kit's platform
+simulator, in its own process), bare-paho baselines.
 
 Benches may import paho directly (they are measurement tools, not domain code).
 """
@@ -19,6 +20,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from gateway.testing.broker import MosquittoProcess  # noqa: E402
+from gateway.testing.platform import PlatformSim  # noqa: E402
 
 
 def start_broker() -> MosquittoProcess:
@@ -39,52 +41,16 @@ def summary(values: list[float]) -> str:
             f"mean={statistics.fmean(values) if values else float('nan'):.3f}")
 
 
-class Receiver:
-    """Platform-side subscriber: de-duplicates on event_id, optionally acks alarms."""
-
-    def __init__(self, host: str, port: int, topic: str, *, ack: bool = False, client_id: str = "bench-rx") -> None:
-        self.unique: set[str] = set()
-        self.processed: list[str] = []     # after de-duplication (what the platform acts on)
-        self.raw = 0
-        self._cv = threading.Condition()
-        self._ack = ack
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        self.c.on_message = self._on_message
-        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-        self.c.max_inflight_messages_set(0)
-        self.c.connect(host, port, keepalive=30)
-        self.c.loop_start()
-
-    def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
-        try:
-            body = json.loads(msg.payload)
-        except ValueError:
-            return
-        eid = body.get("event_id") if isinstance(body, dict) else None
-        if eid is None:
-            return
-        with self._cv:
-            self.raw += 1
-            if eid not in self.unique:
-                self.unique.add(eid)
-                self.processed.append(eid)
-            self._cv.notify_all()
-        if self._ack and body.get("schema") == "wt.alarm/1":
-            gw = msg.topic.split("/")[3]
-            c.publish(f"wt/v1/gw/{gw}/ack", json.dumps({"schema": "wt.ack/1", "event_id": eid,
-                                                        "status": "received", "by": "bench"}), qos=1)
-
-    def wait_count(self, n: int, timeout_s: float) -> bool:
-        with self._cv:
-            return self._cv.wait_for(lambda: len(self.unique) >= n, timeout_s)
-
-    def stop(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
+def start_receiver(host: str, port: int, topic: str, *, ack: bool = False, client_id: str = "bench-rx") -> PlatformSim:
+    """The platform side of a bench: the test kit's platform simulator on its own bare paho
+    connection, subscribed to ``topic``; de-duplicates on event_id, acks alarms if ``ack``.
+    Counts and the order of first arrivals only (no history: it may see 10^5 messages)."""
+    return PlatformSim.on_broker(host, port, client_id=client_id, by="bench", auto_ack=ack,
+                                 history=False).start(filters=(topic,), timeout_s=30)
 
 
 class ReceiverProcess:
-    """A :class:`Receiver` in its own process (so its JSON parsing does not compete for
+    """:func:`start_receiver` in its own process (so its JSON parsing does not compete for
     the measured process's GIL). ``report()`` returns its counts."""
 
     def __init__(self, host: str, port: int, topic: str, *, ack: bool = False) -> None:
@@ -111,17 +77,14 @@ class ReceiverProcess:
 
 
 def _receive_main(host: str, port: str, topic: str, ack: str, client_id: str) -> None:
-    rx = Receiver(host, int(port), topic, ack=ack == "1", client_id=client_id)
-    time.sleep(0.3)
+    rx = start_receiver(host, int(port), topic, ack=ack == "1", client_id=client_id)
     print("READY", flush=True)
     for line in sys.stdin:
         _, expect, timeout_s = line.split()
         if int(expect):
-            rx.wait_count(int(expect), float(timeout_s))
-        with rx._cv:
-            out = {"unique": len(rx.unique), "raw": rx.raw,
-                   "duplicates_after_dedup": len(rx.processed) - len(set(rx.processed)),
-                   "order": rx.processed}
+            rx.wait(lambda sim: len(sim.order) >= int(expect), float(timeout_s))
+        out = {"unique": len(set(rx.order)), "raw": rx.deliveries,
+               "duplicates_after_dedup": rx.duplicates_after_dedup(), "order": list(rx.order)}
         print(json.dumps(out), flush=True)
     rx.stop()
 

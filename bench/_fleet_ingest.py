@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from contracts.payloads import HEALTH_SCHEMA  # noqa: E402
+from contracts.topics import Topics  # noqa: E402
+
 PREFIX = "gw-bench-"
 
 
@@ -126,7 +129,7 @@ def health_packets(messages: int, gateways: int = 1000) -> list[bytes]:
         g, sample = k % gateways, k // gateways
         gw = f"{PREFIX}{g:05d}"
         at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + sample)) + f".{k % 1000:03d}Z"
-        doc = {"schema": "wt.health/1", "gateway": gw, "at": at, "version": "0.1.0", "uptime_s": 3600 + sample,
+        doc = {"schema": HEALTH_SCHEMA, "gateway": gw, "at": at, "version": "0.1.0", "uptime_s": 3600 + sample,
                "uplink": {"state": "connected", "route": "primary", "backlog": 0},
                "journal": {"depth": 3, "alarms_pending": 0, "shed": 0}, "config_version": 7,
                "devices": [{"device": f"{g:06x}{0:06x}", "role": "button", "last_seen": at, "battery_pct": 87 - sample % 50,
@@ -134,7 +137,7 @@ def health_packets(messages: int, gateways: int = 1000) -> list[bytes]:
                            {"device": f"{g:06x}{1:06x}", "role": "bed", "last_seen": at, "battery_pct": 55,
                             "rssi": -70, "fw": "1.2.0", "silent": False}]}
         payload = json.dumps(doc, separators=(",", ":")).encode()
-        topic = _str(f"wt/v1/gw/{gw}/health")
+        topic = _str(Topics(gw).health)
         pid = (k % 65535) + 1
         body = topic + struct.pack("!H", pid) + b"\x00" + payload
         out.append(b"\x32" + _varint(len(body)) + body)

@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ReceiverProcess, baseline_latency_ms, percentile, start_broker, summary  # noqa: E402
 
+from contracts.topics import Kind, all_gateways  # noqa: E402
 from gateway.adapters.journal import JournalWriter, SqliteJournal  # noqa: E402
 from gateway.domain.model import Event, EventCode, Role  # noqa: E402
 from gateway.domain.ports import SystemClock  # noqa: E402
@@ -125,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.switch_interval_ms is not None:
         sys.setswitchinterval(a.switch_interval_ms / 1000.0)
     broker = start_broker()
-    alarms_rx = ReceiverProcess(broker.host, broker.port, "wt/v1/gw/+/alarm", ack=True)
-    events_rx = ReceiverProcess(broker.host, broker.port, "wt/v1/gw/+/event")
+    alarms_rx = ReceiverProcess(broker.host, broker.port, all_gateways(Kind.ALARM), ack=True)
+    events_rx = ReceiverProcess(broker.host, broker.port, all_gateways(Kind.EVENT))
     try:
         sample = encode_event(alarm(1, time.time()), gateway_id=GW, attempt=1, route="primary", sent_at=time.time())
         base = baseline_latency_ms(broker.host, broker.port, a.alarms, sample, gap_s=a.alarm_interval_ms / 1000)

@@ -30,6 +30,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ReceiverProcess, baseline_throughput, start_broker  # noqa: E402
 
+from contracts.topics import Kind, all_gateways  # noqa: E402
 from gateway.adapters.journal import JournalWriter, SqliteJournal  # noqa: E402
 from gateway.domain.model import Event, EventCode, Role  # noqa: E402
 from gateway.domain.ports import SystemClock  # noqa: E402
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     n = a.backlog
     broker = start_broker()
-    rx = ReceiverProcess(broker.host, broker.port, "wt/v1/gw/+/event")
+    rx = ReceiverProcess(broker.host, broker.port, all_gateways(Kind.EVENT))
     base_rx = ReceiverProcess(broker.host, broker.port, "bench/baseline")
     try:
         events = make_events(n)

@@ -234,3 +234,16 @@ def parse_gateway(topic: object, kind: Kind | str | None = None) -> str | None:
 def source_id(parsed: Parsed) -> str:
     """The publishing gateway's id, or the tracker's device id for ``dev`` topics."""
     return parsed.gateway_id if parsed.gateway_id is not None else parsed.device_id  # type: ignore[return-value]
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    """MQTT filter matching (``+`` one level, ``#`` the rest; a ``$share/<group>/`` prefix
+    is ignored), for receivers that route messages by filter."""
+    flt = strip_share(topic_filter).split("/")
+    levels = topic.split("/")
+    for i, f in enumerate(flt):
+        if f == "#":
+            return True
+        if i >= len(levels) or (f != "+" and f != levels[i]):
+            return False
+    return len(levels) == len(flt)

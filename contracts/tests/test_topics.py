@@ -100,3 +100,23 @@ def test_firmware_topic_literal_matches_contracts():
     for kind in (Kind.ALARM, Kind.EVENT):
         assert template % (dev, kind.value) == T.device_topic(dev, kind)
         assert T.parse(template % (dev, kind.value)) == Parsed(kind, None, dev)
+
+
+@pytest.mark.parametrize("flt, topic, want", [
+    ("wt/v1/gw/+/alarm", "wt/v1/gw/gw-1/alarm", True),
+    ("wt/v1/gw/+/alarm", "wt/v1/gw/gw-1/event", False),
+    ("wt/v1/gw/+/alarm", "wt/v1/gw/gw-1/alarm/x", False),
+    ("wt/v1/gw/gw-1/#", "wt/v1/gw/gw-1/config/applied", True),
+    ("$share/fleet/wt/v1/gw/+/health", "wt/v1/gw/gw-1/health", True),
+    ("wt/v1/gw/gw-1/cmd", "wt/v1/gw/gw-1/cmd", True),
+    ("wt/v1/gw/gw-1/cmd", "wt/v1/gw/gw-2/cmd", False),
+])
+def test_filter_matching(flt, topic, want):
+    assert T.matches(flt, topic) is want
+
+
+@given(gw=ids, kind=st.sampled_from(list(Kind)))
+def test_builders_match_their_wildcards(gw, kind):
+    topic = T.gateway_topic(gw, kind)
+    assert T.matches(T.all_gateways(kind), topic) and T.matches(T.gateway_subtree(gw), topic)
+    assert T.matches(T.shared(T.all_gateways(kind)), topic)

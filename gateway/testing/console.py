@@ -1,10 +1,11 @@
-"""Small response console: the platform side of the demo and of commissioning tests.
+"""Small response console: a presenter over the platform simulator, for the demo and tests.
 
-Subscribes to ``wt/v1/gw/+/alarm`` (and ``…/event`` to count telemetry), prints each
-alarm once with its end-to-end latency (receipt time − ``occurred_at``) and answers
-``wt.ack/1`` (``received``, optionally ``accepted``). Duplicate deliveries (same
-``event_id``) are counted and not shown again: the receiver de-duplicates, as the
-contract in docs/mqtt.md requires. Talks MQTT through the uplink's paho adapter.
+:class:`ResponseConsole` runs a :class:`~gateway.testing.platform.PlatformSim` (which
+subscribes to the alarm and event topics, de-duplicates on ``event_id`` and answers
+``wt.ack/1`` - ``received``, optionally ``accepted``) and prints each alarm once with
+its end-to-end latency (receipt time - ``occurred_at``). Duplicate deliveries are
+counted and not shown again: the receiver de-duplicates, as the contract in
+docs/mqtt.md requires. Talks MQTT through the uplink's paho adapter.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
+from contracts.payloads import ALARM_SCHEMA, parse_time
+from contracts.topics import ANY
 from gateway.domain.ports import Clock, SystemClock
-from gateway.domain.payload import AckStatus
-from gateway.domain.uplink_errors import NotConnected
-from gateway.domain.payload import Published, decode_published, encode_ack, parse_rfc3339
+from gateway.testing.platform import Arrival, PlatformSim
 
 
 @dataclass
@@ -31,90 +32,88 @@ class SeenAlarm:
     latency_ms: float
     deliveries: int = 1
     test: bool = False
+    route: str = "primary"
+    attempt: int = 1
 
 
 @dataclass
 class ConsoleStats:
+    """What the console has seen; the counts are the simulator's."""
+
+    sim: PlatformSim
     alarms: dict[str, SeenAlarm] = field(default_factory=dict)
     events: set[str] = field(default_factory=set)
-    deliveries: int = 0
-    duplicate_deliveries: int = 0
-    acks_sent: int = 0
-    rejected: int = 0
+
+    @property
+    def deliveries(self) -> int:
+        return self.sim.deliveries
+
+    @property
+    def duplicate_deliveries(self) -> int:
+        return self.sim.duplicates
+
+    @property
+    def acks_sent(self) -> int:
+        return self.sim.acks_sent
+
+    @property
+    def rejected(self) -> int:
+        return self.sim.rejected
 
 
 class ResponseConsole:
     def __init__(self, link: Any, *, clock: Clock | None = None, out: TextIO | None = None,
                  ack: bool = True, accept: bool = False, by: str = "demo-console",
-                 gateway_filter: str = "+", events: bool = True,
+                 gateway_filter: str = ANY, events: bool = True,
                  on_alarm: Callable[[SeenAlarm], None] | None = None) -> None:
         self.link = link
         self.clock = clock or SystemClock()
         self.out = out or sys.stdout
         self.ack = ack
         self.accept = accept
-        self.by = by
         self.gateway_filter = gateway_filter
         self.events = events
         self.on_alarm = on_alarm
-        self.stats = ConsoleStats()
+        self.sim = PlatformSim(link, auto_ack=ack, accept=accept, by=by, clock=self.clock, history=False,
+                               on_arrival=self._first, on_duplicate=self._again)
+        self.stats = ConsoleStats(self.sim)
         self._lock = threading.Lock()
 
+    @property
+    def by(self) -> str:
+        return self.sim.by
+
     def start(self) -> "ResponseConsole":
-        self.link.subscribe(f"wt/v1/gw/{self.gateway_filter}/alarm", self._on_message)
-        if self.events:
-            self.link.subscribe(f"wt/v1/gw/{self.gateway_filter}/event", self._on_message)
+        self.sim.start(self.gateway_filter, events=self.events)
         return self
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
-        now = self.clock.time()
-        d = decode_published(payload)
-        with self._lock:
-            if not isinstance(d, Published):
-                self.stats.rejected += 1
-                return
-            self.stats.deliveries += 1
-            if not d.alarm:
-                if d.event_id in self.stats.events:
-                    self.stats.duplicate_deliveries += 1
-                self.stats.events.add(d.event_id)
-                return
-            known = self.stats.alarms.get(d.event_id)
-            if known is not None:
-                known.deliveries += 1
-                self.stats.duplicate_deliveries += 1
-                first = False
-            else:
-                body = d.body
-                occurred = parse_rfc3339(str(body.get("occurred_at"))) or now
-                known = SeenAlarm(d.event_id, str(body.get("gateway")), str(body.get("device")),
-                                  str(body.get("type")), str(body.get("class")), occurred, now,
-                                  max(0.0, (now - occurred) * 1000.0), test=bool(body.get("test")))
-                self.stats.alarms[d.event_id] = known
-                first = True
-        gw = topic.split("/")[3] if topic.count("/") >= 4 else known.gateway
-        if first:
-            self._print(known, d)
-            if self.on_alarm is not None:
-                self.on_alarm(known)
-        if self.ack:  # re-ack duplicates too: the gateway re-sends until it hears 'received'
-            self._ack(gw, d.event_id, AckStatus.RECEIVED)
-            if self.accept and first:
-                self._ack(gw, d.event_id, AckStatus.ACCEPTED)
-
-    def _ack(self, gw: str, event_id: str, status: AckStatus) -> None:
-        try:
-            self.link.publish(f"wt/v1/gw/{gw}/ack",
-                              encode_ack(event_id=event_id, status=status, by=self.by, at=self.clock.time()), qos=1)
+    def _first(self, a: Arrival) -> None:
+        body = a.payload
+        if body.get("schema") != ALARM_SCHEMA:
             with self._lock:
-                self.stats.acks_sent += 1
-        except NotConnected:
-            pass
+                self.stats.events.add(a.event_id)
+            return
+        occurred = parse_time(body.get("occurred_at")) or a.arrived_at
+        seen = SeenAlarm(a.event_id, str(body.get("gateway")), str(body.get("device")), a.type,
+                         str(body.get("class")), occurred, a.arrived_at, max(0.0, (a.arrived_at - occurred) * 1000.0),
+                         test=bool(body.get("test")), route=str(body.get("route")),
+                         attempt=body["attempt"] if isinstance(body.get("attempt"), int) else 1)
+        with self._lock:
+            self.stats.alarms[a.event_id] = seen
+        self._print(seen)
+        if self.on_alarm is not None:
+            self.on_alarm(seen)
 
-    def _print(self, a: SeenAlarm, d: Published) -> None:
+    def _again(self, a: Arrival) -> None:
+        with self._lock:
+            seen = self.stats.alarms.get(a.event_id)
+            if seen is not None:
+                seen.deliveries += 1
+
+    def _print(self, a: SeenAlarm) -> None:
         extra = " (TEST)" if a.test else ""
-        route = f" via {d.route}" if d.route != "primary" else ""
-        attempt = f" attempt {d.attempt}" if d.attempt > 1 else ""
+        route = f" via {a.route}" if a.route != "primary" else ""
+        attempt = f" attempt {a.attempt}" if a.attempt > 1 else ""
         print(f"  ALARM {a.klass:<9} {a.type:<22} device {a.device}  latency {a.latency_ms:7.1f} ms"
               f"{route}{attempt}{extra}  [{a.event_id}]", file=self.out, flush=True)
 
