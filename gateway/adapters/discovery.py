@@ -17,9 +17,11 @@ from typing import Any
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceListener, Zeroconf
 from zeroconf.asyncio import AsyncZeroconf
 
+from contracts.discovery import SERVICE_TYPE
+
 log = logging.getLogger("gateway.adapters.discovery")
 
-DEFAULT_SERVICE_TYPE = "_wt-gateway._tcp.local."
+DEFAULT_SERVICE_TYPE = SERVICE_TYPE   # the contract: contracts/discovery.py
 
 
 class DiscoveryError(Exception):

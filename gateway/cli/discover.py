@@ -5,13 +5,15 @@ import argparse
 import json
 import sys
 
+from contracts.discovery import SERVICE_TYPE
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("discover", help="find gateways on the local network (mDNS)")
     p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="browse this long (default 3 s)")
     p.add_argument("--interface", action="append", default=[], metavar="IP",
                    help="browse on this interface address only (repeatable)")
-    p.add_argument("--service-type", default="_wt-gateway._tcp.local.")
+    p.add_argument("--service-type", default=SERVICE_TYPE)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_discover)
 

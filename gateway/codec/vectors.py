@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from contracts.vectors import PROTOCOL_VECTORS
 from gateway.codec import bthome, gatt
 from gateway.codec._result import Rejection
 from gateway.codec.auth import ReplayWindow
@@ -52,7 +53,7 @@ from gateway.codec.payloads import (
 from gateway.domain.model import EventCode, Role
 
 VECTORS_VERSION = 1
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol-vectors.json"
+DEFAULT_PATH = PROTOCOL_VECTORS          # contracts/vectors.py says where the vectors live
 
 DEV = "a4c1380a1b2c"
 KEY = bytes(range(16))                                   # 000102…0f
