@@ -8,13 +8,14 @@ InterfacesAdded / PropertiesChanged signals emitted by gateway/tests/fakebluez.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from typing import Awaitable, Callable
 
 import pytest
 
+from gateway.testing.stimuli import bthome_plain
+from gateway.testing.waiting import async_wait_until, run_async
 from gateway.tests.fakebluez import FakeBluez, FakeCharacteristic, FakeService
-from gateway.tests.fakebluez.fixtures import system_bus  # noqa: F401  (fixture)
 from gateway.adapters.transports.ble import (
     BleConfig,
     BleError,
@@ -37,27 +38,8 @@ PILLBOX = "F0:0D:00:00:00:0A"
 BPM = "C0:FF:EE:00:2A:35"
 
 
-def bthome(packet_id: int, *objects: tuple[int, int]) -> bytes:
-    """BTHome v2, unencrypted (device info 0x40): packet id then one-byte objects."""
-    out = bytearray([0x40, 0x00, packet_id & 0xFF])
-    for oid, value in objects:
-        out += bytes([oid, value])
-    return bytes(out)
-
-
-def run(scenario: Callable[[], Awaitable[None]], timeout_s: float = 30.0) -> None:
-    async def guarded() -> None:
-        await asyncio.wait_for(scenario(), timeout_s)
-
-    asyncio.run(guarded())
-
-
-async def wait_until(pred: Callable[[], bool], timeout_s: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or pred}")
-        await asyncio.sleep(0.01)
+run = run_async                                                       # 30 s limit per scenario
+wait_until = functools.partial(async_wait_until, timeout_s=5.0, step_s=0.01)
 
 
 # --------------------------------------------------------------------------- scanner
@@ -74,14 +56,14 @@ def test_scanner_delivers_service_data_changes_from_properties_changed(system_bu
             assert bluez.adapter.discovering
             assert bluez.adapter.filters[-1] == {"Transport": "le", "DuplicateData": True}
 
-            assert door.advertise(service_data={"fcd2": bthome(1, (0x1A, 1))}, rssi=-61)
+            assert door.advertise(service_data={"fcd2": bthome_plain(1, (0x1A, 1))}, rssi=-61)
             assert other.advertise(manufacturer_data={0x004C: b"\x02\x15"}, rssi=-70)
-            assert door.advertise(service_data={"fcd2": bthome(2, (0x1A, 0))}, rssi=-61)
+            assert door.advertise(service_data={"fcd2": bthome_plain(2, (0x1A, 0))}, rssi=-61)
             await wait_until(lambda: len(got) == 2, what="two BTHome adverts")
 
             assert got == [
-                (DOOR, bthome(1, (0x1A, 1)), -61),
-                (DOOR, bthome(2, (0x1A, 0)), -61),
+                (DOOR, bthome_plain(1, (0x1A, 1)), -61),
+                (DOOR, bthome_plain(2, (0x1A, 0)), -61),
             ]
             assert scanner.stats.reports == 3          # the Apple advert counts as liveness
             assert scanner.stats.bthome_reports == 2
@@ -93,7 +75,7 @@ def test_scanner_delivers_service_data_changes_from_properties_changed(system_bu
             await scanner.async_stop()
             assert not bluez.adapter.discovering
             assert bluez.adapter.filters[-1] == {}     # bleak clears its filter on stop
-            assert door.advertise(service_data={"fcd2": bthome(3)}) is False  # not scanning
+            assert door.advertise(service_data={"fcd2": bthome_plain(3)}) is False  # not scanning
             await asyncio.sleep(0.1)
             assert len(got) == 2
 
@@ -108,11 +90,11 @@ def test_scanner_reports_a_new_device_from_interfaces_added(system_bus):
             await scanner.async_start()
             button = bluez.add_device(BUTTON, name="button")
             assert not button.exported
-            button.advertise(service_data={"0000fcd2-0000-1000-8000-00805f9b34fb": bthome(9, (0x3A, 1))},
+            button.advertise(service_data={"0000fcd2-0000-1000-8000-00805f9b34fb": bthome_plain(9, (0x3A, 1))},
                              rssi=-48)
             await wait_until(lambda: got, what="advert of the new device")
             assert button.exported
-            assert got == [(BUTTON, bthome(9, (0x3A, 1)), -48)]
+            assert got == [(BUTTON, bthome_plain(9, (0x3A, 1)), -48)]
             await scanner.async_stop()
 
     run(scenario)
@@ -131,10 +113,10 @@ def test_a_failing_consumer_does_not_stop_the_scanner(system_bus):
 
             scanner = BleScanner(BleConfig(), on_advert=consumer)
             await scanner.async_start()
-            door.advertise(service_data={"fcd2": bthome(1)})
-            door.advertise(service_data={"fcd2": bthome(2)})
+            door.advertise(service_data={"fcd2": bthome_plain(1)})
+            door.advertise(service_data={"fcd2": bthome_plain(2)})
             await wait_until(lambda: got, what="second advert")
-            assert got == [bthome(2)]
+            assert got == [bthome_plain(2)]
             assert scanner.stats.callback_errors == 1
             await scanner.async_stop()
 
@@ -150,9 +132,9 @@ def test_passive_scanning_registers_an_advertisement_monitor(system_bus):
             await scanner.async_start()
             assert len(bluez.monitors.monitors) == 1
             assert bluez.adapter.start_calls == 0        # no active discovery
-            door.advertise(service_data={"fcd2": bthome(5, (0x21, 1))}, rssi=-55)
+            door.advertise(service_data={"fcd2": bthome_plain(5, (0x21, 1))}, rssi=-55)
             await wait_until(lambda: got, what="passive advert")
-            assert got == [(DOOR, bthome(5, (0x21, 1)), -55)]
+            assert got == [(DOOR, bthome_plain(5, (0x21, 1)), -55)]
             await scanner.async_stop()
             assert bluez.monitors.monitors == []
 
@@ -201,7 +183,7 @@ def test_no_bluez_on_the_bus_is_a_clear_error(system_bus):
 
 
 def _beacon_payload(n: int) -> dict[str, bytes]:
-    return {"fcd2": bthome(n, (0x01, 90))}
+    return {"fcd2": bthome_plain(n, (0x01, 90))}
 
 
 def test_watchdog_power_cycles_an_adapter_that_went_silent(system_bus):

@@ -3,6 +3,7 @@ BlueZ are in test_ble.py)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import subprocess
 import sys
@@ -17,17 +18,8 @@ from gateway.adapters.transports.ble_watchdog import (
     WatchdogState,
     WatchdogStatus,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.t
-
-    def monotonic(self) -> float:
-        return self.t
+from gateway.testing.clock import FakeClock
+from gateway.testing.waiting import async_wait_until, run_async
 
 
 class FakeScanner:
@@ -72,16 +64,8 @@ CFG = WatchdogConfig(silence_timeout_s=60.0, check_interval_s=0.01, backoff_init
                      backoff_max_s=0.2, power_off_s=0.0)
 
 
-async def wait_until(pred, timeout_s: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
-
-
-def run(coro_fn) -> None:
-    asyncio.run(asyncio.wait_for(coro_fn(), 20))
+wait_until = functools.partial(async_wait_until, timeout_s=5.0, step_s=0.005)
+run = functools.partial(run_async, timeout_s=20.0)
 
 
 def test_silence_is_ignored_until_devices_are_known_to_advertise():
@@ -91,11 +75,11 @@ def test_silence_is_ignored_until_devices_are_known_to_advertise():
         wd = BleWatchdog(sc, FakePower(sc), CFG, clock=clock)
         task = asyncio.create_task(wd.async_run())
         await wait_until(lambda: sc.log == ["start"], what="start")
-        clock.t += 10_000                       # nothing ever advertised: nothing to miss
+        clock.advance(10_000)                       # nothing ever advertised: nothing to miss
         await asyncio.sleep(0.1)
         assert wd.status().hangs_detected == 0 and sc.log == ["start"]
         sc.report()                             # a device is known now; it goes quiet
-        clock.t += 61
+        clock.advance(61)
         await wait_until(lambda: wd.status().hangs_detected == 1, what="hang")
         wd.request_stop()
         await task
@@ -113,28 +97,28 @@ def test_ladder_restart_then_power_cycle_then_recovery_resets_it():
         await wait_until(lambda: sc.log == ["start"], what="start")
         sc.report()
 
-        clock.t += 30
+        clock.advance(30)
         await asyncio.sleep(0.05)
         assert wd.status().hangs_detected == 0      # within the silence timeout
         assert wd.status().last_report_age_s == pytest.approx(30)
 
-        clock.t += 31                               # 61 s silent → restart only
+        clock.advance(31)                               # 61 s silent → restart only
         await wait_until(lambda: sc.log[-1] == "start" and len(sc.log) == 3, what="restart")
         assert sc.log == ["start", "stop", "start"]
         assert wd.status().scanner_restarts == 1 and wd.status().degraded
 
-        clock.t += 61                               # still silent → power cycle
+        clock.advance(61)                               # still silent → power cycle
         await wait_until(lambda: "power" in sc.log and sc.log[-1] == "start", what="power cycle")
         assert sc.log[3:] == ["stop", "power", "start"]
         st = wd.status()
         assert (st.hangs_detected, st.scanner_restarts, st.adapter_power_cycles) == (2, 2, 1)
 
-        clock.t += 1
+        clock.advance(1)
         sc.report()                                 # adverts again → episode over
         await wait_until(lambda: wd.status().recoveries == 1, what="recovery")
         assert not wd.status().degraded
 
-        clock.t += 61                               # a new episode starts with a restart again
+        clock.advance(61)                               # a new episode starts with a restart again
         await wait_until(lambda: wd.status().hangs_detected == 3 and sc.log[-1] == "start",
                          what="third hang")
         assert sc.log[-2:] == ["stop", "start"]

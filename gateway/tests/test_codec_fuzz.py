@@ -54,11 +54,12 @@ from gateway.codec.gatt import BPM, GLUCOSE, PLX_CONTINUOUS, PLX_SPOT, SUPPORTED
 from gateway.codec.ieee11073 import MedFloat
 from gateway.codec.jsonify import frame_to_json
 from gateway.domain.model import EventCode, Role
+from gateway.testing.clock import FakeClock
+from gateway.testing.stimuli import TEST_DEVICE as DEV, TEST_KEY as KEY
+from gateway.tests._kit import FakeJournal
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUND = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-KEY = bytes(range(16))
-DEV = "a4c1380a1b2c"
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
@@ -77,26 +78,11 @@ def _frame_like() -> st.SearchStrategy[bytes]:
                      st.binary(max_size=60), st.sampled_from([b"", bytes(8)]), st.booleans())
 
 
-class _Clock:
-    def time(self) -> float:
-        return 1_795_413_600.0
-
-    def monotonic(self) -> float:
-        return 50.0
-
-
-class _Journal:
-    def __init__(self) -> None:
-        self.state: dict[str, bytes] = {}
+class _Journal(FakeJournal):
+    """Every event id ending in 1 counts as already stored (the duplicate path is fuzzed too)."""
 
     def contains(self, event_id: str) -> bool:
         return event_id.endswith("1")
-
-    def get_state(self, key: str) -> bytes | None:
-        return self.state.get(key)
-
-    def set_state(self, key: str, value: bytes) -> None:
-        self.state[key] = value
 
 
 # ------------------------------------------------------------------ never raises
@@ -180,7 +166,7 @@ def test_replay_state_never_raises(blob):
 def test_ingress_never_raises(chunks, advert):
     from gateway.domain.ingress import Ingress
 
-    ing = Ingress("gw", {DEV: KEY, "000000000000": KEY}, _Journal(), _Clock())
+    ing = Ingress("gw", {DEV: KEY, "000000000000": KEY}, _Journal(), FakeClock(1_795_413_600.0, mono=50.0))
     for c in chunks:
         ing.feed("l", c)
     ing.advert(DEV, advert, -50)

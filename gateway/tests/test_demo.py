@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
-
-GATEWAY = str(Path(sys.executable).with_name("gateway"))
+from gateway.tests._kit import GATEWAY_EXE as GATEWAY
 
 
 def test_demo_short_with_outage_loses_nothing(tmp_path):

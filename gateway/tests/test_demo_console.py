@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from gateway.domain.model import Event, EventCode, Role
 from gateway.adapters.mqtt import MqttLink
 from gateway.domain.payload import encode_event
-
-GATEWAY = str(Path(sys.executable).with_name("gateway"))
+from gateway.tests._kit import GATEWAY_EXE as GATEWAY
 
 
 def test_console_prints_acks_and_dedups(mosquitto):

@@ -12,27 +12,16 @@ from gateway.domain.ingress import Ingress
 from gateway.adapters.journal import SqliteJournal
 from gateway.domain.model import EventCode, Role
 from gateway.adapters.transports import LinkState
+from gateway.testing.clock import FakeClock
 from gateway.testing.emulated_link import EmulatedAir, EmulatedLink
 
 DEV = "e00000000001"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_795_000_000.0
-        self.m = 100.0
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.m
-
-
 def test_frame_device_retransmits_until_acked_then_stops(tmp_path):
     async def run():
         loop = asyncio.get_running_loop()
-        clock = Clock()
+        clock = FakeClock()
         journal = SqliteJournal(tmp_path / "j.sqlite")
         key = key_for(DEV)
         ingress = Ingress("gw-t", {DEV: key}, journal, clock)
@@ -43,9 +32,9 @@ def test_frame_device_retransmits_until_acked_then_stops(tmp_path):
         dev.attach(link)
         rec = dev.press()
         await asyncio.sleep(0)
-        clock.m += 1.0
+        clock.advance(1.0)
         dev.tick()                                    # too early: no resend
-        clock.m += 1.5
+        clock.advance(1.5)
         dev.tick()                                    # resend with the same seq, older age
         await asyncio.sleep(0)
         frames = [f for chunk in wire for f in StreamDecoder().feed(chunk) if isinstance(f, Frame)]
@@ -58,7 +47,7 @@ def test_frame_device_retransmits_until_acked_then_stops(tmp_path):
         link.send(ingress.ack_frame(res.events[0]))
         await asyncio.sleep(0)
         assert dev.outbox == {} and rec.ack_status == "stored"
-        clock.m += 10
+        clock.advance(10)
         n = len(wire)
         dev.tick()
         await asyncio.sleep(0)
@@ -99,7 +88,7 @@ def test_link_cut_drops_both_directions():
 def test_advert_devices_encrypt_and_ingress_decodes_with_matching_ids(tmp_path):
     async def run():
         loop = asyncio.get_running_loop()
-        clock = Clock()
+        clock = FakeClock()
         journal = SqliteJournal(tmp_path / "j.sqlite")
         bed_id, door_id = "e00000000003", "e00000000004"
         ingress = Ingress("gw-t", {bed_id: key_for(bed_id), door_id: key_for(door_id)}, journal, clock)
@@ -123,7 +112,7 @@ def test_advert_devices_encrypt_and_ingress_decodes_with_matching_ids(tmp_path):
 def test_home_builds_every_demo_role_and_counts_unacked():
     async def run():
         loop = asyncio.get_running_loop()
-        home = EmulatedHome(loop, Clock(), home_devices(12))
+        home = EmulatedHome(loop, FakeClock(), home_devices(12))
         assert {d.role for d in home} == {Role.BUTTON, Role.FALL, Role.BED, Role.DOOR, Role.DISPENSER, Role.GPS}
         assert len(home.links) == 8                            # frame devices get links; bed/door advertise
         for link in home.links.values():

@@ -4,12 +4,9 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 from gateway.adapters.discovery import GatewayAdvertiser, discover
-
-GATEWAY = str(Path(sys.executable).with_name("gateway"))
+from gateway.tests._kit import GATEWAY_EXE as GATEWAY
 
 
 def test_advertise_and_discover_on_loopback():

@@ -10,7 +10,6 @@ from gateway.codec import (
     AckStatus,
     Error,
     ErrorCode,
-    EventPayload,
     Heartbeat,
     Hello,
     MsgType,
@@ -29,69 +28,17 @@ from gateway.codec import bthome
 from gateway.codec.gatt import BPM, encode_gatt
 from gateway.codec.ieee11073 import MedFloat
 from gateway.domain.ingress import SYNTHETIC_SEQ_BASE, Ingress, RejectLog
-from gateway.domain.model import Event, EventCode, Role
+from gateway.domain.model import EventCode, Role
+from gateway.testing.clock import FakeClock
+from gateway.testing.stimuli import TEST_DEVICE as DEV, TEST_KEY as KEY, event_frame
+from gateway.tests._kit import FakeJournal
 
-DEV = "a4c1380a1b2c"
-KEY = bytes(range(16))
 PLAIN_DEV = "0011223344aa"
 GW = "gw-test"
 
 
-class FakeClock:
-    def __init__(self, t: float = 1_795_413_600.0) -> None:
-        self.t = t
-        self.m = 1000.0
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.m
-
-    def advance(self, s: float) -> None:
-        self.t += s
-        self.m += s
-
-
-class FakeJournal:
-    """In-memory Journal: the parts ingress uses (contains, get_state, set_state) plus append."""
-
-    def __init__(self) -> None:
-        self.events: dict[str, Event] = {}
-        self.state: dict[str, bytes] = {}
-
-    def append(self, event: Event) -> bool:
-        if event.event_id in self.events:
-            return False
-        self.events[event.event_id] = event
-        return True
-
-    def contains(self, event_id: str) -> bool:
-        return event_id in self.events
-
-    def get_state(self, key: str) -> bytes | None:
-        return self.state.get(key)
-
-    def set_state(self, key: str, value: bytes) -> None:
-        self.state[key] = bytes(value)
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def journal():
-    return FakeJournal()
-
-
 def make(journal, clock, **kw) -> Ingress:
     return Ingress(GW, {DEV: KEY}, journal, clock, **kw)
-
-
-def event_frame(seq: int, code=EventCode.BUTTON_PRESS, age_ms=0, data=None, key=KEY, device=DEV) -> bytes:
-    return encode_frame(MsgType.EVENT, device, seq, EventPayload(code, age_ms, data or {}), key=key, urgent=True)
 
 
 def decode_reply(raw: bytes):

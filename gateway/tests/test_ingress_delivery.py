@@ -6,51 +6,16 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.codec import Ack, AckStatus, EventPayload, MsgType, decode_wire, encode_frame
+from gateway.codec import Ack, AckStatus, decode_wire
 from gateway.domain.ingress import Ingress
 from gateway.domain.model import EventCode
-
-DEV = "a4c1380a1b2c"
-KEY = bytes(range(16))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_795_413_600.0
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-
-class Journal:
-    def __init__(self) -> None:
-        self.events: dict[str, object] = {}
-        self.appends = 0
-        self.state: dict[str, bytes] = {}
-
-    def append(self, event) -> bool:
-        self.appends += 1
-        if event.event_id in self.events:
-            return False
-        self.events[event.event_id] = event
-        return True
-
-    def contains(self, event_id: str) -> bool:
-        return event_id in self.events
-
-    def get_state(self, key: str) -> bytes | None:
-        return self.state.get(key)
-
-    def set_state(self, key: str, value: bytes) -> None:
-        self.state[key] = value
+from gateway.testing.clock import FakeClock
+from gateway.testing.stimuli import TEST_DEVICE as DEV, TEST_KEY as KEY, event_frame
+from gateway.tests._kit import FakeJournal
 
 
 def frame(seq: int) -> bytes:
-    code = EventCode.BUTTON_PRESS if seq % 3 == 0 else EventCode.MOTION
-    return encode_frame(MsgType.EVENT, DEV, seq, EventPayload(code, 0, {}), key=KEY, urgent=True)
+    return event_frame(seq, EventCode.BUTTON_PRESS if seq % 3 == 0 else EventCode.MOTION, urgent=True)
 
 
 ACTIONS = st.lists(st.one_of(
@@ -66,7 +31,7 @@ ACTIONS = st.lists(st.one_of(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ACTIONS)
 def test_every_event_stored_exactly_once(actions):
-    clock, journal = Clock(), Journal()
+    clock, journal = FakeClock(1_795_413_600.0), FakeJournal()
     ing = Ingress("gw", {DEV: KEY}, journal, clock)
     next_seq = 1
     unacked: set[int] = set()          # device outbox
@@ -104,7 +69,7 @@ def test_every_event_stored_exactly_once(actions):
         elif action == "drop_acks":
             acks_in_flight.clear()
         elif action == "wait":
-            clock.t += arg
+            clock.advance(arg)
         elif action == "restart":
             submitted.clear()           # lost with the process; the device still has them
             acks_in_flight.clear()
@@ -112,7 +77,7 @@ def test_every_event_stored_exactly_once(actions):
 
     # drain: the device keeps retrying (after its retry timeout), the gateway keeps storing
     for _ in range(5):
-        clock.t += 31
+        clock.advance(31)
         for seq in sorted(unacked):
             feed(seq)
         while submitted:

@@ -5,25 +5,13 @@ import asyncio
 import os
 import select
 import time
-import tty
 
-
-from gateway.codec import MsgType, StreamDecoder, encode_frame
-from gateway.codec.events import EventPayload
-from gateway.domain.model import EventCode
 from gateway.adapters.transports import LinkState
 from gateway.adapters.transports.serial_link import SerialLink
-
-DEV = "a4c1380a1b2c"
-KEY = bytes(range(16))
-
-
-def open_pty() -> tuple[int, str]:
-    master, slave = os.openpty()
-    tty.setraw(master)
-    name = os.ttyname(slave)
-    os.close(slave)           # the gateway opens the slave by path
-    return master, name
+from gateway.codec import StreamDecoder
+from gateway.testing.stimuli import event_frame
+from gateway.testing.waiting import async_wait_until
+from gateway.tests._kit import open_pty
 
 
 def read_master(fd: int, timeout_s: float = 5.0, want: int = 1) -> bytes:
@@ -39,18 +27,6 @@ def read_master(fd: int, timeout_s: float = 5.0, want: int = 1) -> bytes:
     return buf
 
 
-async def wait_for(pred, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
-def button_frame(seq: int) -> bytes:
-    return encode_frame(MsgType.EVENT, DEV, seq, EventPayload(EventCode.BUTTON_PRESS, 0, {}), key=KEY, urgent=True)
-
-
 def test_bytes_both_ways_over_a_pty():
     async def run():
         master, path = open_pty()
@@ -60,11 +36,11 @@ def test_bytes_both_ways_over_a_pty():
                           reconnect_s=0.1, on_state=lambda n, s: states.append(s))
         link.start()
         try:
-            await wait_for(lambda: link.state is LinkState.UP)
-            wire = button_frame(1)
+            await async_wait_until(lambda: link.state is LinkState.UP)
+            wire = event_frame(1)
             os.write(master, wire[:5])
             os.write(master, wire[5:])
-            await wait_for(lambda: b"".join(got) == wire)
+            await async_wait_until(lambda: b"".join(got) == wire)
             frames = StreamDecoder().feed(b"".join(got))
             assert len(frames) == 1 and frames[0].seq == 1
             link.send(b"\x01\x02\x00")
@@ -88,22 +64,22 @@ def test_unplug_and_replug_through_a_symlink(tmp_path):
         link = SerialLink(str(link_path), asyncio.get_running_loop(), lambda n, d: got.extend(d), reconnect_s=0.1)
         link.start()
         try:
-            await wait_for(lambda: link.state is LinkState.UP)
-            os.write(master1, button_frame(1))
-            await wait_for(lambda: got.count(0) == 1)
+            await async_wait_until(lambda: link.state is LinkState.UP)
+            os.write(master1, event_frame(1))
+            await async_wait_until(lambda: got.count(0) == 1)
             # unplug: node gone, path gone
             os.close(master1)
             os.unlink(link_path)
-            await wait_for(lambda: link.state is LinkState.DOWN)
+            await async_wait_until(lambda: link.state is LinkState.DOWN)
             link.send(b"lost\x00")                    # must not raise or block while down
             await asyncio.sleep(0.5)                  # several failed reopen attempts
             assert link.state is LinkState.DOWN
             # replug on a different pty
             master2, path2 = open_pty()
             os.symlink(path2, link_path)
-            await wait_for(lambda: link.state is LinkState.UP)
-            os.write(master2, button_frame(2))
-            await wait_for(lambda: got.count(0) == 2)
+            await async_wait_until(lambda: link.state is LinkState.UP)
+            os.write(master2, event_frame(2))
+            await async_wait_until(lambda: got.count(0) == 2)
             frames = StreamDecoder().feed(bytes(got))
             assert [f.seq for f in frames] == [1, 2]
             link.send(b"ack\x00")
@@ -120,7 +96,7 @@ def test_missing_port_keeps_retrying_without_raising(tmp_path):
         link = SerialLink(str(tmp_path / "nope"), asyncio.get_running_loop(), lambda n, d: None, reconnect_s=0.05)
         link.start()
         try:
-            await wait_for(lambda: link.errors >= 3)
+            await async_wait_until(lambda: link.errors >= 3)
             assert link.state is LinkState.DOWN and "open failed" in link.last_error
         finally:
             link.stop()

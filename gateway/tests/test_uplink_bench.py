@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from gateway.tests._kit import ROOT
 
 
 def _run(script: str, *args: str) -> dict:
