@@ -1,4 +1,5 @@
-# Fall detector: impact, then a changed and still posture.
+# Fall detector: impact, then a changed and still posture; per placement (waist,
+# chest/pendant, wrist) its own physical rules (see RULES).
 #
 # Streaming, O(1) per sample, integer arithmetic only (milli-g), so the decision is
 # bit-identical on the ESP32 (single-precision floats), the unix port and CPython.
@@ -6,6 +7,7 @@
 #
 #   det = FallDetector(rate_hz=50, placement=PLACEMENT_WAIST)
 #   peak_cg = det.feed(x_mg, y_mg, z_mg)   # > 0: fall suspected (open the cancel window)
+#   det.confidence                          # 50..100 for that suspicion (evidence margin)
 try:
     from micropython import const
 except ImportError:  # CPython (bench --cpython); same integers, same results
@@ -28,23 +30,43 @@ PLACEMENT_NAMES = ("wrist", "chest", "waist")
 # lying (~90 deg) in a fall; the wrist swings hard in daily life and ends a fall at any
 # angle, so it needs a higher impact and a weak angle rule but a stricter stillness.
 THRESHOLDS = (
-    (3500, 30, 200),  # wrist (not validated on data: see docs/fall-detection.md)
-    (2500, 60, 300),  # chest / pendant (pendant swing amplifies the peak)
-    (2000, 60, 300),  # waist / belt (SisFall placement)
+    (3000, 45, 300),  # wrist: hands and arm swings hit hard; the arm lies still after a fall
+    (1800, 60, 300),  # chest / pendant: softer impact (cord, clothing), trunk turns to lying
+    (2000, 60, 300),  # waist / belt (SisFall placement; unchanged)
 )
-
+# Per placement, the rules beyond the three thresholds:
+#   (freefall_mg, impulse_mgs, settle_ms, chain_ms)
+#  freefall_mg: |a| must have dipped to at most this within 1 s before the first impact
+#               (the body dropping; 0 = no such rule). Daily lie-downs and sit-downs are
+#               controlled: a pendant stays near 1 g until it lands.
+#  impulse_mgs: the impact's velocity change, sum of (|a| - 1 g) dt over the samples above
+#               1.5 g from the impact until the posture is measured, at least this (mg*s;
+#               150 mg*s = 1.5 m/s; 0 = no such rule). A hand dropped on a mattress or a
+#               table stops from well under 1.5 m/s; a hand or arm hitting the floor in a
+#               fall from standing does not.
+#  settle_ms:   time after the last impact before stillness and posture are measured (a
+#               faller's arms move for a few seconds: pushing, reaching, then rest).
+#  chain_ms:    longest impact chain (first to last impact) that can be a fall (0 = any):
+#               clapping, jogging and hopping hit the wrist for many seconds.
+RULES = (
+    (0, 150, 3000, 2500),   # wrist
+    (600, 0, 1000, 0),      # chest / pendant
+    (0, 0, 1000, 0),        # waist (today's detector)
+)
 # Timing, ms (physical, not tuned): the falling phase lasts < 1 s, so the posture
 # "before" is taken from 250 ms blocks in [-3 s, -1 s] before the impact (the one most
 # different from the posture after counts: a person who leans forward to stand up and
-# then falls was upright a moment earlier); the body settles within 1 s after the
-# impact; stillness and the posture "after" are measured over the next 2 s.
+# then falls was upright a moment earlier); the body settles within settle_ms (RULES)
+# after the impact; stillness and the posture "after" are measured over the next 2 s.
 _BLOCK_MS = const(250)
 _PRE_FROM_MS = const(3000)
 _PRE_TO_MS = const(1000)
-_SETTLE_MS = const(1000)
 _OBSERVE_MS = const(2000)
 _MIN_OBSERVE_MS = const(1000)  # flush(): shortest observation worth a decision
+_FREEFALL_MS = const(1000)     # the free-fall dip is looked for in this time before the impact
 _NBLOCKS = const(13)
+_FLOOR2 = const(2250000)       # (1.5 g)^2: samples above it count for the impulse
+_NO_MIN = const(0x3FFFFFFF)    # block minimum of |a|^2 before any sample (a small int on the ESP32)
 # a 250 ms block whose mean is 0.7..1.3 g is quasi-static: its mean is gravity
 _GRAVITY_LO2 = const(490000)
 _GRAVITY_HI2 = const(1690000)  # covers _PRE_FROM_MS plus the block being filled
@@ -72,51 +94,79 @@ def _isqrt(n):
     return x
 
 
+def _norm(x, y, z, m2):
+    # |a| = floor(sqrt(m2)) from an upper bound (largest + half the other two
+    # components >= |a|): two or three Newton steps instead of twenty
+    x, y, z = abs(x), abs(y), abs(z)
+    r = x + y + z
+    b = max(x, y, z)
+    r = b + (r - b + 1) // 2 + 1
+    while True:
+        q = (r + m2 // r) >> 1
+        if q >= r:
+            return r
+        r = q
+
+
 class FallDetector:
     """Impact -> settle -> observe posture and stillness. Feed milli-g samples at rate_hz."""
 
     def __init__(self, rate_hz=50, placement=PLACEMENT_WAIST, impact_mg=None,
-                 angle_deg=None, still_mg=None):
+                 angle_deg=None, still_mg=None, freefall_mg=None):
         if not isinstance(rate_hz, int) or rate_hz < 10 or rate_hz > 1000:
             raise FallConfigError("rate_hz: %r out of range; use 10..1000" % (rate_hz,))
         if placement not in (PLACEMENT_WRIST, PLACEMENT_CHEST, PLACEMENT_WAIST):
             raise FallConfigError("placement: %r unknown; use 0 wrist, 1 chest, 2 waist" % (placement,))
         imp, ang, still = THRESHOLDS[placement]
+        ff, impulse, settle_ms, chain_ms = RULES[placement]
         if impact_mg is not None:
             imp = impact_mg
         if angle_deg is not None:
             ang = angle_deg
         if still_mg is not None:
             still = still_mg
+        if freefall_mg is not None:
+            ff = freefall_mg
         if not (1200 <= imp <= 16000):
             raise FallConfigError("impact_mg: %r out of range; use 1200..16000" % (imp,))
         if not (0 <= ang <= 90):
             raise FallConfigError("angle_deg: %r out of range; use 0..90" % (ang,))
         if not (20 <= still <= 2000):
             raise FallConfigError("still_mg: %r out of range; use 20..2000" % (still,))
+        if not (0 <= ff <= 1000):
+            raise FallConfigError("freefall_mg: %r out of range; use 0 (off)..1000" % (ff,))
         self.rate_hz = rate_hz
         self.placement = placement
         self.impact_mg = imp
         self.angle_deg = ang
         self.still_mg = still
+        self.freefall_mg = ff
+        self.impulse_mgs = impulse
+        # impulse in mg per sample, compared without a division per sample
+        self._impulse_n = impulse * rate_hz
         self._imp2 = imp * imp
         self._still2 = still * still
+        self._ff2 = ff * ff
         # cos(angle) in 1/1024 for the integer angle test (table avoids float math)
         self._cos1024 = _cos1024(ang)
         self._block_n = max(1, rate_hz * _BLOCK_MS // 1000)
-        self._settle_n = rate_hz * _SETTLE_MS // 1000
+        self._settle_n = rate_hz * settle_ms // 1000
+        self._chain_n = rate_hz * chain_ms // 1000
         self._observe_n = max(2, rate_hz * _OBSERVE_MS // 1000)
         self._refresh_n = rate_hz * _PRE_FROM_MS // 1000
         blk_ms = self._block_n * 1000 // rate_hz
         # block ages (0 = block being filled) that make up the "before" window
         self._pre_lo = max(1, (_PRE_TO_MS + blk_ms - 1) // blk_ms)
         self._pre_hi = min(_NBLOCKS - 1, max(self._pre_lo, _PRE_FROM_MS // blk_ms))
+        # blocks (ages 0..) that cover the free-fall time before an impact
+        self._ff_hi = min(_NBLOCKS - 1, (_FREEFALL_MS + blk_ms - 1) // blk_ms)
         # block sums as int32 arrays (RAM: 52 bytes each instead of a list of int
         # objects); sums stay far below 2**31 (<= 16 g * 250 samples per block)
         self._bx = array("i", _ZEROS)
         self._by = array("i", _ZEROS)
         self._bz = array("i", _ZEROS)
         self._bn = array("i", _ZEROS)
+        self._bm = array("i", _ZEROS)  # per block: smallest |a|^2 (free-fall dip)
         self._px = array("i", _ZEROS)
         self._py = array("i", _ZEROS)
         self._pz = array("i", _ZEROS)
@@ -125,11 +175,17 @@ class FallDetector:
         self.candidates = 0
         self.last_angle_ok = False
         self.last_still_ok = False
+        self.confidence = 0
 
     def reset(self):
         for i in range(_NBLOCKS):
             self._bx[i] = self._by[i] = self._bz[i] = self._bn[i] = 0
+            self._bm[i] = _NO_MIN
         self._bi = 0
+        self._cn = 0      # samples since the first impact of the chain
+        self._chain = 0   # samples from the first to the last impact
+        self._ffm2 = _NO_MIN
+        self._burst = 0   # impulse of the samples above 1.5 g so far (mg * samples)
         self._state = _IDLE
         self._count = 0
         self._peak2 = 0
@@ -169,6 +225,12 @@ class FallDetector:
                     break
         self._pk = k
         self._age = 0
+        m = _NO_MIN
+        for age in range(self._ff_hi + 1):
+            v = self._bm[(bi - age) % _NBLOCKS]
+            if v < m:
+                m = v
+        self._ffm2 = m
 
     def feed(self, x, y, z):
         """One sample in milli-g. Returns the peak in centi-g (> 0) when a fall is
@@ -180,17 +242,33 @@ class FallDetector:
         self._by[bi] += y
         self._bz[bi] += z
         self._bn[bi] += 1
+        if m2 < self._bm[bi]:
+            self._bm[bi] = m2
         if self._bn[bi] >= self._block_n:
             bi = (bi + 1) % _NBLOCKS
             self._bi = bi
             self._bx[bi] = self._by[bi] = self._bz[bi] = self._bn[bi] = 0
+            self._bm[bi] = _NO_MIN
 
-        self._age += 1
+        st = self._state
+        if st != _IDLE:  # (counters only run during a candidate: they stay small ints)
+            self._age += 1
+            self._cn += 1
+        if self._impulse_n and st != _OBSERVE:
+            # velocity change of the impact: the run of samples above 1.5 g that leads
+            # into it, then every such sample until the posture is measured
+            if m2 >= _FLOOR2:
+                self._burst += _norm(x, y, z, m2) - 1000
+            elif st == _IDLE:
+                self._burst = 0
         if m2 >= self._imp2:
-            if self._state == _IDLE:
+            if st == _IDLE:
                 self._peak2 = m2
+                self._cn = 0
+                self._chain = 0
                 self._snapshot_before()
             else:
+                self._chain = self._cn
                 if m2 > self._peak2:
                     self._peak2 = m2
                 # a chain of impacts (stumble, bounce, jogging) keeps the posture from
@@ -201,7 +279,6 @@ class FallDetector:
             self._state = _SETTLE
             self._count = 0
             return 0
-        st = self._state
         if st == _IDLE:
             return 0
         self._count += 1
@@ -247,9 +324,46 @@ class FallDetector:
                 break
         self.last_angle_ok = turned
         self.last_still_ok = still
-        if turned and still:
-            return max(1, _isqrt(self._peak2) // 10)
-        return 0
+        if not (turned and still):
+            return 0
+        # placement rules beyond posture and stillness
+        if self._ff2 and self._ffm2 > self._ff2:
+            return 0   # no free fall before the impact
+        if self._chain_n and self._chain > self._chain_n:
+            return 0   # a long series of impacts: clapping, jogging, hopping
+        if self._burst < self._impulse_n:
+            return 0   # a soft landing (mattress, table), not a fall
+        self.confidence = self._conf(var_n2, s2)
+        return max(1, _isqrt(self._peak2) // 10)
+
+    def _conf(self, var_n2, s2):
+        # 50..100: the mean margin by which the rules were met (per mille of each rule's
+        # threshold; 50 = every rule just met, 100 = impact >= 2x threshold, turned
+        # >= 90 deg, perfectly still, falling at 0 g). Once per suspicion (big ints ok).
+        n = self._count
+        imp = self.impact_mg
+        m = min(1000, (_isqrt(self._peak2) - imp) * 1000 // imp)
+        still = self.still_mg
+        m += (still - _isqrt(var_n2) // n) * 1000 // still
+        c = self._cos1024
+        best = 1024
+        for k in range(self._pk):
+            rx, ry, rz = self._px[k], self._py[k], self._pz[k]
+            d = _isqrt((rx * rx + ry * ry + rz * rz) * s2)
+            if d:
+                v = (rx * self._sx + ry * self._sy + rz * self._sz) * 1024 // d
+                if v < best:
+                    best = v
+        m += 1000 if c <= 0 or best <= 0 else max(0, min(1000, (c - best) * 1000 // c))
+        k = 3
+        if self._ff2:
+            ff = self.freefall_mg
+            m += max(0, (ff - _isqrt(self._ffm2)) * 1000 // ff)
+            k += 1
+        if self._impulse_n:
+            m += min(1000, (self._burst - self._impulse_n) * 1000 // self._impulse_n)
+            k += 1
+        return 50 + m * 50 // (k * 1000)
 
     def _turned(self, rx, ry, rz, sx, sy, sz, s2):
         # angle(r, s) >= angle_deg, in integers: cos = dot / (|r||s|)

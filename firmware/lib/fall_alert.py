@@ -3,9 +3,10 @@
 # leaves if the accelerometer stops delivering samples after the impact.
 #
 #   alert = FallAlert(cancel_ms=20000)
-#   alert.suspect(peak_cg, now_ms)      -> True if a new window opened (start buzzer)
+#   alert.suspect(peak_cg, now_ms, confidence)  -> True if a new window opened (start buzzer)
 #   alert.cancel(now_ms)                -> (EV_FALL_CANCELLED, peak_cg) or None
 #   alert.poll(now_ms)                  -> (EV_FALL_DETECTED, peak_cg) or None
+#   alert.confidence                    the highest confidence suspected in the window
 try:
     from micropython import const
 except ImportError:
@@ -34,16 +35,20 @@ class FallAlert:
         self.cancel_ms = cancel_ms
         self.state = IDLE
         self.peak_cg = 0
+        self.confidence = 0
         self._opened_ms = 0
 
-    def suspect(self, peak_cg, now_ms):
+    def suspect(self, peak_cg, now_ms, confidence=0):
         """A fall was suspected. Opens the window (True) or joins the open one (False)."""
         if self.state == PENDING:
             if peak_cg > self.peak_cg:
                 self.peak_cg = peak_cg
+            if confidence > self.confidence:
+                self.confidence = confidence
             return False
         self.state = PENDING
         self.peak_cg = peak_cg
+        self.confidence = confidence
         self._opened_ms = now_ms
         return True
 

@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 RATE = 50
 
 
-def movement(kind: str, *, rate: int = RATE, impact_g: float = 4.0, seed: int = 1) -> list[tuple[int, int, int]]:
-    """Milli-g samples: 5 s standing, the movement, 6 s after it."""
+def movement(kind: str, *, rate: int = RATE, impact_g: float = 4.0, seed: int = 1,
+             impact_ms: int = 0) -> list[tuple[int, int, int]]:
+    """Milli-g samples: 5 s standing, the movement, 6 s after it (``impact_ms``: the fall's
+    impact lasts that long instead of one sample: a hand or arm hitting the floor)."""
     rng = random.Random(seed)
     out = []
 
@@ -35,7 +37,8 @@ def movement(kind: str, *, rate: int = RATE, impact_g: float = 4.0, seed: int = 
             a = (k + 1) / n * math.pi / 2
             out.append((0, int(-400 * math.cos(a)), int(400 * math.sin(a))))
         g = impact_g if kind != "fall_soft" else 1.6
-        out.append((int(g * 300), int(-g * 400), int(g * 860)))
+        for _ in range(max(1, impact_ms * rate // 1000)):
+            out.append((int(g * 300), int(-g * 400), int(g * 860)))
         out.append((200, -300, 1900))
         if kind == "fall_then_walk":
             for k in range(int(6 * rate)):   # gets up at once and walks (not still)
@@ -43,10 +46,12 @@ def movement(kind: str, *, rate: int = RATE, impact_g: float = 4.0, seed: int = 
                 out.append((int(300 * math.sin(ph)), int(-1000 - 450 * math.sin(ph)), int(200 * math.cos(ph))))
         else:
             add(6, (0.05, 0.05, 1.0), 0.01)
-    elif kind == "lie_down":                       # onto a bed: turns 90 deg, no impact
+    elif kind in ("lie_down", "bed_slap"):         # onto a bed: turns 90 deg, no impact
         for k in range(int(2 * rate)):
             a = (k + 1) / (2 * rate) * math.pi / 2
             out.append((0, int(-1000 * math.cos(a)), int(1000 * math.sin(a) + 150)))
+        if kind == "bed_slap":                     # ...and the hand slaps the mattress (one 4 g sample)
+            out.append((int(impact_g * 300), int(-impact_g * 400), int(impact_g * 860)))
         add(6, (0.05, 0.05, 1.0), 0.01)
     elif kind == "jump":                           # take-off, flight, landing upright
         add(0.3, (0.0, -1.6, 0.0))
@@ -105,11 +110,47 @@ def test_fall_is_detected_with_its_peak_and_daily_movements_are_not(tmp_path):
         assert r[k] == [], k
 
 
-def test_placement_sets_thresholds_wrist_needs_a_harder_impact(tmp_path):
-    data = samples_file(tmp_path, "f", movement("fall", impact_g=2.8))
-    r = mp("s = %r\nprint(json.dumps([len(run(s, placement=p)) for p in (0, 1, 2)] + "
-           "[len(run(s, placement=0, impact_mg=2500))]))" % data)
-    assert r == [0, 1, 1, 1]   # wrist default 3.5 g misses a 2.8 g impact; an explicit impact_mg overrides
+def test_placement_selects_its_detector_rules(tmp_path):
+    # a fall with a real impact (100 ms at 4 g after a free-fall phase) alarms everywhere;
+    # lying down on a bed with a hand slap (one 4 g sample, no free fall) only alarms the
+    # waist detector (today's rules: impact, turn, still) - the pendant needs the free
+    # fall, the wristband the impact's velocity change
+    fall = samples_file(tmp_path, "f", movement("fall", impact_ms=100))
+    slap = samples_file(tmp_path, "s", movement("bed_slap"))
+    soft = samples_file(tmp_path, "w", movement("fall", impact_g=2.8, impact_ms=100))
+    r = mp("""
+f, s, w = %r, %r, %r
+out = [[len(run(f, placement=p)) for p in (0, 1, 2)], [len(run(s, placement=p)) for p in (0, 1, 2)]]
+out.append([len(run(w, placement=0)), len(run(w, placement=0, impact_mg=2500))])
+out.append([[d.impact_mg, d.freefall_mg, d.impulse_mgs] for d in (FallDetector(placement=p) for p in (0, 1, 2))])
+print(json.dumps(out))""" % (fall, slap, soft))
+    assert r[0] == [1, 1, 1]
+    assert r[1] == [0, 0, 1]
+    assert r[2] == [0, 1]     # wrist default 3 g misses a 2.8 g impact; an explicit impact_mg overrides
+    assert r[3] == [[3000, 0, 150], [1800, 600, 0], [2000, 0, 0]]
+
+
+def test_wrist_decides_after_its_longer_settling_and_reports_confidence(tmp_path):
+    f = samples_file(tmp_path, "f", movement("fall", impact_ms=100))
+    r = mp("""
+out = []
+for p in (0, 2):
+    d = FallDetector(placement=p)
+    h = run(%r, placement=p)
+    out.append([h, d.confidence])
+d = FallDetector(placement=0)
+with open(%r, "rb") as fh:
+    b = fh.read()
+for k in range(0, len(b), 6):
+    if d.feed(*struct.unpack_from("<hhh", b, k)):
+        out.append(d.confidence)
+print(json.dumps(out))""" % (f, f))
+    impact_end = 5 * RATE + 20 + 5       # last impact sample
+    (wrist_hits, _), (waist_hits, _), conf = r
+    assert len(wrist_hits) == 1 and len(waist_hits) == 1
+    assert abs(wrist_hits[0][0] - (impact_end + 5 * RATE)) <= 3    # settle 3 s + observe 2 s
+    assert abs(waist_hits[0][0] - (impact_end + 3 * RATE)) <= 3    # settle 1 s + observe 2 s
+    assert 50 <= conf <= 100
 
 
 @pytest.mark.parametrize("rate", [25, 50, 100])
@@ -236,11 +277,54 @@ def test_generic_csv_layout_and_bad_dir(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "bench" / "fall_eval.py"), str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a directory" in bad.stderr
-    # a file in m/s^2 instead of g is named, with the fix
-    (d / "ADL_s3_ms2.csv").write_text("t_s,ax_g,ay_g,az_g\n" + "".join(f"{i / 50},0,-9.81,0.2\n" for i in range(100)))
-    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "fall_eval.py"), str(d)],
+    # a file in m/s^2 instead of g is skipped with the reason and the fix; the rest is evaluated
+    (d / "ADL_s3_ms2.csv").write_text("t_s,ax_g,ay_g,az_g\n" + "".join(f"{i / 50},0,-9.81,0.2\n" for i in range(400)))
+    r = bench(d)
+    assert r["trials"] == 3
+    assert [(e["trial"], "9.80665" in e["reason"]) for e in r["skipped"]] == [("ADL_s3_ms2.csv", True)]
+    # nothing left to evaluate: exit 2, naming a skipped trial and its reason
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "ADL_s3_ms2.csv").write_text((d / "ADL_s3_ms2.csv").read_text())
+    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "fall_eval.py"), str(only)],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "ADL_s3_ms2.csv" in bad.stderr and "9.80665" in bad.stderr
+
+
+def _csv(path, rows, rate=20):
+    path.write_text("t_s,ax_g,ay_g,az_g\n" + "".join(f"{i / rate:.3f},{x:.4f},{y:.4f},{z:.4f}\n"
+                                                      for i, (x, y, z) in enumerate(rows)))
+
+
+def test_bench_skips_odd_trials_with_the_reason_and_evaluates_the_rest(tmp_path):
+    d = tmp_path / "odd"
+    d.mkdir()
+    rows = movement("fall", rate=20, impact_ms=100)
+    _csv(d / "FALL_Subject_01_Fall_forwardFall_1_2017-01-01_00-00-00.csv",
+         [(x / 1000, y / 1000, z / 1000) for x, y, z in rows])
+    still = [(0.0, -1.0, 0.05)] * 300
+    hop = [(0.0, -1.0 if k % 10 < 7 else 2.0, 2.0 if k % 10 >= 7 else 0.05) for k in range(300)]
+    _csv(d / "ADL_Subject_01_ADL_Hopping_1_2017-01-01_00-00-00.csv", hop)           # pinned at +-2 g
+    _csv(d / "ADL_Subject_01_ADL_Walking_1_2017-01-01_00-00-00.csv",                # m/s^2
+         [(x * 9.81, y * 9.81, z * 9.81) for x, y, z in still])
+    _csv(d / "ADL_Subject_02_ADL_Walking_1_2017-01-01_00-00-00.csv",                # scale jumps to 1/4
+         still[:150] + [(x / 4, y / 4, z / 4) for x, y, z in still[:150]])
+    gap = d / "ADL_Subject_02_ADL_Bending_1_2017-01-01_00-00-00.csv"               # 3 s without samples
+    gap.write_text("t_s,ax_g,ay_g,az_g\n" + "".join(f"{t / 20:.3f},0,-1,0.05\n" for t in range(300) if not 100 <= t < 160))
+    (d / "ADL_Subject_02_ADL_Sitting_1_2017-01-01_00-00-00.csv").write_text("time,x,y,z\n0,0,0,1\n")
+    r = bench(d, "--placement", "pendant")
+    assert (r["trials"], r["falls"], r["sensitivity"]) == (1, 1, 1.0)
+    reasons = {e["trial"].split("_ADL_")[0][-2:] + e["trial"].split("_ADL_")[1][:8]: e["reason"] for e in r["skipped"]}
+    assert len(r["skipped"]) == 5, r["skipped"]
+    assert reasons["01Hopping_"].startswith("saturated") and "2.00 g" in reasons["01Hopping_"]
+    assert "9.80665" in reasons["01Walking_"]
+    assert "scale changes" in reasons["02Walking_"]
+    assert reasons["02Bending_"].startswith("gap of 3.05 s")
+    assert reasons["02Sitting_"].startswith("header")
+    assert r["per_activity"]["forwardFall"] == {"fall": True, "trials": 1, "raised": 1}
+    # --keep-saturated evaluates the pinned trial instead
+    r = bench(d, "--placement", "pendant", "--keep-saturated", "--cpython")
+    assert r["trials"] == 2 and len(r["skipped"]) == 4
 
 
 def test_flush_decides_a_recording_cut_short_after_the_impact(tmp_path):
