@@ -25,7 +25,9 @@ from gateway.domain.ports import SystemClock
 from gateway.domain.backoff import Backoff
 from gateway.domain.forwarder import Forwarder
 from gateway.adapters.mqtt import MqttLink, alarm_lane_link, gateway_link
-from gateway.testing.platform import FakeClock, LoopThread, PlatformSim, TcpProxy, wait_until
+from gateway.testing.clock import FakeClock
+from gateway.testing.platform import LoopThread, PlatformSim, TcpProxy, wait_until
+from gateway.testing.stimuli import device_event
 
 GW = "gw-0001"
 DEV = "a4c1380a1b2c"
@@ -90,7 +92,7 @@ class Gateway:
 
 
 def event(i: int, t: float, alarm: bool = False) -> Event:
-    return Event(f"{DEV}-{i:08x}", DEV, EventCode.BUTTON_PRESS if alarm else EventCode.MOTION, t, t, seq=i)
+    return device_event(i, EventCode.BUTTON_PRESS if alarm else EventCode.MOTION, t, device=DEV)
 
 
 @pytest.mark.slow
@@ -308,8 +310,7 @@ def test_disk_full_alarms_still_forwarded(mosquitto, tmp_path, kind):
         while gw.loop.call(lambda: gw.fwd.status().shed) == 0 and i < 6000:   # fill until telemetry is shed
             for _ in range(100):
                 i += 1
-                gw.submit(Event(f"{DEV}-{i:08x}", DEV, EventCode.MEASUREMENT, now, now, seq=i,
-                                data={"pad": "x" * 400}))
+                gw.submit(device_event(i, EventCode.MEASUREMENT, now, device=DEV, data={"pad": "x" * 400}))
             time.sleep(0.05)
         assert wait_until(lambda: gw.status().shed > 0, 10), "disk never filled"
         alarms = [Event(f"{DEV}-a{k:07x}", DEV, EventCode.FALL_DETECTED, now, now) for k in range(5)]

@@ -10,13 +10,13 @@ import pytest
 
 from gateway.adapters.journal import AppendOutcome, JournalError, JournalFull, JournalWriter, SqliteJournal
 from gateway.domain.model import Event, EventCode, Role
+from gateway.testing.stimuli import device_event
 
 T0 = 1_790_000_000.0
 
 
 def ev(i: int, code: EventCode = EventCode.MOTION, dev: str = "a4c1380a1b2c", **kw) -> Event:
-    return Event(event_id=f"{dev}-{i:08x}", device_id=dev, code=code, occurred_at=T0 + i, received_at=T0 + i,
-                 role=Role.MOTION, seq=i, data=kw or {"n": i})
+    return device_event(i, code, T0 + i, device=dev, role=Role.MOTION, data=kw or {"n": i})
 
 
 def test_append_is_durable_and_deduplicates(tmp_path):

@@ -2,19 +2,16 @@
 the watchdog in ``gateway status`` / wt.health/1, and GATT health values through the daemon."""
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 from gateway.codec.gatt import BPM, encode_gatt
 from gateway.codec.ieee11073 import MedFloat
 from gateway.config import load_config
-from gateway.daemon import bootstrap
 from gateway.domain.model import EventClass, EventCode
 from gateway.domain.rules import BleReceiverRule, build_rules
 from gateway.adapters.status import health_payload, render_table
 from gateway.adapters.transports.ble_watchdog import HangKind, WatchdogState, WatchdogStatus
-from gateway.domain.payload import Published, decode_published
-from gateway.testing.platform import FakeClock, FakePublisher
+from gateway.testing.clock import FakeClock
 
 OK = WatchdogStatus(state=WatchdogState.SCANNING, degraded=False, hangs_detected=0, scanner_restarts=0,
                     adapter_power_cycles=0, recoveries=0, last_hang=None, last_error="", last_report_age_s=1.0)
@@ -66,17 +63,12 @@ def test_watchdog_in_status_table_and_health():
     assert "ble" not in health_payload(_snap(None)) and "ble " not in render_table(_snap(None))
 
 
-def test_daemon_raises_and_publishes_the_ble_alarm_and_takes_gatt_measurements(tmp_path):
+def test_daemon_raises_and_publishes_the_ble_alarm_and_takes_gatt_measurements(offline_gateway):
     """The real wiring (bootstrap, journal, forwarder, rule engine) with a fake route: a degraded
     watchdog becomes a published technical alarm; a GATT health value becomes a measurement event."""
-    loop = asyncio.new_event_loop()
-    clock = FakeClock()
-    pub = FakePublisher(clock=clock)
-    cfg = load_config(None, env={}, overrides={
-        "gateway": {"id": "gw-ble", "data_dir": str(tmp_path / "gw")}, "ble": {"enabled": True},
-        "status": {"enabled": False}, "discovery": {"enabled": False},
-        "devices": {"0a0b0c0d0e0f": {"role": "health", "link": "ble-health"}}})
-    rt = bootstrap(cfg, clock=clock, loop=loop, publisher=pub, serial=False, advertise=False)
+    gw = offline_gateway("gw-ble", ble={"enabled": True},
+                         devices={"0a0b0c0d0e0f": {"role": "health", "link": "ble-health"}})
+    rt = gw.rt
 
     class Watchdog:
         st = HUNG
@@ -91,34 +83,25 @@ def test_daemon_raises_and_publishes_the_ble_alarm_and_takes_gatt_measurements(t
     wd = Watchdog()
     rt._ble = (Scanner(), wd)      # what _start_ble sets up (the BlueZ side is tested in test_daemon_ble)
 
-    def settle():
-        for _ in range(4):
-            rt.writer.run_pending()
-            loop.run_until_complete(asyncio.sleep(0))
-
-    try:
-        rt.forwarder.start()
-        rt.engine.tick()
-        settle()
-        rt.engine.tick()
-        settle()
-        wd.st = OK
-        rt.engine.tick()
-        settle()
-        value = encode_gatt(BPM, 0x00, {"systolic": MedFloat(150, 0), "diastolic": MedFloat(90, 0),
-                                        "mean_arterial_pressure": MedFloat(110, 0)})
-        rt.on_gatt_measurement("0A:0B:0C:0D:0E:0F", BPM, value)
-        settle()
-        pub.puback()
-        settle()
-        got = [d for d in (decode_published(p.payload) for p in pub.published) if isinstance(d, Published)]
-        types = [d.body["type"] for d in got]
-        assert types.count("ble_receiver_fault") == 1 and types.count("ble_receiver_restored") == 1, types
-        fault = next(d for d in got if d.body["type"] == "ble_receiver_fault")
-        assert fault.body["device"] == "gw-ble" and fault.alarm
-        m = [d for d in got if d.body["type"] == "measurement"]
-        assert len(m) == 1 and m[0].body["device"] == "0a0b0c0d0e0f" and m[0].body["data"]["systolic"] == 150
-        assert rt.snapshot()["ble"]["watchdog"]["degraded"] is False
-    finally:
-        rt.journal.close()
-        loop.close()
+    rt.forwarder.start()
+    rt.engine.tick()
+    gw.settle()
+    rt.engine.tick()
+    gw.settle()
+    wd.st = OK
+    rt.engine.tick()
+    gw.settle()
+    value = encode_gatt(BPM, 0x00, {"systolic": MedFloat(150, 0), "diastolic": MedFloat(90, 0),
+                                    "mean_arterial_pressure": MedFloat(110, 0)})
+    rt.on_gatt_measurement("0A:0B:0C:0D:0E:0F", BPM, value)
+    gw.settle()
+    gw.pub.puback()
+    gw.settle()
+    got = gw.published()
+    types = [d.body["type"] for d in got]
+    assert types.count("ble_receiver_fault") == 1 and types.count("ble_receiver_restored") == 1, types
+    fault = next(d for d in got if d.body["type"] == "ble_receiver_fault")
+    assert fault.body["device"] == "gw-ble" and fault.alarm
+    m = [d for d in got if d.body["type"] == "measurement"]
+    assert len(m) == 1 and m[0].body["device"] == "0a0b0c0d0e0f" and m[0].body["data"]["systolic"] == 150
+    assert rt.snapshot()["ble"]["watchdog"]["degraded"] is False

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import BedRule, DoseRule
-from gateway.domain.model import Event, EventCode
+from gateway.domain.model import EventCode
 from gateway.domain.rules import BedNotReturnedRule, MissedDoseRule, in_window
+from gateway.testing.stimuli import device_event
 
 OSLO = ZoneInfo("Europe/Oslo")
 T0 = dt.datetime(2026, 11, 23, 18, 0, tzinfo=OSLO).timestamp()
@@ -17,7 +18,7 @@ DEV = "a4c1380a0001"
 
 
 def ev(code, t, n, **data):
-    return Event(f"{DEV}-{n:08x}", DEV, code, t, t, seq=n, data=data)
+    return device_event(n, code, t, device=DEV, data=data)
 
 
 steps = st.lists(st.tuples(st.sampled_from(["out", "in", "tick"]), st.integers(1, 40 * 60)), max_size=40)
