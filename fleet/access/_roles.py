@@ -75,13 +75,10 @@ class Actor:
             )
 
     def scope_sql(self, column: str) -> tuple[str, list[str]]:
-        """A WHERE fragment limiting ``column`` to this actor's municipalities."""
-        if self.municipalities is None:
-            return "1=1", []
-        if not self.municipalities:
-            return "1=0", []
-        ms = sorted(self.municipalities)
-        return f"{column} IN ({', '.join('?' * len(ms))})", ms
+        """A WHERE fragment limiting ``column`` to this actor's municipalities (for SQL adapters)."""
+        from ..store._scope import in_scope
+
+        return in_scope(column, self.municipalities)
 
 
 def system_actor(service: str) -> Actor:

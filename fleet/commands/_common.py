@@ -1,8 +1,10 @@
-"""Shared CLI helpers: JSON / table output, progress bars, opening an authenticated session."""
+"""Shared CLI helpers: JSON / table output, progress bars, the MQTT broker option, dates, and the
+authenticated session that wires services (the CLI's composition root)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +17,32 @@ def add_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable JSON on stdout instead of a table")
     return parser
+
+
+def add_broker(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--broker", default=None, metavar="HOST:PORT",
+                   help="MQTT broker (default: $FLEET_MQTT or 127.0.0.1:1883)")
+    return p
+
+
+def connect_broker(args, *, client_id: str, manual_ack: bool = False):
+    from ..mqtt import MqttClient, parse_broker
+
+    host, port = parse_broker(args.broker or os.environ.get("FLEET_MQTT") or "127.0.0.1:1883")
+    return MqttClient(host, port, client_id=client_id, manual_ack=manual_ack).connect()
+
+
+def parse_day(text: str) -> float:
+    """``YYYY-MM-DD`` (UTC midnight) or an RFC 3339 time -> epoch seconds."""
+    from ..errors import ValidationError
+
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{text!r} is not a date; write YYYY-MM-DD, e.g. 2026-11-01") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
 
 
 def fmt_time(ts: float | None) -> str:
@@ -123,11 +151,77 @@ def progress_iter(items: Iterable[Any], total: int, label: str, *, enabled: bool
 
 @dataclass
 class Session:
-    """An open store plus the authenticated actor, for one command."""
+    """An open store plus the authenticated actor, for one command.
+
+    This is the CLI's composition root: the ``inventory`` / ``installations`` / ``access``
+    helpers wire a package's SQL adapter over an open transaction to its service, with a
+    clock fixed at the transaction's start (one command step = one instant).
+    """
 
     store: Any
     actor: Any
     cfg: Any
+
+    def _clock(self) -> Any:
+        from ..clock import FixedClock
+
+        return FixedClock(self.cfg.clock())
+
+    @property
+    def clock(self) -> Any:
+        """The CLI's clock (``cfg.clock``) as a :class:`fleet.clock.Clock` that keeps ticking."""
+        from ..clock import FunctionClock
+
+        return FunctionClock(self.cfg.clock)
+
+    def inventory(self, tx: Any) -> Any:
+        from ..inventory import InventoryService
+        from ..inventory._sql import SqlInventoryRepo
+
+        return InventoryService(SqlInventoryRepo(tx), self._clock())
+
+    def installations(self, tx: Any) -> Any:
+        from ..installations import InstallationService
+        from ..installations._sql import SqlInstallationRepo
+
+        return InstallationService(SqlInstallationRepo(tx), self.inventory(tx), self._clock())
+
+    def access(self, tx: Any) -> Any:
+        return _access(tx, self.cfg)
+
+    def audit(self, tx: Any, action: str, entity: str, entity_id: Any = None, *, at: float | None = None,
+              **kw: Any) -> None:
+        """Audit ``action`` by this session's actor, in ``tx`` (so it commits with the change); ``at``: now."""
+        from ..access import audit
+        from ..access._sql import SqlAuditLog
+
+        audit(SqlAuditLog(tx), self.actor, action, entity, entity_id, at=self.cfg.clock() if at is None else at, **kw)
+
+
+def _access(tx: Any, cfg: Any) -> Any:
+    from ..access import AccessService
+    from ..access._sql import SqlAccessRepo
+    from ..clock import FixedClock
+
+    return AccessService(SqlAccessRepo(tx), FixedClock(cfg.clock()))
+
+
+def access_transactions(store: Any) -> Any:
+    """Transactions on ``store`` that hand out the access SQL adapter (for multi-step flows)."""
+    from ..access._sql import SqlAccessRepo
+    from ..store import sql_transactions
+
+    return sql_transactions(store, SqlAccessRepo)
+
+
+def resolve_actor(store: Any, cfg: Any) -> Any:
+    """Who runs this command: FLEET_TOKEN, FLEET_USER (SQLite only) or the `fleet login` session."""
+    from ..access import read_session_file
+
+    session_data = None if (cfg.token or cfg.user) else read_session_file(cfg.session_file)
+    with store.transaction(write=False) as tx:
+        return _access(tx, cfg).resolve(token=cfg.token, user=cfg.user, session=session_data, db_url=store.url,
+                                        trust_user=store.dialect.is_sqlite)
 
 
 @contextmanager
@@ -135,11 +229,7 @@ def session(cfg, *, authenticate: bool = True) -> Iterator[Session]:
     """Open the store named by ``cfg`` and resolve who is running the command."""
     store = cfg.open_store()
     try:
-        actor = None
-        if authenticate:
-            from ..access import resolve_actor
-
-            actor = resolve_actor(store, cfg)
+        actor = resolve_actor(store, cfg) if authenticate else None
         yield Session(store, actor, cfg)
     finally:
         store.close()

@@ -16,12 +16,9 @@ def register(sub) -> None:
 
 
 def cmd_audit(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit_entries
-
-    with session(cfg) as s:
-        s.actor.require(Permission.AUDIT_READ)
-        with s.store.transaction(write=False) as tx:
-            rows = audit_entries(tx, entity=args.entity, entity_id=args.entity_id, actor=args.actor, limit=args.limit)
+    with session(cfg) as s, s.store.transaction(write=False) as tx:
+        rows = s.access(tx).audit_entries(s.actor, entity=args.entity, entity_id=args.entity_id, actor=args.actor,
+                                          limit=args.limit)
     if not cfg.json:
         for r in rows:
             r["at"] = fmt_time(r["at"])

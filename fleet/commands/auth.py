@@ -5,7 +5,7 @@ import argparse
 import getpass
 import sys
 
-from ._common import add_json, emit, fmt_time
+from ._common import access_transactions, add_json, emit, fmt_time, session
 
 
 def register(sub) -> None:
@@ -20,38 +20,33 @@ def register(sub) -> None:
 
 def cmd_login(args: argparse.Namespace, cfg) -> int:
     from ..access import login, write_session_file
+    from ..clock import FixedClock
     from ..errors import ValidationError
 
     if not 0 < args.hours <= 12:
         raise ValidationError(f"--hours {args.hours} is out of range; use more than 0 and at most 12")
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.user}: ")
-    store = cfg.open_store()
-    try:
-        token, expires = login(store, args.user, password, at=cfg.clock(), ttl_s=args.hours * 3600)
-    finally:
-        store.close()
-    write_session_file(cfg.session_file, {"db": store.url, "user": args.user, "token": token, "expires_at": expires})
+    with session(cfg, authenticate=False) as s:
+        token, expires = login(access_transactions(s.store), FixedClock(cfg.clock()), args.user, password,
+                               ttl_s=args.hours * 3600)
+    write_session_file(cfg.session_file, {"db": s.store.url, "user": args.user, "token": token, "expires_at": expires})
     print(f"logged in as {args.user} until {fmt_time(expires)} (session in {cfg.session_file})")
     return 0
 
 
 def cmd_logout(args: argparse.Namespace, cfg) -> int:
-    from ..access import read_session_file, revoke
+    from ..access import read_session_file
 
     data = read_session_file(cfg.session_file)
     if data and data.get("token"):
-        store = cfg.open_store()
-        try:
-            revoke(store, data["token"])
-        finally:
-            store.close()
+        with session(cfg, authenticate=False) as s, s.store.transaction() as tx:
+            s.access(tx).revoke(data["token"])
     cfg.session_file.unlink(missing_ok=True)
     print("logged out")
     return 0
 
 
 def cmd_whoami(args: argparse.Namespace, cfg) -> int:
-    from ._common import session
 
     with session(cfg) as s:
         a = s.actor

@@ -40,59 +40,42 @@ def register(sub) -> None:
 
 def cmd_model_list(args: argparse.Namespace, cfg) -> int:
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = tx.query("SELECT code, name, role, radio, firmware_family FROM device_model ORDER BY code")
+        rows = s.inventory(tx).models()
     emit(cfg, rows, columns=["code", "name", "role", "radio", "firmware_family"])
     return 0
 
 
 def cmd_model_add(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import add_model
-
     with session(cfg) as s, s.store.transaction() as tx:
-        add_model(tx, s.actor, args.code, args.name, args.role, args.radio, args.firmware, at=cfg.clock())
+        s.inventory(tx).add_model(s.actor, args.code, args.name, args.role, args.radio, args.firmware)
     print(f"model {args.code} added")
     return 0
 
 
 def cmd_location_list(args: argparse.Namespace, cfg) -> int:
-    where, params = ["1=1"], []
-    if args.kind:
-        where.append("l.kind = ?")
-        params.append(args.kind)
-    if args.municipality:
-        where.append("l.municipality_id = ?")
-        params.append(args.municipality)
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        scope, sp = s.actor.scope_sql("l.municipality_id")
-        rows = tx.query("SELECT l.code, l.kind, l.name, l.municipality_id AS municipality, p.code AS parent"
-                        " FROM location l LEFT JOIN location p ON p.id = l.parent_id"
-                        f" WHERE {' AND '.join(where)} AND ({scope} OR l.municipality_id IS NULL) ORDER BY l.code",
-                        (*params, *sp))
+        rows = s.inventory(tx).locations(s.actor, kind=args.kind, municipality=args.municipality)
     emit(cfg, rows, columns=["code", "kind", "name", "municipality", "parent"])
     return 0
 
 
 def cmd_location_add(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import add_location
-
     with session(cfg) as s, s.store.transaction() as tx:
-        add_location(tx, s.actor, args.code, args.kind, args.name, municipality=args.municipality,
-                     parent=args.parent, at=cfg.clock())
+        s.inventory(tx).add_location(s.actor, args.code, args.kind, args.name, municipality=args.municipality,
+                                     parent=args.parent)
     print(f"location {args.code} added")
     return 0
 
 
 def cmd_municipalities(args: argparse.Namespace, cfg) -> int:
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = tx.query("SELECT id, name FROM municipality ORDER BY id")
+        rows = s.inventory(tx).municipalities()
     emit(cfg, rows, columns=["id", "name"])
     return 0
 
 
 def cmd_municipality_add(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import add_municipality
-
     with session(cfg) as s, s.store.transaction() as tx:
-        add_municipality(tx, s.actor, args.id, args.name, at=cfg.clock())
+        s.inventory(tx).add_municipality(s.actor, args.id, args.name)
     print(f"municipality {args.id} {args.name} added")
     return 0

@@ -5,8 +5,8 @@ import argparse
 import json
 import sys
 
-from ._common import Progress, add_json, emit, fmt_time, session
-from ._ops import WallClock, add_broker, connect_broker
+from ..clock import FunctionClock
+from ._common import Progress, add_broker, add_json, connect_broker, emit, fmt_time, session
 
 SCOPES = ("municipality", "group", "gateway", "device")
 
@@ -66,7 +66,7 @@ def _svc(tx, cfg):
     from ..config._sql import SqlConfigStore
 
     store = SqlConfigStore(tx)
-    return store, ConfigService(store, WallClock(cfg.clock))
+    return store, ConfigService(store, FunctionClock(cfg.clock))
 
 
 def _require(actor, perm_name: str, store, gateway_id: str | None) -> None:
@@ -107,7 +107,7 @@ def cmd_show(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_set(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit
+    from ..access import Permission
     from ..config import Scope, parse_value
     from ..errors import ValidationError
 
@@ -124,15 +124,15 @@ def cmd_set(args: argparse.Namespace, cfg) -> int:
         muni = sid if scope == "municipality" else (store.municipality_of(sid) if scope == "gateway" else None)
         s.actor.require(Permission.CONFIG_WRITE, muni)
         svc.set_key(Scope(scope), sid, args.key, value, by=s.actor.name)
-        audit(tx, s.actor, "config.set", "config_template", f"{scope}:{sid}", at=cfg.clock(), municipality=muni,
-              detail={"key": args.key, "unset": args.unset})
+        s.audit(tx, "config.set", "config_template", f"{scope}:{sid}", municipality=muni,
+                detail={"key": args.key, "unset": args.unset})
     print(f"{scope} {sid}: {args.key} = {'(removed)' if args.unset else json.dumps(value)}; "
           "push it with: fleet config push GATEWAY (or --all)", file=sys.stderr)
     return 0
 
 
 def cmd_assign(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit
+    from ..access import Permission
     from ..errors import ValidationError
 
     if not args.group and not args.municipality:
@@ -141,13 +141,12 @@ def cmd_assign(args: argparse.Namespace, cfg) -> int:
         store, _ = _svc(tx, cfg)
         s.actor.require(Permission.CONFIG_WRITE, args.municipality or store.municipality_of(args.gateway))
         store.assign(args.gateway, group_id=args.group, municipality_id=args.municipality)
-        audit(tx, s.actor, "config.assign", "gateway", args.gateway, at=cfg.clock(), municipality=args.municipality,
-              detail={"group": args.group})
+        s.audit(tx, "config.assign", "gateway", args.gateway, municipality=args.municipality,
+                detail={"group": args.group})
     return 0
 
 
 def cmd_push(args: argparse.Namespace, cfg) -> int:
-    from ..access import audit
     from ..config import ConfigError
     from ..errors import ValidationError
 
@@ -167,8 +166,8 @@ def cmd_push(args: argparse.Namespace, cfg) -> int:
                         store, svc = _svc(tx, cfg)
                         _require(s.actor, "CONFIG_WRITE", store, gw)
                         v = svc.push(gw, client)
-                        audit(tx, s.actor, "config.push", "gateway", gw, at=cfg.clock(),
-                              municipality=store.municipality_of(gw), detail={"version": v.version, "hash": v.hash})
+                        s.audit(tx, "config.push", "gateway", gw, municipality=store.municipality_of(gw),
+                                detail={"version": v.version, "hash": v.hash})
                     results.append({"gateway": gw, "version": v.version, "hash": v.hash})
                 except ConfigError as exc:
                     failed += 1

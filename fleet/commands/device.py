@@ -15,10 +15,8 @@ def register(sub) -> None:
 
 
 def cmd_show(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import device_show
-
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        d = device_show(tx, s.actor, args.key)
+        d = s.inventory(tx).device_show(s.actor, args.key)
     if cfg.json:
         emit(cfg, d)
         return 0

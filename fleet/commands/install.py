@@ -109,23 +109,19 @@ def _json_arg(value: str) -> dict:
 
 
 def cmd_create(args: argparse.Namespace, cfg) -> int:
-    from ..installations import create
-
     routing = _json_arg(args.routing) if args.routing else None
     with session(cfg) as s, s.store.transaction() as tx:
-        inst = create(tx, s.actor, resident_ref=args.resident, location=args.location, kit=args.kit,
-                      consent_kind=args.consent, consent_date=args.consent_date, consent_ref=args.consent_ref,
-                      routing=routing, at=cfg.clock())
+        inst = s.installations(tx).create(s.actor, resident_ref=args.resident, location=args.location, kit=args.kit,
+                                          consent_kind=args.consent, consent_date=args.consent_date,
+                                          consent_ref=args.consent_ref, routing=routing)
     emit(cfg, {"code": inst["code"], "version": inst["version"]} if cfg.json else
          f"installation {inst['code']} created (version {inst['version']}); next: checklist, then commission")
     return 0
 
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
-    from ..installations import list_installations
-
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = list_installations(tx, s.actor, municipality=args.municipality, status=args.status)
+        rows = s.installations(tx).list_installations(s.actor, municipality=args.municipality, status=args.status)
     if not cfg.json:
         for r in rows:
             r["updated_at"] = fmt_time(r["updated_at"])
@@ -134,10 +130,8 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_show(args: argparse.Namespace, cfg) -> int:
-    from ..installations import show
-
     with session(cfg) as s, s.store.transaction() as tx:   # write: the read is audited
-        inst = show(tx, s.actor, args.code, at=cfg.clock())
+        inst = s.installations(tx).show(s.actor, args.code)
     if cfg.json:
         emit(cfg, inst)
         return 0
@@ -169,7 +163,6 @@ def cmd_questions(args: argparse.Namespace, cfg) -> int:
 
 def cmd_checklist(args: argparse.Namespace, cfg) -> int:
     from ..errors import ValidationError
-    from ..installations import set_checklist
 
     answers = {}
     for a in args.answers:
@@ -178,33 +171,30 @@ def cmd_checklist(args: argparse.Namespace, cfg) -> int:
             raise ValidationError(f"{a!r}: write answers as KEY=VALUE (see `fleet install questions`)")
         answers[k.strip()] = v
     with session(cfg) as s, s.store.transaction() as tx:
-        v = set_checklist(tx, s.actor, args.code, args.device, answers, expected_version=args.version, at=cfg.clock())
+        v = s.installations(tx).set_checklist(s.actor, args.code, args.device, answers,
+                                              expected_version=args.version)
     print(f"{args.code}: {len(answers)} answer(s) saved for {args.device} (version {v})")
     return 0
 
 
 def cmd_routing(args: argparse.Namespace, cfg) -> int:
-    from ..installations import set_routing
-
     with session(cfg) as s, s.store.transaction() as tx:
-        v = set_routing(tx, s.actor, args.code, _json_arg(args.routing), expected_version=args.version, at=cfg.clock())
+        v = s.installations(tx).set_routing(s.actor, args.code, _json_arg(args.routing),
+                                            expected_version=args.version)
     print(f"{args.code}: routing saved (version {v})")
     return 0
 
 
 def cmd_consent(args: argparse.Namespace, cfg) -> int:
-    from ..installations import set_consent
-
     with session(cfg) as s, s.store.transaction() as tx:
-        v = set_consent(tx, s.actor, args.code, args.kind, args.date, args.ref, expected_version=args.version,
-                        at=cfg.clock())
+        v = s.installations(tx).set_consent(s.actor, args.code, args.kind, args.date, args.ref,
+                                            expected_version=args.version)
     print(f"{args.code}: consent recorded (version {v})")
     return 0
 
 
 def cmd_commission(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..installations import commission, complete, record_test_alarm, sensor_devices
+    from ..installations import commission
     from ..installations._adapters import MqttGatewayChannel, ZeroconfGatewayFinder
     from ..mqtt import MqttClient, parse_broker
 
@@ -213,24 +203,21 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
 
     with session(cfg) as s:
         with s.store.transaction(write=False) as tx:
-            row = tx.one("SELECT id, gateway_id, municipality_id, status FROM installation WHERE code = ?", (args.code,))
-            if row is None:
-                from ..errors import NotFound
-                raise NotFound(f"no installation {args.code!r}")
-            s.actor.require(Permission.INSTALL_WRITE, row["municipality_id"])
-            devs = sensor_devices(tx, row["id"])
+            gateway_id, devs = s.installations(tx).commissioning_plan(s.actor, args.code)
         host, port = parse_broker(args.mqtt.split("://", 1)[-1].rstrip("/"))
         client = MqttClient(host, port).connect()
         try:
-            channel = MqttGatewayChannel(client, config_push=None if args.skip_config else _config_pusher(s.store, cfg, client, s.actor), clock=cfg.clock)
-            channel.subscribe_alarms(row["gateway_id"])
+            channel = MqttGatewayChannel(client, config_push=None if args.skip_config else _config_pusher(s, client),
+                                         clock=cfg.clock)
+            channel.subscribe_alarms(gateway_id)
 
             def on_seen(alarm, latency_ms):
                 with s.store.transaction() as tx:
-                    record_test_alarm(tx, args.code, device_id=alarm.device_id, event_id=alarm.event_id,
-                                      seen_at=alarm.received_at, latency_ms=latency_ms)
+                    s.installations(tx).record_test_alarm(args.code, device_id=alarm.device_id,
+                                                          event_id=alarm.event_id, seen_at=alarm.received_at,
+                                                          latency_ms=latency_ms)
 
-            rep = commission(gateway_id=row["gateway_id"], devices=devs,
+            rep = commission(gateway_id=gateway_id, devices=devs,
                              finder=None if args.skip_discovery else ZeroconfGatewayFinder(tuple(args.mdns_interface)),
                              channel=channel, timeout_s=args.timeout, on_seen=on_seen, say=say,
                              discover_timeout_s=args.discover_timeout)
@@ -241,34 +228,25 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
                   f"the installation is NOT done — check the devices and run the command again", file=sys.stderr)
             return 6
         with s.store.transaction() as tx:
-            v = complete(tx, s.actor, args.code, expected_version=None, at=cfg.clock())
+            v = s.installations(tx).complete(s.actor, args.code, expected_version=None)
     print(f"{args.code}: every device's test alarm reached the platform; installation active (version {v})")
     return 0
 
 
-def _config_pusher(store, cfg, client, actor):
-    """Push the gateway's effective configuration with fleet-ops' ConfigService (retained
-    ``wt/v1/gw/{gw}/config``); None if the config package is not installed."""
-    try:
-        from ..config import ConfigError, ConfigService
-        from ..config._sql import SqlConfigStore
-    except ImportError:
-        print("note: configuration management not installed; no config pushed", file=sys.stderr)
-        return None
-    from ..access import audit
+def _config_pusher(s, client):
+    """Push the gateway's effective configuration with the ConfigService (retained
+    ``wt/v1/gw/{gw}/config``) and audit it."""
+    from ..clock import FunctionClock
+    from ..config import ConfigError, ConfigService
+    from ..config._sql import SqlConfigStore
     from ..errors import CommissioningError
-
-    class _Clock:
-        def time(self) -> float:
-            return cfg.clock()
 
     def push(gateway_id: str) -> int:
         try:
-            with store.transaction() as tx:
-                cstore = SqlConfigStore(tx)
-                v = ConfigService(cstore, _Clock()).push(gateway_id, client)
-                audit(tx, actor, "config.push", "gateway", gateway_id, at=cfg.clock(),
-                      detail={"version": v.version, "during": "commissioning"})
+            with s.store.transaction() as tx:
+                v = ConfigService(SqlConfigStore(tx), FunctionClock(s.cfg.clock)).push(gateway_id, client)
+                s.audit(tx, "config.push", "gateway", gateway_id,
+                        detail={"version": v.version, "during": "commissioning"})
             return v.version
         except ConfigError as exc:
             raise CommissioningError(f"configuration for {gateway_id} is not valid, nothing pushed: {exc}; fix it "
@@ -279,19 +257,17 @@ def _config_pusher(store, cfg, client, actor):
 
 
 def cmd_complete(args: argparse.Namespace, cfg) -> int:
-    from ..installations import complete
-
     with session(cfg) as s, s.store.transaction() as tx:
-        v = complete(tx, s.actor, args.code, expected_version=args.version, at=cfg.clock())
+        v = s.installations(tx).complete(s.actor, args.code, expected_version=args.version)
     print(f"{args.code}: installation active (version {v})")
     return 0
 
 
 def cmd_handover(args: argparse.Namespace, cfg) -> int:
-    from ..installations import render_html, render_markdown, show
+    from ..installations import render_html, render_markdown
 
     with session(cfg) as s, s.store.transaction() as tx:
-        inst = show(tx, s.actor, args.code, at=cfg.clock())
+        inst = s.installations(tx).show(s.actor, args.code)
     text = render_html(inst) if args.format == "html" else render_markdown(inst)
     if args.output:
         from pathlib import Path
@@ -304,20 +280,16 @@ def cmd_handover(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_move(args: argparse.Namespace, cfg) -> int:
-    from ..installations import move_room
-
     with session(cfg) as s, s.store.transaction() as tx:
-        v = move_room(tx, s.actor, args.code, args.to, expected_version=args.version, at=cfg.clock())
+        v = s.installations(tx).move_room(s.actor, args.code, args.to, expected_version=args.version)
     print(f"{args.code} moved to {args.to} (version {v})")
     return 0
 
 
 def cmd_deinstall(args: argparse.Namespace, cfg) -> int:
-    from ..installations import deinstall
-
     with session(cfg) as s, s.store.transaction() as tx:
-        v = deinstall(tx, s.actor, args.code, to_location=args.to, expected_version=args.version, at=cfg.clock(),
-                      retention_s=args.retention_days * 86400)
+        v = s.installations(tx).deinstall(s.actor, args.code, to_location=args.to, expected_version=args.version,
+                                          retention_s=args.retention_days * 86400)
     print(f"{args.code} deinstalled (version {v}); items returned to {args.to}; personal data will be deleted "
           f"after {args.retention_days:g} days (fleet privacy purge), check with `fleet privacy verify {args.code}`")
     return 0

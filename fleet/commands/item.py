@@ -65,25 +65,9 @@ def register(sub) -> None:
 
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-
-    where, params = ["1=1"], []
-    if args.location:
-        where.append("l.code = ?")
-        params.append(args.location)
-    if args.model:
-        where.append("i.model_code = ?")
-        params.append(args.model)
-    if args.state:
-        where.append("i.state = ?")
-        params.append(args.state)
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.STOCK_READ)
-        scope, sp = s.actor.scope_sql("l.municipality_id")
-        rows = tx.query("SELECT i.serial, i.hw_id, i.model_code AS model, i.state, l.code AS location, i.updated_at"
-                        " FROM item i LEFT JOIN location l ON l.id = i.location_id"
-                        f" WHERE {' AND '.join(where)} AND ({scope} OR l.municipality_id IS NULL)"
-                        " ORDER BY i.serial LIMIT ?", (*params, *sp, args.limit))
+        rows = s.inventory(tx).list_items(s.actor, location=args.location, model=args.model, state=args.state,
+                                          limit=args.limit)
     if not cfg.json:
         for r in rows:
             r["updated_at"] = fmt_time(r["updated_at"])
@@ -92,11 +76,11 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_receive(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import ItemState, NewItem, receive_items
+    from ..inventory import ItemState, NewItem
 
     with session(cfg) as s, s.store.transaction() as tx:
-        receive_items(tx, s.actor, [NewItem(args.serial, args.model, args.hw_id)], args.to, at=cfg.clock(),
-                      state=ItemState(args.state), ref=args.ref)
+        s.inventory(tx).receive_items(s.actor, [NewItem(args.serial, args.model, args.hw_id)], args.to,
+                                      state=ItemState(args.state), ref=args.ref)
     print(f"received {args.serial} at {args.to} ({args.state})")
     return 0
 
@@ -104,8 +88,11 @@ def cmd_receive(args: argparse.Namespace, cfg) -> int:
 def cmd_import(args: argparse.Namespace, cfg) -> int:
     from pathlib import Path
 
+    from ..clock import FixedClock
     from ..errors import ValidationError
-    from ..inventory import ItemState, import_delivery_note
+    from ..inventory import ItemState, receive_delivery_note
+    from ..inventory._sql import SqlInventoryRepo
+    from ..store import sql_transactions
 
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8-sig")
@@ -115,30 +102,30 @@ def cmd_import(args: argparse.Namespace, cfg) -> int:
     total = max(text.count("\n") - 1, 1)
     bar = Progress(total, f"importing {ref or 'stdin'}", enabled=cfg.progress and total >= 1000)
     with session(cfg) as s:
-        n = import_delivery_note(s.store, s.actor, text, args.to, at=cfg.clock(), ref=ref,
-                                 state=ItemState(args.state), on_progress=bar.advance)
+        n = receive_delivery_note(sql_transactions(s.store, SqlInventoryRepo), FixedClock(cfg.clock()), s.actor,
+                                  text, args.to, ref=ref, state=ItemState(args.state), on_progress=bar.advance)
     bar.close()
     emit(cfg, {"imported": n, "location": args.to, "ref": ref} if cfg.json else f"imported {n} items into {args.to}")
     return 0
 
 
 def cmd_move(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import move
-
     with session(cfg) as s, s.store.transaction() as tx:
+        inv = s.inventory(tx)
         for serial in args.serials:
-            move(tx, s.actor, serial, args.to, reason=args.reason, at=cfg.clock())
+            inv.move(s.actor, serial, args.to, reason=args.reason)
     print(f"moved {len(args.serials)} item(s) to {args.to}")
     return 0
 
 
 def cmd_set_state(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import parse_state, transition
+    from ..inventory import parse_state
 
     target = parse_state(args.state)
     with session(cfg) as s, s.store.transaction() as tx:
+        inv = s.inventory(tx)
         for serial in args.serials:
-            transition(tx, s.actor, serial, target, reason=args.reason, location=args.to, ref=args.ref, at=cfg.clock())
+            inv.transition(s.actor, serial, target, reason=args.reason, location=args.to, ref=args.ref)
     print(f"{len(args.serials)} item(s) now {target.value}")
     return 0
 
@@ -156,7 +143,7 @@ def cmd_states(args: argparse.Namespace, cfg) -> int:
 def cmd_scan(args: argparse.Namespace, cfg) -> int:
     """One transaction per scan, so every good scan is kept even if a later one fails."""
     from ..errors import FleetError, ValidationError
-    from ..inventory import ItemState, NewItem, clean_scan, find_item, move, parse_state, receive_items, transition
+    from ..inventory import ItemState, NewItem, clean_scan, parse_state
 
     if args.action in ("move", "receive") and not args.to:
         raise ValidationError(f"scan {args.action} needs --to LOCATION")
@@ -184,20 +171,21 @@ def cmd_scan(args: argparse.Namespace, cfg) -> int:
             assert serial is not None  # scan.ok
             try:
                 with s.store.transaction() as tx:
+                    inv = s.inventory(tx)
                     if args.action == "show":
-                        it = find_item(tx, serial)
+                        it = inv.find_item(serial)
                         msg = f"{it['serial']}  {it['model_code']}  {it['state']}"
                     elif args.action == "move":
-                        it = move(tx, s.actor, serial, args.to, reason=args.reason, at=cfg.clock())
+                        it = inv.move(s.actor, serial, args.to, reason=args.reason)
                         msg = f"{it['serial']} -> {args.to}"
                     elif args.action == "state":
                         assert target is not None
-                        it = transition(tx, s.actor, serial, target, reason=args.reason, location=args.to,
-                                        ref=args.ref, at=cfg.clock())
+                        it = inv.transition(s.actor, serial, target, reason=args.reason, location=args.to,
+                                            ref=args.ref)
                         msg = f"{it['serial']} -> {it['state']}"
                     else:
-                        receive_items(tx, s.actor, [NewItem(serial, args.model)], args.to, at=cfg.clock(),
-                                      ref=args.ref, state=ItemState.IN_STOCK)
+                        inv.receive_items(s.actor, [NewItem(serial, args.model)], args.to, ref=args.ref,
+                                          state=ItemState.IN_STOCK)
                         msg = f"{serial} received at {args.to}"
                 ok += 1
                 out.write(f"{bell_ok}OK   {msg}\n")

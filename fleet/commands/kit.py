@@ -33,12 +33,7 @@ def register(sub) -> None:
 
 def cmd_templates(args: argparse.Namespace, cfg) -> int:
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = tx.query("SELECT t.code, t.name, p.role, p.qty FROM kit_template t"
-                        " JOIN kit_template_part p ON p.template_code = t.code ORDER BY t.code, p.role")
-    out: dict[str, dict] = {}
-    for r in rows:
-        out.setdefault(r["code"], {"code": r["code"], "name": r["name"], "parts": {}})["parts"][r["role"]] = r["qty"]
-    data = list(out.values())
+        data = s.inventory(tx).kit_templates()
     if not cfg.json:
         for d in data:
             d["parts"] = " + ".join(f"{q}×{r}" for r, q in d["parts"].items())
@@ -48,7 +43,6 @@ def cmd_templates(args: argparse.Namespace, cfg) -> int:
 
 def cmd_template_add(args: argparse.Namespace, cfg) -> int:
     from ..errors import ValidationError
-    from ..inventory import add_kit_template
 
     parts: dict[str, int] = {}
     for p in args.parts:
@@ -57,7 +51,7 @@ def cmd_template_add(args: argparse.Namespace, cfg) -> int:
             raise ValidationError(f"part {p!r} must look like ROLE=QTY, e.g. button=1")
         parts[role] = int(qty)
     with session(cfg) as s, s.store.transaction() as tx:
-        add_kit_template(tx, s.actor, args.code, args.name, parts, at=cfg.clock())
+        s.inventory(tx).add_kit_template(s.actor, args.code, args.name, parts)
     print(f"kit template {args.code} added")
     return 0
 
@@ -65,22 +59,20 @@ def cmd_template_add(args: argparse.Namespace, cfg) -> int:
 def cmd_assemble(args: argparse.Namespace, cfg) -> int:
     import sys
 
-    from ..inventory import assemble_kit, clean_scan
+    from ..inventory import clean_scan
 
     serials = list(args.serials)
     if serials == ["-"]:
         serials = [sc.serial for sc in (clean_scan(l) for l in sys.stdin) if sc.ok]
     with session(cfg) as s, s.store.transaction() as tx:
-        kit = assemble_kit(tx, s.actor, args.template, serials, code=args.code, at=cfg.clock())
+        kit = s.inventory(tx).assemble_kit(s.actor, args.template, serials, code=args.code)
     print(f"kit {kit['code']} assembled at {kit['location']}: " + ", ".join(i["serial"] for i in kit["items"]))
     return 0
 
 
 def cmd_show(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import get_kit
-
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        kit = get_kit(tx, args.code)
+        kit = s.inventory(tx).get_kit(args.code)
     if cfg.json:
         emit(cfg, kit)
         return 0
@@ -94,10 +86,7 @@ def cmd_show(args: argparse.Namespace, cfg) -> int:
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        where, params = ("k.state = ?", [args.state]) if args.state else ("1=1", [])
-        rows = tx.query("SELECT k.code, k.template_code AS template, k.state, l.code AS location, k.created_at,"
-                        " k.created_by FROM kit k LEFT JOIN location l ON l.id = k.location_id"
-                        f" WHERE {where} ORDER BY k.code", params)
+        rows = s.inventory(tx).kits(state=args.state)
     if not cfg.json:
         for r in rows:
             r["created_at"] = fmt_time(r["created_at"])
@@ -106,9 +95,7 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_dismantle(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import dismantle_kit
-
     with session(cfg) as s, s.store.transaction() as tx:
-        dismantle_kit(tx, s.actor, args.code, at=cfg.clock())
+        s.inventory(tx).dismantle_kit(s.actor, args.code)
     print(f"kit {args.code} dismantled; items back in stock")
     return 0

@@ -6,8 +6,8 @@ import signal
 import sys
 import threading
 
-from ._common import add_json, emit, fmt_time, session
-from ._ops import WallClock, add_broker
+from ..clock import FunctionClock
+from ._common import add_broker, add_json, emit, fmt_time, session
 
 
 def register(sub) -> None:
@@ -120,7 +120,7 @@ def cmd_ingest(args: argparse.Namespace, cfg) -> int:
 
         client = MqttClient(host, port, client_id=args.client_id or f"fleet-ingest-{socket.gethostname()}",
                             manual_ack=True, session_expiry_s=args.session_expiry_s or None)
-        w = IngestWorker(client, lambda: SqlMonitorSink(cfg.open_store(migrate=False), close_store=True), clock=WallClock(cfg.clock), flush_s=args.flush_s,
+        w = IngestWorker(client, lambda: SqlMonitorSink(cfg.open_store(migrate=False), close_store=True), clock=FunctionClock(cfg.clock), flush_s=args.flush_s,
                          max_batch=args.max_batch, group=args.group).start()
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

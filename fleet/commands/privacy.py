@@ -20,19 +20,15 @@ def register(sub) -> None:
 
 
 def cmd_purge(args: argparse.Namespace, cfg) -> int:
-    from ..installations import purge
-
     with session(cfg) as s, s.store.transaction() as tx:
-        done = purge(tx, s.actor, at=cfg.clock(), code=args.code, force=args.now)
+        done = s.installations(tx).purge(s.actor, code=args.code, force=args.now)
     emit(cfg, {"purged": done} if cfg.json else (f"purged: {', '.join(done)}" if done else "nothing due"))
     return 0
 
 
 def cmd_verify(args: argparse.Namespace, cfg) -> int:
-    from ..installations import verify_purged
-
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        res = verify_purged(tx, s.actor, args.code, resident_ref=args.resident)
+        res = s.installations(tx).verify_purged(s.actor, args.code, resident_ref=args.resident)
     if cfg.json:
         emit(cfg, res)
     elif res["ok"]:

@@ -73,14 +73,14 @@ def cmd_keygen(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_key_add(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit
+    from ..access import Permission
     from ..upgrades._sql import ReleaseRepo
 
     pem = _read(args.public_key, "public key")
     with session(cfg) as s, s.store.transaction() as tx:
         s.actor.require(Permission.UPGRADE_WRITE)
         kid = ReleaseRepo(tx).add_key(pem, args.name, at=cfg.clock(), by=s.actor.name)
-        audit(tx, s.actor, "release.key_add", "release_key", kid, at=cfg.clock(), detail={"name": args.name})
+        s.audit(tx, "release.key_add", "release_key", kid, detail={"name": args.name})
     print(kid)
     return 0
 
@@ -128,7 +128,7 @@ def cmd_verify(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_add(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit
+    from ..access import Permission
     from ..upgrades import SignedManifest
     from ..upgrades._sql import ReleaseRepo
 
@@ -137,7 +137,7 @@ def cmd_add(args: argparse.Namespace, cfg) -> int:
     with session(cfg) as s, s.store.transaction() as tx:
         s.actor.require(Permission.UPGRADE_WRITE)
         rid = ReleaseRepo(tx).add(art, signed, at=cfg.clock(), by=s.actor.name)
-        audit(tx, s.actor, "release.add", "release", rid, at=cfg.clock(), detail={"sha256": signed.manifest.sha256})
+        s.audit(tx, "release.add", "release", rid, detail={"sha256": signed.manifest.sha256})
     print(rid)
     return 0
 

@@ -5,8 +5,8 @@ import argparse
 import sys
 import time
 
-from ._common import add_json, emit, fmt_time, session
-from ._ops import WallClock, add_broker, connect_broker
+from ..clock import FunctionClock
+from ._common import add_broker, add_json, connect_broker, emit, fmt_time, session
 
 RUNNER_ALIVE_S = 10.0
 INLINE_MAX = 256 * 1024
@@ -63,7 +63,7 @@ def _plan(args):
 
 
 def cmd_create(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit
+    from ..access import Permission
     from ..upgrades import Target
     from ..upgrades._sql import ReleaseRepo, RolloutRepo
 
@@ -79,10 +79,10 @@ def cmd_create(args: argparse.Namespace, cfg) -> int:
         units = repo.candidate_units(target, gateways=[g for g in (args.gateways or "").split(",") if g],
                                      municipality=args.municipality, group=args.group)
         rid = args.rollout_id or f"ro-{args.release_id.replace('@', '-')}-{int(now)}"
-        eng = repo.create(rid, args.release_id, args.previous, plan, units, WallClock(cfg.clock),
+        eng = repo.create(rid, args.release_id, args.previous, plan, units, FunctionClock(cfg.clock),
                           current=repo.current_units(target, rel["version"]), at=now, by=s.actor.name, seed=args.seed)
-        audit(tx, s.actor, "rollout.create", "rollout", rid, at=now, municipality=args.municipality,
-              detail={"release": args.release_id, "units": len(units)})
+        s.audit(tx, "rollout.create", "rollout", rid, at=now, municipality=args.municipality,
+                detail={"release": args.release_id, "units": len(units)})
     p = eng.progress()
     print(rid)
     print(f"{p['total']} units in {p['waves']} waves "
@@ -98,11 +98,11 @@ def _bar(p: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit
+    from ..access import Permission
     from ..upgrades import MqttTransport, RolloutEvent, RolloutState, run_rollout
     from ..upgrades._sql import ReleaseRepo, RolloutRepo
 
-    clock = WallClock(cfg.clock)
+    clock = FunctionClock(cfg.clock)
     with session(cfg) as s:
         with s.store.transaction() as tx:
             s.actor.require(Permission.UPGRADE_WRITE)
@@ -120,7 +120,7 @@ def cmd_run(args: argparse.Namespace, cfg) -> int:
             if pending is not None:
                 eng.control(pending)
             repo.save(eng, at=cfg.clock(), runner=True)
-            audit(tx, s.actor, "rollout.run", "rollout", args.rollout_id, at=cfg.clock())
+            s.audit(tx, "rollout.run", "rollout", args.rollout_id)
         inline = artifact if not args.artifact_url and len(artifact) <= INLINE_MAX else None
         url = args.artifact_url or f"fleet://release/{row['release_id']}"
         client = connect_broker(args, client_id=f"fleet-rollout-{args.rollout_id}")
@@ -151,8 +151,7 @@ def cmd_run(args: argparse.Namespace, cfg) -> int:
         finally:
             client.close()
             with s.store.transaction() as tx:
-                RolloutRepo(tx).save(eng, at=cfg.clock(), runner=False)
-                tx.execute("UPDATE rollout SET runner_seen_at = NULL WHERE rollout_id = ?", (args.rollout_id,))
+                RolloutRepo(tx).save(eng, at=cfg.clock(), runner=False, detach=True)
             if cfg.progress:
                 sys.stderr.write("\n")
     p = eng.progress()
@@ -166,7 +165,7 @@ def cmd_run(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_control(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit
+    from ..access import Permission
     from ..upgrades import RolloutEvent
     from ..upgrades._sql import RolloutRepo
 
@@ -186,13 +185,13 @@ def cmd_control(args: argparse.Namespace, cfg) -> int:
             repo.request(args.rollout_id, ev)
             msg = f"{ev.value} requested; the running `fleet rollout run` applies it within a second"
         else:
-            eng = repo.load(args.rollout_id, WallClock(cfg.clock))
+            eng = repo.load(args.rollout_id, FunctionClock(cfg.clock))
             eng.control(ev)
             repo.save(eng, at=now)
             msg = f"rollout {args.rollout_id} is now {eng.state.value}"
             if ev in (RolloutEvent.RESUME, RolloutEvent.ROLLBACK):
                 msg += f"; send the commands with: fleet rollout run {args.rollout_id}"
-        audit(tx, s.actor, f"rollout.{ev.value}", "rollout", args.rollout_id, at=now)
+        s.audit(tx, f"rollout.{ev.value}", "rollout", args.rollout_id, at=now)
     print(msg, file=sys.stderr)
     return 0
 
@@ -205,7 +204,7 @@ def cmd_status(args: argparse.Namespace, cfg) -> int:
         s.actor.require(Permission.UPGRADE_READ)
         repo = RolloutRepo(tx)
         row = repo.row(args.rollout_id)
-        eng = repo.load(args.rollout_id, WallClock(cfg.clock))
+        eng = repo.load(args.rollout_id, FunctionClock(cfg.clock))
     p = eng.progress()
     p["release"] = row["release_id"]
     p["waves_detail"] = [{"wave": i + 1, "size": len(eng.wave_units(i)),
@@ -238,15 +237,11 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 def cmd_units(args: argparse.Namespace, cfg) -> int:
     from ..access import Permission
 
+    from ..upgrades._sql import RolloutRepo
+
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.UPGRADE_READ)
-        sql = ("SELECT unit_key, gateway_id, device_id, wave, state, attempts, updated_at, error FROM rollout_unit "
-               "WHERE rollout_id = ?")
-        params: list = [args.rollout_id]
-        if args.state:
-            sql += " AND state = ?"
-            params.append(args.state)
-        rows = tx.query(sql + " ORDER BY wave, unit_key", params)
+        rows = RolloutRepo(tx).unit_rows(args.rollout_id, state=args.state)
     if not cfg.json:
         for r in rows:
             r["updated_at"] = fmt_time(r["updated_at"])

@@ -5,8 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_json, emit, session
-from ._ops import parse_day
+from ._common import add_json, emit, parse_day, session
 
 
 def register(sub) -> None:
@@ -90,17 +89,15 @@ def write_svgs(directory: Path, stats) -> list[Path]:
 
 
 def cmd_baseline(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit
+    from ..access import Permission
     from ..errors import ValidationError
+    from ..monitoring._queries import set_baseline
 
     if args.night_checks < 0:
         raise ValidationError(f"--night-checks {args.night_checks} is negative; give checks per night, e.g. 2")
     with session(cfg) as s, s.store.transaction() as tx:
         s.actor.require(Permission.CONFIG_WRITE, args.municipality)
-        tx.execute("INSERT INTO benefit_baseline (municipality_id, night_checks_per_night, updated_at, updated_by) "
-                   "VALUES (?, ?, ?, ?) ON CONFLICT (municipality_id) DO UPDATE SET night_checks_per_night = "
-                   "excluded.night_checks_per_night, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                   (args.municipality, args.night_checks, cfg.clock(), s.actor.name))
-        audit(tx, s.actor, "stats.baseline", "municipality", args.municipality, at=cfg.clock(),
-              municipality=args.municipality, detail={"night_checks_per_night": args.night_checks})
+        set_baseline(tx, args.municipality, args.night_checks, at=cfg.clock(), by=s.actor.name)
+        s.audit(tx, "stats.baseline", "municipality", args.municipality, municipality=args.municipality,
+                detail={"night_checks_per_night": args.night_checks})
     return 0

@@ -29,10 +29,9 @@ def register(sub) -> None:
 
 
 def cmd_levels(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import stock_levels
-
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = stock_levels(tx, s.actor, location=args.location, model=args.model, municipality=args.municipality)
+        rows = s.inventory(tx).stock_levels(s.actor, location=args.location, model=args.model,
+                                            municipality=args.municipality)
     emit(cfg, rows, columns=COLUMNS)
     warn = sum(1 for r in rows if r["warning"])
     if warn and not cfg.json:
@@ -41,18 +40,14 @@ def cmd_levels(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_reorder(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import reorder_warnings
-
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = reorder_warnings(tx, s.actor, municipality=args.municipality)
+        rows = s.inventory(tx).reorder_warnings(s.actor, municipality=args.municipality)
     emit(cfg, rows, columns=COLUMNS)
     return 1 if rows else 0
 
 
 def cmd_set_reorder(args: argparse.Namespace, cfg) -> int:
-    from ..inventory import set_reorder_point
-
     with session(cfg) as s, s.store.transaction() as tx:
-        set_reorder_point(tx, s.actor, args.location, args.model, args.min_qty, at=cfg.clock())
+        s.inventory(tx).set_reorder_point(s.actor, args.location, args.model, args.min_qty)
     print(f"reorder point {args.model} at {args.location}: {args.min_qty}")
     return 0

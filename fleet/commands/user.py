@@ -46,65 +46,42 @@ def _password(args) -> str | None:
 
 
 def cmd_add(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, create_user
+    from ..access import Permission
 
     with session(cfg) as s:
-        s.actor.require(Permission.USER_ADMIN)
+        s.actor.require(Permission.USER_ADMIN)        # before asking for a password
         with s.store.transaction() as tx:
-            u = create_user(tx, s.actor, args.name, args.role, municipalities=None if args.all else args.municipality,
-                            password=_password(args), at=cfg.clock())
+            u = s.access(tx).create_user(s.actor, args.name, args.role,
+                                         municipalities=None if args.all else args.municipality,
+                                         password=_password(args))
     print(f"created {u.name} ({u.role.value})")
     return 0
 
 
 def cmd_bootstrap(args: argparse.Namespace, cfg) -> int:
-    from ..access import Actor, Role, create_user
-    from ..errors import AccessDenied
-
-    store = cfg.open_store()
-    try:
-        with store.transaction() as tx:
-            if tx.scalar("SELECT count(*) FROM app_user"):
-                raise AccessDenied("the database already has users; ask an admin to run `fleet user add`")
-            create_user(tx, Actor("bootstrap", Role.ADMIN), args.name, "admin", municipalities=None,
-                        password=_password(args), at=cfg.clock())
-    finally:
-        store.close()
+    with session(cfg, authenticate=False) as s, s.store.transaction() as tx:
+        s.access(tx).bootstrap(args.name, password=_password(args))
     print(f"created first admin {args.name}; now run `fleet login {args.name}`")
     return 0
 
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, list_users
-
-    with session(cfg) as s:
-        s.actor.require(Permission.USER_ADMIN) if not s.actor.can(Permission.AUDIT_READ) else None
-        with s.store.transaction(write=False) as tx:
-            rows = list_users(tx)
+    with session(cfg) as s, s.store.transaction(write=False) as tx:
+        rows = s.access(tx).list_users(s.actor)
     emit(cfg, rows, columns=["name", "role", "municipalities", "active"])
     return 0
 
 
 def cmd_scope(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, set_scope
-
-    with session(cfg) as s:
-        s.actor.require(Permission.USER_ADMIN)
-        with s.store.transaction() as tx:
-            u = set_scope(tx, s.actor, args.name, add=args.add, remove=args.remove, at=cfg.clock())
+    with session(cfg) as s, s.store.transaction() as tx:
+        u = s.access(tx).set_scope(s.actor, args.name, add=args.add, remove=args.remove)
     print(f"{u.name}: {'all' if u.municipalities is None else ', '.join(sorted(u.municipalities)) or '(none)'}")
     return 0
 
 
 def cmd_token(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission, audit, issue_token, load_actor
-
-    with session(cfg) as s:
-        s.actor.require(Permission.USER_ADMIN)
-        with s.store.transaction() as tx:
-            load_actor(tx, args.name)
-            token, exp = issue_token(tx, args.name, at=cfg.clock(), ttl_s=args.hours * 3600)
-            audit(tx, s.actor, "auth.token", "user", args.name, at=cfg.clock(), detail={"hours": args.hours})
+    with session(cfg) as s, s.store.transaction() as tx:
+        token, exp = s.access(tx).mint_token(s.actor, args.name, hours=args.hours)
     print(token)
     print(f"valid until {fmt_time(exp)}; export FLEET_TOKEN=<token>", file=sys.stderr)
     return 0

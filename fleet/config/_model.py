@@ -5,6 +5,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
+from fleet.clock import Clock
 from fleet.config._merge import Layer, Scope
 
 
@@ -83,10 +84,6 @@ class ConfigStore(Protocol):
 class Publisher(Protocol):
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Publish and return once the broker has acknowledged it (QoS 1)."""
-
-
-class Clock(Protocol):
-    def time(self) -> float: ...
 
 
 Layers = Sequence[Layer]

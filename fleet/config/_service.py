@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from fleet.clock import Clock
 from fleet.config._codec import config_topic, encode_config
 from fleet.config._diff import DiffEntry, diff
 from fleet.config._errors import ConfigError, ConfigValidationError
 from fleet.config._merge import Scope, content_hash, effective_config, set_path
-from fleet.config._model import (AppliedReport, AppliedStatus, Clock, ConfigStore, ConfigVersion, Drift,
+from fleet.config._model import (AppliedReport, AppliedStatus, ConfigStore, ConfigVersion, Drift,
                                  GatewayConfigStatus, Publisher)
 from fleet.config._schema import validate
 

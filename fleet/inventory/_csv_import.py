@@ -1,4 +1,4 @@
-"""Delivery-note CSV import: validate every row first, then insert all rows or none.
+"""Delivery-note CSV import: every row validated, then all rows stored or none.
 
 Format (header required; comma or semicolon separated; UTF-8, BOM tolerated)::
 
@@ -12,13 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from ..access import Actor
+from ..clock import Clock
 from ..errors import IntegrityViolation, ValidationError
-from ..store import Store
+from ..store import Transactions
 from ._ids import normalise_hw_id, normalise_serial
-from ._service import NewItem, bulk_receive, get_location
+from ._model import InventoryRepo, NewItem
+from ._service import InventoryService
 from ._states import ItemState
 
 _SERIAL_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{2,63}\Z")
@@ -97,44 +99,38 @@ def iter_delivery_note(text: str, models: dict[str, str]) -> Iterator[NewItem]:
         raise ValidationError("the delivery note has a header but no items", line=1)
 
 
-def _find_existing(store: Store, items: list[NewItem]) -> str:
+def explain_clash(repo: InventoryRepo, items: list[NewItem]) -> str:
     """After a unique violation: name the first line that clashes with an item already stored."""
-    with store.transaction(write=False) as tx:
-        for start in range(0, len(items), 500):
-            batch = items[start:start + 500]
-            marks = ", ".join("?" * len(batch))
-            have = {r["serial"] for r in tx.query(f"SELECT serial FROM item WHERE serial IN ({marks})",
-                                                  [i.serial for i in batch])}
-            hws = [i.hw_id for i in batch if i.hw_id]
-            have_hw = set()
-            if hws:
-                have_hw = {r["hw_id"] for r in tx.query(
-                    f"SELECT hw_id FROM item WHERE hw_id IN ({', '.join('?' * len(hws))})", hws)}
-            for it in batch:
-                if it.serial in have:
-                    return f"line {it.line}: serial {it.serial} is already registered (fleet device show {it.serial})"
-                if it.hw_id and it.hw_id in have_hw:
-                    return f"line {it.line}: device id {it.hw_id} already belongs to another item"
+    have, have_hw = repo.existing([i.serial for i in items], [i.hw_id for i in items if i.hw_id])
+    for it in items:
+        if it.serial in have:
+            return f"line {it.line}: serial {it.serial} is already registered (fleet device show {it.serial})"
+        if it.hw_id and it.hw_id in have_hw:
+            return f"line {it.line}: device id {it.hw_id} already belongs to another item"
     return "an item in the file is already registered"
 
 
-def import_delivery_note(store: Store, actor: Actor, text: str, location: str, *, at: float,
-                         ref: str | None = None, state: ItemState = ItemState.IN_STOCK,
-                         on_progress: Callable[[int], None] | None = None) -> int:
+def receive_delivery_note(transactions: Transactions[InventoryRepo], clock: Clock, actor: Actor, text: str,
+                          location: str, *, ref: str | None = None, state: ItemState = ItemState.IN_STOCK,
+                          on_progress: Callable[[int], None] | None = None) -> int:
     """Atomic import: returns the number of items created; on any error nothing is stored.
 
-    Lines are parsed and validated while they stream into the database (COPY / executemany)
-    inside one transaction, so parsing overlaps the server's work; a bad line aborts the
-    transaction, so either every line is stored or none.
+    Lines are parsed and validated while they stream into the repository (COPY / executemany
+    on a database) inside one transaction, so parsing overlaps the server's work; a bad line
+    aborts the transaction, so either every line is stored or none. A clash with an item
+    already stored is explained (which line) in a second, read-only transaction.
     """
-    with store.transaction(write=False) as tx:
-        models = {r["code"]: r["role"] for r in tx.query("SELECT code, role FROM device_model")}
     upper = max(text.count("\n"), 1)
+    models: dict[str, str] = {}
     try:
-        with store.transaction() as tx:
-            loc = get_location(tx, location)
-            return bulk_receive(tx, actor, loc, iter_delivery_note(text, models), upper, at=at, state=state,
-                                ref=ref, on_progress=on_progress)
+        with transactions() as repo:
+            svc = InventoryService(repo, clock)
+            models = repo.model_roles()
+            loc = svc.get_location(location)
+            return svc.bulk_receive(actor, loc, iter_delivery_note(text, models), upper, state=state, ref=ref,
+                                    on_progress=on_progress)
     except IntegrityViolation:
-        raise ValidationError(_find_existing(store, parse_delivery_note(text, models)) + "; nothing was imported") \
-            from None
+        items = parse_delivery_note(text, models)
+        with transactions(write=False) as repo:
+            clash = explain_clash(repo, items)
+        raise ValidationError(clash + "; nothing was imported") from None

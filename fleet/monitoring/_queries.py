@@ -89,3 +89,47 @@ def stats_inputs(tx: Any, *, start: float, end: float, scope_sql: tuple[str, lis
     return {"alarms": alarms, "transitions": [t for t in transitions if t["gateway_id"] in gm],
             "initial_state": {g: v for g, v in initial.items() if g in gm}, "gateway_municipality": gm,
             "night_installations": night, "baselines": baselines, "municipalities": munis}
+
+
+# never-seen gateways first, then oldest last_seen (same order on SQLite and PostgreSQL)
+_ORDER = "(g.last_seen IS NOT NULL), g.last_seen, g.gateway_id"
+
+
+def list_offline(tx, actor, *, now: float, minutes: float, municipality: str | None = None,
+                 limit: int = 200) -> tuple[int, list[dict]]:
+    """Gateways with ``online = false`` or ``last_seen`` older than ``minutes``, oldest first."""
+    from fleet.access import Permission
+
+    actor.require(Permission.MONITOR_READ, municipality)
+    cutoff = now - minutes * 60
+    scoped = actor.municipalities is not None or municipality
+    if not scoped:
+        cond = "(g.online = ? OR g.last_seen < ? OR g.last_seen IS NULL)"
+        total = tx.scalar(f"SELECT count(*) FROM gateway_status g WHERE {cond}", (False, cutoff))
+        rows = tx.query(
+            "SELECT g.gateway_id, g.last_seen, g.online, g.version, g.config_version, i.serial,"
+            " inst.code AS installation, inst.municipality_id AS municipality"
+            " FROM (SELECT * FROM gateway_status g WHERE " + cond + " ORDER BY " + _ORDER + " LIMIT ?) g"
+            " LEFT JOIN item i ON i.hw_id = g.gateway_id"
+            " LEFT JOIN installation inst ON inst.id = i.installation_id ORDER BY " + _ORDER,
+            (False, cutoff, limit))
+        return int(total), rows
+    scope, sp = actor.scope_sql("inst.municipality_id")
+    extra, ep = ("AND inst.municipality_id = ?", [municipality]) if municipality else ("", [])
+    base = (" FROM gateway_status g JOIN item i ON i.hw_id = g.gateway_id"
+            " JOIN installation inst ON inst.id = i.installation_id"
+            f" WHERE (g.online = ? OR g.last_seen < ? OR g.last_seen IS NULL) AND {scope} {extra}")
+    params = (False, cutoff, *sp, *ep)
+    total = tx.scalar("SELECT count(*)" + base, params)
+    rows = tx.query("SELECT g.gateway_id, g.last_seen, g.online, g.version, g.config_version, i.serial,"
+                    " inst.code AS installation, inst.municipality_id AS municipality" + base +
+                    " ORDER BY " + _ORDER + " LIMIT ?", (*params, limit))
+    return int(total), rows
+
+
+def set_baseline(tx: Any, municipality: str, night_checks_per_night: float, *, at: float, by: str) -> None:
+    """A municipality's zero-point for the night-check benefit figure."""
+    tx.execute("INSERT INTO benefit_baseline (municipality_id, night_checks_per_night, updated_at, updated_by) "
+               "VALUES (?, ?, ?, ?) ON CONFLICT (municipality_id) DO UPDATE SET night_checks_per_night = "
+               "excluded.night_checks_per_night, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+               (municipality, night_checks_per_night, at, by))

@@ -61,6 +61,12 @@ _GW_COLS = ["gateway_id", "last_seen", "online", "version", "config_version"]
 _DEVICE_COLS = ["device_id", "gateway_id", "role", "last_seen", "battery_pct", "rssi", "fw", "silent", "reported_at"]
 
 
+def upsert_gateway_status(tx: Any, gateway_id: str, *, last_seen: float | None, online: bool, version: str | None,
+                          config_version: int | None) -> None:
+    """One gateway's status as the ingest writes it (never moves ``last_seen`` backwards)."""
+    tx.execute(_GW_UPSERT, (gateway_id, last_seen, online, version, config_version))
+
+
 def _from_stage(upsert: str, stage: str, cols: list[str]) -> str:
     head, _, tail = upsert.partition(" VALUES (")
     tail = tail.split(") ", 1)[1] if ") " in tail else ""

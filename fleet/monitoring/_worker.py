@@ -12,16 +12,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
+from fleet.clock import Clock
 from fleet.errors import FleetError
 from fleet.monitoring._ingest import SHARE_GROUP, TOPICS, MonitorSink, build_batch, shared
 
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    def time(self) -> float: ...
 
 
 @dataclass

@@ -13,9 +13,12 @@ from __future__ import annotations
 from ._api import Params, Row, Store, Tx
 from ._dialect import POSTGRESQL, SQLITE, Dialect, DialectName
 from ._factory import default_url, open_store, sqlite_path
+from ._scope import in_scope
+from ._uow import MemoryTransactions, Transactions, sql_transactions
 from .migrate import applied, migrate
 
 __all__ = [
-    "Dialect", "DialectName", "Params", "POSTGRESQL", "Row", "SQLITE", "Store", "Tx",
-    "applied", "default_url", "migrate", "open_store", "sqlite_path",
+    "Dialect", "DialectName", "MemoryTransactions", "Params", "POSTGRESQL", "Row", "SQLITE", "Store",
+    "Transactions", "Tx", "applied", "default_url", "in_scope", "migrate", "open_store", "sql_transactions",
+    "sqlite_path",
 ]

@@ -1,16 +1,23 @@
-"""Fleet test fixtures: a store on both backends, a fake clock, an admin actor."""
+"""Fleet test fixtures: one fake clock, a store on both backends, an admin actor, and the
+services wired over a store transaction (SQL adapters) or over the in-memory fakes."""
 from __future__ import annotations
 
 import pytest
 
 from fleet.access import Actor, Role
 
+T0 = 1_795_400_000.0
+
 
 class FakeClock:
-    """Settable clock; call it like time.time."""
+    """The fleet tests' one fake clock: a :class:`fleet.clock.Clock` (``.time()``) that can also be
+    called like ``time.time`` (the CLI's ``clock=``). Time moves only when a test moves it."""
 
-    def __init__(self, t: float = 1_795_400_000.0) -> None:
+    def __init__(self, t: float = T0) -> None:
         self.t = t
+
+    def time(self) -> float:
+        return self.t
 
     def __call__(self) -> float:
         return self.t
@@ -22,6 +29,12 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def make_clock():
+    """More clocks, e.g. ``make_clock(0.0)`` for a test that counts from zero."""
+    return FakeClock
 
 
 @pytest.fixture
@@ -57,4 +70,3 @@ def sqlite_store(sqlite_url):
 @pytest.fixture
 def admin() -> Actor:
     return Actor("root", Role.ADMIN, None)
-

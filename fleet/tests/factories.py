@@ -1,29 +1,68 @@
-"""Input factories for fleet tests (catalog, ids)."""
+"""Input factories and service wiring for fleet tests (catalog, kits, ids)."""
 from __future__ import annotations
+
+from fleet.clock import Clock, FixedClock
+
+
+def inventory(tx, clock: Clock):
+    """The inventory service over the SQL adapter in ``tx``."""
+    from fleet.inventory import InventoryService
+    from fleet.inventory._sql import SqlInventoryRepo
+
+    return InventoryService(SqlInventoryRepo(tx), clock)
+
+
+def installations(tx, clock: Clock):
+    """The installation service over the SQL adapters in ``tx``."""
+    from fleet.installations import InstallationService
+    from fleet.installations._sql import SqlInstallationRepo
+
+    return InstallationService(SqlInstallationRepo(tx), inventory(tx, clock), clock)
+
+
+def access(tx, clock: Clock):
+    """The access service over the SQL adapter in ``tx``."""
+    from fleet.access import AccessService
+    from fleet.access._sql import SqlAccessRepo
+
+    return AccessService(SqlAccessRepo(tx), clock)
+
+
+def memory_world(clock: Clock):
+    """One in-memory fake database and the inventory and installation services over it."""
+    from fleet.installations import InstallationService, MemoryInstallationRepo
+    from fleet.inventory import InventoryService
+
+    repo = MemoryInstallationRepo()
+    inv = InventoryService(repo, clock)
+    return repo, inv, InstallationService(repo, inv, clock)
+
+
+def seed(inv, actor) -> None:
+    """A small catalog through an inventory service: two municipalities, a warehouse, a van, a
+    home, an institution with two rooms, a repair vendor, four device models, a safety-alarm kit
+    template."""
+    inv.add_municipality(actor, "0301", "Oslo")
+    inv.add_municipality(actor, "4601", "Bergen")
+    inv.add_location(actor, "WH-OSLO", "warehouse", "Oslo central store", municipality="0301")
+    inv.add_location(actor, "VAN-01", "van", "Van 1", municipality="0301")
+    inv.add_location(actor, "WH-BGO", "warehouse", "Bergen store", municipality="4601")
+    inv.add_location(actor, "HOME-0001", "home", municipality="0301")
+    inv.add_location(actor, "INST-SAGA", "institution", "Saga care home", municipality="0301")
+    inv.add_location(actor, "INST-SAGA/101", "room", "Room 101", municipality=None, parent="INST-SAGA")
+    inv.add_location(actor, "INST-SAGA/102", "room", "Room 102", municipality=None, parent="INST-SAGA")
+    inv.add_location(actor, "REPAIR-ACME", "repair_vendor", "Acme repairs", municipality=None)
+    inv.add_model(actor, "WT-GW-1", "Home gateway", "gateway", "wifi+lte", "wt-gateway")
+    inv.add_model(actor, "WT-BTN-2", "Alarm button", "button", "ble", "wt-sensor")
+    inv.add_model(actor, "WT-FALL-1", "Fall sensor", "fall", "ble", "wt-sensor")
+    inv.add_model(actor, "WT-BED-1", "Bed sensor", "bed", "serial", "wt-sensor")
+    inv.add_kit_template(actor, "safety-alarm", "Safety alarm kit", {"gateway": 1, "button": 1, "fall": 1})
 
 
 def seed_catalog(store, actor, at: float = 1_795_400_000.0) -> None:
-    """A small catalog: two municipalities, a warehouse, a van, a home, an institution
-    with a room, four device models, a safety-alarm kit template."""
-    from fleet import inventory as inv
-
+    """:func:`seed` in one transaction of ``store``."""
     with store.transaction() as tx:
-        inv.add_municipality(tx, actor, "0301", "Oslo", at=at)
-        inv.add_municipality(tx, actor, "4601", "Bergen", at=at)
-        inv.add_location(tx, actor, "WH-OSLO", "warehouse", "Oslo central store", municipality="0301", at=at)
-        inv.add_location(tx, actor, "VAN-01", "van", "Van 1", municipality="0301", at=at)
-        inv.add_location(tx, actor, "WH-BGO", "warehouse", "Bergen store", municipality="4601", at=at)
-        inv.add_location(tx, actor, "HOME-0001", "home", municipality="0301", at=at)
-        inv.add_location(tx, actor, "INST-SAGA", "institution", "Saga care home", municipality="0301", at=at)
-        inv.add_location(tx, actor, "INST-SAGA/101", "room", "Room 101", municipality=None, parent="INST-SAGA", at=at)
-        inv.add_location(tx, actor, "INST-SAGA/102", "room", "Room 102", municipality=None, parent="INST-SAGA", at=at)
-        inv.add_location(tx, actor, "REPAIR-ACME", "repair_vendor", "Acme repairs", municipality=None, at=at)
-        inv.add_model(tx, actor, "WT-GW-1", "Home gateway", "gateway", "wifi+lte", "wt-gateway", at=at)
-        inv.add_model(tx, actor, "WT-BTN-2", "Alarm button", "button", "ble", "wt-sensor", at=at)
-        inv.add_model(tx, actor, "WT-FALL-1", "Fall sensor", "fall", "ble", "wt-sensor", at=at)
-        inv.add_model(tx, actor, "WT-BED-1", "Bed sensor", "bed", "serial", "wt-sensor", at=at)
-        inv.add_kit_template(tx, actor, "safety-alarm", "Safety alarm kit",
-                             {"gateway": 1, "button": 1, "fall": 1}, at=at)
+        seed(inventory(tx, FixedClock(at)), actor)
 
 
 def hexid(n: int) -> str:
@@ -39,13 +78,17 @@ ANSWERS = {"alarm_recipient": "response centre arc-oslo", "responder": "home car
            "supervision_check_times": ["23:00", "03:00"], "care_plan_updated": "yes"}
 
 
-def stock_kit(store, actor, at: float, n: int = 1, location: str = "WH-OSLO") -> str:
+def kit_for(inv, actor, n: int = 1, location: str = "WH-OSLO") -> str:
     """Receive a gateway, a button and a fall sensor and assemble a safety-alarm kit; returns the kit code."""
-    from fleet import inventory as inv
+    from fleet.inventory import NewItem
 
+    inv.receive_items(actor, [NewItem(f"GW-{n:04d}", "WT-GW-1", hexid(0x100000 + n)),
+                              NewItem(f"BTN-{n:04d}", "WT-BTN-2", hexid(0x200000 + n)),
+                              NewItem(f"FAL-{n:04d}", "WT-FALL-1", hexid(0x300000 + n))], location)
+    return inv.assemble_kit(actor, "safety-alarm", [f"GW-{n:04d}", f"BTN-{n:04d}", f"FAL-{n:04d}"])["code"]
+
+
+def stock_kit(store, actor, at: float, n: int = 1, location: str = "WH-OSLO") -> str:
+    """:func:`kit_for` in one transaction of ``store``."""
     with store.transaction() as tx:
-        inv.receive_items(tx, actor, [inv.NewItem(f"GW-{n:04d}", "WT-GW-1", hexid(0x100000 + n)),
-                                      inv.NewItem(f"BTN-{n:04d}", "WT-BTN-2", hexid(0x200000 + n)),
-                                      inv.NewItem(f"FAL-{n:04d}", "WT-FALL-1", hexid(0x300000 + n))], location, at=at)
-        kit = inv.assemble_kit(tx, actor, "safety-alarm", [f"GW-{n:04d}", f"BTN-{n:04d}", f"FAL-{n:04d}"], at=at)
-    return kit["code"]
+        return kit_for(inventory(tx, FixedClock(at)), actor, n, location)

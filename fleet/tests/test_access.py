@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.access import (ROLE_PERMISSIONS, Actor, Permission, Role, audit, audit_entries, create_user,
-                          hash_password, issue_token, actor_for_token, verify_password)
+from fleet.access import ROLE_PERMISSIONS, Actor, Permission, Role, audit, hash_password, verify_password
+from fleet.access._sql import SqlAccessRepo
 from fleet.errors import AccessDenied, NotAuthenticated, ValidationError
+from fleet.tests.factories import access
 
 
 def test_role_table_shape():
@@ -36,15 +37,18 @@ def test_password_hash_roundtrip():
 def test_users_tokens_and_audit(store, admin, clock):
     with store.transaction() as tx:
         tx.execute("INSERT INTO municipality (id, name) VALUES ('0301', 'Oslo')")
-        u = create_user(tx, admin, "kari.t", "technician", municipalities=["0301"], at=clock())
+        svc = access(tx, clock)
+        u = svc.create_user(admin, "kari.t", "technician", municipalities=["0301"])
         assert u.municipalities == frozenset({"0301"})
         with pytest.raises(ValidationError, match="initials-style"):
-            create_user(tx, admin, "Kari Nordmann", "technician", municipalities=None, at=clock())
-        token, exp = issue_token(tx, "kari.t", at=clock(), ttl_s=60)
-        assert actor_for_token(tx, token, at=clock() + 59).name == "kari.t"
+            svc.create_user(admin, "Kari Nordmann", "technician", municipalities=None)
+        token, exp = svc.issue_token("kari.t", ttl_s=60)
+        clock.advance(59)
+        assert svc.actor_for_token(token).name == "kari.t"
+        clock.advance(2)
         with pytest.raises(NotAuthenticated, match="expired"):
-            actor_for_token(tx, token, at=clock() + 61)
-        audit(tx, u, "thing.read", "thing", 42, at=clock(), personal=True, detail={"k": 1})
-        rows = audit_entries(tx, actor="kari.t")
+            svc.actor_for_token(token)
+        audit(SqlAccessRepo(tx), u, "thing.read", "thing", 42, at=clock(), personal=True, detail={"k": 1})
+        rows = svc.audit_entries(admin, actor="kari.t")
     assert rows[0]["action"] == "thing.read" and rows[0]["personal"] is True and rows[0]["detail"] == {"k": 1}
     assert tx.dialect  # the tx object exposes its dialect

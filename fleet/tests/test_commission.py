@@ -10,25 +10,16 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fleet import installations as ins
 from fleet.cli import main
 from fleet.installations import AlarmSeen, GatewayEndpoint, commission, decode_alarm
-from fleet.tests.factories import ANSWERS, ROUTING, seed_catalog, stock_kit
+from fleet.tests.factories import ANSWERS, ROUTING, installations, seed_catalog, stock_kit
 
 DEVS = [{"serial": "BTN-1", "hw_id": "a4c138000001", "role": "button"},
         {"serial": "FAL-1", "hw_id": "a4c138000002", "role": "fall"}]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class FakeChannel:
-    def __init__(self, batches: list[list[AlarmSeen]], clock: FakeClock) -> None:
+    def __init__(self, batches: list[list[AlarmSeen]], clock) -> None:
         self.batches, self.clock = batches, clock
         self.commands: list[tuple[str, dict]] = []
 
@@ -56,8 +47,7 @@ def alarm(dev: str, *, test: bool = True, occurred: float = 100.0, received: flo
     return AlarmSeen("gw-1", dev, f"{dev}-00000001", test, occurred, received)
 
 
-def test_commission_waits_for_every_device_and_ignores_real_alarms():
-    clock = FakeClock()
+def test_commission_waits_for_every_device_and_ignores_real_alarms(clock):
     ch = FakeChannel([[alarm("a4c138000001", test=False)], [alarm("a4c138000001")], [],
                       [alarm("a4c138000002", received=100.5)]], clock)
     seen = []
@@ -69,19 +59,18 @@ def test_commission_waits_for_every_device_and_ignores_real_alarms():
     assert ch.commands[-1][1]["enabled"] is False  # test mode switched off again
 
 
-def test_commission_reports_missing_device_on_timeout():
-    clock = FakeClock()
+def test_commission_reports_missing_device_on_timeout(clock):
     ch = FakeChannel([[alarm("a4c138000001")]], clock)
     rep = commission(gateway_id="gw-1", devices=DEVS, finder=None, channel=ch, timeout_s=5, on_seen=lambda a, l: None,
                      clock=clock)
     assert rep.missing == ["a4c138000002"]
 
 
-def test_commission_fails_clearly_when_gateway_not_found():
+def test_commission_fails_clearly_when_gateway_not_found(clock):
     from fleet.errors import CommissioningError
 
     with pytest.raises(CommissioningError, match="was not found on the local network"):
-        commission(gateway_id="gw-1", devices=DEVS, finder=FakeFinder(False), channel=FakeChannel([], FakeClock()),
+        commission(gateway_id="gw-1", devices=DEVS, finder=FakeFinder(False), channel=FakeChannel([], clock),
                    timeout_s=5, on_seen=lambda a, l: None)
 
 
@@ -154,11 +143,12 @@ def installation(sqlite_url, clock):
     with store.transaction() as tx:
         tx.execute("INSERT INTO app_user (name, role, all_municipalities, active, created_at) VALUES (?, ?, ?, ?, ?)",
                    ("tina", "technician", True, True, clock()))
-        inst = ins.create(tx, admin, resident_ref="R-ABC123", location="HOME-0001", kit=kit, consent_kind="consent",
-                          consent_date="2026-11-20", routing=ROUTING, at=clock())
+        svc = installations(tx, clock)
+        inst = svc.create(admin, resident_ref="R-ABC123", location="HOME-0001", kit=kit, consent_kind="consent",
+                          consent_date="2026-11-20", routing=ROUTING)
         for d in inst["devices"]:
             if d["role"] != "gateway":
-                ins.set_checklist(tx, admin, inst["code"], d["serial"], ANSWERS, expected_version=None, at=clock())
+                svc.set_checklist(admin, inst["code"], d["serial"], ANSWERS, expected_version=None)
     yield store, inst
     store.close()
 

@@ -8,9 +8,9 @@ import pytest
 
 from fleet import installations as ins
 from fleet import inventory as inv
-from fleet.access import Actor, Role, audit_entries
+from fleet.access import Actor, Role
 from fleet.errors import AccessDenied, CommissioningError, Conflict, ValidationError
-from fleet.tests.factories import ANSWERS, ROUTING, hexid, seed_catalog, stock_kit
+from fleet.tests.factories import ANSWERS, ROUTING, access, hexid, installations, inventory, seed_catalog, stock_kit
 
 
 @pytest.fixture
@@ -22,21 +22,23 @@ def world(store, admin, clock):
 def make(store, actor, clock, *, location="HOME-0001", n=1, resident="R-7F3K9Q"):
     kit = stock_kit(store, actor, clock(), n)
     with store.transaction() as tx:
-        return ins.create(tx, actor, resident_ref=resident, location=location, kit=kit, consent_kind="consent",
-                          consent_date="2026-11-20", routing=ROUTING, at=clock())
+        return installations(tx, clock).create(actor, resident_ref=resident, location=location, kit=kit,
+                                               consent_kind="consent", consent_date="2026-11-20", routing=ROUTING)
 
 
 def see_all_test_alarms(store, code, clock):
     with store.transaction() as tx:
-        for d in ins.missing_test_alarms(tx, code):
-            ins.record_test_alarm(tx, code, device_id=d["hw_id"], event_id=f"{d['hw_id']}-00000001",
+        svc = installations(tx, clock)
+        for d in svc.missing_test_alarms(code):
+            svc.record_test_alarm(code, device_id=d["hw_id"], event_id=f"{d['hw_id']}-00000001",
                                   seen_at=clock(), latency_ms=42.0)
 
 
 def answer_all(store, actor, code, clock):
     with store.transaction() as tx:
-        for d in ins.sensor_devices(tx, tx.scalar("SELECT id FROM installation WHERE code = ?", (code,))):
-            ins.set_checklist(tx, actor, code, d["serial"], ANSWERS, expected_version=None, at=clock())
+        svc = installations(tx, clock)
+        for d in svc.sensor_devices(tx.scalar("SELECT id FROM installation WHERE code = ?", (code,))):
+            svc.set_checklist(actor, code, d["serial"], ANSWERS, expected_version=None)
 
 
 @pytest.mark.parametrize("bad", ["01019012345", "010190 12345", "Kari Nordmann", "kari nordmann", "R 123", ""])
@@ -71,9 +73,10 @@ def test_create_puts_kit_in_transit_and_audits(world, admin, clock):
     assert inst["status"] == "commissioning" and inst["gateway_id"] == "gw-" + hexid(0x100001)
     assert {d["state"] for d in inst["devices"]} == {"in_transit"}
     with world.transaction(write=False) as tx:
-        acts = [a["action"] for a in audit_entries(tx, entity="installation")]
+        acts = [a["action"] for a in access(tx, clock).audit_entries(admin, entity="installation")]
         assert "installation.create" in acts
-        assert "R-7F3K9Q" not in json.dumps(audit_entries(tx))  # audit never holds the pseudonym itself
+        # the audit log never holds the pseudonym itself
+        assert "R-7F3K9Q" not in json.dumps(access(tx, clock).audit_entries(admin))
 
 
 def test_read_of_personal_data_is_audited_and_scoped(world, admin, clock):
@@ -82,13 +85,14 @@ def test_read_of_personal_data_is_audited_and_scoped(world, admin, clock):
     auditor = Actor("aud", Role.AUDITOR, None)
     bergen = Actor("bob", Role.SUPPORT, frozenset({"4601"}))
     with world.transaction() as tx:
-        assert ins.show(tx, tech, inst["code"], at=clock())["resident_ref"] == "R-7F3K9Q"
-        assert "resident_ref" not in ins.show(tx, auditor, inst["code"], at=clock())
-        reads = [a for a in audit_entries(tx, entity="installation") if a["action"] == "installation.read"]
+        assert installations(tx, clock).show(tech, inst["code"])["resident_ref"] == "R-7F3K9Q"
+        assert "resident_ref" not in installations(tx, clock).show(auditor, inst["code"])
+        reads = [a for a in access(tx, clock).audit_entries(admin, entity="installation")
+                 if a["action"] == "installation.read"]
         assert [(a["actor"], a["personal"]) for a in reads] == [("tina", True)]
     with pytest.raises(AccessDenied):
         with world.transaction() as tx:
-            ins.show(tx, bergen, inst["code"], at=clock())
+            installations(tx, clock).show(bergen, inst["code"])
 
 
 def test_two_technicians_no_lost_update(world, admin, clock):
@@ -98,12 +102,12 @@ def test_two_technicians_no_lost_update(world, admin, clock):
     b = Actor("bjorn", Role.TECHNICIAN, frozenset({"0301"}))
     serial = next(d["serial"] for d in inst["devices"] if d["role"] == "button")
     with world.transaction() as tx:
-        ins.set_checklist(tx, a, code, serial, {"charging_routine": "weekly"}, expected_version=v, at=clock())
+        installations(tx, clock).set_checklist(a, code, serial, {"charging_routine": "weekly"}, expected_version=v)
     with pytest.raises(Conflict, match=r"changed by anne .* reload it with `fleet install show"):
         with world.transaction() as tx:
-            ins.set_checklist(tx, b, code, serial, {"charging_routine": "daily"}, expected_version=v, at=clock())
+            installations(tx, clock).set_checklist(b, code, serial, {"charging_routine": "daily"}, expected_version=v)
     with world.transaction() as tx:
-        shown = ins.show(tx, admin, code, at=clock())
+        shown = installations(tx, clock).show(admin, code)
     assert shown["checklist"][serial]["charging_routine"] == "weekly" and shown["version"] == v + 1
 
 
@@ -113,14 +117,15 @@ def test_completion_refused_until_every_test_alarm_seen(world, admin, clock):
     answer_all(world, admin, code, clock)
     with world.transaction() as tx:
         btn = next(d for d in inst["devices"] if d["role"] == "button")
-        ins.record_test_alarm(tx, code, device_id=btn["hw_id"], event_id="e1", seen_at=clock(), latency_ms=30.0)
+        installations(tx, clock).record_test_alarm(code, device_id=btn["hw_id"], event_id="e1", seen_at=clock(),
+                                                   latency_ms=30.0)
     with pytest.raises(CommissioningError, match=r"no test alarm seen at the platform from fall FAL-0001"):
         with world.transaction() as tx:
-            ins.complete(tx, admin, code, expected_version=None, at=clock())
+            installations(tx, clock).complete(admin, code, expected_version=None)
     see_all_test_alarms(world, code, clock)
     with world.transaction() as tx:
-        ins.complete(tx, admin, code, expected_version=None, at=clock())
-        shown = ins.show(tx, admin, code, at=clock())
+        installations(tx, clock).complete(admin, code, expected_version=None)
+        shown = installations(tx, clock).show(admin, code)
     assert shown["status"] == "active" and {d["state"] for d in shown["devices"]} == {"installed"}
 
 
@@ -129,7 +134,7 @@ def test_completion_refused_with_incomplete_checklist(world, admin, clock):
     see_all_test_alarms(world, code, clock)
     with pytest.raises(CommissioningError, match="checklist incomplete"):
         with world.transaction() as tx:
-            ins.complete(tx, admin, code, expected_version=None, at=clock())
+            installations(tx, clock).complete(admin, code, expected_version=None)
 
 
 def test_move_room_deinstall_purge_verify(world, admin, clock):
@@ -138,19 +143,20 @@ def test_move_room_deinstall_purge_verify(world, admin, clock):
     answer_all(world, admin, code, clock)
     see_all_test_alarms(world, code, clock)
     with world.transaction() as tx:
-        ins.complete(tx, admin, code, expected_version=None, at=clock())
-        ins.move_room(tx, admin, code, "INST-SAGA/102", expected_version=None, at=clock())
-        assert {inv.find_item(tx, d["serial"])["location_id"] for d in inst["devices"]} == \
-            {inv.get_location(tx, "INST-SAGA/102")["id"]}
-        ins.deinstall(tx, admin, code, to_location="VAN-01", expected_version=None, at=clock(), retention_s=86400)
-        assert {inv.find_item(tx, d["serial"])["state"] for d in inst["devices"]} == {"returned"}
-        assert ins.purge(tx, admin, at=clock()) == []          # not due yet
-        before = ins.verify_purged(tx, admin, code, resident_ref="R-7F3K9Q")
+        installations(tx, clock).complete(admin, code, expected_version=None)
+        installations(tx, clock).move_room(admin, code, "INST-SAGA/102", expected_version=None)
+        assert {inventory(tx, clock).find_item(d["serial"])["location_id"] for d in inst["devices"]} == \
+            {inventory(tx, clock).get_location("INST-SAGA/102")["id"]}
+        installations(tx, clock).deinstall(admin, code, to_location="VAN-01", expected_version=None,
+                                           retention_s=86400)
+        assert {inventory(tx, clock).find_item(d["serial"])["state"] for d in inst["devices"]} == {"returned"}
+        assert installations(tx, clock).purge(admin) == []          # not due yet
+        before = installations(tx, clock).verify_purged(admin, code, resident_ref="R-7F3K9Q")
     assert not before["ok"] and "installation.resident_ref still holds data" in before["problems"]
     clock.advance(86400)
     with world.transaction() as tx:
-        assert ins.purge(tx, admin, at=clock()) == [code]
-        after = ins.verify_purged(tx, admin, code, resident_ref="R-7F3K9Q")
+        assert installations(tx, clock).purge(admin) == [code]
+        after = installations(tx, clock).verify_purged(admin, code, resident_ref="R-7F3K9Q")
     assert after["ok"], after["problems"]
     assert after["text_columns_scanned"] > 10
 
@@ -160,7 +166,7 @@ def test_handover_report_markdown_and_html(world, admin, clock):
     answer_all(world, admin, inst["code"], clock)
     see_all_test_alarms(world, inst["code"], clock)
     with world.transaction() as tx:
-        shown = ins.show(tx, admin, inst["code"], at=clock())
+        shown = installations(tx, clock).show(admin, inst["code"])
     md = ins.render_markdown(shown)
     assert "# Handover report — installation I-000001" in md and "42 ms" in md and "after 120 s" in md
     assert "Who goes out on the alarm? | home care night team" in md
@@ -186,8 +192,8 @@ def test_concurrent_edits_on_two_connections_one_conflict(world, store_url, admi
         try:
             barrier.wait(10)
             with s.transaction() as tx:
-                ins.set_checklist(tx, Actor(name, Role.TECHNICIAN, None), code, serial, {"charging_routine": answer},
-                                  expected_version=v, at=clock())
+                installations(tx, clock).set_checklist(Actor(name, Role.TECHNICIAN, None), code, serial,
+                                                       {"charging_routine": answer}, expected_version=v)
             results[name] = "ok"
         except Conflict as exc:
             results[name] = exc
@@ -202,6 +208,6 @@ def test_concurrent_edits_on_two_connections_one_conflict(world, store_url, admi
     assert sorted(type(r).__name__ for r in results.values()) == ["Conflict", "str"]
     winner = next(n for n, r in results.items() if r == "ok")
     with world.transaction() as tx:
-        shown = ins.show(tx, admin, code, at=clock())
+        shown = installations(tx, clock).show(admin, code)
     assert shown["version"] == v + 1
     assert shown["checklist"][serial]["charging_routine"] == {"anne": "weekly", "bjorn": "daily"}[winner]

@@ -8,7 +8,7 @@ from fleet.access import Actor, Role
 from fleet.errors import AccessDenied, InvalidTransition, NotFound, ValidationError
 from fleet.inventory import ItemState as S
 
-from fleet.tests.factories import hexid, seed_catalog
+from fleet.tests.factories import hexid, inventory, seed_catalog
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def catalog(store, admin, clock):
 
 def receive(store, actor, clock, items, loc="WH-OSLO", **kw):
     with store.transaction() as tx:
-        return inv.receive_items(tx, actor, items, loc, at=clock(), **kw)
+        return inventory(tx, clock).receive_items(actor, items, loc, **kw)
 
 
 def test_full_life_cycle_is_in_the_ledger(catalog, admin, clock):
@@ -29,9 +29,9 @@ def test_full_life_cycle_is_in_the_ledger(catalog, admin, clock):
     for target, loc in steps:
         clock.advance(60)
         with catalog.transaction() as tx:
-            inv.transition(tx, admin, "SN-1", target, reason=f"to {target.value}", location=loc, at=clock())
+            inventory(tx, clock).transition(admin, "SN-1", target, reason=f"to {target.value}", location=loc)
     with catalog.transaction(write=False) as tx:
-        shown = inv.device_show(tx, admin, hexid(1))  # lookup by device id works too
+        shown = inventory(tx, clock).device_show(admin, hexid(1))  # lookup by device id works too
     assert shown["state"] == "in_stock" and shown["location"] == "WH-OSLO"
     hist = list(reversed(shown["history"]))
     assert [h["to_state"] for h in hist] == ["received"] + [t.value for t, _ in steps]
@@ -44,9 +44,9 @@ def test_disallowed_transition_is_refused_and_nothing_changes(catalog, admin, cl
     receive(catalog, admin, clock, [inv.NewItem("SN-2", "WT-BTN-2", None)], state=start)
     with pytest.raises(InvalidTransition, match="cannot go from in_stock"):
         with catalog.transaction() as tx:
-            inv.transition(tx, admin, "SN-2", bad, reason="x", at=clock())
+            inventory(tx, clock).transition(admin, "SN-2", bad, reason="x")
     with catalog.transaction(write=False) as tx:
-        assert inv.find_item(tx, "SN-2")["state"] == "in_stock"
+        assert inventory(tx, clock).find_item("SN-2")["state"] == "in_stock"
         assert tx.scalar("SELECT count(*) FROM item_movement") == 1
 
 
@@ -72,10 +72,10 @@ def test_stock_levels_and_reorder_warning(catalog, admin, clock):
     receive(catalog, admin, clock, [inv.NewItem(f"BTN-{i}", "WT-BTN-2", hexid(i)) for i in range(3)])
     receive(catalog, admin, clock, [inv.NewItem(f"FAL-{i}", "WT-FALL-1", hexid(100 + i)) for i in range(6)])
     with catalog.transaction() as tx:
-        inv.set_reorder_point(tx, admin, "WH-OSLO", "WT-BTN-2", 5, at=clock())
-        inv.set_reorder_point(tx, admin, "WH-OSLO", "WT-FALL-1", 5, at=clock())
-        inv.set_reorder_point(tx, admin, "VAN-01", "WT-GW-1", 1, at=clock())
-        levels = inv.stock_levels(tx, admin)
+        inventory(tx, clock).set_reorder_point(admin, "WH-OSLO", "WT-BTN-2", 5)
+        inventory(tx, clock).set_reorder_point(admin, "WH-OSLO", "WT-FALL-1", 5)
+        inventory(tx, clock).set_reorder_point(admin, "VAN-01", "WT-GW-1", 1)
+        levels = inventory(tx, clock).stock_levels(admin)
     by = {(r["location"], r["model"]): r for r in levels}
     assert by[("WH-OSLO", "WT-BTN-2")]["in_stock"] == 3 and by[("WH-OSLO", "WT-BTN-2")]["warning"] == "REORDER"
     assert by[("WH-OSLO", "WT-FALL-1")]["in_stock"] == 6 and by[("WH-OSLO", "WT-FALL-1")]["warning"] == ""
@@ -87,10 +87,10 @@ def test_stock_levels_scoped_to_municipality(catalog, admin, clock):
     receive(catalog, admin, clock, [inv.NewItem("BTN-2", "WT-BTN-2", None)], loc="WH-OSLO")
     oslo_tech = Actor("tina", Role.TECHNICIAN, frozenset({"0301"}))
     with catalog.transaction(write=False) as tx:
-        assert {r["location"] for r in inv.stock_levels(tx, oslo_tech)} == {"WH-OSLO"}
+        assert {r["location"] for r in inventory(tx, clock).stock_levels(oslo_tech)} == {"WH-OSLO"}
     with pytest.raises(AccessDenied, match="not scoped to municipality 4601"):
         with catalog.transaction() as tx:
-            inv.transition(tx, oslo_tech, "BTN-1", S.REPAIR, reason="broken", at=clock())
+            inventory(tx, clock).transition(oslo_tech, "BTN-1", S.REPAIR, reason="broken")
 
 
 def test_kit_assembly_checks_template(catalog, admin, clock):
@@ -98,14 +98,15 @@ def test_kit_assembly_checks_template(catalog, admin, clock):
                                     inv.NewItem("FA1", "WT-FALL-1", hexid(3)), inv.NewItem("BT2", "WT-BTN-2", hexid(4))])
     with pytest.raises(ValidationError, match="needs button×1, fall×1, gateway×1"):
         with catalog.transaction() as tx:
-            inv.assemble_kit(tx, admin, "safety-alarm", ["GW1", "BT1", "BT2"], at=clock())
+            inventory(tx, clock).assemble_kit(admin, "safety-alarm", ["GW1", "BT1", "BT2"])
     with catalog.transaction() as tx:
-        kit = inv.assemble_kit(tx, admin, "safety-alarm", ["GW1", "BT1", "FA1"], at=clock())
+        kit = inventory(tx, clock).assemble_kit(admin, "safety-alarm", ["GW1", "BT1", "FA1"])
     assert {i["serial"]: i["state"] for i in kit["items"]} == {"GW1": "in_kit", "BT1": "in_kit", "FA1": "in_kit"}
     with catalog.transaction() as tx:
-        assert inv.find_item(tx, "GW1")["hw_id"] == "gw-" + hexid(1)
-        inv.dismantle_kit(tx, admin, kit["code"], at=clock())
-        assert inv.find_item(tx, "BT1")["state"] == "in_stock" and inv.find_item(tx, "BT1")["kit_id"] is None
+        svc = inventory(tx, clock)
+        assert svc.find_item("GW1")["hw_id"] == "gw-" + hexid(1)
+        svc.dismantle_kit(admin, kit["code"])
+        assert svc.find_item("BT1")["state"] == "in_stock" and svc.find_item("BT1")["kit_id"] is None
 
 
 def test_csv_import_is_atomic_and_names_the_line(catalog, admin, clock):
@@ -121,24 +122,24 @@ def test_csv_import_is_atomic_and_names_the_line(catalog, admin, clock):
         inv.import_delivery_note(catalog, admin, "serial,model\nX-1,NOPE\n", "WH-OSLO", at=clock())
     with catalog.transaction(write=False) as tx:
         assert sorted(r["serial"] for r in tx.query("SELECT serial FROM item")) == ["SN-A", "SN-B", "SN-C"]
-        assert inv.find_item(tx, "SN-A")["hw_id"] == "a4c138000001"
+        assert inventory(tx, clock).find_item("SN-A")["hw_id"] == "a4c138000001"
 
 
 def test_move_keeps_state_and_refuses_installed(catalog, admin, clock):
     receive(catalog, admin, clock, [inv.NewItem("MV-1", "WT-BTN-2", None)])
     with catalog.transaction() as tx:
-        assert inv.move(tx, admin, "MV-1", "VAN-01", reason="restock van", at=clock())["state"] == "in_stock"
-        inv.transition(tx, admin, "MV-1", S.IN_TRANSIT, reason="to home", at=clock())
-        inv.transition(tx, admin, "MV-1", S.INSTALLED, reason="installed", location="HOME-0001", at=clock())
+        assert inventory(tx, clock).move(admin, "MV-1", "VAN-01", reason="restock van")["state"] == "in_stock"
+        inventory(tx, clock).transition(admin, "MV-1", S.IN_TRANSIT, reason="to home")
+        inventory(tx, clock).transition(admin, "MV-1", S.INSTALLED, reason="installed", location="HOME-0001")
     with pytest.raises(InvalidTransition, match="deinstall it first"):
         with catalog.transaction() as tx:
-            inv.move(tx, admin, "MV-1", "WH-OSLO", reason="x", at=clock())
+            inventory(tx, clock).move(admin, "MV-1", "WH-OSLO", reason="x")
 
 
 def test_unknown_serial_names_the_fix(catalog, admin):
     with pytest.raises(NotFound, match="no item with serial or device id 'NOPE'"):
         with catalog.transaction(write=False) as tx:
-            inv.device_show(tx, admin, "NOPE")
+            inv.device_show(tx, admin, "NOPE")     # the script API (bench/fleet_scale.py) over the service
 
 
 @pytest.mark.parametrize("line,expected", [

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 from fleet.access import Actor, Role
 from fleet.commands.offline import list_offline
-from fleet.tests.factories import ROUTING, seed_catalog, stock_kit
+from fleet.tests.factories import ROUTING, installations, seed_catalog, stock_kit
 
 
 def test_offline_definition_order_and_scope(store, admin, clock):
-    from fleet import installations as ins
-
     seed_catalog(store, admin, clock())
     kit = stock_kit(store, admin, clock(), 1)
     now = clock()
     with store.transaction() as tx:
-        inst = ins.create(tx, admin, resident_ref="R-OFF001", location="HOME-0001", kit=kit, consent_kind="consent",
-                          consent_date="2026-11-01", routing=ROUTING, at=now)
+        inst = installations(tx, clock).create(admin, resident_ref="R-OFF001", location="HOME-0001", kit=kit,
+                                               consent_kind="consent", consent_date="2026-11-01", routing=ROUTING)
         rows = [("gw-fresh", now - 60, True), ("gw-stale", now - 3600, True), ("gw-said-off", now - 30, False),
                 ("gw-never", None, False), (inst["gateway_id"], now - 7200, True)]
         tx.executemany("INSERT INTO gateway_status (gateway_id, last_seen, online, version, config_version)"

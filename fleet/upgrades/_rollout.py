@@ -12,14 +12,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Sequence
 
+from fleet.clock import Clock
 from fleet.upgrades._errors import RolloutError
 from fleet.upgrades._states import (RolloutEvent, RolloutState, UnitEvent, UnitState, rollout_step, unit_step)
-
-
-class Clock(Protocol):
-    def time(self) -> float: ...
 
 
 @dataclass(frozen=True, order=True)

@@ -5,9 +5,10 @@ import json
 from dataclasses import asdict
 from typing import Any, Iterable
 
+from fleet.clock import Clock
 from fleet.errors import NotFound
 from fleet.upgrades._errors import ArtifactRejected, RolloutError, UpgradeError
-from fleet.upgrades._rollout import Clock, RolloutEngine, RolloutPlan, Unit, UnitRecord, assign_waves
+from fleet.upgrades._rollout import RolloutEngine, RolloutPlan, Unit, UnitRecord, assign_waves
 from fleet.upgrades._signing import SignedManifest, Target, key_id, load_public, verify
 from fleet.upgrades._states import RolloutEvent, RolloutState, UnitState
 
@@ -136,7 +137,8 @@ class RolloutRepo:
                                      u["error"], int(u["attempts"]))
         return RolloutEngine(rollout_id, plan, units, clock, RolloutState(r["state"]), int(r["wave"]), r["halt_reason"])
 
-    def save(self, eng: RolloutEngine, *, at: float, runner: bool = False) -> None:
+    def save(self, eng: RolloutEngine, *, at: float, runner: bool = False, detach: bool = False) -> None:
+        """Persist the engine; ``runner``: a running `fleet rollout run` is alive now; ``detach``: it has ended."""
         self.tx.execute("UPDATE rollout SET state = ?, wave = ?, halt_reason = ?, updated_at = ?"
                         + (", runner_seen_at = ?" if runner else "") + " WHERE rollout_id = ?",
                         (eng.state.value, eng.wave, eng.halt_reason, at, *((at,) if runner else ()), eng.rollout_id))
@@ -147,6 +149,8 @@ class RolloutRepo:
                                 [(r.state.value, r.attempts, r.sent_at, r.updated_at, r.error, eng.rollout_id, r.unit.key)
                                  for r in recs])
             eng.dirty.clear()
+        if detach:
+            self.tx.execute("UPDATE rollout SET runner_seen_at = NULL WHERE rollout_id = ?", (eng.rollout_id,))
 
     def request(self, rollout_id: str, event: RolloutEvent) -> None:
         self.row(rollout_id)
@@ -162,6 +166,15 @@ class RolloutRepo:
     def rollouts(self) -> list[dict[str, Any]]:
         return self.tx.query("SELECT rollout_id, release_id, state, wave, halt_reason, created_at, updated_at "
                              "FROM rollout ORDER BY created_at")
+
+    def unit_rows(self, rollout_id: str, *, state: str | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT unit_key, gateway_id, device_id, wave, state, attempts, updated_at, error FROM rollout_unit "
+               "WHERE rollout_id = ?")
+        params: list[Any] = [rollout_id]
+        if state:
+            sql += " AND state = ?"
+            params.append(state)
+        return self.tx.query(sql + " ORDER BY wave, unit_key", params)
 
     def failed_units(self, since: float | None = None) -> list[dict[str, Any]]:
         return self.tx.query(
