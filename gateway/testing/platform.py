@@ -302,6 +302,7 @@ class PlatformSim:
             return
         with self._cv:
             self.acks_sent += 1
+            self._cv.notify_all()
 
     # ------------------------------------------------------------ queries
     def wait(self, predicate: Callable[["PlatformSim"], bool], timeout_s: float) -> bool:

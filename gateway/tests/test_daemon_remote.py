@@ -130,3 +130,24 @@ def test_daemon_marks_test_mode_alarms_over_mqtt(tmp_path, mosquitto):
             await rt.async_stop()
             clink.stop()
     asyncio.run(run())
+
+
+def test_malformed_command_with_an_id_gets_an_error_result_and_garbage_never_raises():
+    from hypothesis import given, settings, strategies as st
+
+    r = remote()
+    bad = r.handle(json.dumps({"schema": "wt.cmd/1", "cmd_id": "c1", "cmd": 5}).encode())
+    assert bad is not None and bad["status"] == "error" and bad["schema"] == "wt.cmd-result/1"
+    assert "'cmd' must be a string" in bad["detail"]["error"]
+    assert r.handle(json.dumps({"schema": "wt.cmd/1", "cmd_id": "c1", "cmd": "ping"}).encode()) == bad  # same id
+
+    @settings(max_examples=200)
+    @given(st.one_of(st.binary(max_size=100), st.dictionaries(
+        st.sampled_from(["schema", "cmd_id", "cmd", "args"]),
+        st.one_of(st.none(), st.integers(), st.text(max_size=5), st.just("wt.cmd/1"), st.just({})),
+        max_size=4).map(lambda d: json.dumps(d).encode())))
+    def never_raises(payload: bytes) -> None:
+        out = r.handle(payload)
+        assert out is None or out["status"] in ("ok", "error")
+
+    never_raises()
