@@ -81,13 +81,16 @@ def releases(trace: list[tuple[int, int]]) -> list[int]:
 def resample_mg(samples: Sequence[tuple[float, float, float]], src_hz: int, rate_hz: int) -> list[tuple[int, int, int]]:
     """Bin-mean resampling of (x, y, z) in g to ``rate_hz``, in integer milli-g (what the
     firmware's replay driver and the LIS3DH's own averaging do)."""
+    def mean_mg(chunk: Sequence[tuple[float, float, float]], axis: int) -> int:
+        return int(round(sum(s[axis] for s in chunk) / len(chunk) * 1000))
+
     out = []
     per = src_hz / rate_hz
     n = int(len(samples) / per)
     for k in range(n):
         a, b = int(round(k * per)), int(round((k + 1) * per))
         chunk = samples[a:b] or samples[a:a + 1]
-        out.append(tuple(int(round(sum(s[i] for s in chunk) / len(chunk) * 1000)) for i in range(3)))  # type: ignore[misc]
+        out.append((mean_mg(chunk, 0), mean_mg(chunk, 1), mean_mg(chunk, 2)))
     return out
 
 
