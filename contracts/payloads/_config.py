@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from contracts.payloads._common import Rejected, dumps, load
 
@@ -29,14 +29,10 @@ class ConfigDoc(NamedTuple):
     hash: str | None = None
 
 
-def encode_config(*, version: int, config: dict[str, Any], hash: str | None) -> bytes:
+def encode_config(*, version: int, config: Mapping[str, Any], hash: str | None) -> bytes:
     """Canonical (sorted keys, compact): the same desired config is the same retained bytes."""
     return json.dumps({"schema": CONFIG_SCHEMA, "version": version, "hash": hash, "config": config},
                       sort_keys=True, separators=(",", ":")).encode()
-
-
-def _version(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, int) and v >= 0
 
 
 def decode_config(payload: bytes) -> ConfigDoc | Rejected:
@@ -44,7 +40,7 @@ def decode_config(payload: bytes) -> ConfigDoc | Rejected:
     if isinstance(doc, Rejected):
         return doc
     version, config, h = doc.get("version"), doc.get("config"), doc.get("hash")
-    if not _version(version):
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         return Rejected(f"version {version!r} is not a non-negative integer", CONFIG_SCHEMA, "version")
     if not isinstance(config, dict):
         return Rejected("'config' is not an object", CONFIG_SCHEMA, "config")
@@ -79,7 +75,7 @@ def decode_applied(payload: bytes) -> ConfigApplied | Rejected:
     if isinstance(doc, Rejected):
         return doc
     version = doc.get("version")
-    if not _version(version):
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         return Rejected(f"version {version!r} is not a non-negative integer", APPLIED_SCHEMA, "version")
     try:
         status = AppliedStatus(doc.get("status"))

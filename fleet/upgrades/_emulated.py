@@ -95,7 +95,7 @@ def serve_mqtt(client, gateways: Mapping[str, EmulatedGateway]) -> None:
     def on_cmd(topic: str, payload: bytes) -> None:
         gw = parse_gateway(topic, Kind.CMD)
         g = gateways.get(gw) if gw is not None else None
-        if g is None:
+        if gw is None or g is None:
             return
         for cid, status, detail in g.handle(payload):
             client.publish_nowait(result_topic(gw), encode_result(cid, status, detail), qos=1)

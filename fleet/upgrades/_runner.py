@@ -36,7 +36,7 @@ class InProcessTransport:
         self.sent += 1
         gw = parse_gateway(topic, Kind.CMD)
         g = self.gateways.get(gw) if gw is not None else None
-        if g is None:
+        if gw is None or g is None:
             return                                  # offline gateway: the unit times out
         for cid, status, detail in g.handle(payload):
             self.inbox.append((result_topic(gw), encode_result(cid, status, detail)))
