@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from gateway.domain.alarms import (Alarm, AlarmEvent, AlarmRecord, AlarmState, Custody, StoreEvent, StoreState,
                                    StoredCallback)
+from gateway.domain.event_ids import GatewayEventIds
 from gateway.domain.journal_types import AppendOutcome, AppendResult, Recovery
 from gateway.domain.model import Event, EventCode, Role
 from gateway.domain.payload import Ack, AckStatus, Rejected, Topics, decode_ack, encode_event
@@ -133,6 +134,7 @@ class Forwarder:
         self.gateway_id = gateway_id
         self.topics = Topics(gateway_id)
         self._journal = journal
+        self.event_ids = GatewayEventIds(gateway_id, journal)   # shared with the rule engine (bootstrap)
         self._primary = primary
         self._fallback = fallback
         self._lane = alarm_lane
@@ -226,18 +228,12 @@ class Forwarder:
             self._journal.submit(event, lambda e, r: self._pump.telemetry_stored(e, r, on_stored))
 
     def raise_technical(self, code: EventCode, data: dict[str, Any] | None = None) -> None:
-        """Raise a gateway technical alarm (id ``<gw>-g<counter:010d>``), submitted like any alarm."""
+        """Raise a gateway technical alarm (id ``<gw>-g<counter:010d>``, time-based if no counter
+        can be reserved: gateway/domain/event_ids.py), submitted like any alarm."""
         # The counter comes from the block already reserved (memory): a technical alarm is
         # published at once, not after the journal writer's queue and a commit's fsync.
-        try:
-            counter: int | None = self._journal.next_gateway_counter()
-        except Exception as exc:  # noqa: BLE001 - hwm file unwritable and the block used up
-            log.error("gateway counter unavailable (%s); using a time-based event id", exc)
-            counter = None
         now = self._clock.time()
-        event_id = (f"{self.gateway_id}-g{counter:010d}" if counter is not None
-                    else f"{self.gateway_id}-t{int(now * 1000):013d}")
-        self.submit(Event(event_id=event_id, device_id=self.gateway_id, code=code, occurred_at=now,
+        self.submit(Event(event_id=self.event_ids.next(now), device_id=self.gateway_id, code=code, occurred_at=now,
                           received_at=now, role=Role.GATEWAY, data=dict(data or {})))
 
     # ---- alarms: publication -------------------------------------------------------------
