@@ -13,8 +13,9 @@ shares no code with the gateway under test (HIL benches, benchmark receivers).
 Its users: ``gateway.testing.console`` (the demo console presents it),
 ``hil_tests.platform``, ``bench/_common.py`` and the gateway tests.
 
-Also here: :class:`FakeClock`, :class:`FakePublisher` (a Publisher port you PUBACK by
-hand), :class:`RecordingSignal`, :class:`LoopThread`, :func:`wait_until`;
+Also here: :class:`FakePublisher` (a Publisher port you PUBACK by hand),
+:class:`RecordingSignal`, :class:`LoopThread`, :func:`wait_until`; :class:`FakeClock` is
+re-exported from ``gateway.testing.clock`` (the one fake clock);
 :class:`TcpProxy` lives in ``gateway.testing.tcp_proxy`` (re-exported).
 """
 from __future__ import annotations
@@ -30,27 +31,13 @@ from contracts.topics import (ANY, DeviceTopics, Kind, Parsed, Topics, all_devic
                               source_id)
 from gateway.domain.model import Event
 from gateway.domain.uplink_errors import NotConnected
+from gateway.testing.clock import FakeClock
 from gateway.testing.tcp_proxy import TcpProxy
 
 Handler = Callable[[str, bytes], None]
 
 __all__ = ["Arrival", "FakeClock", "FakePublication", "FakePublisher", "LoopThread", "PahoLink", "PlatformSim",
            "RecordingSignal", "TcpProxy", "wait_until"]
-
-
-class FakeClock:
-    def __init__(self, t: float = 1_790_000_000.0, mono: float = 1000.0) -> None:
-        self.t, self.mono = t, mono
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, s: float) -> None:
-        self.t += s
-        self.mono += s
 
 
 @dataclass
