@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from contracts.discovery import SERVICE_TYPE
 from contracts.roles import Role
 
 GATEWAY_ID_RE = re.compile(r"^[a-z0-9-]{3,64}$")
@@ -131,7 +132,7 @@ class BleSection:
 @dataclass(frozen=True)
 class DiscoverySection:
     enabled: bool = field(default=True, metadata=meta(example="true"))
-    service_type: str = field(default="_wt-gateway._tcp.local.", metadata=meta(example='"_wt-gateway._tcp.local."'))
+    service_type: str = field(default=SERVICE_TYPE, metadata=meta(example=f'"{SERVICE_TYPE}"'))
     interfaces: tuple[str, ...] = field(default=(), metadata=meta(example='["127.0.0.1"]',
                                                                    doc="empty = all interfaces"))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from contracts.discovery import SERVICE_TYPE
 from contracts.gateway_config._errors import _MISSING, ConfigError, ConfigIssue
 from contracts.gateway_config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, SERVICE_TYPE_RE, ZONE_ID_RE, DeviceLink,
                                     DeviceSection, GatewayConfig, MainsSource, ZoneShape)
@@ -239,7 +240,7 @@ def _cross_check(cfg: GatewayConfig, issues: list[ConfigIssue]) -> None:
                                   'set e.g. host = "fallback.example.net"'))
     if not SERVICE_TYPE_RE.fullmatch(cfg.discovery.service_type):
         issues.append(ConfigIssue("discovery.service_type", cfg.discovery.service_type,
-                                  "must look like _name._tcp.local.", 'set e.g. service_type = "_wt-gateway._tcp.local."'))
+                                  "must look like _name._tcp.local.", f'set e.g. service_type = "{SERVICE_TYPE}"'))
     m = cfg.mains
     if m.source is MainsSource.FILE and not m.path:
         issues.append(ConfigIssue("mains.path", "", 'required when source = "file"',

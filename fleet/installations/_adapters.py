@@ -1,4 +1,4 @@
-"""Adapters for commissioning: MQTT (fleet.mqtt) and zeroconf discovery (gateway.adapters.discovery)."""
+"""Adapters for commissioning: MQTT (fleet.mqtt) and zeroconf discovery (fleet.discovery)."""
 from __future__ import annotations
 
 import json
@@ -68,19 +68,15 @@ class MqttGatewayChannel:
 
 
 class ZeroconfGatewayFinder:
-    """Browse ``_wt-gateway._tcp`` with the gateway's own discovery module (gw-runtime)."""
+    """Browse the gateways' service type (contracts.discovery) with the fleet's zeroconf adapter."""
 
     def __init__(self, interfaces: tuple[str, ...] = ()) -> None:
         self.interfaces = interfaces
 
     def find(self, gateway_id: str, timeout_s: float) -> GatewayEndpoint | None:
-        from gateway.adapters.discovery import discover
+        from ..discovery import browse   # lazy: zeroconf only when discovery is used
 
-        deadline = time.monotonic() + timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            for g in discover(min(left, 2.0), interfaces=self.interfaces):
-                if g.id == gateway_id:
-                    return GatewayEndpoint(g.id, g.host, g.port, g.version)
+        for g in browse(timeout_s, interfaces=self.interfaces, stop_at=gateway_id):
+            if g.id == gateway_id:
+                return GatewayEndpoint(g.id, g.host, g.port, g.version)
+        return None

@@ -2,8 +2,8 @@
 advertised gateway, a real Mosquitto, a scripted gateway answering test mode with test alarms."""
 from __future__ import annotations
 
-import asyncio
 import json
+import socket
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -162,16 +162,30 @@ def _rename_gateway(store, inst) -> str:
     return gw
 
 
-def test_commission_end_to_end_with_mdns_and_mosquitto(installation, mosquitto, sqlite_url, capsys):
-    from gateway.adapters.discovery import GatewayAdvertiser
+class ScriptedAdvertisement:
+    """A gateway on mDNS, scripted from the contract (contracts.discovery), as ScriptedGateway
+    scripts its MQTT side: the fleet's tests never run the gateway's own code."""
 
+    def __init__(self, gateway_id: str, status_port: int, *, interface: str = "127.0.0.1") -> None:
+        from zeroconf import IPVersion, ServiceInfo, Zeroconf
+
+        from contracts.discovery import SERVICE_TYPE, TXT_ID, TXT_STATUS_PORT, TXT_VERSION
+
+        self.zc = Zeroconf(interfaces=[interface], ip_version=IPVersion.V4Only)
+        self.zc.register_service(ServiceInfo(
+            SERVICE_TYPE, f"{gateway_id}.{SERVICE_TYPE}", addresses=[socket.inet_aton(interface)], port=status_port,
+            properties={TXT_ID: gateway_id, TXT_VERSION: "0.1.0", TXT_STATUS_PORT: str(status_port)},
+            server=f"{gateway_id}.local."), allow_name_change=True)
+
+    def close(self) -> None:
+        self.zc.unregister_all_services()
+        self.zc.close()
+
+
+def test_commission_end_to_end_with_mdns_and_mosquitto(installation, mosquitto, sqlite_url, capsys):
     store, inst = installation
     gw = _rename_gateway(store, inst)
-    adv = GatewayAdvertiser(gw, "0.1.0", 18080, interfaces=("127.0.0.1",))
-    loop = asyncio.new_event_loop()
-    t = threading.Thread(target=loop.run_forever, daemon=True)
-    t.start()
-    asyncio.run_coroutine_threadsafe(adv.async_start(), loop).result(10)
+    adv = ScriptedAdvertisement(gw, 18080)
     fake_gw = ScriptedGateway(mosquitto.port, gw)
     try:
         rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
@@ -179,8 +193,7 @@ def test_commission_end_to_end_with_mdns_and_mosquitto(installation, mosquitto, 
                    "--discover-timeout", "10"], env={"FLEET_USER": "tina"})
     finally:
         fake_gw.close()
-        asyncio.run_coroutine_threadsafe(adv.async_stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
+        adv.close()
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert f"found {gw} at 127.0.0.1:18080" in out.out
@@ -209,3 +222,16 @@ def test_commission_refuses_done_when_one_device_stays_silent(installation, mosq
     with store.transaction(write=False) as tx:
         assert tx.scalar("SELECT status FROM installation WHERE code = ?", (inst["code"],)) == "commissioning"
         assert [r["device_id"] for r in tx.query("SELECT device_id FROM installation_test_alarm")] == [button]
+
+
+def test_zeroconf_finder_reads_the_contract_txt_record():
+    from fleet.installations._adapters import ZeroconfGatewayFinder
+
+    gw = "gw-" + uuid.uuid4().hex[:12]
+    adv = ScriptedAdvertisement(gw, 18081)
+    try:
+        finder = ZeroconfGatewayFinder(("127.0.0.1",))
+        assert finder.find(gw, 10) == GatewayEndpoint(gw, "127.0.0.1", 18081, "0.1.0")
+        assert finder.find("gw-" + uuid.uuid4().hex[:12], 1.0) is None
+    finally:
+        adv.close()

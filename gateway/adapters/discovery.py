@@ -1,9 +1,10 @@
 """Zeroconf (mDNS/DNS-SD) adapter: advertise this gateway, discover gateways on the LAN.
 
-The only module that imports python-zeroconf. The service (default
-``_wt-gateway._tcp.local.``) carries TXT properties ``id`` (pseudonymous gateway id),
-``version`` and ``status_port`` (the port is also the SRV port), so a technician's
-laptop can find the gateway and read its status endpoint.
+The only gateway module that imports python-zeroconf. The service type and its TXT
+properties are the shared contract :mod:`contracts.discovery`: ``id`` (pseudonymous gateway
+id), ``version`` and ``status_port`` (the port is also the SRV port), so a technician's
+laptop (``gateway discover``, the fleet's commissioning) can find the gateway and read its
+status endpoint.
 """
 from __future__ import annotations
 
@@ -17,14 +18,17 @@ from typing import Any
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceListener, Zeroconf
 from zeroconf.asyncio import AsyncZeroconf
 
+from contracts.discovery import SERVICE_TYPE, TXT_ID, TXT_STATUS_PORT, TXT_VERSION
+
 from contracts.discovery import SERVICE_TYPE
+from gateway.errors import GatewayError
 
 log = logging.getLogger("gateway.adapters.discovery")
 
 DEFAULT_SERVICE_TYPE = SERVICE_TYPE   # the contract: contracts/discovery.py
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(GatewayError):
     """Root exception of gateway.adapters.discovery (zeroconf errors are translated to it)."""
 
     def __init__(self, message: str, *, service_type: str = "") -> None:
@@ -80,7 +84,7 @@ class GatewayAdvertiser:
         self.info = ServiceInfo(
             service_type, f"{gateway_id}.{service_type}",
             addresses=_addresses_for(self.interfaces), port=status_port,
-            properties={"id": gateway_id, "version": version, "status_port": str(status_port)},
+            properties={TXT_ID: gateway_id, TXT_VERSION: version, TXT_STATUS_PORT: str(status_port)},
             server=f"{gateway_id}.local.",
         )
         self._azc: AsyncZeroconf | None = None
@@ -146,10 +150,10 @@ def discover(timeout_s: float = 3.0, *, service_type: str = DEFAULT_SERVICE_TYPE
                 if info is None:
                     continue
                 addrs = tuple(info.parsed_addresses())
-                gw_id = _prop(info.properties, "id") or name.split(".")[0]
+                gw_id = _prop(info.properties, TXT_ID) or name.split(".")[0]
                 host = addrs[0] if addrs else (info.server or "").rstrip(".")
                 found[name] = FoundGateway(
-                    id=gw_id, version=_prop(info.properties, "version"), host=host, addresses=addrs,
+                    id=gw_id, version=_prop(info.properties, TXT_VERSION), host=host, addresses=addrs,
                     port=info.port or 0, status_url=f"http://{host}:{info.port}/status", name=name)
             time.sleep(0.1)
         browser.cancel()
