@@ -25,7 +25,8 @@ from gateway.adapters.journal import JournalWriter, SqliteJournal
 from gateway.domain.model import EventCode
 from gateway.domain.rules import Raised
 from gateway.domain.payload import Published, decode_published
-from gateway.testing.platform import FakeClock, FakePublisher
+from gateway.testing.clock import FakeClock
+from gateway.testing.platform import FakePublisher
 
 DEV = "a4c1380a1b2c"
 KEY = bytes(range(16))

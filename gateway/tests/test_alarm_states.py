@@ -19,7 +19,8 @@ from gateway.domain.model import Event, EventCode
 from gateway.domain.payload import encode_ack
 from gateway.domain.ports import JournalDepth
 from gateway.domain.uplink_errors import UplinkError
-from gateway.testing.platform import FakeClock, FakePublisher
+from gateway.testing.clock import FakeClock
+from gateway.testing.platform import FakePublisher
 
 S, E = AlarmState, AlarmEvent
 GW = "gw-0001"

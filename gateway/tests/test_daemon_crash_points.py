@@ -31,7 +31,8 @@ from gateway.config import load_config
 from gateway.daemon import bootstrap
 from gateway.domain.model import EventCode
 from gateway.domain.payload import Published, decode_published
-from gateway.testing.platform import FakeClock, FakePublisher
+from gateway.testing.clock import FakeClock
+from gateway.testing.platform import FakePublisher
 
 DEV = "a4c1380a1b2c"
 KEY = bytes(range(16))

@@ -7,20 +7,10 @@ import json
 import time
 
 from gateway.domain.remote import RemoteCommands
+from gateway.testing.clock import FakeClock
 
 DEV = "a4c1380a1b2c"
 OTHER = "a4c1380a1b2d"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.m = 0.0
-
-    def time(self) -> float:
-        return 1.7e9 + self.m
-
-    def monotonic(self) -> float:
-        return self.m
 
 
 def cmd(cmd_id: str, name: str, **args) -> bytes:
@@ -28,12 +18,12 @@ def cmd(cmd_id: str, name: str, **args) -> bytes:
 
 
 def remote(clock=None) -> RemoteCommands:
-    return RemoteCommands("gw-1", "0.1.0", clock or Clock(), paired=lambda d: d == DEV,
+    return RemoteCommands("gw-1", "0.1.0", clock or FakeClock(1.7e9, mono=0.0), paired=lambda d: d == DEV,
                           known_role=lambda d: "button" if d == DEV else None)
 
 
 def test_test_mode_on_off_and_expiry():
-    clock = Clock()
+    clock = FakeClock(1.7e9, mono=0.0)
     r = remote(clock)
     res = r.handle(cmd("c1", "test_mode", devices=[DEV, OTHER], enabled=True, duration_s=60))
     assert res["schema"] == "wt.cmd-result/1" and res["cmd_id"] == "c1" and res["status"] == "ok"
@@ -41,7 +31,7 @@ def test_test_mode_on_off_and_expiry():
     assert r.is_test(DEV) and r.is_test(OTHER)
     r.handle(cmd("c2", "test_mode", devices=[OTHER], enabled=False))
     assert r.is_test(DEV) and not r.is_test(OTHER)
-    clock.m = 60.0
+    clock.advance(60.0)
     assert not r.is_test(DEV) and r.test_devices() == []
 
 

@@ -14,7 +14,8 @@ from gateway.domain.model import Event, EventCode, Role
 from gateway.domain.payload import AckStatus
 from gateway.domain.forwarder import Forwarder
 from gateway.domain.payload import encode_ack
-from gateway.testing.platform import FakeClock, FakePublisher, RecordingSignal
+from gateway.testing.clock import FakeClock
+from gateway.testing.platform import FakePublisher, RecordingSignal
 
 GW = "gw-0001"
 ACK = f"wt/v1/gw/{GW}/ack"
