@@ -15,12 +15,14 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable
 
+from gateway.errors import GatewayError
+
 log = logging.getLogger("gateway.adapters.status")
 
 SnapshotFn = Callable[[], dict[str, Any]]
 
 
-class StatusError(Exception):
+class StatusError(GatewayError):
     """Root exception of gateway.adapters.status (``url`` names the endpoint)."""
 
     def __init__(self, message: str, *, url: str = "") -> None:

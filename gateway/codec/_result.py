@@ -5,9 +5,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from gateway.codec.enums import RejectReason
+from gateway.errors import GatewayError
 
 
-class CodecError(ValueError):
+class CodecError(GatewayError, ValueError):
     """Root exception of gateway.codec: an *encoder* was given a value the wire cannot carry.
 
     Decoders never raise; they return :class:`Rejection`. ``field`` names the offending

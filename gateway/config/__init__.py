@@ -22,13 +22,13 @@ serial or BLE library.
 from __future__ import annotations
 
 from contracts.gateway_config import (DEVICE_ID_RE, GATEWAY_ID_RE, IMMUTABLE, BatteryRule, BedRule, BleScanMode,
-                                      BleSection, ConfigError, ConfigIssue, DeviceLink, DeviceSection,
+                                      BleSection, ConfigIssue, DeviceLink, DeviceSection,
                                       DiscoverySection, DoorRule, DoseRule, FallbackSection, GatewayConfig,
                                       GatewaySection, GeofenceRule, JournalSection, LogLevel, MainsSection,
                                       MainsSource, RulesSection, SerialSection, StatusSection, SupervisionSection,
                                       TlsSection, UpgradesSection, UplinkSection, Zone, ZoneShape, meta, to_plain,
                                       to_toml)
-from gateway.config._load import ENV_PREFIX, load_config, parse_override_value
+from gateway.config._load import ENV_PREFIX, ConfigError, load_config, parse_override_value
 
 __all__ = [
     "DEVICE_ID_RE", "ENV_PREFIX", "GATEWAY_ID_RE", "IMMUTABLE", "BatteryRule", "BedRule", "BleScanMode", "BleSection",

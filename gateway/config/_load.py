@@ -11,9 +11,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-from contracts.gateway_config import NO_VALUE, ConfigError, ConfigIssue, GatewayConfig, build
+from contracts import gateway_config as _contract
+from contracts.gateway_config import NO_VALUE, ConfigIssue, GatewayConfig, build
+from gateway.errors import GatewayError
 
 ENV_PREFIX = "WT_GW__"
+
+
+class ConfigError(_contract.ConfigError, GatewayError):
+    """The contract's ConfigError (``issues``, ``source``) as the gateway raises it: rooted in GatewayError."""
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,

@@ -1,8 +1,10 @@
 """Root exception of gateway.uplink; paho return codes are translated into these."""
 from __future__ import annotations
 
+from gateway.errors import GatewayError
 
-class UplinkError(Exception):
+
+class UplinkError(GatewayError):
     """An uplink failure. ``route`` names the broker route, ``code`` the library's code/reason."""
 
     def __init__(self, message: str, *, route: str | None = None, code: object = None):

@@ -32,8 +32,8 @@ def test_passive_scan_mode_and_pair_from_the_configuration_reach_the_scanner(tmp
             rt = bootstrap(cfg, loop=loop, serial=False)
             await rt.async_start()
             try:
-                await until(lambda: rt._ble is not None and rt._ble[0].running)
-                scanner = rt._ble[0]
+                await until(lambda: rt.ble.receiver is not None and rt.ble.receiver[0].running)
+                scanner = rt.ble.receiver[0]
                 assert scanner.status()["mode"] == "passive"
                 assert len(bluez.monitors.monitors) == 1 and bluez.adapter.start_calls == 0
                 assert scanner._cfg.mode is ScanMode.PASSIVE and scanner._cfg.pair is True

@@ -44,7 +44,7 @@ def test_encrypted_bthome_fall_advert_reaches_the_broker(tmp_path, mosquitto, sy
             await rt.async_start()
             try:
                 await until(lambda: rt.uplink_connected() and clink.connected)
-                await until(lambda: rt._ble is not None and rt._ble[0].running)
+                await until(lambda: rt.ble.receiver is not None and rt.ble.receiver[0].running)
                 sealed = encode_advert([(0x01, 64), (0xF0, 2), (0x54, bytes([0x10, 0x9C, 0x01, 0x00]))],
                                        key=KEY, mac=MAC, counter=7)
                 dev.advertise(service_data={"fcd2": sealed}, rssi=-67)

@@ -90,7 +90,7 @@ def test_ota_command_installs_and_commits_on_real_firmware(tmp_path, mosquitto, 
             fleet.publish(topic, cmd, qos=1)
             await until(lambda: of(f"t1:{GW}/{DEV}:u"), 20, "tampered result")
             [(status, phase)] = of(f"t1:{GW}/{DEV}:u")
-            assert (status, phase) == ("error", "download") and not rt.ota_sessions
+            assert (status, phase) == ("error", "download") and not rt.upgrades.ota_sessions
             # the signed bundle: relayed, installed, rebooted (HELLO 0.2.0), committed
             t0 = time.monotonic()
             topic, cmd = gateway_topic(GW, Kind.CMD), encode_cmd(*install_command(
@@ -107,7 +107,7 @@ def test_ota_command_installs_and_commits_on_real_firmware(tmp_path, mosquitto, 
             # the same deployment again: its result, no transfer
             fleet.publish(topic, cmd, qos=1)
             await until(lambda: len(of(cid)) == 5, 20, "repeat")
-            assert of(cid)[-1] == ("ok", "committed") and not rt.ota_sessions
+            assert of(cid)[-1] == ("ok", "committed") and not rt.upgrades.ota_sessions
         finally:
             await rt.async_stop()
             fleet.stop()

@@ -253,13 +253,13 @@ def test_update_stages_switches_health_checks_commits_and_is_idempotent(tmp_path
             assert (slots / "b" / "gateway-0.2.0.whl").stat().st_mtime_ns == mtime
             # a release whose health check fails (uplink gone) is rolled back to the old slot
             v3 = sign(wheel + b"3", "gateway-0.3.0.whl", Target.GATEWAY, "0.3.0", priv)
-            rt.cfg = dataclasses.replace(cfg, upgrades=dataclasses.replace(cfg.upgrades, health_deadline_s=1))
-            real = rt.uplink_connected
-            rt.uplink_connected = lambda: False         # noqa: E731 - health check: uplink down
+            rt.upgrades.settings = dataclasses.replace(cfg.upgrades, health_deadline_s=1)
+            real = rt.upgrades.health.uplink_connected
+            rt.upgrades.health.uplink_connected = lambda: False   # noqa: E731 - health check: uplink down
             topic3, cmd3 = encode_update("r3", gw, v3, "fleet://x", artifact=wheel + b"3")
-            rt.on_cmd_message(topic3, cmd3)
+            rt.commands.on_cmd_message(topic3, cmd3)
             await until(lambda: any(s == "error" for s, _ in results.of("r3:gw-upd:u")))
-            rt.uplink_connected = real
+            rt.upgrades.health.uplink_connected = real
             err = [r for r in results.items if r["cmd_id"] == "r3:gw-upd:u"][-1]
             assert err["detail"]["phase"] == "commit" and err["detail"]["rolled_back"] is True
             assert "uplink not connected" in err["detail"]["error"]

@@ -81,7 +81,7 @@ def test_daemon_raises_and_publishes_the_ble_alarm_and_takes_gatt_measurements(o
             return {"reports": 0, "bthome_devices": 0, "state": "scanning"}
 
     wd = Watchdog()
-    rt._ble = (Scanner(), wd)      # what _start_ble sets up (the BlueZ side is tested in test_daemon_ble)
+    rt.ble.receiver = (Scanner(), wd)   # what BleSupervisor.async_start sets up (the BlueZ side is tested in test_daemon_ble)
 
     rt.forwarder.start()
     rt.engine.tick()

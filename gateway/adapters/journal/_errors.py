@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.errors import GatewayError
 
-class JournalError(Exception):
+
+class JournalError(GatewayError):
     """Any journal failure. ``path`` is the journal file, ``cause`` the underlying error."""
 
     def __init__(self, message: str, *, path: Path | str | None = None, cause: BaseException | None = None):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from typing import Callable, Protocol
 
+from gateway.errors import GatewayError
+
 
 class LinkState(str, enum.Enum):
     CONNECTING = "connecting"   # not opened yet / retrying
@@ -17,7 +19,7 @@ class LinkState(str, enum.Enum):
     STOPPED = "stopped"
 
 
-class TransportError(Exception):
+class TransportError(GatewayError):
     """Root exception of gateway.adapters.transports (``link`` names the link)."""
 
     def __init__(self, message: str, *, link: str = "") -> None:

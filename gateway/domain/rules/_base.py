@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 from gateway.domain.event_ids import GatewayCounter, GatewayEventIds, is_gateway_event_id
 from gateway.domain.model import Event, EventCode, Role
 from gateway.domain.ports import Clock, EventSink
+from gateway.errors import GatewayError
 
 log = logging.getLogger("gateway.domain.rules")
 
 
-class RuleError(Exception):
+class RuleError(GatewayError):
     """Root exception of gateway.domain.rules (``rule`` names the rule)."""
 
     def __init__(self, message: str, *, rule: str | None = None) -> None:

@@ -1,0 +1,344 @@
+"""How a fleet configuration push is applied — the whole story is in this file.
+
+The fleet publishes ``wt.config/1`` (retained) on the gateway's ``…/config`` topic; its
+``config`` object is a layer between the TOML file and the environment
+(docs/gateway-config.md). The retained push comes back after every (re)connect.
+
+1. **Receive** (:class:`ConfigPushApplier`, one per running gateway, subscribed on the
+   command routes — primary and fallback, not the alarm lane):
+
+   - garbage (not ``wt.config/1``) is logged and ignored;
+   - a push that already failed to start on this gateway (set aside, see 3) is reported
+     ``rejected`` again with its reason and never retried;
+   - otherwise the pure decision of gateway/domain/config_push.py :func:`decide`: an older
+     version is ignored; the applied version is reported ``applied`` again; a push that
+     does not validate (every issue with key, value and fix) or changes ``gateway.id``,
+     ``gateway.data_dir`` or ``journal.path`` is reported ``rejected`` and the running
+     configuration stays; a valid push asks the main loop for a re-bootstrap.
+
+2. **Apply** (:func:`serve`, the daemon's main loop): the running gateway is stopped; the
+   push is saved (``<data_dir>/fleet-config.json``; the layer it replaces is kept as
+   ``fleet-config.previous.json``); a new gateway is built from it (``bootstrap``: every
+   adapter, BLE, status server, zeroconf) and started. Once it runs, the push is reported
+   ``applied``.
+
+3. **Roll back** — applying a push never ends the daemon. Anything raised while building
+   or starting the new gateway (a port in use, an adapter refusing its settings such as
+   ``ble.adapter = "hci-0"``, any exception) stops what was started, sets the push aside
+   (``fleet-config.rejected.json``, with the reason), restores the previous layer on disk
+   and in memory, starts the gateway on it again and reports the push ``rejected``:
+   ``configuration version N could not start: <reason>``.
+
+4. **Start-up**: the saved layer is on trial the same way. A saved push that no longer
+   validates or cannot start is set aside and the daemon starts on the previous layer,
+   else on the file alone; the set-aside push is reported ``rejected`` once connected.
+   A bad push therefore cannot make a crash loop. Only when the configuration without
+   any fleet layer cannot start does the daemon exit (code 2, the message names the key).
+
+5. **Report**: ``wt.config-applied/1`` (retained) on ``…/config/applied``, on the first
+   connected command route; a report that cannot go out now is retried on every rules
+   tick.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from contracts.payloads import encode_applied
+from contracts.topics import Topics
+from gateway.config import ConfigError, GatewayConfig
+from gateway.daemon._errors import DaemonError
+from gateway.daemon._routes import Routes
+from gateway.domain.config_push import ConfigPush, decide, decode_push, read_layer, write_layer
+
+if TYPE_CHECKING:
+    from gateway.daemon._runtime import GatewayRuntime
+
+log = logging.getLogger("gateway.daemon")
+
+PREVIOUS_FILE = "fleet-config.previous.json"
+REJECTED_FILE = "fleet-config.rejected.json"
+KEEP_REJECTED = 16
+
+PushKey = tuple[int, "str | None"]
+Report = tuple[ConfigPush, str, "str | None"]          # (push, "applied" | "rejected", error)
+
+
+def _key(push: ConfigPush) -> PushKey:
+    return (push.version, push.hash)
+
+
+# ---------------------------------------------------------------- on disk
+
+class LayerFiles:
+    """The fleet layer in ``gateway.data_dir``: the applied push, the one before it, and the
+    pushes set aside because they could not start (never applied again)."""
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        self.dir = Path(data_dir)
+
+    def applied(self) -> ConfigPush | None:
+        return read_layer(self.dir)
+
+    def previous(self) -> ConfigPush | None:
+        try:
+            obj = json.loads((self.dir / PREVIOUS_FILE).read_text())
+            return ConfigPush(int(obj["version"]), dict(obj["config"]), obj.get("hash"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("ignoring unreadable %s (%s)", self.dir / PREVIOUS_FILE, exc)
+            return None
+
+    def save(self, push: ConfigPush, *, previous: ConfigPush | None) -> None:
+        """``push`` becomes the layer; ``previous`` is kept (written first: a power cut in
+        between leaves the old layer in force)."""
+        if previous is None:
+            (self.dir / PREVIOUS_FILE).unlink(missing_ok=True)
+        else:
+            _write_json(self.dir / PREVIOUS_FILE, _push_doc(previous))
+        write_layer(self.dir, push)
+
+    def restore(self, push: ConfigPush | None) -> None:
+        """``push`` (None: no fleet layer) is the layer again; there is no "previous" now."""
+        write_layer(self.dir, push)
+        (self.dir / PREVIOUS_FILE).unlink(missing_ok=True)
+
+    def set_aside(self, push: ConfigPush, reason: str) -> None:
+        records = [r for r in self._rejected_records() if (r.get("version"), r.get("hash")) != _key(push)]
+        records.append({**_push_doc(push), "error": reason})
+        _write_json(self.dir / REJECTED_FILE, records[-KEEP_REJECTED:])
+
+    def rejected(self) -> dict[PushKey, str]:
+        return {(int(r["version"]), r.get("hash")): str(r.get("error") or "")
+                for r in self._rejected_records() if isinstance(r.get("version"), int)}
+
+    def _rejected_records(self) -> list[dict[str, Any]]:
+        try:
+            records = json.loads((self.dir / REJECTED_FILE).read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            log.error("ignoring unreadable %s (%s)", self.dir / REJECTED_FILE, exc)
+            return []
+        return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+
+
+def _push_doc(push: ConfigPush) -> dict[str, Any]:
+    return {"version": push.version, "hash": push.hash, "config": push.config}
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- what survives a re-bootstrap
+
+@dataclass
+class PushState:
+    """Shared by the main loop and each runtime's applier. ``load(layer)`` builds the
+    effective configuration from file, environment and command line with that fleet layer;
+    None when the gateway was started without a reloadable configuration."""
+
+    load: Callable[[dict[str, Any] | None], GatewayConfig] | None = None
+    applied: ConfigPush | None = None
+    failed: dict[PushKey, str] = field(default_factory=dict)       # set aside: never applied again
+    pending: list[Report] = field(default_factory=list)             # reports not yet published
+    requested: tuple[GatewayConfig, ConfigPush] | None = None       # the re-bootstrap asked for
+    reload: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def applied_version(self) -> int:
+        """The version of the fleet layer in effect (0: none), for the status snapshot."""
+        return self.applied.version if self.applied is not None else 0
+
+    def queue_report(self, push: ConfigPush, status: str, error: str | None) -> None:
+        self.pending = [r for r in self.pending if _key(r[0]) != _key(push)] + [(push, status, error)]
+
+
+# ---------------------------------------------------------------- the running gateway's end
+
+class ConfigPushApplier:
+    """``…/config`` in, ``…/config/applied`` out (steps 1 and 5)."""
+
+    def __init__(self, *, gateway_id: str, current: GatewayConfig, state: PushState, routes: Routes) -> None:
+        self._current = current
+        self._state = state
+        self._routes = routes
+        self.topic = Topics(gateway_id).config
+        self._applied_topic = Topics(gateway_id).config_applied
+
+    def on_config_message(self, topic: str, payload: bytes) -> None:
+        push = decode_push(payload)
+        if isinstance(push, str):
+            log.warning("wt.config ignored: %s", push)
+            return
+        st = self._state
+        if st.load is None:
+            self.report(push, "rejected", "this gateway was started without a reloadable configuration")
+            return
+        if st.requested is not None:
+            return   # already re-bootstrapping; the retained message comes back after it
+        failed = st.failed.get(_key(push))
+        if failed is not None:   # tried and could not start: never re-apply it (no restart loop)
+            self.report(push, "rejected", failed)
+            return
+        d = decide(push, self._current, st.applied, st.load)
+        if d.action == "ignore":
+            log.info("wt.config version %d ignored (applied version is %d)", push.version,
+                     st.applied.version if st.applied else -1)
+        elif d.action == "report":
+            self.report(push, "applied", None)
+        elif d.action == "reject":
+            log.warning("wt.config version %d rejected: %s", push.version, d.error)
+            self.report(push, "rejected", d.error)
+        else:
+            assert d.config is not None
+            log.info("wt.config version %d valid: applying (re-bootstrap)", push.version)
+            st.requested = (d.config, push)
+            st.reload.set()
+
+    def report(self, push: ConfigPush, status: str, error: str | None) -> None:
+        self._state.queue_report(push, status, error)
+        self.flush_pending()
+
+    def flush_pending(self) -> None:
+        """Publish queued reports in order; stop at the first that cannot go out (retried later)."""
+        while self._state.pending:
+            push, status, error = self._state.pending[0]
+            data = encode_applied(version=push.version, status=status, error=error, hash=push.hash)
+            if not self._routes.reply(self._applied_topic, data, retain=True, what="config report"):
+                return
+            self._state.pending.pop(0)
+
+
+# ---------------------------------------------------------------- the main loop (steps 2-4)
+
+class Build(Protocol):
+    def __call__(self, cfg: GatewayConfig, *, pushes: PushState) -> "GatewayRuntime": ...
+
+
+@dataclass
+class _Candidate:
+    """A configuration to try: ``push`` None is the file alone; ``cfg`` if already loaded."""
+
+    push: ConfigPush | None
+    cfg: GatewayConfig | None = None
+    fresh: bool = False            # pushed just now: report "applied" once it runs
+
+
+def _chain(*pushes: ConfigPush | None) -> list[_Candidate]:
+    """Candidates best first, ending with the file alone; no push twice."""
+    out: list[_Candidate] = []
+    for p in pushes:
+        if p is not None and all(c.push is None or _key(c.push) != _key(p) for c in out):
+            out.append(_Candidate(p))
+    return out + [_Candidate(None)]
+
+
+async def serve(cfg: GatewayConfig, *, load: Callable[[dict[str, Any] | None], GatewayConfig] | None,
+                build: Build, stop: asyncio.Event,
+                ready: Callable[["GatewayRuntime"], None] | None = None) -> int:
+    """Run gateways until ``stop``; re-bootstrap on a valid push. ``cfg`` is the
+    configuration without a fleet layer; ``load`` (None: pushes are refused) adds one.
+    Returns the exit code: 0 on stop, 2 when even the file configuration cannot start."""
+    files = LayerFiles(cfg.gateway.data_dir) if load is not None else None
+    state = PushState(load=load)
+    if files is not None:
+        state.failed = files.rejected()
+        chain = _chain(files.applied(), files.previous())
+    else:
+        chain = _chain()
+    chain[-1].cfg = cfg
+    while True:
+        cand = chain[0]
+        rt = await _start(cand, state, build)
+        if isinstance(rt, Exception):
+            if cand.push is None:
+                if isinstance(rt, DaemonError):
+                    log.error("%s", rt)
+                    return 2
+                raise rt          # not a configuration problem: a bug, let it show
+            assert files is not None
+            reason = _reason(cand.push, rt)
+            log.error("fleet %s; falling back to %s", reason,
+                      f"version {chain[1].push.version}" if chain[1].push else "the configuration file alone")
+            state.failed[_key(cand.push)] = reason
+            state.queue_report(cand.push, "rejected", reason)
+            chain = chain[1:]
+            _on_disk("set aside the failed push", files.set_aside, cand.push, reason)
+            _on_disk("restore the previous fleet layer", files.restore, chain[0].push)
+            continue
+        if cand.push is not None:
+            log.info("fleet configuration version %d in effect", cand.push.version)
+        if cand.fresh:
+            state.queue_report(cand.push, "applied", None)
+        rt.config_push.flush_pending()
+        if ready is not None:
+            ready(rt)
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(state.reload.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await rt.async_stop()
+        if stop.is_set() or state.requested is None:
+            return 0
+        new_cfg, push = state.requested
+        assert files is not None
+        if _on_disk("save the push", files.save, push, previous=state.applied):
+            chain = [_Candidate(push, new_cfg, fresh=True)] + _chain(state.applied)
+            log.info("re-bootstrapping with fleet configuration version %d", push.version)
+        else:
+            state.queue_report(push, "rejected", f"configuration version {push.version} could not be saved "
+                                                 f"in {files.dir}; free some space and push again")
+            chain = [_Candidate(state.applied, rt.cfg)] + _chain()
+
+
+async def _start(cand: _Candidate, state: PushState, build: Build) -> "GatewayRuntime | Exception":
+    """Build and start a gateway for ``cand``; on any failure stop what started, return the error."""
+    state.applied = cand.push
+    state.requested = None
+    state.reload = asyncio.Event()
+    rt = None
+    try:
+        cfg = cand.cfg
+        if cfg is None:
+            assert state.load is not None
+            cfg = state.load(cand.push.config if cand.push else None)
+        rt = build(cfg, pushes=state)
+        await rt.async_start()
+        return rt
+    except Exception as exc:  # a push must never end the daemon: the caller rolls back
+        if rt is not None:
+            try:
+                await rt.async_stop()
+            except Exception:
+                log.exception("stopping the gateway that could not start failed")
+        return exc
+
+
+def _on_disk(what: str, fn: Callable[..., None], *args: Any, **kwargs: Any) -> bool:
+    """A layer file operation; a failing disk is logged, the daemon goes on with what it has in memory."""
+    try:
+        fn(*args, **kwargs)
+        return True
+    except OSError as exc:
+        log.error("cannot %s: %s", what, exc)
+        return False
+
+
+def _reason(push: ConfigPush, exc: BaseException) -> str:
+    if isinstance(exc, ConfigError):
+        return f"configuration version {push.version} is no longer valid: " + "; ".join(str(i) for i in exc.issues)
+    return f"configuration version {push.version} could not start: {exc}"
