@@ -2,7 +2,9 @@
 
 Each area is a module in :mod:`fleet.commands` exposing ``register(subparsers)``; the
 parsers it adds set ``func=cmd_x`` with ``cmd_x(args, cfg) -> int`` (see fleet/README.md).
-A module listed here that does not exist yet is skipped, so areas can land independently.
+A listed module that fails to import is an error (:class:`CommandImportError`), never
+skipped: a command that silently vanished from ``fleet --help`` would look like a
+feature that does not exist rather than a broken install.
 """
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ import sys
 from typing import Callable
 
 from . import __version__
+from .errors import FleetError
 
 # (group title, command modules). Module names are fleet.commands.<name>.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Getting started", ("auth", "db", "demo")),
     ("Stock and logistics", ("stock", "item", "device", "kit", "catalog")),
     ("Installations", ("install", "privacy")),
-    ("Configuration and upgrades (fleet-ops)", ("config", "release", "rollout")),
+    ("Configuration and upgrades", ("config", "release", "rollout")),
     ("Monitoring and statistics", ("offline", "monitor", "stats")),
     ("Access and audit", ("user", "audit")),
 )
@@ -29,7 +32,7 @@ command groups:
   Getting started       login, logout, whoami, db, demo-data
   Stock and logistics   stock, item, scan, device, kit, model, location
   Installations         install (create/show/checklist/commission/handover/move/deinstall), privacy
-  Configuration         config, release, rollout        (when installed)
+  Configuration         config, release, rollout
   Monitoring            offline, monitor, stats
   Access and audit      user, audit
 
@@ -49,6 +52,16 @@ exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict (reload), 5 
 """
 
 
+class CommandImportError(FleetError):
+    """A command module listed in ``GROUPS`` failed to import (``module``, ``cause``)."""
+
+    code = "command_import"
+
+    def __init__(self, module: str, cause: ImportError) -> None:
+        super().__init__(f"command module fleet.commands.{module} failed to import ({cause}); the installation is "
+                         "broken: reinstall fleet (pip install -e .) or fix the module", module=module, cause=str(cause))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fleet",
@@ -66,20 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
         for name in modules:
             try:
                 mod = importlib.import_module(f"fleet.commands.{name}")
-            except ModuleNotFoundError as exc:
-                if exc.name == f"fleet.commands.{name}":
-                    continue  # area not built (yet)
-                raise
+            except ImportError as exc:
+                raise CommandImportError(name, exc) from exc
             mod.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None, *, env: dict[str, str] | None = None,
          clock: Callable[[], float] | None = None) -> int:
-    from .errors import FleetError
     from .settings import resolve
 
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except CommandImportError as exc:
+        sys.stderr.write(f"fleet: error: {exc.message}\n")
+        return exc.exit_code
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

@@ -5,19 +5,13 @@ import json
 
 import pytest
 
+from fleet.clock import FixedClock
 from fleet.config import (AppliedReport, AppliedStatus, Change, ConfigService, ConfigValidationError, Drift,
                           Layer, MemoryConfigStore, Rejected, Scope, content_hash, decode_applied, deep_merge,
                           diff, effective_config, encode_config, validate)
 
 DEV = "a4c1380a1b2c"
-
-
-class FakeClock:
-    def __init__(self, t: float = 1_800_000_000.0) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
+T0 = 1_800_000_000.0
 
 
 class FakePublisher:
@@ -85,7 +79,7 @@ def test_gateway_rules_the_subset_does_not_know_are_enforced():
 
 def make_service(clock=None):
     store = MemoryConfigStore(membership={"gw-1": ("oslo", "night")}, devices={"gw-1": [DEV]})
-    svc = ConfigService(store, clock or FakeClock())
+    svc = ConfigService(store, clock or FixedClock(T0))
     svc.set_key(Scope.MUNICIPALITY, "oslo", "uplink.host", "arc.oslo", by="t")
     svc.set_key(Scope.GROUP, "night", "rules.bed.max_out_min", 30, by="t")
     svc.set_key(Scope.DEVICE, DEV, "role", "bed", by="t")
@@ -111,8 +105,8 @@ def test_versions_increase_only_when_content_changes():
     assert v2.config["rules"]["bed"]["max_out_min"] == 20
 
 
-def test_push_publishes_retained_versioned_and_drift_states():
-    clock = FakeClock()
+def test_push_publishes_retained_versioned_and_drift_states(make_clock):
+    clock = make_clock(T0)
     store, svc = make_service(clock)
     assert svc.status("gw-1").drift is Drift.NOT_PUSHED
     pub = FakePublisher()

@@ -5,13 +5,10 @@ import json
 import queue
 import time
 
+from fleet.clock import SystemClock
 from fleet.config import (AppliedReport, ConfigService, Drift, MemoryConfigStore, Scope, decode_applied)
 from fleet.mqtt import MqttClient
 
-
-class Clock:
-    def time(self):
-        return time.time()
 
 
 def fake_gateway(broker, gw_id, *, reject_key=None):
@@ -41,7 +38,7 @@ def wait_for(q: queue.Queue, timeout_s=10.0) -> AppliedReport:
 
 def test_push_is_retained_and_applied_report_clears_drift(mosquitto):
     store = MemoryConfigStore(membership={"gw-1": ("oslo", "night"), "gw-2": ("oslo", None)})
-    svc = ConfigService(store, Clock())
+    svc = ConfigService(store, SystemClock())
     svc.set_key(Scope.MUNICIPALITY, "oslo", "rules.bed.max_out_min", 30, by="t")
     svc.set_key(Scope.GATEWAY, "gw-2", "uplink.health_interval_s", 60, by="t")
 

@@ -9,14 +9,6 @@ from fleet.config._sql import SqlConfigStore
 DEV = "a4c1380a1b2c"
 
 
-class Clock:
-    def __init__(self):
-        self.t = 1_800_000_000.0
-
-    def time(self):
-        return self.t
-
-
 class Pub:
     def __init__(self):
         self.n = 0
@@ -25,13 +17,13 @@ class Pub:
         self.n += 1
 
 
-def test_templates_versions_applied_roundtrip(store):
+def test_templates_versions_applied_roundtrip(store, make_clock):
     with store.transaction() as tx:
         tx.execute("INSERT INTO municipality (id, name) VALUES (?, ?)", ("0301", "Oslo"))
         s = SqlConfigStore(tx)
         s.assign("gw-1", group_id="night", municipality_id="0301")
         tx.execute("INSERT INTO device_status (device_id, gateway_id, reported_at) VALUES (?, ?, ?)", (DEV, "gw-1", 1.0))
-        svc = ConfigService(s, Clock())
+        svc = ConfigService(s, make_clock(1_800_000_000.0))
         svc.set_key(Scope.MUNICIPALITY, "0301", "rules.bed.max_out_min", 30, by="alice")
         svc.set_key(Scope.GROUP, "night", "rules.bed.window_start", "20:30", by="alice")
         svc.set_key(Scope.GROUP, "night", "rules.bed.window_end", "06:00", by="alice")
@@ -42,7 +34,7 @@ def test_templates_versions_applied_roundtrip(store):
                         "devices": {DEV: {"role": "bed"}}}
     with store.transaction() as tx:
         s = SqlConfigStore(tx)
-        svc = ConfigService(s, Clock())
+        svc = ConfigService(s, make_clock(1_800_000_000.0))
         with pytest.raises(ConfigValidationError, match="≥ 1"):
             svc.set_key(Scope.GATEWAY, "gw-1", "rules.bed.max_out_min", 0, by="alice")
         assert s.get_template(Scope.GATEWAY, "gw-1") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from fleet.clock import SystemClock
 from fleet.errors import StoreBusy
 from fleet.monitoring import IngestWorker, SqlMonitorSink
 from fleet.mqtt import MqttClient
@@ -12,10 +13,6 @@ from fleet.store import open_store
 
 N = 1500
 
-
-class Clock:
-    def time(self):
-        return time.time()
 
 
 class FlakySink:
@@ -44,7 +41,7 @@ def test_two_workers_split_a_stream_without_loss_or_duplicates(mosquitto, store_
 
     sinks = [sink(0), sink(1)]
     workers = [IngestWorker(MqttClient(mosquitto.host, mosquitto.port, client_id=f"ingest-{i}", manual_ack=True),
-                            sinks[i], clock=Clock(), flush_s=0.05, max_batch=300).start() for i in range(2)]
+                            sinks[i], clock=SystemClock(), flush_s=0.05, max_batch=300).start() for i in range(2)]
     pub = MqttClient(mosquitto.host, mosquitto.port, client_id="load").connect()
     try:
         for k in range(N):
@@ -87,7 +84,7 @@ def test_unacknowledged_batch_is_redelivered_after_worker_restart(mosquitto, sql
         return MqttClient(mosquitto.host, mosquitto.port, client_id="ingest-stable", manual_ack=True,
                           session_expiry_s=300)
 
-    first = IngestWorker(client(), DeadSink(), clock=Clock(), flush_s=0.05).start()
+    first = IngestWorker(client(), DeadSink(), clock=SystemClock(), flush_s=0.05).start()
     pub = MqttClient(mosquitto.host, mosquitto.port, client_id="load2").connect()
     for k in range(40):
         pub.publish(f"wt/v1/gw/gw-{k % 4}/health", json.dumps(
@@ -99,7 +96,7 @@ def test_unacknowledged_batch_is_redelivered_after_worker_restart(mosquitto, sql
     assert first.stats.received == 40 and first.stats.written == 0
     first.stop(drain_s=0.2)                          # gives up without acknowledging anything
     second = IngestWorker(client(), lambda: SqlMonitorSink(open_store(sqlite_url, migrate=False), close_store=True),
-                          clock=Clock(), flush_s=0.05).start()
+                          clock=SystemClock(), flush_s=0.05).start()
     deadline = time.monotonic() + 15
     while second.stats.written < 40 and time.monotonic() < deadline:
         time.sleep(0.05)

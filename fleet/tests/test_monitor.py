@@ -1,5 +1,6 @@
 """Monitoring: codecs never raise, batches fold correctly, the SQL sink is idempotent and
-ordered on SQLite and PostgreSQL, and the support queries find what support staff need."""
+ordered on SQLite and PostgreSQL, and the support queries find what support staff need
+(`fleet offline` included: what counts as offline, order, municipality scope)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 from fleet.access import Actor, Role
 from fleet.monitoring import (Health, Rejected, SqlMonitorSink, add_message, build_batch, decode_ack, decode_alarm,
                               decode_health, decode_state)
-from fleet.monitoring._queries import failed_updates, low_battery, silent_devices
+from fleet.monitoring._queries import failed_updates, list_offline, low_battery, silent_devices
+from fleet.tests.factories import ROUTING, installations, seed_catalog, stock_kit
 
 T0 = 1_800_000_000.0
 
@@ -154,3 +156,26 @@ def test_contract_with_the_gateway_health_payload():
         pytest.approx(T0), 3600, "connected", 2, 12, 1, 0)
     assert h.devices[0].last_seen == pytest.approx(T0 - 5) and h.devices[0].battery_pct == 87
     assert h.devices[1].silent is True and h.devices[1].last_seen is None
+
+
+def test_offline_definition_order_and_scope(store, admin, clock):
+    seed_catalog(store, admin, clock())
+    kit = stock_kit(store, admin, clock(), 1)
+    now = clock()
+    with store.transaction() as tx:
+        inst = installations(tx, clock).create(admin, resident_ref="R-OFF001", location="HOME-0001", kit=kit,
+                                               consent_kind="consent", consent_date="2026-11-01", routing=ROUTING)
+        rows = [("gw-fresh", now - 60, True), ("gw-stale", now - 3600, True), ("gw-said-off", now - 30, False),
+                ("gw-never", None, False), (inst["gateway_id"], now - 7200, True)]
+        tx.executemany("INSERT INTO gateway_status (gateway_id, last_seen, online, version, config_version)"
+                       " VALUES (?, ?, ?, '0.1.0', 1)", rows)
+    with store.transaction(write=False) as tx:
+        total, got = list_offline(tx, admin, now=now, minutes=15)
+        assert total == 4
+        assert [r["gateway_id"] for r in got] == ["gw-never", inst["gateway_id"], "gw-stale", "gw-said-off"]
+        assert got[1]["installation"] == inst["code"] and got[1]["municipality"] == "0301"
+        oslo = Actor("o", Role.SUPPORT, frozenset({"0301"}))
+        bergen = Actor("b", Role.SUPPORT, frozenset({"4601"}))
+        assert [r["gateway_id"] for r in list_offline(tx, oslo, now=now, minutes=15)[1]] == [inst["gateway_id"]]
+        assert list_offline(tx, bergen, now=now, minutes=15) == (0, [])
+        assert list_offline(tx, admin, now=now, minutes=15, limit=2)[0] == 4

@@ -10,14 +10,6 @@ from fleet.upgrades import (EmulatedGateway, InProcessTransport, RolloutEngine, 
                             load_public, run_rollout, sign)
 
 
-class Clock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def time(self):
-        return self.t
-
-
 @pytest.fixture(scope="module")
 def release():
     priv, pub = generate_key()
@@ -47,11 +39,11 @@ def test_assign_waves_cumulative_canary_and_validation():
         RolloutPlan(waves=(0.5, 0.1, 1.0))
 
 
-def test_rollout_completes_all_waves(release):
+def test_rollout_completes_all_waves(release, make_clock):
     signed, _, pub, art = release
     gws = fleet_of(300, pub, art)
     eng = RolloutEngine.create("ro-1", RolloutPlan(waves=(0.02, 0.2, 1.0), max_in_flight=50),
-                               [Unit(g) for g in gws], Clock())
+                               [Unit(g) for g in gws], make_clock(1000.0))
     eng.control(RolloutEvent.START)
     order = []
 
@@ -66,13 +58,13 @@ def test_rollout_completes_all_waves(release):
     assert order == sorted(order) and order[0] == 0 and len(order) == 300   # wave by wave
 
 
-def test_planted_5_percent_failures_halt_in_canary_and_later_waves_untouched(release):
+def test_planted_5_percent_failures_halt_in_canary_and_later_waves_untouched(release, make_clock):
     signed, _, pub, art = release
     ids = [f"gw-{i:04d}" for i in range(2000)]
     bad = set(random.Random(7).sample(ids, 100))
     gws = fleet_of(2000, pub, art, fail=bad)
     eng = RolloutEngine.create("ro-2", RolloutPlan(waves=(0.05, 0.25, 1.0), error_threshold=0.02),
-                               [Unit(g) for g in ids], Clock())
+                               [Unit(g) for g in ids], make_clock(1000.0))
     eng.control(RolloutEvent.START)
     run_rollout(eng, InProcessTransport(gws), release=signed, artifact_url="fleet://a/new")
     assert eng.state is RolloutState.HALTED and eng.wave == 0
@@ -86,12 +78,12 @@ def test_planted_5_percent_failures_halt_in_canary_and_later_waves_untouched(rel
     assert all(gws[r.unit.gateway_id].version == "0.1.0" for r in failed)   # rolled back on the gateway
 
 
-def test_tampered_artifact_fails_at_download_and_nothing_installed(release):
+def test_tampered_artifact_fails_at_download_and_nothing_installed(release, make_clock):
     signed, _, pub, art = release
     gws = fleet_of(10, pub, art)
     for g in gws.values():
         g.fetch = lambda url: art[:-1] + b"!"
-    eng = RolloutEngine.create("ro-3", RolloutPlan(waves=(1.0,)), [Unit(g) for g in gws], Clock())
+    eng = RolloutEngine.create("ro-3", RolloutPlan(waves=(1.0,)), [Unit(g) for g in gws], make_clock(1000.0))
     eng.control(RolloutEvent.START)
     run_rollout(eng, InProcessTransport(gws), release=signed, artifact_url="fleet://a/new")
     assert eng.state is RolloutState.HALTED
@@ -99,19 +91,19 @@ def test_tampered_artifact_fails_at_download_and_nothing_installed(release):
     assert sum(g.installs for g in gws.values()) == 0
 
 
-def test_reapplying_same_deployment_is_noop_and_current_units_skip(release):
+def test_reapplying_same_deployment_is_noop_and_current_units_skip(release, make_clock):
     signed, _, pub, art = release
     gws = fleet_of(20, pub, art)
     gws["gw-0003"].version = "0.2.0"
     units = [Unit(g) for g in gws]
-    eng = RolloutEngine.create("ro-4", RolloutPlan(waves=(1.0,)), units, Clock(), current=[Unit("gw-0003")])
+    eng = RolloutEngine.create("ro-4", RolloutPlan(waves=(1.0,)), units, make_clock(1000.0), current=[Unit("gw-0003")])
     eng.control(RolloutEvent.START)
     t = InProcessTransport(gws)
     run_rollout(eng, t, release=signed, artifact_url="fleet://a/new")
     assert eng.units[Unit("gw-0003")].state is UnitState.CURRENT and t.sent == 19
     installs = sum(g.installs for g in gws.values())
     # the same deployment again (e.g. a restarted runner re-sending): gateways de-duplicate cmd_id
-    eng2 = RolloutEngine.create("ro-4", RolloutPlan(waves=(1.0,)), units, Clock())
+    eng2 = RolloutEngine.create("ro-4", RolloutPlan(waves=(1.0,)), units, make_clock(1000.0))
     eng2.control(RolloutEvent.START)
     run_rollout(eng2, InProcessTransport(gws), release=signed, artifact_url="fleet://a/new")
     assert eng2.state is RolloutState.COMPLETED
@@ -119,10 +111,10 @@ def test_reapplying_same_deployment_is_noop_and_current_units_skip(release):
     assert eng.control(RolloutEvent.FINISH) is RolloutState.COMPLETED     # re-finish: no-op
 
 
-def test_pause_resume_abort_and_timeouts(release):
+def test_pause_resume_abort_and_timeouts(release, make_clock):
     signed, _, pub, art = release
     gws = fleet_of(100, pub, art, offline={"gw-0050"})
-    clock = Clock()
+    clock = make_clock(1000.0)
     eng = RolloutEngine.create("ro-5", RolloutPlan(waves=(0.1, 1.0), max_in_flight=5, unit_timeout_s=60,
                                                    error_threshold=0.05), [Unit(f"gw-{i:04d}") for i in range(100)],
                                clock)
@@ -149,10 +141,10 @@ def test_pause_resume_abort_and_timeouts(release):
     assert eng2.counts()[UnitState.CANCELLED] == 100 and eng2.due() == []
 
 
-def test_rollback_reinstalls_previous_release(release):
+def test_rollback_reinstalls_previous_release(release, make_clock):
     signed, old, pub, art = release
     gws = fleet_of(30, pub, art)
-    eng = RolloutEngine.create("ro-7", RolloutPlan(waves=(1.0,)), [Unit(g) for g in gws], Clock())
+    eng = RolloutEngine.create("ro-7", RolloutPlan(waves=(1.0,)), [Unit(g) for g in gws], make_clock(1000.0))
     eng.control(RolloutEvent.START)
     t = InProcessTransport(gws)
     run_rollout(eng, t, release=signed, artifact_url="fleet://a/new")

@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import time
 
+from fleet.clock import SystemClock
 from fleet.mqtt import MqttClient
 from fleet.upgrades import (EmulatedGateway, MqttTransport, RolloutEngine, RolloutEvent, RolloutPlan, RolloutState,
                             Target, Unit, UnitState, generate_key, load_public, run_rollout, serve_mqtt, sign)
 
-
-class Clock:
-    def time(self):
-        return time.time()
 
 
 def test_rollout_over_mosquitto_completes_and_halts_on_errors(mosquitto):
@@ -26,7 +23,7 @@ def test_rollout_over_mosquitto_completes_and_halts_on_errors(mosquitto):
     fleet = MqttClient(mosquitto.host, mosquitto.port, client_id="fleet-rollout").connect()
     try:
         eng = RolloutEngine.create("ro-mqtt-1", RolloutPlan(waves=(0.1, 0.5, 1.0), max_in_flight=20),
-                                   units, Clock())
+                                   units, SystemClock())
         eng.control(RolloutEvent.START)
         t0 = time.monotonic()
         stats = run_rollout(eng, MqttTransport(fleet), release=signed, artifact_url="https://fleet/a/bed",
@@ -39,7 +36,7 @@ def test_rollout_over_mosquitto_completes_and_halts_on_errors(mosquitto):
         signed2 = sign(art, "bed.tar", Target.FW_BED, "1.4.0", priv)
         for g in gws.values():
             g.fail_phase = "install"
-        eng2 = RolloutEngine.create("ro-mqtt-2", RolloutPlan(waves=(0.1, 1.0), error_threshold=0.05), units, Clock())
+        eng2 = RolloutEngine.create("ro-mqtt-2", RolloutPlan(waves=(0.1, 1.0), error_threshold=0.05), units, SystemClock())
         eng2.control(RolloutEvent.START)
         run_rollout(eng2, MqttTransport(fleet), release=signed2, artifact_url="https://fleet/a/bed")
         assert eng2.state is RolloutState.HALTED and eng2.wave == 0

@@ -10,11 +10,6 @@ from fleet.upgrades._sql import ReleaseRepo, RolloutRepo
 NOW = 1_800_000_000.0
 
 
-class Clock:
-    def time(self):
-        return NOW
-
-
 def seed(tx):
     tx.execute("INSERT INTO municipality (id, name) VALUES (?, ?)", ("0301", "Oslo"))
     tx.execute("INSERT INTO municipality (id, name) VALUES (?, ?)", ("4601", "Bergen"))
@@ -47,7 +42,7 @@ def test_release_repo_verifies_before_storing(store):
             repo.add(b"different", other, at=NOW, by="t")
 
 
-def test_unit_selection_persistence_and_control(store):
+def test_unit_selection_persistence_and_control(store, make_clock):
     with store.transaction() as tx:
         seed(tx)
         repo = RolloutRepo(tx)
@@ -63,7 +58,7 @@ def test_unit_selection_persistence_and_control(store):
         tx.execute("INSERT INTO release (release_id, target, version, artifact_name, size, sha256, key_id, signed, "
                    "artifact, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    ("fw-bed@1.1.0", "fw-bed", "1.1.0", "a", 1, "0", "k", "{}", b"x", NOW, "t"))
-        eng = repo.create("r1", "fw-bed@1.1.0", None, RolloutPlan(waves=(0.5, 1.0)), beds, Clock(),
+        eng = repo.create("r1", "fw-bed@1.1.0", None, RolloutPlan(waves=(0.5, 1.0)), beds, make_clock(NOW),
                           current=repo.current_units(Target.FW_BED, "1.1.0"), at=NOW, by="t")
         assert eng.counts()[UnitState.CURRENT] == 1
         eng.control(RolloutEvent.START)
@@ -73,13 +68,13 @@ def test_unit_selection_persistence_and_control(store):
         repo.save(eng, at=NOW, runner=True)
     with store.transaction() as tx:
         repo = RolloutRepo(tx)
-        back = repo.load("r1", Clock())
+        back = repo.load("r1", make_clock(NOW))
         assert back.state is RolloutState.RUNNING
         assert {u: r.state for u, r in back.units.items()} == {u: r.state for u, r in eng.units.items()}
         assert any(r.state is UnitState.INSTALLING for r in back.units.values())
         repo.request("r1", RolloutEvent.PAUSE)
         assert repo.take_control("r1") is RolloutEvent.PAUSE and repo.take_control("r1") is None
         with pytest.raises(Exception, match="already exists"):
-            repo.create("r1", "fw-bed@1.1.0", None, RolloutPlan(), beds, Clock(), current=set(), at=NOW, by="t")
+            repo.create("r1", "fw-bed@1.1.0", None, RolloutPlan(), beds, make_clock(NOW), current=set(), at=NOW, by="t")
         with pytest.raises(Exception, match="no units"):
-            repo.create("r2", "fw-bed@1.1.0", None, RolloutPlan(), [], Clock(), current=set(), at=NOW, by="t")
+            repo.create("r2", "fw-bed@1.1.0", None, RolloutPlan(), [], make_clock(NOW), current=set(), at=NOW, by="t")
