@@ -35,7 +35,7 @@ class Publisher(Protocol):
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 user_properties: dict[str, str] | None = None,
                 on_puback: PubackCallback | None = None, urgent: bool = False) -> None:
-        """Queue a publication. Raises ``gateway.uplink.NotConnected`` when offline.
+        """Queue a publication. Raises ``gateway.domain.uplink_errors.NotConnected`` when offline.
 
         ``urgent``: put it on the wire now rather than with the next batch (alarms)."""
 
