@@ -24,16 +24,18 @@ The fleet publishes ``wt.config/1`` (retained) on the gateway's ``…/config`` t
 
 3. **Roll back** — applying a push never ends the daemon. Anything raised while building
    or starting the new gateway (a port in use, an adapter refusing its settings such as
-   ``ble.adapter = "hci-0"``, any exception) stops what was started, sets the push aside
-   (``fleet-config.rejected.json``, with the reason), restores the previous layer on disk
-   and in memory, starts the gateway on it again and reports the push ``rejected``:
-   ``configuration version N could not start: <reason>``.
+   ``ble.adapter = "hci-0"``, any exception) stops what was started and starts the gateway
+   on the previous configuration again. Once that runs, the previous layer is restored on
+   disk too, the push is set aside (``fleet-config.rejected.json``, with the reason) and
+   reported ``rejected``: ``configuration version N could not start: <reason>``.
 
-4. **Start-up**: the saved layer is on trial the same way. A saved push that no longer
-   validates or cannot start is set aside and the daemon starts on the previous layer,
-   else on the file alone; the set-aside push is reported ``rejected`` once connected.
-   A bad push therefore cannot make a crash loop. Only when the configuration without
-   any fleet layer cannot start does the daemon exit (code 2, the message names the key).
+4. **Start-up**: the saved layer is on trial the same way — the chain is the saved push,
+   the one before it, the file alone. A saved push that no longer validates or cannot
+   start is set aside once a configuration further down the chain runs, and is reported
+   ``rejected`` once connected: a bad push cannot make a crash loop. When nothing in the
+   chain starts, not even the file alone, the fault is not the push's (the machine, a
+   port another process holds): nothing is set aside, the layer files stay as they are,
+   and the daemon exits with code 2 and a message naming the key.
 
 5. **Report**: ``wt.config-applied/1`` (retained) on ``…/config/applied``, on the first
    connected command route; a report that cannot go out now is retried on every rules
@@ -259,6 +261,9 @@ async def serve(cfg: GatewayConfig, *, load: Callable[[dict[str, Any] | None], G
     else:
         chain = _chain()
     chain[-1].cfg = cfg
+    # pushes that failed on the way down the chain: blamed (set aside, reported) only once a
+    # later candidate runs — if nothing runs, the fault is not theirs and the files stay as they are
+    failed_here: list[tuple[ConfigPush, str]] = []
     while True:
         cand = chain[0]
         rt = await _start(cand, state, build)
@@ -268,16 +273,20 @@ async def serve(cfg: GatewayConfig, *, load: Callable[[dict[str, Any] | None], G
                     log.error("%s", rt)
                     return 2
                 raise rt          # not a configuration problem: a bug, let it show
-            assert files is not None
             reason = _reason(cand.push, rt)
             log.error("fleet %s; falling back to %s", reason,
                       f"version {chain[1].push.version}" if chain[1].push else "the configuration file alone")
-            state.failed[_key(cand.push)] = reason
-            state.queue_report(cand.push, "rejected", reason)
+            failed_here.append((cand.push, reason))
             chain = chain[1:]
-            _on_disk("set aside the failed push", files.set_aside, cand.push, reason)
-            _on_disk("restore the previous fleet layer", files.restore, chain[0].push)
             continue
+        if failed_here:
+            assert files is not None
+            for push, reason in failed_here:
+                state.failed[_key(push)] = reason
+                state.queue_report(push, "rejected", reason)
+                _on_disk("set aside the failed push", files.set_aside, push, reason)
+            _on_disk("restore the previous fleet layer", files.restore, cand.push)
+            failed_here.clear()
         if cand.push is not None:
             log.info("fleet configuration version %d in effect", cand.push.version)
         if cand.fresh:

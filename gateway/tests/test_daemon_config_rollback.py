@@ -207,3 +207,29 @@ def test_without_a_reloadable_configuration_pushes_are_rejected(tmp_path):
         stop.set()
         assert await main == 0
     asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_when_nothing_can_start_no_push_is_blamed(tmp_path):
+    """The status port is held by another process: neither the saved push nor the file
+    configuration can start. Exit 2, and the saved layer is left as it was (not set aside:
+    the next start, once the port is free, runs it)."""
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    f = tmp_path / "gw.toml"
+    f.write_text(f'[gateway]\nid = "{GW}"\ndata_dir = "{tmp_path / "d"}"\n[status]\nport = {port}\n'
+                 '[discovery]\nenabled = false\n')
+    source = ConfigSource(str(f), env={})
+    data = tmp_path / "d"
+    data.mkdir()
+    LayerFiles(data).save(ConfigPush(3, GOOD, "h3"), previous=None)
+    try:
+        code = asyncio.run(asyncio.wait_for(async_main(source.load(), source=source, publisher=FakePublisher(),
+                                                       serial=False, advertise=False), 60))
+    finally:
+        busy.close()
+    assert code == 2
+    assert read_layer(data) == ConfigPush(3, GOOD, "h3") and LayerFiles(data).rejected() == {}
