@@ -311,7 +311,7 @@ async def serve(cfg: GatewayConfig, *, load: Callable[[dict[str, Any] | None], G
         else:
             state.queue_report(push, "rejected", f"configuration version {push.version} could not be saved "
                                                  f"in {files.dir}; free some space and push again")
-            chain = [_Candidate(state.applied, rt.cfg)] + _chain()
+            chain = [_Candidate(state.applied, rt.cfg)] + ([_Candidate(None)] if state.applied else [])
 
 
 async def _start(cand: _Candidate, state: PushState, build: Build) -> "GatewayRuntime | Exception":
