@@ -37,7 +37,7 @@ class MemoryAuditLog:
 
 @dataclass
 class MemoryAccessRepo(MemoryAuditLog):
-    municipalities: set[str] = field(default_factory=set)
+    municipality_names: dict[str, str] = field(default_factory=dict)   # id -> name (shared with the inventory fake)
     user_rows: dict[str, UserRecord] = field(default_factory=dict)
     sessions: dict[str, tuple[str, float]] = field(default_factory=dict)
 
@@ -57,7 +57,7 @@ class MemoryAccessRepo(MemoryAuditLog):
         return [self.user_rows[n] for n in sorted(self.user_rows)]
 
     def add_scope(self, name: str, municipality: str) -> None:
-        if municipality not in self.municipalities:
+        if municipality not in self.municipality_names:
             raise IntegrityViolation(f"no municipality {municipality!r}", constraint="user_scope_municipality_id_fkey")
         u = self.user_rows[name]
         self.user_rows[name] = replace(u, municipalities=u.municipalities | {municipality})
@@ -67,7 +67,7 @@ class MemoryAccessRepo(MemoryAuditLog):
         self.user_rows[name] = replace(u, municipalities=u.municipalities - {municipality})
 
     def municipality_exists(self, municipality: str) -> bool:
-        return municipality in self.municipalities
+        return municipality in self.municipality_names
 
     def add_session(self, token_hash: str, name: str, *, created_at: float, expires_at: float) -> None:
         self.sessions[token_hash] = (name, expires_at)

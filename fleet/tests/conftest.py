@@ -67,6 +67,29 @@ def sqlite_store(sqlite_url):
     s.close()
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def backend(request, tmp_path, clock):
+    """The services over each backend: the in-memory fakes, SQLite, PostgreSQL (fleet.tests.factories.World)."""
+    from fleet.store import open_store
+    from fleet.tests.factories import World
+
+    if request.param == "memory":
+        yield World(clock)
+        return
+    url = f"sqlite:///{tmp_path / 'world.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_dsn")
+    s = open_store(url)
+    yield World(clock, s)
+    s.close()
+
+
+@pytest.fixture
+def fake(clock):
+    """The services over the in-memory fakes only."""
+    from fleet.tests.factories import World
+
+    return World(clock)
+
+
 @pytest.fixture
 def admin() -> Actor:
     return Actor("root", Role.ADMIN, None)

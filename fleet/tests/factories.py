@@ -1,7 +1,15 @@
-"""Input factories and service wiring for fleet tests (catalog, kits, ids)."""
+"""Input factories and service wiring for fleet tests: catalog, kits, ids, and the services over
+the SQL adapters or the in-memory fakes (:class:`World`)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from fleet.access import MemoryAccessRepo
 from fleet.clock import Clock, FixedClock
+from fleet.installations import MemoryInstallationRepo
+from fleet.store import MemoryTransactions, sql_transactions
 
 
 def inventory(tx, clock: Clock):
@@ -28,14 +36,55 @@ def access(tx, clock: Clock):
     return AccessService(SqlAccessRepo(tx), clock)
 
 
-def memory_world(clock: Clock):
-    """One in-memory fake database and the inventory and installation services over it."""
-    from fleet.installations import InstallationService, MemoryInstallationRepo
-    from fleet.inventory import InventoryService
+@dataclass
+class MemoryFleet(MemoryInstallationRepo, MemoryAccessRepo):
+    """One fake database for every area (as one SQL database serves them all)."""
 
-    repo = MemoryInstallationRepo()
-    inv = InventoryService(repo, clock)
-    return repo, inv, InstallationService(repo, inv, clock)
+
+@dataclass
+class Services:
+    """The services of one transaction."""
+
+    inventory: Any
+    installations: Any
+    access: Any
+
+
+class World:
+    """The fleet's services over one backend: the in-memory fakes (``store=None``) or the SQL
+    adapters on a fleet.store Store. ``with world.tx() as s:`` is one transaction."""
+
+    def __init__(self, clock: Clock, store: Any = None) -> None:
+        self.clock, self.store = clock, store
+        self.fake = MemoryFleet() if store is None else None
+        self._fake_tx = MemoryTransactions(self.fake) if store is None else None
+
+    @property
+    def kind(self) -> str:
+        return "memory" if self.store is None else self.store.dialect.name.value
+
+    def transactions(self, repo_type: str = "inventory") -> Any:
+        """A unit of work handing out one area's repository (for flows such as login and import)."""
+        if self._fake_tx is not None:
+            return self._fake_tx
+        from fleet.access._sql import SqlAccessRepo
+        from fleet.inventory._sql import SqlInventoryRepo
+
+        return sql_transactions(self.store, {"inventory": SqlInventoryRepo, "access": SqlAccessRepo}[repo_type])
+
+    @contextmanager
+    def tx(self, write: bool = True) -> Iterator[Services]:
+        from fleet.access import AccessService
+        from fleet.installations import InstallationService
+        from fleet.inventory import InventoryService
+
+        if self._fake_tx is not None:
+            with self._fake_tx(write=write) as repo:
+                inv = InventoryService(repo, self.clock)
+                yield Services(inv, InstallationService(repo, inv, self.clock), AccessService(repo, self.clock))
+        else:
+            with self.store.transaction(write=write) as tx:
+                yield Services(inventory(tx, self.clock), installations(tx, self.clock), access(tx, self.clock))
 
 
 def seed(inv, actor) -> None:

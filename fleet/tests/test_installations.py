@@ -1,5 +1,6 @@
 """Installations on both backends: privacy validation, optimistic concurrency, completion
-refused without test alarms, room move, deinstall, purge and its verification."""
+refused without test alarms, room move, deinstall, purge and its verification; the installation
+service's rules on the in-memory fake and both SQL engines."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,8 @@ import pytest
 from fleet import installations as ins
 from fleet import inventory as inv
 from fleet.access import Actor, Role
-from fleet.errors import AccessDenied, CommissioningError, Conflict, ValidationError
+from fleet.errors import AccessDenied, CommissioningError, Conflict, InvalidTransition, ValidationError
+from fleet.errors import NotFound as NotFoundError
 from fleet.tests.factories import ANSWERS, ROUTING, access, hexid, installations, inventory, seed_catalog, stock_kit
 
 
@@ -211,3 +213,83 @@ def test_concurrent_edits_on_two_connections_one_conflict(world, store_url, admi
         shown = installations(tx, clock).show(admin, code)
     assert shown["version"] == v + 1
     assert shown["checklist"][serial]["charging_routine"] == {"anne": "weekly", "bjorn": "daily"}[winner]
+
+
+# -- InstallationService on every backend: the in-memory fake, SQLite, PostgreSQL -----------------
+
+@pytest.fixture
+def site(backend, admin):
+    from fleet.tests.factories import kit_for, seed
+
+    with backend.tx() as s:
+        seed(s.inventory, admin)
+        backend.kits = [kit_for(s.inventory, admin, n) for n in (1, 2)]
+    return backend
+
+
+def _create(s, actor, kit, location="INST-SAGA/101", **kw):
+    return s.installations.create(actor, resident_ref=kw.pop("resident", "R-7F3K9Q"), location=location, kit=kit,
+                                  consent_kind=kw.pop("consent_kind", "consent"), consent_date="2026-11-20",
+                                  routing=ROUTING, **kw)
+
+
+def test_create_checks_place_kit_consent_and_scope(site, admin):
+    bergen = Actor("bob", Role.TECHNICIAN, frozenset({"4601"}))
+    with site.tx() as s:
+        for call, error, message in (
+                (lambda: _create(s, admin, site.kits[0], location="WH-OSLO"), ValidationError, "a warehouse"),
+                (lambda: _create(s, admin, site.kits[0], consent_kind="capacity_assessment"), ValidationError,
+                 "needs its reference"),
+                (lambda: _create(s, admin, site.kits[0], resident="Kari Nordmann"), ValidationError, "person's name"),
+                (lambda: _create(s, bergen, site.kits[0]), AccessDenied, "not scoped to municipality 0301"),
+                (lambda: _create(s, admin, "K-999999"), NotFoundError, "no kit 'K-999999'")):
+            with pytest.raises(error, match=message):
+                call()
+        inst = _create(s, admin, site.kits[0], consent_kind="capacity_assessment", consent_ref="SAK-2026/1")
+        assert inst["code"] == "I-000001" and inst["kit"] == site.kits[0] and inst["institution"] == "INST-SAGA"
+        assert inst["consent"] == {"kind": "capacity_assessment", "ref": "SAK-2026/1", "date": "2026-11-20"}
+        # the kit stays 'assembled' until completion; its items are already on their way
+        with pytest.raises(InvalidTransition, match="cannot go from in_transit to in_transit"):
+            _create(s, admin, site.kits[0], location="INST-SAGA/102")
+
+
+def test_stale_edits_conflict_and_ended_installations_are_read_only(site, admin, clock):
+    a, b = Actor("anne", Role.TECHNICIAN, frozenset({"0301"})), Actor("bjorn", Role.TECHNICIAN, frozenset({"0301"}))
+    with site.tx() as s:
+        inst = _create(s, admin, site.kits[0])
+        code, v = inst["code"], inst["version"]
+        assert s.installations.set_routing(a, code, {**ROUTING, "escalation_s": [60, 120]}, expected_version=v) == v + 1
+        with pytest.raises(Conflict, match="changed by anne"):
+            s.installations.set_consent(b, code, "consent", "2026-12-01", None, expected_version=v)
+        assert s.installations.set_consent(b, code, "consent", "2026-12-01", None, expected_version=v + 1) == v + 2
+        with pytest.raises(ValidationError, match="is not a device of"):
+            s.installations.set_checklist(a, code, "NOPE-1", {"responder": "x"}, expected_version=None)
+        busy = _create(s, admin, site.kits[1], location="INST-SAGA/102", resident="R-OTHER1")
+        with pytest.raises(ValidationError, match=f"already has installation {busy['code']}"):
+            s.installations.move_room(a, code, "INST-SAGA/102", expected_version=None)
+        with pytest.raises(ValidationError, match="already at INST-SAGA/101"):
+            s.installations.move_room(a, code, "INST-SAGA/101", expected_version=None)
+        s.installations.deinstall(a, code, to_location="VAN-01", expected_version=None)
+        with pytest.raises(InvalidTransition, match="can no longer be edited"):
+            s.installations.set_routing(a, code, ROUTING, expected_version=None)
+        with pytest.raises(InvalidTransition, match="due for purge later"):
+            s.installations.purge(admin, code=code)
+        assert s.installations.purge(admin, code=code, force=True) == [code]
+        assert s.installations.show(admin, code)["resident_ref"] is None
+        assert s.inventory.get_kit(site.kits[0])["state"] == "dismantled"
+
+
+def test_commissioning_records_each_device_once(site, admin):
+    tina = Actor("tina", Role.TECHNICIAN, frozenset({"0301"}))
+    with site.tx() as s:
+        code = _create(s, admin, site.kits[0])["code"]
+        gateway, devices = s.installations.commissioning_plan(tina, code)
+        assert gateway == "gw-" + hexid(0x100001) and [d["role"] for d in devices] == ["button", "fall"]
+        first = devices[0]["hw_id"]
+        assert s.installations.record_test_alarm(code, device_id=first, event_id="e1", seen_at=1.0, latency_ms=5.0)
+        assert not s.installations.record_test_alarm(code, device_id=first, event_id="e2", seen_at=2.0, latency_ms=None)
+        assert [d["hw_id"] for d in s.installations.missing_test_alarms(code)] == [devices[1]["hw_id"]]
+        assert s.installations.show(admin, code)["test_alarms"] == [
+            {"device_id": first, "event_id": "e1", "seen_at": 1.0, "latency_ms": 5.0}]
+        with pytest.raises(AccessDenied):
+            s.installations.commissioning_plan(Actor("aud", Role.AUDITOR), code)

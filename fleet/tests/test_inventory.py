@@ -154,3 +154,76 @@ def test_scanner_cleaning(line, expected):
 @pytest.mark.parametrize("line", ["", "\n", "SN 123", "é" * 5, "\x00\x01", "a" * 200])
 def test_scanner_rejects_garbage_without_raising(line):
     assert not inv.clean_scan(line).ok
+
+
+# -- InventoryService on every backend: the in-memory fake, SQLite, PostgreSQL ---------------------
+
+@pytest.fixture
+def shop(backend, admin):
+    from fleet.tests.factories import seed
+
+    with backend.tx() as s:
+        seed(s.inventory, admin)
+    return backend
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda inv, a: inv.add_municipality(a, "301", "Oslo"), "4-digit kommunenummer"),
+    (lambda inv, a: inv.add_location(a, "X-1", "garage", municipality="0301"), "unknown location kind 'garage'"),
+    (lambda inv, a: inv.add_location(a, "X-1", "room", municipality="0301"), "a room needs --parent"),
+    (lambda inv, a: inv.add_location(a, "X-1", "room", municipality=None, parent="WH-OSLO"), "not an institution"),
+    (lambda inv, a: inv.add_location(a, "X-1", "home", municipality=None), "belongs to a municipality"),
+    (lambda inv, a: inv.add_location(a, "X-1", "home", "Storgata 1", municipality="0301"), "street addresses"),
+    (lambda inv, a: inv.add_model(a, "M-1", "x", "toaster", "ble", "wt"), "unknown device role 'toaster'"),
+    (lambda inv, a: inv.set_reorder_point(a, "WH-OSLO", "WT-BTN-2", -1), "negative"),
+    (lambda inv, a: inv.add_kit_template(a, "k", "x", {"button": 0}), "bad kit part button=0"),
+    (lambda inv, a: inv.receive_items(a, [inv_new("SN 1")], "WH-OSLO"), "serial 'SN 1' is not valid"),
+    (lambda inv, a: inv.receive_items(a, [inv_new("SN-1", hw="zz")], "WH-OSLO"), "device id 'zz' is not valid"),
+    (lambda inv, a: inv.receive_items(a, [inv_new("SN-1")], "WH-OSLO", state=S.INSTALLED), "start as received"),
+])
+def test_catalog_and_receipt_rules_name_the_fix(shop, admin, call, message):
+    with pytest.raises((ValidationError, InvalidTransition), match=message):
+        with shop.tx() as s:
+            call(s.inventory, admin)
+
+
+def inv_new(serial, model="WT-BTN-2", hw=None):
+    return inv.NewItem(serial, model, hw)
+
+
+def test_transitions_keep_the_ledger_and_the_kit_rules(shop, admin, clock):
+    with shop.tx() as s:
+        s.inventory.receive_items(admin, [inv_new("GW-1", "WT-GW-1", hexid(1)), inv_new("BT-1", hw=hexid(2)),
+                                          inv_new("FA-1", "WT-FALL-1", hexid(3))], "WH-OSLO")
+        kit = s.inventory.assemble_kit(admin, "safety-alarm", ["GW-1", "BT-1", "FA-1"], code="K-TEST")
+        assert kit["code"] == "K-TEST" and {i["state"] for i in kit["items"]} == {"in_kit"}
+        with pytest.raises(ValidationError, match="give a reason"):
+            s.inventory.transition(admin, "BT-1", S.IN_TRANSIT, reason=" ")
+        clock.advance(30)
+        moved = s.inventory.transition(admin, "BT-1", S.IN_TRANSIT, reason="to a home", location="VAN-01")
+        assert moved["kit_id"] == kit["id"] and moved["location_id"] == s.inventory.get_location("VAN-01")["id"]
+        back = s.inventory.transition(admin, "BT-1", S.IN_STOCK, reason="not needed", location="WH-OSLO")
+        assert back["kit_id"] is None                    # leaving a kit by going back on the shelf
+        shown = s.inventory.device_show(admin, "gw-" + hexid(1))
+        assert shown["kit"] == "K-TEST" and shown["role"] == "gateway" and "online" not in shown
+        hist = s.inventory.item_history(back["id"])
+        assert [(h["from_state"], h["to_state"], h["at"]) for h in hist] == [
+            ("in_transit", "in_stock", clock()), ("in_kit", "in_transit", clock()),
+            ("in_stock", "in_kit", clock() - 30), (None, "in_stock", clock() - 30)]
+        with pytest.raises(InvalidTransition, match="only an assembled kit|only in_stock items"):
+            s.inventory.assemble_kit(admin, "safety-alarm", ["GW-1", "BT-1", "FA-1"])
+
+
+def test_reads_are_scoped_to_the_users_municipalities(shop, admin):
+    bergen = Actor("bo", Role.LOGISTICS, frozenset({"4601"}))
+    with shop.tx() as s:
+        s.inventory.receive_items(admin, [inv_new("OSL-1")], "WH-OSLO")
+        s.inventory.receive_items(admin, [inv_new("BGO-1")], "WH-BGO")
+        assert [r["serial"] for r in s.inventory.list_items(bergen)] == ["BGO-1"]
+        assert {r["code"] for r in s.inventory.locations(bergen)} == {"WH-BGO", "REPAIR-ACME"}   # + no-municipality
+        assert {r["location"] for r in s.inventory.stock_levels(bergen)} == {"WH-BGO"}
+        with pytest.raises(AccessDenied, match="not scoped to municipality 0301"):
+            s.inventory.device_show(bergen, "OSL-1")
+        with pytest.raises(AccessDenied):
+            s.inventory.move(bergen, "BGO-1", "VAN-01", reason="wrong van")
+        assert s.inventory.move(bergen, "BGO-1", "REPAIR-ACME", reason="service")["state"] == "in_stock"
