@@ -236,7 +236,6 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
 def _config_pusher(s, client):
     """Push the gateway's effective configuration with the ConfigService (retained
     ``wt/v1/gw/{gw}/config``) and audit it."""
-    from ..clock import FunctionClock
     from ..config import ConfigError, ConfigService
     from ..config._sql import SqlConfigStore
     from ..errors import CommissioningError
@@ -244,7 +243,7 @@ def _config_pusher(s, client):
     def push(gateway_id: str) -> int:
         try:
             with s.store.transaction() as tx:
-                v = ConfigService(SqlConfigStore(tx), FunctionClock(s.cfg.clock)).push(gateway_id, client)
+                v = ConfigService(SqlConfigStore(tx), s.clock).push(gateway_id, client)
                 s.audit(tx, "config.push", "gateway", gateway_id,
                         detail={"version": v.version, "during": "commissioning"})
             return v.version

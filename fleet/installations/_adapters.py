@@ -13,7 +13,7 @@ from ._commission import AlarmSeen, GatewayEndpoint, decode_alarm, new_cmd_id
 class MqttGatewayChannel:
     """Commands to ``wt/v1/gw/{gw}/cmd`` (wt.cmd/1); alarms from ``wt/v1/gw/{gw}/alarm``.
 
-    Config push goes through fleet-ops' ``ConfigService`` when one is given
+    Config push goes through the ``ConfigService`` (fleet.config) when one is given
     (``config_push(gateway_id) -> version``); otherwise no config is pushed here.
     """
 

@@ -9,8 +9,8 @@ transaction, and recorded in ``schema_migrations(version, applied_at, checksum)`
   for the current dialect it replaces the portable file; a version may also exist as
   variants only.
 
-Number ranges: 01xx core/inventory/access, 02xx installations (fleet-core);
-03xx configuration, 04xx upgrades, 05xx monitoring (fleet-ops).
+Number ranges: 01xx core/inventory/access, 02xx installations, 03xx configuration,
+04xx upgrades, 05xx monitoring.
 An applied migration whose file has changed is an error (write a new migration instead).
 """
 from __future__ import annotations
