@@ -31,6 +31,10 @@ if sys.implementation.name == "micropython":
         from fall_alert import FallAlert
         gc.collect()
         h1 = gc.mem_alloc()
+        import fall_setup  # noqa: F401 (construction and confidence code: a device drops
+        import fall_conf  # noqa: F401  them from sys.modules after use)
+        gc.collect()
+        h1b = gc.mem_alloc()
         inp = sys.stdin.buffer
         out = sys.stdout
         first = True
@@ -50,52 +54,57 @@ if sys.implementation.name == "micropython":
                         if int(v) >= 0:
                             kw[key] = int(v)
                 cfgs.append(kw)
-            data = None
-            gc.collect()
-            data = inp.read(6 * n)
             if first:  # heap of one detector: module code, then its state
                 first = False
+                d = [None] * 4
                 gc.collect()
                 h2 = gc.mem_alloc()
-                d = FallDetector(rate_hz=rate, placement=placement, **cfgs[0])
+                for k in range(4):
+                    d[k] = FallDetector(rate_hz=rate, placement=placement, **cfgs[0])
                 gc.collect()
                 h3 = gc.mem_alloc()
                 d = None
-                out.write("H %d %d\n" % (h1 - h0, h3 - h2))
-            # cost: the same loop without the detector, subtracted from each variant's
-            t0 = time.ticks_us()
-            for k in range(n):
-                x, y, z = struct.unpack_from("<hhh", data, 6 * k)
-            empty = time.ticks_diff(time.ticks_us(), t0)
+                out.write("H %d %d %d\n" % (h1 - h0, (h3 - h2) // 4, h1b - h1))
+            dets = [(FallDetector(rate_hz=rate, placement=placement, **kw), FallAlert(cancel_ms=cancel_ms),
+                     [0, 0, 0, 0]) for kw in cfgs]   # alarms, peak, confidence, us
+            data = None
+            gc.collect()
+            k0 = 0
+            while k0 < n:  # chunks: the heap stays small; each variant runs over the chunk
+                m = min(256, n - k0)
+                data = inp.read(6 * m)
+                t0 = time.ticks_us()
+                for k in range(m):
+                    x, y, z = struct.unpack_from("<hhh", data, 6 * k)
+                empty = time.ticks_diff(time.ticks_us(), t0)
+                for d, al, cnt in dets:
+                    t0 = time.ticks_us()
+                    for k in range(m):
+                        x, y, z = struct.unpack_from("<hhh", data, 6 * k)
+                        p = d.feed(x, y, z)
+                        if p:
+                            al.suspect(p, (k0 + k) * 1000 // rate, d.confidence)
+                        if al.state:
+                            r = al.poll((k0 + k) * 1000 // rate)
+                            if r:
+                                cnt[0] += 1
+                                cnt[1] = max(cnt[1], r[1])
+                                cnt[2] = max(cnt[2], al.confidence)
+                    cnt[3] += time.ticks_diff(time.ticks_us(), t0) - empty
+                k0 += m
             last = n * 1000 // rate
             end = last + cancel_ms  # nobody cancels; time passes
             res = []
-            for kw in cfgs:
-                d = FallDetector(rate_hz=rate, placement=placement, **kw)
-                al = FallAlert(cancel_ms=cancel_ms)
-                cnt = peak = conf = 0
-                t0 = time.ticks_us()
-                for k in range(n):
-                    x, y, z = struct.unpack_from("<hhh", data, 6 * k)
-                    p = d.feed(x, y, z)
-                    if p:
-                        al.suspect(p, k * 1000 // rate, d.confidence)
-                    if al.state:
-                        r = al.poll(k * 1000 // rate)
-                        if r:
-                            cnt += 1
-                            peak = max(peak, r[1])
-                            conf = max(conf, al.confidence)
-                us = time.ticks_diff(time.ticks_us(), t0) - empty
+            for d, al, cnt in dets:
                 p = d.flush()  # the recording ended inside an observation window
                 if p:
                     al.suspect(p, last, d.confidence)
                 r = al.poll(end)
                 if r:
-                    cnt += 1
-                    peak = max(peak, r[1])
-                    conf = max(conf, al.confidence)
-                res.append("%d:%d:%d:%d" % (cnt, peak, conf, max(0, us)))
+                    cnt[0] += 1
+                    cnt[1] = max(cnt[1], r[1])
+                    cnt[2] = max(cnt[2], al.confidence)
+                res.append("%d:%d:%d:%d" % (cnt[0], cnt[1], cnt[2], max(0, cnt[3])))
             out.write("R %d %s\n" % (idx, ",".join(res)))
         out.write("DONE\n")
 
@@ -488,7 +497,8 @@ def _mpy_run(jobs, rate, placement, cancel_ms, variants, micropython, heap):
     for line in proc.stdout:
         parts = line.decode().split()
         if parts and parts[0] == "H" and heap_info is None:
-            heap_info = {"module_bytes": int(parts[1]), "state_bytes": int(parts[2])}
+            heap_info = {"module_bytes": int(parts[1]), "state_bytes": int(parts[2]),
+                         "transient_module_bytes": int(parts[3])}
         elif parts and parts[0] == "R":
             pl = order[got // len(jobs)]
             got += 1

@@ -14,8 +14,6 @@ except ImportError:  # CPython (bench --cpython); same integers, same results
     def const(x):
         return x
 
-from array import array
-
 PLACEMENT_WRIST = const(0)
 PLACEMENT_CHEST = const(1)  # chest strap or pendant
 PLACEMENT_WAIST = const(2)
@@ -58,20 +56,14 @@ RULES = (
 # different from the posture after counts: a person who leans forward to stand up and
 # then falls was upright a moment earlier); the body settles within settle_ms (RULES)
 # after the impact; stillness and the posture "after" are measured over the next 2 s.
-_BLOCK_MS = const(250)
-_PRE_FROM_MS = const(3000)
-_PRE_TO_MS = const(1000)
-_OBSERVE_MS = const(2000)
+# (The constants used at construction only are in lib/fall_setup.py.)
 _MIN_OBSERVE_MS = const(1000)  # flush(): shortest observation worth a decision
-_FREEFALL_MS = const(1000)     # the free-fall dip is looked for in this time before the impact
-_NBLOCKS = const(13)
+_NBLOCKS = const(13)           # covers 3 s before an impact plus the block being filled
 _FLOOR2 = const(2250000)       # (1.5 g)^2: samples above it count for the impulse
 _NO_MIN = const(0x3FFFFFFF)    # block minimum of |a|^2 before any sample (a small int on the ESP32)
 # a 250 ms block whose mean is 0.7..1.3 g is quasi-static: its mean is gravity
 _GRAVITY_LO2 = const(490000)
-_GRAVITY_HI2 = const(1690000)  # covers _PRE_FROM_MS plus the block being filled
-
-_ZEROS = (0,) * _NBLOCKS
+_GRAVITY_HI2 = const(1690000)
 
 _IDLE = const(0)
 _SETTLE = const(1)
@@ -113,63 +105,10 @@ class FallDetector:
 
     def __init__(self, rate_hz=50, placement=PLACEMENT_WAIST, impact_mg=None,
                  angle_deg=None, still_mg=None, freefall_mg=None):
-        if not isinstance(rate_hz, int) or rate_hz < 10 or rate_hz > 1000:
-            raise FallConfigError("rate_hz: %r out of range; use 10..1000" % (rate_hz,))
-        if placement not in (PLACEMENT_WRIST, PLACEMENT_CHEST, PLACEMENT_WAIST):
-            raise FallConfigError("placement: %r unknown; use 0 wrist, 1 chest, 2 waist" % (placement,))
-        imp, ang, still = THRESHOLDS[placement]
-        ff, impulse, settle_ms, chain_ms = RULES[placement]
-        if impact_mg is not None:
-            imp = impact_mg
-        if angle_deg is not None:
-            ang = angle_deg
-        if still_mg is not None:
-            still = still_mg
-        if freefall_mg is not None:
-            ff = freefall_mg
-        if not (1200 <= imp <= 16000):
-            raise FallConfigError("impact_mg: %r out of range; use 1200..16000" % (imp,))
-        if not (0 <= ang <= 90):
-            raise FallConfigError("angle_deg: %r out of range; use 0..90" % (ang,))
-        if not (20 <= still <= 2000):
-            raise FallConfigError("still_mg: %r out of range; use 20..2000" % (still,))
-        if not (0 <= ff <= 1000):
-            raise FallConfigError("freefall_mg: %r out of range; use 0 (off)..1000" % (ff,))
-        self.rate_hz = rate_hz
-        self.placement = placement
-        self.impact_mg = imp
-        self.angle_deg = ang
-        self.still_mg = still
-        self.freefall_mg = ff
-        self.impulse_mgs = impulse
-        # impulse in mg per sample, compared without a division per sample
-        self._impulse_n = impulse * rate_hz
-        self._imp2 = imp * imp
-        self._still2 = still * still
-        self._ff2 = ff * ff
-        # cos(angle) in 1/1024 for the integer angle test (table avoids float math)
-        self._cos1024 = _cos1024(ang)
-        self._block_n = max(1, rate_hz * _BLOCK_MS // 1000)
-        self._settle_n = rate_hz * settle_ms // 1000
-        self._chain_n = rate_hz * chain_ms // 1000
-        self._observe_n = max(2, rate_hz * _OBSERVE_MS // 1000)
-        self._refresh_n = rate_hz * _PRE_FROM_MS // 1000
-        blk_ms = self._block_n * 1000 // rate_hz
-        # block ages (0 = block being filled) that make up the "before" window
-        self._pre_lo = max(1, (_PRE_TO_MS + blk_ms - 1) // blk_ms)
-        self._pre_hi = min(_NBLOCKS - 1, max(self._pre_lo, _PRE_FROM_MS // blk_ms))
-        # blocks (ages 0..) that cover the free-fall time before an impact
-        self._ff_hi = min(_NBLOCKS - 1, (_FREEFALL_MS + blk_ms - 1) // blk_ms)
-        # block sums as int32 arrays (RAM: 52 bytes each instead of a list of int
-        # objects); sums stay far below 2**31 (<= 16 g * 250 samples per block)
-        self._bx = array("i", _ZEROS)
-        self._by = array("i", _ZEROS)
-        self._bz = array("i", _ZEROS)
-        self._bn = array("i", _ZEROS)
-        self._bm = array("i", _ZEROS)  # per block: smallest |a|^2 (free-fall dip)
-        self._px = array("i", _ZEROS)
-        self._py = array("i", _ZEROS)
-        self._pz = array("i", _ZEROS)
+        # validation and derived constants: lib/fall_setup.py, needed at construction
+        # only (a device drops it from sys.modules afterwards: RAM)
+        from fall_setup import setup
+        setup(self, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg)
         self.reset()
         # diagnostics of the last decided candidate
         self.candidates = 0
@@ -333,37 +272,9 @@ class FallDetector:
             return 0   # a long series of impacts: clapping, jogging, hopping
         if self._burst < self._impulse_n:
             return 0   # a soft landing (mattress, table), not a fall
-        self.confidence = self._conf(var_n2, s2)
+        from fall_conf import confidence  # once per suspicion (a device drops it again: RAM)
+        self.confidence = confidence(self, var_n2, s2)
         return max(1, _isqrt(self._peak2) // 10)
-
-    def _conf(self, var_n2, s2):
-        # 50..100: the mean margin by which the rules were met (per mille of each rule's
-        # threshold; 50 = every rule just met, 100 = impact >= 2x threshold, turned
-        # >= 90 deg, perfectly still, falling at 0 g). Once per suspicion (big ints ok).
-        n = self._count
-        imp = self.impact_mg
-        m = min(1000, (_isqrt(self._peak2) - imp) * 1000 // imp)
-        still = self.still_mg
-        m += (still - _isqrt(var_n2) // n) * 1000 // still
-        c = self._cos1024
-        best = 1024
-        for k in range(self._pk):
-            rx, ry, rz = self._px[k], self._py[k], self._pz[k]
-            d = _isqrt((rx * rx + ry * ry + rz * rz) * s2)
-            if d:
-                v = (rx * self._sx + ry * self._sy + rz * self._sz) * 1024 // d
-                if v < best:
-                    best = v
-        m += 1000 if c <= 0 or best <= 0 else max(0, min(1000, (c - best) * 1000 // c))
-        k = 3
-        if self._ff2:
-            ff = self.freefall_mg
-            m += max(0, (ff - _isqrt(self._ffm2)) * 1000 // ff)
-            k += 1
-        if self._impulse_n:
-            m += min(1000, (self._burst - self._impulse_n) * 1000 // self._impulse_n)
-            k += 1
-        return 50 + m * 50 // (k * 1000)
 
     def _turned(self, rx, ry, rz, sx, sy, sz, s2):
         # angle(r, s) >= angle_deg, in integers: cos = dot / (|r||s|)
@@ -379,18 +290,3 @@ class FallDetector:
 
     def peak_cg(self):
         return _isqrt(self._peak2) // 10
-
-
-# cos(k * 5 deg) * 1024, k = 0..18; angles between are interpolated linearly
-_COS_TABLE = (1024, 1020, 1008, 989, 962, 928, 887, 839, 784, 724, 658, 587, 512,
-              433, 350, 265, 178, 89, 0)
-
-
-def _cos1024(deg):
-    if deg <= 0:
-        return 1024
-    if deg >= 90:
-        return 0
-    k = deg // 5
-    f = deg - k * 5
-    return (_COS_TABLE[k] * (5 - f) + _COS_TABLE[k + 1] * f) // 5

@@ -5,8 +5,8 @@ import struct
 from wire import _index
 
 # data layout of each event code in wire._CODES order: index into _FMTS
-_FMTI = b"\x00\x00\x01\x01\x00\x00\x00\x00\x00\x00\x02\x02\x02\x00\x03\x03\x04\x00\x04\x03\x03\x00\x04\x04\x05\x04"
-_FMTS = ("", "<HB", "<iihBBB", "<BH", "<B", "<H")
+_FMTI = b"\x00\x00\x01\x01\x00\x00\x00\x00\x00\x00\x02\x02\x02\x00\x03\x03\x04\x00\x04\x03\x03\x00\x04\x04\x05\x04\x05\x05"
+_FMTS = ("", "<HBB", "<iihBBB", "<BH", "<B", "<H")
 
 
 def event_format(code):
@@ -17,6 +17,8 @@ def event_format(code):
 
 def pack_event_data(code, *values):
     fmt = event_format(code)
+    if fmt == "<HBB" and len(values) == 2:
+        fmt = "<HB"   # fall event of older firmware: no confidence
     return struct.pack(fmt, *values) if fmt else b""
 
 
@@ -29,6 +31,8 @@ def parse_event(payload):
     if fmt is None:
         return "unknown_code"
     data = payload[5:]
+    if fmt == "<HBB" and len(data) == 3:
+        fmt = "<HB"   # fall event of older firmware: no confidence
     if len(data) != (struct.calcsize(fmt) if fmt else 0):
         return "bad_payload"
     age = struct.unpack("<I", payload[1:5])[0]

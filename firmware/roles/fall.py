@@ -8,13 +8,18 @@
 # reads raise sensor_fault(1); no samples for no_data_ms raise sensor_fault(2); a
 # stream of impossible values (no gravity, or pinned at full scale) sensor_fault(3).
 # A part that fails its identity check at boot raises self_test_failed(check 1).
+# Not worn: a device lying still (orientation within _WORN_MG per axis) for
+# not_worn_min minutes of daytime raises not_worn (technical); moving again clears it
+# with worn_again. Daytime is day_from_h..day_to_h local time (utc_offset_min from the
+# gateway's TIME); before the first TIME every minute counts.
 from micropython import const
 import struct
+import sys
 from time import ticks_diff, ticks_add
 import wire
 from role import Role
 from inputs import Debounced, Pattern, PULSE
-from fall import FallDetector, FallConfigError, PLACEMENT_NAMES
+from fall import FallDetector, FallConfigError
 from fall_alert import FallAlert, EV_FALL_DETECTED
 
 _ALERT = ((1, 300), (0, 200))        # buzzer while the cancel window is open
@@ -25,6 +30,8 @@ _RETRY_START_MS = const(10000)
 _STUCK_N = const(250)                # 5 s at 50 Hz of implausible samples
 _ZERO_G_MG = const(120)
 _FULL_SCALE_MG = const(7900)
+_WORN_MG = const(50)                 # a worn device turns more than ~3 deg now and then
+_PLACES = ("wrist", "chest", "waist", "pendant", "pocket")   # config names (fall_schema)
 
 
 class FallRole(Role):
@@ -48,12 +55,16 @@ class FallRole(Role):
         self._start_due = now
         self._same = 0
         self._self_test_reported = False
+        self._ref = None        # orientation while lying still (not worn)
+        self._still_ms = 0      # daytime ms it has lain still
+        self._still_t = now
+        self._off = False       # not_worn raised
         self._build(self.cfg)
         self._start_sensor(now)
 
     # -- configuration ------------------------------------------------------------------
     def _build(self, cfg):
-        p = PLACEMENT_NAMES.index(cfg.get("placement"))
+        p = b"\x00\x01\x02\x01\x02"[_PLACES.index(cfg.get("placement"))]
         kw = {}
         if cfg.get("impact_mg"):
             kw["impact_mg"] = cfg.get("impact_mg")
@@ -61,6 +72,8 @@ class FallRole(Role):
             kw["angle_deg"] = cfg.get("angle_deg")
         if cfg.get("still_mg"):
             kw["still_mg"] = cfg.get("still_mg")
+        if cfg.get("freefall_mg") >= 0:
+            kw["freefall_mg"] = cfg.get("freefall_mg")
         self.rate = int(cfg.get("rate_hz"))
         try:
             self.det = FallDetector(self.rate, p, **kw)
@@ -68,6 +81,7 @@ class FallRole(Role):
             # the schema ranges are wider than the detector's: keep the placement defaults
             self.app.reject("config")
             self.det = FallDetector(self.rate, p)
+        sys.modules.pop("fall_setup", None)   # construction only (RAM)
         self.placement = p
         self.alert = FallAlert(cfg.get("cancel_s") * 1000)
 
@@ -141,8 +155,34 @@ class FallRole(Role):
             peak = det.feed(x, y, z)
             if peak:
                 self.detections += 1
-                if self.alert.suspect(peak, now) and self.cfg.get("buzzer"):
+                sys.modules.pop("fall_conf", None)   # once per suspicion (RAM)
+                if self.alert.suspect(peak, now, det.confidence) and self.cfg.get("buzzer"):
                     self.buzz.play(_ALERT, now, 1000)
+        if self.cfg.get("not_worn_min"):
+            self._worn(now, x, y, z)
+
+    def _worn(self, now, x, y, z):
+        # once per FIFO read (5 Hz): lying still in one orientation, or moved?
+        r = self._ref
+        dt = ticks_diff(now, self._still_t)
+        self._still_t = now
+        if r is None or abs(x - r[0]) > _WORN_MG or abs(y - r[1]) > _WORN_MG or abs(z - r[2]) > _WORN_MG:
+            if self._off:
+                self._off = False
+                self.app.emit(wire.EV_WORN_AGAIN, struct.pack("<H", min(self._still_ms // 60000, 0xFFFF)))
+            self._ref = (x, y, z)
+            self._still_ms = 0
+            return
+        ep = self.app.epoch_s()
+        if ep is not None:
+            h = (ep + self.cfg.get("utc_offset_min") * 60) // 3600 % 24
+            a, b = self.cfg.get("day_from_h"), self.cfg.get("day_to_h")
+            if a != b and not (a <= h < b if a < b else h >= a or h < b):
+                return  # night: a device on the night stand is expected
+        self._still_ms += min(dt, 60000)
+        if not self._off and self._still_ms >= self.cfg.get("not_worn_min") * 60000:
+            self._off = True
+            self.app.emit(wire.EV_NOT_WORN, struct.pack("<H", min(self._still_ms // 60000, 0xFFFF)))
 
     # -- loop -----------------------------------------------------------------------------
     def poll(self, now):
@@ -171,7 +211,7 @@ class FallRole(Role):
     def _raise(self, r, now):
         code, peak = r
         self.buzz.stop()
-        data = struct.pack("<HB", min(peak, 0xFFFF), self.placement)
+        data = struct.pack("<HBB", min(peak, 0xFFFF), self.placement, self.alert.confidence)
         if code == EV_FALL_DETECTED:
             self.alarms += 1
             self.app.emit(wire.EV_FALL_DETECTED, data)

@@ -208,20 +208,40 @@ print(json.dumps(out))
 
 
 def test_detector_runs_in_a_small_heap_without_growing():
+    # every placement's detector (state ~1.6 KB; its construction and confidence code
+    # are dropped from sys.modules as the role does); a stream with impacts, falls and
+    # stillness retains nothing per sample
     r = mp(r'''
-import gc
-gc.collect()
-before = gc.mem_free()
-d = FallDetector(rate_hz=50)
-gc.collect()
-size = before - gc.mem_free()
-for k in range(30000):
-    d.feed(10 + k % 5, -1000 + k % 3, 40)
-gc.collect()
-print(json.dumps([size, before - gc.mem_free()]))
+import gc, sys
+out = []
+for p in (0, 1, 2):
+    gc.collect()
+    before = gc.mem_free()
+    d = FallDetector(rate_hz=50, placement=p)
+    sys.modules.pop("fall_setup", None)
+    gc.collect()
+    size = before - gc.mem_free()
+    hits = 0
+    for k in range(30000):
+        ph = k % 1500
+        if ph < 250:
+            v = (10 + k % 5, -1000 + k % 3, 40)           # upright
+        elif ph < 270:
+            v = (0, -300, 200)                             # falling
+        elif ph < 275:
+            v = (1200, -1600, 3400)                        # impact (100 ms)
+        else:
+            v = (50, 50, 1000 + k % 3)                     # lying still
+        if d.feed(*v):
+            hits += 1
+            sys.modules.pop("fall_conf", None)
+    gc.collect()
+    out.append([size, before - gc.mem_free(), hits])
+print(json.dumps(out))
 ''', heap="24k")
-    size, after = r
-    assert size < 3000 and after - size < 200   # ~2 KB of state, nothing retained per sample
+    for size, after, hits in r:
+        assert size < 2500 and after - size < 200, r   # nothing retained per sample
+        assert hits == 20, r                            # every fall in the stream detected
 
 
 # -- SisFall: a few real trials through the bench (full evaluation: bench/fall_eval.py) -------------

@@ -132,7 +132,9 @@ hal.peers.append(Fuzzer())
 simdev.boot(hal)
 hb = [struct.unpack("<BHBIHHb", f.payload)[5] for f in gw.of_type(3)]
 print(json.dumps({"boots": hal.boots, "events": [e[1] for e in gw.events], "rejects": sum(hb), "left": len(todo)}))
-''', heap="192k", timeout=120).stdout.strip().splitlines()[-1]
+''', heap="224k", timeout=120).stdout.strip().splitlines()[-1]   # harness + 400 queued payloads:
+    # at 192k a cfgtool import hit a MemoryError on heap layout alone (tmp path length,
+    # two more event codes in wire.py); the device's own RAM is bench/firmware_heap.py's
     r = json.loads(r)
     assert r["left"] == 0
     assert r["boots"] == 1, r                      # no crash, no reset (an OTA never completes: random bytes)
