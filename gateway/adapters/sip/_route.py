@@ -299,4 +299,5 @@ class ScaipRoute:
                 "reports": [v.__dict__ for v in self.tracker.views(now)],
                 "heartbeat": self.heartbeat.status(now),
                 "counters": {**dict(self.tracker.counters), **dict(self.counters)},
-                "sip": {**dict(self.ua.stats), **{f"rejected_{k}": v for k, v in self.ua.rejects.items()}}}
+                "sip": {**dict(self.ua.stats), **{f"rejected_{k}": v for k, v in self.ua.rejects.items()}},
+                "auth": self.ua.auth_state}

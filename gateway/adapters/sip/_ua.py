@@ -189,6 +189,12 @@ class SipUserAgent:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
+    @property
+    def auth_state(self) -> list[dict[str, object]]:
+        """The digest challenges answered so far (for status): realm, algorithm, proxy, nc."""
+        return [{"realm": st.challenge.realm, "algorithm": st.challenge.algorithm, "proxy": st.challenge.proxy,
+                 "nc": st.nc} for st in self._auth.values()]
+
     def set_request_handler(self, handler: RequestHandler | None) -> None:
         self._on_request = handler
 
