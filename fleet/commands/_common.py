@@ -9,7 +9,14 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, TextIO
+
+if TYPE_CHECKING:   # types only: the services and drivers load inside the commands (fast --help)
+    from ..access import AccessRepo, AccessService, Actor
+    from ..clock import Clock
+    from ..installations import InstallationService
+    from ..inventory import InventoryService
+    from ..store import Store, Transactions, Tx
 
 
 def add_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -155,41 +162,42 @@ class Session:
 
     This is the CLI's composition root: the ``inventory`` / ``installations`` / ``access``
     helpers wire a package's SQL adapter over an open transaction to its service, with a
-    clock fixed at the transaction's start (one command step = one instant).
+    clock fixed when the helper is called (one command step = one instant).
     """
 
     store: Any
     actor: Any
     cfg: Any
 
-    def _clock(self) -> Any:
-        from ..clock import FixedClock
-
-        return FixedClock(self.cfg.clock())
-
     @property
-    def clock(self) -> Any:
+    def clock(self) -> Clock:
         """The CLI's clock (``cfg.clock``) as a :class:`fleet.clock.Clock` that keeps ticking."""
         from ..clock import FunctionClock
 
         return FunctionClock(self.cfg.clock)
 
-    def inventory(self, tx: Any) -> Any:
+    def _now(self) -> Clock:
+        from ..clock import FixedClock
+
+        return FixedClock(self.cfg.clock())
+
+    def inventory(self, tx: Tx, clock: Clock | None = None) -> InventoryService:
         from ..inventory import InventoryService
         from ..inventory._sql import SqlInventoryRepo
 
-        return InventoryService(SqlInventoryRepo(tx), self._clock())
+        return InventoryService(SqlInventoryRepo(tx), clock or self._now())
 
-    def installations(self, tx: Any) -> Any:
+    def installations(self, tx: Tx) -> InstallationService:
         from ..installations import InstallationService
         from ..installations._sql import SqlInstallationRepo
 
-        return InstallationService(SqlInstallationRepo(tx), self.inventory(tx), self._clock())
+        now = self._now()
+        return InstallationService(SqlInstallationRepo(tx), self.inventory(tx, now), now)
 
-    def access(self, tx: Any) -> Any:
+    def access(self, tx: Tx) -> AccessService:
         return _access(tx, self.cfg)
 
-    def audit(self, tx: Any, action: str, entity: str, entity_id: Any = None, *, at: float | None = None,
+    def audit(self, tx: Tx, action: str, entity: str, entity_id: Any = None, *, at: float | None = None,
               **kw: Any) -> None:
         """Audit ``action`` by this session's actor, in ``tx`` (so it commits with the change); ``at``: now."""
         from ..access import audit
@@ -198,7 +206,7 @@ class Session:
         audit(SqlAuditLog(tx), self.actor, action, entity, entity_id, at=self.cfg.clock() if at is None else at, **kw)
 
 
-def _access(tx: Any, cfg: Any) -> Any:
+def _access(tx: Tx, cfg: Any) -> AccessService:
     from ..access import AccessService
     from ..access._sql import SqlAccessRepo
     from ..clock import FixedClock
@@ -206,7 +214,7 @@ def _access(tx: Any, cfg: Any) -> Any:
     return AccessService(SqlAccessRepo(tx), FixedClock(cfg.clock()))
 
 
-def access_transactions(store: Any) -> Any:
+def access_transactions(store: Store) -> Transactions[AccessRepo]:
     """Transactions on ``store`` that hand out the access SQL adapter (for multi-step flows)."""
     from ..access._sql import SqlAccessRepo
     from ..store import sql_transactions
@@ -214,7 +222,7 @@ def access_transactions(store: Any) -> Any:
     return sql_transactions(store, SqlAccessRepo)
 
 
-def resolve_actor(store: Any, cfg: Any) -> Any:
+def resolve_actor(store: Store, cfg: Any) -> Actor:
     """Who runs this command: FLEET_TOKEN, FLEET_USER (SQLite only) or the `fleet login` session."""
     from ..access import read_session_file
 

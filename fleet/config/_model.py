@@ -5,7 +5,6 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
-from fleet.clock import Clock
 from fleet.config._merge import Layer, Scope
 
 

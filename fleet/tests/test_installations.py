@@ -8,7 +8,6 @@ import json
 import pytest
 
 from fleet import installations as ins
-from fleet import inventory as inv
 from fleet.access import Actor, Role
 from fleet.errors import AccessDenied, CommissioningError, Conflict, InvalidTransition, ValidationError
 from fleet.errors import NotFound as NotFoundError
