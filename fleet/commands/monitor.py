@@ -70,7 +70,7 @@ def cmd_devices(args: argparse.Namespace, cfg) -> int:
 
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.MONITOR_READ, args.municipality)
-        rows = silent_devices(tx, now=cfg.clock(), minutes=args.minutes, scope_sql=s.actor.scope_sql("m.municipality_id"),
+        rows = silent_devices(tx, now=cfg.clock(), minutes=args.minutes, scope=s.actor.municipalities,
                               municipality=args.municipality, limit=args.limit)
     _finish(cfg, rows, ["device_id", "role", "gateway_id", "municipality", "last_seen", "silent", "battery_pct", "fw"])
     return 0
@@ -82,7 +82,7 @@ def cmd_battery(args: argparse.Namespace, cfg) -> int:
 
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.MONITOR_READ, args.municipality)
-        rows = low_battery(tx, threshold_pct=args.below, scope_sql=s.actor.scope_sql("m.municipality_id"),
+        rows = low_battery(tx, threshold_pct=args.below, scope=s.actor.municipalities,
                            municipality=args.municipality, limit=args.limit)
     _finish(cfg, rows, ["device_id", "role", "battery_pct", "gateway_id", "municipality", "last_seen"])
     return 0
@@ -95,7 +95,7 @@ def cmd_updates(args: argparse.Namespace, cfg) -> int:
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.MONITOR_READ, args.municipality)
         rows = failed_updates(tx, since=cfg.clock() - args.days * 86400,
-                              scope_sql=s.actor.scope_sql("m.municipality_id"), municipality=args.municipality,
+                              scope=s.actor.municipalities, municipality=args.municipality,
                               limit=args.limit)
     _finish(cfg, rows, ["at", "source", "deployment", "gateway_id", "device_id", "municipality", "error"],
             time_cols=("at",))

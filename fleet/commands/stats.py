@@ -38,7 +38,7 @@ def cmd_benefits(args: argparse.Namespace, cfg) -> int:
     periods = split_periods(start, end, args.by)
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.STATS_READ, args.municipality)
-        inputs = stats_inputs(tx, start=start, end=end, scope_sql=s.actor.scope_sql("m.municipality_id"),
+        inputs = stats_inputs(tx, start=start, end=end, scope=s.actor.municipalities,
                               municipality=args.municipality)
     stats = compute(periods, **inputs)
     rows = [st.summary() for st in stats]

@@ -1,30 +1,34 @@
-"""Read queries for `fleet monitor` (portable SQL over fleet.store; scoped by municipality).
+"""SQL for `fleet monitor`, `fleet offline` and `fleet stats` (portable SQL over fleet.store):
+the support queries, scoped to the reader's municipalities, and the benefit baseline.
 
 A gateway's municipality comes from ``config_gateway`` (fleet config assignment) or its
 active installation.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
+
+from fleet.store import in_scope
 
 GW_MUNI = ("SELECT gateway_id, municipality_id FROM config_gateway WHERE municipality_id IS NOT NULL "
            "UNION SELECT gateway_id, municipality_id FROM installation WHERE gateway_id IS NOT NULL "
            "AND status IN ('commissioning', 'active')")
 
 
-def _scope(scope_sql: tuple[str, list], municipality: str | None, col: str = "m.municipality_id") -> tuple[str, list]:
-    where, params = scope_sql
-    where = where.replace("__col__", col)
+def _scope(scope: Collection[str] | None, municipality: str | None, col: str = "m.municipality_id"
+           ) -> tuple[str, list]:
+    """Limit to the reader's municipalities (``scope``, None = all) and optionally to one."""
+    where, params = in_scope(col, scope)
     if municipality:
         where += f" AND {col} = ?"
         params = [*params, municipality]
     return where, list(params)
 
 
-def silent_devices(tx: Any, *, now: float, minutes: float, scope_sql: tuple[str, list],
+def silent_devices(tx: Any, *, now: float, minutes: float, scope: Collection[str] | None,
                    municipality: str | None = None, limit: int = 500) -> list[dict]:
     """Devices the gateway flags silent, or not heard for ``minutes``, or whose gateway went quiet."""
-    where, params = _scope(scope_sql, municipality)
+    where, params = _scope(scope, municipality)
     cutoff = now - minutes * 60
     return tx.query(
         f"WITH m AS ({GW_MUNI}) SELECT d.device_id, d.gateway_id, d.role, d.last_seen, d.battery_pct, d.fw, d.silent, "
@@ -33,9 +37,9 @@ def silent_devices(tx: Any, *, now: float, minutes: float, scope_sql: tuple[str,
         "ORDER BY d.last_seen LIMIT ?", (True, cutoff, *params, limit))
 
 
-def low_battery(tx: Any, *, threshold_pct: int, scope_sql: tuple[str, list], municipality: str | None = None,
+def low_battery(tx: Any, *, threshold_pct: int, scope: Collection[str] | None, municipality: str | None = None,
                 limit: int = 500) -> list[dict]:
-    where, params = _scope(scope_sql, municipality)
+    where, params = _scope(scope, municipality)
     return tx.query(
         f"WITH m AS ({GW_MUNI}) SELECT d.device_id, d.gateway_id, d.role, d.battery_pct, d.last_seen, "
         "m.municipality_id AS municipality FROM device_status d LEFT JOIN m ON m.gateway_id = d.gateway_id "
@@ -43,10 +47,10 @@ def low_battery(tx: Any, *, threshold_pct: int, scope_sql: tuple[str, list], mun
         (threshold_pct, *params, limit))
 
 
-def failed_updates(tx: Any, *, since: float, scope_sql: tuple[str, list], municipality: str | None = None,
+def failed_updates(tx: Any, *, since: float, scope: Collection[str] | None, municipality: str | None = None,
                    limit: int = 500) -> list[dict]:
     """Units a rollout marked failed plus error reports gateways sent (cmd/result) since ``since``."""
-    where, params = _scope(scope_sql, municipality)
+    where, params = _scope(scope, municipality)
     rows = tx.query(
         f"WITH m AS ({GW_MUNI}) SELECT 'rollout' AS source, u.rollout_id AS deployment, u.gateway_id, u.device_id, "
         "u.error, u.updated_at AS at, m.municipality_id AS municipality FROM rollout_unit u "
@@ -59,10 +63,10 @@ def failed_updates(tx: Any, *, since: float, scope_sql: tuple[str, list], munici
     return rows
 
 
-def stats_inputs(tx: Any, *, start: float, end: float, scope_sql: tuple[str, list],
+def stats_inputs(tx: Any, *, start: float, end: float, scope: Collection[str] | None,
                  municipality: str | None = None) -> dict[str, Any]:
     """Everything fleet.monitoring._stats.compute needs for [start, end), limited to the actor's scope."""
-    where, params = _scope(scope_sql, municipality)
+    where, params = _scope(scope, municipality)
     gm = {r["gateway_id"]: r["municipality_id"] for r in tx.query(
         f"WITH m AS ({GW_MUNI}) SELECT gateway_id, municipality_id FROM m WHERE {where}", params)}
     munis = sorted({r["id"] for r in tx.query(
@@ -114,7 +118,7 @@ def list_offline(tx, actor, *, now: float, minutes: float, municipality: str | N
             " LEFT JOIN installation inst ON inst.id = i.installation_id ORDER BY " + _ORDER,
             (False, cutoff, limit))
         return int(total), rows
-    scope, sp = actor.scope_sql("inst.municipality_id")
+    scope, sp = in_scope("inst.municipality_id", actor.municipalities)
     extra, ep = ("AND inst.municipality_id = ?", [municipality]) if municipality else ("", [])
     base = (" FROM gateway_status g JOIN item i ON i.hw_id = g.gateway_id"
             " JOIN installation inst ON inst.id = i.installation_id"

@@ -115,19 +115,19 @@ def test_ack_before_alarm_is_merged_and_queries(store):
                                                               "phase": "download", "error": "bad signature"}}).encode())
     _write(store, [(*err, T0 + 5)])
     _write(store, [(*err, T0 + 9)])                                  # redelivered: stored once
-    everyone = Actor("root", Role.ADMIN, None).scope_sql("m.municipality_id")
+    everyone = Actor("root", Role.ADMIN, None).municipalities
     with store.transaction(write=False) as tx:
         a = tx.one("SELECT * FROM alarm_log WHERE event_id = ?", ("e9",))
         assert (a["type"], a["ack_accepted_at"] - a["occurred_at"]) == ("button_press", 30)
-        silent = silent_devices(tx, now=T0 + 60, minutes=60, scope_sql=everyone)
+        silent = silent_devices(tx, now=T0 + 60, minutes=60, scope=everyone)
         assert {r["device_id"] for r in silent} == {"00000000000a", "00000000000b"}
-        low = low_battery(tx, threshold_pct=20, scope_sql=everyone)
+        low = low_battery(tx, threshold_pct=20, scope=everyone)
         assert [r["device_id"] for r in low] == ["00000000000a"]
-        fails = failed_updates(tx, since=T0 - 1, scope_sql=everyone)
+        fails = failed_updates(tx, since=T0 - 1, scope=everyone)
         assert [(r["deployment"], r["error"]) for r in fails] == [("ro-9", "bad signature")]
         # a user scoped to another municipality sees none of it (gateway has no municipality here)
-        other = Actor("bob", Role.SUPPORT, frozenset({"4601"})).scope_sql("m.municipality_id")
-        assert low_battery(tx, threshold_pct=20, scope_sql=other) == []
+        other = Actor("bob", Role.SUPPORT, frozenset({"4601"})).municipalities
+        assert low_battery(tx, threshold_pct=20, scope=other) == []
 
 
 def test_add_message_ignores_progress_results():
