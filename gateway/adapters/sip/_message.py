@@ -342,7 +342,7 @@ def _build(start: str, headers: Headers, body: bytes) -> SipMessage | SipRejecti
             return SipRejection(SipRejectReason.MISSING_HEADER, f"{required} missing")
     cseq = parse_cseq(headers.get("CSeq"))
     if cseq is None:
-        return SipRejection(SipRejectReason.CSEQ, f"CSeq {headers.get('CSeq', '')[:32]!r}")
+        return SipRejection(SipRejectReason.CSEQ, f"CSeq {(headers.get('CSeq') or '')[:32]!r}")
     if len(body) > MAX_BODY_BYTES:
         return SipRejection(SipRejectReason.OVERSIZE, f"body {len(body)} bytes > {MAX_BODY_BYTES}")
     if start.startswith("SIP/"):

@@ -489,30 +489,40 @@ class SipUserAgent:
         where = self._dest_text(dest)
         tls = self.transport is Transport.TLS
         server_name = self.config.tls_server_name or (self.proxy or self.target).bare_host
+        err: SipTransportError
         try:
             ctx = self._ssl_context() if tls else None
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: self._new_conn(self.transport.value), dest[0], dest[1], ssl=ctx,
-                                       server_hostname=server_name if tls else None),
-                self.config.connect_timeout_s)
-        except ssl.SSLCertVerificationError as exc:
-            err: SipTransportError = SipTransportError(
-                f"TLS: the certificate of {where} did not verify for {server_name!r}: {exc.verify_message}",
-                target=where)
-        except ssl.SSLError as exc:
-            err = SipTransportError(f"TLS handshake with {where} failed: {exc.reason or exc}", target=where)
-        except asyncio.TimeoutError:
-            err = SipTransportError(f"connect to {where} timed out after {self.config.connect_timeout_s:g} s",
-                                    target=where)
-        except OSError as exc:
-            err = SipTransportError(f"connect to {where} failed: {exc.strerror or exc}", target=where)
+        except (OSError, ssl.SSLError) as exc:
+            err = SipTransportError(f"TLS set-up failed (CA file {self.config.tls_ca_file!r}, certificate "
+                                    f"{self.config.tls_cert_file!r}): {exc}", target=where)
         else:
-            self._conns[dest] = conn
-            self.stats["connections"] += 1
-            fut.set_result(conn)
-            return conn
-        finally:
-            self._connecting.pop(dest, None)
+            try:
+                _, new_conn = await asyncio.wait_for(
+                    loop.create_connection(lambda: self._new_conn(self.transport.value), dest[0], dest[1], ssl=ctx,
+                                           server_hostname=server_name if tls else None),
+                    self.config.connect_timeout_s)
+            except ssl.SSLCertVerificationError as exc:
+                err = SipTransportError(
+                    f"TLS: the certificate of {where} did not verify for {server_name!r}: {exc.verify_message}",
+                    target=where)
+            except ssl.SSLError as exc:
+                err = SipTransportError(f"TLS handshake with {where} failed: {exc.reason or exc}", target=where)
+            except asyncio.TimeoutError:
+                err = SipTransportError(f"connect to {where} timed out after {self.config.connect_timeout_s:g} s",
+                                        target=where)
+            except OSError as exc:
+                err = SipTransportError(f"connect to {where} failed: {exc.strerror or exc}", target=where)
+            except asyncio.CancelledError:
+                self._connecting.pop(dest, None)
+                fut.cancel()
+                raise
+            else:
+                self._conns[dest] = new_conn
+                self.stats["connections"] += 1
+                self._connecting.pop(dest, None)
+                fut.set_result(new_conn)
+                return new_conn
+        self._connecting.pop(dest, None)
         self.stats["connect_failures"] += 1
         fut.set_exception(err)
         fut.exception()
