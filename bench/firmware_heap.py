@@ -7,8 +7,9 @@ recording, a 1 Hz NMEA walk) against the simulated gateway, under a heap cap
 (`-X heapsize`). A probe samples the live heap (after gc.collect) every 250 ms of
 simulated time and at every loop wake-up.
 
-Variants (VARIANTS, e.g. "gps_modem": the tracker with a modem, at home) are reported
-in "variants_peak_bytes", measured the same way.
+Variants (VARIANTS: "fall_chest" / "fall_wrist": the fall sensor worn as a pendant or a
+wristband; "gps_modem": the tracker with a modem, at home) are reported in
+"variants_peak_bytes", measured the same way.
 
 Prints one line per role and, as the LAST line, JSON:
   {"heapsize": "<cap>", "peak_bytes": {role: firmware peak}, "total_peak_bytes": {...},
@@ -123,6 +124,21 @@ hal._uart_cfg["gps"] = NmeaUart(NMEA_LOG, hal.clock, 960)
 # a modem, at home (the gateway acks, so no cellular session: only gps_cell is
 # resident). The modem stays silent, so its boot self-test fails (one event).
 VARIANTS = {
+    # the fall sensor worn as a pendant / wristband (its own detector rules, same code)
+    "fall_chest": r'''
+from hal.host import HostI2C
+from drivers.replay import SampleFile, Lis3dhModel
+bus = HostI2C({})
+hal, gw = simdev.make(IMG, "fall", {"cancel_s": 20, "placement": "pendant"}, end_ms=END, i2c={"acc": bus}, keep=())
+bus.devices[0x19] = Lis3dhModel(SampleFile(FALL_CSV, 50), hal.clock)
+''',
+    "fall_wrist": r'''
+from hal.host import HostI2C
+from drivers.replay import SampleFile, Lis3dhModel
+bus = HostI2C({})
+hal, gw = simdev.make(IMG, "fall", {"cancel_s": 20, "placement": "wrist"}, end_ms=END, i2c={"acc": bus}, keep=())
+bus.devices[0x19] = Lis3dhModel(SampleFile(FALL_CSV, 50), hal.clock)
+''',
     "gps_modem": r'''
 from drivers.replay import NmeaUart
 class SilentModem:
@@ -177,7 +193,7 @@ def nmea_walk(path: Path, seconds: int) -> None:
 
 def fall_csv(path: Path) -> None:
     from firmware.tests.test_fall import movement
-    rows = movement("fall", rate=100)
+    rows = movement("fall", rate=100, impact_ms=100)   # a fall every placement's detector raises
     path.write_text("t_s,ax_g,ay_g,az_g\n" + "".join(
         f"{i / 100:.3f},{x / 1000:.3f},{y / 1000:.3f},{z / 1000:.3f}\n" for i, (x, y, z) in enumerate(rows)))
 
@@ -241,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in variants:
             r = run_role(v, CAPS[-1], a.minutes, tmp)  # (boot loads the modem code for its self-test)
             var[v] = None if r is None else r["peak"] - r["harness"]
-            print(f"{v:10s} (variant): firmware {var[v]} B", file=sys.stderr)
+            print(f"{v:10s} (variant): firmware {var[v]} B, {r['events'] if r else '-'} events", file=sys.stderr)
         capped = {}
         for role in roles:
             r = run_role(role, a.true_cap, a.minutes, tmp)

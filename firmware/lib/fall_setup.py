@@ -1,6 +1,7 @@
-# FallDetector construction (lib/fall.py): validation and the derived constants.
+# FallDetector construction (lib/fall.py): validation and the derived constants, and
+# the fall role's detector and cancel window from its settings (roles/fall.py).
 # Needed only while a detector is built (boot, CONFIG frame), so a module of its own
-# that the device drops from sys.modules again (RAM; roles/fall.py).
+# that the device drops from sys.modules again (RAM).
 try:
     from micropython import const
 except ImportError:  # CPython (bench --cpython)
@@ -17,9 +18,41 @@ _PRE_FROM_MS = const(3000)
 _PRE_TO_MS = const(1000)
 _OBSERVE_MS = const(2000)
 _FREEFALL_MS = const(1000)     # the free-fall dip is looked for in this time before the impact
+_MIN_OBSERVE_MS = const(1000)  # flush(): shortest observation worth a decision
+_OBSERVE = const(2)            # = fall._OBSERVE
+_IDLE = const(0)
 _NBLOCKS = const(13)           # = fall._NBLOCKS
 
 _ZEROS = (0,) * _NBLOCKS
+# placement names of the settings (lib/fall_schema.py) -> placement
+PLACES = ("wrist", "chest", "waist", "pendant", "pocket")
+_PLACE_OF = b"\x00\x01\x02\x01\x02"
+
+
+def build(role, cfg):
+    """The fall role's detector (role.det), cancel window (role.alert), placement and
+    rate from its settings. A threshold the detector refuses (the schema's ranges are
+    wider) is counted and the placement's default is used."""
+    from fall import FallDetector
+    from fall_alert import FallAlert
+    p = _PLACE_OF[PLACES.index(cfg.get("placement"))]
+    kw = {}
+    if cfg.get("impact_mg"):
+        kw["impact_mg"] = cfg.get("impact_mg")
+    if cfg.get("angle_deg") >= 0:
+        kw["angle_deg"] = cfg.get("angle_deg")
+    if cfg.get("still_mg"):
+        kw["still_mg"] = cfg.get("still_mg")
+    if cfg.get("freefall_mg") >= 0:
+        kw["freefall_mg"] = cfg.get("freefall_mg")
+    role.rate = int(cfg.get("rate_hz"))
+    try:
+        role.det = FallDetector(role.rate, p, **kw)
+    except FallConfigError:
+        role.app.reject("config")
+        role.det = FallDetector(role.rate, p)
+    role.placement = p
+    role.alert = FallAlert(cfg.get("cancel_s") * 1000)
 
 
 def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg):
@@ -80,6 +113,15 @@ def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg):
     d._px = array("i", _ZEROS)
     d._py = array("i", _ZEROS)
     d._pz = array("i", _ZEROS)
+
+
+def flush(d):
+    # FallDetector.flush (benches): decide an observation cut short by the recording's end
+    if d._state == _OBSERVE and d._count * 1000 >= _MIN_OBSERVE_MS * d.rate_hz:
+        d._state = _IDLE
+        d.candidates += 1
+        return d._decide()
+    return 0
 
 
 # cos(k * 5 deg) * 1024, k = 0..18; angles between are interpolated linearly

@@ -19,8 +19,8 @@ CLASS_NAMES = ("event", "care", "technical")
 EVENTS = {
     0x01: ("button_press", 1, "", ()),
     0x02: ("button_cancel", 0, "", ()),
-    0x10: ("fall_detected", 1, "<HB", ("peak_cg", "placement")),
-    0x11: ("fall_cancelled", 0, "<HB", ("peak_cg", "placement")),
+    0x10: ("fall_detected", 1, "<HBB", ("peak_cg", "placement", "confidence")),
+    0x11: ("fall_cancelled", 0, "<HBB", ("peak_cg", "placement", "confidence")),
     0x40: ("gps_position", 0, "<iihBBB", ("lat", "lon", "alt_m", "fix_quality", "sats", "zone")),
     0x41: ("geofence_exit", 1, "<iihBBB", ("lat", "lon", "alt_m", "fix_quality", "sats", "zone")),
     0x42: ("geofence_enter", 0, "<iihBBB", ("lat", "lon", "alt_m", "fix_quality", "sats", "zone")),

@@ -19,8 +19,7 @@ from time import ticks_diff, ticks_add
 import wire
 from role import Role
 from inputs import Debounced, Pattern, PULSE
-from fall import FallDetector, FallConfigError
-from fall_alert import FallAlert, EV_FALL_DETECTED
+from fall_alert import EV_FALL_DETECTED
 
 _ALERT = ((1, 300), (0, 200))        # buzzer while the cancel window is open
 _SENT = ((1, 100), (0, 900))
@@ -31,7 +30,6 @@ _STUCK_N = const(250)                # 5 s at 50 Hz of implausible samples
 _ZERO_G_MG = const(120)
 _FULL_SCALE_MG = const(7900)
 _WORN_MG = const(50)                 # a worn device turns more than ~3 deg now and then
-_PLACES = ("wrist", "chest", "waist", "pendant", "pocket")   # config names (fall_schema)
 
 
 class FallRole(Role):
@@ -64,26 +62,9 @@ class FallRole(Role):
 
     # -- configuration ------------------------------------------------------------------
     def _build(self, cfg):
-        p = b"\x00\x01\x02\x01\x02"[_PLACES.index(cfg.get("placement"))]
-        kw = {}
-        if cfg.get("impact_mg"):
-            kw["impact_mg"] = cfg.get("impact_mg")
-        if cfg.get("angle_deg") >= 0:
-            kw["angle_deg"] = cfg.get("angle_deg")
-        if cfg.get("still_mg"):
-            kw["still_mg"] = cfg.get("still_mg")
-        if cfg.get("freefall_mg") >= 0:
-            kw["freefall_mg"] = cfg.get("freefall_mg")
-        self.rate = int(cfg.get("rate_hz"))
-        try:
-            self.det = FallDetector(self.rate, p, **kw)
-        except FallConfigError:
-            # the schema ranges are wider than the detector's: keep the placement defaults
-            self.app.reject("config")
-            self.det = FallDetector(self.rate, p)
-        sys.modules.pop("fall_setup", None)   # construction only (RAM)
-        self.placement = p
-        self.alert = FallAlert(cfg.get("cancel_s") * 1000)
+        import fall_setup  # detector and cancel window from the settings: lib/fall_setup.py,
+        fall_setup.build(self, cfg)
+        sys.modules.pop("fall_setup", None)  # needed only now (RAM)
 
     def on_config(self, cfg):
         pending = self.alert.state

@@ -213,8 +213,7 @@ def test_detector_runs_in_a_small_heap_without_growing():
     # stillness retains nothing per sample
     r = mp(r'''
 import gc, sys
-out = []
-for p in (0, 1, 2):
+def one(p):
     gc.collect()
     before = gc.mem_free()
     d = FallDetector(rate_hz=50, placement=p)
@@ -236,7 +235,12 @@ for p in (0, 1, 2):
             hits += 1
             sys.modules.pop("fall_conf", None)
     gc.collect()
-    out.append([size, before - gc.mem_free(), hits])
+    return [size, before - gc.mem_free(), hits]
+out = []
+for p in (0, 1, 2):
+    out.append(None)
+    gc.collect()
+    out[-1] = one(p)
 print(json.dumps(out))
 ''', heap="24k")
     for size, after, hits in r:
