@@ -16,7 +16,12 @@ from gateway.domain.model import EventCode
 
 # code -> (struct format of data, field names). Codes absent here are not valid on the wire.
 _NONE: tuple[str, tuple[str, ...]] = ("", ())
-_FALL = ("<HB", ("peak_cg", "placement"))
+_FALL = ("<HBB", ("peak_cg", "placement", "confidence"))
+# Shorter layouts of older firmware, still accepted (and encoded when the field is absent)
+_OLDER: dict[EventCode, tuple[str, tuple[str, ...]]] = {
+    EventCode.FALL_DETECTED: ("<HB", ("peak_cg", "placement")),     # before confidence
+    EventCode.FALL_CANCELLED: ("<HB", ("peak_cg", "placement")),
+}
 _GPS = ("<iihBBB", ("lat_e7", "lon_e7", "alt_m", "fix_quality", "sats", "zone"))
 _DOSE = ("<BH", ("slot", "scheduled_min"))
 
@@ -47,6 +52,8 @@ EVENT_DATA: dict[EventCode, tuple[str, tuple[str, ...]]] = {
     EventCode.POWER_OFF: ("<B", ("reason",)),
     EventCode.CHARGER_IDLE: ("<H", ("hours",)),
     EventCode.SENSOR_FAULT: ("<B", ("fault",)),
+    EventCode.NOT_WORN: ("<H", ("minutes",)),
+    EventCode.WORN_AGAIN: ("<H", ("minutes",)),
 }
 
 WIRE_EVENT_CODES = frozenset(EVENT_DATA)
@@ -80,8 +87,13 @@ def decode_event_data(code_byte: int, data: bytes) -> EventPayload | Rejection:
         return Rejection(RejectReason.UNKNOWN_CODE, f"event code 0x{code_byte:02x} ({code.type_name}) is gateway-internal, never on the wire")
     fmt, names = spec
     size = struct.calcsize(fmt) if fmt else 0
+    older = _OLDER.get(code)
+    if len(data) != size and older is not None and len(data) == struct.calcsize(older[0]):
+        fmt, names = older
+        size = len(data)
     if len(data) != size:
-        return Rejection(RejectReason.BAD_PAYLOAD, f"{code.type_name} data must be {size} bytes, got {len(data)}")
+        alt = f" (or {struct.calcsize(older[0])}, older firmware)" if older is not None else ""
+        return Rejection(RejectReason.BAD_PAYLOAD, f"{code.type_name} data must be {size} bytes{alt}, got {len(data)}")
     values = struct.unpack(fmt, data) if fmt else ()
     fields: dict[str, Any] = dict(zip(names, values))
     if "lat_e7" in fields:
@@ -109,6 +121,9 @@ def encode_event_data(code: EventCode, data: dict[str, Any] | None = None) -> by
         raise CodecError(f"event code {code!r} is not valid on the wire")
     fmt, names = spec
     fields = _wire_fields(data or {})
+    older = _OLDER.get(EventCode(code))
+    if older is not None and any(n not in fields for n in names) and all(n in fields for n in older[1]):
+        fmt, names = older
     body = struct.pack(fmt, *(int(fields[n]) for n in names)) if fmt else b""
     return bytes([int(code)]) + body
 

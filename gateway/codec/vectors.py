@@ -82,7 +82,10 @@ def frames() -> list[dict[str, Any]]:
     return [
         _frame("event_button_press", ev(EventCode.BUTTON_PRESS, 120, {}), 42, urgent=True,
                note="the worked example of docs/protocol.md §1"),
-        _frame("event_fall_detected", ev(EventCode.FALL_DETECTED, 3500, {"peak_cg": 352, "placement": 0}), 43, urgent=True),
+        _frame("event_fall_detected", ev(EventCode.FALL_DETECTED, 3500, {"peak_cg": 352, "placement": 0}), 43, urgent=True,
+               note="older firmware: no confidence byte (3 bytes of data), still accepted"),
+        _frame("event_fall_detected_confidence", ev(EventCode.FALL_DETECTED, 3500,
+               {"peak_cg": 352, "placement": 1, "confidence": 87}), 45, urgent=True),
         _frame("event_fall_cancelled", ev(EventCode.FALL_CANCELLED, 0, {"peak_cg": 352, "placement": 1}), 44),
         _frame("event_bed_seizure", ev(EventCode.BED_SEIZURE, 0, {}), 7, urgent=True, device=DEV2, key=KEY2),
         _frame("event_door_open", ev(EventCode.DOOR_OPEN, 60000, {}), 8, device=DEV2, key=KEY2),
@@ -98,6 +101,8 @@ def frames() -> list[dict[str, Any]]:
         _frame("event_power_off", ev(EventCode.POWER_OFF, 0, {"reason": 3}), 14),
         _frame("event_charger_idle", ev(EventCode.CHARGER_IDLE, 0, {"hours": 72}), 15),
         _frame("event_sensor_fault", ev(EventCode.SENSOR_FAULT, 0, {"fault": 1}), 16),
+        _frame("event_not_worn", ev(EventCode.NOT_WORN, 0, {"minutes": 720}), 46),
+        _frame("event_worn_again", ev(EventCode.WORN_AGAIN, 0, {"minutes": 815}), 47),
         _frame("event_max_age_cobs_run", ev(EventCode.MOTION, 0xFFFFFFFF, {}), 0x01000000,
                note="age_ms at its maximum; seq with zero bytes exercises COBS"),
         _frame("event_unauthenticated", ev(EventCode.MOTION, 5, {}), 17, key=None,
@@ -156,6 +161,9 @@ def invalid_frames() -> list[dict[str, Any]]:
     body("event_gateway_internal_code", encode_body(MsgType.EVENT, DEV, 52, bytes([0x80]) + (0).to_bytes(4, "little"), key=KEY),
          "unknown_code", "payload")
     body("ack_bad_status", encode_body(MsgType.ACK, DEV, 53, (1).to_bytes(4, "little") + b"\x09", key=KEY), "bad_payload", "payload")
+    body("event_fall_data_too_long", encode_body(MsgType.EVENT, DEV, 54, bytes([0x10]) + (0).to_bytes(4, "little") +
+                                                 b"\x60\x01\x01\x57\x00", key=KEY),
+         "bad_payload", "payload")
     cases.append(("empty", b"\x00", "empty", "frame"))
     cases.append(("cobs_code_past_end", bytes([0x05, 0x01, 0x02]) + b"\x00", "cobs", "frame"))
     cases.append(("oversize", bytes([0xFF]) + bytes(range(1, 255)) + bytes([0x30]) + bytes(range(1, 48)) + b"\x00", "oversize", "frame"))

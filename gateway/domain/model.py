@@ -50,6 +50,8 @@ class EventCode(enum.IntEnum):
     POWER_OFF = 0x63
     CHARGER_IDLE = 0x64
     SENSOR_FAULT = 0x65
+    NOT_WORN = 0x66                 # a wearable lying still (e.g. on a table) for the configured daytime
+    WORN_AGAIN = 0x67               # ...and moving again (clears not_worn)
     MEASUREMENT = 0x70
     # Raised by the gateway itself (rules / supervision), never on the wire from devices.
     BED_NOT_RETURNED = 0x80
@@ -93,6 +95,7 @@ EVENT_CLASS: dict[EventCode, EventClass] = {
     EventCode.POWER_OFF: EventClass.TECHNICAL_ALARM,
     EventCode.CHARGER_IDLE: EventClass.TECHNICAL_ALARM,
     EventCode.SENSOR_FAULT: EventClass.TECHNICAL_ALARM,
+    EventCode.NOT_WORN: EventClass.TECHNICAL_ALARM,
     EventCode.DISPENSER_TAMPER: EventClass.TECHNICAL_ALARM,
     EventCode.DISPENSER_ERROR: EventClass.TECHNICAL_ALARM,
     EventCode.GPS_NO_FIX: EventClass.EVENT,

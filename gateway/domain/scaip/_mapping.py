@@ -79,6 +79,8 @@ EVENT_MAP: dict[EventCode, Row] = {
     EventCode.POWER_OFF: Row(_A, _ME, None, S.OFFLINE),
     EventCode.CHARGER_IDLE: Row(_A, _ME, None, S.TROUBLE),
     EventCode.SENSOR_FAULT: Row(_A, _ME, None, S.MALFUNCTION),
+    EventCode.NOT_WORN: Row(_A, _ME, None, S.TROUBLE),
+    EventCode.WORN_AGAIN: Row(_F, _ME, None, S.RESTORAL),
     EventCode.DISPENSER_TAMPER: Row(_A, _ME, D.PILL_DISPENSER, S.TAMPER_ALARM, L.HOME),
     EventCode.DISPENSER_ERROR: Row(_A, _ME, D.PILL_DISPENSER, S.MALFUNCTION, L.HOME),
     EventCode.DEVICE_SILENT: Row(_A, _ME, None, S.RADIO_TEST_MISSING),
