@@ -351,6 +351,53 @@ def test_bench_skips_odd_trials_with_the_reason_and_evaluates_the_rest(tmp_path)
     assert r["trials"] == 2 and len(r["skipped"]) == 4
 
 
+# -- UMAFall (development subset): pendant and wristband trials through the bench ---------------
+
+UMAFALL = Path(__file__).resolve().parents[3] / "shared" / "data" / "umafall-dev"
+PENDANT = {  # chest: falls the old chest thresholds missed; ADLs a pendant without the free-fall rule raises
+    "FALL_uma_1_UMAFall_Subject_02_Fall_forwardFall_2_2016-06-13_20-45-53": 1,
+    "FALL_uma_1_UMAFall_Subject_05_Fall_forwardFall_3_2016-06-15_21-24-11": 1,
+    "FALL_uma_1_UMAFall_Subject_04_Fall_forwardFall_6_2016-06-13_13-23-05": 1,
+    "ADL_uma_1_UMAFall_Subject_02_ADL_Sitting_GettingUpOnAChair_1_2016-06-13_20-34-55": 0,
+    "ADL_uma_1_UMAFall_Subject_05_ADL_LyingDown_OnABed_1_2016-06-15_21-52-40": 0,
+    "ADL_uma_1_UMAFall_Subject_05_ADL_HandsUp_4_2016-11-28_16-31-23": None,   # rests at 1/4 g: skipped
+}
+WRIST = {  # wrist: ADLs the old wrist thresholds (or a wristband without the impulse rule) raised
+    "ADL_uma_3_UMAFall_Subject_05_ADL_Aplausing_3_2016-11-28_16-33-17": 0,
+    "ADL_uma_3_UMAFall_Subject_02_ADL_Jogging_1_2016-06-13_20-40-29": 0,
+    "ADL_uma_3_UMAFall_Subject_02_ADL_Hopping_3_2016-06-13_20-39-00": 0,
+    "ADL_uma_3_UMAFall_Subject_05_ADL_LyingDown_OnABed_3_2016-06-15_21-54-02": 0,
+    "FALL_uma_3_UMAFall_Subject_02_Fall_backwardFall_1_2016-06-13_20-51-32": 1,
+    "FALL_uma_3_UMAFall_Subject_06_Fall_lateralFall_2_2016-06-13_21-43-17": 1,
+}
+
+
+def _uma_dir(tmp_path, placement, names):
+    d = tmp_path / placement
+    d.mkdir()
+    for name in names:
+        src = UMAFALL / placement / f"{name}.csv"
+        if not src.exists():
+            pytest.skip(f"{src} not in the UMAFall development subset (../shared/data/umafall-dev)")
+        (d / src.name).symlink_to(src)
+    return d
+
+
+@pytest.mark.parametrize("placement, trials", [("chest", PENDANT), ("wrist", WRIST)])
+def test_umafall_pendant_falls_detected_and_wristband_adls_not_alarmed(tmp_path, placement, trials):
+    r = bench(_uma_dir(tmp_path, placement, trials), "--placement", "pendant" if placement == "chest" else "wrist",
+              "--both")
+    assert r["runtime"] == "micropython" and r["identical_cpython"] is True
+    want = {k: v for k, v in trials.items() if v is not None}
+    assert r["trials"] == len(want)
+    assert r["sensitivity"] == 1.0 and r["specificity"] == 1.0, r["per_activity"]
+    skipped = {e["trial"][:-4]: e["reason"] for e in r["skipped"]}
+    assert set(skipped) == {k for k, v in trials.items() if v is None}
+    assert all("expected about 1 g" in why for why in skipped.values())
+    assert 50 <= r["confidence"]["min"] <= r["confidence"]["max"] <= 100
+    assert r["detector_heap_bytes"]["state_bytes"] < 2500 and r["detector_us_per_sample"] > 0
+
+
 def test_flush_decides_a_recording_cut_short_after_the_impact(tmp_path):
     rows = movement("fall")
     impact = 5 * RATE + 20                     # index of the impact sample
