@@ -1,10 +1,12 @@
 """Adapters for commissioning: MQTT (fleet.mqtt) and zeroconf discovery (fleet.discovery)."""
 from __future__ import annotations
 
-import json
 import queue
 import time
 from typing import Any, Callable, Iterator
+
+from contracts.payloads import encode_cmd
+from contracts.topics import Topics
 
 from ..mqtt import MqttClient
 from ._commission import AlarmSeen, GatewayEndpoint, decode_alarm, new_cmd_id
@@ -36,13 +38,11 @@ class MqttGatewayChannel:
                     pass
 
             self._alarm_queues[gateway_id] = q
-            self.client.subscribe(f"wt/v1/gw/{gateway_id}/alarm", on_alarm, qos=1)
+            self.client.subscribe(Topics(gateway_id).alarm, on_alarm, qos=1)
 
     def send_command(self, gateway_id: str, cmd: str, args: dict[str, Any]) -> str:
         cmd_id = new_cmd_id()
-        self.client.publish(f"wt/v1/gw/{gateway_id}/cmd",
-                            json.dumps({"schema": "wt.cmd/1", "cmd_id": cmd_id, "cmd": cmd, "args": args}).encode(),
-                            qos=1)
+        self.client.publish(Topics(gateway_id).cmd, encode_cmd(cmd_id, cmd, args), qos=1)
         return cmd_id
 
     def push_config(self, gateway_id: str, devices: list[dict[str, Any]]) -> int | None:
