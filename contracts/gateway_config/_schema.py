@@ -106,7 +106,7 @@ class UplinkSection:
 
 @dataclass(frozen=True)
 class JournalSection:
-    path: str = field(default="", metadata=meta(example='"/var/lib/wt-gateway/adapters/journal.sqlite"',
+    path: str = field(default="", metadata=meta(example='"/var/lib/wt-gateway/journal.sqlite"',
                                                 doc="empty = <data_dir>/journal.sqlite"))
     max_telemetry_mb: float = field(default=64.0, metadata=meta(min=1, max=100000, unit="MB", example=64))
 
