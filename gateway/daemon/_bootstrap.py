@@ -99,7 +99,7 @@ def _wire(cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock, 
     ble = BleSupervisor(ble_settings, cfg.devices, links=links, clock=clock) if ble_settings is not None else None
     engine = RuleEngine(gw, build_rules(cfg, registry, mains, routes.connected, clock,
                                         ble_status=ble.watchdog_status if ble is not None else None),
-                        writer, forwarder, clock, state=writer)
+                        writer, forwarder, clock, state=writer, ids=forwarder.event_ids)   # one id issuer
     remote = RemoteCommands(
         gw, __version__, clock, paired=lambda d: d in cfg.device_keys,
         known_role=lambda d: (dev.role.name.lower() if (dev := cfg.device(d)) is not None else None))

@@ -447,8 +447,8 @@ def test_a_refused_submission_or_a_failing_observer_does_not_stop_the_other_alar
 def test_rule_alarm_reaches_the_platform_like_a_technical_alarm_when_the_counter_fails(offline_gateway,
                                                                                       monkeypatch):
     """The real wiring: with the hwm file unwritable, a care alarm raised by a rule and a
-    technical alarm raised by the forwarder are both published on the alarm topic, both with a
-    time-based id."""
+    technical alarm raised by the forwarder in the same millisecond are both published on the
+    alarm topic, each with its own time-based id (one issuer, shared by the bootstrap)."""
     gw = offline_gateway("gw-rule")
     gw.rt.engine.rules.insert(0, Fires("probe", EventCode.BED_NOT_RETURNED))
     gw.rt.forwarder.start()
@@ -457,13 +457,13 @@ def test_rule_alarm_reaches_the_platform_like_a_technical_alarm_when_the_counter
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(gw.rt.journal, "next_gateway_counter", disk_full)
     gw.rt.engine.tick()
-    gw.clock.advance(0.001)     # the forwarder keeps its own fallback ids: not in the rule's millisecond
-    gw.rt.forwarder.raise_technical(EventCode.UPLINK_LOST, {"route": "fallback"})
+    gw.rt.forwarder.raise_technical(EventCode.UPLINK_LOST, {"route": "fallback"})    # same millisecond
     gw.settle()
     alarms = {a.body["type"]: a for a in gw.published("alarm")}
     assert {"bed_not_returned", "uplink_lost"} <= set(alarms), list(alarms)
     rule_id, tech_id = alarms["bed_not_returned"].event_id, alarms["uplink_lost"].event_id
     assert rule_id.startswith("gw-rule-t") and tech_id.startswith("gw-rule-t"), (rule_id, tech_id)
+    assert rule_id != tech_id                         # one issuer: no collision, neither alarm swallowed
     assert alarms["bed_not_returned"].alarm and alarms["bed_not_returned"].body["device"] == BED
 
 
