@@ -152,6 +152,7 @@ def test_unknown_ref_malformed_reply_and_wrong_content_type_from_the_centre(capl
     assert "unknown ref feedfeedfeedfeed" in logs and "forbidden_markup" in logs
 
 
+@pytest.mark.slow
 def test_dead_centre_escalates_in_time_and_the_route_keeps_trying():
     async def go():
         route, centre, rec = await _start(lambda req: None, escalate_after_s=0.8)

@@ -47,6 +47,7 @@ def run(coro):
 
 # ---- client transaction -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_timer_e_retransmits_then_timer_f_times_out():
     async def go():
         peer = UdpPeer()

@@ -89,6 +89,13 @@ class Timers:
         return self.t2 if state is TxState.PROCEEDING else min(2 * interval, self.t2)
 
 
+def transition_table_markdown() -> str:
+    lines = ["| state | event | next state | actions |", "| --- | --- | --- | --- |"]
+    for (state, event), (new, dos) in CLIENT_TRANSITIONS.items():
+        lines.append(f"| {state.value} | {event.value} | {new.value} | {', '.join(d.value for d in dos) or '—'} |")
+    return "\n".join(lines)
+
+
 def step(state: TxState, event: TxEvent) -> tuple[TxState, tuple[TxDo, ...]] | None:
     """The transition, or None when the table has none (the event is ignored)."""
     return CLIENT_TRANSITIONS.get((state, event))

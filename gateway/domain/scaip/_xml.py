@@ -1,10 +1,10 @@
 """SCAIP XML bodies: ``<mrq>`` request encoder and a tiny strict decoder for ``<mrs>`` replies.
 
 Invariant: ``decode_reply`` / ``decode_request`` never raise, whatever the bytes; they
-return a :class:`ScaipRejection` naming what was wrong. The decoder is our own, not
-``xml.etree``: a SCAIP body is a flat list of ``<tag>text</tag>`` elements (one nested
-level, ``<lge>``, in requests), so a parser that accepts exactly that needs no entity
-machinery at all. It refuses DOCTYPE / ENTITY declarations, CDATA, processing
+return a :class:`ScaipRejection` naming what was wrong. The parser is our own
+(:mod:`._flatxml`), not ``xml.etree``: a SCAIP body is a flat list of
+``<tag>text</tag>`` elements (one nested level, ``<lge>``, in requests), so a parser
+that accepts exactly that needs no entity machinery at all. It refuses DOCTYPE / ENTITY declarations, CDATA, processing
 instructions and every entity except the five predefined ones and character references;
 "billion laughs" and external entities therefore cannot even be expressed. Input size,
 element count and text length are bounded before any work is done.
