@@ -26,6 +26,7 @@ from gateway.adapters.sip import (
 from gateway.domain.model import Event, EventCode, Role
 from gateway.domain.ports import SystemClock
 from gateway.domain.scaip import RetryPolicy, Snu, decode_request, ref_for
+from gateway.tests.sipp import peers
 from gateway.tests.sipp.peers import LossyUdpRelay, SippCentre
 
 pytestmark = pytest.mark.timeout(120)
@@ -280,3 +281,14 @@ def test_the_centre_trace_parses_with_our_parser(centre):
     (msg,) = c.received("MESSAGE")
     parsed = parse_message(msg.replace("\n", "\r\n").encode())
     assert getattr(parsed, "method", None) == "MESSAGE"
+
+
+def test_a_missing_peer_skips_outside_ci_and_fails_in_ci(monkeypatch):
+    monkeypatch.setattr(peers.shutil, "which", lambda name: None)
+    monkeypatch.setattr(peers.os.path, "exists", lambda path: False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="Debian package sip-tester"):
+        peers.require("sipp")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="Debian package kamailio"):
+        peers.require("kamailio")

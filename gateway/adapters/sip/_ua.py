@@ -60,6 +60,7 @@ CONTENT_TYPE = "application/scaip+xml"
 ALLOW = "MESSAGE, OPTIONS"
 _MAX_AUTH_ROUNDS = 3
 _MAX_CALLS = 1024
+_MAX_SERVER_TX = 1024      # answered requests kept for retransmissions (bounded against floods)
 _REASONS = {100: "Trying", 200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 415: "Unsupported Media Type", 481: "Call/Transaction Does Not Exist",
             486: "Busy Here", 488: "Not Acceptable Here", 500: "Server Internal Error", 503: "Service Unavailable"}
@@ -173,7 +174,7 @@ class SipUserAgent:
         self.stats: collections.Counter[str] = collections.Counter()
         self.rejects: collections.Counter[str] = collections.Counter()
         self._client: dict[str, _ClientTx] = {}
-        self._server: dict[tuple[str, str, str], bytes] = {}
+        self._server: collections.OrderedDict[tuple[str, str, str], bytes] = collections.OrderedDict()
         self._calls: collections.OrderedDict[str, _Call] = collections.OrderedDict()
         self._auth: dict[tuple[bool, str], _AuthState] = {}
         self._udp: UdpEndpoint | None = None
@@ -595,6 +596,8 @@ class SipUserAgent:
         status, extra = self._decide(req, peer)
         data = self._response_to(req, status, extra).to_bytes()
         self._server[key] = data
+        while len(self._server) > _MAX_SERVER_TX:
+            self._server.popitem(last=False)
         loop = asyncio.get_running_loop()
         loop.call_later(self.config.timers.j(conn is not None), self._server.pop, key, None)
         self._safe_reply(reply, data)
