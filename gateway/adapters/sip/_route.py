@@ -20,7 +20,7 @@ import asyncio
 import collections
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from gateway.adapters.sip._errors import SipError
@@ -296,7 +296,7 @@ class ScaipRoute:
         return {"route": self.route, "transport": self.ua.transport.value, "centre": str(self.ua.target),
                 "proxy": str(self.ua.proxy) if self.ua.proxy else None, "healthy": self.healthy,
                 "last_send_ok": self.last_send_ok, "open": self.tracker.open_count,
-                "reports": [v.__dict__ for v in self.tracker.views(now)],
+                "reports": [asdict(v) for v in self.tracker.views(now)],
                 "heartbeat": self.heartbeat.status(now),
                 "counters": {**dict(self.tracker.counters), **dict(self.counters)},
                 "sip": {**dict(self.ua.stats), **{f"rejected_{k}": v for k, v in self.ua.rejects.items()}},
