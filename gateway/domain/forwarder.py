@@ -32,7 +32,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from gateway.domain.alarms import (Alarm, AlarmEvent, AlarmRecord, AlarmState, Custody, StoreEvent, StoreState,
+from gateway.domain.alarms import (Alarm, AlarmEvent, AlarmRecord, AlarmState, StoreEvent, StoreState,
                                    StoredCallback)
 from gateway.domain.event_ids import GatewayEventIds
 from gateway.domain.journal_types import AppendOutcome, AppendResult, Recovery
@@ -366,7 +366,7 @@ class Forwarder:
             on_stored(event, False)
             return
         held = self._alarms.get(event.event_id)
-        if event.event_id in self._recent or (held is not None and held.custody is not Custody.NONE):
+        if event.event_id in self._recent or (held is not None and bool(held.custody)):
             on_stored(event, False)
             return
         log.warning("repeated alarm %s neither stored nor at the broker: no ACK, the device keeps it",
