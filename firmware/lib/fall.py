@@ -29,14 +29,16 @@ PLACEMENT_NAMES = ("wrist", "chest", "waist")
 # angle, so it needs a higher impact and a weak angle rule but a stricter stillness.
 THRESHOLDS = (
     (3000, 45, 300),  # wrist: hands and arm swings hit hard; the arm lies still after a fall
-    (1800, 60, 300),  # chest / pendant: softer impact (cord, clothing), trunk turns to lying
+    (2000, 60, 300),  # chest / pendant: trunk turns to lying; soft landings need a free fall (RULES)
     (2000, 60, 300),  # waist / belt (SisFall placement; unchanged)
 )
 # Per placement, the rules beyond the three thresholds:
-#   (freefall_mg, impulse_mgs, settle_ms, chain_ms)
+#   (freefall_mg, hard_mg, impulse_mgs, settle_ms, chain_ms)
 #  freefall_mg: |a| must have dipped to at most this within 1 s before the first impact
 #               (the body dropping; 0 = no such rule). Daily lie-downs and sit-downs are
-#               controlled: a pendant stays near 1 g until it lands.
+#               controlled: a pendant stays near 1 g until it lands...
+#  hard_mg:     ...unless the impact reaches this (0 = the free-fall rule always holds): a
+#               faint, or a fall from a chair, has little free fall but hits hard.
 #  impulse_mgs: the impact's velocity change, sum of (|a| - 1 g) dt over the samples above
 #               1.5 g from the impact until the posture is measured, at least this (mg*s;
 #               150 mg*s = 1.5 m/s; 0 = no such rule). A hand dropped on a mattress or a
@@ -47,9 +49,9 @@ THRESHOLDS = (
 #  chain_ms:    longest impact chain (first to last impact) that can be a fall (0 = any):
 #               clapping, jogging and hopping hit the wrist for many seconds.
 RULES = (
-    (0, 150, 3000, 2500),   # wrist
-    (600, 0, 1000, 0),      # chest / pendant
-    (0, 0, 1000, 0),        # waist (today's detector)
+    (0, 0, 150, 3000, 2500),    # wrist
+    (600, 2500, 0, 1000, 0),    # chest / pendant
+    (0, 0, 0, 1000, 0),         # waist (today's detector)
 )
 # Timing, ms (physical, not tuned): the falling phase lasts < 1 s, so the posture
 # "before" is taken from 250 ms blocks in [-3 s, -1 s] before the impact (the one most
@@ -103,11 +105,11 @@ class FallDetector:
     """Impact -> settle -> observe posture and stillness. Feed milli-g samples at rate_hz."""
 
     def __init__(self, rate_hz=50, placement=PLACEMENT_WAIST, impact_mg=None,
-                 angle_deg=None, still_mg=None, freefall_mg=None):
+                 angle_deg=None, still_mg=None, freefall_mg=None, impulse_mgs=None):
         # validation and derived constants: lib/fall_setup.py, needed at construction
         # only (a device drops it from sys.modules afterwards: RAM)
         from fall_setup import setup
-        setup(self, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg)
+        setup(self, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg, impulse_mgs)
         self.reset()
         # diagnostics of the last decided candidate
         self.candidates = 0
@@ -262,7 +264,7 @@ class FallDetector:
         if not (turned and still):
             return 0
         # placement rules beyond posture and stillness
-        if self._ff2 and self._ffm2 > self._ff2:
+        if self._ff2 and self._ffm2 > self._ff2 and self._peak2 < self._hard2:
             return 0   # no free fall before the impact
         if self._chain_n and self._chain > self._chain_n:
             return 0   # a long series of impacts: clapping, jogging, hopping

@@ -55,13 +55,13 @@ def build(role, cfg):
     role.alert = FallAlert(cfg.get("cancel_s") * 1000)
 
 
-def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg):
+def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg, impulse_mgs):
     if not isinstance(rate_hz, int) or rate_hz < 10 or rate_hz > 1000:
         raise FallConfigError("rate_hz: %r out of range; use 10..1000" % (rate_hz,))
     if placement not in (PLACEMENT_WRIST, PLACEMENT_CHEST, PLACEMENT_WAIST):
         raise FallConfigError("placement: %r unknown; use 0 wrist, 1 chest, 2 waist" % (placement,))
     imp, ang, still = THRESHOLDS[placement]
-    ff, impulse, settle_ms, chain_ms = RULES[placement]
+    ff, hard, impulse, settle_ms, chain_ms = RULES[placement]
     if impact_mg is not None:
         imp = impact_mg
     if angle_deg is not None:
@@ -70,6 +70,8 @@ def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg):
         still = still_mg
     if freefall_mg is not None:
         ff = freefall_mg
+    if impulse_mgs is not None:
+        impulse = impulse_mgs
     if not (1200 <= imp <= 16000):
         raise FallConfigError("impact_mg: %r out of range; use 1200..16000" % (imp,))
     if not (0 <= ang <= 90):
@@ -78,6 +80,8 @@ def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg):
         raise FallConfigError("still_mg: %r out of range; use 20..2000" % (still,))
     if not (0 <= ff <= 1000):
         raise FallConfigError("freefall_mg: %r out of range; use 0 (off)..1000" % (ff,))
+    if not (0 <= impulse <= 5000):
+        raise FallConfigError("impulse_mgs: %r out of range; use 0 (off)..5000" % (impulse,))
     d.rate_hz = rate_hz
     d.placement = placement
     d.impact_mg = imp
@@ -90,6 +94,7 @@ def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg):
     d._imp2 = imp * imp
     d._still2 = still * still
     d._ff2 = ff * ff
+    d._hard2 = hard * hard if hard else 1 << 40   # (an impact no sensor reports)
     # cos(angle) in 1/1024 for the integer angle test (table avoids float math)
     d._cos1024 = _cos1024(ang)
     d._block_n = max(1, rate_hz * _BLOCK_MS // 1000)

@@ -111,23 +111,26 @@ def test_fall_is_detected_with_its_peak_and_daily_movements_are_not(tmp_path):
 
 
 def test_placement_selects_its_detector_rules(tmp_path):
-    # a fall with a real impact (100 ms at 4 g after a free-fall phase) alarms everywhere;
-    # lying down on a bed with a hand slap (one 4 g sample, no free fall) only alarms the
-    # waist detector (today's rules: impact, turn, still) - the pendant needs the free
-    # fall, the wristband the impact's velocity change
+    # a fall with a real impact (100 ms at 4 g after a free-fall phase) alarms everywhere.
+    # Lying down on a bed (no free fall) with a hand slap of one 2.3 g sample only alarms
+    # the waist detector (today's rules: impact, turn, still): the pendant needs the free
+    # fall below 2.5 g, the wristband a 3 g impact and the impact's velocity change. A
+    # 4 g slap is hard enough for the pendant, still not a wristband fall (one sample).
     fall = samples_file(tmp_path, "f", movement("fall", impact_ms=100))
-    slap = samples_file(tmp_path, "s", movement("bed_slap"))
+    slap = samples_file(tmp_path, "s", movement("bed_slap", impact_g=2.3))
+    hard = samples_file(tmp_path, "h", movement("bed_slap", impact_g=4.0))
     soft = samples_file(tmp_path, "w", movement("fall", impact_g=2.8, impact_ms=100))
     r = mp("""
-f, s, w = %r, %r, %r
-out = [[len(run(f, placement=p)) for p in (0, 1, 2)], [len(run(s, placement=p)) for p in (0, 1, 2)]]
+f, s, h, w = %r, %r, %r, %r
+out = [[len(run(x, placement=p)) for p in (0, 1, 2)] for x in (f, s, h)]
 out.append([len(run(w, placement=0)), len(run(w, placement=0, impact_mg=2500))])
 out.append([[d.impact_mg, d.freefall_mg, d.impulse_mgs] for d in (FallDetector(placement=p) for p in (0, 1, 2))])
-print(json.dumps(out))""" % (fall, slap, soft))
+print(json.dumps(out))""" % (fall, slap, hard, soft))
     assert r[0] == [1, 1, 1]
     assert r[1] == [0, 0, 1]
-    assert r[2] == [0, 1]     # wrist default 3 g misses a 2.8 g impact; an explicit impact_mg overrides
-    assert r[3] == [[3000, 0, 150], [1800, 600, 0], [2000, 0, 0]]
+    assert r[2] == [0, 1, 1]
+    assert r[3] == [0, 1]     # wrist default 3 g misses a 2.8 g impact; an explicit impact_mg overrides
+    assert r[4] == [[3000, 0, 150], [2000, 600, 0], [2000, 0, 0]]
 
 
 def test_wrist_decides_after_its_longer_settling_and_reports_confidence(tmp_path):

@@ -95,14 +95,14 @@ def test_invalid_config_values_fall_back_and_are_reported(tmp_path):
 
 def test_placement_in_the_config_selects_the_detector_and_travels_in_the_alarm(tmp_path):
     fall = csv_file(tmp_path, "fall", impact_ms=100)
-    slap = csv_file(tmp_path, "bed_slap")
+    slap = csv_file(tmp_path, "bed_slap", rate=50, impact_g=2.3)
     for place, code in (("pendant", 1), ("wrist", 0), ("pocket", 2)):
         r = run_role(tmp_path, fall, {"cancel_s": 5, "placement": place, "not_worn_min": 0})
         assert [e[1] for e in r["events"]] == [0x10], (place, r)
         peak_cg, placement, confidence = r["events"][0][3]
         assert placement == code and 50 <= confidence <= 100, (place, r["events"])
-    # a hand slapping the mattress while lying down: the wristband and the pendant stay
-    # quiet (impact velocity change, no free fall); the belt's detector raises it
+    # a hand slapping the mattress (2.3 g) while lying down: the wristband and the pendant
+    # stay quiet (impact velocity change, no free fall); the belt's detector raises it
     quiet = [run_role(tmp_path, slap, {"cancel_s": 5, "placement": p})["events"] for p in ("wrist", "pendant")]
     assert quiet == [[], []]
     assert [e[1] for e in run_role(tmp_path, slap, {"cancel_s": 5, "placement": "waist"})["events"]] == [0x10]
