@@ -1,5 +1,6 @@
-"""``gateway run``'s main loop: signals, the GIL switch interval, and the gateway served with
-its fleet configuration layer (re-bootstrapped in place on a push: gateway/daemon/_config_push.py)."""
+"""``gateway run``'s main loop: signals, the GIL switch interval, the service manager's
+notifications (gateway/daemon/_service.py), and the gateway served with its fleet
+configuration layer (re-bootstrapped in place on a push: gateway/daemon/_config_push.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +10,12 @@ import signal
 import sys
 from typing import Any, Callable
 
+from gateway.adapters.systemd import SystemdNotifier
 from gateway.config import GatewayConfig, load_config
 from gateway.daemon._bootstrap import bootstrap
 from gateway.daemon._config_push import serve
 from gateway.daemon._runtime import GatewayRuntime
+from gateway.daemon._service import ServiceWatchdog
 
 log = logging.getLogger("gateway.daemon")
 
@@ -40,7 +43,7 @@ class ConfigSource:
 async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
                      ready: Callable[[GatewayRuntime], None] | None = None,
                      stop: asyncio.Event | None = None, switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S,
-                     **bootstrap_kwargs: Any) -> int:
+                     notifier: SystemdNotifier | None = None, **bootstrap_kwargs: Any) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``). Returns the process exit code.
 
     With a ``source``, the last applied fleet configuration (``<data_dir>/fleet-config.json``)
@@ -48,7 +51,9 @@ async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
     a push that cannot start is set aside, the previous configuration restored and the push
     reported ``rejected`` (gateway/daemon/_config_push.py). ``switch_interval_s``
     (``GIL_SWITCH_INTERVAL_S``; ``None`` leaves it alone) is set with
-    :func:`sys.setswitchinterval` for the run."""
+    :func:`sys.setswitchinterval` for the run. ``notifier`` (default: from ``$NOTIFY_SOCKET``,
+    a no-op without it) gets ``READY=1``, ``WATCHDOG=1`` while healthy, ``STATUS=`` and
+    ``STOPPING=1`` (gateway/daemon/_service.py)."""
     previous_switch = sys.getswitchinterval()
     if switch_interval_s is not None:
         sys.setswitchinterval(switch_interval_s)
@@ -61,7 +66,25 @@ async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass
         build = functools.partial(bootstrap, loop=loop, **bootstrap_kwargs)
-        return await serve(cfg, load=source.load if source is not None else None, build=build, stop=stop,
-                           ready=ready)
+        service = ServiceWatchdog(notifier or SystemdNotifier.from_environ(), loop=loop)
+
+        def on_ready(rt: GatewayRuntime) -> None:
+            service.on_ready(rt)
+            if ready is not None:
+                ready(rt)
+
+        async def tell_stopping() -> None:
+            await stop.wait()
+            service.stopping()
+        side = [loop.create_task(tell_stopping(), name="service-stopping"),
+                loop.create_task(service.async_run(), name="service-watchdog")] if service.notifier.enabled else []
+        try:
+            return await serve(cfg, load=source.load if source is not None else None, build=build, stop=stop,
+                               ready=on_ready)
+        finally:
+            for t in side:
+                t.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            service.notifier.close()
     finally:
         sys.setswitchinterval(previous_switch)
