@@ -37,6 +37,30 @@ class UserRecord:
     municipalities: frozenset[str]   # the scope rows; ignored when all_municipalities
 
 
+@dataclass(frozen=True)
+class ApiTokenRecord:
+    """A long-lived API token for a service (the token itself is never stored, only its hash)."""
+
+    id: int
+    user: str
+    name: str
+    permissions: frozenset[str] | None     # permission values; None = the user's whole role
+    municipalities: frozenset[str] | None  # None = the user's whole scope
+    created_at: float
+    created_by: str
+    expires_at: float | None
+    revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class ThrottleState:
+    """Failed logins of one key ('user:<name>' / 'addr:<ip>') in the current window."""
+
+    failures: int
+    first_at: float
+    locked_until: float | None
+
+
 class AuditLog(Protocol):
     def append_audit(self, entry: AuditEntry) -> None:
         """Append in the caller's transaction (so the record commits with the change)."""
@@ -59,6 +83,28 @@ class AccessRepo(AuditLog, Protocol):
     def get_session(self, token_hash: str) -> tuple[str, float] | None:
         """(user name, expires_at) of a session, or None."""
     def delete_session(self, token_hash: str) -> None: ...
+    def set_password(self, name: str, password_hash: str, *, at: float) -> None: ...
+    def set_active(self, name: str, active: bool) -> None: ...
+    def delete_sessions_of(self, name: str) -> int:
+        """End every login session of a user; returns how many."""
+    def add_api_token(self, token_hash: str, user: str, name: str, *, permissions: list[str] | None,
+                      municipalities: list[str] | None, at: float, by: str, expires_at: float | None) -> int: ...
+    def api_token_by_hash(self, token_hash: str) -> ApiTokenRecord | None: ...
+    def api_token(self, token_id: int) -> ApiTokenRecord | None: ...
+    def api_tokens(self, *, user: str | None = None) -> list[ApiTokenRecord]:
+        """Ordered by id."""
+    def revoke_api_token(self, token_id: int, *, at: float) -> None: ...
+    def revoke_api_tokens_of(self, name: str, *, at: float) -> int: ...
+    def throttle(self, key: str) -> ThrottleState | None: ...
+    def throttle_fail(self, key: str, *, at: float, window_start: float) -> int:
+        """Count one failure (a new window if the current one began before ``window_start``);
+        returns the failures in the window."""
+    def throttle_lock(self, key: str, until: float) -> None: ...
+    def throttle_clear(self, key: str) -> None: ...
+    def throttle_expire(self, before: float) -> None:
+        """Forget keys whose window began and whose lock ended before ``before``."""
     def audit_entries(self, *, entity: str | None = None, entity_id: str | None = None, actor: str | None = None,
-                      since: float | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        """Newest first: ``id, at, actor, action, entity, entity_id, municipality_id, personal, detail``."""
+                      since: float | None = None, limit: int = 200, municipality: str | None = None,
+                      scope: frozenset[str] | None = None, before_id: int | None = None) -> list[dict[str, Any]]:
+        """Newest first (ids below ``before_id``: the next page); ``scope`` limits to rows of those
+        municipalities (None = all rows): ``id, at, actor, action, entity, entity_id, municipality_id, personal, detail``."""

@@ -48,14 +48,24 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 @dataclass(frozen=True)
 class Actor:
-    """Who runs a command: a user with a role, scoped to municipalities (None = all)."""
+    """Who runs a command: a user with a role, scoped to municipalities (None = all).
+
+    ``permissions`` narrows the role (a scoped API token): the actor holds the permissions in
+    both its role's row of :data:`ROLE_PERMISSIONS` and this set; None = the whole role.
+    """
 
     name: str
     role: Role
     municipalities: frozenset[str] | None = None
+    permissions: frozenset[Permission] | None = None
+
+    @property
+    def granted(self) -> frozenset[Permission]:
+        role = ROLE_PERMISSIONS[self.role]
+        return role if self.permissions is None else role & self.permissions
 
     def can(self, permission: Permission, municipality: str | None = None) -> bool:
-        if permission not in ROLE_PERMISSIONS[self.role]:
+        if permission not in self.granted:
             return False
         if municipality is None or self.municipalities is None:
             return True
@@ -66,6 +76,11 @@ class Actor:
             raise AccessDenied(
                 f"{self.name} ({self.role.value}) may not {permission.value}; ask an admin for a role that allows it",
                 user=self.name, role=self.role.value, permission=permission.value,
+            )
+        if permission not in self.granted:
+            raise AccessDenied(
+                f"this token of {self.name} does not grant {permission.value}; use a token created with it",
+                user=self.name, permission=permission.value,
             )
         if not self.can(permission, municipality):
             raise AccessDenied(

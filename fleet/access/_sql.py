@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..store import Tx
-from ._model import AuditEntry, UserRecord
+from ..store import Tx, in_scope
+from ._model import ApiTokenRecord, AuditEntry, ThrottleState, UserRecord
 from ._roles import Role
 
 
@@ -27,16 +27,21 @@ class SqlAuditLog:
              json.dumps(entry.detail, sort_keys=True, default=str) if entry.detail else None))
 
     def audit_entries(self, *, entity: str | None = None, entity_id: str | None = None, actor: str | None = None,
-                      since: float | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        where: list[str] = ["1=1"]
-        params: list[Any] = []
-        for col, val in (("entity", entity), ("entity_id", entity_id), ("actor", actor)):
+                      since: float | None = None, limit: int = 200, municipality: str | None = None,
+                      scope: frozenset[str] | None = None, before_id: int | None = None) -> list[dict[str, Any]]:
+        frag, params = in_scope("municipality_id", scope)
+        where: list[str] = [frag]
+        for col, val in (("entity", entity), ("entity_id", entity_id), ("actor", actor),
+                         ("municipality_id", municipality)):
             if val is not None:
                 where.append(f"{col} = ?")
                 params.append(val)
         if since is not None:
             where.append("at >= ?")
             params.append(since)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
         rows = self.tx.query(f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
                              (*params, limit))
         for r in rows:
@@ -95,3 +100,82 @@ class SqlAccessRepo(SqlAuditLog):
 
     def delete_session(self, token_hash: str) -> None:
         self.tx.execute("DELETE FROM auth_session WHERE token_hash = ?", (token_hash,))
+
+    # -- passwords, deactivation ---------------------------------------------------------
+    def set_password(self, name: str, password_hash: str, *, at: float) -> None:
+        self.tx.execute("UPDATE app_user SET password_hash = ?, password_changed_at = ? WHERE name = ?",
+                        (password_hash, at, name))
+
+    def set_active(self, name: str, active: bool) -> None:
+        self.tx.execute("UPDATE app_user SET active = ? WHERE name = ?", (active, name))
+
+    def delete_sessions_of(self, name: str) -> int:
+        return self.tx.execute("DELETE FROM auth_session WHERE user_name = ?", (name,))
+
+    # -- API tokens ----------------------------------------------------------------------
+    @staticmethod
+    def _token(r: dict[str, Any] | None) -> ApiTokenRecord | None:
+        if r is None:
+            return None
+        perms = None if r["permissions"] is None else frozenset(json.loads(r["permissions"]))
+        munis = None if r["municipalities"] is None else frozenset(json.loads(r["municipalities"]))
+        return ApiTokenRecord(int(r["id"]), r["user_name"], r["name"], perms, munis, float(r["created_at"]),
+                              r["created_by"], None if r["expires_at"] is None else float(r["expires_at"]),
+                              None if r["revoked_at"] is None else float(r["revoked_at"]))
+
+    _TOKEN_COLS = ("SELECT id, user_name, name, permissions, municipalities, created_at, created_by, expires_at, "
+                   "revoked_at FROM api_token")
+
+    def add_api_token(self, token_hash: str, user: str, name: str, *, permissions: list[str] | None,
+                      municipalities: list[str] | None, at: float, by: str, expires_at: float | None) -> int:
+        return int(self.tx.scalar(
+            "INSERT INTO api_token (token_hash, user_name, name, permissions, municipalities, created_at, created_by,"
+            " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (token_hash, user, name, None if permissions is None else json.dumps(sorted(permissions)),
+             None if municipalities is None else json.dumps(sorted(municipalities)), at, by, expires_at)))
+
+    def api_token_by_hash(self, token_hash: str) -> ApiTokenRecord | None:
+        return self._token(self.tx.one(self._TOKEN_COLS + " WHERE token_hash = ?", (token_hash,)))
+
+    def api_token(self, token_id: int) -> ApiTokenRecord | None:
+        return self._token(self.tx.one(self._TOKEN_COLS + " WHERE id = ?", (token_id,)))
+
+    def api_tokens(self, *, user: str | None = None) -> list[ApiTokenRecord]:
+        if user is None:
+            rows = self.tx.query(self._TOKEN_COLS + " ORDER BY id")
+        else:
+            rows = self.tx.query(self._TOKEN_COLS + " WHERE user_name = ? ORDER BY id", (user,))
+        return [t for t in map(self._token, rows) if t is not None]
+
+    def revoke_api_token(self, token_id: int, *, at: float) -> None:
+        self.tx.execute("UPDATE api_token SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, token_id))
+
+    def revoke_api_tokens_of(self, name: str, *, at: float) -> int:
+        return self.tx.execute("UPDATE api_token SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL",
+                               (at, name))
+
+    # -- login throttling ------------------------------------------------------------------
+    def throttle(self, key: str) -> ThrottleState | None:
+        r = self.tx.one("SELECT failures, first_at, locked_until FROM auth_throttle WHERE key = ?", (key,))
+        if r is None:
+            return None
+        return ThrottleState(int(r["failures"]), float(r["first_at"]),
+                             None if r["locked_until"] is None else float(r["locked_until"]))
+
+    def throttle_fail(self, key: str, *, at: float, window_start: float) -> int:
+        return int(self.tx.scalar(
+            "INSERT INTO auth_throttle (key, failures, first_at, locked_until) VALUES (?, 1, ?, NULL) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "failures = CASE WHEN auth_throttle.first_at < ? THEN 1 ELSE auth_throttle.failures + 1 END, "
+            "first_at = CASE WHEN auth_throttle.first_at < ? THEN excluded.first_at ELSE auth_throttle.first_at END "
+            "RETURNING failures", (key, at, window_start, window_start)))
+
+    def throttle_lock(self, key: str, until: float) -> None:
+        self.tx.execute("UPDATE auth_throttle SET locked_until = ? WHERE key = ?", (until, key))
+
+    def throttle_clear(self, key: str) -> None:
+        self.tx.execute("DELETE FROM auth_throttle WHERE key = ?", (key,))
+
+    def throttle_expire(self, before: float) -> None:
+        self.tx.execute("DELETE FROM auth_throttle WHERE first_at < ? AND (locked_until IS NULL OR locked_until < ?)",
+                        (before, before))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 
 from ._common import add_json, emit, fmt_time, session
@@ -21,9 +22,12 @@ def register(sub) -> None:
     g.add_argument("--all", action="store_true", help="all municipalities (central support, admins, auditors)")
     a.add_argument("--password-stdin", action="store_true", help="read the initial password from stdin")
     a.set_defaults(func=cmd_add)
-    b = s.add_parser("bootstrap", help="create the first admin of an empty database (no login needed)")
+    b = s.add_parser("bootstrap", help="create the first admin of an empty database (no login needed)",
+                     epilog="the password comes from --password-file, --password-stdin, $FLEET_BOOTSTRAP_PASSWORD or "
+                            "a prompt on a terminal; without one nothing is created")
     b.add_argument("name")
     b.add_argument("--password-stdin", action="store_true")
+    b.add_argument("--password-file", metavar="FILE", help="read the password from the first line of FILE")
     b.set_defaults(func=cmd_bootstrap)
     add_json(s.add_parser("list", help="list users")).set_defaults(func=cmd_list)
     sc = s.add_parser("scope", help="add or remove municipalities of a user")
@@ -38,6 +42,17 @@ def register(sub) -> None:
 
 
 def _password(args) -> str | None:
+    if getattr(args, "password_file", None):
+        from pathlib import Path
+
+        from ..errors import ValidationError
+
+        try:
+            return Path(args.password_file).read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, UnicodeDecodeError, IndexError) as exc:
+            raise ValidationError(f"cannot read a password from {args.password_file}: {exc}") from None
+    if args.func is cmd_bootstrap and os.environ.get("FLEET_BOOTSTRAP_PASSWORD"):
+        return os.environ["FLEET_BOOTSTRAP_PASSWORD"]
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
     if sys.stdin.isatty():
