@@ -197,7 +197,7 @@ class Zone:
     lon: float = field(default=0.0, metadata=meta(min=-180, max=180, unit="°", example=10.75))
     radius_m: float = field(default=0.0, metadata=meta(min=0, max=100000, unit="m", example=300))
     points: tuple[tuple[float, float], ...] = field(default=(), metadata=meta(
-        example="[[59.91, 10.75], [59.92, 10.75], [59.92, 10.76]]"))
+        unit="°", example="[[59.91, 10.75], [59.92, 10.75], [59.92, 10.76]]"))
     devices: tuple[str, ...] = field(default=(), metadata=meta(example='["a4c1380a1b2c"]',
                                                                doc="empty = every GPS device"))
 

@@ -2,6 +2,12 @@
 
 Collects every issue instead of stopping at the first; never raises on user input except
 through :func:`validate`, which raises one :class:`ConfigError` listing them all.
+
+Numbers must be finite. TOML (``nan``, ``inf``), JSON as Python reads it (``NaN``,
+``Infinity``, ``1e999``) and ``float()`` of an override string all produce non-finite
+floats, and every comparison with NaN is false: ``max_out_min = nan`` would pass both range
+checks and then silence the bed alarm. So every int/float field (and every number inside a
+list, such as zone points) refuses NaN and ±infinity before its range is looked at.
 """
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import dataclasses
 import datetime as _dt
 import difflib
 import enum
+import math
 import re
 import types
 import typing
@@ -120,6 +127,9 @@ def _convert(tp: Any, value: Any, key: str, f: dataclasses.Field | None, issues:
             return _bad(key, value, "must be true or false (TOML booleans, no quotes, not 0/1)", f, issues)
         return value
     if tp in (int, float):
+        if _non_finite(value):
+            issues.append(ConfigIssue(key, value, "not a finite number", _finite_fix(tp, m)))
+            return _INVALID
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and not isinstance(value, int)):
             kind = "a whole number" if tp is int else "a number"
             return _bad(key, value, f"must be {kind}", f, issues)
@@ -171,6 +181,32 @@ def _convert(tp: Any, value: Any, key: str, f: dataclasses.Field | None, issues:
             out.append(c)
         return _INVALID if bad else tuple(out)
     raise TypeError(f"unsupported config type {tp!r} at {key}")  # pragma: no cover - schema bug
+
+
+_UNIT_WORDS = {"s": "seconds", "minute": "minutes", "%": "percent", "MB": "megabytes", "m": "metres",
+               "°": "degrees"}
+
+
+def _non_finite(value: Any) -> bool:
+    """NaN or ±infinity: a float, or a string ``float()`` reads as one (an override such as ``NaN``)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str):
+        try:
+            return not math.isfinite(float(value))
+        except ValueError:
+            return False
+    return False
+
+
+def _finite_fix(tp: type, m: Mapping[str, Any]) -> str:
+    """``set a number of minutes such as 30`` (kind, unit and example from the field's metadata)."""
+    kind = "a whole number" if tp is int else "a number"
+    unit = m.get("unit", "")
+    words = f" of {_UNIT_WORDS.get(unit, unit)}" if unit else ""
+    ex = m.get("example")
+    such = f" such as {ex}" if isinstance(ex, (int, float)) and not isinstance(ex, bool) else ""
+    return f"set {kind}{words}{such}"
 
 
 def _num(x: float) -> str:

@@ -1,6 +1,7 @@
 """Schema ids and pure encode/decode of every MQTT payload of docs/mqtt.md.
 
-One rejection type (:class:`Rejected`) for all decoders; decoders never raise on garbage.
+One rejection type (:class:`Rejected`) for all decoders; decoders never raise on garbage and
+refuse non-finite numbers (:func:`load_json`: NaN, Infinity, 1e999), naming the field.
 
 =====================  =========================  ==========================================
 schema                 topic (contracts.topics)   here
@@ -23,7 +24,8 @@ from contracts.payloads._alarm import (ALARM_SCHEMA, CLASSES, EVENT_SCHEMA, Alar
 from contracts.payloads._cmd import (CMD_SCHEMA, RESULT_SCHEMA, CmdStatus, Command, CommandResult, UpdateResult,
                                      cmd_doc, cmd_result_doc, decode_cmd, decode_cmd_result, decode_update_result,
                                      encode_cmd, encode_cmd_result)
-from contracts.payloads._common import Rejected, as_int, as_str, dumps, dumps_event, parse_time, rfc3339
+from contracts.payloads._common import (NOT_FINITE, Rejected, as_int, as_str, dumps, dumps_event, load_json,
+                                        parse_time, rfc3339)
 from contracts.payloads._config import (APPLIED_SCHEMA, CONFIG_SCHEMA, AppliedStatus, ConfigApplied, ConfigDoc,
                                         applied_doc, decode_applied, decode_config, encode_applied, encode_config)
 from contracts.payloads._status import (HEALTH_SCHEMA, STATE_SCHEMA, DeviceHealth, Health, State, decode_health,
@@ -33,11 +35,11 @@ parse_rfc3339 = parse_time
 
 __all__ = [
     "ACK_SCHEMA", "ALARM_SCHEMA", "APPLIED_SCHEMA", "CLASSES", "CMD_SCHEMA", "CONFIG_SCHEMA", "EVENT_SCHEMA",
-    "HEALTH_SCHEMA", "RESULT_SCHEMA", "STATE_SCHEMA",
+    "HEALTH_SCHEMA", "NOT_FINITE", "RESULT_SCHEMA", "STATE_SCHEMA",
     "Ack", "AckStatus", "Alarm", "AppliedStatus", "CmdStatus", "Command", "CommandResult", "ConfigApplied",
     "ConfigDoc", "DeviceHealth", "Health", "Published", "Rejected", "Route", "State", "UpdateResult",
     "applied_doc", "as_int", "as_str", "cmd_doc", "cmd_result_doc", "decode_ack", "decode_alarm", "decode_applied",
     "decode_cmd", "decode_cmd_result", "decode_config", "decode_health", "decode_published", "decode_state",
     "decode_update_result", "dumps", "dumps_event", "encode_ack", "encode_applied", "encode_cmd", "encode_cmd_result",
-    "encode_config", "encode_state", "event_doc", "parse_rfc3339", "parse_time", "rfc3339",
+    "encode_config", "encode_state", "event_doc", "load_json", "parse_rfc3339", "parse_time", "rfc3339",
 ]

@@ -11,10 +11,9 @@ The gateway builds them from its domain events (gateway/domain/payload.py maps a
 from __future__ import annotations
 
 import enum
-import json
 from typing import Any, NamedTuple
 
-from contracts.payloads._common import Rejected, as_str, load, parse_time, rfc3339
+from contracts.payloads._common import Rejected, as_str, load, load_json, parse_time, rfc3339
 
 ALARM_SCHEMA = "wt.alarm/1"
 EVENT_SCHEMA = "wt.event/1"
@@ -62,10 +61,9 @@ class Published(NamedTuple):
 
 
 def decode_published(payload: bytes) -> Published | Rejected:
-    try:
-        obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError) as exc:
-        return Rejected(f"not UTF-8 JSON: {exc}")
+    obj = load_json(payload)
+    if isinstance(obj, Rejected):
+        return obj
     schema = obj.get("schema") if isinstance(obj, dict) else None
     if schema != ALARM_SCHEMA and schema != EVENT_SCHEMA:
         return Rejected("not a wt.alarm/1 or wt.event/1 object", None, "schema")

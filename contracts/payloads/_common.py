@@ -3,12 +3,19 @@
 Every payload of docs/mqtt.md is a UTF-8 JSON object with a ``schema`` field
 ``<name>/<major>``. A decoder accepts exactly its own ``<name>/1``; anything else becomes a
 :class:`Rejected` naming what was wrong. Nothing here raises on garbage.
+
+Numbers are finite. Python's ``json`` reads ``NaN``, ``Infinity`` and ``-Infinity`` (not
+JSON at all) and turns ``1e999`` into infinity; every comparison with NaN is false, so a NaN
+threshold passes any range check and then disables what it sets. :func:`load_json` (used by
+every decoder through :func:`load`) refuses them: the :class:`Rejected` names the field,
+e.g. ``config.rules.bed.max_out_min``.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import functools
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -86,12 +93,86 @@ def as_str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
+NOT_FINITE = "not a finite number"   # in the reason of every Rejected for NaN / ±Infinity
+
+
+class _NonFinite(ValueError):
+    """Raised by the strict decoder's number hooks (caught in :func:`load_json`)."""
+
+
+def _refuse_constant(text: str) -> Any:
+    raise _NonFinite(text)
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):      # 1e999: too large for a double
+        raise _NonFinite(text)
+    return v
+
+
+class _Marker:
+    """Stands for a non-finite number while the lenient decoder looks for its field."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _mark_float(text: str) -> Any:
+    v = float(text)
+    return v if math.isfinite(v) else _Marker(text)
+
+
+_STRICT = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+_MARKING = json.JSONDecoder(parse_constant=_Marker, parse_float=_mark_float)
+
+
+def _find_marker(obj: Any, path: str) -> tuple[str, str] | None:
+    if isinstance(obj, _Marker):
+        return path, obj.text
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            hit = _find_marker(v, f"{path}.{k}" if path else str(k))
+            if hit is not None:
+                return hit
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            hit = _find_marker(v, f"{path}[{i}]")
+            if hit is not None:
+                return hit
+    return None
+
+
+def load_json(payload: bytes | str, schema: str | None = None) -> Any | Rejected:
+    """Any JSON value of ``payload`` (UTF-8), or a :class:`Rejected` saying why not.
+
+    Refuses non-finite numbers (``NaN``, ``Infinity``, ``-Infinity``, ``1e999``): the
+    rejection's ``field`` is the dotted path of the first one (``config.rules.bed.max_out_min``,
+    ``points[0][1]``; ``<root>`` for a bare number) and its ``reason`` contains :data:`NOT_FINITE`.
+    """
+    try:
+        text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else payload
+        return _STRICT.decode(text)
+    except _NonFinite as exc:
+        try:
+            where = _find_marker(_MARKING.decode(text), "")
+        except (ValueError, RecursionError):   # malformed further on, or nested too deep to walk
+            where = None
+        field, bad = where if where is not None else ("", str(exc))
+        field = field or "<root>"
+        return Rejected(f"{field} = {bad}: {NOT_FINITE} (JSON numbers must be finite: no NaN or Infinity)",
+                        schema, field)
+    except (UnicodeDecodeError, ValueError, AttributeError, TypeError, RecursionError) as exc:
+        return Rejected(f"not UTF-8 JSON: {exc}", schema)
+
+
 def load(payload: bytes, schema: str) -> dict[str, Any] | Rejected:
     """The payload as a JSON object carrying exactly ``schema`` (``<name>/1``), or why not."""
-    try:
-        obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError) as exc:
-        return Rejected(f"not UTF-8 JSON: {exc}", schema)
+    obj = load_json(payload, schema)
+    if isinstance(obj, Rejected):
+        return obj
     if not isinstance(obj, dict):
         return Rejected("payload is not a JSON object", schema)
     got = obj.get("schema")

@@ -4,7 +4,11 @@ The pushed ``config`` object is a layer of the gateway schema (docs/gateway-conf
 it sits between the TOML file and the environment in :func:`gateway.config.load_config`.
 This module decides what to do with a push (pure, except the small layer file it keeps):
 
-- decode the payload (never raises; a garbage payload is ignored with a log line);
+- decode the payload with the contract's decoder (never raises; a garbage payload is ignored
+  with a log line). A push whose envelope is sound but whose ``config`` carries a non-finite
+  number (``NaN``, ``Infinity``, ``1e999``: JSON has none, Python's reader accepts them) is
+  not garbage: it is kept as ``refused`` and answered ``rejected`` naming the key, like any
+  other invalid value — never applied, never saved;
 - a version at or below the applied one is not applied again (the retained message comes
   back on every reconnect) — the ``wt.config-applied/1`` report is simply repeated;
 - validate the whole effective configuration; an invalid push is ``rejected`` with the
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from contracts.gateway_config import IMMUTABLE  # the keys a push may not change: shared with the fleet
+from contracts.payloads import CONFIG_SCHEMA, NOT_FINITE, ConfigDoc, decode_config
 from gateway.config import ConfigError, GatewayConfig
 
 log = logging.getLogger("gateway.domain.config_push")
@@ -37,6 +42,7 @@ class ConfigPush:
     version: int
     config: dict[str, Any]
     hash: str | None = None
+    refused: str | None = None        # why the decoder refused the content (a non-finite number): never applied
 
 
 @dataclass(frozen=True)
@@ -48,19 +54,36 @@ class Decision:
 
 
 def decode_push(payload: bytes) -> ConfigPush | str:
-    """The push, or the reason it is unusable (never raises)."""
+    """The push, or the reason it is unusable (never raises).
+
+    A non-finite number inside ``config`` gives a push with ``refused`` set (its version and
+    hash still read, its config with the NaN/inf as Python reads it) so that :func:`decide`
+    answers it ``rejected`` with the key, value and fix; anywhere else it is unusable.
+    """
+    doc = decode_config(payload)
+    if isinstance(doc, ConfigDoc):
+        return ConfigPush(doc.version, doc.config, doc.hash)
+    if doc.field is not None and doc.field.startswith("config.") and NOT_FINITE in doc.reason:
+        salvaged = _envelope(payload)
+        if salvaged is not None:
+            return ConfigPush(*salvaged, refused=doc.reason)
+    if doc.field is None or doc.field in doc.reason:
+        return doc.reason
+    return f"{doc.field}: {doc.reason}"
+
+
+def _envelope(payload: bytes) -> tuple[int, dict[str, Any], str | None] | None:
+    """Version, config and hash of a push the strict decoder refused for a non-finite number."""
     try:
-        obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        return f"not UTF-8 JSON: {exc}"
-    if not isinstance(obj, dict) or obj.get("schema") != "wt.config/1":
-        return "schema is not wt.config/1"
+        obj = json.loads(payload.decode("utf-8"))          # lenient: NaN/Infinity become floats
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or obj.get("schema") != CONFIG_SCHEMA:
+        return None
     version, config, h = obj.get("version"), obj.get("config"), obj.get("hash")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        return f"version {version!r} is not a non-negative integer"
-    if not isinstance(config, dict):
-        return "'config' is not an object"
-    return ConfigPush(version, config, h if isinstance(h, str) else None)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0 or not isinstance(config, dict):
+        return None
+    return version, config, h if isinstance(h, str) else None
 
 
 def applied_payload(push: ConfigPush, status: str, error: str | None) -> dict[str, Any]:
@@ -90,10 +113,14 @@ def _pushed(config: dict[str, Any], dotted: str, current: Any) -> bool:
 
 def decide(push: ConfigPush, current: GatewayConfig, applied: ConfigPush | None,
            load: Callable[[dict[str, Any]], GatewayConfig]) -> Decision:
-    """``load(fleet_layer)`` builds the effective config (file/env/CLI fixed by the caller)."""
+    """``load(fleet_layer)`` builds the effective config (file/env/CLI fixed by the caller).
+
+    A ``refused`` push (a non-finite number) is never applied: it is validated only so the
+    rejection names every key, value and fix the schema finds.
+    """
     if applied is not None and push.version < applied.version:
         return Decision("ignore", push)
-    if applied is not None and push.version == applied.version:
+    if applied is not None and push.version == applied.version and push.refused is None:
         if push.hash is not None and applied.hash is not None and push.hash != applied.hash:
             return Decision("reject", push, error=f"version {push.version} was already applied with another "
                                                   "content (hash differs); push a new version")
@@ -102,6 +129,8 @@ def decide(push: ConfigPush, current: GatewayConfig, applied: ConfigPush | None,
         cfg = load(push.config)
     except ConfigError as exc:
         return Decision("reject", push, error="; ".join(str(i) for i in exc.issues))
+    if push.refused is not None:     # the schema found nothing: still never apply what the decoder refused
+        return Decision("reject", push, error=push.refused)
     changed = [k for k in IMMUTABLE
                if _get(cfg, k) != _get(current, k) or _pushed(push.config, k, _get(current, k))]
     if changed:
