@@ -82,7 +82,8 @@ class BleSupervisor:
 
     # ------------------------------------------------------------ lifecycle
     async def async_start(self, sink: BleSink) -> None:
-        from gateway.adapters.transports.ble import BleFrameLink, BleHealthClient, BleScanner, BlueZAdapterPower
+        from gateway.adapters.transports.ble import BleScanner, BlueZAdapterPower
+        from gateway.adapters.transports.ble_gatt import BleFrameLink, BleHealthClient
 
         scanner = BleScanner(self._settings, sink.on_advert, clock=self._clock)
         watchdog = BleWatchdog(scanner, BlueZAdapterPower(self._settings), clock=self._clock)

@@ -16,11 +16,10 @@ import pytest
 from gateway.testing.stimuli import bthome_plain
 from gateway.testing.waiting import async_wait_until, run_async
 from gateway.tests.fakebluez import FakeBluez, FakeCharacteristic, FakeService
+from gateway.adapters.transports.ble_gatt import BleFrameLink, BleHealthClient
 from gateway.adapters.transports.ble import (
     BleConfig,
     BleError,
-    BleFrameLink,
-    BleHealthClient,
     BleScanner,
     BleTimeout,
     BlueZAdapterPower,
