@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass, field
-from typing import Any, Collection, Mapping, Protocol
+from typing import Any, Collection, Mapping
 
 from gateway.codec import bthome
 from gateway.codec._result import CodecError, RejectCounters, Rejection
@@ -46,21 +45,11 @@ from gateway.codec.gatt import decode_gatt
 from gateway.codec.payloads import Ack, Error, Feedback, Heartbeat, Hello, Payload
 from gateway.codec.stream import StreamDecoder
 from gateway.domain.model import Event, EventCode, Role, is_alarm
+from gateway.domain.ingress_types import DeviceUpdate, IngressResult, IngressStore, RejectLog, UplinkMessage
 from gateway.domain.ports import Clock
 
 log = logging.getLogger("gateway.domain.ingress")
 
-
-class IngressStore(Protocol):
-    """What ingress needs of the journal. The daemon passes the :class:`JournalWriter`
-    (queued, read-your-writes ``set_state``: the loop never waits for an fsync); a plain
-    :class:`SqliteJournal` also fits (tests, tools) but commits synchronously."""
-
-    def contains(self, event_id: str) -> bool: ...
-
-    def get_state(self, key: str) -> bytes | None: ...
-
-    def set_state(self, key: str, value: bytes) -> None: ...
 
 DOWNLINK_SEQ_BLOCK = 64          # downlink seqs reserved per journal write
 SYNTHETIC_SEQ_BASE = 0x80000000  # event ids of unencrypted adverts / GATT values: top bit set
@@ -70,82 +59,6 @@ _ERROR_FOR: dict[RejectReason, ErrorCode] = {
     RejectReason.BAD_PAYLOAD: ErrorCode.BAD_PAYLOAD,
     RejectReason.UNKNOWN_CODE: ErrorCode.BAD_PAYLOAD,
 }
-
-
-@dataclass(frozen=True)
-class DeviceUpdate:
-    """What one valid frame / advert / GATT value told us about a device ("seen" at ``at``)."""
-
-    device_id: str
-    at: float
-    link: str
-    role: Role | None = None
-    battery_pct: int | None = None
-    battery_mv: int | None = None
-    power_flags: int | None = None
-    rssi: int | None = None
-    fw_version: str | None = None
-    reset_cause: int | None = None
-    config_version: int | None = None
-    queue_depth: int | None = None
-    device_rejects: int | None = None
-    uptime_s: int | None = None
-    telemetry: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class UplinkMessage:
-    """An accepted non-EVENT frame others may act on (ACK/ERROR to a downlink, CONFIG, OTA_STATUS)."""
-
-    link: str
-    device_id: str
-    seq: int
-    payload: Payload
-
-
-@dataclass
-class IngressResult:
-    events: list[Event] = field(default_factory=list)
-    replies: list[tuple[str, bytes]] = field(default_factory=list)
-    device_updates: list[DeviceUpdate] = field(default_factory=list)
-    rejects: list[Rejection] = field(default_factory=list)
-    messages: list[UplinkMessage] = field(default_factory=list)
-    event_links: dict[str, str] = field(default_factory=dict)   # event_id -> link to ACK on
-
-    def extend(self, other: "IngressResult") -> None:
-        self.events += other.events
-        self.replies += other.replies
-        self.device_updates += other.device_updates
-        self.rejects += other.rejects
-        self.messages += other.messages
-        self.event_links.update(other.event_links)
-
-
-class RejectLog:
-    """One log line per (reason, source) per ``interval_s``, with the count suppressed since."""
-
-    def __init__(self, clock: Clock, interval_s: float = 60.0, logger: logging.Logger = log) -> None:
-        self._clock = clock
-        self._interval = interval_s
-        self._log = logger
-        self._state: dict[tuple[RejectReason, str], tuple[float, int]] = {}
-
-    def __call__(self, rejection: Rejection, source: str) -> bool:
-        """Log (or suppress) one rejection. True if a line was written."""
-        key = (rejection.reason, rejection.device_id or source)
-        now = self._clock.monotonic()
-        started, suppressed = self._state.get(key, (None, 0))
-        if started is not None and now - started < self._interval:
-            self._state[key] = (started, suppressed + 1)
-            return False
-        if len(self._state) > 4096:
-            self._state.clear()
-        self._state[key] = (now, 0)
-        level = logging.DEBUG if rejection.reason is RejectReason.REPEAT else logging.WARNING
-        more = f" (+{suppressed} more in the last {self._interval:.0f} s)" if suppressed else ""
-        self._log.log(level, "rejected %s from %s on %s: %s%s", rejection.reason.value,
-                      rejection.device_id or "?", source, rejection.detail, more)
-        return True
 
 
 class Ingress:
