@@ -109,6 +109,13 @@ class JournalSection:
     path: str = field(default="", metadata=meta(example='"/var/lib/wt-gateway/journal.sqlite"',
                                                 doc="empty = <data_dir>/journal.sqlite"))
     max_telemetry_mb: float = field(default=64.0, metadata=meta(min=1, max=100000, unit="MB", example=64))
+    telemetry_retention_h: float = field(default=24.0, metadata=meta(
+        min=0, max=8760, unit="h", example=24, doc="delivered telemetry is pruned after this; 0 = once delivered"))
+    alarm_retention_days: float = field(default=30.0, metadata=meta(
+        min=1, max=3650, unit="day", example=30,
+        doc="alarms delivered and acknowledged by the platform are pruned after this; unacknowledged ones never"))
+    max_mb: float = field(default=256.0, metadata=meta(
+        min=16, max=100000, unit="MB", example=256, doc="journal file (database + WAL) size budget"))
 
 
 @dataclass(frozen=True)
@@ -240,8 +247,9 @@ class UpgradesSection:
         doc="ed25519 release keys (PEM file, or the raw key in base64); ota/update refuse releases not signed by one"))
     slots_dir: str = field(default="", metadata=meta(example='"/var/lib/wt-gateway/slots"',
                                                      doc="A/B slots of the gateway software; empty = <data_dir>/slots"))
-    health_deadline_s: float = field(default=60.0, metadata=meta(min=1, max=3600, unit="s", example=60,
-                                                                 doc="update: the new slot must pass the health check within this"))
+    commit_deadline_s: float = field(default=120.0, metadata=meta(
+        min=5, max=3600, unit="s", example=120,
+        doc="update: the new version must reconnect and have its health acknowledged within this, else it rolls back"))
     ota_ack_timeout_s: float = field(default=3.0, metadata=meta(min=0.1, max=120, unit="s", example=3,
                                                                 doc="ota: wait this long for the device's ACK of each frame"))
     ota_retries: int = field(default=5, metadata=meta(min=0, max=100, example=5, doc="ota: re-sends of one frame before failing"))

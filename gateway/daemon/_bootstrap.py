@@ -18,7 +18,7 @@ import logging
 from typing import Any, Callable
 
 from gateway import __version__
-from gateway.adapters.journal import JournalWriter, SqliteJournal
+from gateway.adapters.journal import JournalWriter, RetentionPolicy, SqliteJournal
 from gateway.adapters.mains import MainsInput, mains_input_from_config
 from gateway.config import GatewayConfig
 from gateway.daemon._ble import BleSupervisor
@@ -27,6 +27,7 @@ from gateway.daemon._config_push import ConfigPushApplier, PushState
 from gateway.daemon._errors import DaemonError
 from gateway.daemon._ingest import DeviceFeedback, IngestPipeline
 from gateway.daemon._links import LinkTable
+from gateway.daemon._logging import install_log_limits
 from gateway.daemon._preflight import preflight
 from gateway.daemon._routes import Routes, build_routes
 from gateway.daemon._runtime import GatewayRuntime, Periodic
@@ -63,7 +64,7 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
     ble_settings = _ble_settings(cfg)
     routes = build_routes(cfg, loop, clock, publisher=publisher, fallback_publisher=fallback_publisher)
     journal = SqliteJournal(cfg.journal_path, max_telemetry_bytes=int(cfg.journal.max_telemetry_mb * 1024 * 1024),
-                            clock=clock)
+                            clock=clock, retention=RetentionPolicy.from_config(cfg.journal))
     try:
         return _wire(cfg, loop=loop, clock=clock, journal=journal, routes=routes, ble_settings=ble_settings,
                      mains=mains if mains is not None else mains_input_from_config(cfg.mains),
@@ -164,3 +165,4 @@ def _advertiser(cfg: GatewayConfig) -> Callable[[int], Advertiser]:
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    install_log_limits()    # repetitive lines (rejects, reconnects) rate-limited: gateway/daemon/_logging.py

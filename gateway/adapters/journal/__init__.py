@@ -31,6 +31,13 @@ wait for a commit in progress (WAL), so they are safe on the loop; they see comm
 (``writer.get_state`` adds the queued state values). ``next_gateway_counter`` may write the
 small ``.hwm`` file (once per 1000 values) — call it through ``writer.call`` on the loop.
 
+Long runs (``retention=RetentionPolicy.from_config(cfg.journal)``): delivered telemetry older
+than its retention and alarms delivered AND acknowledged by the platform older than theirs
+are pruned; above the size budget delivered data goes first, then undelivered telemetry;
+an undelivered or unacknowledged alarm is never removed. The writer thread runs the pass
+one bounded step at a time, with the checkpoint and incremental-vacuum policy for SD-card
+wear (``_retention`` module doc). ``journal.maintenance_stats()`` reports it.
+
 Alarms are never evicted. Telemetry beyond the bound is deleted oldest first. On a full
 disk a batch's telemetry is shed (``AppendOutcome.SHED``) and its alarms retried alone;
 alarms that still cannot be stored come back ``AppendOutcome.FAILED`` and the forwarder
@@ -39,9 +46,10 @@ holds them in memory (and raises a technical alarm).
 from gateway.domain.journal_codec import decode_event, encode_event
 from gateway.adapters.journal._errors import JournalClosed, JournalError, JournalFull
 from gateway.adapters.journal._store import ACK_STATUSES, AppendOutcome, AppendResult, Recovery, SqliteJournal
+from gateway.adapters.journal._retention import MaintenanceStats, RetentionPolicy
 from gateway.adapters.journal._writer import JournalWriter
 
 __all__ = [
     "ACK_STATUSES", "AppendOutcome", "decode_event", "encode_event", "AppendResult", "JournalClosed", "JournalError", "JournalFull",
-    "JournalWriter", "Recovery", "SqliteJournal",
+    "JournalWriter", "MaintenanceStats", "Recovery", "RetentionPolicy", "SqliteJournal",
 ]

@@ -8,6 +8,12 @@ device was already ACKed for would be gone). The cost, one fsync per commit, is 
 once per *batch*: :class:`gateway.adapters.journal.JournalWriter` group-commits everything queued
 while the previous fsync ran.
 
+Long runs: delivered telemetry and acknowledged alarms are pruned after their retention,
+the file is kept within a size budget, and checkpoints / incremental vacuum are paced for
+SD-card wear — policy and write-amplification reasoning in
+:mod:`gateway.adapters.journal._retention`, the pass in ``_maintenance``; the writer thread
+runs it one bounded step at a time (:meth:`SqliteJournal.maintain_step`).
+
 Thread safety: one connection guarded by a lock; normally only the writer thread calls in.
 """
 from __future__ import annotations
@@ -29,6 +35,8 @@ from gateway.domain.journal_codec import decode_event, encode_event
 from gateway.domain.journal_types import ACK_STATUSES, AppendOutcome, AppendResult, Recovery
 from gateway.adapters.journal._errors import JournalClosed, JournalError, JournalFull
 from gateway.adapters.journal._hwm import read_hwm, write_hwm
+from gateway.adapters.journal._maintenance import Maintenance
+from gateway.adapters.journal._retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +95,9 @@ class SqliteJournal:
       before COMMIT (sleep to emulate slow storage, raise ``OSError(ENOSPC)`` to emulate
       a full disk). ``None`` in production.
     - ``clock``: injected clock (``SystemClock()``).
+    - ``retention``: :class:`RetentionPolicy` (retention of delivered telemetry and
+      acknowledged alarms, size budget, checkpoint and vacuum pacing; defaults 24 h /
+      30 days / 256 MiB). Applied by :meth:`maintain_step`, which the writer thread calls.
 
     A file that SQLite cannot read at start-up is quarantined (renamed
     ``<path>.corrupt-<UTC timestamp>``), a fresh journal is created and ``recovery``
@@ -104,6 +115,7 @@ class SqliteJournal:
         reserve_bytes: int = 1 << 20,
         before_commit: Callable[[], None] | None = None,
         clock: Clock | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise JournalError(f"synchronous={synchronous!r} is not supported; use 'FULL' or 'NORMAL'", path=path)
@@ -117,6 +129,7 @@ class SqliteJournal:
         self._counter_block = counter_block
         self._before_commit = before_commit
         self._clock = clock or SystemClock()
+        self.retention = retention or RetentionPolicy()
         self._lock = threading.RLock()
         self._counter_lock = threading.Lock()   # never held across a journal commit
         self._counts = _Counts()
@@ -138,6 +151,7 @@ class SqliteJournal:
         self._reserved = read_hwm(self.hwm_path)
         self._counter = self._reserved  # the next value is always above anything handed out before
         self._load_counts()
+        self.maintenance = Maintenance(self, self.retention)
         # A second, read-only connection: in WAL mode readers never wait for the writer, so
         # contains()/get_state() called on the event loop do not block behind a commit's fsync.
         self._rconn: sqlite3.Connection | None = sqlite3.connect(
@@ -148,6 +162,7 @@ class SqliteJournal:
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
         try:
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")    # takes effect on a new file only
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.DatabaseError(f"journal_mode is {mode}, WAL unavailable")
@@ -156,10 +171,31 @@ class SqliteJournal:
             if check != "ok":
                 raise sqlite3.DatabaseError(f"quick_check: {check}")
             conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA wal_autocheckpoint={int(self.retention.wal_autocheckpoint_pages)}")
+            conn.execute(f"PRAGMA journal_size_limit={int(self.retention.wal_limit_bytes)}")
+            self._migrate_auto_vacuum(conn)
         except sqlite3.DatabaseError:
             conn.close()
             raise
         return conn
+
+    def _migrate_auto_vacuum(self, conn: sqlite3.Connection) -> None:
+        """A journal created before auto_vacuum = INCREMENTAL: convert it with one VACUUM at
+        open if it is small (``retention.migrate_max_bytes``), else leave it (module doc of
+        _retention: freed pages are still reused; only shrinking the file is not possible)."""
+        if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 0:
+            return
+        size = int(conn.execute("PRAGMA page_count").fetchone()[0]) * int(conn.execute("PRAGMA page_size").fetchone()[0])
+        if size > self.retention.migrate_max_bytes:
+            log.info("journal %s (%.1f MB) was created without incremental vacuum; left as it is (freed pages "
+                     "are reused, the file does not shrink)", self.path, size / 1e6)
+            return
+        try:
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("VACUUM")
+            log.info("journal %s (%.1f MB) converted to incremental vacuum", self.path, size / 1e6)
+        except sqlite3.OperationalError as exc:   # e.g. no room for the copy: keep the file as it is
+            log.warning("journal %s not converted to incremental vacuum: %s", self.path, exc)
 
     def _quarantine(self, reason: str) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock.time()))
@@ -479,6 +515,29 @@ class SqliteJournal:
                 pass
         return JournalDepth(total=k.total, alarms_pending=k.alarms_pending, undelivered=k.undelivered,
                             shed=k.shed, bytes_used=size)
+
+    # ---- housekeeping (writer thread) ------------------------------------------------------
+    def maintain_step(self, *, force: bool = False) -> bool:
+        """One bounded step of the maintenance pass (retention pruning, size budget,
+        checkpoint, incremental vacuum), starting a pass when one is due or ``force``.
+        True if the pass has more steps. Called by the writer thread between batches."""
+        with self._lock:     # a closed journal raises JournalClosed (``_c``)
+            return self.maintenance.step(force=force)
+
+    def run_maintenance(self) -> int:
+        """A whole maintenance pass now (tests, tools; blocking). Returns the steps taken."""
+        with self._lock:
+            return self.maintenance.run_pass()
+
+    def maintenance_stats(self) -> dict[str, object]:
+        """Counters of the maintenance passes, the live and file size, the budget."""
+        with self._lock:
+            d = self.maintenance.stats.to_dict()
+            if self._conn is not None:
+                d["live_bytes"] = self.maintenance.live_bytes()
+                d["file_bytes"] = self.maintenance.file_bytes()
+            d["budget_bytes"] = self.retention.budget_bytes
+            return d
 
     def next_gateway_counter(self) -> int:
         """Next gateway counter; values are reserved in blocks in ``<path>.hwm`` first.

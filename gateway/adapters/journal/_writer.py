@@ -4,6 +4,12 @@ The event loop never waits for an fsync: it queues work with :meth:`JournalWrite
 and friends, the writer thread drains everything queued (up to ``max_batch``) into ONE
 transaction (one fsync), and the callbacks run afterwards, in submission order, through
 the injected ``dispatch`` (``loop.call_soon_threadsafe`` in the daemon), i.e. on the loop.
+
+Housekeeping (retention pruning, size budget, checkpoint, incremental vacuum:
+gateway/adapters/journal/_retention.py) runs on the same thread, one bounded step at a
+time: after each batch and while the queue is idle (the thread wakes every
+``maintenance_poll_s`` to look whether a pass is due). A queued alarm therefore waits for
+at most one step, never for a whole pass.
 """
 from __future__ import annotations
 
@@ -45,13 +51,18 @@ class JournalWriter:
 
     Keyword arguments: ``dispatch`` runs each callback (default: directly on the writer
     thread; the daemon passes ``loop.call_soon_threadsafe``); ``max_batch`` (1024) caps
-    the operations per transaction.
+    the operations per transaction; ``maintenance_poll_s`` (1.0) is how often an idle
+    writer looks whether a maintenance pass is due (``None``: no maintenance on this
+    writer, e.g. a tool that only reads).
     """
 
-    def __init__(self, journal: SqliteJournal, *, dispatch: Dispatch | None = None, max_batch: int = 1024) -> None:
+    def __init__(self, journal: SqliteJournal, *, dispatch: Dispatch | None = None, max_batch: int = 1024,
+                 maintenance_poll_s: float | None = 1.0) -> None:
         self.journal = journal
         self._dispatch = dispatch or _direct
         self._max_batch = max_batch
+        self._maintenance_poll_s = maintenance_poll_s
+        self._maintaining = False
         self._q: queue.SimpleQueue[_Op] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -177,7 +188,17 @@ class JournalWriter:
     # ---- thread ------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            ops = [self._q.get()]
+            try:
+                if self._maintaining:              # a pass is under way: next step unless work is queued
+                    first = self._q.get_nowait()
+                elif self._maintenance_poll_s is None:
+                    first = self._q.get()
+                else:
+                    first = self._q.get(timeout=self._maintenance_poll_s)
+            except queue.Empty:
+                self._maintain()
+                continue
+            ops = [first]
             while len(ops) < self._max_batch:
                 try:
                     ops.append(self._q.get_nowait())
@@ -190,6 +211,19 @@ class JournalWriter:
                 log.exception("journal writer batch failed")
             if stop:
                 return
+            self._maintain()
+
+    def _maintain(self) -> None:
+        """One maintenance step if a pass is due or under way (never raises)."""
+        if self._maintenance_poll_s is None:
+            return
+        try:
+            self._maintaining = self.journal.maintain_step()
+        except JournalClosed:
+            self._maintaining = False
+        except Exception:  # noqa: BLE001 - the writer must survive; the pass is retried at its next interval
+            self._maintaining = False
+            log.exception("journal maintenance step failed")
 
     def _process(self, ops: list[_Op]) -> None:
         if not ops:
