@@ -137,3 +137,38 @@ def set_baseline(tx: Any, municipality: str, night_checks_per_night: float, *, a
                "VALUES (?, ?, ?, ?) ON CONFLICT (municipality_id) DO UPDATE SET night_checks_per_night = "
                "excluded.night_checks_per_night, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
                (municipality, night_checks_per_night, at, by))
+
+
+def quarantine_rows(tx: Any, *, scope: Collection[str] | None, since: float | None = None, reason: str | None = None,
+                    source: str | None = None, limit: int = 200) -> list[dict]:
+    """Quarantined messages, newest first (one row per source, reason and topic, with a count).
+    A scoped reader sees the rows of gateways in its municipalities only."""
+    where, params = _scope(scope, None)
+    extra, xp = "", []
+    if since is not None:
+        extra += " AND q.last_at >= ?"
+        xp.append(since)
+    if reason:
+        extra += " AND q.reason = ?"
+        xp.append(reason)
+    if source:
+        extra += " AND q.source = ?"
+        xp.append(source)
+    return tx.query(
+        f"WITH m AS ({GW_MUNI}) SELECT q.last_at, q.first_at, q.reason, q.source, q.topic, q.count, q.size, "
+        "q.head_hex, q.detail, q.worker, m.municipality_id AS municipality FROM ingest_quarantine q "
+        f"LEFT JOIN m ON m.gateway_id = q.source WHERE ({where}){extra} ORDER BY q.last_at DESC LIMIT ?",
+        (*params, *xp, limit))
+
+
+def quarantine_totals(tx: Any, *, since: float) -> list[dict]:
+    """Messages quarantined per reason: all time and with a last arrival since ``since``."""
+    return tx.query(
+        "SELECT reason, sum(count) AS total, sum(CASE WHEN last_at >= ? THEN count ELSE 0 END) AS recent, "
+        "count(DISTINCT source) AS sources, max(last_at) AS last_at FROM ingest_quarantine "
+        "GROUP BY reason ORDER BY reason", (since,))
+
+
+def ingest_workers(tx: Any) -> list[dict]:
+    return tx.query("SELECT worker, host, started_at, seen_at, stopped_at, received, written, quarantined, batches, "
+                    "write_errors FROM ingest_worker ORDER BY worker")

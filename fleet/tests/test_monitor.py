@@ -75,7 +75,9 @@ def test_batch_routes_each_kind_and_counts_rejects():
             ("wt/v1/gw/gw-1/health", b"{broken"), ("other/topic", b"{}")]
     b = build_batch((t, p, T0 + i) for i, (t, p) in enumerate(msgs))
     assert (len(b.health), len(b.states), len(b.alarms), len(b.acks), len(b.applied), len(b.updates)) == (1, 1, 2, 1, 1, 1)
-    assert b.rejected == {"health": 1, "topic": 1} and b.messages == 10
+    assert b.rejected == {"not_json": 1, "topic": 1} and b.messages == 10
+    assert [(q.reason, q.source, q.topic) for q in b.quarantine] == [("not_json", "gw-1", "wt/v1/gw/gw-1/health"),
+                                                                     ("topic", "", "other/topic")]
     assert b.health[0].devices[0].battery_pct == 55 and b.acks[0].at == T0 + 42
 
 
