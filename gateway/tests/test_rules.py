@@ -38,6 +38,27 @@ def ev(code: EventCode, device: str, t: float, test: bool = False, **data) -> Ev
     return device_event(next(_seq), code, t, device=device, data=data, test=test)
 
 
+class Driven:
+    """A rule on its own FakeClock, driven as the running gateway drives it: each call first
+    lets time pass (wall and monotonic together) up to the call's wall time."""
+
+    def __init__(self, make, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()
+        self.rule = make(self.clock)
+
+    def _to(self, t: float) -> None:
+        if t > self.clock.t:
+            self.clock.advance(t - self.clock.t)
+
+    def on_event(self, event: Event):
+        self._to(event.received_at)
+        return self.rule.on_event(event)
+
+    def tick(self, now: float):
+        self._to(now)
+        return self.rule.tick(now)
+
+
 # ------------------------------------------------------------------ windows
 @pytest.mark.parametrize("hm,expected", [
     ((20, 29), False), ((20, 30), True), ((23, 59), True), ((0, 0), True), ((5, 59), True),
@@ -57,8 +78,16 @@ def test_window_same_day_and_timezone_aware():
 
 
 # ------------------------------------------------------------------ bed
-def bed_rule(**kw) -> BedNotReturnedRule:
-    return BedNotReturnedRule(BedRule(**kw), OSLO)
+def bed_rule(**kw) -> Driven:
+    return Driven(lambda clock: BedNotReturnedRule(BedRule(**kw), OSLO, clock))
+
+
+def door_rule(**kw) -> Driven:
+    return Driven(lambda clock: DoorAtNightRule(DoorRule(**kw), OSLO, clock))
+
+
+def dose_rule(**kw) -> Driven:
+    return Driven(lambda clock: MissedDoseRule(DoseRule(**kw), clock))
 
 
 def test_bed_exit_at_night_not_back_within_30_min_alarms_once():
@@ -103,7 +132,7 @@ def test_bed_threshold_and_window_from_config():
     t0 = at(2026, 11, 23, 21, 0)
     r.on_event(ev(EventCode.BED_OUT, BED, t0))
     assert list(r.tick(t0 + 3600)) == []
-    t1 = at(2026, 11, 23, 6, 30)
+    t1 = at(2026, 11, 24, 6, 30)                  # next morning, still inside 22:00-07:00
     r.on_event(ev(EventCode.BED_OUT, BED, t1))
     assert list(r.tick(t1 + 9 * 60)) == []
     assert len(list(r.tick(t1 + 10 * 60))) == 1
@@ -119,7 +148,7 @@ def test_bed_repeated_out_keeps_first_exit_time():
 
 # ------------------------------------------------------------------ door
 def test_door_open_in_window_alarms_at_once_with_repeat_limit():
-    r = DoorAtNightRule(DoorRule(), OSLO)
+    r = door_rule()
     t0 = at(2026, 11, 23, 2, 15)
     out = list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, t0)))
     assert [x.code for x in out] == [EventCode.DOOR_AT_NIGHT] and out[0].occurred_at == t0
@@ -129,21 +158,21 @@ def test_door_open_in_window_alarms_at_once_with_repeat_limit():
 
 
 def test_door_open_outside_window_is_fine():
-    r = DoorAtNightRule(DoorRule(), OSLO)
+    r = door_rule()
     assert list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, at(2026, 11, 23, 14, 0)))) == []
     assert list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, at(2026, 11, 23, 22, 59)))) == []
     assert len(list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, at(2026, 11, 23, 23, 0))))) == 1
 
 
 def test_test_flag_propagates():
-    r = DoorAtNightRule(DoorRule(), OSLO)
+    r = door_rule()
     out = list(r.on_event(ev(EventCode.DOOR_OPEN, DOOR, at(2026, 11, 23, 3, 0), test=True)))
     assert out[0].test is True
 
 
 # ------------------------------------------------------------------ dose
 def test_dose_due_not_taken_within_delay_raises_missed():
-    r = MissedDoseRule(DoseRule(delay_min=30))
+    r = dose_rule(delay_min=30)
     t0 = at(2026, 11, 23, 8, 0)
     r.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=1, scheduled_min=480))
     assert list(r.tick(t0 + 29 * 60)) == []
@@ -154,7 +183,7 @@ def test_dose_due_not_taken_within_delay_raises_missed():
 
 
 def test_dose_taken_or_device_missed_clears():
-    r = MissedDoseRule(DoseRule(delay_min=30))
+    r = dose_rule(delay_min=30)
     t0 = at(2026, 11, 23, 8, 0)
     r.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=1, scheduled_min=480))
     r.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=2, scheduled_min=490))
@@ -164,7 +193,7 @@ def test_dose_taken_or_device_missed_clears():
 
 
 def test_dose_taken_for_other_slot_does_not_clear():
-    r = MissedDoseRule(DoseRule(delay_min=15))
+    r = dose_rule(delay_min=15)
     t0 = at(2026, 11, 23, 8, 0)
     r.on_event(ev(EventCode.DOSE_DUE, DISP, t0, slot=1, scheduled_min=480))
     r.on_event(ev(EventCode.DOSE_TAKEN, DISP, t0 + 60, slot=2, scheduled_min=480))
@@ -303,7 +332,7 @@ def test_low_battery_once_with_rearm_and_device_own_alarm_counts():
 # ------------------------------------------------------------------ mains / uplink
 def test_mains_lost_and_restored_with_debounce():
     src = EmulatedMainsInput(MainsState.ON)
-    r = MainsRule("gw-1", src, debounce_s=5)
+    r = Driven(lambda clock: MainsRule("gw-1", src, 5, clock), FakeClock(0.0, mono=0.0))
     assert list(r.tick(0)) == [] and list(r.tick(10)) == []
     src.set(MainsState.OFF)
     assert list(r.tick(20)) == []
@@ -323,13 +352,13 @@ def test_mains_lost_and_restored_with_debounce():
 
 
 def test_mains_starting_on_battery_is_reported():
-    r = MainsRule("gw-1", EmulatedMainsInput(MainsState.OFF), debounce_s=0)
+    r = MainsRule("gw-1", EmulatedMainsInput(MainsState.OFF), 0, FakeClock())
     assert [x.code for x in r.tick(1)] == [EventCode.MAINS_LOST]
 
 
 def test_uplink_lost_after_threshold_and_restored():
     state = {"up": True}
-    r = UplinkRule("gw-1", lambda: state["up"], lost_after_s=60)
+    r = Driven(lambda clock: UplinkRule("gw-1", lambda: state["up"], 60, clock), FakeClock(0.0, mono=0.0))
     assert list(r.tick(0)) == []
     state["up"] = False
     assert list(r.tick(10)) == [] and list(r.tick(69)) == []
@@ -359,7 +388,8 @@ def test_engine_assigns_gateway_ids_submits_and_isolates_failures():
         def tick(self, now):
             raise RuntimeError("bug")
 
-    eng = RuleEngine("gw-0001", [Broken(), DoorAtNightRule(DoorRule(), OSLO), bed_rule()], counter, sink, clock)
+    eng = RuleEngine("gw-0001", [Broken(), DoorAtNightRule(DoorRule(), OSLO, clock),
+                                 BedNotReturnedRule(BedRule(), OSLO, clock)], counter, sink, clock)
     eng.on_event(ev(EventCode.DOOR_OPEN, DOOR, clock.t))
     eng.on_event(ev(EventCode.BED_OUT, BED, clock.t))
     clock.advance(31 * 60)
@@ -479,7 +509,8 @@ def test_pending_bed_exit_and_dose_survive_a_restart():
     clock, store = FakeClock(t0), FakeJournal()
 
     def engine(sink):
-        return RuleEngine("gw-1", [bed_rule(), MissedDoseRule(DoseRule(delay_min=30))], FakeJournal(), sink, clock,
+        return RuleEngine("gw-1", [BedNotReturnedRule(BedRule(), OSLO, clock),
+                                   MissedDoseRule(DoseRule(delay_min=30), clock)], FakeJournal(), sink, clock,
                           state=store)
 
     first = engine(FakeSink())
@@ -506,7 +537,9 @@ def test_pending_bed_exit_and_dose_survive_a_restart():
 def test_unreadable_rule_state_starts_empty():
     store = FakeJournal()
     store.state["rules.bed"] = b"{not json"
-    eng = RuleEngine("gw-1", [bed_rule()], FakeJournal(), FakeSink(), FakeClock(), state=store)
+    clock = FakeClock()
+    eng = RuleEngine("gw-1", [BedNotReturnedRule(BedRule(), OSLO, clock)], FakeJournal(), FakeSink(), clock,
+                     state=store)
     assert eng.rules[0].pending == {}
 
 

@@ -21,22 +21,27 @@ HUNG = dataclasses.replace(OK, state=WatchdogState.POWER_CYCLING, degraded=True,
 
 def test_degraded_watchdog_raises_one_technical_alarm_per_episode_and_clears_it():
     current = [None]
-    rule = BleReceiverRule("gw-1", lambda: current[0])
-    assert list(rule.tick(0.0)) == []                 # BLE not running yet
+    clock = FakeClock(0.0, mono=0.0)
+    rule = BleReceiverRule("gw-1", lambda: current[0], clock)
+
+    def tick(t):                                   # t seconds after start (wall and monotonic)
+        clock.advance(t - clock.t)
+        return rule.tick(t)
+    assert list(tick(0.0)) == []                 # BLE not running yet
     current[0] = OK
-    assert list(rule.tick(1.0)) == []
+    assert list(tick(1.0)) == []
     current[0] = HUNG
-    [fault] = rule.tick(2.0)
+    [fault] = tick(2.0)
     assert fault.code is EventCode.BLE_RECEIVER_FAULT and fault.code.event_class is EventClass.TECHNICAL_ALARM
     assert fault.data == {"hang": "no_adverts", "error": "no adverts for 120 s", "scanner_restarts": 1,
                           "adapter_power_cycles": 0}
-    assert list(rule.tick(3.0)) == [] and list(rule.tick(50.0)) == []   # once per episode
+    assert list(tick(3.0)) == [] and list(tick(50.0)) == []   # once per episode
     current[0] = dataclasses.replace(OK, recoveries=1)
-    [restored] = rule.tick(62.5)
+    [restored] = tick(62.5)
     assert restored.code is EventCode.BLE_RECEIVER_RESTORED and restored.data == {"down_s": 60.5}
-    assert list(rule.tick(63.0)) == []
+    assert list(tick(63.0)) == []
     current[0] = HUNG                                   # a second episode alarms again
-    assert [r.code for r in rule.tick(70.0)] == [EventCode.BLE_RECEIVER_FAULT]
+    assert [r.code for r in tick(70.0)] == [EventCode.BLE_RECEIVER_FAULT]
 
 
 def test_rule_is_in_the_table_only_with_ble_enabled(tmp_path):

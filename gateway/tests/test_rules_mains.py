@@ -5,6 +5,7 @@ from gateway.config import load_config
 from gateway.adapters.mains import EmulatedMainsInput, FileMainsInput, MainsState, NoMainsInput, mains_input_from_config
 from gateway.domain.model import EventCode
 from gateway.domain.rules import MainsRule
+from gateway.testing.clock import FakeClock
 
 
 def test_file_input_reads_gpio_value_and_unknowns(tmp_path):
@@ -25,14 +26,19 @@ def test_file_input_reads_gpio_value_and_unknowns(tmp_path):
 def test_rule_over_a_real_gpio_file(tmp_path):
     p = tmp_path / "gpio17"
     p.write_text("1")
-    r = MainsRule("gw-1", FileMainsInput(p), debounce_s=2)
-    assert list(r.tick(0)) == [] and list(r.tick(3)) == []
+    clock = FakeClock(0.0, mono=0.0)
+    rule = MainsRule("gw-1", FileMainsInput(p), 2, clock)
+
+    def tick(t):                                   # t seconds after start (wall and monotonic)
+        clock.advance(t - clock.t)
+        return list(rule.tick(t))
+    assert tick(0) == [] and tick(3) == []
     p.write_text("0")
-    r.tick(4)
-    assert [x.code for x in r.tick(6)] == [EventCode.MAINS_LOST]
+    tick(4)
+    assert [x.code for x in tick(6)] == [EventCode.MAINS_LOST]
     p.write_text("1")
-    r.tick(7)
-    assert [x.code for x in r.tick(9)] == [EventCode.MAINS_RESTORED]
+    tick(7)
+    assert [x.code for x in tick(9)] == [EventCode.MAINS_RESTORED]
 
 
 def test_factory_from_config(tmp_path):

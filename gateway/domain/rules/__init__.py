@@ -1,7 +1,9 @@
 """Gateway rules: a table of small classes sharing ``on_event(event)`` + ``tick(now)``.
 
 Rules work offline (only the injected clock, config thresholds and events), and raise
-gateway events with ids ``<gateway>-g<counter:010d>`` through :class:`RuleEngine`.
+gateway events with ids ``<gateway>-g<counter:010d>`` through :class:`RuleEngine`. Every
+duration is measured on the clock's ``monotonic()``, times of day on wall time
+(``_base``, "Time").
 """
 from __future__ import annotations
 
@@ -28,17 +30,17 @@ def build_rules(cfg, registry, mains, uplink_connected: Callable[[], bool], cloc
     tz = cfg.tz
     rules: list[Rule] = [SupervisionRule(registry, clock)]
     if r.bed.enabled:
-        rules.append(BedNotReturnedRule(r.bed, tz))
+        rules.append(BedNotReturnedRule(r.bed, tz, clock))
     if r.door.enabled:
-        rules.append(DoorAtNightRule(r.door, tz))
+        rules.append(DoorAtNightRule(r.door, tz, clock))
     if r.dose.enabled:
-        rules.append(MissedDoseRule(r.dose))
+        rules.append(MissedDoseRule(r.dose, clock))
     if r.geofence.enabled and r.geofence.zones:
         rules.append(GeofenceRule(r.geofence))
     if r.battery.enabled:
         rules.append(LowBatteryRule(r.battery, registry))
-    rules.append(MainsRule(cfg.gateway.id, mains, cfg.mains.debounce_s))
-    rules.append(UplinkRule(cfg.gateway.id, uplink_connected, cfg.supervision.uplink_lost_after_s))
+    rules.append(MainsRule(cfg.gateway.id, mains, cfg.mains.debounce_s, clock))
+    rules.append(UplinkRule(cfg.gateway.id, uplink_connected, cfg.supervision.uplink_lost_after_s, clock))
     if cfg.ble.enabled and ble_status is not None:
-        rules.append(BleReceiverRule(cfg.gateway.id, ble_status))
+        rules.append(BleReceiverRule(cfg.gateway.id, ble_status, clock))
     return rules

@@ -1,4 +1,24 @@
-"""Rule interface, the alarms rules raise, and the engine that turns them into events."""
+"""Rule interface, the alarms rules raise, and the engine that turns them into events.
+
+Time
+----
+A rule reads two clocks through the injected :class:`~gateway.domain.ports.Clock`:
+
+- wall time (``tick(now)``, an event's ``occurred_at``) says *when*: the time of day a
+  window is about (local time in ``gateway.timezone``) and the timestamps an alarm carries;
+- ``clock.monotonic()`` says *how long*: every deadline, debounce and repeat interval. Wall
+  time may step either way (an NTP correction, a wrong RTC at boot); a duration measured on
+  it would delay, suppress or fire an alarm early.
+
+An event's timer starts at :func:`event_mono` (now, less the frame's age). Monotonic time
+does not survive a reboot, so persisted timers are **wall-clock anchors**:
+:func:`wall_anchor` writes the start as today's wall clock reads it (re-written when a wall
+step moves that reading: the engine persists whenever the snapshot changes), and
+:func:`restored_mono` converts back on restore with one rule: *time already spent = wall now
+− anchor, never negative*. A wall clock behind the anchor after a reboot (a Raspberry Pi has
+no RTC; NTP not synced yet) restarts the wait in full — the alarm comes late by at most the
+time spent before the restart, it is never suppressed; a clock ahead fires it at the next tick.
+"""
 from __future__ import annotations
 
 import datetime as _dt
@@ -64,6 +84,28 @@ class StatefulRule(Protocol):
     def restore(self, state: dict[str, Any]) -> None: ...
 
 
+def event_mono(clock: Clock, event: Event) -> float:
+    """When ``event`` happened on the monotonic clock: now less its age at reception.
+
+    ``received_at - occurred_at`` is the frame's own age field (both stamps come from the
+    same wall reading), so a wall step cannot fall between them; a negative age counts as 0.
+    """
+    age = event.received_at - event.occurred_at
+    return clock.monotonic() - (age if age > 0.0 else 0.0)
+
+
+def wall_anchor(clock: Clock, mono: float) -> int:
+    """Monotonic instant ``mono`` as the wall clock reads it now, in whole seconds (whole, so
+    that a slewing clock does not rewrite the persisted state on every tick)."""
+    return round(clock.time() - (clock.monotonic() - mono))
+
+
+def restored_mono(clock: Clock, anchor: float) -> float:
+    """A persisted wall ``anchor`` as a monotonic instant: spent = wall now − anchor, never negative."""
+    spent = clock.time() - anchor
+    return clock.monotonic() - (spent if spent > 0.0 else 0.0)
+
+
 def in_window(ts: float, start: _dt.time, end: _dt.time, tz: ZoneInfo) -> bool:
     """True if local wall time of ``ts`` is in [start, end); windows may cross midnight."""
     t = _dt.datetime.fromtimestamp(ts, tz).time()
@@ -82,8 +124,9 @@ class RuleEngine:
     its own on ``counter``). A rule that raises an exception, or an alarm the sink refuses,
     is logged and counted in ``errors``; the other alarms and rules still run.
     Rules with ``snapshot``/``restore`` (pending bed exits, due doses) are persisted in
-    ``state`` (key ``rules.<name>``) whenever their pending state changes, and restored at
-    construction, so a restart during a 30-minute wait does not forget the timer.
+    ``state`` (key ``rules.<name>``) whenever their snapshot changes (a new timer, a cleared
+    one, or a wall step that moves an anchor), and restored at construction, so a restart
+    during a 30-minute wait does not forget the timer (wall anchors: "Time" above).
     """
 
     def __init__(self, gateway_id: str, rules: Iterable[Rule], counter: GatewayCounter,
@@ -117,7 +160,7 @@ class RuleEngine:
             rule.restore(json.loads(raw.decode()))
             self._persisted[key] = raw
             log.info("rule %s: restored pending state %s", rule.name, raw.decode())
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             log.warning("rule %s: stored state unreadable, starting empty: %r", rule.name, raw[:200])
 
     def _persist(self, rule: Any) -> None:

@@ -1,4 +1,21 @@
-"""Care rules: bed not returned, door at night, missed dose, geofence exit."""
+"""Care rules: bed not returned, door at night, missed dose, geofence exit.
+
+Two clocks, each for what it is good at (gateway/domain/rules/_base.py, "Time"):
+
+- **time of day** (is this bed exit inside the night window in ``gateway.timezone``?) and
+  the timestamps an alarm carries are wall time: the event's ``occurred_at``, the tick's
+  ``now``;
+- **how long** (30 minutes out of bed, 30 minutes after a dose fell due, 5 minutes between
+  two door alarms) is measured on the injected clock's ``monotonic()``, so a wall-clock
+  step (an NTP correction, a wrong RTC at boot) neither delays nor suppresses an alarm, nor
+  fires one early. An event starts its timer at ``monotonic() - age`` where ``age`` is
+  ``received_at - occurred_at`` (the frame's own age field: both stamps come from one
+  wall reading, so no step can fall between them).
+
+Pending bed exits and due doses persist across a restart as **wall-clock anchors** (the
+monotonic clock restarts with the machine) and are converted back on restore:
+:func:`_base.restored_mono`.
+"""
 from __future__ import annotations
 
 import math
@@ -9,7 +26,17 @@ from zoneinfo import ZoneInfo
 from gateway.config import BedRule, DoorRule, DoseRule, Zone, ZoneShape
 from gateway.config import GeofenceRule as GeofenceConfig
 from gateway.domain.model import Event, EventCode, Role
-from gateway.domain.rules._base import Raised, in_window
+from gateway.domain.ports import Clock
+from gateway.domain.rules._base import Raised, event_mono, in_window, restored_mono, wall_anchor
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A running timer: ``at`` the event's wall stamp (reported), ``mono`` when it started."""
+
+    at: float
+    mono: float
+    test: bool
 
 
 class BedNotReturnedRule:
@@ -18,20 +45,23 @@ class BedNotReturnedRule:
     Only exits that happen inside the window start the timer (going to bed late is not an
     alarm). Once started, the alarm fires at the deadline even if the window has ended
     meanwhile: the resident left the bed at night and has not come back (safety first).
-    One alarm per exit; ``bed_in`` clears.
+    One alarm per exit; ``bed_in`` clears. The window is wall time of day; the 30 minutes
+    are monotonic (module docstring).
     """
 
     name = "bed"
 
-    def __init__(self, cfg: BedRule, tz: ZoneInfo) -> None:
+    def __init__(self, cfg: BedRule, tz: ZoneInfo, clock: Clock) -> None:
         self.cfg = cfg
         self.tz = tz
-        self._out: dict[str, tuple[float, bool]] = {}   # device -> (left_at, test)
+        self.clock = clock
+        self._out: dict[str, _Pending] = {}
 
     def on_event(self, event: Event) -> Iterable[Raised]:
         if event.code is EventCode.BED_OUT:
             if in_window(event.occurred_at, self.cfg.window_start, self.cfg.window_end, self.tz):
-                self._out.setdefault(event.device_id, (event.occurred_at, event.test))
+                if event.device_id not in self._out:
+                    self._out[event.device_id] = _Pending(event.occurred_at, event_mono(self.clock, event), event.test)
             else:
                 self._out.pop(event.device_id, None)
         elif event.code in (EventCode.BED_IN, EventCode.BED_SEIZURE):
@@ -40,35 +70,48 @@ class BedNotReturnedRule:
 
     def tick(self, now: float) -> Iterable[Raised]:
         limit = self.cfg.max_out_min * 60.0
+        mono = self.clock.monotonic()
         out = []
-        for dev, (left_at, test) in list(self._out.items()):
-            if now - left_at >= limit:
+        for dev, p in list(self._out.items()):
+            if mono - p.mono >= limit:
                 del self._out[dev]
                 out.append(Raised(EventCode.BED_NOT_RETURNED, dev, now, {
-                    "left_at": left_at, "out_min": round((now - left_at) / 60.0, 1),
-                    "max_out_min": self.cfg.max_out_min}, Role.BED, test))
+                    "left_at": p.at, "out_min": round((mono - p.mono) / 60.0, 1),
+                    "max_out_min": self.cfg.max_out_min}, Role.BED, p.test))
         return out
 
     @property
     def pending(self) -> dict[str, float]:
-        return {d: t for d, (t, _) in self._out.items()}
+        return {d: p.at for d, p in self._out.items()}
 
     def snapshot(self) -> dict[str, Any]:
-        return {d: [t, test] for d, (t, test) in self._out.items()}
+        """``{device: [left_at, test, anchor]}``: ``anchor`` is the exit on today's wall clock."""
+        return {d: [p.at, p.test, wall_anchor(self.clock, p.mono)] for d, p in self._out.items()}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._out = {str(d): (float(v[0]), bool(v[1])) for d, v in state.items()}
+        self._out = {str(d): _restore_pending(self.clock, v) for d, v in state.items()}
+
+
+def _restore_pending(clock: Clock, v: Any) -> _Pending:
+    """``[at, test, anchor]`` (or ``[at, test]`` as stored before anchors: the anchor is ``at``)."""
+    at, test = float(v[0]), bool(v[1])
+    anchor = float(v[2]) if len(v) > 2 else at
+    if not (math.isfinite(at) and math.isfinite(anchor)):
+        raise ValueError(f"non-finite time in stored rule state: {v!r}")
+    return _Pending(at, restored_mono(clock, anchor), test)
 
 
 class DoorAtNightRule:
-    """Door opened inside the window → DOOR_AT_NIGHT at once (one per ``repeat_after_min``)."""
+    """Door opened inside the window → DOOR_AT_NIGHT at once (one per ``repeat_after_min``,
+    measured on the monotonic clock: a wall step neither repeats nor mutes the alarm)."""
 
     name = "door"
 
-    def __init__(self, cfg: DoorRule, tz: ZoneInfo) -> None:
+    def __init__(self, cfg: DoorRule, tz: ZoneInfo, clock: Clock) -> None:
         self.cfg = cfg
         self.tz = tz
-        self._last: dict[str, float] = {}
+        self.clock = clock
+        self._last: dict[str, float] = {}      # device -> monotonic time of its last alarm
 
     def on_event(self, event: Event) -> Iterable[Raised]:
         if event.code is not EventCode.DOOR_OPEN:
@@ -76,10 +119,11 @@ class DoorAtNightRule:
         t = event.occurred_at
         if not in_window(t, self.cfg.window_start, self.cfg.window_end, self.tz):
             return ()
+        mono = event_mono(self.clock, event)
         last = self._last.get(event.device_id)
-        if last is not None and t - last < self.cfg.repeat_after_min * 60.0:
+        if last is not None and mono - last < self.cfg.repeat_after_min * 60.0:
             return ()
-        self._last[event.device_id] = t
+        self._last[event.device_id] = mono
         return (Raised(EventCode.DOOR_AT_NIGHT, event.device_id, t,
                        {"opened_at": t, "trigger": event.event_id}, Role.DOOR, event.test),)
 
@@ -89,19 +133,20 @@ class DoorAtNightRule:
 
 class MissedDoseRule:
     """``dose_due`` not followed by ``dose_taken`` (or the device's own ``dose_missed``)
-    within ``delay_min`` → DOSE_MISSED raised by the gateway (``source: gateway``)."""
+    within ``delay_min`` (monotonic) → DOSE_MISSED raised by the gateway (``source: gateway``)."""
 
     name = "dose"
 
-    def __init__(self, cfg: DoseRule) -> None:
+    def __init__(self, cfg: DoseRule, clock: Clock) -> None:
         self.cfg = cfg
-        self._due: dict[tuple[str, int, int], tuple[float, bool]] = {}
+        self.clock = clock
+        self._due: dict[tuple[str, int, int], _Pending] = {}
 
     @staticmethod
     def _key(event: Event) -> tuple[str, int, int] | None:
         try:
             return (event.device_id, int(event.data["slot"]), int(event.data["scheduled_min"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
 
     def on_event(self, event: Event) -> Iterable[Raised]:
@@ -111,30 +156,34 @@ class MissedDoseRule:
         if key is None:
             return ()
         if event.code is EventCode.DOSE_DUE:
-            self._due.setdefault(key, (event.occurred_at, event.test))
+            if key not in self._due:
+                self._due[key] = _Pending(event.occurred_at, event_mono(self.clock, event), event.test)
         else:
             self._due.pop(key, None)
         return ()
 
     def snapshot(self) -> dict[str, Any]:
-        return {f"{d}/{slot}/{sched}": [t, test] for (d, slot, sched), (t, test) in self._due.items()}
+        """``{"device/slot/scheduled_min": [due_at, test, anchor]}`` (``anchor``: as for the bed rule)."""
+        return {f"{d}/{slot}/{sched}": [p.at, p.test, wall_anchor(self.clock, p.mono)]
+                for (d, slot, sched), p in self._due.items()}
 
     def restore(self, state: dict[str, Any]) -> None:
         due = {}
         for k, v in state.items():
             d, slot, sched = k.split("/")
-            due[(d, int(slot), int(sched))] = (float(v[0]), bool(v[1]))
+            due[(d, int(slot), int(sched))] = _restore_pending(self.clock, v)
         self._due = due
 
     def tick(self, now: float) -> Iterable[Raised]:
+        mono = self.clock.monotonic()
         out = []
-        for key, (due_at, test) in list(self._due.items()):
-            if now - due_at >= self.cfg.delay_min * 60.0:
+        for key, p in list(self._due.items()):
+            if mono - p.mono >= self.cfg.delay_min * 60.0:
                 del self._due[key]
                 dev, slot, sched = key
                 out.append(Raised(EventCode.DOSE_MISSED, dev, now, {
-                    "slot": slot, "scheduled_min": sched, "due_at": due_at,
-                    "delay_min": self.cfg.delay_min, "source": "gateway"}, Role.DISPENSER, test))
+                    "slot": slot, "scheduled_min": sched, "due_at": p.at,
+                    "delay_min": self.cfg.delay_min, "source": "gateway"}, Role.DISPENSER, p.test))
         return out
 
 

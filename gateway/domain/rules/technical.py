@@ -1,4 +1,9 @@
-"""Technical rules: device supervision, low battery, mains power, uplink, BLE receiver."""
+"""Technical rules: device supervision, low battery, mains power, uplink, BLE receiver.
+
+Durations (supervision silence, mains debounce, uplink-lost threshold, the ``down_s`` /
+``silent_s`` they report) are measured on ``clock.monotonic()``; the alarms' timestamps are
+wall time (gateway/domain/rules/_base.py, "Time").
+"""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable
@@ -25,6 +30,7 @@ class SupervisionRule:
     def __init__(self, registry: DeviceRegistry, clock: Clock) -> None:
         self.registry = registry
         self.clock = clock
+        self._silent_mono: dict[str, float] = {}     # device -> monotonic time it was found silent
 
     def on_event(self, event: Event) -> Iterable[Raised]:
         return ()
@@ -41,14 +47,19 @@ class SupervisionRule:
             if not st.silent and quiet >= limit:
                 st.silent = True
                 st.silent_since = now
+                self._silent_mono[st.device_id] = mono
                 out.append(Raised(EventCode.DEVICE_SILENT, st.device_id, now, {
                     "last_seen": st.last_seen, "silent_for_s": round(quiet, 1), "limit_s": limit}, st.role))
             elif st.silent and quiet < limit:
-                since = st.silent_since if st.silent_since is not None else now
+                since = self._silent_mono.pop(st.device_id, None)
+                if since is not None:
+                    silent_s = mono - since
+                else:     # found silent before this rule was built (a re-bootstrap): the wall stamp is all there is
+                    silent_s = max(0.0, now - st.silent_since) if st.silent_since is not None else 0.0
                 st.silent = False
                 st.silent_since = None
                 out.append(Raised(EventCode.DEVICE_RECOVERED, st.device_id, now, {
-                    "last_seen": st.last_seen, "silent_s": round(now - since, 1)}, st.role))
+                    "last_seen": st.last_seen, "silent_s": round(silent_s, 1)}, st.role))
         return out
 
 
@@ -92,14 +103,16 @@ class MainsRule:
 
     name = "mains"
 
-    def __init__(self, gateway_id: str, source: MainsInput, debounce_s: float) -> None:
+    def __init__(self, gateway_id: str, source: MainsInput, debounce_s: float, clock: Clock) -> None:
         self.gateway_id = gateway_id
         self.source = source
         self.debounce_s = debounce_s
+        self.clock = clock
         self.reported: MainsState | None = None
         self._candidate: MainsState | None = None
-        self._since = 0.0
-        self._lost_at: float | None = None
+        self._since = 0.0                        # wall time the candidate state was first read (reported)
+        self._since_mono = 0.0
+        self._lost_mono: float | None = None
 
     def on_event(self, event: Event) -> Iterable[Raised]:
         return ()
@@ -108,19 +121,21 @@ class MainsRule:
         state = self.source.read()
         if state is MainsState.UNKNOWN:
             return ()
+        mono = self.clock.monotonic()
         if state is not self._candidate:
-            self._candidate, self._since = state, now
-        if state is self.reported or now - self._since < self.debounce_s:
+            self._candidate, self._since, self._since_mono = state, now, mono
+        if state is self.reported or mono - self._since_mono < self.debounce_s:
             return ()
         previous, self.reported = self.reported, state
         if state is MainsState.OFF:
-            self._lost_at = self._since
+            self._lost_mono = self._since_mono
             return (Raised(EventCode.MAINS_LOST, self.gateway_id, self._since, {"since": self._since}, Role.GATEWAY),)
         if previous is MainsState.OFF:
-            lost = self._lost_at
-            self._lost_at = None
+            lost = self._lost_mono
+            self._lost_mono = None
             return (Raised(EventCode.MAINS_RESTORED, self.gateway_id, self._since,
-                           {"down_s": round(self._since - lost, 1) if lost else None}, Role.GATEWAY),)
+                           {"down_s": round(self._since_mono - lost, 1) if lost is not None else None},
+                           Role.GATEWAY),)
         return ()
 
 
@@ -130,28 +145,31 @@ class UplinkRule:
 
     name = "uplink"
 
-    def __init__(self, gateway_id: str, connected: Callable[[], bool], lost_after_s: float) -> None:
+    def __init__(self, gateway_id: str, connected: Callable[[], bool], lost_after_s: float, clock: Clock) -> None:
         self.gateway_id = gateway_id
         self.connected = connected
         self.lost_after_s = lost_after_s
-        self._down_since: float | None = None
+        self.clock = clock
+        self._down_since: float | None = None      # wall time (reported)
+        self._down_mono = 0.0
         self._lost = False
 
     def on_event(self, event: Event) -> Iterable[Raised]:
         return ()
 
     def tick(self, now: float) -> Iterable[Raised]:
+        mono = self.clock.monotonic()
         if self.connected():
             if self._lost:
-                down = self._down_since
+                down = self._down_mono
                 self._lost, self._down_since = False, None
                 return (Raised(EventCode.UPLINK_RESTORED, self.gateway_id, now,
-                               {"down_s": round(now - down, 1) if down is not None else None}, Role.GATEWAY),)
+                               {"down_s": round(mono - down, 1)}, Role.GATEWAY),)
             self._down_since = None
             return ()
         if self._down_since is None:
-            self._down_since = now
-        if not self._lost and now - self._down_since >= self.lost_after_s:
+            self._down_since, self._down_mono = now, mono
+        if not self._lost and mono - self._down_mono >= self.lost_after_s:
             self._lost = True
             return (Raised(EventCode.UPLINK_LOST, self.gateway_id, self._down_since,
                            {"since": self._down_since}, Role.GATEWAY),)
@@ -167,10 +185,11 @@ class BleReceiverRule:
 
     name = "ble_receiver"
 
-    def __init__(self, gateway_id: str, status: Callable[[], Any]) -> None:
+    def __init__(self, gateway_id: str, status: Callable[[], Any], clock: Clock) -> None:
         self.gateway_id = gateway_id
         self.status = status
-        self._since: float | None = None
+        self.clock = clock
+        self._since: float | None = None      # monotonic start of the episode
 
     def on_event(self, event: Event) -> Iterable[Raised]:
         return ()
@@ -178,8 +197,9 @@ class BleReceiverRule:
     def tick(self, now: float) -> Iterable[Raised]:
         st = self.status()
         degraded = bool(st is not None and st.degraded)
+        mono = self.clock.monotonic()
         if degraded and self._since is None:
-            self._since = now
+            self._since = mono
             hang = getattr(st, "last_hang", None)
             return (Raised(EventCode.BLE_RECEIVER_FAULT, self.gateway_id, now, {
                 "hang": getattr(hang, "value", hang), "error": getattr(st, "last_error", ""),
@@ -188,5 +208,5 @@ class BleReceiverRule:
         if not degraded and self._since is not None:
             since, self._since = self._since, None
             return (Raised(EventCode.BLE_RECEIVER_RESTORED, self.gateway_id, now,
-                           {"down_s": round(now - since, 1)}, Role.GATEWAY),)
+                           {"down_s": round(mono - since, 1)}, Role.GATEWAY),)
         return ()
