@@ -27,7 +27,7 @@ from firmware.tests.mpy import FIRMWARE
 
 SP = Path(sys.executable).resolve().parent.parent / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
 # CPython-compatibility shims (see module docstring)
-_SHIMMED = ("nmea", "geofence", "fall", "fall_alert", "modem", "modem_mqtt")
+_SHIMMED = ("nmea", "geofence", "fall", "fall_alert", "fall_setup", "modem", "modem_mqtt")
 
 
 def _dist(prefix: str) -> Path:
