@@ -40,7 +40,13 @@ def build(data: Mapping[str, Any], issues: list[ConfigIssue]) -> GatewayConfig |
     """
     cfg = _build(GatewayConfig, dict(data), "", issues)
     if cfg is not None:
-        _cross_check(cfg, issues)
+        cross: list[ConfigIssue] = []
+        _cross_check(cfg, cross)
+        # a key whose value (or part of it, points[0][1]) was refused is checked on its
+        # default: say nothing more about it
+        refused = {i.key for i in issues}
+        issues.extend(i for i in cross
+                      if not any(r == i.key or r.startswith((i.key + "[", i.key + ".")) for r in refused))
     return cfg
 
 
