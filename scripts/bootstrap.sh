@@ -9,6 +9,7 @@ need_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto mosquitto-clients)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
 command -v dbus-daemon >/dev/null 2>&1 || need_pkgs+=(dbus-daemon)   # private D-Bus for the fake-BlueZ BLE tests
+command -v systemd-sysusers >/dev/null 2>&1 || need_pkgs+=(systemd)   # the package tests: postinst creates the user with systemd-sysusers --root; systemd-analyze verify
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)   # SIPp: scripted SCAIP alarm centres for the SIP tests
 ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || need_pkgs+=(kamailio kamailio-tls-modules)   # SIP proxy (digest auth, TLS) for the SIP tests
 if [ ${#need_pkgs[@]} -gt 0 ]; then
