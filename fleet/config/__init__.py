@@ -12,12 +12,14 @@ from fleet.config._merge import Layer, Scope, canonical_json, content_hash, deep
 from fleet.config._model import (AppliedReport, AppliedStatus, ConfigStore, ConfigVersion, Drift,
                                  GatewayConfigStatus, Publisher)
 from fleet.config._schema import validate
+from fleet.config._secrets import Keyring, keyring_from_env, redact, secret_paths
 from fleet.config._service import ConfigService
 
 __all__ = [
     "APPLIED_SCHEMA", "CONFIG_SCHEMA", "AppliedReport", "AppliedStatus", "Change", "ConfigError",
     "ConfigService", "ConfigStore", "ConfigValidationError", "ConfigVersion", "DiffEntry", "Drift",
-    "GatewayConfigStatus", "Layer", "MemoryConfigStore", "Problem", "Publisher", "Rejected", "Scope",
+    "GatewayConfigStatus", "Keyring", "Layer", "MemoryConfigStore", "Problem", "Publisher", "Rejected", "Scope",
     "applied_topic", "canonical_json", "config_topic", "content_hash", "decode_applied", "deep_merge",
-    "diff", "effective_config", "encode_config", "flatten", "parse_value", "set_path", "validate",
+    "diff", "effective_config", "encode_config", "flatten", "keyring_from_env", "parse_value", "redact",
+    "secret_paths", "set_path", "validate",
 ]

@@ -6,15 +6,46 @@ from typing import Any, Mapping
 
 from fleet.config._merge import Layer, Scope, canonical_json
 from fleet.config._model import AppliedReport, AppliedStatus, ConfigVersion
+from fleet.config._secrets import Keyring, SecretCodec, keyring_from_env, redact
 
 _ACTIVE = ("commissioning", "active")
+FROM_ENV = "from-env"
 
 
 class SqlConfigStore:
-    """All reads/writes of one command run in the caller's transaction ``tx``."""
+    """All reads/writes of one command run in the caller's transaction ``tx``.
 
-    def __init__(self, tx: Any) -> None:
+    Secrets (fleet.config._secrets) are sealed on write and opened on read with ``secrets``, a
+    :class:`Keyring` (None: no secrets can be stored; default: ``$FLEET_KEK_FILE``, loaded when
+    a secret is met). :meth:`templates` returns bodies with secrets redacted.
+    """
+
+    def __init__(self, tx: Any, *, secrets: Keyring | None | str = FROM_ENV) -> None:
         self.tx = tx
+        self._secrets = secrets
+
+    @property
+    def codec(self) -> SecretCodec:
+        if self._secrets == FROM_ENV:
+            self._secrets = keyring_from_env()
+        return SecretCodec(self._secrets)  # type: ignore[arg-type]
+
+    def template_municipality(self, scope: Scope, scope_id: str) -> str | None:
+        """The municipality a template belongs to (None: not tied to one)."""
+        if scope is Scope.MUNICIPALITY:
+            return scope_id
+        if scope is Scope.GROUP:
+            return self.tx.scalar("SELECT municipality_id FROM config_group WHERE group_id = ?", (scope_id,))
+        if scope is Scope.GATEWAY:
+            return self.municipality_of(scope_id)
+        gw = self.tx.scalar("SELECT gateway_id FROM device_status WHERE device_id = ?", (scope_id,))
+        if gw is None:
+            gw = self.tx.scalar("SELECT n.gateway_id FROM item i JOIN installation n ON n.id = i.installation_id "
+                                "WHERE i.hw_id = ?", (scope_id,))
+        if gw is not None:
+            return self.municipality_of(gw)
+        return self.tx.scalar("SELECT l.municipality_id FROM item i JOIN location l ON l.id = i.location_id "
+                              "WHERE i.hw_id = ?", (scope_id,))
 
     # -- membership ------------------------------------------------------------
     def municipality_of(self, gateway_id: str) -> str | None:
@@ -52,6 +83,7 @@ class SqlConfigStore:
 
     # -- templates -------------------------------------------------------------
     def put_template(self, scope: Scope, scope_id: str, body: Mapping[str, Any], *, at: float, by: str) -> None:
+        body = self.codec.seal(body, f"{scope.value}:{scope_id}", device_scope=scope is Scope.DEVICE)
         self.tx.execute(
             "INSERT INTO config_template (scope, scope_id, body, updated_at, updated_by) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (scope, scope_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at, "
@@ -60,11 +92,38 @@ class SqlConfigStore:
     def get_template(self, scope: Scope, scope_id: str) -> Mapping[str, Any] | None:
         body = self.tx.scalar("SELECT body FROM config_template WHERE scope = ? AND scope_id = ?",
                               (scope.value, scope_id))
-        return json.loads(body) if body is not None else None
+        if body is None:
+            return None
+        return self.codec.open(json.loads(body), f"{scope.value}:{scope_id}", device_scope=scope is Scope.DEVICE)
 
     def templates(self) -> list[dict[str, Any]]:
-        return [dict(r, body=json.loads(r["body"])) for r in self.tx.query(
-            "SELECT scope, scope_id, body, updated_at, updated_by FROM config_template ORDER BY scope, scope_id")]
+        """Every template, secrets redacted ("set" / "not set" and a fingerprint)."""
+        return [dict(r, body=redact(json.loads(r["body"]), device_scope=r["scope"] == Scope.DEVICE.value))
+                for r in self.tx.query("SELECT scope, scope_id, body, updated_at, updated_by FROM config_template "
+                                       "ORDER BY scope, scope_id")]
+
+    def reseal(self) -> int:
+        """Re-encrypt every stored secret with the current key (after adding a new first key to the
+        key file); returns the rows rewritten. Old keys may be removed from the file afterwards."""
+        n = 0
+        codec = self.codec
+        for r in self.tx.query("SELECT scope, scope_id, body FROM config_template"):
+            dev, where = r["scope"] == Scope.DEVICE.value, f"{r['scope']}:{r['scope_id']}"
+            body = json.loads(r["body"])
+            if codec.has_sealed(body, device_scope=dev):
+                new = codec.seal(codec.open(body, where, device_scope=dev), where, device_scope=dev, fresh=True)
+                self.tx.execute("UPDATE config_template SET body = ? WHERE scope = ? AND scope_id = ?",
+                                (canonical_json(new), r["scope"], r["scope_id"]))
+                n += 1
+        for r in self.tx.query("SELECT gateway_id, version, body FROM config_version"):
+            where = f"config_version:{r['gateway_id']}:{r['version']}"
+            body = json.loads(r["body"])
+            if codec.has_sealed(body):
+                new = codec.seal(codec.open(body, where), where, fresh=True)
+                self.tx.execute("UPDATE config_version SET body = ? WHERE gateway_id = ? AND version = ?",
+                                (canonical_json(new), r["gateway_id"], r["version"]))
+                n += 1
+        return n
 
     def layers_for(self, gateway_id: str) -> list[Layer]:
         keys: list[tuple[Scope, str | None]] = [(Scope.MUNICIPALITY, self.municipality_of(gateway_id)),
@@ -85,11 +144,11 @@ class SqlConfigStore:
         return sorted(r["gateway_id"] for r in rows)
 
     # -- versions ----------------------------------------------------------------
-    @staticmethod
-    def _version(r: Mapping[str, Any] | None) -> ConfigVersion | None:
+    def _version(self, r: Mapping[str, Any] | None) -> ConfigVersion | None:
         if r is None:
             return None
-        return ConfigVersion(r["gateway_id"], int(r["version"]), r["hash"], json.loads(r["body"]),
+        body = self.codec.open(json.loads(r["body"]), f"config_version:{r['gateway_id']}:{int(r['version'])}")
+        return ConfigVersion(r["gateway_id"], int(r["version"]), r["hash"], body,
                              float(r["created_at"]), None if r["pushed_at"] is None else float(r["pushed_at"]))
 
     def latest_version(self, gateway_id: str) -> ConfigVersion | None:
@@ -111,7 +170,9 @@ class SqlConfigStore:
     def add_version(self, v: ConfigVersion) -> None:
         self.tx.execute("INSERT INTO config_version (gateway_id, version, hash, body, created_at, pushed_at) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (v.gateway_id, v.version, v.hash, canonical_json(v.config), v.created_at, v.pushed_at))
+                        (v.gateway_id, v.version, v.hash,
+                         canonical_json(self.codec.seal(v.config, f"config_version:{v.gateway_id}:{v.version}")),
+                         v.created_at, v.pushed_at))
 
     def mark_pushed(self, gateway_id: str, version: int, at: float) -> None:
         self.tx.execute("UPDATE config_version SET pushed_at = ? WHERE gateway_id = ? AND version = ?",

@@ -15,10 +15,10 @@ from ._dialect import POSTGRESQL, SQLITE, Dialect, DialectName
 from ._factory import default_url, open_store, sqlite_path
 from ._scope import in_scope
 from ._uow import MemoryTransactions, Transactions, sql_transactions
-from .migrate import applied, migrate
+from .migrate import applied, migrate, pending
 
 __all__ = [
     "Dialect", "DialectName", "MemoryTransactions", "Params", "POSTGRESQL", "Row", "SQLITE", "Store",
-    "Transactions", "Tx", "applied", "default_url", "in_scope", "migrate", "open_store", "sql_transactions",
+    "Transactions", "Tx", "applied", "default_url", "in_scope", "migrate", "open_store", "pending", "sql_transactions",
     "sqlite_path",
 ]

@@ -70,6 +70,17 @@ def applied(store: Store) -> dict[str, str]:
         return {r["version"]: r["checksum"] for r in tx.query("SELECT version, checksum FROM schema_migrations")}
 
 
+def pending(store: Store, *, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Versions not applied yet (or changed since), without writing anything: the readiness check
+    of a service whose database role may not run DDL."""
+    try:
+        with store.transaction(write=False) as tx:
+            done = {r["version"]: r["checksum"] for r in tx.query("SELECT version, checksum FROM schema_migrations")}
+    except StoreError:
+        done = {}
+    return [m.version for m in discover(store.dialect.name.value, directory) if done.get(m.version) != m.checksum]
+
+
 def migrate(store: Store, *, directory: Path = MIGRATIONS_DIR, clock=time.time) -> list[str]:
     """Apply pending migrations; return the versions applied now. Safe to run concurrently."""
     _ensure_table(store)

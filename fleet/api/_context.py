@@ -1,0 +1,202 @@
+"""The service's composition root per request: who is asking (bearer token -> Actor) and the
+fleet services over the SQL adapters of one transaction.
+
+Endpoints declare what they need with ``ctx: Ctx = need(Permission.X)``: the dependency
+authenticates the bearer token, checks the role permission (the municipality is checked by
+the service on the row it touches) and hands out a :class:`Ctx`. ``with ctx.tx() as s:`` is
+one transaction; ``s.inventory``, ``s.installations``, ``s.access``, ``s.config`` ... are the
+services over it, and every audit row they write is counted in the metrics after commit.
+"""
+from __future__ import annotations
+
+import ipaddress
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterator
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..access import AccessService, Actor, Permission, audit
+from ..access._sql import SqlAccessRepo, SqlAuditLog
+from ..clock import Clock, FixedClock
+from ..errors import NotAuthenticated
+from ..installations import InstallationService
+from ..installations._sql import SqlInstallationRepo
+from ..inventory import InventoryService
+from ..inventory._sql import SqlInventoryRepo
+from ..store import Tx
+from ._metrics import Metrics
+from ._settings import ApiSettings
+from ._stores import ThreadStores
+
+
+class _Counting:
+    """Mixin: remember the entity of every audit row appended (counted after the commit)."""
+
+    sink: list[str]
+
+    def append_audit(self, entry) -> None:  # noqa: ANN001 - AuditEntry
+        super().append_audit(entry)  # type: ignore[misc]
+        self.sink.append(entry.entity)
+
+
+class _Inventory(_Counting, SqlInventoryRepo):
+    pass
+
+
+class _Installations(_Counting, SqlInstallationRepo):
+    pass
+
+
+class _Access(_Counting, SqlAccessRepo):
+    pass
+
+
+class _Audit(_Counting, SqlAuditLog):
+    pass
+
+
+def _counted(cls: type, tx: Tx, sink: list[str]) -> Any:
+    repo = cls(tx)
+    repo.sink = sink
+    return repo
+
+
+@dataclass
+class AppState:
+    settings: ApiSettings
+    stores: ThreadStores
+    clock: Clock
+    metrics: Metrics
+    secrets: Any = None          # fleet.config secret keyring (None: secrets cannot be stored)
+
+
+@dataclass
+class Services:
+    """The fleet services over one open transaction, acting as ``actor``."""
+
+    tx: Tx
+    actor: Actor
+    clock: Clock
+    state: AppState
+    audited: list[str] = field(default_factory=list)
+
+    @cached_property
+    def inventory(self) -> InventoryService:
+        return InventoryService(_counted(_Inventory, self.tx, self.audited), self.clock)
+
+    @cached_property
+    def installations(self) -> InstallationService:
+        return InstallationService(_counted(_Installations, self.tx, self.audited), self.inventory, self.clock)
+
+    @cached_property
+    def access(self) -> AccessService:
+        return AccessService(_counted(_Access, self.tx, self.audited), self.clock)
+
+    @cached_property
+    def config_store(self) -> Any:
+        from ..config._sql import SqlConfigStore
+
+        return SqlConfigStore(self.tx, secrets=self.state.secrets)
+
+    @cached_property
+    def config(self) -> Any:
+        from ..config import ConfigService
+
+        return ConfigService(self.config_store, self.clock)
+
+    @cached_property
+    def releases(self) -> Any:
+        from ..upgrades._sql import ReleaseRepo
+
+        return ReleaseRepo(self.tx)
+
+    @cached_property
+    def rollouts(self) -> Any:
+        from ..upgrades._sql import RolloutRepo
+
+        return RolloutRepo(self.tx)
+
+    def audit(self, action: str, entity: str, entity_id: Any = None, **kw: Any) -> None:
+        """Audit ``action`` by the request's actor in this transaction."""
+        audit(_counted(_Audit, self.tx, self.audited), self.actor, action, entity, entity_id,
+              at=self.clock.time(), **kw)
+
+
+@dataclass
+class Ctx:
+    """One authenticated request."""
+
+    state: AppState
+    actor: Actor
+    path: str
+
+    @contextmanager
+    def tx(self, *, write: bool = True) -> Iterator[Services]:
+        with self.state.stores.using() as store:
+            with store.transaction(write=write) as tx:
+                s = Services(tx, self.actor, FixedClock(self.state.clock.time()), self.state)
+                yield s
+        for entity in s.audited:
+            self.state.metrics.audit_writes.labels(entity).inc()
+
+    def now(self) -> float:
+        return self.state.clock.time()
+
+
+bearer = HTTPBearer(auto_error=False, description="a login token (POST /api/v1/login) or an API token")
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.fleet
+
+
+def client_address(request: Request, settings: ApiSettings) -> str | None:
+    """The caller's address; ``X-Forwarded-For`` only when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else None
+    if peer and peer in settings.trusted_proxies:
+        fwd = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+        try:
+            return str(ipaddress.ip_address(fwd))
+        except ValueError:
+            return peer
+    return peer
+
+
+def authenticate(state: AppState, creds: HTTPAuthorizationCredentials | None) -> Actor:
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise NotAuthenticated("no bearer token; log in with POST /api/v1/login and send "
+                               "'Authorization: Bearer <token>'")
+    token = creds.credentials.strip()
+    if len(token) > 200:
+        raise NotAuthenticated("token not recognised; log in again")
+    with state.stores.using() as store, store.transaction(write=False) as tx:
+        return AccessService(SqlAccessRepo(tx), FixedClock(state.clock.time())).actor_for_token(token)
+
+
+class Need:
+    """Dependency: an authenticated actor whose role grants ``permission`` (None: any role)."""
+
+    def __init__(self, permission: Permission | None) -> None:
+        self.permission = permission
+
+    def __call__(self, request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Ctx:
+        state = app_state(request)
+        actor = authenticate(state, creds)
+        if self.permission is not None:
+            actor.require(self.permission)
+        return Ctx(state, actor, request.url.path)
+
+
+def need(permission: Permission | None) -> Any:
+    """``ctx: Ctx = need(Permission.STOCK_READ)`` in an endpoint's signature."""
+    return Depends(Need(permission))
+
+
+# OpenAPI extension telling a reader (and the generated authorisation test) how an operation is scoped
+MUNICIPALITY = {"x-scope": "municipality"}   # data of one or more municipalities: a foreign one gives 403/404
+FLEETWIDE = {"x-scope": "fleet"}             # catalog data shared by every municipality (models, templates ...)
+OWN = {"x-scope": "self"}                    # the caller's own account
+PUBLIC = {"x-scope": "public"}               # no authentication (login, health, metrics)

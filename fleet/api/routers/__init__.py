@@ -1,0 +1,9 @@
+"""One router per area of the API, each small; :data:`ROUTERS` is mounted under ``/api/v1``."""
+from __future__ import annotations
+
+from . import (audit, auth, catalog, config, installations, items, kits, monitoring, privacy, releases, rollouts,
+               stats, stock, users)
+
+ROUTERS = [auth.router, users.router, catalog.router, items.router, stock.router, kits.router, installations.router,
+           privacy.router, config.router, releases.router, rollouts.router, monitoring.router, stats.router,
+           audit.router]

@@ -1,0 +1,66 @@
+"""Monitoring: offline gateways, silent devices, low batteries, failed updates (written by the
+ingest workers, ``fleet monitor ingest``)."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Query
+
+from ...access import Permission
+from ...monitoring import _queries as q
+from .._body import MUNICIPALITY_QUERY, narrowed
+from .._problems import api_router
+from .._context import MUNICIPALITY, Ctx, need
+from .._pagination import PageParams
+
+router = api_router("monitoring")
+
+
+@router.get("/monitoring/offline-gateways", summary="Gateways offline or not seen for ?minutes, oldest first",
+            openapi_extra=MUNICIPALITY)
+def offline(ctx: Ctx = need(Permission.MONITOR_READ), page: PageParams = Depends(),
+            minutes: float = Query(15.0, gt=0, le=525_600), municipality: str | None = MUNICIPALITY_QUERY
+            ) -> dict[str, Any]:
+    now = ctx.now()
+    with ctx.tx(write=False) as s:
+        total, rows = q.list_offline(s.tx, ctx.actor, now=now, minutes=minutes, municipality=municipality,
+                                     limit=page.fetch)
+    for r in rows:
+        r["online"] = bool(r["online"])
+        r["minutes_ago"] = None if r["last_seen"] is None else round((now - r["last_seen"]) / 60, 1)
+    return {**page.page(rows), "total": total}
+
+
+@router.get("/monitoring/silent-devices", summary="Devices flagged silent or not heard for ?minutes",
+            openapi_extra=MUNICIPALITY)
+def silent(ctx: Ctx = need(Permission.MONITOR_READ), page: PageParams = Depends(),
+           minutes: float = Query(60.0, gt=0, le=525_600), municipality: str | None = MUNICIPALITY_QUERY
+           ) -> dict[str, Any]:
+    narrowed(ctx.actor, Permission.MONITOR_READ, municipality)
+    with ctx.tx(write=False) as s:
+        rows = q.silent_devices(s.tx, now=ctx.now(), minutes=minutes, scope=ctx.actor.municipalities,
+                                municipality=municipality, limit=page.fetch)
+    for r in rows:
+        r["silent"] = bool(r["silent"]) if r.get("silent") is not None else None
+    return page.page(rows)
+
+
+@router.get("/monitoring/low-batteries", summary="Devices with battery below ?below percent",
+            openapi_extra=MUNICIPALITY)
+def low_battery(ctx: Ctx = need(Permission.MONITOR_READ), page: PageParams = Depends(),
+                below: int = Query(20, ge=1, le=100), municipality: str | None = MUNICIPALITY_QUERY) -> dict[str, Any]:
+    narrowed(ctx.actor, Permission.MONITOR_READ, municipality)
+    with ctx.tx(write=False) as s:
+        return page.page(q.low_battery(s.tx, threshold_pct=below, scope=ctx.actor.municipalities,
+                                       municipality=municipality, limit=page.fetch))
+
+
+@router.get("/monitoring/failed-updates", summary="Failed updates (rollout units and gateway error reports)",
+            openapi_extra=MUNICIPALITY)
+def failed_updates(ctx: Ctx = need(Permission.MONITOR_READ), page: PageParams = Depends(),
+                   days: float = Query(7.0, gt=0, le=3650), municipality: str | None = MUNICIPALITY_QUERY
+                   ) -> dict[str, Any]:
+    narrowed(ctx.actor, Permission.MONITOR_READ, municipality)
+    with ctx.tx(write=False) as s:
+        return page.page(q.failed_updates(s.tx, since=ctx.now() - days * 86400, scope=ctx.actor.municipalities,
+                                          municipality=municipality, limit=page.fetch))
