@@ -9,9 +9,13 @@ silently fall back to a default on the gateway, exactly the failure we must not 
 home), pseudonymous ``[devices.<id>]`` tables and the cross-field checks. The keys
 :data:`contracts.gateway_config.IMMUTABLE` lists, which the gateway will not take from a
 push, are flagged too. Every issue becomes a :class:`Problem` (key, value, reason, fix).
+Non-finite numbers (``NaN``, ``Infinity``, ``1e999``, which ``fleet config set`` parses as
+JSON the way Python does) are refused for every numeric key by the schema itself, so neither
+a template nor a push can carry one to a gateway.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from contracts.gateway_config import IMMUTABLE, ConfigIssue, build
@@ -23,6 +27,8 @@ _PLAIN = (str, int, float, bool, list, dict)
 
 def _problem(issue: ConfigIssue) -> Problem:
     value = issue.value if isinstance(issue.value, _PLAIN) else None
+    if isinstance(value, float) and not math.isfinite(value):
+        value = str(value)        # "nan" / "inf": JSON (the CLI's --json, the audit detail) has no NaN
     return Problem(issue.key, value, issue.problem, issue.fix)
 
 
