@@ -26,17 +26,63 @@ def add_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def add_broker(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--broker", default=None, metavar="HOST:PORT",
-                   help="MQTT broker (default: $FLEET_MQTT or 127.0.0.1:1883)")
+BROKER_ENV = {"url": "FLEET_MQTT", "username": "FLEET_MQTT_USER", "password_file": "FLEET_MQTT_PASSWORD_FILE",
+              "password": "FLEET_MQTT_PASSWORD", "ca_file": "FLEET_MQTT_CA", "cert_file": "FLEET_MQTT_CERT",
+              "key_file": "FLEET_MQTT_KEY"}
+
+
+def add_broker_auth(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Credentials and TLS files for the broker (each also from the environment)."""
+    p.add_argument("--broker-user", metavar="NAME", help="broker user name (default $FLEET_MQTT_USER)")
+    p.add_argument("--broker-password-file", metavar="FILE",
+                   help="file whose first line is the broker password (default $FLEET_MQTT_PASSWORD_FILE; "
+                        "$FLEET_MQTT_PASSWORD also works). Never give a password on the command line")
+    p.add_argument("--broker-ca", metavar="FILE", help="CA certificate (PEM) of the broker, for mqtts:// "
+                                                       "(default $FLEET_MQTT_CA, else the system trust store)")
+    p.add_argument("--broker-cert", metavar="FILE", help="client certificate (PEM) for mutual TLS ($FLEET_MQTT_CERT)")
+    p.add_argument("--broker-key", metavar="FILE", help="key of the client certificate ($FLEET_MQTT_KEY)")
     return p
 
 
-def connect_broker(args, *, client_id: str, manual_ack: bool = False):
-    from ..mqtt import MqttClient, parse_broker
+def add_broker(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--broker", default=None, metavar="URL",
+                   help="MQTT broker: mqtt://HOST[:1883], mqtts://[USER@]HOST[:8883] or HOST:PORT "
+                        "(default: $FLEET_MQTT or 127.0.0.1:1883)")
+    return add_broker_auth(p)
 
-    host, port = parse_broker(args.broker or os.environ.get("FLEET_MQTT") or "127.0.0.1:1883")
-    return MqttClient(host, port, client_id=client_id, manual_ack=manual_ack).connect()
+
+def broker_settings(args, *, url: str | None = None, env: Any = None):
+    """The broker to use: command line > environment (``BROKER_ENV``) > default, in this one place.
+
+    The password comes from ``--broker-password-file``, ``$FLEET_MQTT_PASSWORD_FILE`` or
+    ``$FLEET_MQTT_PASSWORD`` — never from an argument (a URL with a password is refused).
+    """
+    from ..mqtt import parse_url, read_password_file
+
+    env = os.environ if env is None else env
+
+    def pick(attr: str, key: str) -> Any:
+        v = getattr(args, attr, None)
+        return v if v else (env.get(BROKER_ENV[key]) or None)
+
+    password_file = pick("broker_password_file", "password_file")
+    password = read_password_file(password_file) if password_file else (env.get(BROKER_ENV["password"]) or None)
+    return parse_url(url or getattr(args, "broker", None) or env.get(BROKER_ENV["url"]) or "127.0.0.1:1883",
+                     username=pick("broker_user", "username"), password=password,
+                     ca_file=pick("broker_ca", "ca_file"), cert_file=pick("broker_cert", "cert_file"),
+                     key_file=pick("broker_key", "key_file"))
+
+
+def broker_client(args, *, client_id: str, manual_ack: bool = False, url: str | None = None, **kwargs):
+    """An unconnected fleet.mqtt.MqttClient for ``args`` (see :func:`broker_settings`)."""
+    from ..mqtt import MqttClient
+
+    return MqttClient.from_settings(broker_settings(args, url=url), client_id=client_id, manual_ack=manual_ack,
+                                    **kwargs)
+
+
+def connect_broker(args, *, client_id: str, manual_ack: bool = False, url: str | None = None):
+    return broker_client(args, client_id=client_id, manual_ack=manual_ack, url=url).connect()
 
 
 def parse_day(text: str) -> float:
@@ -52,10 +98,47 @@ def parse_day(text: str) -> float:
     return dt.timestamp()
 
 
+DEFAULT_TZ = "Europe/Oslo"          # every time a person reads; $FLEET_TZ overrides (JSON keeps epoch seconds)
+TIME_COLUMNS = frozenset({"at", "last_seen", "since", "expires", "time"})
+
+
+def local_tz():
+    """The display time zone: $FLEET_TZ or Europe/Oslo (UTC if the zone database lacks it)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = os.environ.get("FLEET_TZ") or DEFAULT_TZ
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
 def fmt_time(ts: float | None) -> str:
+    """``2026-11-23 07:00:12 CET`` in the display zone (``-`` for none)."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(float(ts), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(float(ts), tz=local_tz()).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def fmt_ago(ts: float | None, now: float) -> str:
+    """How long ago, for people: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 15 h`` (``never``)."""
+    if ts is None:
+        return "never"
+    s = max(0, int(now - float(ts)))
+    if s < 60:
+        return f"{s} s"
+    m = s // 60
+    if m < 60:
+        return f"{m} min"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(h, 24)
+    return f"{d} d {h} h" if h else f"{d} d"
+
+
+def is_time_column(name: str) -> bool:
+    return name in TIME_COLUMNS or name.endswith("_at")
 
 
 def iso(ts: float | None) -> str | None:
@@ -64,11 +147,13 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(float(ts), tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _cell(v: Any) -> str:
+def _cell(v: Any, column: str = "") -> str:
     if v is None:
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if column and isinstance(v, (int, float)) and is_time_column(column):
+        return fmt_time(v)
     if isinstance(v, float):
         return f"{v:.1f}"
     if isinstance(v, (dict, list)):
@@ -80,7 +165,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, out: TextIO
           headers: Sequence[str] | None = None) -> None:
     out = out or sys.stdout
     headers = list(headers or [c.upper() for c in columns])
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    cells = [[_cell(r.get(c), c) for c in columns] for r in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
     out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip() + "\n")
     for row in cells:
@@ -103,7 +188,7 @@ def emit(cfg, data: Any, *, columns: Sequence[str] | None = None, title: str | N
     elif isinstance(data, dict):
         width = max((len(k) for k in data), default=0)
         for k, v in data.items():
-            out.write(f"{k.ljust(width)}  {_cell(v)}\n")
+            out.write(f"{k.ljust(width)}  {_cell(v, k)}\n")
     else:
         out.write(f"{data}\n")
 
@@ -241,3 +326,46 @@ def session(cfg, *, authenticate: bool = True) -> Iterator[Session]:
         yield Session(store, actor, cfg)
     finally:
         store.close()
+
+
+# What a person reads instead of "UNIQUE constraint failed: item.serial".
+_UNIQUE_NOUNS = {
+    ("item", "serial"): ("an item with serial number", "fleet device show {v}"),
+    ("item", "hw_id"): ("an item with device id", "fleet device show {v}"),
+    ("location", "code"): ("a location with code", "fleet location list"),
+    ("device_model", "code"): ("a device model with code", "fleet model list"),
+    ("municipality", "id"): ("a municipality with number", "fleet location municipalities"),
+    ("kit", "code"): ("a kit with code", "fleet kit show {v}"),
+    ("kit_template", "code"): ("a kit template with code", "fleet kit templates"),
+    ("app_user", "name"): ("a user named", "fleet user list"),
+    ("installation", "code"): ("an installation with code", "fleet install show {v}"),
+    ("release", "release_id"): ("a release", "fleet release list"),
+    ("rollout", "rollout_id"): ("a rollout", "fleet rollout list"),
+}
+
+
+def explain_integrity(exc: Any) -> str:
+    """A sentence for a unique-constraint refusal (SQLite or PostgreSQL wording), else the message."""
+    import re
+
+    text = str(getattr(exc, "message", exc))
+    cause = getattr(exc, "__cause__", None)
+    table = col = value = None
+    m = re.search(r"UNIQUE constraint failed: (\w+)\.(\w+)", text)
+    if m:
+        table, col = m.group(1), m.group(2)
+    else:
+        name = str(getattr(exc, "details", {}).get("constraint") or "")
+        detail = getattr(getattr(cause, "diag", None), "message_detail", None) or text
+        k = re.search(r"Key \((\w+)\)=\((.*)\) already exists", detail)
+        if k:
+            col, value = k.group(1), k.group(2)
+            table = name[: -len(f"_{col}_key")] if name.endswith(f"_{col}_key") else name.rsplit("_", 1)[0] or None
+            if name.endswith("_pkey"):
+                table = name[:-5]
+    if table is None or "already exists" not in text and "UNIQUE" not in text:
+        return text
+    noun, look = _UNIQUE_NOUNS.get((table, col or ""), (f"a {table.replace('_', ' ')} with this {col}", ""))
+    shown = f" {value}" if value else ""
+    hint = f" (see: {look.format(v=value or col.upper())})" if look else ""
+    return f"{noun}{shown} is already registered; nothing was saved{hint}"

@@ -53,8 +53,14 @@ def cmd_model_add(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_location_list(args: argparse.Namespace, cfg) -> int:
+    from ._filters import check_choice, check_filters
+
+    if args.kind:
+        args.kind = check_choice(args.kind, ["warehouse", "van", "home", "institution", "room", "repair_vendor"],
+                                 "--kind", "location kind")
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.inventory(tx).locations(s.actor, kind=args.kind, municipality=args.municipality)
+        f = check_filters(s, tx, municipality=args.municipality)
+        rows = s.inventory(tx).locations(s.actor, kind=args.kind, municipality=f["municipality"])
     emit(cfg, rows, columns=["code", "kind", "name", "municipality", "parent"])
     return 0
 

@@ -5,14 +5,15 @@ import argparse
 import json
 import sys
 
-from ._common import add_json, emit, fmt_time, session, table
+from ._common import add_broker_auth, add_json, emit, fmt_time, session, table
 
 EPILOG = """\
 a typical installation:
   fleet install create --resident R-7F3K9Q --location HOME-0042 --kit K-000017 \\
         --consent consent --consent-date 2026-11-20 --routing routing.json
   fleet install checklist I-000031 SN-BTN-0001 alarm_recipient="response centre" responder="night team" ...
-  fleet install commission I-000031 --mqtt mqtt://broker:1883     (press the test button on every device)
+  fleet install commission I-000031 --mqtt mqtts://fleet@broker --broker-password-file ~/.fleet-mqtt
+        (checks checklist, consent and that the gateway answers; then press the test button on every device)
   fleet install handover I-000031 --format html -o handover.html
 edits take --version N (shown by `fleet install show`): if someone else saved first you get a
 conflict (exit 4) and must reload.
@@ -59,9 +60,14 @@ def register(sub) -> None:
     cs.add_argument("--ref")
     cs.add_argument("--version", type=int)
     cs.set_defaults(func=cmd_consent)
-    cm = s.add_parser("commission", help="find the gateway, pair, push config, wait for a test alarm per device, finish")
+    cm = add_broker_auth(s.add_parser(
+        "commission", help="check checklist/consent, find the gateway, check it answers, pair, push config, wait "
+                           "(with a countdown) for a test alarm per device, finish"))
     cm.add_argument("code")
-    cm.add_argument("--mqtt", required=True, metavar="URL", help="platform broker, e.g. mqtt://broker:1883")
+    cm.add_argument("--mqtt", metavar="URL", help="platform broker: mqtt://HOST[:1883] or mqtts://[USER@]HOST[:8883] "
+                                                  "(default $FLEET_MQTT)")
+    cm.add_argument("--answer-timeout", type=float, default=10.0,
+                    help="seconds the gateway has to answer before anything is sent to it (default 10)")
     cm.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for all test alarms (default 600)")
     cm.add_argument("--skip-discovery", action="store_true", help="do not look for the gateway with mDNS")
     cm.add_argument("--skip-config", action="store_true", help="do not push the configuration (already pushed)")
@@ -120,8 +126,11 @@ def cmd_create(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
+    from ._filters import check_filters
+
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.installations(tx).list_installations(s.actor, municipality=args.municipality, status=args.status)
+        f = check_filters(s, tx, municipality=args.municipality)
+        rows = s.installations(tx).list_installations(s.actor, municipality=f["municipality"], status=args.status)
     if not cfg.json:
         for r in rows:
             r["updated_at"] = fmt_time(r["updated_at"])
@@ -194,18 +203,27 @@ def cmd_consent(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_commission(args: argparse.Namespace, cfg) -> int:
+    from ..errors import CommissioningError
     from ..installations import commission
     from ..installations._adapters import MqttGatewayChannel, ZeroconfGatewayFinder
-    from ..mqtt import MqttClient, parse_broker
+    from ..installations._commission import readiness_problems
+    from ._common import broker_client
 
     def say(msg: str) -> None:
+        if sys.stdout.isatty():
+            sys.stdout.write("\r" + " " * 110 + "\r")     # over the countdown line
         print(msg, flush=True)
 
     with session(cfg) as s:
         with s.store.transaction(write=False) as tx:
-            gateway_id, devs = s.installations(tx).commissioning_plan(s.actor, args.code)
-        host, port = parse_broker(args.mqtt.split("://", 1)[-1].rstrip("/"))
-        client = MqttClient(host, port).connect()
+            svc = s.installations(tx)
+            gateway_id, devs = svc.commissioning_plan(s.actor, args.code)
+            inst = svc.show(s.actor, args.code, audit_read=False)    # completeness only: nothing is shown
+        problems = readiness_problems(inst)
+        if problems:
+            raise CommissioningError(f"{args.code} is not ready for test mode:\n  - " + "\n  - ".join(problems),
+                                     installation=args.code, problems=problems)
+        client = broker_client(args, client_id=f"fleet-commission-{args.code}", url=args.mqtt).connect()
         try:
             channel = MqttGatewayChannel(client, config_push=None if args.skip_config else _config_pusher(s, client),
                                          clock=cfg.clock)
@@ -220,7 +238,8 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
             rep = commission(gateway_id=gateway_id, devices=devs,
                              finder=None if args.skip_discovery else ZeroconfGatewayFinder(tuple(args.mdns_interface)),
                              channel=channel, timeout_s=args.timeout, on_seen=on_seen, say=say,
-                             discover_timeout_s=args.discover_timeout)
+                             discover_timeout_s=args.discover_timeout, answer_timeout_s=args.answer_timeout,
+                             countdown=_Countdown())
         finally:
             client.close()
         if rep.missing:
@@ -231,6 +250,27 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
             v = s.installations(tx).complete(s.actor, args.code, expected_version=None)
     print(f"{args.code}: every device's test alarm reached the platform; installation active (version {v})")
     return 0
+
+
+class _Countdown:
+    """The time left for the test alarms: redrawn in place on a terminal, a line every 30 s otherwise."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        self.tty = sys.stdout.isatty()
+        self.every_s = every_s
+        self._last: float | None = None
+
+    def __call__(self, remaining_s: float, missing: list) -> None:
+        from ..installations._commission import fmt_remaining
+
+        text = (f"{fmt_remaining(remaining_s)} left; waiting for a test alarm from "
+                + ", ".join(f"{d['role']} {d['serial']}" for d in missing))
+        if self.tty:
+            sys.stdout.write("\r" + text[:110].ljust(110))
+            sys.stdout.flush()
+        elif self._last is None or self._last - remaining_s >= self.every_s:
+            self._last = remaining_s
+            print(text, flush=True)
 
 
 def _config_pusher(s, client):
@@ -265,8 +305,13 @@ def cmd_complete(args: argparse.Namespace, cfg) -> int:
 def cmd_handover(args: argparse.Namespace, cfg) -> int:
     from ..installations import render_html, render_markdown
 
+    from ..monitoring._queries import firmware_versions
+
     with session(cfg) as s, s.store.transaction() as tx:
         inst = s.installations(tx).show(s.actor, args.code)
+        fw = firmware_versions(tx, [d["hw_id"] for d in inst["devices"] if d["hw_id"]])
+    for d in inst["devices"]:
+        d["fw_version"] = fw.get(d["hw_id"]) if d["hw_id"] else None
     text = render_html(inst) if args.format == "html" else render_markdown(inst)
     if args.output:
         from pathlib import Path

@@ -25,7 +25,7 @@ def register(sub) -> None:
     rc.add_argument("--ref", help="delivery note / order reference")
     rc.set_defaults(func=cmd_receive)
     im = s.add_parser("import", help="import a delivery-note CSV (serial,model[,hw_id]); all rows or none",
-                      epilog="example: fleet item import dn-2026-118.csv --to WH-OSLO --ref DN-2026-118")
+                      epilog="example: fleet item import dn-2026-118.csv --to WH-OSL --ref DN-2026-118")
     im.add_argument("file", help="CSV file, or - for stdin")
     im.add_argument("--to", required=True, metavar="LOCATION")
     im.add_argument("--ref", help="delivery note reference (default: the file name)")
@@ -48,7 +48,7 @@ def register(sub) -> None:
     sc = sub.add_parser("scan", help="read serials from a barcode scanner (one per line) and act on each",
                         epilog="examples:\n  fleet scan move --to VAN-03\n"
                                "  fleet scan state --state cleaning --reason 'back from home'\n"
-                               "  fleet scan receive --model WT-BTN-2 --to WH-OSLO --ref DN-118\n"
+                               "  fleet scan receive --model WT-BTN-2 --to WH-OSL --ref DN-118\n"
                                "Ctrl-D (end of input) finishes; each scan beeps, errors beep twice.",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     sc.add_argument("action", choices=["show", "move", "state", "receive"])
@@ -65,8 +65,11 @@ def register(sub) -> None:
 
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
+    from ._filters import check_filters
+
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.inventory(tx).list_items(s.actor, location=args.location, model=args.model, state=args.state,
+        f = check_filters(s, tx, location=args.location, model=args.model, state=args.state)
+        rows = s.inventory(tx).list_items(s.actor, location=f["location"], model=f["model"], state=f["state"],
                                           limit=args.limit)
     if not cfg.json:
         for r in rows:
@@ -76,13 +79,40 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_receive(args: argparse.Namespace, cfg) -> int:
+    from ..errors import IntegrityViolation, ValidationError
     from ..inventory import ItemState, NewItem
 
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.inventory(tx).receive_items(s.actor, [NewItem(args.serial, args.model, args.hw_id)], args.to,
-                                      state=ItemState(args.state), ref=args.ref)
+    with session(cfg) as s:
+        try:
+            with s.store.transaction() as tx:
+                s.inventory(tx).receive_items(s.actor, [NewItem(args.serial, args.model, args.hw_id)], args.to,
+                                              state=ItemState(args.state), ref=args.ref)
+        except IntegrityViolation:
+            raise ValidationError(_already_registered(s, args.serial, args.hw_id)) from None
     print(f"received {args.serial} at {args.to} ({args.state})")
     return 0
+
+
+def _already_registered(s, serial: str, hw_id: str | None) -> str:
+    """Which existing item the new one clashes with, in words (read after the rollback)."""
+    from ..errors import NotFound
+
+    with s.store.transaction(write=False) as tx:
+        inv = s.inventory(tx)
+        for key, what in ((serial, "serial number"), (hw_id, "device id")):
+            if not key:
+                continue
+            try:
+                it = inv.find_item(key)
+            except NotFound:
+                continue
+            if what == "serial number" and it["serial"].casefold() != key.strip().casefold():
+                continue
+            place = inv.location_code(it["location_id"]) if it.get("location_id") else None
+            return (f"{what} {key} is already registered: {it['serial']}, {it['model_code']}, {it['state']}"
+                    + (f" at {place}" if place else "") + f"; nothing was received (see: fleet device show "
+                    f"{it['serial']})")
+    return f"{serial} clashes with an item already registered; nothing was received"
 
 
 def cmd_import(args: argparse.Namespace, cfg) -> int:
@@ -142,7 +172,7 @@ def cmd_states(args: argparse.Namespace, cfg) -> int:
 
 def cmd_scan(args: argparse.Namespace, cfg) -> int:
     """One transaction per scan, so every good scan is kept even if a later one fails."""
-    from ..errors import FleetError, ValidationError
+    from ..errors import FleetError, IntegrityViolation, ValidationError
     from ..inventory import ItemState, NewItem, clean_scan, parse_state
 
     if args.action in ("move", "receive") and not args.to:
@@ -191,7 +221,8 @@ def cmd_scan(args: argparse.Namespace, cfg) -> int:
                 out.write(f"{bell_ok}OK   {msg}\n")
             except FleetError as exc:
                 bad += 1
-                sys.stderr.write(f"{bell_err}ERR  {serial}: {exc.message}\n")
+                text = _already_registered(s, serial, None) if isinstance(exc, IntegrityViolation) else exc.message
+                sys.stderr.write(f"{bell_err}ERR  {serial}: {text}\n")
                 sys.stderr.flush()
             out.flush()
     print(f"{ok} ok, {bad} error(s)", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""`fleet monitor`: ingest workers and the support queries (offline, devices, battery, updates)."""
+"""`fleet monitor`: ingest workers, their status and quarantine, and the support queries
+(offline, devices, battery, updates)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ import sys
 import threading
 
 from ..clock import FunctionClock
-from ._common import add_broker, add_json, emit, fmt_time, session
+from ._common import add_broker, add_json, broker_client, emit, fmt_ago, fmt_time, session
 
 
 def register(sub) -> None:
@@ -34,6 +35,15 @@ def register(sub) -> None:
     x.add_argument("--municipality", "-m")
     x.add_argument("--limit", type=int, default=500)
     x.set_defaults(func=cmd_updates)
+    x = add_json(s.add_parser("status", help="ingest workers (alive, counters) and quarantined messages per reason"))
+    x.add_argument("--hours", type=float, default=24.0, help="'recent' means within this many hours (default 24)")
+    x.set_defaults(func=cmd_status)
+    x = add_json(s.add_parser("quarantine", help="messages the ingest refused: reason, topic, size, first bytes"))
+    x.add_argument("--reason", help="e.g. nul, oversized, not_utf8, not_owner, event_clash")
+    x.add_argument("--gateway", help="only this sending gateway")
+    x.add_argument("--days", type=float, help="only rows with a message in the last DAYS days")
+    x.add_argument("--limit", type=int, default=200)
+    x.set_defaults(func=cmd_quarantine)
     x = add_broker(s.add_parser("ingest", help="run one ingest worker (shared subscription $share/fleet/...)"))
     x.add_argument("--group", default="fleet", help="shared-subscription group")
     x.add_argument("--max-batch", type=int, default=2000)
@@ -64,11 +74,19 @@ def _finish(cfg, rows, columns, time_cols=("last_seen",)):
     emit(cfg, rows, columns=columns)
 
 
+def _municipality(s, tx, args) -> None:
+    from ._filters import check_municipality
+
+    if args.municipality:
+        args.municipality = check_municipality(s, tx, args.municipality)
+
+
 def cmd_devices(args: argparse.Namespace, cfg) -> int:
     from ..access import Permission
     from ..monitoring._queries import silent_devices
 
     with session(cfg) as s, s.store.transaction(write=False) as tx:
+        _municipality(s, tx, args)
         s.actor.require(Permission.MONITOR_READ, args.municipality)
         rows = silent_devices(tx, now=cfg.clock(), minutes=args.minutes, scope=s.actor.municipalities,
                               municipality=args.municipality, limit=args.limit)
@@ -81,6 +99,7 @@ def cmd_battery(args: argparse.Namespace, cfg) -> int:
     from ..monitoring._queries import low_battery
 
     with session(cfg) as s, s.store.transaction(write=False) as tx:
+        _municipality(s, tx, args)
         s.actor.require(Permission.MONITOR_READ, args.municipality)
         rows = low_battery(tx, threshold_pct=args.below, scope=s.actor.municipalities,
                            municipality=args.municipality, limit=args.limit)
@@ -93,6 +112,7 @@ def cmd_updates(args: argparse.Namespace, cfg) -> int:
     from ..monitoring._queries import failed_updates
 
     with session(cfg) as s, s.store.transaction(write=False) as tx:
+        _municipality(s, tx, args)
         s.actor.require(Permission.MONITOR_READ, args.municipality)
         rows = failed_updates(tx, since=cfg.clock() - args.days * 86400,
                               scope=s.actor.municipalities, municipality=args.municipality,
@@ -102,32 +122,79 @@ def cmd_updates(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace, cfg) -> int:
+    from ..access import Permission
+    from ..monitoring._queries import ingest_workers, quarantine_totals
+
+    now = cfg.clock()
+    with session(cfg) as s, s.store.transaction(write=False) as tx:
+        s.actor.require(Permission.MONITOR_READ)
+        workers = ingest_workers(tx)
+        totals = quarantine_totals(tx, since=now - args.hours * 3600) if s.actor.municipalities is None else []
+    for w in workers:
+        for k in ("received", "written", "quarantined", "batches", "write_errors"):
+            w[k] = int(w[k] or 0)
+        w["state"] = ("stopped" if w["stopped_at"] is not None else
+                      "running" if now - float(w["seen_at"]) < 120 else "silent")
+    for t in totals:
+        for k in ("total", "recent", "sources"):
+            t[k] = int(t[k] or 0)
+    if cfg.json:
+        emit(cfg, {"workers": workers, "quarantine": totals, "recent_hours": args.hours})
+        return 0
+    for w in workers:
+        w["seen"] = fmt_ago(w["seen_at"], now) + " ago"
+    print("ingest workers:")
+    emit(cfg, workers, columns=["worker", "host", "state", "seen", "started_at", "received", "written",
+                                "quarantined", "write_errors"])
+    print(f"\nquarantined messages by reason (recent = last {args.hours:g} h; see `fleet monitor quarantine`):")
+    emit(cfg, totals, columns=["reason", "recent", "total", "sources", "last_at"])
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, cfg) -> int:
+    from ..access import Permission
+    from ..monitoring import Reason
+    from ._filters import check_choice
+
+    if args.reason:
+        check_choice(args.reason, [r.value for r in Reason], "--reason", "reason")
+    now = cfg.clock()
+    with session(cfg) as s, s.store.transaction(write=False) as tx:
+        s.actor.require(Permission.MONITOR_READ)
+        from ..monitoring._queries import quarantine_rows
+
+        rows = quarantine_rows(tx, scope=s.actor.municipalities, reason=args.reason, source=args.gateway,
+                               since=now - args.days * 86400 if args.days else None, limit=args.limit)
+    for r in rows:
+        r["count"], r["size"] = int(r["count"]), int(r["size"])
+    emit(cfg, rows, columns=["last_at", "reason", "source", "topic", "count", "size", "head_hex", "detail"])
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace, cfg) -> int:
     """Runs until SIGINT/SIGTERM; several of these split the stream (same --group)."""
-    import os
+    import socket
 
     from ..access import Permission
     from ..monitoring import IngestWorker, SqlMonitorSink
-    from ..mqtt import MqttClient, parse_broker
 
     # This process only ingests: let the writer thread get the GIL back quickly from paho's
     # CPU-bound network thread after each database round trip (default switch interval 5 ms).
     sys.setswitchinterval(0.0005)
     with session(cfg) as s:
         s.actor.require(Permission.MONITOR_READ)
-        host, port = parse_broker(args.broker or os.environ.get("FLEET_MQTT") or "127.0.0.1:1883")
-        import socket
-
-        client = MqttClient(host, port, client_id=args.client_id or f"fleet-ingest-{socket.gethostname()}",
-                            manual_ack=True, session_expiry_s=args.session_expiry_s or None)
-        w = IngestWorker(client, lambda: SqlMonitorSink(cfg.open_store(migrate=False), close_store=True), clock=FunctionClock(cfg.clock), flush_s=args.flush_s,
-                         max_batch=args.max_batch, group=args.group).start()
+        name = args.client_id or f"fleet-ingest-{socket.gethostname()}"
+        client = broker_client(args, client_id=name, manual_ack=True, session_expiry_s=args.session_expiry_s or None)
+        w = IngestWorker(client, lambda: SqlMonitorSink(cfg.open_store(migrate=False), close_store=True, worker=name),
+                         clock=FunctionClock(cfg.clock), flush_s=args.flush_s, max_batch=args.max_batch,
+                         group=args.group, name=name).start()
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        print(f"ingesting from {host}:{port} as $share/{args.group}/... (Ctrl-C to stop)", file=sys.stderr)
+        print(f"ingesting from {client.settings.url} as $share/{args.group}/... (Ctrl-C to stop)", file=sys.stderr)
         stop.wait()
         st = w.stop()
-    print(f"received {st.received}, written {st.written} in {st.batches} batches, rejected {st.rejected}",
-          file=sys.stderr)
+    print(f"received {st.received}, written {st.written} in {st.batches} batches, rejected {st.rejected} "
+          "(quarantined: fleet monitor quarantine)", file=sys.stderr)
     return 0

@@ -5,7 +5,7 @@ import argparse
 
 from typing import Any
 
-from ._common import add_json, emit, fmt_time, session
+from ._common import add_json, emit, fmt_ago, session
 
 
 def __getattr__(name: str) -> Any:
@@ -28,10 +28,12 @@ def register(sub) -> None:
 
 def cmd_offline(args: argparse.Namespace, cfg) -> int:
     from ..monitoring._queries import list_offline
+    from ._filters import check_municipality
 
     with session(cfg) as s, s.store.transaction(write=False) as tx:
+        muni = check_municipality(s, tx, args.municipality) if args.municipality else None
         total, rows = list_offline(tx, s.actor, now=cfg.clock(), minutes=args.minutes,
-                                   municipality=args.municipality, limit=args.limit)
+                                   municipality=muni, limit=args.limit)
     now = cfg.clock()
     for r in rows:
         r["online"] = bool(r["online"])
@@ -40,8 +42,8 @@ def cmd_offline(args: argparse.Namespace, cfg) -> int:
         emit(cfg, {"total": total, "gateways": rows})
         return 0
     for r in rows:
-        r["last_seen"] = fmt_time(r["last_seen"])
-    emit(cfg, rows, columns=["gateway_id", "serial", "installation", "municipality", "last_seen", "minutes_ago",
+        r["silent_for"] = fmt_ago(r["last_seen"], now)
+    emit(cfg, rows, columns=["gateway_id", "serial", "installation", "municipality", "last_seen", "silent_for",
                              "online", "version"])
     print(f"{total} gateway(s) offline or silent for more than {args.minutes:g} min"
           + (f" (showing {len(rows)})" if total > len(rows) else ""))

@@ -91,9 +91,18 @@ def cmd_create(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
+# Units that reached an outcome by being updated (or found current). Cancelled units never
+# ran: an aborted rollout shows how far it got, not a full bar.
+_OUTCOMES = ("succeeded", "failed", "current", "reverted")
+
+
 def _bar(p: dict) -> str:
-    frac = p["done"] / max(p["total"], 1)
-    return (f"\r{p['rollout']} [{'#' * int(frac * 30):<30}] {p['done']}/{p['total']} "
+    by = p.get("by_state") or {}
+    done = sum(int(by.get(s, 0)) for s in _OUTCOMES)
+    cancelled = int(by.get("cancelled", 0))
+    frac = done / max(p["total"], 1)
+    tail = f", {cancelled} cancelled" if cancelled else ""
+    return (f"\r{p['rollout']} [{'#' * int(frac * 30):<30}] {done}/{p['total']} done{tail}, "
             f"wave {p['wave']}/{p['waves']} {p['state']}   ")
 
 
@@ -227,6 +236,8 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.UPGRADE_READ)
         rows = RolloutRepo(tx).rollouts()
+    for r in rows:
+        r["wave"] = int(r["wave"]) + 1             # waves are numbered from 1 everywhere (status, units, list)
     if not cfg.json:
         for r in rows:
             r["created_at"], r["updated_at"] = fmt_time(r["created_at"]), fmt_time(r["updated_at"])
@@ -239,9 +250,17 @@ def cmd_units(args: argparse.Namespace, cfg) -> int:
 
     from ..upgrades._sql import RolloutRepo
 
+    from ..upgrades import UnitState
+    from ._filters import check_choice
+
+    state = check_choice(args.state, [u.value for u in UnitState], "--state", "unit state") if args.state else None
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.UPGRADE_READ)
-        rows = RolloutRepo(tx).unit_rows(args.rollout_id, state=args.state)
+        repo = RolloutRepo(tx)
+        repo.row(args.rollout_id)                  # an unknown rollout is "not found", not an empty table
+        rows = repo.unit_rows(args.rollout_id, state=state)
+    for r in rows:
+        r["wave"] = int(r["wave"]) + 1             # the numbering of `fleet rollout status`
     if not cfg.json:
         for r in rows:
             r["updated_at"] = fmt_time(r["updated_at"])

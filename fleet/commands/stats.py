@@ -13,8 +13,8 @@ def register(sub) -> None:
                        description="See docs/monitoring.md for how each figure is computed.")
     s = p.add_subparsers(dest="stats_cmd", metavar="ACTION", required=True)
     x = add_json(s.add_parser("benefits", help="figures per municipality and period"))
-    x.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD (UTC)")
-    x.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (UTC, exclusive)")
+    x.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD (midnight UTC)")
+    x.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (midnight UTC, exclusive)")
     x.add_argument("--by", choices=("day", "week", "month", "all"), default="month")
     x.add_argument("--municipality", "-m")
     x.add_argument("--csv", metavar="FILE", help="also write long-format CSV ('-' for stdout)")
@@ -37,6 +37,10 @@ def cmd_benefits(args: argparse.Namespace, cfg) -> int:
         raise ValidationError(f"--to {args.end} must be after --from {args.start}")
     periods = split_periods(start, end, args.by)
     with session(cfg) as s, s.store.transaction(write=False) as tx:
+        if args.municipality:
+            from ._filters import check_municipality
+
+            args.municipality = check_municipality(s, tx, args.municipality)
         s.actor.require(Permission.STATS_READ, args.municipality)
         inputs = stats_inputs(tx, start=start, end=end, scope=s.actor.municipalities,
                               municipality=args.municipality)

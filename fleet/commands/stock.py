@@ -14,7 +14,7 @@ def register(sub) -> None:
     s = p.add_subparsers(dest="stock_cmd", metavar="ACTION", required=True)
     lv = add_json(s.add_parser("levels", help="counts per warehouse/van and model (REORDER below the reorder point)"))
     for a in (lv,):
-        a.add_argument("--location", help="e.g. WH-OSLO or VAN-01")
+        a.add_argument("--location", help="e.g. WH-OSL or VAN-OSL-1")
         a.add_argument("--model")
         a.add_argument("--municipality", "-m")
     lv.set_defaults(func=cmd_levels)
@@ -29,9 +29,12 @@ def register(sub) -> None:
 
 
 def cmd_levels(args: argparse.Namespace, cfg) -> int:
+    from ._filters import check_filters
+
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.inventory(tx).stock_levels(s.actor, location=args.location, model=args.model,
-                                            municipality=args.municipality)
+        f = check_filters(s, tx, location=args.location, model=args.model, municipality=args.municipality)
+        rows = s.inventory(tx).stock_levels(s.actor, location=f["location"], model=f["model"],
+                                            municipality=f["municipality"])
     emit(cfg, rows, columns=COLUMNS)
     warn = sum(1 for r in rows if r["warning"])
     if warn and not cfg.json:
@@ -40,8 +43,11 @@ def cmd_levels(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_reorder(args: argparse.Namespace, cfg) -> int:
+    from ._filters import check_filters
+
     with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.inventory(tx).reorder_warnings(s.actor, municipality=args.municipality)
+        f = check_filters(s, tx, municipality=args.municipality)
+        rows = s.inventory(tx).reorder_warnings(s.actor, municipality=f["municipality"])
     emit(cfg, rows, columns=COLUMNS)
     return 1 if rows else 0
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from typing import Any, Callable, Iterator
 
-from contracts.payloads import encode_cmd
+from contracts.payloads import Rejected, decode_cmd_result, encode_cmd
 from contracts.topics import Topics
 
 from ..mqtt import MqttClient
@@ -25,6 +26,10 @@ class MqttGatewayChannel:
         self._clock = clock
         self._config_push = config_push
         self._alarm_queues: dict[str, queue.Queue] = {}
+        self._result_subs: set[str] = set()
+        self._sent: set[str] = set()
+        self._results: dict[str, dict[str, Any]] = {}
+        self._cond = threading.Condition()
 
     def subscribe_alarms(self, gateway_id: str) -> None:
         """Subscribe before test mode is switched on, so no test alarm is missed."""
@@ -41,9 +46,38 @@ class MqttGatewayChannel:
             self.client.subscribe(Topics(gateway_id).alarm, on_alarm, qos=1)
 
     def send_command(self, gateway_id: str, cmd: str, args: dict[str, Any]) -> str:
+        self._subscribe_results(gateway_id)        # before the command: the answer must not be missed
         cmd_id = new_cmd_id()
+        with self._cond:
+            self._sent.add(cmd_id)
         self.client.publish(Topics(gateway_id).cmd, encode_cmd(cmd_id, cmd, args), qos=1)
         return cmd_id
+
+    def _subscribe_results(self, gateway_id: str) -> None:
+        if gateway_id in self._result_subs:
+            return
+
+        def on_result(topic: str, payload: bytes) -> None:   # paho thread: store, wake the waiter
+            r = decode_cmd_result(payload)
+            if isinstance(r, Rejected) or r.cmd_id is None:
+                return
+            with self._cond:
+                if r.cmd_id in self._sent and r.status.value != "progress":
+                    self._results[r.cmd_id] = {"status": r.status.value, "detail": r.detail}
+                    self._cond.notify_all()
+
+        self.client.subscribe(Topics(gateway_id).cmd_result, on_result, qos=1)
+        self._result_subs.add(gateway_id)
+
+    def command_result(self, gateway_id: str, cmd_id: str, timeout_s: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while cmd_id not in self._results:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            return self._results.pop(cmd_id)
 
     def push_config(self, gateway_id: str, devices: list[dict[str, Any]]) -> int | None:
         if self._config_push is None:

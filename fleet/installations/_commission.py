@@ -1,5 +1,7 @@
-"""Commissioning: find the gateway, pair the kit's devices, push config, switch the gateway
-to test mode, and wait until a test alarm from every device has been seen at the platform.
+"""Commissioning: check the installation is ready (checklist answered, consent recorded),
+find the gateway, check it answers (``ping`` -> ``cmd/result``), pair the kit's devices,
+push config, switch the gateway to test mode, and wait — with a countdown — until a test
+alarm from every device has been seen at the platform.
 
 Pure orchestration over ports (typing.Protocol); the adapters are in ``_adapters.py``.
 The installation is only marked done by :func:`fleet.installations.complete`, which
@@ -15,6 +17,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import CommissioningError
+from ._checklist import missing_answers
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class GatewayChannel(Protocol):
     """Talks to one gateway over MQTT: commands, config push, and its alarm stream."""
 
     def send_command(self, gateway_id: str, cmd: str, args: dict[str, Any]) -> str: ...
+
+    def command_result(self, gateway_id: str, cmd_id: str, timeout_s: float) -> dict[str, Any] | None:
+        """The gateway's ``wt.cmd-result/1`` for ``cmd_id`` (``{"status", "detail"}``), None on timeout."""
 
     def push_config(self, gateway_id: str, devices: list[dict[str, Any]]) -> int | None: ...
 
@@ -77,11 +83,40 @@ def decode_alarm(gateway_id: str, payload: bytes, received_at: float) -> AlarmSe
                      received_at)
 
 
+def readiness_problems(inst: dict[str, Any]) -> list[str]:
+    """What must be done before test mode: each problem with the command that fixes it.
+
+    ``inst`` is :meth:`InstallationService.show` output (with the personal fields: checklist
+    and consent). Commissioning refuses to start while any remain, instead of discovering
+    them only after every test alarm was pressed.
+    """
+    code = inst["code"]
+    out: list[str] = []
+    if inst["status"] != "commissioning":
+        out.append(f"installation {code} is {inst['status']}, not commissioning")
+    if not inst.get("gateway_id"):
+        out.append(f"installation {code} has no gateway (the kit needs one)")
+    if "checklist" in inst:
+        sensors = [d["serial"] for d in inst["devices"] if d["role"] != "gateway"]
+        for serial, keys in missing_answers(inst.get("checklist") or {}, sensors).items():
+            out.append(f"checklist for {serial} unanswered: {', '.join(keys)} "
+                       f"(fleet install checklist {code} {serial} KEY=VALUE ...; see fleet install questions)")
+    if "consent" in inst and not inst.get("consent"):
+        out.append(f"no consent recorded (fleet install consent {code} consent --date YYYY-MM-DD)")
+    return out
+
+
+def fmt_remaining(seconds: float) -> str:
+    s = max(0, int(seconds + 0.999))
+    return f"{s // 60}:{s % 60:02d}"
+
+
 @dataclass
 class CommissioningReport:
     gateway: GatewayEndpoint | None = None
     paired: list[str] = field(default_factory=list)
     config_version: int | None = None
+    gateway_version: str | None = None
     seen: dict[str, AlarmSeen] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     ignored_non_test: int = 0
@@ -90,10 +125,14 @@ class CommissioningReport:
 def commission(*, gateway_id: str, devices: list[dict[str, Any]], finder: GatewayFinder | None,
                channel: GatewayChannel, timeout_s: float, on_seen: Callable[[AlarmSeen, float | None], None],
                say: Callable[[str], None] = lambda s: None, discover_timeout_s: float = 5.0,
-               clock: Callable[[], float] = time.monotonic) -> CommissioningReport:
+               clock: Callable[[], float] = time.monotonic, answer_timeout_s: float = 10.0,
+               countdown: Callable[[float, list[dict[str, Any]]], None] | None = None) -> CommissioningReport:
     """Run the steps; ``on_seen(alarm, latency_ms)`` is called once per device (record it).
 
     ``devices``: dicts with ``serial``, ``hw_id``, ``role`` (the sensors, not the gateway).
+    ``countdown(seconds_left, devices_still_missing)`` is called about once a second while
+    the test alarms are awaited. A gateway that does not answer ``ping`` within
+    ``answer_timeout_s`` stops commissioning before anything is sent to it.
     """
     rep = CommissioningReport()
     if finder is not None:
@@ -105,6 +144,18 @@ def commission(*, gateway_id: str, devices: list[dict[str, Any]], finder: Gatewa
                 "that it is powered and on the same network, or use --skip-discovery if it is only reachable "
                 "over MQTT", gateway=gateway_id)
         say(f"found {gateway_id} at {rep.gateway.host}:{rep.gateway.port} (version {rep.gateway.version or '?'})")
+    say(f"asking {gateway_id} to answer over MQTT ...")
+    answer = channel.command_result(gateway_id, channel.send_command(gateway_id, "ping", {}), answer_timeout_s)
+    if answer is None:
+        raise CommissioningError(
+            f"gateway {gateway_id} did not answer within {answer_timeout_s:.0f} s; check that it is powered, online "
+            "(its LED / `fleet device show`) and connected to this broker, then run the command again",
+            gateway=gateway_id)
+    if answer.get("status") != "ok":
+        raise CommissioningError(f"gateway {gateway_id} answered the ping with {answer.get('status')}: "
+                                 f"{answer.get('detail')}", gateway=gateway_id)
+    rep.gateway_version = str((answer.get("detail") or {}).get("version") or "") or None
+    say(f"gateway {gateway_id} answers (version {rep.gateway_version or '?'})")
     for d in devices:
         channel.send_command(gateway_id, "pair", {"device": d["hw_id"], "role": d["role"], "serial": d["serial"]})
         rep.paired.append(d["hw_id"])
@@ -121,6 +172,8 @@ def commission(*, gateway_id: str, devices: list[dict[str, Any]], finder: Gatewa
         remaining = deadline - clock()
         if remaining <= 0:
             break
+        if countdown is not None:
+            countdown(remaining, [d for h, d in wanted.items() if h not in rep.seen])
         got_any = False
         for alarm in channel.alarms(gateway_id, min(remaining, 1.0)):
             got_any = True

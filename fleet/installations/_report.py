@@ -10,7 +10,16 @@ from ._checklist import QUESTIONS
 
 
 def _t(ts: float | None) -> str:
-    return "—" if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    """Europe/Oslo, as every time a person reads (UTC if the zone database lacks it)."""
+    if ts is None:
+        return "—"
+    try:
+        from zoneinfo import ZoneInfo
+
+        tz: Any = ZoneInfo("Europe/Oslo")
+    except Exception:            # noqa: BLE001 - no zone database: UTC, labelled
+        tz = timezone.utc
+    return datetime.fromtimestamp(ts, tz=tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _answer(v: Any) -> str:
@@ -21,6 +30,12 @@ def _answer(v: Any) -> str:
     if isinstance(v, (list, dict)):
         return json.dumps(v, ensure_ascii=False)
     return str(v)
+
+
+def _firmware(d: dict[str, Any]) -> str:
+    """``wt-sensor 1.2.0``: the family and the version the device (or gateway) reported running."""
+    v = d.get("fw_version")
+    return f"{d['firmware_family']} {v}" if v else f"{d['firmware_family']} (version not reported yet)"
 
 
 def sections(inst: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]] | list[list[str]], list[str] | None]]:
@@ -34,11 +49,11 @@ def sections(inst: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]] | li
     ], None))
     seen = {a["device_id"]: a for a in inst["test_alarms"]}
     out.append(("Devices and test alarms", [
-        [d["role"], d["serial"], d["hw_id"] or "—", d["firmware_family"],
+        [d["role"], d["serial"], d["hw_id"] or "—", _firmware(d),
          ("seen " + _t(seen[d["hw_id"]]["seen_at"]) +
           (f", {seen[d['hw_id']]['latency_ms']:.0f} ms" if seen[d["hw_id"]]["latency_ms"] is not None else ""))
          if d["hw_id"] in seen else ("n/a (gateway)" if d["role"] == "gateway" else "NOT SEEN")]
-        for d in inst["devices"]], ["Role", "Serial", "Device id", "Firmware", "Test alarm at platform"]))
+        for d in inst["devices"]], ["Role", "Serial", "Device id", "Firmware (running)", "Test alarm at platform"]))
     consent = inst.get("consent") or {}
     out.append(("Consent", [("Basis", {"consent": "consent from the resident",
                                        "capacity_assessment": "documented capacity assessment"}.get(str(consent.get("kind")), "—")),

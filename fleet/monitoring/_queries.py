@@ -172,3 +172,18 @@ def quarantine_totals(tx: Any, *, since: float) -> list[dict]:
 def ingest_workers(tx: Any) -> list[dict]:
     return tx.query("SELECT worker, host, started_at, seen_at, stopped_at, received, written, quarantined, batches, "
                     "write_errors FROM ingest_worker ORDER BY worker")
+
+
+def firmware_versions(tx: Any, hw_ids: list[str]) -> dict[str, str]:
+    """The running version of each device (its gateway's health report) or gateway (its state/health)."""
+    out: dict[str, str] = {}
+    if not hw_ids:
+        return out
+    marks = ", ".join("?" * len(hw_ids))
+    for r in tx.query(f"SELECT device_id, fw FROM device_status WHERE device_id IN ({marks}) AND fw IS NOT NULL",
+                      hw_ids):
+        out[r["device_id"]] = r["fw"]
+    for r in tx.query(f"SELECT gateway_id, version FROM gateway_status WHERE gateway_id IN ({marks}) "
+                      "AND version IS NOT NULL", hw_ids):
+        out[r["gateway_id"]] = r["version"]
+    return out

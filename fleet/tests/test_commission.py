@@ -1,5 +1,7 @@
 """Commissioning: domain with fakes, then the real path — zeroconf discovery of an
-advertised gateway, a real Mosquitto, a scripted gateway answering test mode with test alarms."""
+advertised gateway, a real Mosquitto, a scripted gateway answering ping and test mode with
+test alarms; a silent gateway, an unanswered checklist and a missing consent stop it before
+test mode (exit 6), and the wait shows a countdown."""
 from __future__ import annotations
 
 import json
@@ -19,13 +21,19 @@ DEVS = [{"serial": "BTN-1", "hw_id": "a4c138000001", "role": "button"},
 
 
 class FakeChannel:
-    def __init__(self, batches: list[list[AlarmSeen]], clock) -> None:
-        self.batches, self.clock = batches, clock
+    def __init__(self, batches: list[list[AlarmSeen]], clock, *, answers: bool = True) -> None:
+        self.batches, self.clock, self.answers = batches, clock, answers
         self.commands: list[tuple[str, dict]] = []
 
     def send_command(self, gw, cmd, args):
         self.commands.append((cmd, args))
-        return "c1"
+        return f"c{len(self.commands)}"
+
+    def command_result(self, gw, cmd_id, timeout_s):
+        if not self.answers:
+            self.clock.t += timeout_s
+            return None
+        return {"status": "ok", "detail": {"gateway": gw, "version": "0.3.1"}}
 
     def push_config(self, gw, devices):
         return 7
@@ -54,16 +62,49 @@ def test_commission_waits_for_every_device_and_ignores_real_alarms(clock):
     rep = commission(gateway_id="gw-1", devices=DEVS, finder=FakeFinder(True), channel=ch, timeout_s=30,
                      on_seen=lambda a, lat: seen.append((a.device_id, lat)), clock=clock)
     assert rep.missing == [] and rep.ignored_non_test == 1 and rep.config_version == 7
+    assert rep.gateway_version == "0.3.1"
     assert seen == [("a4c138000001", 250.0), ("a4c138000002", 500.0)]
-    assert [c for c, _ in ch.commands] == ["pair", "pair", "test_mode", "test_mode"]
+    assert [c for c, _ in ch.commands] == ["ping", "pair", "pair", "test_mode", "test_mode"]
     assert ch.commands[-1][1]["enabled"] is False  # test mode switched off again
 
 
-def test_commission_reports_missing_device_on_timeout(clock):
+def test_commission_reports_missing_device_on_timeout_with_a_countdown(clock):
     ch = FakeChannel([[alarm("a4c138000001")]], clock)
+    ticks: list[tuple[float, list[str]]] = []
     rep = commission(gateway_id="gw-1", devices=DEVS, finder=None, channel=ch, timeout_s=5, on_seen=lambda a, l: None,
-                     clock=clock)
+                     clock=clock, countdown=lambda left, missing: ticks.append((left, [d["serial"] for d in missing])))
     assert rep.missing == ["a4c138000002"]
+    assert ticks[0] == (5.0, ["BTN-1", "FAL-1"])                 # the whole time, both devices awaited
+    assert ticks[1:] and all(m == ["FAL-1"] for _, m in ticks[1:])  # the button was seen: only the fall sensor
+    lefts = [t for t, _ in ticks]
+    assert lefts == sorted(lefts, reverse=True) and lefts[-1] > 0
+
+
+def test_commission_stops_before_test_mode_when_the_gateway_does_not_answer(clock):
+    from fleet.errors import CommissioningError
+
+    ch = FakeChannel([], clock, answers=False)
+    with pytest.raises(CommissioningError, match="did not answer within 10 s") as exc:
+        commission(gateway_id="gw-1", devices=DEVS, finder=None, channel=ch, timeout_s=30, on_seen=lambda a, l: None,
+                   clock=clock)
+    assert exc.value.exit_code == 6
+    assert [c for c, _ in ch.commands] == ["ping"]                # nothing paired, no test mode
+
+
+def test_readiness_names_every_gap_and_its_fix():
+    from fleet.installations._commission import fmt_remaining, readiness_problems
+
+    inst = {"code": "I-000007", "status": "commissioning", "gateway_id": "gw-1", "consent": None,
+            "devices": [{"role": "gateway", "serial": "GW-1"}, *DEVS],
+            "checklist": {"BTN-1": dict(ANSWERS)}}
+    problems = readiness_problems(inst)
+    assert len(problems) == 2
+    assert problems[0].startswith("checklist for FAL-1 unanswered: alarm_recipient") and \
+        "fleet install checklist I-000007 FAL-1" in problems[0]
+    assert problems[1] == "no consent recorded (fleet install consent I-000007 consent --date YYYY-MM-DD)"
+    assert readiness_problems({**inst, "consent": {"kind": "consent"},
+                               "checklist": {"BTN-1": ANSWERS, "FAL-1": ANSWERS}}) == []
+    assert (fmt_remaining(600), fmt_remaining(59.2), fmt_remaining(0)) == ("10:00", "1:00", "0:00")
 
 
 def test_commission_fails_clearly_when_gateway_not_found(clock):
@@ -87,10 +128,10 @@ def _rfc3339(ts: float) -> str:
 class ScriptedGateway:
     """Answers `test_mode` by publishing a test alarm for each listed device (or only some)."""
 
-    def __init__(self, port: int, gw: str, *, only: set[str] | None = None) -> None:
+    def __init__(self, port: int, gw: str, *, only: set[str] | None = None, answers: bool = True) -> None:
         from fleet.mqtt import MqttClient
 
-        self.gw, self.only = gw, only
+        self.gw, self.only, self.answers = gw, only, answers
         import queue
 
         self.client = MqttClient("127.0.0.1", port).connect()
@@ -114,6 +155,10 @@ class ScriptedGateway:
                 continue
             cmd = json.loads(msg)
             self.received.append(cmd)
+            if cmd["cmd"] == "ping" and self.answers:
+                self.client.publish(f"wt/v1/gw/{self.gw}/cmd/result", json.dumps({
+                    "schema": "wt.cmd-result/1", "cmd_id": cmd["cmd_id"], "status": "ok",
+                    "detail": {"gateway": self.gw, "version": "0.3.1"}}).encode())
             if cmd["cmd"] == "test_mode" and cmd["args"]["enabled"]:
                 for dev in cmd["args"]["devices"]:
                     if self.only is not None and dev not in self.only:
@@ -197,9 +242,11 @@ def test_commission_end_to_end_with_mdns_and_mosquitto(installation, mosquitto, 
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert f"found {gw} at 127.0.0.1:18080" in out.out
+    assert f"gateway {gw} answers (version 0.3.1)" in out.out
     assert "configuration version 1 pushed" in out.out
+    assert "left; waiting for a test alarm from button" in out.out       # the countdown (a line when not a tty)
     assert fake_gw.configs and fake_gw.configs[-1]["schema"] == "wt.config/1" and fake_gw.configs[-1]["version"] == 1
-    assert [c["cmd"] for c in fake_gw.received][:2] == ["pair", "pair"]
+    assert [c["cmd"] for c in fake_gw.received][:3] == ["ping", "pair", "pair"]
     with store.transaction(write=False) as tx:
         assert tx.scalar("SELECT status FROM installation WHERE code = ?", (inst["code"],)) == "active"
         lat = [r["latency_ms"] for r in tx.query("SELECT latency_ms FROM installation_test_alarm")]
@@ -222,6 +269,33 @@ def test_commission_refuses_done_when_one_device_stays_silent(installation, mosq
     with store.transaction(write=False) as tx:
         assert tx.scalar("SELECT status FROM installation WHERE code = ?", (inst["code"],)) == "commissioning"
         assert [r["device_id"] for r in tx.query("SELECT device_id FROM installation_test_alarm")] == [button]
+
+
+def test_commission_cli_stops_when_the_gateway_is_silent(installation, mosquitto, sqlite_url, capsys):
+    store, inst = installation
+    gw = _rename_gateway(store, inst)
+    fake_gw = ScriptedGateway(mosquitto.port, gw, answers=False)
+    try:
+        rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
+                   f"mqtt://127.0.0.1:{mosquitto.port}", "--skip-discovery", "--answer-timeout", "1"],
+                  env={"FLEET_USER": "tina"})
+    finally:
+        fake_gw.close()
+    err = capsys.readouterr().err
+    assert rc == 6 and f"gateway {gw} did not answer within 1 s" in err
+    assert [c["cmd"] for c in fake_gw.received] == ["ping"]          # nothing paired, no test mode
+
+
+def test_commission_cli_refuses_an_unfinished_checklist_or_consent(installation, sqlite_url, capsys):
+    store, inst = installation
+    with store.transaction() as tx:
+        tx.execute("UPDATE installation SET checklist = ?, consent_kind = NULL WHERE code = ?", ("{}", inst["code"]))
+    rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt", "mqtt://127.0.0.1:1",
+               "--skip-discovery"], env={"FLEET_USER": "tina"})
+    err = capsys.readouterr().err
+    assert rc == 6, err                                # refused before any broker is contacted (port 1: nothing)
+    assert f"{inst['code']} is not ready for test mode" in err
+    assert err.count("unanswered: alarm_recipient") == 2 and "no consent recorded" in err
 
 
 def test_zeroconf_finder_reads_the_contract_txt_record():
