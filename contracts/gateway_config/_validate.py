@@ -189,8 +189,8 @@ def _convert(tp: Any, value: Any, key: str, f: dataclasses.Field | None, issues:
     raise TypeError(f"unsupported config type {tp!r} at {key}")  # pragma: no cover - schema bug
 
 
-_UNIT_WORDS = {"s": "seconds", "minute": "minutes", "%": "percent", "MB": "megabytes", "m": "metres",
-               "°": "degrees"}
+_UNIT_WORDS = {"s": "seconds", "minute": "minutes", "h": "hours", "day": "days", "%": "percent", "MB": "megabytes",
+               "m": "metres", "°": "degrees"}
 
 
 def _non_finite(value: Any) -> bool:

@@ -10,6 +10,10 @@ everything and returns a frozen :class:`GatewayConfig`. Validation collects ever
 once; each :class:`ConfigIssue` names the key, the bad value and the fix, e.g.::
 
     rules.bed.max_out_min = -5: must be ≥ 1 minute; set e.g. max_out_min = 30
+    rules.bed.max_out_min = nan: not a finite number; set a number of minutes such as 30
+
+Numbers must be finite in every source: TOML's ``nan``/``inf``, an override ``NaN`` or
+``1e999``, a push's ``NaN``/``Infinity`` are refused by the schema (NaN passes any range check).
 
 Environment overrides: ``WT_GW__<SECTION>__<KEY>=value`` (double underscores separate
 levels, e.g. ``WT_GW__UPLINK__HOST=broker.local``). CLI overrides: ``--set key=value``
