@@ -31,8 +31,18 @@ BROKER_ENV = {"url": "FLEET_MQTT", "username": "FLEET_MQTT_USER", "password_file
               "key_file": "FLEET_MQTT_KEY"}
 
 
+class _RefusePassword(argparse.Action):
+    """``--broker-password X`` is refused (it would sit in shell history and ``ps``) instead of
+    being taken by argparse as an abbreviation of ``--broker-password-file``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise argparse.ArgumentError(self, "passwords never go on the command line; put it in a file readable only "
+                                           "by you and give --broker-password-file FILE")
+
+
 def add_broker_auth(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Credentials and TLS files for the broker (each also from the environment)."""
+    p.add_argument("--broker-password", action=_RefusePassword, help=argparse.SUPPRESS)
     p.add_argument("--broker-user", metavar="NAME", help="broker user name (default $FLEET_MQTT_USER)")
     p.add_argument("--broker-password-file", metavar="FILE",
                    help="file whose first line is the broker password (default $FLEET_MQTT_PASSWORD_FILE; "
