@@ -474,6 +474,15 @@ class SqliteJournal:
                 (after_rowid, limit)).fetchall()
         return [(r[0], r[1], bool(r[2])) for r in rows]
 
+    def rows_after(self, limit: int, after_rowid: int = 0) -> list[tuple[int, str, bool]]:
+        """Every row after ``after_rowid``, delivered or not: (rowid, body, is_alarm), journal
+        order. The SCAIP centre's feed keeps progress of its own (a cursor), independent of the
+        MQTT route's ``delivered`` flag (gateway/domain/scaip/_feed.py)."""
+        with self._lock:
+            rows = self._c.execute("SELECT id, body, alarm FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                                   (after_rowid, limit)).fetchall()
+        return [(r[0], r[1], bool(r[2])) for r in rows]
+
     def pending_alarms(self, limit: int = 10_000) -> list[tuple[int, Event, bool]]:
         """Alarms without a platform ack: (rowid, event, delivered-to-broker), journal order."""
         with self._lock:
