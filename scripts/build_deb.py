@@ -9,7 +9,8 @@ What goes where (docs/operations.md, "What the package installs"):
   /usr/lib/wt-gateway/vendor/          the runtime dependencies from pyproject.toml (not psycopg: fleet only),
                                        installed with ``pip --target`` from wheels for the target architecture
   /usr/lib/wt-gateway/factory/         the packaged release: app/ (packages gateway and contracts,
-                                       .py sources, gateway/_version.py) and VERSION
+                                       .py sources, gateway/_version.py) and VERSION — the release
+                                       artifact of scripts/build-release.py, unpacked
   /usr/lib/systemd/system/wt-gateway.service, /usr/lib/sysusers.d/wt-gateway.conf
   /usr/bin/wt-gateway                  the CLI (``wt-gateway config check``, ``wt-gateway status``)
   /etc/wt-gateway/gateway.toml         conffile (packaging/gateway.toml)
@@ -25,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import tomllib
@@ -102,6 +105,30 @@ def stage_app(dest: Path, version: str) -> int:
     return n + 1
 
 
+def stage_factory(dest: Path, version: str) -> str:
+    """The packaged release in ``dest`` (app/, VERSION): the very artifact a fleet update
+    would ship (scripts/build-release.py), unpacked; without that script, the packages
+    copied here. Returns how it was made."""
+    release = ROOT / "scripts" / "build-release.py"
+    if not release.is_file():
+        (dest / "app").mkdir(parents=True)
+        stage_app(dest / "app", version)
+        (dest / "VERSION").write_text(version + "\n")
+        return "copied from the source tree"
+    with tempfile.TemporaryDirectory(prefix="wt-gateway-release-") as td:
+        r = subprocess.run([sys.executable, str(release), "--version", version, "--out", td, "--json"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BuildError(f"scripts/build-release.py --version {version} failed: {r.stderr.strip()}")
+        artifact = Path(json.loads(r.stdout.strip().splitlines()[-1])["artifact"])
+        dest.mkdir(parents=True)
+        with tarfile.open(artifact) as tf:
+            tf.extractall(dest, filter="data")
+    if not (dest / "app" / "gateway" / "__main__.py").is_file() or not (dest / "VERSION").is_file():
+        raise BuildError("the release artifact of scripts/build-release.py has no app/gateway or VERSION")
+    return "the release artifact of scripts/build-release.py"
+
+
 def stage_vendor(dest: Path, arch: str, wheelhouse: Path | None) -> None:
     machine = ARCHES[arch]
     platforms: list[str] = []
@@ -142,11 +169,11 @@ def stage_tree(root: Path, *, version: str, arch: str, wheelhouse: Path | None) 
         raise BuildError("gateway/launch.py (the stable launcher) is missing: it is part of the A/B slot work; "
                          "build from a tree that has it")
     lib = root / LIB
-    (lib / "factory" / "app").mkdir(parents=True)
+    lib.mkdir(parents=True)
     shutil.copyfile(launcher, lib / "launch.py")
-    files = stage_app(lib / "factory" / "app", version)
-    (lib / "factory" / "VERSION").write_text(version + "\n")
-    log(f"factory release {version}: {files} files")
+    how = stage_factory(lib / "factory", version)
+    files = sum(1 for p in (lib / "factory").rglob("*") if p.is_file())
+    log(f"factory release {version}: {files} files ({how})")
     t = time.monotonic()
     stage_vendor(lib / "vendor", arch, wheelhouse)
     log(f"vendor for {arch}: {len(list((lib / 'vendor').glob('*.dist-info')))} distributions "

@@ -188,7 +188,7 @@ def test_unit_file_content_and_systemd_analyze_verify(deb, tmp_path):
     one = {k: v[-1] for k, v in settings.items()}
     assert one["ExecStart"] == f"/usr/bin/python3 /usr/lib/wt-gateway/launch.py {LAUNCH_ARGS}"
     assert (one["Type"], one["NotifyAccess"], one["WatchdogSec"]) == ("notify", "main", "30s")
-    assert (one["Restart"], one["RestartSec"]) == ("always", "5s")
+    assert (one["Restart"], one["RestartSec"], one["SuccessExitStatus"]) == ("always", "5s", "75")
     assert one["StartLimitIntervalSec"] and one["StartLimitBurst"]
     assert (one["User"], one["StandardOutput"], one["StandardError"]) == ("wt-gateway", "journal", "journal")
     assert (one["ProtectSystem"], one["ReadWritePaths"]) == ("strict", "/var/lib/wt-gateway")
