@@ -43,6 +43,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "metrics_token": env.get("FLEET_METRICS_TOKEN") or None,
         "trusted_proxies": tuple(p.strip() for p in env.get("FLEET_TRUSTED_PROXIES", "").split(",") if p.strip()),
     }
+    if env.get("FLEET_DB_THREADS"):
+        base["db_threads"] = int(env["FLEET_DB_THREADS"])
     if env.get("FLEET_SESSION_TTL_S"):
         base["session_ttl_s"] = float(env["FLEET_SESSION_TTL_S"])
     base.update({k: v for k, v in overrides.items() if v is not None})
