@@ -17,7 +17,9 @@ from fleet.access import AccessService, Actor, Role
 from fleet.access._sql import SqlAccessRepo
 from fleet.clock import FixedClock
 
-warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
+with warnings.catch_warnings():      # starlette's notice about httpx2 (the sync TestClient still works)
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 T0 = 1_795_400_000.0
 A, B = "0301", "4601"
 PASSWORD = "demo"
@@ -66,8 +68,6 @@ def build_world(url: str, tmp: Path, clock) -> World:
 
 
 def client(app):
-    from fastapi.testclient import TestClient
-
     return TestClient(app, raise_server_exceptions=False)
 
 
