@@ -94,6 +94,14 @@ class LogLimiter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "log_limiter_summary", False):
             return True
+        decided = getattr(record, "log_limiter_verdict", None)
+        if decided is not None:         # the same record at the next handler: counted once
+            return bool(decided)
+        verdict = self._decide(record)
+        record.log_limiter_verdict = verdict
+        return verdict
+
+    def _decide(self, record: logging.LogRecord) -> bool:
         cat = self._category(record)
         with self._lock:
             now = self._clock()

@@ -75,6 +75,7 @@ class _Pass:
     alarm_bound: int
     size_pruning: bool = False
     vacuuming: bool = False
+    shed: int = 0
 
 
 class Maintenance:
@@ -140,6 +141,9 @@ class Maintenance:
             self.stats.steps += 1
             self.stats.longest_step_ms = max(self.stats.longest_step_ms, ms)
         if self._pass.phase is Phase.DONE:
+            if self._pass.shed:      # one line per pass, not per batch
+                log.warning("journal %s over its size budget: shed %d undelivered telemetry events (oldest first)",
+                            self._j.path, self._pass.shed)
             self._pass = None
             self._last_pass = self._last_probe = self._j._clock.monotonic()
             self.stats.passes += 1
@@ -262,9 +266,8 @@ class Maintenance:
             s.alarms_pruned += len(rows)
         elif phase is Phase.SIZE_UNDELIVERED:
             s.shed_for_size += len(rows)
-            if rows:
-                log.warning("journal %s over its size budget: shed %d undelivered telemetry events (oldest first)",
-                            j.path, len(rows))
+            if self._pass is not None:
+                self._pass.shed += len(rows)
         else:
             s.pruned_for_size += len(rows)
         return len(rows)

@@ -91,7 +91,7 @@ class RetentionPolicy:
     @property
     def budget_bytes(self) -> int:
         """Live database pages allowed, so that database + WAL stay within ``max_bytes``."""
-        return max(self.max_bytes - self.wal_limit_bytes, MIB)
+        return max(self.max_bytes - self.wal_limit_bytes, self.max_bytes // 2)
 
     @classmethod
     def from_config(cls, section: Any) -> "RetentionPolicy":
