@@ -20,17 +20,40 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-_EVENT_JSON = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=True).encode
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_EVENT_JSON = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=True, allow_nan=False).encode
+
+
+def _finite(v: Any) -> Any:
+    """``v`` with every non-finite float replaced by ``None`` (JSON ``null``)."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON (the wire form of every payload)."""
-    return json.dumps(doc, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON (the wire form of every payload).
+
+    Never writes ``NaN``/``Infinity``: every receiver refuses them (see above), and an
+    alarm must never be refused for a bad sensor reading inside it — a non-finite number
+    is sent as ``null`` instead."""
+    try:
+        return _JSON(doc).encode()
+    except ValueError:
+        return _JSON(_finite(doc)).encode()
 
 
 def dumps_event(doc: dict[str, Any]) -> bytes:
-    """Compact ASCII JSON of an event body; values JSON cannot carry are written with ``str``."""
-    return _EVENT_JSON(doc).encode()
+    """Compact ASCII JSON of an event body; values JSON cannot carry are written with ``str``,
+    non-finite numbers as ``null`` (as :func:`dumps`)."""
+    try:
+        return _EVENT_JSON(doc).encode()
+    except ValueError:
+        return _EVENT_JSON(_finite(doc)).encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,3 +156,20 @@ def test_rfc3339():
     assert P.parse_time("1970-01-01T00:00:02+01:00") == 2.0 - 3600
     for bad in ("1970-01-01T00:00:02", "yesterday", "", None, 5):
         assert P.parse_time(bad) is None
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_an_alarm_with_a_non_finite_reading_is_still_accepted(bad):
+    """Receivers refuse NaN/Infinity, so the encoders must never write them: a broken
+    sensor value inside an alarm becomes null, and the alarm itself still arrives."""
+    doc = P.event_doc(schema=P.ALARM_SCHEMA, event_id="dev-1-00000001", gateway="gw-1", device="dev-1",
+                      role="fall", klass="alarm", type="fall_detected", test=False, occurred_at=1.8e9,
+                      received_at=1.8e9, sent_at=1.8e9, attempt=1, route="primary",
+                      data={"peak_g": bad, "points": [1.0, bad], "ok": 2.5})
+    for encode in (P.dumps, P.dumps_event):
+        raw = encode(doc)
+        assert b"NaN" not in raw and b"Infinity" not in raw
+        got = P.decode_published(raw)
+        assert not isinstance(got, Rejected), got
+        assert got.alarm and got.event_id == "dev-1-00000001"
+        assert got.body["data"] == {"peak_g": None, "points": [1.0, None], "ok": 2.5}
