@@ -95,6 +95,9 @@ class FallbackSection:
 
 @dataclass(frozen=True)
 class UplinkSection:
+    enabled: bool = field(default=True, metadata=meta(
+        example="true", doc="false: no MQTT at all (a SCAIP-only home: [scaip] carries the alarms; no health, "
+                            "config push or commands)"))
     host: str = field(default="127.0.0.1", metadata=meta(example='"broker.example.net"'))
     port: int = field(default=1883, metadata=meta(min=1, max=65535, example=8883))
     tls: TlsSection = field(default_factory=TlsSection)
@@ -257,6 +260,63 @@ class UpgradesSection:
                                                                      doc="ota: reboot + self-test must finish within this"))
 
 
+class ScaipTransport(str, enum.Enum):
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"
+
+
+class ScaipRole(str, enum.Enum):
+    PRIMARY = "primary"      # alarms go to the centre first; the MQTT routes carry them when it does not answer
+    FALLBACK = "fallback"    # alarms go to MQTT first; the centre gets them when no broker is up or on escalation
+
+
+@dataclass(frozen=True)
+class ScaipTlsSection:
+    ca: str = field(default="", metadata=meta(example='"/etc/wt/arc-ca.pem"',
+                                              doc="CA the centre's certificate must chain to; empty = system store"))
+    server_name: str = field(default="", metadata=meta(example='"arc.example.no"',
+                                                       doc="name the certificate must carry; empty = host of proxy/centre"))
+    cert: str = field(default="", metadata=meta(example='"/etc/wt/gw.crt"', doc="client certificate, if the centre asks"))
+    key: str = field(default="", metadata=meta(example='"/etc/wt/gw.key"', secret=True))
+
+
+@dataclass(frozen=True)
+class ScaipSection:
+    """The SCAIP route to an alarm receiving centre (docs/scaip.md). Maps onto the SIP
+    user agent's ``UaConfig`` and the route's ``ScaipSettings`` (gateway/daemon/_routes.py)."""
+
+    enabled: bool = field(default=False, metadata=meta(example="true"))
+    role: ScaipRole = field(default=ScaipRole.PRIMARY, metadata=meta(
+        example='"primary"', doc="primary: alarms to the centre first, MQTT on escalation; fallback: the reverse"))
+    centre: str = field(default="", metadata=meta(example='"sip:arc@alarm.example.no:5060"',
+                                                  doc="the centre's SIP URI (Request-URI and To)"))
+    transport: ScaipTransport = field(default=ScaipTransport.UDP, metadata=meta(example='"tls"'))
+    proxy: str = field(default="", metadata=meta(example='"sip:proxy.example.no:5061;transport=tls"',
+                                                 doc="outbound proxy; empty = straight to the centre"))
+    username: str = field(default="", metadata=meta(example='"4700112233"', doc="digest account at the centre/proxy"))
+    password: str = field(default="", metadata=meta(example='"…"', secret=True))
+    realm: str = field(default="", metadata=meta(example='"arc.example.no"',
+                                                 doc="give the credentials only to this realm; empty = any"))
+    cid: str = field(default="", metadata=meta(example='"4700112233"',
+                                               doc="controller id: this unit at the centre, 1-16 digits"))
+    local_port: int = field(default=0, metadata=meta(min=0, max=65535, example=5060,
+                                                     doc="where the centre's separate replies arrive; 0 = any"))
+    tls: ScaipTlsSection = field(default_factory=ScaipTlsSection)
+    heartbeat_interval_s: float = field(default=300.0, metadata=meta(min=10, max=86400, unit="s", example=300))
+    heartbeat_adjustable: bool = field(default=False, metadata=meta(
+        example="true", doc="hbo=1: the centre may set the interval with hbi"))
+    hbi_intervals_s: tuple[float, ...] = field(default=(60.0, 300.0, 900.0, 3600.0), metadata=meta(
+        min=10, max=86400, unit="s", example="[60, 300, 900, 3600]", doc="interval for hbi 1, 2, 3, 4 (assumed; check with the centre)"))
+    reply_timeout_s: float = field(default=10.0, metadata=meta(min=1, max=300, unit="s", example=10,
+                                                               doc="wait for a separate <mrs> after a 2xx"))
+    escalate_after_s: float = field(default=30.0, metadata=meta(min=1, max=3600, unit="s", example=30,
+                                                                doc="an alarm without snu 0 this long escalates"))
+    send_info: bool = field(default=False, metadata=meta(example="false",
+                                                         doc="also send information events (mty=IN)"))
+    t1_ms: int = field(default=500, metadata=meta(min=50, max=5000, example=500, doc="SIP timer T1 (RFC 3261)"))
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     gateway: GatewaySection = field(default_factory=GatewaySection)
@@ -271,6 +331,7 @@ class GatewayConfig:
     rules: RulesSection = field(default_factory=RulesSection)
     supervision: SupervisionSection = field(default_factory=SupervisionSection)
     upgrades: UpgradesSection = field(default_factory=UpgradesSection)
+    scaip: ScaipSection = field(default_factory=ScaipSection)
 
     # derived views (no defaults live here)
     @property

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from contracts.discovery import SERVICE_TYPE
 from contracts.gateway_config._errors import _MISSING, ConfigError, ConfigIssue
+from contracts.gateway_config._scaip import route_issues
 from contracts.gateway_config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, SERVICE_TYPE_RE, ZONE_ID_RE, DeviceLink,
                                     DeviceSection, GatewayConfig, MainsSource, ZoneShape)
 from contracts.roles import Role
@@ -249,6 +250,7 @@ def _build(cls: type, data: Any, prefix: str, issues: list[ConfigIssue]) -> Any:
 
 
 def _cross_check(cfg: GatewayConfig, issues: list[ConfigIssue]) -> None:
+    issues.extend(route_issues(cfg))     # [scaip], and which routes carry alarms
     g = cfg.gateway
     if not GATEWAY_ID_RE.fullmatch(g.id):
         issues.append(ConfigIssue("gateway.id", g.id, "must match [a-z0-9-]{3,64} (lower case, digits, dashes)",

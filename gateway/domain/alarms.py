@@ -9,21 +9,27 @@ One :class:`Alarm` per alarm the forwarder handles, with two explicit dimensions
       submitted|escalated --no_route--> held --published--> sent
       sent|pubacked --refused--> held                (broker refused the copy / no route took it)
       sent|pubacked|held --ack_timeout--> escalated --published--> sent   (re-sent on every route)
+      sent|pubacked|held --centre_ack--> acknowledged  (a SCAIP centre answered snu 0)
 
   ``submitted`` and ``escalated`` are transient: they last while the forwarder publishes.
+- :class:`CentreState` — the alarm's leg at a SCAIP alarm receiving centre, when the gateway
+  has one (table :data:`CENTRE_TRANSITIONS`): ``none`` → ``open`` (handed to the SCAIP
+  route, which re-sends it with the same ``ref``) → ``done`` (``snu`` 0) or ``refused``
+  (``snu`` 1/2/3/7: never sent there again); ``skipped`` for a technical alarm about the
+  centre itself, which only the other routes carry.
 - :class:`StoreState` — the journal write (table :data:`STORE_TRANSITIONS`): ``pending`` →
   ``stored``, or ``failed`` (disk full / I/O error: held in memory, retried every 5 s) →
   ``stored``.
 
 Besides those, an alarm records where it is *safe* (:class:`Custody`): in the journal
-(``stored``), at a broker (a PUBACK) or at the platform (its ack). Custody only grows: a
+(``stored``), at a broker (a PUBACK), at the platform (its ack) or at the centre (``snu`` 0). Custody only grows: a
 re-sent copy does not undo an earlier PUBACK. The invariant it serves: a device's repeat of
 an alarm is ACKed to the device only when the alarm is in someone's custody — an alarm held
 only in RAM is not, because a ``kill -9`` would lose it.
 
 A pair not in a table raises :class:`IllegalAlarmTransition`: it is a bug in the caller, not
 a condition of the network. A copy's late PUBACK (or refusal) after the platform ack is in
-the table as a no-op. docs/mqtt.md shows both tables; a test keeps them
+the table as a no-op. docs/mqtt.md shows the tables; a test keeps them
 in sync with these (``markdown_tables()``).
 """
 from __future__ import annotations
@@ -69,6 +75,7 @@ class AlarmEvent(enum.Enum):
     REFUSED = "refused"              # the broker refused a copy, or every route's publish() raised
     ACK_TIMEOUT = "ack_timeout"      # the platform ack deadline passed
     PLATFORM_ACK = "platform_ack"    # wt.ack/1 for this alarm
+    CENTRE_ACK = "centre_ack"        # the SCAIP alarm centre answered snu 0 (docs/scaip.md)
 
 
 S, E = AlarmState, AlarmEvent
@@ -91,12 +98,38 @@ ALARM_TRANSITIONS: dict[tuple[AlarmState, AlarmEvent], AlarmState] = {
     (S.HELD, E.REFUSED): S.HELD,
     (S.HELD, E.ACK_TIMEOUT): S.ESCALATED,
     (S.HELD, E.PLATFORM_ACK): S.ACKNOWLEDGED,
+    # the centre's snu 0 counts like the platform's received ack (custody: the centre)
+    (S.SENT, E.CENTRE_ACK): S.ACKNOWLEDGED,
+    (S.PUBACKED, E.CENTRE_ACK): S.ACKNOWLEDGED,
+    (S.HELD, E.CENTRE_ACK): S.ACKNOWLEDGED,
     (S.ESCALATED, E.PUBLISHED): S.SENT,
     (S.ESCALATED, E.NO_ROUTE): S.HELD,
     # a copy's late PUBACK (or refusal) after the platform ack: nothing changes. (A further
     # ack, accepted/resolved, finds the alarm already forgotten: hook and journal only.)
     (S.ACKNOWLEDGED, E.PUBACK): S.ACKNOWLEDGED,
     (S.ACKNOWLEDGED, E.REFUSED): S.ACKNOWLEDGED,
+}
+
+
+class CentreState(enum.Enum):
+    NONE = "none"                    # not handed to the SCAIP route (yet)
+    OPEN = "open"                    # the SCAIP route has it and re-sends (same ref) until the centre answers
+    DONE = "done"                    # the centre answered snu 0
+    REFUSED = "refused"              # snu 1/2/3/7 (or not encodable): our message is wrong, never re-sent there
+    SKIPPED = "skipped"              # a technical alarm about the centre: the other routes carry it
+
+
+class CentreEvent(enum.Enum):
+    HANDED = "handed"                # submitted to the SCAIP route
+    SNU_OK = "snu_ok"                # snu 0
+    SNU_WRONG = "snu_wrong"          # snu 1/2/3/7, or the report could not be encoded
+
+
+CS, CE = CentreState, CentreEvent
+CENTRE_TRANSITIONS: dict[tuple[CentreState, CentreEvent], CentreState] = {
+    (CS.NONE, CE.HANDED): CS.OPEN,
+    (CS.OPEN, CE.SNU_OK): CS.DONE,
+    (CS.OPEN, CE.SNU_WRONG): CS.REFUSED,
 }
 
 
@@ -130,11 +163,12 @@ class Custody(enum.Flag):
     JOURNAL = enum.auto()            # StoreState.STORED
     BROKER = enum.auto()             # a broker PUBACKed a copy
     PLATFORM = enum.auto()           # the platform acked it
+    CENTRE = enum.auto()             # the SCAIP alarm centre answered snu 0
 
     @property
     def upstream(self) -> bool:
-        """Safe beyond this gateway (a broker or the platform has it)."""
-        return bool(self & (Custody.BROKER | Custody.PLATFORM))
+        """Safe beyond this gateway (a broker, the platform or the centre has it)."""
+        return bool(self & (Custody.BROKER | Custody.PLATFORM | Custody.CENTRE))
 
 
 def alarm_step(state: AlarmState, event: AlarmEvent, *, event_id: str = "?") -> AlarmState:
@@ -149,6 +183,15 @@ def alarm_step(state: AlarmState, event: AlarmEvent, *, event_id: str = "?") -> 
     return nxt
 
 
+def centre_step(state: CentreState, event: CentreEvent, *, event_id: str = "?") -> CentreState:
+    """Next centre leg state; a pair not in :data:`CENTRE_TRANSITIONS` raises."""
+    nxt = CENTRE_TRANSITIONS.get((state, event))
+    if nxt is None:
+        raise IllegalAlarmTransition(f"alarm {event_id}: centre leg {state.value} cannot take {event.value}",
+                                     event_id=event_id, state=state.value, event=event.value)
+    return nxt
+
+
 def store_step(state: StoreState, event: StoreEvent, *, event_id: str = "?") -> StoreState:
     """Next journal state; a pair not in :data:`STORE_TRANSITIONS` raises."""
     nxt = STORE_TRANSITIONS.get((state, event))
@@ -160,7 +203,8 @@ def store_step(state: StoreState, event: StoreEvent, *, event_id: str = "?") -> 
 
 @dataclass
 class AlarmRecord:
-    """One alarm as shown by ``gateway status`` (latency = PUBACK time - received_at)."""
+    """One alarm as shown by ``gateway status`` (latency = first upstream custody - received_at:
+    a broker's PUBACK or the centre's ``snu`` 0)."""
 
     event_id: str
     type: str
@@ -170,6 +214,8 @@ class AlarmRecord:
     latency_ms: float | None = None
     ack: str | None = None
     escalations: int = 0
+    snu: int | None = None                   # the SCAIP centre's last status number for it
+    centre_latency_ms: float | None = None   # received_at -> the centre's snu 0
 
 
 class Alarm:
@@ -181,17 +227,19 @@ class Alarm:
     route carrying the latest copy; ``ack``: the platform's status once acknowledged.
     """
 
-    __slots__ = ("event", "record", "on_stored", "state", "store", "attempt", "ack", "deadline",
+    __slots__ = ("event", "record", "on_stored", "state", "store", "centre", "attempt", "ack", "deadline",
                  "escalations", "sent_on", "_upstream", "_answered")
 
     def __init__(self, event: Event, on_stored: StoredCallback | None = None, *,
                  state: AlarmState = AlarmState.SUBMITTED, store: StoreState = StoreState.PENDING,
+                 centre: CentreState = CentreState.NONE,
                  upstream: Custody = Custody.NONE, attempt: int = 0, answered: bool = False) -> None:
         self.event = event
         self.record = AlarmRecord(event.event_id, event.code.type_name, event.received_at)
         self.on_stored = on_stored
         self.state = state
         self.store = store
+        self.centre = centre
         self.attempt = attempt
         self.ack: AckStatus | None = None
         self.deadline: float | None = None
@@ -218,7 +266,14 @@ class Alarm:
             self._upstream |= Custody.BROKER
         elif event is AlarmEvent.PLATFORM_ACK:
             self._upstream |= Custody.PLATFORM
+        elif event is AlarmEvent.CENTRE_ACK:
+            self._upstream |= Custody.CENTRE
         return self.state
+
+    def centre_fire(self, event: CentreEvent) -> CentreState:
+        """Take a SCAIP centre outcome (the leg's own table)."""
+        self.centre = centre_step(self.centre, event, event_id=self.event.event_id)
+        return self.centre
 
     def stored(self, event: StoreEvent) -> StoreState:
         """Take a journal outcome."""
@@ -260,8 +315,10 @@ def _table_markdown(table: dict, states: type[enum.Enum], events: type[enum.Enum
 
 
 def markdown_tables() -> str:
-    """Both tables as docs/mqtt.md shows them (kept in sync by a test)."""
+    """The tables as docs/mqtt.md shows them (kept in sync by a test)."""
     return "\n".join(["Delivery (`AlarmState` × `AlarmEvent`, table `ALARM_TRANSITIONS`):", "",
                       *_table_markdown(ALARM_TRANSITIONS, AlarmState, AlarmEvent), "",
                       "Journal (`StoreState` × `StoreEvent`, table `STORE_TRANSITIONS`):", "",
-                      *_table_markdown(STORE_TRANSITIONS, StoreState, StoreEvent)])
+                      *_table_markdown(STORE_TRANSITIONS, StoreState, StoreEvent), "",
+                      "SCAIP centre leg (`CentreState` × `CentreEvent`, table `CENTRE_TRANSITIONS`):", "",
+                      *_table_markdown(CENTRE_TRANSITIONS, CentreState, CentreEvent)])

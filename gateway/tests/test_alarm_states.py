@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.domain.alarms import (ALARM_TRANSITIONS, STORE_TRANSITIONS, Alarm, AlarmEvent, AlarmState, Custody,
-                                   IllegalAlarmTransition, StoreEvent, StoreState, alarm_step, markdown_tables,
-                                   store_step)
+from gateway.domain.alarms import (ALARM_TRANSITIONS, CENTRE_TRANSITIONS, STORE_TRANSITIONS, Alarm, AlarmEvent,
+                                   AlarmState, CentreEvent, CentreState, Custody, IllegalAlarmTransition, StoreEvent,
+                                   StoreState, alarm_step, centre_step, markdown_tables, store_step)
 from gateway.domain.forwarder import Forwarder
 from gateway.domain.journal_types import AppendOutcome, AppendResult
 from gateway.domain.model import Event, EventCode
@@ -21,6 +21,7 @@ from gateway.domain.ports import JournalDepth
 from gateway.domain.uplink_errors import UplinkError
 from gateway.testing.clock import FakeClock
 from gateway.testing.platform import FakePublisher
+from gateway.testing.sip_centre import FakeCentre
 
 S, E = AlarmState, AlarmEvent
 GW = "gw-0001"
@@ -101,6 +102,21 @@ def test_store_table():
     for ev in StoreEvent:                  # stored stays stored (concurrent retries)
         assert store_step(StoreState.STORED, ev) is StoreState.STORED
     assert len(STORE_TRANSITIONS) == len(StoreState) * len(StoreEvent)
+
+
+def test_centre_leg_table():
+    assert centre_step(CentreState.NONE, CentreEvent.HANDED) is CentreState.OPEN
+    assert centre_step(CentreState.OPEN, CentreEvent.SNU_OK) is CentreState.DONE
+    assert centre_step(CentreState.OPEN, CentreEvent.SNU_WRONG) is CentreState.REFUSED
+    for s in (CentreState.DONE, CentreState.REFUSED, CentreState.SKIPPED):   # never handed over again
+        with pytest.raises(IllegalAlarmTransition):
+            centre_step(s, CentreEvent.HANDED)
+    for s in (S.SENT, S.PUBACKED, S.HELD):                 # the centre's snu 0 acknowledges like the platform's
+        assert alarm_step(s, E.CENTRE_ACK) is S.ACKNOWLEDGED
+    a = Alarm(_alarm())
+    a.fire(E.PUBLISHED)
+    a.fire(E.CENTRE_ACK)
+    assert a.custody == Custody.CENTRE and a.custody.upstream
 
 
 def test_custody_only_grows_and_answer_is_once():
@@ -191,15 +207,18 @@ class DeferredPublisher(FakePublisher):
         self._queue.extend((cb, up) for cb in self.listeners)
 
 
-def run_steps(steps: list[tuple[int, int]]) -> Forwarder:
-    """Drive a forwarder with fakes through ``steps`` of (operation, argument)."""
+def run_steps(steps: list[tuple[int, int]], centre: str | None = None) -> Forwarder:
+    """Drive a forwarder with fakes through ``steps`` of (operation, argument). ``centre``:
+    also a SCAIP centre (FakeCentre), ``"primary"`` or ``"fallback"`` (ops 10-12 answer it)."""
     clock = FakeClock()
     journal = ScriptedJournal()
     later: list = []
     lane, pub, fb = (DeferredPublisher("primary", clock, later), DeferredPublisher("primary", clock, later),
                      DeferredPublisher("fallback", clock, later))
     fwd = Forwarder(gateway_id=GW, journal=journal, primary=pub, fallback=fb, alarm_lane=lane, clock=clock,
-                    ack_timeout_s=10)
+                    ack_timeout_s=10, centre=(lambda listener: FakeCentre(listener)) if centre else None,
+                    centre_first=centre == "primary")
+    arc: FakeCentre | None = fwd.centre  # type: ignore[assignment]
     fwd.start()
     routes = [lane, pub, fb]
     n = 0
@@ -224,6 +243,14 @@ def run_steps(steps: list[tuple[int, int]]) -> Forwarder:
             calls, later[:] = later[:1 + arg], later[1 + arg:]
             for cb, up in calls:
                 cb(up)
+        elif op >= 10 and arc is not None and arc.open:
+            eid = list(arc.open)[arg % len(arc.open)]
+            if op == 10:
+                arc.answer(eid, 0)
+            elif op == 11:
+                arc.answer(eid, (1, 2, 3, 7, 4, 5)[arg])
+            else:
+                arc.escalate(eid)
         else:
             clock.advance(arg * 2.5)
             fwd.poll()
@@ -233,24 +260,24 @@ def run_steps(steps: list[tuple[int, int]]) -> Forwarder:
     return fwd
 
 
-STEP = st.tuples(st.integers(0, 9), st.integers(0, 5))
+STEP = st.tuples(st.integers(0, 12), st.integers(0, 5))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(STEP, min_size=5, max_size=80))
-def test_forwarder_fuzz_stays_inside_the_table(steps):
-    run_steps(steps)
+@given(st.lists(STEP, min_size=5, max_size=80), st.sampled_from([None, "primary", "fallback"]))
+def test_forwarder_fuzz_stays_inside_the_table(steps, centre):
+    run_steps(steps, centre)
 
 
 def test_every_table_entry_is_used_by_the_forwarder(monkeypatch):
-    """A seeded random walk of the forwarder uses every pair of both tables: no dead entries
+    """A seeded random walk of the forwarder uses every pair of the tables: no dead entries
     (together with the fuzz above: the tables are exactly what the forwarder does)."""
     import random
 
     import gateway.domain.alarms as alarms
 
     used: set = set()
-    real_alarm, real_store = alarms.alarm_step, alarms.store_step
+    real_alarm, real_store, real_centre = alarms.alarm_step, alarms.store_step, alarms.centre_step
 
     def alarm_spy(state, event, **kw):
         used.add((state, event))
@@ -260,10 +287,15 @@ def test_every_table_entry_is_used_by_the_forwarder(monkeypatch):
         used.add((state, event))
         return real_store(state, event, **kw)
 
+    def centre_spy(state, event, **kw):
+        used.add((state, event))
+        return real_centre(state, event, **kw)
+
     monkeypatch.setattr(alarms, "alarm_step", alarm_spy)
     monkeypatch.setattr(alarms, "store_step", store_spy)
+    monkeypatch.setattr(alarms, "centre_step", centre_spy)
     rng = random.Random(8)
-    for _ in range(300):
-        run_steps([(rng.randrange(10), rng.randrange(6)) for _ in range(80)])
-    missing = (set(ALARM_TRANSITIONS) | set(STORE_TRANSITIONS)) - used
+    for i in range(300):
+        run_steps([(rng.randrange(13), rng.randrange(6)) for _ in range(80)], (None, "primary", "fallback")[i % 3])
+    missing = (set(ALARM_TRANSITIONS) | set(STORE_TRANSITIONS) | set(CENTRE_TRANSITIONS)) - used
     assert not missing, sorted((s.value, e.value) for s, e in missing)

@@ -266,11 +266,14 @@ def test_an_event_we_cannot_encode_is_refused_at_once_not_dropped():
         route = ScaipRoute(ua, ScaipSettings(cid="not-digits", heartbeats=False), listener=rec, clock=SystemClock())
         await route.async_start()
         ref = route.submit(_event())
+        told_inside_submit = list(rec.seen)
+        await asyncio.sleep(0)                  # reported on the next loop iteration, not inside submit()
         await route.async_close()
         await centre.close()
-        return ref, rec, route
+        return ref, rec, route, told_inside_submit
 
-    ref, rec, route = asyncio.run(go())
+    ref, rec, route, inside = asyncio.run(go())
+    assert inside == []
     assert ref is None and rec.seen[0][0] == "refused" and "cannot encode" in rec.seen[0][2]
     assert route.counters["encode_failed"] == 1
 

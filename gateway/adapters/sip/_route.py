@@ -2,12 +2,15 @@
 
 One :class:`ScaipRoute` per configured centre. It owns no policy: what to do with a
 reply is :mod:`gateway.domain.scaip`'s table, what the rest of the gateway does about a
-delivered, escalated or refused event is the :class:`ScaipListener`'s (the forwarder, in
-phase 2). This module only turns the tracker's actions into SIP attempts and SIP
-outcomes back into tracker inputs, and runs one timer for the nearest deadline.
+delivered, escalated or refused event is the :class:`ScaipListener`'s (the forwarder,
+gateway/domain/forwarder.py; the daemon builds both, gateway/daemon/_routes.py). This
+module only turns the tracker's actions into SIP attempts and SIP outcomes back into
+tracker inputs, and runs one timer for the nearest deadline.
 
-- :meth:`submit` is non-blocking: an alarm's first MESSAGE is on the wire before it
-  returns to the loop (the send task starts at once); the route never waits for disk.
+- :meth:`submit` is non-blocking: an alarm's first MESSAGE goes on the wire in the send
+  task it starts (the next loop iteration); the route never waits for disk. The listener
+  is never called from inside :meth:`submit` (an encoding failure is reported on the
+  next loop iteration), so the forwarder's state machine is never re-entered.
 - Every attempt of one report uses the report's own Call-ID (CSeq grows), so a centre
   and SIPp see one SIP "call" per report.
 - The ``<mrs>`` may come in the 2xx body or as a separate MESSAGE from the centre; both
@@ -57,7 +60,7 @@ _ACCEPTED_TYPES = (CONTENT_TYPE, "application/xml", "text/xml")
 
 @dataclass(frozen=True)
 class ScaipSettings:
-    """Per-route SCAIP settings (phase 2: from ``contracts/gateway_config``)."""
+    """Per-route SCAIP settings (from ``[scaip]``: gateway/daemon/_routes.py ``build_centre``)."""
 
     cid: str
     heartbeat_interval_s: float = 300.0
@@ -93,6 +96,7 @@ class ScaipRoute:
         self._timer: asyncio.TimerHandle | None = None
         self._running = False
         self.last_send_ok: bool | None = None
+        self.last_snu: int | None = None          # the centre's latest status number for a report
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -131,7 +135,7 @@ class ScaipRoute:
         except (ScaipError, ValueError) as exc:
             self.counters["encode_failed"] += 1
             log.error("scaip: cannot encode %s %s: %s", event.code.type_name, event.event_id, exc)
-            self.listener.scaip_refused(event, None, f"cannot encode: {exc}")
+            asyncio.get_running_loop().call_soon(self._tell, "scaip_refused", event, None, f"cannot encode: {exc}")
             return None
         if req.ref not in self._call_ids:
             self._call_ids[req.ref] = self.ua.new_call_id()
@@ -239,6 +243,7 @@ class ScaipRoute:
             self._reschedule()
             return
         before = self.tracker.counters["unknown_ref"]
+        self.last_snu = int(reply.snu)
         self._run(self.tracker.on_reply(reply, now))
         if self.tracker.counters["unknown_ref"] > before:
             log.warning("scaip: reply for unknown ref %s (snu %d)", reply.ref, int(reply.snu))
@@ -295,7 +300,7 @@ class ScaipRoute:
         now = self.clock.monotonic()
         return {"route": self.route, "transport": self.ua.transport.value, "centre": str(self.ua.target),
                 "proxy": str(self.ua.proxy) if self.ua.proxy else None, "healthy": self.healthy,
-                "last_send_ok": self.last_send_ok, "open": self.tracker.open_count,
+                "last_send_ok": self.last_send_ok, "last_snu": self.last_snu, "open": self.tracker.open_count,
                 "reports": [asdict(v) for v in self.tracker.views(now)],
                 "heartbeat": self.heartbeat.status(now),
                 "counters": {**dict(self.tracker.counters), **dict(self.counters)},

@@ -7,7 +7,10 @@
   and cannot expand entities (our own strict parser for the flat element list).
 - :mod:`._reports`: the per-report reply state machine as a table (:data:`TRANSITIONS`).
 - :mod:`._heartbeat`: ``mty=PI`` schedule following ``hbi`` when allowed.
-- :mod:`._ports`: :class:`ScaipListener`, what the route tells the forwarder.
+- :mod:`._ports`: :class:`ScaipListener` (what the route tells the forwarder) and
+  :class:`CentreRoute` (what the forwarder asks of the route).
+- :mod:`._feed`: :class:`CentreFeed`, follow-ups to the centre in journal order with a
+  durable cursor of its own.
 
 The SIP side is :mod:`gateway.adapters.sip`; docs/scaip.md describes both.
 """
@@ -37,7 +40,8 @@ from gateway.domain.scaip._mapping import (
     ref_for,
     role_table_markdown,
 )
-from gateway.domain.scaip._ports import ScaipListener
+from gateway.domain.scaip._feed import CURSOR_KEY, CentreFeed
+from gateway.domain.scaip._ports import CentreRoute, ScaipListener
 from gateway.domain.scaip._reports import (
     TRANSITIONS,
     Action,
@@ -66,8 +70,8 @@ from gateway.domain.scaip._xml import (
 )
 
 __all__ = [
-    "CONTENT_TYPE", "DEFAULT_HBI_INTERVALS_S", "EVENT_MAP", "MAX_REPLY_BYTES", "MAX_REQUEST_BYTES", "ROLE_DTY",
-    "TRANSITIONS", "VERSION", "Action", "DeviceComponent", "DeviceType", "Do", "GeoLocation", "HeartbeatOption",
+    "CONTENT_TYPE", "CURSOR_KEY", "DEFAULT_HBI_INTERVALS_S", "EVENT_MAP", "MAX_REPLY_BYTES", "MAX_REQUEST_BYTES",
+    "ROLE_DTY", "TRANSITIONS", "CentreFeed", "CentreRoute", "VERSION", "Action", "DeviceComponent", "DeviceType", "Do", "GeoLocation", "HeartbeatOption",
     "HeartbeatOutcome", "HeartbeatSchedule", "Input", "LocationCode", "MediaReply", "MessageType", "ReportKind",
     "ReportState", "ReportTracker", "ReportView", "RetryPolicy", "Row", "ScaipError", "ScaipListener",
     "ScaipRejectReason", "ScaipRejection", "ScaipReply", "ScaipRequest", "Snu", "StatusCode", "build_request",

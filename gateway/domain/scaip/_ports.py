@@ -1,7 +1,10 @@
-"""Ports of the SCAIP route (typing.Protocol), implemented by the forwarder in phase 2."""
+"""Ports of the SCAIP route (typing.Protocol): what the route tells the forwarder
+(:class:`ScaipListener`, implemented by :class:`gateway.domain.forwarder.Forwarder`) and
+what the forwarder asks of the route (:class:`CentreRoute`, implemented by
+:class:`gateway.adapters.sip.ScaipRoute`)."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.domain.model import Event
 from gateway.domain.scaip._xml import ScaipReply
@@ -9,7 +12,7 @@ from gateway.domain.scaip._xml import ScaipReply
 
 class ScaipListener(Protocol):
     """What the SCAIP route reports about each event. Called on the event loop, never
-    blocking. Planned implementation: the domain forwarder (docs/scaip.md, "Phase 2")."""
+    blocking, never from inside :meth:`CentreRoute.submit`."""
 
     def scaip_delivered(self, event: Event, reply: ScaipReply | None, *, escalated: bool) -> None:
         """The centre answered ``snu`` 0: mark the event acknowledged in the journal; if it
@@ -20,5 +23,24 @@ class ScaipListener(Protocol):
         on the other route and signal locally. The SCAIP route keeps re-sending."""
 
     def scaip_refused(self, event: Event, reply: ScaipReply | None, reason: str) -> None:
-        """The centre says our message is wrong (``snu`` 1/2/3/7): raise a technical alarm
-        on the other route and send the event there. Never drop it silently."""
+        """The centre says our message is wrong (``snu`` 1/2/3/7), or it cannot be encoded:
+        raise a technical alarm on the other route and send the event there. Never drop it
+        silently."""
+
+
+class CentreRoute(Protocol):
+    """The SCAIP route as the forwarder sees it."""
+
+    route: str
+
+    @property
+    def healthy(self) -> bool:
+        """The centre answered a heartbeat recently."""
+
+    def submit(self, event: Event) -> str | None:
+        """Track and send ``event`` (non-blocking; re-sent with the same ``ref`` until the
+        centre answers). Returns the ``ref``, or None when the route does not carry this
+        event (an information event without ``send_info``) or cannot encode it (then the
+        listener hears ``scaip_refused`` soon after)."""
+
+    def status(self) -> dict[str, Any]: ...
