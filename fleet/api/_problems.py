@@ -120,10 +120,11 @@ def fleet_error_response(request: Request, exc: FleetError) -> JSONResponse:
         field = field or _constraint_field(constraint)
         detail = problem = "the change clashes with a stored record (a duplicate or a missing reference)"
         fix = f"use another {field}" if field else "check identifiers; list the collection to see what exists"
-    if isinstance(exc, AccessDenied) and exc.details.get("municipality"):
+    code = exc.code
+    if isinstance(exc, AccessDenied) and exc.details.get("municipality") not in (None, "*"):
         # outside the caller's municipalities: answered like a missing row, so neither the row's
         # existence nor its municipality is revealed
-        status, title = 404, "not found"
+        status, title, code = 404, "not found", NotFound.code
         detail = problem = "not found in your municipalities"
         fix = "check the identifier; an admin can add the municipality to your scope if you need it"
         field = None
@@ -139,7 +140,7 @@ def fleet_error_response(request: Request, exc: FleetError) -> JSONResponse:
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="fleet"'
     errors = [{"field": field, "problem": problem, "fix": fix or _GENERIC_FIX.get(status, "")}]
-    return problem_response(status, title, detail, instance=request.url.path, code=exc.code, errors=errors,
+    return problem_response(status, title, detail, instance=request.url.path, code=code, errors=errors,
                             headers=headers or None)
 
 

@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints
 
 from ...access import Permission
 from ...upgrades import RolloutError, RolloutEvent, RolloutPlan, Target, UnitState
-from .._body import Body, Municipality, require_row, visible
+from .._body import MUNICIPALITY_QUERY, Body, Municipality, narrowed, require_row, visible
 from .._problems import api_router
 from .._context import MUNICIPALITY, Ctx, Services, need
 from .._pagination import Page, PageParams
@@ -66,11 +66,13 @@ def create_rollout(body: NewRollout, ctx: Ctx = need(Permission.UPGRADE_WRITE)) 
 
 
 @router.get("/rollouts", response_model=Page, summary="Rollouts", openapi_extra=MUNICIPALITY)
-def list_rollouts(ctx: Ctx = need(Permission.UPGRADE_READ), page: PageParams = Depends()) -> dict[str, Any]:
+def list_rollouts(ctx: Ctx = need(Permission.UPGRADE_READ), page: PageParams = Depends(),
+                  municipality: str | None = MUNICIPALITY_QUERY) -> dict[str, Any]:
+    actor = narrowed(ctx.actor, Permission.UPGRADE_READ, municipality)
     with ctx.tx(write=False) as s:
         rows = s.rollouts.rollouts()
-        if ctx.actor.municipalities is not None:
-            rows = [r for r in rows if any(visible(ctx.actor, Permission.UPGRADE_READ, m, unowned=False)
+        if actor.municipalities is not None:
+            rows = [r for r in rows if any(visible(actor, Permission.UPGRADE_READ, m, unowned=False)
                                            for m in _unit_municipalities(s, r["rollout_id"]))]
     return page.page(rows)
 

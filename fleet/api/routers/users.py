@@ -7,7 +7,7 @@ from fastapi import Depends, Path, Response
 from pydantic import Field, StringConstraints
 
 from ...access import Permission, Role, check_password_rule
-from .._body import Body, Municipality
+from .._body import MUNICIPALITY_QUERY, Body, Municipality, narrowed
 from .._problems import api_router
 from .._context import MUNICIPALITY, Ctx, need
 from .._pagination import Page, PageParams
@@ -26,9 +26,15 @@ class NewUser(Body):
 
 @router.get("/users", response_model=Page, summary="Users you administer (admins) or may audit (auditors)",
             openapi_extra={**MUNICIPALITY, "x-permission": "user.admin|audit.read"})
-def list_users(ctx: Ctx = need(None), page: PageParams = Depends()) -> dict[str, Any]:
+def list_users(ctx: Ctx = need(None), page: PageParams = Depends(),
+               municipality: str | None = MUNICIPALITY_QUERY) -> dict[str, Any]:
+    perm = Permission.USER_ADMIN if ctx.actor.can(Permission.USER_ADMIN) else Permission.AUDIT_READ
+    actor = narrowed(ctx.actor, perm, municipality)
     with ctx.tx(write=False) as s:
-        return page.page(s.access.list_users(ctx.actor))
+        rows = s.access.list_users(actor)
+    if municipality:
+        rows = [u for u in rows if municipality in u["municipalities"].split(",")]
+    return page.page(rows)
 
 
 @router.post("/users", status_code=201, summary="Create a user with a role and municipality scope",
