@@ -58,6 +58,12 @@ class AccessService:
         except ValueError:
             raise ValidationError(f"unknown role {role!r}; choose one of {', '.join(r.value for r in Role)}",
                                   field="role") from None
+        if by.municipalities is not None:      # a scoped admin creates users inside its own scope only
+            if municipalities is None:
+                raise AccessDenied(f"{by.name} is scoped to municipalities and cannot create a user for all of them",
+                                   user=by.name, permission=Permission.USER_ADMIN.value)
+            for m in municipalities:
+                by.require(Permission.USER_ADMIN, m)
         if self.repo.get_user(name) is not None:
             raise ValidationError(f"user {name!r} already exists", field="name")
         for m in municipalities or []:
@@ -89,6 +95,9 @@ class AccessService:
 
     def set_scope(self, by: Actor, name: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> Actor:
         by.require(Permission.USER_ADMIN)
+        self._managed(by, name)
+        for m in [*add, *remove]:
+            by.require(Permission.USER_ADMIN, m)
         self.load_actor(name)
         for m in add:
             self.repo.add_scope(name, m)
@@ -112,7 +121,7 @@ class AccessService:
     def reset_password(self, by: Actor, name: str, new: str) -> None:
         """An admin sets a user's password (forgotten password); the user's sessions end."""
         by.require(Permission.USER_ADMIN)
-        self._user(name)
+        self._managed(by, name)
         check_password_rule(name, new, field="new_password")
         now = self.clock.time()
         self.repo.set_password(name, hash_password(new), at=now)
@@ -122,7 +131,7 @@ class AccessService:
     def set_active(self, by: Actor, name: str, active: bool) -> dict[str, Any]:
         """Deactivate (sessions end, API tokens are revoked) or reactivate a user."""
         by.require(Permission.USER_ADMIN)
-        self._user(name)
+        self._managed(by, name)
         if not active and name == by.name:
             raise ValidationError("you cannot deactivate yourself; ask another admin", field="active")
         now = self.clock.time()
@@ -132,7 +141,7 @@ class AccessService:
             detail["sessions_ended"] = self.repo.delete_sessions_of(name)
             detail["tokens_revoked"] = self.repo.revoke_api_tokens_of(name, at=now)
         audit(self.repo, by, "user.activate" if active else "user.deactivate", "user", name, at=now, detail=detail)
-        return self.user_view(name)
+        return self.user_view(by, name)
 
     def _user(self, name: str):
         u = self.repo.get_user(name)
@@ -140,8 +149,23 @@ class AccessService:
             raise NotFound(f"no user {name!r}; list them with `fleet user list`", user=name)
         return u
 
-    def user_view(self, name: str) -> dict[str, Any]:
+    @staticmethod
+    def _can_see(by: Actor, u: Any) -> bool:
+        """An admin of all municipalities sees every user; a scoped one the users inside its scope."""
+        if by.municipalities is None:
+            return True
+        return not u.all_municipalities and bool(u.municipalities) and u.municipalities <= by.municipalities
+
+    def _managed(self, by: Actor, name: str) -> Any:
         u = self._user(name)
+        if not self._can_see(by, u):
+            raise NotFound(f"no user {name!r} in your municipalities", user=name)
+        return u
+
+    def user_view(self, by: Actor, name: str) -> dict[str, Any]:
+        if not by.can(Permission.AUDIT_READ):
+            by.require(Permission.USER_ADMIN)
+        u = self._managed(by, name)
         return {"name": u.name, "role": u.role.value, "active": u.active,
                 "municipalities": None if u.all_municipalities else sorted(u.municipalities),
                 "has_password": bool(u.password_hash)}
@@ -151,7 +175,7 @@ class AccessService:
             by.require(Permission.USER_ADMIN)
         return [{"name": u.name, "role": u.role.value, "active": u.active,
                  "municipalities": "all" if u.all_municipalities else ",".join(sorted(u.municipalities))}
-                for u in self.repo.users()]
+                for u in self.repo.users() if self._can_see(by, u)]
 
     # -- sessions and tokens -----------------------------------------------------
     def issue_token(self, name: str, *, ttl_s: float = SESSION_TTL_S) -> tuple[str, float]:
@@ -200,7 +224,7 @@ class AccessService:
         """A token for a service acting as ``user``, narrowed to ``permissions`` (a subset of the
         user's role) and ``municipalities`` (a subset of the user's scope). Shown once."""
         by.require(Permission.USER_ADMIN)
-        u = self._user(user)
+        u = self._managed(by, user)
         if not u.active:
             raise ValidationError(f"user {user!r} is deactivated; activate it first", field="user")
         if not name.strip() or len(name) > 64:
@@ -239,11 +263,21 @@ class AccessService:
         """Every token (admins) or the caller's own."""
         if not by.can(Permission.USER_ADMIN):
             user = by.name
-        return [token_view(t) for t in self.repo.api_tokens(user=user)]
+        seen: dict[str, bool] = {}
+        out = []
+        for t in self.repo.api_tokens(user=user):
+            if t.user not in seen:
+                u = self.repo.get_user(t.user)
+                seen[t.user] = t.user == by.name or (u is not None and self._can_see(by, u))
+            if seen[t.user]:
+                out.append(token_view(t))
+        return out
 
     def revoke_api_token(self, by: Actor, token_id: int) -> dict[str, Any]:
         t = self.repo.api_token(token_id)
-        if t is None or (t.user != by.name and not by.can(Permission.USER_ADMIN)):
+        owner = self.repo.get_user(t.user) if t is not None else None
+        if t is None or (t.user != by.name and not (by.can(Permission.USER_ADMIN) and owner is not None
+                                                     and self._can_see(by, owner))):
             raise NotFound(f"no API token {token_id}; list them with GET /api/v1/tokens", token=token_id)
         now = self.clock.time()
         self.repo.revoke_api_token(token_id, at=now)
