@@ -276,6 +276,19 @@ def test_config_check_passes_with_the_shipped_example_from_the_installed_tree(in
     assert f"{conf}: OK" in r.stdout + r.stderr
     assert 'data_dir = "/var/lib/wt-gateway"' in r.stdout
 
+    # the installed CLI (/usr/bin/wt-gateway) runs the slot the service runs; its paths moved into the scratch root
+    wrapper = tmp_path / "wt-gateway"
+    wrapper.write_text((root / "usr/bin/wt-gateway").read_text()
+                       .replace("LIB=/usr/lib/wt-gateway", f"LIB={root}/usr/lib/wt-gateway")
+                       .replace("SLOTS=/var/lib/wt-gateway/slots", f"SLOTS={root}/var/lib/wt-gateway/slots"))
+    r = subprocess.run(["sh", str(wrapper), "--version"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                       env={"PATH": "/usr/bin:/bin"})
+    assert (r.returncode, r.stdout.strip()) == (0, VERSION), r.stderr
+    r = subprocess.run(["sh", str(wrapper), "config", "check", str(conf)], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and f"{conf}: OK" in r.stdout + r.stderr, r.stderr
+    assert not list((root / "var/lib/wt-gateway/slots/a").rglob("*.pyc")), "the CLI must not write caches into slots"
+
 
 @pytest.mark.slow
 @needs_dpkg
