@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 from gateway import __version__
@@ -50,12 +51,13 @@ STATS = ("events", "acks_sent", "duplicates", "health_published", "feedback_sent
 def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.AbstractEventLoop | None = None,
               publisher: Publisher | None = None, fallback_publisher: Publisher | None = None,
               mains: MainsInput | None = None, serial: bool = True, advertise: bool = True,
-              pushes: PushState | None = None) -> GatewayRuntime:
+              pushes: PushState | None = None, request_exit: Callable[[int], None] | None = None) -> GatewayRuntime:
     """Wire the gateway from a validated config. Real adapters unless fakes are passed:
     ``publisher``/``fallback_publisher`` replace the MQTT routes (their owner runs them),
     ``clock`` the system clock, ``mains`` the mains input; ``serial=False`` opens no serial
     port, ``advertise=False`` no zeroconf. ``pushes``: the fleet configuration state of the
     main loop (gateway/daemon/_config_push.py); without it pushes are answered ``rejected``.
+    ``request_exit(code)``: ends the process with ``code`` (an update restarts into another slot).
     Must be called with the event loop running (or given ``loop``). Raises DaemonError
     before opening anything if a setting cannot work here."""
     preflight(cfg)
@@ -68,7 +70,8 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
     try:
         return _wire(cfg, loop=loop, clock=clock, journal=journal, routes=routes, ble_settings=ble_settings,
                      mains=mains if mains is not None else mains_input_from_config(cfg.mains),
-                     serial=serial, advertise=advertise, pushes=pushes if pushes is not None else PushState())
+                     serial=serial, advertise=advertise, pushes=pushes if pushes is not None else PushState(),
+                     request_exit=request_exit)
     except BaseException:
         journal.close()
         raise
@@ -76,7 +79,7 @@ def bootstrap(cfg: GatewayConfig, *, clock: Clock | None = None, loop: asyncio.A
 
 def _wire(cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock, journal: SqliteJournal,
           routes: Routes, ble_settings: Any, mains: MainsInput, serial: bool, advertise: bool,
-          pushes: PushState) -> GatewayRuntime:
+          pushes: PushState, request_exit: Callable[[int], None] | None) -> GatewayRuntime:
     gw = cfg.gateway.id
     stats = dict.fromkeys(STATS, 0)
     writer = JournalWriter(journal, dispatch=loop.call_soon_threadsafe)
@@ -111,9 +114,9 @@ def _wire(cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock, 
     upgrades = UpgradeController(
         gateway_id=gw, settings=cfg.upgrades, slots_path=cfg.slots_path,
         is_configured=lambda d: cfg.device(d) is not None, ingress=ingress, links=links, registry=registry,
-        routes=routes, clock=clock, loop=loop,
+        routes=routes, clock=clock, loop=loop, data_dir=Path(cfg.gateway.data_dir), request_exit=request_exit,
         health=UpdateHealthCheck(gateway_id=gw, uplink_connected=routes.connected, journal_path=cfg.journal_path,
-                                 status=status, clock=clock))
+                                 status=status, clock=clock, routes=routes, snapshot=lambda: reporter.snapshot()))
     pipeline = IngestPipeline(ingress=ingress, registry=registry, forwarder=forwarder, on_new_event=engine.on_event,
                               links=links, upgrades=upgrades, is_test=remote.is_test, clock=clock, stats=stats)
     commands = CommandHandler(gateway_id=gw, upgrades=upgrades, remote=remote, routes=routes, stats=stats)

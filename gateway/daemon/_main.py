@@ -44,7 +44,8 @@ async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
                      ready: Callable[[GatewayRuntime], None] | None = None,
                      stop: asyncio.Event | None = None, switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S,
                      notifier: SystemdNotifier | None = None, **bootstrap_kwargs: Any) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop``). Returns the process exit code.
+    """Run until SIGTERM/SIGINT (or ``stop``). Returns the process exit code (75 when an update
+    restarts into another slot: gateway.adapters.upgrade.EXIT_RESTART, docs/upgrades.md).
 
     With a ``source``, the last applied fleet configuration (``<data_dir>/fleet-config.json``)
     is layered in, and a valid ``wt.config/1`` push re-bootstraps the gateway in place;
@@ -65,7 +66,12 @@ async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass
-        build = functools.partial(bootstrap, loop=loop, **bootstrap_kwargs)
+        exit_codes: list[int] = []
+
+        def request_exit(code: int) -> None:     # an update: restart into another slot (docs/upgrades.md)
+            exit_codes.append(code)
+            stop.set()
+        build = functools.partial(bootstrap, loop=loop, request_exit=request_exit, **bootstrap_kwargs)
         service = ServiceWatchdog(notifier or SystemdNotifier.from_environ(), loop=loop)
 
         def on_ready(rt: GatewayRuntime) -> None:
@@ -79,8 +85,9 @@ async def async_main(cfg: GatewayConfig, *, source: ConfigSource | None = None,
         side = [loop.create_task(tell_stopping(), name="service-stopping"),
                 loop.create_task(service.async_run(), name="service-watchdog")] if service.notifier.enabled else []
         try:
-            return await serve(cfg, load=source.load if source is not None else None, build=build, stop=stop,
-                               ready=on_ready)
+            rc = await serve(cfg, load=source.load if source is not None else None, build=build, stop=stop,
+                             ready=on_ready)
+            return exit_codes[0] if exit_codes else rc
         finally:
             for t in side:
                 t.cancel()

@@ -161,6 +161,8 @@ class GatewayRuntime:
             link.start()
         for p in self.periodic:
             self._tasks.append(self.loop.create_task(p.async_run(), name=p.name))
+        # an update on trial commits (or rolls back), stored command results are published
+        self._tasks.append(self.loop.create_task(self.upgrades.async_run(), name="upgrades"))
         if self.status is not None:
             await self.status.async_start(self.reporter.snapshot)
         if self.ble is not None:

@@ -2,16 +2,28 @@
 
 :class:`UpgradeController` relays a signed sensor firmware to a device (``ota``: an
 :class:`~gateway.domain.ota.OtaSession` over the device's link) and installs a signed
-gateway release into the A/B slots (``update``: stage → switch → health check → commit,
-or roll back). The decisions live in gateway.adapters.upgrade (manifest verification, the
-A/B slot store) and gateway.domain.ota (the OTA session); this wires them to the fleet's
-command topic, the device links, and ``…/cmd/result``.
+gateway release into the A/B slots (``update``). The decisions live in
+gateway.adapters.upgrade (manifest verification, the artifact, the slot store), the
+launcher (gateway/launch.py: which slot starts, rollback of a switch that never
+committed) and gateway.domain.ota; this wires them to the command topic and ``…/cmd/result``.
 
-Order for both: a repeated ``cmd_id`` gets its last result again (nothing re-installed);
+``update`` in the running (committed) gateway: verify → ``downloaded`` → unpack, check and
+place in the inactive slot → ``installed`` → switch (pending, one start attempt) →
+``rebooted`` (acknowledged by the broker) → the process exits with
+:data:`~gateway.adapters.upgrade.EXIT_RESTART` and the service manager starts the launcher
+again. The new version, started on trial, commits only when the uplink is connected, the
+journal opens, the status endpoint answers and its ``wt.health/1`` (with the new version)
+was acknowledged within ``upgrades.commit_deadline_s``; then it answers ``ok``/``committed``
+for the original ``cmd_id``. Past the deadline it rolls itself back and exits again; if
+it dies first, the launcher rolls back at the next start. Either way the old version
+answers ``error`` with ``rolled_back: true`` and the reason (stored in state.json, so
+the process that runs after the restart publishes it).
+
+Order for both commands: a repeated ``cmd_id`` gets its stored final result again
+(nothing re-installed; OTA results survive a restart in ``<data_dir>/ota-results.json``);
 a unit already on the release's version answers ``ok``/``committed`` with ``already``;
 the artifact is verified (trusted ed25519 key → signature → size → SHA-256) before any
-frame goes to a device or any byte to a slot; a failure there is ``error`` at phase
-``download`` with ``rolled_back: false``.
+frame goes to a device or any byte to a slot.
 """
 from __future__ import annotations
 
@@ -25,11 +37,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from contracts.payloads import CMD_SCHEMA, encode_cmd_result
+from contracts.payloads import CMD_SCHEMA, dumps, encode_cmd_result
 from contracts.topics import Topics
 from gateway import __version__
-from gateway.adapters.status import StatusError, fetch_status
-from gateway.adapters.upgrade import OtaSession, SignedRelease, SlotStore, UpgradeError, load_trusted_key, verify
+from gateway.adapters.status import StatusError, fetch_status, health_payload
+from gateway.adapters.upgrade import (EXIT_RESTART, OtaSession, ResultStore, SignedRelease, SlotStore, UpgradeError,
+                                      load_trusted_key, running_slot, verify)
 from gateway.codec.frame import Frame
 from gateway.codec.stream import StreamDecoder
 from gateway.config import UpgradesSection
@@ -39,21 +52,30 @@ from gateway.daemon._status import StatusEndpoint
 from gateway.domain.devices import DeviceRegistry
 from gateway.domain.ingress import Ingress, UplinkMessage
 from gateway.domain.ports import Clock
+from gateway.domain.uplink_errors import UplinkError
+from gateway.domain.uplink_ports import Publisher
 
 log = logging.getLogger("gateway.adapters.upgrade")
+
+_AUTO = object()
 
 
 class UpdateHealthCheck:
     """Is the updated gateway healthy? Uplink connected, journal opens, status endpoint
-    answers for this gateway. ``uplink_connected`` is public so a test can cut it."""
+    answers for this gateway, and a ``wt.health/1`` with this version was acknowledged
+    (PUBACK). ``uplink_connected`` is public so a test can cut it."""
 
     def __init__(self, *, gateway_id: str, uplink_connected: Callable[[], bool], journal_path: Path,
-                 status: StatusEndpoint | None, clock: Clock) -> None:
+                 status: StatusEndpoint | None, clock: Clock, routes: Routes | None = None,
+                 snapshot: Callable[[], dict[str, Any]] | None = None) -> None:
         self.gateway_id = gateway_id
         self.uplink_connected = uplink_connected
         self._journal_path = journal_path
         self._status = status
         self._clock = clock
+        self._routes = routes
+        self._snapshot = snapshot
+        self._topic = Topics(gateway_id).health
 
     async def async_check(self, deadline_s: float) -> str | None:
         """None if healthy within ``deadline_s``, else what failed last."""
@@ -63,6 +85,14 @@ class UpdateHealthCheck:
             if problem is None or self._clock.monotonic() >= t_end:
                 return problem
             await asyncio.sleep(min(0.5, max(0.05, t_end - self._clock.monotonic())))
+
+    async def async_publish_health(self, timeout_s: float) -> str | None:
+        """Publish ``wt.health/1`` now and wait for the broker's PUBACK; None when acknowledged."""
+        if self._routes is None or self._snapshot is None:
+            return None                    # nothing to publish with (a test wiring): the checks above decide
+        payload = dumps(health_payload(self._snapshot()))
+        problem = await async_publish_acked(self._routes, self._topic, payload, timeout_s)
+        return None if problem is None else f"health not acknowledged: {problem}"
 
     async def _check_once(self) -> str | None:
         if not self.uplink_connected():
@@ -90,13 +120,39 @@ class UpdateHealthCheck:
         return None
 
 
+async def async_publish_acked(routes: Routes, topic: str, payload: bytes, timeout_s: float) -> str | None:
+    """QoS 1 on the first connected command route; None once PUBACKed, else the problem."""
+    loop = asyncio.get_running_loop()
+    route: Publisher | None = next((r for r in routes.command_routes if r.connected), None)
+    if route is None:
+        return "no uplink connected"
+    fut: asyncio.Future[bool] = loop.create_future()
+
+    def on_puback(ok: bool, _at: float) -> None:
+        def done() -> None:
+            if not fut.done():
+                fut.set_result(ok)
+        loop.call_soon_threadsafe(done)
+    try:
+        route.publish(topic, payload, qos=1, on_puback=on_puback)
+    except UplinkError as exc:
+        return str(exc)
+    try:
+        ok = await asyncio.wait_for(fut, timeout_s)
+    except asyncio.TimeoutError:
+        return f"no PUBACK within {timeout_s:g} s"
+    return None if ok else "the broker refused it"
+
+
 class UpgradeController:
     """``ota`` (sensor firmware relay) and ``update`` (gateway A/B) commands."""
 
     def __init__(self, *, gateway_id: str, settings: UpgradesSection, slots_path: Path,
                  is_configured: Callable[[str], bool], ingress: Ingress, links: LinkTable, registry: DeviceRegistry,
-                 routes: Routes, health: UpdateHealthCheck, clock: Clock, loop: asyncio.AbstractEventLoop) -> None:
-        self.settings = settings            # public: a test shortens the health deadline
+                 routes: Routes, health: UpdateHealthCheck, clock: Clock, loop: asyncio.AbstractEventLoop,
+                 data_dir: Path | None = None, request_exit: Callable[[int], None] | None = None,
+                 slot: Any = _AUTO) -> None:
+        self.settings = settings            # public: a test shortens the deadline
         self._slots_path = slots_path
         self._is_configured = is_configured
         self._ingress = ingress
@@ -106,19 +162,106 @@ class UpgradeController:
         self.health = health
         self._clock = clock
         self._loop = loop
+        self._request_exit = request_exit
         self._result_topic = Topics(gateway_id).cmd_result
         self.ota_sessions: dict[str, tuple[str, dict[str, Any], OtaSession]] = {}   # device -> (cmd_id, base, s)
         self._results: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._ota_results = ResultStore((data_dir or slots_path.parent) / "ota-results.json")
         self._update_task: asyncio.Task[None] | None = None
         self._update_cmd: str | None = None
         self._slots: SlotStore | None = None
+        self.running_slot: str | None = running_slot(slots_path) if slot is _AUTO else slot
+        self.trial: dict[str, Any] | None = None     # the pending switch this process must commit
 
     # ---- start-up ----------------------------------------------------------------------------
+    def slots(self) -> SlotStore:
+        if self._slots is None:
+            self._slots = SlotStore(self._slots_path, wall=self._clock.time)
+        return self._slots
+
     def recover_interrupted_update(self) -> None:
-        """An update switched slots but was never committed (power cut): roll it back."""
-        if self._slots_path.joinpath("state.json").exists() and self.slots().recover():
-            log.warning("an unconfirmed gateway update was pending at start: rolled back to slot %s",
-                        self.slots().active)
+        """At start: say which version runs from where; clear what a crash left; if this process
+        is the trial start of an update, mark it running (it commits in :meth:`async_run`)."""
+        slots = self.slots()
+        if not slots.managed:
+            log.info("gateway %s runs from %s, not from an A/B slot in %s: update commands are refused",
+                     __version__, Path(__file__).resolve().parents[2], self._slots_path)
+            return
+        try:
+            slots.cleanup()
+            if slots.interrupted_install() is not None:
+                log.warning("an install was interrupted by a restart; nothing was switched")
+            p = slots.pending
+            if p is not None and p["slot"] == self.running_slot:
+                slots.mark_running()
+                self.trial = dict(p)
+                log.warning("gateway %s on trial in slot %s (update from %s): commits once the uplink is back and "
+                            "its health is acknowledged, within %g s, else slot %s comes back", __version__, p["slot"],
+                            slots.version, float(p.get("deadline_s") or self.settings.commit_deadline_s), slots.active)
+            elif p is not None:
+                log.warning("slot %s (gateway %s) is pending but this process runs from %s; the launcher decides "
+                            "at the next start", p["slot"], p.get("version"), self.running_slot or "outside the slots")
+            else:
+                log.info("gateway %s running from slot %s%s", __version__, self.running_slot or "?",
+                         "" if self.running_slot == slots.active else f" (slot state: active {slots.active})")
+            rb = slots.state.get("last_rollback") if slots.state else None
+            if rb and rb.get("cmd_id") in (slots.state or {}).get("unreported", []):
+                log.error("last update rolled back: %s", rb.get("error"))
+        except OSError as exc:
+            log.error("cannot update the slot state in %s: %s", self._slots_path, exc)
+
+    async def async_run(self) -> None:
+        """Commit (or roll back) a trial start, then publish results stored for the fleet."""
+        if self.trial is not None:
+            await self._async_confirm(self.trial)
+        while self.slots().unreported():
+            await self._async_flush()
+            await asyncio.sleep(0.5)
+
+    async def _async_confirm(self, p: dict[str, Any]) -> None:
+        slots = self.slots()
+        deadline_s = float(p.get("deadline_s") or self.settings.commit_deadline_s)
+        started = float(slots.pending.get("running_at") or self._clock.time()) if slots.pending else self._clock.time()
+        t_end = self._clock.monotonic() + max(0.0, deadline_s - (self._clock.time() - started))
+        problem = "the deadline passed before the first check"
+        while (left := t_end - self._clock.monotonic()) > 0:
+            problem = await self.health.async_check(left)
+            if problem is None:
+                problem = await self.health.async_publish_health(min(10.0, max(0.5, t_end - self._clock.monotonic())))
+                if problem is None:
+                    detail = {"deployment": p.get("deployment"), "device": None, "version": p.get("version"),
+                              "phase": "committed", "slot": p["slot"], "from": p.get("from_version")}
+                    await asyncio.to_thread(slots.commit, detail)
+                    self.trial = None
+                    log.warning("update to gateway %s committed in slot %s", p.get("version"), p["slot"])
+                    slots.remember(str(p.get("cmd_id") or ""), "ok", detail, unreported=True)
+                    await self._async_flush()
+                    return
+            await asyncio.sleep(0.2)
+        text = await asyncio.to_thread(slots.rollback, "commit_deadline", problem)
+        self.trial = None
+        log.error("%s; restarting", text)
+        self._exit(EXIT_RESTART)
+
+    async def _async_flush(self) -> None:
+        slots = self.slots()
+        done = []
+        for cid, status, detail in slots.unreported():
+            problem = await async_publish_acked(self._routes, self._result_topic,
+                                                encode_cmd_result(cid, status, detail), 10.0)
+            if problem is not None:
+                break
+            (log.warning if status == "error" else log.info)("cmd %s: %s %s (stored result published)",
+                                                             cid, status, detail)
+            done.append(cid)
+        if done:
+            await asyncio.to_thread(slots.mark_reported, done)
+
+    def _exit(self, code: int) -> None:
+        if self._request_exit is None:
+            log.error("exit %d requested but this gateway was started without a way to exit (a test wiring)", code)
+            return
+        self._request_exit(code)
 
     # ---- command entry -------------------------------------------------------------------------
     def handle_command(self, payload: bytes) -> bool:
@@ -142,7 +285,8 @@ class UpgradeController:
             self._result(cmd_id, *last, remember=False)
             return True
         if any(c == cmd_id for c, _, _ in self.ota_sessions.values()) or (
-                self._update_running() and self._update_cmd == cmd_id):
+                self._update_running() and self._update_cmd == cmd_id) or (
+                self.trial is not None and self.trial.get("cmd_id") == cmd_id):
             return True                            # still running: its results will follow
         try:
             signed = SignedRelease.from_obj(args.get("release"))
@@ -151,7 +295,7 @@ class UpgradeController:
             else:
                 self._start_update(cmd_id, args, base, signed)
         except UpgradeError as exc:
-            self._result(cmd_id, "error", {**base, "phase": exc.phase, "error": str(exc),
+            self._result(cmd_id, "error", {**base, "phase": exc.phase, "error": str(exc), "reason": exc.reason,
                                            "rolled_back": exc.phase not in ("download",)})
         return True
 
@@ -238,11 +382,6 @@ class UpgradeController:
             s.tick()
 
     # ---- update (gateway A/B) ---------------------------------------------------------------------
-    def slots(self) -> SlotStore:
-        if self._slots is None:
-            self._slots = SlotStore(self._slots_path, __version__)
-        return self._slots
-
     def _update_running(self) -> bool:
         return self._update_task is not None and not self._update_task.done()
 
@@ -252,10 +391,17 @@ class UpgradeController:
         if m.target != "gateway":
             raise UpgradeError(f"release target {m.target!r} is not the gateway software; use ota for sensors",
                                reason="wrong_target")
-        slots = self.slots()
-        if slots.version == m.version:
+        if self.trial is not None:
+            raise UpgradeError(f"gateway {__version__} is on trial after an update and has not committed yet; send "
+                               "this one again when it has", reason="busy")
+        if m.version == __version__:
             self._result(cmd_id, "ok", {**base, "phase": "committed", "already": True})
             return
+        slots = self.slots()
+        if not slots.managed or self.running_slot is None:
+            raise UpgradeError(f"this gateway does not run from an A/B slot in {self._slots_path} (started without "
+                               "the launcher); install the wt-gateway package, whose service starts "
+                               "/usr/lib/wt-gateway/launch.py, to take updates", reason="not_managed")
         if self._update_running():
             raise UpgradeError("another gateway update is running; send this one again when it has finished",
                                reason="busy")
@@ -266,40 +412,62 @@ class UpgradeController:
 
     async def _run_update(self, cmd_id: str, base: dict[str, Any], signed: SignedRelease, blob: bytes) -> None:
         slots = self.slots()
-        phase = "install"
+        m = signed.manifest
         try:
-            slot = await asyncio.to_thread(slots.stage, signed, blob)
-            self._result(cmd_id, "progress", {**base, "phase": "installed", "slot": slot.name})
-            phase = "reboot"
-            await asyncio.to_thread(slots.switch, signed.manifest.version)
-            self._result(cmd_id, "progress", {**base, "phase": "rebooted", "slot": slot.name})
-            phase = "commit"
-            problem = await self.health.async_check(self.settings.health_deadline_s)
-            if problem is not None:
-                raise UpgradeError(f"health check failed: {problem}", reason="unhealthy", phase="commit")
-            await asyncio.to_thread(slots.commit)
-            self._result(cmd_id, "ok", {**base, "phase": "committed", "slot": slot.name})
+            slot = await asyncio.to_thread(slots.install, signed, blob, cmd_id=cmd_id,
+                                           deployment=base.get("deployment"))
+            self._result(cmd_id, "progress", {**base, "phase": "installed", "slot": slot})
+            await asyncio.to_thread(slots.switch, slot, m.version, cmd_id=cmd_id, deployment=base.get("deployment"),
+                                    deadline_s=self.settings.commit_deadline_s)
         except (UpgradeError, OSError) as exc:
-            try:
-                await asyncio.to_thread(slots.rollback)
-                rolled = True
-            except OSError:
-                log.exception("update %s: rollback failed", cmd_id)
-                rolled = False
-            self._result(cmd_id, "error", {**base, "phase": exc.phase if isinstance(exc, UpgradeError) else phase,
-                                           "error": str(exc), "rolled_back": rolled})
+            if isinstance(exc, OSError) and slots.pending is not None:
+                await asyncio.to_thread(self._abandon_switch, slots)
+            detail = {**base, "phase": exc.phase if isinstance(exc, UpgradeError) else "reboot",
+                      "error": f"{exc}", "reason": exc.reason if isinstance(exc, UpgradeError) else "switch_failed",
+                      "rolled_back": True, "running": __version__}
+            log.warning("update %s to %s failed: %s", cmd_id, m.version, exc)
+            self._remember_update(cmd_id, "error", detail)
+            await self._async_flush()
+            return
+        problem = await async_publish_acked(self._routes, self._result_topic, encode_cmd_result(
+            cmd_id, "progress", {**base, "phase": "rebooted", "slot": slot, "restart": True}), 5.0)
+        if problem is not None:
+            log.warning("update %s: 'rebooted' not acknowledged (%s); restarting anyway", cmd_id, problem)
+        log.warning("update %s: restarting into gateway %s in slot %s (exit %d)", cmd_id, m.version, slot,
+                    EXIT_RESTART)
+        self._exit(EXIT_RESTART)
+
+    @staticmethod
+    def _abandon_switch(slots: SlotStore) -> None:
+        try:
+            slots.rollback("health_failed", "the switch could not be completed")
+        except OSError as exc:
+            log.error("cannot undo the switch in %s: %s; the launcher decides at the next start", slots.dir, exc)
+
+    def _remember_update(self, cmd_id: str, status: str, detail: dict[str, Any]) -> None:
+        self._results[cmd_id] = (status, detail)
+        try:
+            self.slots().remember(cmd_id, status, detail, unreported=True)
+        except OSError as exc:
+            log.warning("result of %s not stored in %s: %s", cmd_id, self._slots_path, exc)
+            self._routes.reply(self._result_topic, encode_cmd_result(cmd_id, status, detail), what="cmd result")
 
     # ---- results ----------------------------------------------------------------------------------
     def _last_result(self, cmd_id: str) -> tuple[str, dict[str, Any]] | None:
-        r = self._results.get(cmd_id)
-        if r is None and self._slots_path.joinpath("state.json").exists():
+        r = self._results.get(cmd_id) or self._ota_results.get(cmd_id)
+        if r is None and self.slots().managed:
             r = self.slots().result(cmd_id)
         return r
 
     def _result(self, cmd_id: str, status: str, detail: dict[str, Any], *, remember: bool = True) -> None:
         if remember and status != "progress" and cmd_id:
             self._results[cmd_id] = (status, detail)
-            if detail.get("device") is None and self._slots is not None:
-                self._slots.remember(cmd_id, status, detail)
+            if detail.get("device") is not None:
+                self._ota_results.put(cmd_id, status, detail)
+            else:
+                try:
+                    self.slots().remember(cmd_id, status, detail)
+                except OSError as exc:
+                    log.warning("result of %s not stored in %s: %s", cmd_id, self._slots_path, exc)
         (log.warning if status == "error" else log.info)("cmd %s: %s %s", cmd_id, status, detail)
         self._routes.reply(self._result_topic, encode_cmd_result(cmd_id, status, detail), what="cmd result")
