@@ -15,11 +15,11 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .errors import FleetError
+from .errors import FleetError, IntegrityViolation
 
 # (group title, command modules). Module names are fleet.commands.<name>.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Getting started", ("auth", "db", "demo")),
+    ("Getting started", ("auth", "db", "demo", "serve")),
     ("Stock and logistics", ("stock", "item", "device", "kit", "catalog")),
     ("Installations", ("install", "privacy")),
     ("Configuration and upgrades", ("config", "release", "rollout")),
@@ -39,16 +39,30 @@ command groups:
 examples:
   fleet demo-data                                   fill an empty database with a realistic demo set
   fleet login alice                                 start an 8-hour session (password prompt)
-  fleet stock levels --location WH-OSLO             what is on the shelf, with reorder warnings
+  fleet stock levels --location WH-OSL              what is on the shelf, with reorder warnings
   fleet device show SN-BTN-000123                   one item: model, state, place, history
-  fleet item import delivery.csv --to WH-OSLO       receive a delivery note (all rows or none)
-  fleet scan move --to VAN-03                       read serials from a barcode scanner
+  fleet item import delivery.csv --to WH-OSL        receive a delivery note (all rows or none)
+  fleet scan move --to VAN-OSL-1                    read serials from a barcode scanner
   fleet install show I-000001 --json                installation, checklist and routing (audited)
   fleet offline --minutes 15                        gateways not seen for 15 minutes
 
 database: --db sqlite:///path/fleet.db | postgresql://user@host/db  (or FLEET_DB)
 identity: `fleet login` (session file) or FLEET_TOKEN / FLEET_USER for scripts; see docs/fleet.md
-exit codes: 0 ok, 1 error, 2 invalid input, 3 not found, 4 conflict (reload), 5 access denied
+broker:   --broker mqtt(s)://[USER@]HOST[:PORT] --broker-password-file FILE (or FLEET_MQTT...; docs/fleet.md)
+times:    shown in Europe/Oslo (FLEET_TZ to change); --json gives epoch seconds
+
+exit codes:
+  0    ok
+  1    error; or a check found something: `stock reorder` rows, `privacy verify` FAIL,
+       a halted rollout, a scan with errors
+  2    invalid input: a bad option or value, an unknown location/model/state (did you mean ...)
+  3    not found
+  4    conflict: someone else saved first; reload and try again
+  5    access denied or not logged in
+  6    commissioning not done: the gateway did not answer, or a device's test alarm is missing
+  69   MQTT broker unavailable: unreachable, TLS refused, login or ACL refused
+  75   database busy; try again
+  130  interrupted (Ctrl-C) or input ended (Ctrl-D at a prompt)
 """
 
 
@@ -102,18 +116,40 @@ def main(argv: list[str] | None = None, *, env: dict[str, str] | None = None,
     cfg = resolve(db=args.db, json_output=bool(getattr(args, "json", False)),
                   progress=not args.no_progress, env=env, clock=clock)
     try:
-        return int(func(args, cfg) or 0)
+        rc = int(func(args, cfg) or 0)
+        sys.stdout.flush()           # a closed pipe shows here, not in the interpreter's final flush
+        return rc
     except FleetError as exc:
+        if isinstance(exc, IntegrityViolation):      # a sentence, not "UNIQUE constraint failed: item.serial"
+            from .commands._common import explain_integrity
+
+            exc.message = explain_integrity(exc)
         if cfg.json:
             sys.stderr.write(json.dumps(exc.as_dict(), default=str) + "\n")
         else:
             sys.stderr.write(f"fleet: error: {exc.message}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("fleet: interrupted\n")
+        sys.stderr.write("\nfleet: interrupted\n")
         return 130
-    except BrokenPipeError:
+    except EOFError:                 # Ctrl-D at a prompt
+        sys.stderr.write("\nfleet: cancelled (end of input); nothing was changed\n")
+        return 130
+    except BrokenPipeError:          # `fleet ... | head`: the reader is gone; say nothing more
+        _silence_stdout()
         return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again
+    (the recipe of the Python docs for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

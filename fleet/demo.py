@@ -1,4 +1,13 @@
-"""A realistic demo dataset, built through the domain services (so it obeys every rule)."""
+"""A realistic demo dataset, built through the domain services (so it obeys every rule).
+
+Monitoring data goes the way a gateway's does: ``wt.state/1``, ``wt.health/1``,
+``wt.alarm/1``/``wt.event/1`` and the platform's ``wt.ack/1`` payloads (contracts.payloads),
+folded by the ingest (``build_batch``) and written by its SQL sink, so the ownership and
+poison rules apply to the demo too. It gives ``fleet offline``, ``fleet monitor battery`` /
+``devices`` and ``fleet stats benefits`` something to show: some gateways offline, a few
+low batteries and a silent sensor, six weeks of care and technical alarms with operator
+acknowledgements and cancellations, and a night-check baseline per municipality.
+"""
 from __future__ import annotations
 
 import random
@@ -29,6 +38,8 @@ ANSWERS = {"alarm_recipient": "municipal response centre", "responder": "home ca
            "charging_routine": "home care charges the button on Mondays", "supervision_checks_count": 2,
            "supervision_check_times": ["23:00", "03:00"], "care_plan_updated": "yes"}
 DEMO_PASSWORD = "demo"
+SETUP_AGO_S = 60 * 86400           # the demo's deliveries and installations took place this long before `at`
+HISTORY_S = 42 * 86400             # monitoring history (alarms, acks, outages) before `at`
 
 
 def build(store: Store, *, at: float, seed: int = 7, homes: int = 12, rooms: int = 8,
@@ -39,9 +50,12 @@ def build(store: Store, *, at: float, seed: int = 7, homes: int = 12, rooms: int
     from .inventory import InventoryService, NewItem
     from .inventory import ItemState as S
     from .inventory._sql import SqlInventoryRepo
-    from .monitoring._sql import upsert_gateway_status
 
-    def inventory(tx: Tx, t: float = at) -> InventoryService:
+    # The set-up happened two months ago (deliveries, kits, installations over a few days), so
+    # the six weeks of monitoring history below follow the installations, as in real life.
+    setup = at - SETUP_AGO_S
+
+    def inventory(tx: Tx, t: float = setup) -> InventoryService:
         return InventoryService(SqlInventoryRepo(tx), FixedClock(t))
 
     def installations(tx: Tx, t: float) -> InstallationService:
@@ -59,6 +73,7 @@ def build(store: Store, *, at: float, seed: int = 7, homes: int = 12, rooms: int
         return f"d0e0{next(hexn):08x}"
 
     counts = {"items": 0, "kits": 0, "installations": 0}
+    gateways: list[tuple[str, list[dict], int]] = []        # installed gateways and their sensors
     with store.transaction() as tx:
         inv = inventory(tx)
         for code, name, role, radio, fw in MODELS:
@@ -78,7 +93,7 @@ def build(store: Store, *, at: float, seed: int = 7, homes: int = 12, rooms: int
                 inv.add_location(root, f"INST-{short}-1/{100 + r}", "room", f"Room {100 + r}", municipality=None,
                                  parent=f"INST-{short}-1")
         # users (password 'demo'); scoped technicians per municipality
-        users = AccessService(SqlAccessRepo(tx), FixedClock(at))
+        users = AccessService(SqlAccessRepo(tx), FixedClock(setup))
         users.create_user(root, "admin", "admin", municipalities=None, password=DEMO_PASSWORD)
         users.create_user(root, "audrey", "auditor", municipalities=None, password=DEMO_PASSWORD)
         users.create_user(root, "sam", "support", municipalities=None, password=DEMO_PASSWORD)
@@ -141,7 +156,7 @@ def build(store: Store, *, at: float, seed: int = 7, homes: int = 12, rooms: int
             resident = f"R-{short}{rng.randrange(16**5):05X}"
             routing = {**ROUTING, "response_centre": f"arc-{short.lower()}",
                        "staff_group": f"home-care-{short.lower()}-zone-{idx % 4 + 1}"}
-            t = at + idx * 60
+            t = setup + 86400 + idx * 3600
             with store.transaction() as tx:
                 inst = installations(tx, t).create(root, resident_ref=resident, location=loc, kit=kit_code,
                                                    consent_kind="consent" if idx % 5 else "capacity_assessment",
@@ -164,9 +179,80 @@ def build(store: Store, *, at: float, seed: int = 7, homes: int = 12, rooms: int
                     # one returned sensor goes on to cleaning
                     inventory(tx, t + 200).transition(root, sensors[0]["serial"], S.CLEANING, reason="cleaning",
                                                       location=wh)
-                online = rng.random() > 0.15
-                upsert_gateway_status(tx, inst["gateway_id"], online=online, version="0.1.0",
-                                      last_seen=at - (rng.randrange(10, 120) if online else rng.randrange(1800, 86400 * 3)),
-                                      config_version=1 + idx % 3)
+                if idx % 9 != 8:
+                    gateways.append((inst["gateway_id"], sensors, 1 + idx % 3))
         say(f"{mname}: {len(items) + 3} items, {len(kits)} kits, installations done")
+    counts["monitoring_messages"] = _monitoring(store, at, rng, gateways)
+    say("gateway status, device health, alarms and acknowledgements ingested")
     return counts
+
+
+def _monitoring(store: Store, at: float, rng: random.Random, gateways: list[tuple[str, list[dict], int]]) -> int:
+    """Six weeks of what the installed gateways reported, through the ingest's own path."""
+    from contracts.payloads import (ALARM_SCHEMA, EVENT_SCHEMA, HEALTH_SCHEMA, AckStatus, dumps, dumps_event,
+                                    encode_ack, encode_state, event_doc, rfc3339)
+    from contracts.topics import Topics
+
+    from .monitoring import SqlMonitorSink, build_batch
+    from .monitoring._queries import set_baseline
+
+    msgs: list[tuple[str, bytes, float]] = []
+    start = at - HISTORY_S
+    seq = iter(range(1, 10**6))
+    for n, (gw, sensors, config_version) in enumerate(gateways):
+        t = Topics(gw)
+        online = n % 7 != 3                                   # about one gateway in seven is offline
+        last_seen = at - (rng.randrange(10, 120) if online else rng.randrange(1800, 86400 * 3))
+        msgs.append((t.state, encode_state(gateway_id=gw, online=True, version="0.1.0", since=start), start))
+        if rng.random() < 0.3:                                # a short outage earlier on
+            down = start + rng.randrange(86400, 30 * 86400)
+            msgs.append((t.state, encode_state(gateway_id=gw, online=False, version="0.1.0", since=down), down))
+            back = down + rng.randrange(600, 6 * 3600)
+            msgs.append((t.state, encode_state(gateway_id=gw, online=True, version="0.1.0", since=back), back))
+        devices = []
+        for k, d in enumerate(sensors):
+            silent = n % 11 == 5 and k == 0                   # a sensor the gateway no longer hears
+            battery = rng.choice((8, 14, 17)) if (n + k) % 6 == 1 else rng.randrange(35, 100)
+            devices.append({"device": d["hw_id"], "role": d["role"], "battery_pct": battery, "rssi": -rng.randrange(50, 85),
+                            "fw": "1.3.0" if k % 2 else "1.2.4", "silent": silent,
+                            "last_seen": rfc3339(last_seen - (8 * 3600 if silent else rng.randrange(5, 60)))})
+        msgs.append((t.health, dumps({"schema": HEALTH_SCHEMA, "gateway": gw, "at": rfc3339(last_seen),
+                                      "version": "0.1.0", "uptime_s": int(last_seen - start),
+                                      "uplink": {"state": "connected", "backlog": 0},
+                                      "journal": {"depth": 0, "alarms_pending": 0},
+                                      "config_version": config_version, "devices": devices}), last_seen))
+        if not online:
+            msgs.append((t.state, encode_state(gateway_id=gw, online=False, version="0.1.0", since=last_seen),
+                         last_seen + 90))
+        for _ in range(rng.randrange(1, 7)):                  # alarms over the six weeks
+            d = rng.choice(sensors)
+            occurred = start + rng.random() * (last_seen - start - 600)
+            eid = f"{gw}-{next(seq):08d}"
+            typ, klass = {"button": ("button_press", "care"), "fall": ("fall_detected", "care"),
+                          "bed": ("bed_exit_night", "care"), "door": ("door_open_night", "care")}.get(
+                d["role"], ("alarm", "care"))
+            if rng.random() < 0.2:
+                typ, klass = "low_battery", "technical"
+            doc = event_doc(schema=ALARM_SCHEMA, event_id=eid, gateway=gw, device=d["hw_id"], role=d["role"],
+                            klass=klass, type=typ, test=False, occurred_at=occurred, received_at=occurred + 0.2,
+                            sent_at=occurred + 0.3, attempt=1, route="primary", data={})
+            msgs.append((t.alarm, dumps_event(doc), occurred + 0.4))
+            msgs.append((t.ack, encode_ack(event_id=eid, status=AckStatus.RECEIVED, by="arc", at=occurred + 0.6),
+                         occurred + 0.7))
+            if klass == "care" and rng.random() < 0.9:
+                accepted = occurred + rng.randrange(20, 240)
+                msgs.append((t.ack, encode_ack(event_id=eid, status=AckStatus.ACCEPTED, by="operator-7",
+                                               at=accepted), accepted))
+            if d["role"] in ("button", "fall") and rng.random() < 0.25:    # the wearer cancels a false alarm
+                cid = f"{gw}-{next(seq):08d}"
+                cancel = event_doc(schema=EVENT_SCHEMA, event_id=cid, gateway=gw, device=d["hw_id"], role=d["role"],
+                                   klass="event", type="button_cancel" if d["role"] == "button" else "fall_cancelled",
+                                   test=False, occurred_at=occurred + 20, received_at=occurred + 20.2,
+                                   sent_at=occurred + 20.3, attempt=1, route="primary", data={"event_id": eid})
+                msgs.append((t.event, dumps_event(cancel), occurred + 20.4))
+    msgs.sort(key=lambda m: m[2])
+    SqlMonitorSink(store).write(build_batch(msgs))
+    with store.transaction() as tx:
+        for mid, _, _ in MUNICIPALITIES:                      # physical night checks per home before
+            set_baseline(tx, mid, 2.0, at=at, by="demo-setup")
+    return len(msgs)
