@@ -149,21 +149,21 @@ def test_watchdog_withheld_while_the_journal_writer_hangs_and_resumed_after(list
         loop = asyncio.get_running_loop()
         writer = JournalWriter(journal, dispatch=loop.call_soon_threadsafe).start()
         notifier = SystemdNotifier(str(tmp_path / "notify.sock"), watchdog_usec=200_000)   # a ping per 0.1 s
-        svc = ServiceWatchdog(notifier, loop=loop, writer_stall_s=0.5)
+        svc = ServiceWatchdog(notifier, loop=loop, writer_stall_s=0.3)
         svc.on_ready(_Runtime(writer))
         task = loop.create_task(svc.async_run())
         try:
             await asyncio.sleep(0.6)
             healthy_pings = svc.pings
             writer.call(lambda j: release.wait(10))          # the writer thread hangs (as in a dead SD card)
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(1.5)
             hung_pings = svc.pings
             assert svc.problem() is not None and "journal writer has not answered" in svc.problem()
             release.set()
             await asyncio.sleep(0.6)
             assert healthy_pings >= 3, healthy_pings
-            # at most the pings before the stall bound ran out (0.5 s at 0.1 s) while hung
-            assert hung_pings - healthy_pings <= 7
+            # while hung, only the pings before the stall bound ran out (0.3 s at 0.1 s, plus a tick)
+            assert hung_pings - healthy_pings <= 6, hung_pings - healthy_pings
             assert svc.pings > hung_pings, "keep-alive did not resume after the writer answered"
         finally:
             task.cancel()
@@ -180,7 +180,7 @@ def test_watchdog_withheld_while_the_journal_writer_hangs_and_resumed_after(list
     assert not statuses[-1].startswith("UNHEALTHY")
     watchdog = lst.times("WATCHDOG")
     gaps = [b - a for a, b in zip(watchdog, watchdog[1:])]
-    assert max(gaps) >= 0.6, gaps                      # the withheld stretch
+    assert max(gaps) >= 0.8, gaps                      # the withheld stretch (~1.1 s)
 
 
 def test_no_watchdog_before_ready_and_ready_only_once(listener, tmp_path):
