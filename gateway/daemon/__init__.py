@@ -26,7 +26,7 @@ Data flow::
 Modules: ``_bootstrap`` (the composition root: builds everything), ``_runtime`` (the wired
 gateway: start/stop order), ``_ingest``, ``_links``, ``_routes``, ``_status``, ``_ble``,
 ``_commands``, ``_upgrades``, ``_config_push``, ``_preflight``, ``_main`` (signals, GIL
-interval), ``_errors``.
+interval), ``_service`` (systemd notifications, watchdog health), ``_errors``.
 
 Everything is validated before anything is opened: ``bootstrap`` takes a validated
 :class:`~gateway.config.GatewayConfig` and runs :func:`preflight` first.
