@@ -113,8 +113,10 @@ def fleet_error_response(request: Request, exc: FleetError) -> JSONResponse:
             break
     headers: dict[str, str] = {}
     detail = exc.message
-    field = exc.details.get("field")
+    field = exc.details.get("field") or exc.details.get("key")
     problem, fix = _split_fix(exc.message)
+    if exc.details.get("fix"):
+        problem, fix = exc.message, str(exc.details["fix"])
     if isinstance(exc, IntegrityViolation):
         constraint = str(exc.details.get("constraint", ""))
         field = field or _constraint_field(constraint)

@@ -225,10 +225,15 @@ def cmd_diff(args: argparse.Namespace, cfg) -> int:
 def cmd_templates(args: argparse.Namespace, cfg) -> int:
     from ..access import Permission
 
+    from ..config import Scope
+
     with session(cfg) as s, s.store.transaction(write=False) as tx:
         s.actor.require(Permission.CONFIG_READ)
         store, _ = _svc(tx, cfg)
-        rows = store.templates()
+        # secrets are redacted by the store; only templates of the reader's municipalities are listed
+        rows = [r for r in store.templates() if s.actor.municipalities is None
+                or s.actor.can(Permission.CONFIG_READ, store.template_municipality(Scope(r["scope"]), r["scope_id"]))
+                and store.template_municipality(Scope(r["scope"]), r["scope_id"]) is not None]
     if not cfg.json:
         for r in rows:
             r["updated_at"] = fmt_time(r["updated_at"])
