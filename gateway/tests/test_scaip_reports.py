@@ -275,3 +275,42 @@ def test_heartbeat_interval_bounds_are_checked():
         HeartbeatSchedule(interval_s=1)
     st = HeartbeatSchedule(interval_s=60).status(T)
     assert st["interval_s"] == 60 and st["alive"] is False and st["next_in_s"] is None
+
+
+def test_an_outage_parks_every_failed_report_behind_one_probe_and_the_return_keeps_submission_order():
+    tr = _tracker(escalate_after_s=1000)
+    kinds = [("A", ReportKind.ALARM), ("B", ReportKind.FOLLOW_UP), ("C", ReportKind.ALARM),
+             ("D", ReportKind.FOLLOW_UP)]
+    for i, (ref, kind) in enumerate(kinds):
+        assert _dos(tr.submit(_event(i), b"x", ref=ref, kind=kind, now=T)) == [Do.SEND]
+    for ref, _ in kinds:                                   # the path is down: every attempt fails
+        tr.on_sip_result(ref, 1, accepted=False, now=T + 6, detail="timer F")
+    assert not tr.centre_up and tr.counters["centre_unreachable"] == 1
+    assert tr.get("A").retry_at is not None                # the probe: the oldest failed report
+    assert all(tr.get(r).retry_at is None for r in "BCD")  # parked: no timers, no attempts
+    # during the outage: a follow-up waits, an alarm still goes at once
+    assert tr.submit(_event(10), b"x", ref="E", kind=ReportKind.FOLLOW_UP, now=T + 7) == []
+    assert tr.get("E").state is ReportState.QUEUED
+    assert _dos(tr.submit(_event(11), b"x", ref="F", kind=ReportKind.ALARM, now=T + 7)) == [Do.SEND]
+    tr.on_sip_result("F", 1, accepted=False, now=T + 13)
+    assert tr.get("F").retry_at is None                    # parked too
+    probe_due = tr.get("A").retry_at
+    acts = tr.poll(probe_due)
+    assert [(a.do, a.ref) for a in acts] == [(Do.SEND, "A")]   # only the probe tries
+    # the centre is back: the probe's answer releases everything in submission order
+    acts = tr.on_reply(_reply("A", Snu.OK), probe_due + 0.01)
+    assert [(a.do, a.ref) for a in acts] == [(Do.DELIVERED, "A"), (Do.SEND, "B"), (Do.SEND, "C"),
+                                             (Do.SEND, "D"), (Do.SEND, "E"), (Do.SEND, "F")]
+    assert tr.centre_up and tr.counters["centre_back"] == 1
+
+
+def test_a_heartbeat_answer_also_ends_the_outage_and_holds_asked_for_are_not_parked():
+    tr = _tracker(escalate_after_s=1000)
+    tr.submit(_event(1), b"x", ref="A", kind=ReportKind.ALARM, now=T)
+    tr.submit(_event(2), b"x", ref="H", kind=ReportKind.ALARM, now=T)
+    tr.on_reply(_reply("H", Snu.HOLD), T + 0.1)            # the centre asked H to wait: its own pace
+    tr.on_sip_result("A", 1, accepted=False, now=T + 6)
+    hold_due = tr.get("H").retry_at
+    assert hold_due is not None and not tr.centre_up
+    acts = tr.centre_answered(T + 7)
+    assert [(a.do, a.ref) for a in acts] == [(Do.SEND, "A")] and tr.get("H").retry_at == hold_due

@@ -15,7 +15,9 @@ tracker inputs, and runs one timer for the nearest deadline.
   and SIPp see one SIP "call" per report.
 - The ``<mrs>`` may come in the 2xx body or as a separate MESSAGE from the centre; both
   go to the same place. A reply with an unknown ``ref`` is counted and logged.
-- Heartbeats (``mty=PI``) run on their own schedule and never queue behind reports.
+- Heartbeats (``mty=PI``) run on their own schedule and never queue behind reports; a
+  heartbeat's answer (or failure) also tells the tracker whether the centre is reachable
+  (after an outage, parked reports go out in submission order: docs/scaip.md).
 """
 from __future__ import annotations
 
@@ -240,7 +242,7 @@ class ScaipRoute:
                 log.info("scaip: centre set hbi %s: heartbeat every %g s", reply.hbi, self.heartbeat.interval_s)
             elif outcome is HeartbeatOutcome.REFUSED:
                 log.error("scaip: centre refused our heartbeat (snu %d)", int(reply.snu))
-            self._reschedule()
+            self._run(self.tracker.centre_answered(now))     # reachable: parked reports go out in order
             return
         before = self.tracker.counters["unknown_ref"]
         self.last_snu = int(reply.snu)
@@ -282,12 +284,15 @@ class ScaipRoute:
         except SipError as exc:
             self.last_send_ok = False
             self.heartbeat.failed(ref, self.clock.monotonic())
+            self.tracker.centre_unreachable()
             log.warning("scaip: heartbeat %s failed: %s", ref, exc)
             return
         self.last_send_ok = True
         reply = self._reply_in(resp)
         if reply is not None:
             self._on_reply(reply)
+        else:
+            self._run(self.tracker.centre_answered(self.clock.monotonic()))
 
     # ---- status -------------------------------------------------------------------------
 

@@ -27,6 +27,16 @@ result for an attempt that is no longer the current one is ignored.
 Alarms go on the wire at once. Every other report waits for one of ``window`` slots
 (``queued``), so a replayed backlog never has more than a window of messages open in
 front of an alarm and goes out in submission (journal) order.
+
+**An outage keeps the order.** A SIP failure (timer F, a transport error) marks the centre
+unreachable. While it is, only the oldest report that failed keeps re-sending on its
+back-off (the *probe*); the others that failed wait without a timer (*parked*) and no new
+non-alarm report takes a slot. The first answer from the centre — to the probe, to a
+heartbeat (:meth:`ReportTracker.centre_answered`), to anything — makes it reachable
+again, and every parked and queued report goes out at once in submission order: the
+centre's first arrivals are in journal order. An alarm raised during the outage is still
+sent at once (an alarm never waits), so it may arrive ahead of older parked reports.
+Back-offs the centre asked for (``snu`` 4/6) are not parked: the centre set that pace.
 """
 from __future__ import annotations
 
@@ -152,6 +162,7 @@ class Report:
     last_snu: Snu | None = None
     last_error: str = ""
     finished_at: float | None = None
+    failed: bool = False                 # backing off after a SIP failure (not a hold/busy the centre asked for)
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,7 @@ class ReportTracker:
     counters: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def __post_init__(self) -> None:
+        self.centre_up = True                # False after a SIP failure until the centre answers again
         self._open: dict[str, Report] = {}
         self._queue: collections.deque[str] = collections.deque()
         self._history: collections.deque[Report] = collections.deque(maxlen=self.history_size)
@@ -220,7 +232,7 @@ class ReportTracker:
         self._open[ref] = rep
         self.counters["submitted"] += 1
         if kind is ReportKind.ALARM:
-            return self._apply(rep, Input.SLOT, now)
+            return self._gate(self._apply(rep, Input.SLOT, now), now)
         self._queue.append(ref)
         return self._fill_window(now)
 
@@ -234,7 +246,10 @@ class ReportTracker:
         if not accepted:
             rep.last_error = detail[:200]
             self.counters["sip_failed"] += 1
-        return self._apply(rep, Input.SIP_ACCEPTED if accepted else Input.SIP_FAILED, now)
+            self.centre_unreachable()
+            return self._gate(self._apply(rep, Input.SIP_FAILED, now), now)
+        out = self._apply(rep, Input.SIP_ACCEPTED, now)
+        return out + self._answered(now)
 
     def on_reply(self, reply: ScaipReply, now: float) -> list[Action]:
         """An ``<mrs>`` (from a 2xx body or a separate MESSAGE). Unknown refs are counted."""
@@ -245,9 +260,20 @@ class ReportTracker:
                 self.counters["late_reply"] += 1
             else:
                 self.counters["unknown_ref"] += 1
-            return []
+            return self._answered(now)
         rep.last_snu = reply.snu
-        return self._apply(rep, input_for(reply.snu), now, reply=reply)
+        out = self._apply(rep, input_for(reply.snu), now, reply=reply)
+        return out + self._answered(now)
+
+    def centre_answered(self, now: float) -> list[Action]:
+        """Something from the centre came back (a heartbeat's reply, a 2xx): reachable."""
+        return self._answered(now)
+
+    def centre_unreachable(self) -> None:
+        """A MESSAGE failed at the SIP level (timer F, transport): park retries behind one probe."""
+        if self.centre_up:
+            self.centre_up = False
+            self.counters["centre_unreachable"] += 1
 
     def poll(self, now: float) -> list[Action]:
         """Fire every deadline that has passed (retry, reply timeout, escalation)."""
@@ -265,7 +291,7 @@ class ReportTracker:
                 rep.reply_deadline = None
                 self.counters["reply_timeout"] += 1
                 out += self._apply(rep, Input.REPLY_TIMEOUT, now)
-        return out
+        return self._gate(out, now)
 
     def next_deadline(self) -> float | None:
         times = [t for rep in self._open.values() for t in (rep.retry_at, rep.reply_deadline, rep.escalate_at)
@@ -294,9 +320,52 @@ class ReportTracker:
         return sum(1 for r in self._open.values()
                    if r.kind is not ReportKind.ALARM and r.state is not ReportState.QUEUED)
 
+    def _answered(self, now: float) -> list[Action]:
+        """Reachable again: every parked and queued report goes out, in submission order."""
+        if self.centre_up:
+            return []
+        self.centre_up = True
+        self.counters["centre_back"] += 1
+        out: list[Action] = []
+        for rep in list(self._open.values()):       # dicts keep submission order
+            if rep.ref not in self._open:
+                continue
+            if rep.state is ReportState.BACKING_OFF and rep.failed:
+                rep.retry_at = None
+                self.counters["resumed"] += 1
+                out += self._apply(rep, Input.RETRY_DUE, now)
+            elif rep.state is ReportState.QUEUED and self._busy_slots() < self.window:
+                if rep.ref in self._queue:
+                    self._queue.remove(rep.ref)
+                out += self._apply(rep, Input.SLOT, now)
+        return out + self._fill_window(now)
+
+    def _gate(self, out: list[Action], now: float) -> list[Action]:
+        """While the centre is unreachable: one probe (the oldest failed report) keeps its
+        back-off timer, every other failed report waits without one."""
+        if self.centre_up:
+            return out
+        failed = [r for r in self._open.values() if r.state is ReportState.BACKING_OFF and r.failed]
+        if failed:
+            probe, parked = failed[0], failed[1:]
+            for r in parked:
+                if r.retry_at is not None:
+                    r.retry_at = None
+                    self.counters["parked"] += 1
+            if probe.retry_at is None:
+                probe.retry_at = now + self.retry.delay_s(probe.backoffs, self.rng)
+                probe.backoffs += 1
+        return out
+
+    def _probing(self) -> bool:
+        return any(r.state in (ReportState.SENDING, ReportState.AWAITING_REPLY)
+                   or (r.state is ReportState.BACKING_OFF and r.failed) for r in self._open.values())
+
     def _fill_window(self, now: float) -> list[Action]:
         out: list[Action] = []
-        while self._queue and self._busy_slots() < self.window:
+        if not self.centre_up and self._probing():
+            return out                               # wait for the centre: journal order on its return
+        while self._queue and self._busy_slots() < self.window and (self.centre_up or not out):
             rep = self._open.get(self._queue.popleft())
             if rep is not None and rep.state is ReportState.QUEUED:
                 out += self._apply(rep, Input.SLOT, now)
@@ -321,6 +390,7 @@ class ReportTracker:
                 rep.reply_deadline = now + self.reply_timeout_s
             elif do is Do.BACK_OFF:
                 rep.reply_deadline = None
+                rep.failed = inp is Input.SIP_FAILED
                 rep.retry_at = now + self.retry.delay_s(rep.backoffs, self.rng)
                 rep.backoffs += 1
             elif do is Do.DELIVERED:
