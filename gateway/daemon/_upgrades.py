@@ -397,15 +397,15 @@ class UpgradeController:
         if m.version == __version__:
             self._result(cmd_id, "ok", {**base, "phase": "committed", "already": True})
             return
+        if self._update_running():
+            raise UpgradeError("another gateway update is running; send this one again when it has finished",
+                               reason="busy")
+        blob = self._artifact(args, signed)      # verified BEFORE a byte goes to a slot
         slots = self.slots()
         if not slots.managed or self.running_slot is None:
             raise UpgradeError(f"this gateway does not run from an A/B slot in {self._slots_path} (started without "
                                "the launcher); install the wt-gateway package, whose service starts "
                                "/usr/lib/wt-gateway/launch.py, to take updates", reason="not_managed")
-        if self._update_running():
-            raise UpgradeError("another gateway update is running; send this one again when it has finished",
-                               reason="busy")
-        blob = self._artifact(args, signed)      # verified BEFORE a byte goes to a slot
         self._result(cmd_id, "progress", {**base, "phase": "downloaded"})
         self._update_cmd = cmd_id
         self._update_task = self._loop.create_task(self._run_update(cmd_id, base, signed, blob), name="update")

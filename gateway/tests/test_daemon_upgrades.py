@@ -1,11 +1,12 @@
 """``ota`` / ``update`` (wt.cmd/1, docs/upgrades.md): release verification, the OTA session
-with a fake device (lost ACKs, resume, timeouts), and the daemon end to end on a real
-Mosquitto — commands encoded and signed by the code the fleet uses (contracts.release, contracts.payloads)."""
+with a fake device (lost ACKs, resume, timeouts), OTA results that survive a gateway
+restart, and ``update`` refused by a gateway that does not run from an A/B slot — commands
+encoded and signed by the code the fleet uses (contracts.release, contracts.payloads).
+The A/B switch itself runs with real processes in test_upgrade_process.py."""
 from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import json
 import time
@@ -18,6 +19,8 @@ from contracts.topics import Kind, gateway_topic
 from gateway.codec.enums import ErrorCode, OtaState
 from gateway.codec.payloads import Ack, Error, OtaBegin, OtaChunk, OtaEnd, OtaStatus
 from gateway.codec import AckStatus
+from gateway.codec.frame import Frame
+from gateway.codec.stream import StreamDecoder
 from gateway.config import load_config
 from gateway.testing.console import make_console_link
 from gateway.daemon import bootstrap
@@ -178,7 +181,7 @@ def test_ota_session_gives_up_on_a_silent_device_and_on_a_rollback():
     assert reports[-1][0] == "error" and reports[-1][1] == "commit" and reports[-1][2]["rolled_back"] is True
 
 
-# ---------------------------------------------------------------- daemon + real Mosquitto: update (A/B)
+# ---------------------------------------------------------------- daemon: update outside the slots, OTA results kept
 
 class Results:
     def __init__(self) -> None:
@@ -199,19 +202,20 @@ async def until(pred, timeout_s: float = 30.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_update_stages_switches_health_checks_commits_and_is_idempotent(tmp_path, mosquitto, release_key):
+def test_update_is_verified_first_and_refused_outside_the_slots(tmp_path, mosquitto, release_key):
+    """A gateway started from a source checkout (no launcher) verifies the release, then says
+    it cannot take updates; a tampered artifact is refused before that; nothing is written."""
     priv, pub_path = release_key
     gw = "gw-upd"
-    wheel = b"PK\x03\x04 pretend wheel " * 500
-    good = sign(wheel, "gateway-0.2.0.whl", Target.GATEWAY, "0.2.0", priv)
-    bad_blob = wheel[:-1] + b"!"
+    blob = b"PK\x03\x04 pretend artifact " * 500
+    good = sign(blob, "gateway-0.2.0.tar.gz", Target.GATEWAY, "0.2.0", priv)
 
     async def run():
         loop = asyncio.get_running_loop()
         cfg = load_config(None, env={}, overrides={
             "gateway": {"id": gw, "data_dir": str(tmp_path / "gw")},
             "uplink": {"port": mosquitto.port}, "status": {"port": 0}, "discovery": {"enabled": False},
-            "upgrades": {"trusted_keys": [str(pub_path)], "health_deadline_s": 10}})
+            "upgrades": {"trusted_keys": [str(pub_path)]}})
         rt = bootstrap(cfg, loop=loop, serial=False)
         fleet = make_console_link("127.0.0.1", mosquitto.port, client_id="t-fleet", dispatch=loop.call_soon_threadsafe)
         results = Results()
@@ -221,63 +225,120 @@ def test_update_stages_switches_health_checks_commits_and_is_idempotent(tmp_path
         try:
             await until(lambda: rt.uplink_connected() and fleet.connected)
             await asyncio.sleep(0.3)                    # the gateway's SUBSCRIBE is in place
-            slots = tmp_path / "gw" / "slots"
-            # a tampered artifact: refused before a byte reaches a slot
-            topic, cmd = encode_update("r0", gw, good, "fleet://release/gateway@0.2.0", artifact=bad_blob)
+            assert rt.upgrades.running_slot is None
+            topic, cmd = encode_update("r0", gw, good, "fleet://release/gateway@0.2.0", artifact=blob[:-1] + b"!")
             fleet.publish(topic, cmd, qos=1)
             await until(lambda: results.of("r0:gw-upd:u"))
             [err] = [r for r in results.items if r["cmd_id"] == "r0:gw-upd:u"]
             assert err["status"] == "error" and err["detail"]["phase"] == "download"
             assert err["detail"]["rolled_back"] is False and "tampered" in err["detail"]["error"]
-            assert not (slots / "b").exists()
-            # the real one: downloaded, installed, rebooted, committed
-            topic, cmd = encode_update("r1", gw, good, "fleet://release/gateway@0.2.0", artifact=wheel)
+            topic, cmd = encode_update("r1", gw, good, "fleet://release/gateway@0.2.0", artifact=blob)
             fleet.publish(topic, cmd, qos=1)
-            await until(lambda: ("ok", "committed") in results.of("r1:gw-upd:u"))
-            assert results.of("r1:gw-upd:u") == [("progress", "downloaded"), ("progress", "installed"),
-                                                   ("progress", "rebooted"), ("ok", "committed")]
-            assert (slots / "current").resolve() == (slots / "b").resolve()
-            assert (slots / "b" / "gateway-0.2.0.whl").read_bytes() == wheel
-            assert json.loads((slots / "state.json").read_text())["version"] == "0.2.0"
-            # the same deployment again (QoS 1 redelivery / runner restart): its result, nothing re-installed
-            mtime = (slots / "b" / "gateway-0.2.0.whl").stat().st_mtime_ns
+            await until(lambda: results.of("r1:gw-upd:u"))
+            [err] = [r for r in results.items if r["cmd_id"] == "r1:gw-upd:u"]
+            assert err["detail"]["reason"] == "not_managed" and err["detail"]["rolled_back"] is False
+            assert "launch.py" in err["detail"]["error"]
+            # the version it already runs: ok / committed, already
+            same = sign(blob, "gateway-0.1.0.tar.gz", Target.GATEWAY, rt.snapshot()["version"], priv)
+            topic, cmd = encode_update("r2", gw, same, "fleet://x", artifact=blob)
             fleet.publish(topic, cmd, qos=1)
-            await until(lambda: len(results.of("r1:gw-upd:u")) == 5)
-            assert results.of("r1:gw-upd:u")[-1] == ("ok", "committed")
-            # another deployment of the version already running: ok/committed, already
-            topic2, cmd2 = encode_update("r2", gw, good, "fleet://release/gateway@0.2.0", artifact=wheel)
-            fleet.publish(topic2, cmd2, qos=1)
             await until(lambda: results.of("r2:gw-upd:u"))
-            last = [r for r in results.items if r["cmd_id"] == "r2:gw-upd:u"][-1]
-            assert last["status"] == "ok" and last["detail"]["already"] is True
-            assert (slots / "b" / "gateway-0.2.0.whl").stat().st_mtime_ns == mtime
-            # a release whose health check fails (uplink gone) is rolled back to the old slot
-            v3 = sign(wheel + b"3", "gateway-0.3.0.whl", Target.GATEWAY, "0.3.0", priv)
-            rt.upgrades.settings = dataclasses.replace(cfg.upgrades, health_deadline_s=1)
-            real = rt.upgrades.health.uplink_connected
-            rt.upgrades.health.uplink_connected = lambda: False   # noqa: E731 - health check: uplink down
-            topic3, cmd3 = encode_update("r3", gw, v3, "fleet://x", artifact=wheel + b"3")
-            rt.commands.on_cmd_message(topic3, cmd3)
-            await until(lambda: any(s == "error" for s, _ in results.of("r3:gw-upd:u")))
-            rt.upgrades.health.uplink_connected = real
-            err = [r for r in results.items if r["cmd_id"] == "r3:gw-upd:u"][-1]
-            assert err["detail"]["phase"] == "commit" and err["detail"]["rolled_back"] is True
-            assert "uplink not connected" in err["detail"]["error"]
-            assert (slots / "current").resolve() == (slots / "b").resolve()   # still the committed 0.2.0
-            assert json.loads((slots / "state.json").read_text())["version"] == "0.2.0"
+            assert results.items[-1]["status"] == "ok" and results.items[-1]["detail"]["already"] is True
+            assert not (tmp_path / "gw" / "slots").exists() or not any((tmp_path / "gw" / "slots").iterdir())
         finally:
             await rt.async_stop()
             fleet.stop()
     asyncio.run(asyncio.wait_for(run(), 90))
 
 
-def test_pending_switch_is_rolled_back_at_start(tmp_path):
-    from gateway.adapters.upgrade import SlotStore
+class CaptureLink:
+    """A device link that records what the gateway sends (downlink frames)."""
 
-    slots = SlotStore(tmp_path / "slots", "0.1.0")
-    rel = SignedRelease(Manifest("gateway", "0.2.0", "g.whl", 3, hashlib.sha256(b"abc").hexdigest()), "k", b"s")
-    slots.stage(rel, b"abc")
-    slots.switch("0.2.0")
-    assert slots.current == "b"
-    again = SlotStore(tmp_path / "slots", "0.1.0")       # power cut before the health check passed
-    assert again.recover() is True and again.current == "a" and again.version == "0.1.0"
+    def __init__(self) -> None:
+        self.name = "serial:ota-test"
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def status(self) -> dict:
+        return {"name": self.name, "kind": "fake", "state": "up"}
+
+    def frames(self) -> list:
+        from gateway.codec.payloads import decode_payload
+
+        out = []
+        for chunk in self.sent:
+            for f in StreamDecoder().feed(chunk):
+                if isinstance(f, Frame):
+                    out.append(decode_payload(f.type, f.payload))
+        return out
+
+
+def test_ota_result_survives_a_gateway_restart(tmp_path, release_key):
+    """Item 3: an OTA that failed on the device is answered with that failure when the fleet
+    re-sends the command after the gateway restarted — not with a new transfer, and not with
+    the device's current version as if nothing had happened."""
+    from gateway.codec import encode_payload_frame
+    from gateway.codec.enums import ResetCause
+    from gateway.codec.payloads import Hello
+    from gateway.domain.model import Role
+    from gateway.testing.platform import FakePublisher
+
+    priv, pub_path = release_key
+    dev, key = "a4c1380a1b2c", bytes(range(16))
+    blob = b"firmware bundle " * 100
+    signed = sign(blob, "button-0.2.0.wtb", Target.FW_BUTTON, "0.2.0", priv)
+    topic, cmd = encode_update("d-ota", "gw-ota-r", signed, "fleet://x", device=dev, artifact=blob)
+    cid = "d-ota:gw-ota-r/a4c1380a1b2c:u"
+    cfg = load_config(None, env={}, overrides={
+        "gateway": {"id": "gw-ota-r", "data_dir": str(tmp_path / "gw")},
+        "status": {"enabled": False}, "discovery": {"enabled": False},
+        "devices": {dev: {"role": "button", "key": key.hex()}},
+        "upgrades": {"trusted_keys": [str(pub_path)]}})
+
+    def results(pub) -> list[dict]:
+        return [json.loads(p.payload) for p in pub.published if p.topic.endswith("/cmd/result")]
+
+    async def boot(seq: int):
+        pub, link = FakePublisher(), CaptureLink()
+        rt = bootstrap(cfg, loop=asyncio.get_running_loop(), publisher=pub, serial=False, advertise=False)
+        rt.add_link(link)
+        await rt.async_start()
+        rt.on_link_bytes(link.name, encode_payload_frame(Hello(Role.BUTTON, ResetCause.POWER_ON, 0, "0.1.0"),
+                                                         dev, seq, key=key))     # the device boots (HELLO)
+        await until(lambda: rt.ingress.link_for(dev) == link.name)
+        return rt, pub, link
+
+    async def run():
+        rt, pub, link = await boot(3)
+        try:
+            rt.commands.on_cmd_message(topic, cmd)
+            await until(lambda: any(isinstance(p, OtaBegin) for p in link.frames()))
+            # the device refuses the image: OTA_STATUS failed
+            rt.on_link_bytes(link.name, encode_payload_frame(OtaStatus(OtaState.FAILED, "0.1.0"), dev, 4, key=key))
+            await until(lambda: any(r["status"] == "error" for r in results(pub)))
+        finally:
+            await rt.async_stop()
+        first = [r for r in results(pub) if r["status"] == "error"][-1]
+        assert first["detail"]["phase"] == "install" and "rejected the image" in first["detail"]["error"]
+        stored = json.loads((tmp_path / "gw" / "ota-results.json").read_text())
+        assert stored[cid][0] == "error"
+        # restart: a new process (new runtime, nothing in memory); the fleet re-sends the same command
+        rt, pub, link = await boot(5)
+        try:
+            rt.commands.on_cmd_message(topic, cmd)
+            await until(lambda: results(pub))
+            await asyncio.sleep(0.2)
+            again = results(pub)
+            assert [r["status"] for r in again] == ["error"] and again[0]["detail"] == first["detail"]
+            assert not [p for p in link.frames() if isinstance(p, (OtaBegin, OtaChunk))], "the image was sent again"
+        finally:
+            await rt.async_stop()
+    asyncio.run(asyncio.wait_for(run(), 60))
