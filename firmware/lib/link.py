@@ -1,6 +1,8 @@
 # Serial link to the gateway: frames out (with seq and tag), frames in (decoded,
 # authenticated, replay-checked). Every rejected input is counted per reason;
-# ``rejects`` is reported and reset by the next heartbeat.
+# ``rejects`` is reported and reset by the next heartbeat. A device with a key
+# accepts only authenticated downlink frames (every type) and checks the replay
+# window after the tag: nothing unauthenticated moves the window.
 from micropython import const
 import wire
 
@@ -67,7 +69,10 @@ class Link:
             # an uplink frame (ours reflected, or another device's): never act on it
             self.count("bad_auth")
             return None
-        if self._auth is not None and not f.authed and wire.needs_auth_down(f.type):
+        if self._auth is not None and not f.authed:
+            # a keyed device acts on no unauthenticated downlink, ERROR included, and its
+            # window (RAM, then flash in App._dispatch) moves only for authenticated frames:
+            # a forged frame with seq 0xFFFFFFFF must not cut the gateway off
             self.count("unauthenticated")
             return None
         if not self.window.check(f.seq):

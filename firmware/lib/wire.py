@@ -24,9 +24,6 @@ T_FEEDBACK = const(0x0B)
 T_TIME = const(0x0C)
 T_ERROR = const(0x7F)
 _TYPES = b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x7f"
-# types whose downlink frames must carry AUTH (everything the gateway may send
-# except ERROR, which is optional per the table)
-_AUTH_DOWN = b"\x02\x05\x06\x07\x08\x09\x0b\x0c"
 
 # flags
 F_URGENT = const(1)
@@ -300,10 +297,6 @@ def decode(encoded, auth=None):
     if body is None:
         return "cobs"
     return decode_body(body, auth)
-
-
-def needs_auth_down(type):
-    return type in _AUTH_DOWN
 
 
 class StreamDecoder:
