@@ -232,3 +232,22 @@ def test_readiness_fails_until_migrations_are_applied(tmp_path):
     r = api.get("/readyz")
     assert r.status_code == 503 and "0101_core" in r.json()["pending_migrations"]
     assert api.get("/healthz").status_code == 200
+
+
+def test_readiness_says_when_the_database_is_unreachable():
+    from fleet.api import ApiSettings, create_app
+
+    api = client(create_app(ApiSettings(db_url="postgresql://nobody@127.0.0.1:1/fleet?connect_timeout=1")))
+    r = api.get("/readyz")
+    assert r.status_code == 503 and r.json()["database"] == "unreachable"
+    r = api.post("/api/v1/login", json={"user": "admin", "password": "x"})
+    assert r.status_code == 500 and r.json()["detail"] == "the server could not complete the request"
+    assert "nobody" not in r.text and "127.0.0.1" not in r.text                # nothing about the inside
+    assert api.get("/healthz").status_code == 200
+
+
+def test_fleet_serve_refuses_a_bad_listen_address(capsys, tmp_path):
+    from fleet.cli import main
+
+    assert main(["serve", "--listen", "localhost"], env={"FLEET_DB": f"sqlite:///{tmp_path / 'f.db'}"}) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
