@@ -6,7 +6,7 @@ import random
 import pytest
 
 from fleet.upgrades import (EmulatedGateway, InProcessTransport, RolloutEngine, RolloutError, RolloutEvent,
-                            RolloutPlan, RolloutState, Target, Unit, UnitState, assign_waves, generate_key,
+                            RolloutPlan, RolloutState, Target, Unit, UnitEvent, UnitState, assign_waves, generate_key,
                             load_public, run_rollout, sign)
 
 
@@ -154,3 +154,75 @@ def test_rollback_reinstalls_previous_release(release, make_clock):
     assert eng.state is RolloutState.ROLLED_BACK
     assert {g.version for g in gws.values()} == {"0.1.0"}
     assert eng.counts()[UnitState.REVERTED] == 30
+
+
+# ---------------------------------------------------------------- success means: the unit reports the new version
+
+def test_a_gateway_that_commits_but_keeps_the_old_version_fails_not_succeeds(release, make_clock):
+    """The field report: 'committed, slot b' in 80 ms while health still said 0.1.0. Such a
+    unit never becomes succeeded; it fails when its time is up, naming what it reported."""
+    signed, _, pub, art = release
+    gws = fleet_of(10, pub, art)
+    gws["gw-0004"].reports_version = False
+    clock = make_clock(1000.0)
+    eng = RolloutEngine.create("ro-v1", RolloutPlan(waves=(1.0,), unit_timeout_s=60, error_threshold=0.2),
+                               [Unit(g) for g in gws], clock)
+    eng.control(RolloutEvent.START)
+    t = InProcessTransport(gws)
+
+    def ctl():
+        if eng.units[Unit("gw-0004")].state is UnitState.CONFIRMING:
+            clock.t += 30
+        return None
+    stats = run_rollout(eng, t, release=signed, artifact_url="fleet://a/new", control=ctl)
+    bad = eng.units[Unit("gw-0004")]
+    assert bad.state is UnitState.FAILED and bad.reported == "0.1.0"
+    assert "did not report version 0.2.0" in bad.error and "last reported: 0.1.0" in bad.error
+    assert eng.counts()[UnitState.SUCCEEDED] == 9 and stats.version_reports >= 10
+    assert all(eng.units[Unit(g)].reported == "0.2.0" for g in gws if g != "gw-0004")
+
+
+def test_version_reports_count_only_after_the_command_and_may_precede_committed(make_clock):
+    clock = make_clock(1000.0)
+    gw, other = Unit("gw-a"), Unit("gw-b")
+    eng = RolloutEngine.create("ro-v2", RolloutPlan(waves=(1.0,)), [gw, other], clock)
+    eng.target_version = "0.2.0"
+    eng.control(RolloutEvent.START)
+    eng.observe_version("gw-a", "0.2.0")          # nothing sent yet (e.g. a retained state): ignored
+    assert eng.units[gw].reported is None
+    assert {u for u, _ in eng.due()} == {gw, other}
+    eng.observe_version("gw-a", "0.2.0")          # the new gateway publishes health, then commits
+    eng.report(gw, UnitEvent.COMMITTED)
+    assert eng.units[gw].state is UnitState.SUCCEEDED
+    eng.report(other, UnitEvent.COMMITTED)
+    assert eng.units[other].state is UnitState.CONFIRMING
+    eng.observe_version("gw-b", "0.1.0")
+    assert eng.units[other].state is UnitState.CONFIRMING
+    eng.observe_version("gw-b", "0.2.0")
+    assert eng.units[other].state is UnitState.SUCCEEDED and eng.state is RolloutState.COMPLETED
+
+
+def test_version_reports_decoded_from_health_and_online_state_only():
+    from contracts.payloads import encode_state
+    from fleet.upgrades._protocol import decode_result, decode_version_report, encode_result
+
+    on = encode_state(gateway_id="gw-a", online=True, version="0.2.0", since=1.7e9)
+    off = encode_state(gateway_id="gw-a", online=False, version="0.1.0", since=1.7e9)
+    assert decode_version_report("wt/v1/gw/gw-a/state", on, 0.0).version == "0.2.0"
+    assert decode_version_report("wt/v1/gw/gw-a/state", off, 0.0) is None     # a last will: old connection
+    health = (b'{"schema":"wt.health/1","gateway":"gw-a","at":"2026-01-01T00:00:00Z","version":"0.2.0",'
+              b'"devices":[{"device":"a4c1380a1b2c","fw":"1.3.0"}]}')
+    vr = decode_version_report("wt/v1/gw/gw-a/health", health, 0.0)
+    assert vr.version == "0.2.0" and vr.devices == (("a4c1380a1b2c", "1.3.0"),)
+    assert decode_version_report("wt/v1/gw/gw-a/health", b"\xff garbage", 0.0) is None
+    # a sensor's ok/committed comes from its gateway after the device's HELLO with the version
+    dev = decode_result("wt/v1/gw/gw-a/cmd/result", encode_result(
+        "r:gw-a/d:u", "ok", {"deployment": "r", "device": "d", "phase": "committed", "version": "1.3.0"}))
+    assert dev.events == (UnitEvent.COMMITTED, UnitEvent.VERSION_REPORTED)
+    gwr = decode_result("wt/v1/gw/gw-a/cmd/result", encode_result(
+        "r:gw-a:u", "ok", {"deployment": "r", "device": None, "phase": "committed", "version": "0.2.0"}))
+    assert gwr.events == (UnitEvent.COMMITTED,)
+    rb = decode_result("wt/v1/gw/gw-a/cmd/result", encode_result(
+        "r:gw-a:u", "error", {"deployment": "r", "device": None, "phase": "reboot", "rolled_back": True,
+                              "error": "crash_at_start: gateway 0.2.0 (slot b) exited before it was running"}))
+    assert rb.events == (UnitEvent.ERROR, UnitEvent.ROLLED_BACK) and rb.error.startswith("crash_at_start")

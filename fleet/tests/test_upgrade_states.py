@@ -1,5 +1,8 @@
-"""The update and rollout state machines are tables; every pair not in them is refused."""
+"""The update and rollout state machines are tables; every pair not in them is refused;
+docs/upgrades.md shows the unit table exactly as the code has it."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +18,28 @@ def run(events, start=UnitState.QUEUED):
     return s
 
 
-def test_happy_path_download_install_reboot_commit():
+def test_happy_path_download_install_reboot_commit_then_the_new_version_reported():
     E = UnitEvent
-    assert run([E.SEND, E.DOWNLOADED, E.INSTALLED, E.REBOOTED, E.COMMITTED]) is UnitState.SUCCEEDED
+    committed = run([E.SEND, E.DOWNLOADED, E.INSTALLED, E.REBOOTED, E.COMMITTED])
+    assert committed is UnitState.CONFIRMING                 # "committed" alone is not success
+    assert unit_step(committed, E.VERSION_REPORTED) is UnitState.SUCCEEDED
+
+
+def test_a_version_report_changes_nothing_outside_confirming():
+    E = UnitEvent
+    for s in UnitState:
+        if s is not UnitState.CONFIRMING:
+            assert unit_step(s, E.VERSION_REPORTED) is s
+    # a committed unit that never shows the version fails on its error (the engine's timeout)
+    assert run([E.SEND, E.COMMITTED, E.ERROR]) is UnitState.FAILED
+    assert run([E.SEND, E.COMMITTED, E.COMMITTED]) is UnitState.CONFIRMING      # duplicate: no-op
+
+
+def test_docs_show_the_unit_table_of_the_code():
+    from fleet.upgrades._states import unit_table_markdown
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "upgrades.md").read_text(encoding="utf-8")
+    assert unit_table_markdown() in doc
 
 
 @pytest.mark.parametrize("events, end", [
@@ -34,8 +56,8 @@ def test_duplicates_and_late_reports_are_noops():
     E = UnitEvent
     s = run([E.SEND, E.DOWNLOADED, E.INSTALLED])
     assert unit_step(s, E.DOWNLOADED) is s                   # redelivered progress
-    done = run([E.SEND, E.COMMITTED])
-    for e in (E.DOWNLOADED, E.COMMITTED, E.ERROR, E.SEND):
+    done = run([E.SEND, E.COMMITTED, E.VERSION_REPORTED])
+    for e in (E.DOWNLOADED, E.COMMITTED, E.ERROR, E.SEND, E.VERSION_REPORTED):
         assert unit_step(done, e) is UnitState.SUCCEEDED     # re-applying the same deployment changes nothing
 
 

@@ -4,7 +4,10 @@ Used by tests and bench/rollout.py, in-process or behind MQTT (``serve_mqtt``). 
 what the real gateway daemon must do: de-duplicate ``cmd_id``; verify the signed
 manifest against its trusted keys and the artifact's size and SHA-256 before touching
 anything; install to the inactive slot (A/B), reboot, health-check, commit — or roll
-back to the old slot on failure; report each phase as ``wt.cmd-result/1``.
+back to the old slot on failure; report each phase as ``wt.cmd-result/1``; and, as the
+restarted gateway does, announce the version it now runs (``wt.state/1``, in
+:meth:`EmulatedGateway.take_outbox`). ``reports_version=False`` plants the failure the
+fleet must catch: a gateway that says ``committed`` but keeps running the old version.
 """
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from contracts.payloads import CMD_SCHEMA
-from contracts.topics import Kind, all_gateways, parse_gateway
+import time
+
+from contracts.payloads import CMD_SCHEMA, encode_state
+from contracts.topics import Kind, all_gateways, gateway_topic, parse_gateway
 from fleet.upgrades._errors import ArtifactRejected, UpgradeError
 from fleet.upgrades._signing import SignedManifest, verify
 
@@ -33,7 +38,19 @@ class EmulatedGateway:
     device_fw: dict[str, str] = field(default_factory=dict)  # device -> firmware version
     fail_phase: str | None = None   # planted failure: "download" | "install" | "reboot" | "commit"
     installs: int = 0
+    reports_version: bool = True    # False: says committed, keeps running (and reporting) the old version
     _seen: dict[str, list[Result]] = field(default_factory=dict)
+    _outbox: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def take_outbox(self) -> list[tuple[str, bytes]]:
+        """Messages the gateway published besides results (its wt.state/1 after a restart)."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def _announce(self) -> None:
+        self._outbox.append((gateway_topic(self.gateway_id, Kind.STATE),
+                             encode_state(gateway_id=self.gateway_id, online=True, version=self.version,
+                                          since=time.time())))
 
     def handle(self, payload: bytes) -> list[Result]:
         try:
@@ -43,11 +60,15 @@ class EmulatedGateway:
         if not isinstance(doc, dict) or doc.get("schema") != CMD_SCHEMA:
             return []
         cid = str(doc.get("cmd_id"))
+        args = doc.get("args") or {}
         if cid in self._seen:                       # same deployment again: no-op, repeat the outcome
-            return self._seen[cid][-1:]
-        results = self._run(cid, doc.get("cmd"), doc.get("args") or {})
-        if results:
-            self._seen[cid] = results
+            results = self._seen[cid][-1:]
+        else:
+            results = self._run(cid, doc.get("cmd"), args)
+            if results:
+                self._seen[cid] = results
+        if results and isinstance(args, dict) and args.get("device") is None:
+            self._announce()                        # what its health / state says next: the version it runs
         return results
 
     def _run(self, cid: str, cmd: Any, args: Mapping[str, Any]) -> list[Result]:
@@ -79,7 +100,8 @@ class EmulatedGateway:
             out.append((cid, status, {**base, "phase": _DONE[phase], "version": want}))
         self.installs += 1
         if dev is None:
-            self.version = want
+            if self.reports_version:
+                self.version = want
         else:
             self.device_fw[dev] = want
         return out
@@ -99,5 +121,7 @@ def serve_mqtt(client, gateways: Mapping[str, EmulatedGateway]) -> None:
             return
         for cid, status, detail in g.handle(payload):
             client.publish_nowait(result_topic(gw), encode_result(cid, status, detail), qos=1)
+        for topic, body in g.take_outbox():
+            client.publish_nowait(topic, body, qos=1)
 
     client.subscribe(all_gateways(Kind.CMD), on_cmd, qos=1)

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.payloads import CMD_SCHEMA, RESULT_SCHEMA, CmdStatus, Rejected, decode_update_result, encode_cmd
+from contracts.payloads import (CMD_SCHEMA, RESULT_SCHEMA, CmdStatus, Rejected, decode_health, decode_state,
+                                decode_update_result, encode_cmd)
 from contracts.payloads import encode_cmd_result as _encode_cmd_result
 from contracts.topics import Kind, Topics, parse_gateway
 from fleet.upgrades._rollout import Unit
@@ -54,12 +55,39 @@ def encode_result(cmd_id_: str, status: str, detail: dict[str, Any]) -> bytes:
 
 
 @dataclass(frozen=True)
+class VersionReport:
+    """What a gateway says it runs (wt.health/1, wt.state/1): its version and its devices' firmware."""
+
+    gateway_id: str
+    version: str | None
+    devices: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class UnitReport:
     deployment: str
     unit: Unit
     events: tuple[UnitEvent, ...]
     error: str | None
     version: str | None
+
+
+def decode_version_report(topic: str, payload: bytes, received_at: float) -> VersionReport | None:
+    """wt.health/1 or an online wt.state/1 of a gateway -> the versions it reports; None otherwise.
+    Never raises."""
+    gw = parse_gateway(topic, Kind.HEALTH)
+    if gw is not None:
+        h = decode_health(gw, payload, received_at)
+        if isinstance(h, Rejected):
+            return None
+        return VersionReport(gw, h.version, tuple((d.device_id, d.fw) for d in h.devices if d.fw))
+    gw = parse_gateway(topic, Kind.STATE)
+    if gw is not None:
+        st = decode_state(gw, payload, received_at)
+        if isinstance(st, Rejected) or not st.online:
+            return None                    # an offline state is the last will: it carries the old connection's version
+        return VersionReport(gw, st.version, ())
+    return None
 
 
 def decode_result(topic: str, payload: bytes) -> UnitReport | Rejected:
@@ -80,8 +108,12 @@ def decode_result(topic: str, payload: bytes) -> UnitReport | Rejected:
             return Rejected(f"phase {r.phase!r} is not one of {', '.join(PHASE_EVENTS)}", RESULT_SCHEMA,
                             "detail.phase", r.cmd_id)
         events.append(ev)
+        if ev is UnitEvent.COMMITTED and r.device is not None and r.status is CmdStatus.OK:
+            # a sensor's OTA is committed by its gateway only after the device said HELLO with the
+            # new version (or, "already", reported it): the gateway's result is the version report
+            events.append(UnitEvent.VERSION_REPORTED)
     return UnitReport(r.deployment, Unit(gw, r.device), tuple(events), r.error, r.version)
 
 
-__all__ = ["CMD_SCHEMA", "PHASE_EVENTS", "RESULT_SCHEMA", "Rejected", "UnitReport", "cmd_id", "cmd_topic",
-           "decode_result", "encode_result", "encode_update", "result_topic"]
+__all__ = ["CMD_SCHEMA", "PHASE_EVENTS", "RESULT_SCHEMA", "Rejected", "UnitReport", "VersionReport", "cmd_id",
+           "cmd_topic", "decode_result", "decode_version_report", "encode_result", "encode_update", "result_topic"]

@@ -6,6 +6,11 @@ waves (the first is the canary); a wave starts only when the previous one reache
 success threshold, and the rollout HALTS automatically as soon as the failures in the
 current wave exceed its error threshold — queued units of that and later waves are
 never sent.
+
+A unit succeeds only when it reports the release's version after its ``committed``
+(:meth:`RolloutEngine.observe_version`, fed by the runner from wt.health/1 and
+wt.state/1): ``target_version`` is that version. A report that arrives before the
+``committed`` (the new gateway publishes health, then commits) is remembered.
 """
 from __future__ import annotations
 
@@ -85,6 +90,7 @@ class UnitRecord:
     updated_at: float | None = None
     error: str | None = None
     attempts: int = 0
+    reported: str | None = None          # last version the unit reported after its command was sent
 
 
 @dataclass
@@ -97,6 +103,7 @@ class RolloutEngine:
     wave: int = 0
     halt_reason: str | None = None
     dirty: set[Unit] = field(default_factory=set)
+    target_version: str | None = None     # the release being installed (set by the runner)
     _by_wave: list[list[UnitRecord]] = field(default_factory=list, init=False, repr=False)
     _wave_counts: list[Counter] = field(default_factory=list, init=False, repr=False)
     _in_flight: set[Unit] = field(default_factory=set, init=False, repr=False)
@@ -194,7 +201,7 @@ class RolloutEngine:
                     break
                 if r.state is UnitState.QUEUED:
                     self._apply(r.unit, UnitEvent.SEND, now)
-                    r.sent_at, r.attempts = now, r.attempts + 1
+                    r.sent_at, r.attempts, r.reported = now, r.attempts + 1, None
                     out.append((r.unit, "update"))
         elif self.state is RolloutState.ROLLING_BACK:
             for r in self.units.values():
@@ -202,7 +209,7 @@ class RolloutEngine:
                     break
                 if r.state is UnitState.SUCCEEDED:
                     self._apply(r.unit, UnitEvent.REVERT, now)
-                    r.sent_at, r.attempts = now, r.attempts + 1
+                    r.sent_at, r.attempts, r.reported = now, r.attempts + 1, None
                     out.append((r.unit, "revert"))
         return out
 
@@ -214,7 +221,26 @@ class RolloutEngine:
         if rec.state is UnitState.QUEUED or rec.state is UnitState.CANCELLED:
             return  # a result for a command we never sent in this rollout
         self._apply(unit, event, error=error)
+        self._confirm(rec)
         self._evaluate()
+
+    def observe_version(self, gateway_id: str, version: str | None, *, device_id: str | None = None) -> None:
+        """``gateway_id`` (or its ``device_id``) reports that it runs ``version`` (wt.health/1, wt.state/1).
+        Only reports after the unit's command was sent count; a committed unit on ``target_version``
+        succeeds."""
+        rec = self.units.get(Unit(gateway_id, device_id))
+        if rec is None or version is None or rec.sent_at is None or not rec.state.in_flight:
+            return
+        rec.reported = version
+        if self._confirm(rec):
+            self._evaluate()
+
+    def _confirm(self, rec: UnitRecord) -> bool:
+        if (rec.state is UnitState.CONFIRMING and self.target_version is not None
+                and rec.reported == self.target_version):
+            self._apply(rec.unit, UnitEvent.VERSION_REPORTED)
+            return True
+        return False
 
     def tick(self) -> None:
         """Time out units that stayed in flight too long (counted as failures)."""
@@ -222,7 +248,12 @@ class RolloutEngine:
         for u in list(self._in_flight):
             r = self.units[u]
             if r.sent_at is not None and now - r.sent_at > self.plan.unit_timeout_s:
-                self._apply(r.unit, UnitEvent.ERROR, now, error=f"no result within {self.plan.unit_timeout_s:.0f}s")
+                if r.state is UnitState.CONFIRMING:
+                    error = (f"committed, but did not report version {self.target_version} within "
+                             f"{self.plan.unit_timeout_s:.0f}s (last reported: {r.reported or 'nothing'})")
+                else:
+                    error = f"no result within {self.plan.unit_timeout_s:.0f}s"
+                self._apply(r.unit, UnitEvent.ERROR, now, error=error)
                 if r.state is UnitState.ROLLING_BACK:
                     self._apply(r.unit, UnitEvent.ROLLED_BACK, now)
         self._evaluate()

@@ -2,7 +2,9 @@
 
 Transports: :class:`InProcessTransport` (emulated gateways called directly — bench and
 unit tests) and :class:`MqttTransport` (real broker via fleet.mqtt). Both carry the same
-encoded wt.cmd/1 and wt.cmd-result/1 bytes, so the in-process path exercises the codec.
+encoded wt.cmd/1 and wt.cmd-result/1 bytes, so the in-process path exercises the codec,
+plus the gateways' wt.health/1 and wt.state/1: a unit succeeds only once it reports the
+release's version (``RolloutEngine.observe_version``), not on its ``committed`` alone.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from typing import Callable, Mapping, Protocol
 
 from contracts.topics import Kind, all_gateways, parse_gateway
 from fleet.upgrades._emulated import EmulatedGateway
-from fleet.upgrades._protocol import Rejected, decode_result, encode_result, encode_update, result_topic
+from fleet.upgrades._protocol import (Rejected, decode_result, decode_version_report, encode_result, encode_update,
+                                      result_topic)
 from fleet.upgrades._rollout import RolloutEngine
 from fleet.upgrades._signing import SignedManifest
 from fleet.upgrades._states import RolloutEvent, RolloutState
@@ -40,6 +43,7 @@ class InProcessTransport:
             return                                  # offline gateway: the unit times out
         for cid, status, detail in g.handle(payload):
             self.inbox.append((result_topic(gw), encode_result(cid, status, detail)))
+        self.inbox.extend(g.take_outbox())
 
     def poll(self, timeout_s: float) -> list[tuple[str, bytes]]:
         out = list(self.inbox)
@@ -48,12 +52,13 @@ class InProcessTransport:
 
 
 class MqttTransport:
-    """Commands out over MQTT (QoS 1), results in through a (non-shared) subscription."""
+    """Commands out over MQTT (QoS 1); results, health and state in through (non-shared) subscriptions."""
 
     def __init__(self, client) -> None:
         self._client = client
         self._q: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        client.subscribe(all_gateways(Kind.CMD_RESULT), lambda t, p: self._q.put((t, p)), qos=1)
+        for kind in (Kind.CMD_RESULT, Kind.HEALTH, Kind.STATE):
+            client.subscribe(all_gateways(kind), lambda t, p: self._q.put((t, p)), qos=1)
 
     def send(self, topic: str, payload: bytes) -> None:
         self._client.publish_nowait(topic, payload, qos=1)
@@ -74,6 +79,7 @@ class RunStats:
     reports: int = 0
     rejected: int = 0
     foreign: int = 0
+    version_reports: int = 0
 
 
 def run_rollout(engine: RolloutEngine, transport: Transport, *, release: SignedManifest,
@@ -89,6 +95,7 @@ def run_rollout(engine: RolloutEngine, transport: Transport, *, release: SignedM
 
     mono = monotonic or time.monotonic
     stats = RunStats()
+    engine.target_version = release.manifest.version
     finished_at: float | None = None
     while True:
         ev = control() if control else None
@@ -105,6 +112,14 @@ def run_rollout(engine: RolloutEngine, transport: Transport, *, release: SignedM
             transport.send(topic, payload)
             stats.sent += 1
         for topic, payload in transport.poll(poll_s):
+            if parse_gateway(topic, Kind.CMD_RESULT) is None:
+                vr = decode_version_report(topic, payload, engine.clock.time())
+                if vr is not None:
+                    stats.version_reports += 1
+                    engine.observe_version(vr.gateway_id, vr.version)
+                    for device_id, fw in vr.devices:
+                        engine.observe_version(vr.gateway_id, fw, device_id=device_id)
+                continue
             rep = decode_result(topic, payload)
             if isinstance(rep, Rejected):
                 stats.rejected += 1

@@ -1,9 +1,15 @@
 """State machines as tables: one device update, one rollout.
 
 Per unit (a gateway for gateway software, a sensor for firmware relayed by its gateway),
-after Mender: Download -> Install -> Reboot -> Commit, or Rollback -> Failure.
+after Mender: Download -> Install -> Reboot -> Commit, or Rollback -> Failure. A unit is
+``succeeded`` only when, after its ``committed``, the unit reports the new version
+(``confirming`` -> ``version_reported``): a gateway in its wt.health/1 or wt.state/1, a
+sensor through the gateway's OTA result (the gateway commits a sensor only after the
+device's HELLO with the new version). A ``committed`` alone is not proof that the new
+version runs.
 A duplicate or late report of a phase already passed is a no-op (QoS 1 may redeliver),
-so re-applying the same deployment never moves a unit backwards.
+so re-applying the same deployment never moves a unit backwards; a version report
+outside ``confirming`` changes nothing (the engine remembers it).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ class UnitState(enum.Enum):
     INSTALLING = "installing"
     REBOOTING = "rebooting"
     COMMITTING = "committing"       # new image booted, health check running
+    CONFIRMING = "confirming"       # committed; waiting for the unit to report the new version
     SUCCEEDED = "succeeded"
     ROLLING_BACK = "rolling_back"
     FAILED = "failed"
@@ -46,6 +53,7 @@ class UnitEvent(enum.Enum):
     CANCEL = "cancel"
     ALREADY_CURRENT = "already_current"
     REVERT = "revert"
+    VERSION_REPORTED = "version_reported"   # health/state (or the OTA result) shows the release's version
 
 
 S, E = UnitState, UnitEvent
@@ -59,8 +67,11 @@ UNIT_TRANSITIONS: dict[tuple[UnitState, UnitEvent], UnitState] = {
     (S.INSTALLING, E.ERROR): S.ROLLING_BACK,
     (S.REBOOTING, E.REBOOTED): S.COMMITTING,
     (S.REBOOTING, E.ERROR): S.ROLLING_BACK,
-    (S.COMMITTING, E.COMMITTED): S.SUCCEEDED,
+    (S.COMMITTING, E.COMMITTED): S.CONFIRMING,
     (S.COMMITTING, E.ERROR): S.ROLLING_BACK,
+    (S.CONFIRMING, E.VERSION_REPORTED): S.SUCCEEDED,
+    (S.CONFIRMING, E.ERROR): S.FAILED,          # e.g. no report of the new version in time
+    (S.CONFIRMING, E.ROLLED_BACK): S.FAILED,
     (S.ROLLING_BACK, E.ROLLED_BACK): S.FAILED,
     (S.ROLLING_BACK, E.ERROR): S.FAILED,
     (S.SUCCEEDED, E.REVERT): S.REVERTING,
@@ -68,19 +79,20 @@ UNIT_TRANSITIONS: dict[tuple[UnitState, UnitEvent], UnitState] = {
     (S.REVERTING, E.ERROR): S.FAILED,
     (S.REVERTING, E.ROLLED_BACK): S.FAILED,
     # a gateway that reports the final outcome without every intermediate phase
-    (S.DOWNLOADING, E.COMMITTED): S.SUCCEEDED,
-    (S.INSTALLING, E.COMMITTED): S.SUCCEEDED,
-    (S.REBOOTING, E.COMMITTED): S.SUCCEEDED,
+    (S.DOWNLOADING, E.COMMITTED): S.CONFIRMING,
+    (S.INSTALLING, E.COMMITTED): S.CONFIRMING,
+    (S.REBOOTING, E.COMMITTED): S.CONFIRMING,
     (S.DOWNLOADING, E.ROLLED_BACK): S.FAILED,
     (S.INSTALLING, E.ROLLED_BACK): S.FAILED,
     (S.REBOOTING, E.ROLLED_BACK): S.FAILED,
     (S.COMMITTING, E.ROLLED_BACK): S.FAILED,
 }
 TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.CURRENT, S.REVERTED})
-IN_FLIGHT = frozenset({S.DOWNLOADING, S.INSTALLING, S.REBOOTING, S.COMMITTING, S.ROLLING_BACK, S.REVERTING})
-_ORDER = [S.QUEUED, S.DOWNLOADING, S.INSTALLING, S.REBOOTING, S.COMMITTING, S.ROLLING_BACK]
+IN_FLIGHT = frozenset({S.DOWNLOADING, S.INSTALLING, S.REBOOTING, S.COMMITTING, S.CONFIRMING, S.ROLLING_BACK,
+                       S.REVERTING})
+_ORDER = [S.QUEUED, S.DOWNLOADING, S.INSTALLING, S.REBOOTING, S.COMMITTING, S.CONFIRMING, S.ROLLING_BACK]
 _REACHES = {E.SEND: S.DOWNLOADING, E.DOWNLOADED: S.INSTALLING, E.INSTALLED: S.REBOOTING,
-            E.REBOOTED: S.COMMITTING}
+            E.REBOOTED: S.COMMITTING, E.COMMITTED: S.CONFIRMING}
 
 
 def unit_step(state: UnitState, event: UnitEvent) -> UnitState:
@@ -88,6 +100,8 @@ def unit_step(state: UnitState, event: UnitEvent) -> UnitState:
     nxt = UNIT_TRANSITIONS.get((state, event))
     if nxt is not None:
         return nxt
+    if event is E.VERSION_REPORTED:
+        return state                      # only confirms a committed unit
     if state.terminal and event is not E.REVERT:
         return state                      # late report after the outcome is known
     if state is S.REVERTING and event in _REACHES:
@@ -154,3 +168,11 @@ def rollout_step(state: RolloutState, event: RolloutEvent) -> RolloutState:
     raise InvalidTransition(
         f"rollout is {state.value}; it cannot {event.value} (allowed now: {', '.join(allowed) or 'nothing'})",
         state=state.value, event=event.value)
+
+
+def unit_table_markdown() -> str:
+    """The unit transition table as docs/upgrades.md shows it (kept in sync by a test)."""
+    rows = ["| from | event | to |", "| --- | --- | --- |"]
+    for (st, ev), to in UNIT_TRANSITIONS.items():
+        rows.append(f"| {st.value} | {ev.value} | {to.value} |")
+    return "\n".join(rows)
