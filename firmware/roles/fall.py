@@ -62,9 +62,11 @@ class FallRole(Role):
 
     # -- configuration ------------------------------------------------------------------
     def _build(self, cfg):
-        import fall_setup  # detector and cancel window from the settings: lib/fall_setup.py,
+        # detector (per placement) and cancel window from the settings; the code is in
+        # lib/fall_setup.py, needed only now: dropped again (RAM)
+        import fall_setup
         fall_setup.build(self, cfg)
-        sys.modules.pop("fall_setup", None)  # needed only now (RAM)
+        sys.modules.pop("fall_setup", None)
 
     def on_config(self, cfg):
         pending = self.alert.state
