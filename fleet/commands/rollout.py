@@ -40,6 +40,9 @@ def register(sub) -> None:
                       ("rollback", "reinstall --previous on units that succeeded")):
         x = s.add_parser(name, help=hlp)
         x.add_argument("rollout_id")
+        if name == "resume":
+            x.add_argument("--retry-failed", action="store_true",
+                           help="queue the failed units again (sent with a new command id) before resuming")
         x.set_defaults(func=cmd_control, event=name)
     x = add_json(s.add_parser("status", help="progress per wave"))
     x.add_argument("rollout_id")
@@ -190,17 +193,27 @@ def cmd_control(args: argparse.Namespace, cfg) -> int:
             raise RolloutError("this rollout has no --previous release to roll back to; create the rollout with "
                                "--previous RELEASE", rollout=args.rollout_id)
         runner = row["runner_seen_at"] is not None and now - float(row["runner_seen_at"]) < RUNNER_ALIVE_S
+        retry = bool(getattr(args, "retry_failed", False))
+        if runner and retry:
+            from ..upgrades import RolloutError
+
+            raise RolloutError("a `fleet rollout run` is driving this rollout; pause it first (fleet rollout pause "
+                               f"{args.rollout_id}), then resume --retry-failed", rollout=args.rollout_id)
         if runner:
             repo.request(args.rollout_id, ev)
             msg = f"{ev.value} requested; the running `fleet rollout run` applies it within a second"
         else:
             eng = repo.load(args.rollout_id, FunctionClock(cfg.clock))
+            retried = eng.retry_failed() if retry else 0
             eng.control(ev)
             repo.save(eng, at=now)
             msg = f"rollout {args.rollout_id} is now {eng.state.value}"
+            if retry:
+                msg += f"; {retried} failed unit(s) queued again"
             if ev in (RolloutEvent.RESUME, RolloutEvent.ROLLBACK):
                 msg += f"; send the commands with: fleet rollout run {args.rollout_id}"
-        s.audit(tx, f"rollout.{ev.value}", "rollout", args.rollout_id, at=now)
+        s.audit(tx, f"rollout.{ev.value}", "rollout", args.rollout_id, at=now,
+                **({"detail": {"retry_failed": True}} if retry else {}))
     print(msg, file=sys.stderr)
     return 0
 

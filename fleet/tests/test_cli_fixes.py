@@ -250,11 +250,11 @@ def rollout_db(tmp_path):
         repo = ReleaseRepo(tx)
         repo.add_key(pub, "ci", at=NOW, by="t")
         rid = repo.add(art, sign(art, "gw.tar", Target.GATEWAY, "0.2.0", priv), at=NOW, by="t")
-    return url, rid
+    return url, rid, pub
 
 
 def test_waves_are_numbered_alike_and_an_aborted_rollout_shows_no_full_bar(capsys, rollout_db, tmp_path):
-    url, rid = rollout_db
+    url, rid, _ = rollout_db
     env = {"FLEET_DB": url, "FLEET_USER": "admin", "FLEET_CONFIG_DIR": str(tmp_path / "cfg")}
     gws = ",".join(f"gw-{i}" for i in range(8))
     assert run(capsys, ["rollout", "create", rid, "--id", "ro-1", "--gateways", gws, "--waves", "0.25,0.5,1.0"],
@@ -285,3 +285,44 @@ def test_bar_counts_outcomes_not_cancellations():
     p = {"rollout": "r", "state": "aborted", "wave": 2, "waves": 3, "total": 10, "done": 10,
          "by_state": {"succeeded": 3, "failed": 1, "cancelled": 6}}
     assert "[############                  ] 4/10 done, 6 cancelled" in _bar(p)
+
+
+def test_resume_retry_failed_sends_the_failed_units_again(capsys, rollout_db, tmp_path, mosquitto):
+    """The canary fails on download, the rollout halts; after the fix `resume --retry-failed`
+    queues the failed units again and a new `run` sends them with a new command id (the gateway
+    would answer the old one with its old failure) and completes the rollout."""
+    from fleet.mqtt import MqttClient
+    from fleet.upgrades import EmulatedGateway, load_public, serve_mqtt
+
+    url, rid, pub = rollout_db
+    env = {"FLEET_DB": url, "FLEET_USER": "admin", "FLEET_CONFIG_DIR": str(tmp_path / "cfg")}
+    live = lambda *argv: run(capsys, ["--no-progress", *argv], env, clock=time.time)   # noqa: E731
+    names = [f"gw-{i}" for i in range(4)]
+    gws = {g: EmulatedGateway(g, [load_public(pub)], lambda u: b"", fail_phase="download")
+           for g in names}
+    emu = MqttClient(mosquitto.host, mosquitto.port, client_id="emulated-retry").connect()
+    serve_mqtt(emu, gws)
+    broker = f"{mosquitto.host}:{mosquitto.port}"
+    try:
+        assert live("rollout", "create", rid, "--id", "ro-r", "--gateways", ",".join(names), "--waves", "0.5,1.0")[0] == 0
+        rc, _, err = live("rollout", "run", "ro-r", "--broker", broker)
+        assert rc == 1 and "rollout halted" in err
+        failed = json.loads(live("--json", "rollout", "units", "ro-r", "--state", "failed")[1])
+        assert len(failed) == 2 and all(u["wave"] == 1 and u["attempts"] == 1 for u in failed)
+        rc, _, err = live("rollout", "resume", "ro-r")              # plain resume: the same failures halt it
+        assert rc == 0 and "is now halted" in err
+        for g in gws.values():
+            g.fail_phase = None                                     # the cause is fixed
+        rc, _, err = live("rollout", "resume", "ro-r", "--retry-failed")
+        assert rc == 0 and "2 failed unit(s) queued again" in err, err
+        rc, out, err = live("--json", "rollout", "run", "ro-r", "--broker", broker)
+        assert rc == 0, err
+        assert json.loads(out)["state"] == "completed"
+        units = {u["unit_key"]: u for u in json.loads(live("--json", "rollout", "units", "ro-r")[1])}
+        assert all(u["state"] == "succeeded" for u in units.values())
+        assert sorted(u["attempts"] for u in units.values()) == [1, 1, 2, 2]
+        assert {g.version for g in gws.values()} == {"0.2.0"}
+        retried = [k for g in gws.values() for k in g._seen if k.endswith(":u2")]
+        assert len(retried) == 2                                                # a new cmd_id per retried unit
+    finally:
+        emu.close()

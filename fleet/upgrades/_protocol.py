@@ -33,13 +33,17 @@ def result_topic(gateway_id: str) -> str:
     return Topics(gateway_id).cmd_result
 
 
-def cmd_id(deployment: str, unit: Unit, kind: str) -> str:
-    """Deterministic: re-sending the same deployment to a unit repeats the same id (gateway de-duplicates)."""
-    return f"{deployment}:{unit.key}:{'r' if kind == 'revert' else 'u'}"
+def cmd_id(deployment: str, unit: Unit, kind: str, attempt: int = 1) -> str:
+    """Deterministic: re-sending the same deployment to a unit repeats the same id (gateway de-duplicates).
+    A retried update (``attempt`` > 1, `fleet rollout resume --retry-failed`) gets its own id, else the
+    gateway would answer with the old failure."""
+    if kind == "revert":
+        return f"{deployment}:{unit.key}:r"
+    return f"{deployment}:{unit.key}:u" + (str(attempt) if attempt > 1 else "")
 
 
 def encode_update(deployment: str, unit: Unit, signed: SignedManifest, artifact_url: str, *,
-                  kind: str = "update", artifact: bytes | None = None) -> tuple[str, bytes]:
+                  kind: str = "update", artifact: bytes | None = None, attempt: int = 1) -> tuple[str, bytes]:
     """``update`` (gateway software, A/B) or ``ota`` (sensor firmware relayed by the gateway)."""
     name = "update" if signed.manifest.target is Target.GATEWAY else "ota"
     args: dict[str, Any] = {"deployment": deployment, "device": unit.device_id,
@@ -47,7 +51,7 @@ def encode_update(deployment: str, unit: Unit, signed: SignedManifest, artifact_
                             "rollback": kind == "revert"}
     if artifact is not None:
         args["artifact_b64"] = base64.b64encode(artifact).decode()
-    return cmd_topic(unit.gateway_id), encode_cmd(cmd_id(deployment, unit, kind), name, args)
+    return cmd_topic(unit.gateway_id), encode_cmd(cmd_id(deployment, unit, kind, attempt), name, args)
 
 
 def encode_result(cmd_id_: str, status: str, detail: dict[str, Any]) -> bytes:

@@ -185,6 +185,25 @@ class RolloutEngine:
             self._maybe_rollback_done()
         return self.state
 
+    def retry_failed(self) -> int:
+        """Queue the failed units again (``fleet rollout resume --retry-failed``, while halted or
+        paused); the rollout then walks its waves again from the earliest wave that has one.
+        The command goes out with a new ``cmd_id`` (the attempt number). Returns how many."""
+        if self.state not in (RolloutState.HALTED, RolloutState.PAUSED):
+            raise RolloutError(f"rollout is {self.state.value}; failed units are retried from halted or paused",
+                               state=self.state.value)
+        first: int | None = None
+        n = 0
+        for u, r in self.units.items():
+            if r.state is UnitState.FAILED:
+                self._apply(u, UnitEvent.RETRY)
+                r.error = None
+                n += 1
+                first = r.wave if first is None else min(first, r.wave)
+        if first is not None and first < self.wave:
+            self.wave = first
+        return n
+
     # -- driving ---------------------------------------------------------------
     def due(self) -> list[tuple[Unit, str]]:
         """Commands to send now: ``(unit, "update" | "revert")``; marks them sent."""

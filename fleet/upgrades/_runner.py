@@ -108,7 +108,7 @@ def run_rollout(engine: RolloutEngine, transport: Transport, *, release: SignedM
                 topic, payload = encode_update(engine.rollout_id, unit, revert_release, revert_url, kind=kind)
             else:
                 topic, payload = encode_update(engine.rollout_id, unit, release, artifact_url,
-                                               artifact=inline_artifact)
+                                               artifact=inline_artifact, attempt=engine.units[unit].attempts)
             transport.send(topic, payload)
             stats.sent += 1
         for topic, payload in transport.poll(poll_s):

@@ -54,6 +54,7 @@ class UnitEvent(enum.Enum):
     ALREADY_CURRENT = "already_current"
     REVERT = "revert"
     VERSION_REPORTED = "version_reported"   # health/state (or the OTA result) shows the release's version
+    RETRY = "retry"                         # operator: `fleet rollout resume --retry-failed`
 
 
 S, E = UnitState, UnitEvent
@@ -86,6 +87,7 @@ UNIT_TRANSITIONS: dict[tuple[UnitState, UnitEvent], UnitState] = {
     (S.INSTALLING, E.ROLLED_BACK): S.FAILED,
     (S.REBOOTING, E.ROLLED_BACK): S.FAILED,
     (S.COMMITTING, E.ROLLED_BACK): S.FAILED,
+    (S.FAILED, E.RETRY): S.QUEUED,              # sent again with a new cmd_id (attempt n)
 }
 TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.CURRENT, S.REVERTED})
 IN_FLIGHT = frozenset({S.DOWNLOADING, S.INSTALLING, S.REBOOTING, S.COMMITTING, S.CONFIRMING, S.ROLLING_BACK,
