@@ -26,7 +26,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -122,7 +122,7 @@ def parse_url(url: str, **overrides) -> BrokerSettings:
                             "(or FLEET_MQTT_PASSWORD_FILE)")
         user = creds or None
     host, port = parse_broker(rest, default_port=DEFAULT_TLS_PORT if tls else DEFAULT_PORT)
-    values = {"host": host, "port": port, "tls": tls, "username": user}
+    values: dict[str, Any] = {"host": host, "port": port, "tls": tls, "username": user}
     for k, v in overrides.items():
         if v is not None:
             values[k] = Path(v) if k.endswith("_file") else v

@@ -377,5 +377,5 @@ def explain_integrity(exc: Any) -> str:
         return text
     noun, look = _UNIQUE_NOUNS.get((table, col or ""), (f"a {table.replace('_', ' ')} with this {col}", ""))
     shown = f" {value}" if value else ""
-    hint = f" (see: {look.format(v=value or col.upper())})" if look else ""
+    hint = f" (see: {look.format(v=value or (col or '').upper())})" if look else ""
     return f"{noun}{shown} is already registered; nothing was saved{hint}"

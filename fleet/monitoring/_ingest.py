@@ -71,8 +71,9 @@ class Batch:
 
 
 class MonitorSink(Protocol):
-    def write(self, batch: Batch) -> None:
-        """Store the whole batch atomically (idempotent for redelivered messages)."""
+    def write(self, batch: Batch) -> Batch | None:
+        """Store the whole batch atomically (idempotent for redelivered messages); return the batch
+        as stored when the sink screened it further (its ``rejected`` counts), else None."""
 
 
 def _decode_update(gw: str, payload: bytes, received_at: float) -> UpdateReport | Rejected:

@@ -144,7 +144,7 @@ def quarantine_rows(tx: Any, *, scope: Collection[str] | None, since: float | No
     """Quarantined messages, newest first (one row per source, reason and topic, with a count).
     A scoped reader sees the rows of gateways in its municipalities only."""
     where, params = _scope(scope, None)
-    extra, xp = "", []
+    extra, xp = "", []  # type: tuple[str, list[Any]]
     if since is not None:
         extra += " AND q.last_at >= ?"
         xp.append(since)
