@@ -133,6 +133,10 @@ def health_payload(snap: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _dash(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
 def _ago(now: float, t: float | None) -> str:
     if t is None:
         return "never"
@@ -157,6 +161,15 @@ def render_table(snap: dict[str, Any]) -> str:
         f"journal events={j.get('total', 0)}  undelivered={j.get('undelivered', 0)}"
         f"  alarms pending ack={j.get('alarms_pending', 0)}  shed={j.get('shed', 0)}  bytes={j.get('bytes_used', 0)}",
     ]
+    sc = up.get("scaip")
+    if sc:
+        hb = sc.get("heartbeat") or {}
+        ans = hb.get("last_answered_s_ago")
+        lines.append(f"scaip   {'healthy' if sc.get('healthy') else 'UNHEALTHY'}  centre={sc.get('centre')}"
+                     f" ({sc.get('transport')})  last snu={_dash(sc.get('last_snu'))}  open={sc.get('open', 0)}"
+                     f"  heartbeat every {hb.get('interval_s')}s, answered "
+                     f"{'never' if ans is None else f'{ans:.0f}s ago'}, missed {hb.get('missed', 0)},"
+                     f" hbi {_dash(hb.get('hbi'))}, last snu {_dash(hb.get('last_snu'))}")
     links = snap.get("links", [])
     if links:
         lines.append("links   " + "  ".join(f"{ln['name']}={ln['state']}" for ln in links))
@@ -182,5 +195,5 @@ def render_table(snap: dict[str, Any]) -> str:
     for a in alarms:
         lat = f"{a['latency_ms']:.0f} ms" if a.get("latency_ms") is not None else "-"
         lines.append(f"  {a['event_id']:<28}{a['type']:<22}latency {lat:<9}attempts {a.get('attempts', 0)}"
-                     f"  ack {a.get('ack') or '-'}")
+                     f"  ack {a.get('ack') or '-'}" + (f"  snu {a['snu']}" if a.get("snu") is not None else ""))
     return "\n".join(lines)

@@ -99,7 +99,7 @@ def _wire(cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock, 
         gateway_id=gw, journal=writer, primary=routes.primary, fallback=routes.fallback, alarm_lane=routes.lane,
         clock=clock, local_signal=LoggingLocalSignal(), ack_timeout_s=cfg.uplink.ack_timeout_s,
         on_platform_ack=feedback.on_platform_ack, on_alarm_escalated=feedback.on_alarm_escalated,
-        journal_recovery=journal.recovery)
+        journal_recovery=journal.recovery, centre=routes.centre_factory, centre_first=routes.centre_first)
     ble = BleSupervisor(ble_settings, cfg.devices, links=links, clock=clock) if ble_settings is not None else None
     engine = RuleEngine(gw, build_rules(cfg, registry, mains, routes.connected, clock,
                                         ble_status=ble.watchdog_status if ble is not None else None),

@@ -154,7 +154,7 @@ class GatewayRuntime:
         self._writer_started = True
         self.routes.subscribe(self.commands.topic, self.commands.on_cmd_message)
         self.routes.subscribe(self.config_push.topic, self.config_push.on_config_message)
-        self.routes.start()
+        await self.routes.async_start()      # MQTT drivers, then the SCAIP route's SIP socket
         self._tasks.append(self.loop.create_task(self.forwarder.async_run(), name="forwarder"))
         self._links_started = True
         for link in self._byte_links:

@@ -4,6 +4,9 @@ endpoint (HTTP + zeroconf) that serves it.
 - :class:`StatusReporter` builds the ``wt.status/1`` snapshot (``gateway status``, the
   HTTP endpoint, the HIL benches) from the collaborators it is given, and publishes the
   ``wt.health/1`` digest of it on the primary route every ``uplink.health_interval_s``.
+  With a SCAIP centre the snapshot has ``uplink.scaip`` (the route's whole status:
+  reports with their last ``snu``, heartbeat state, counters) and the health payload its
+  digest (:func:`scaip_health`).
 - :class:`StatusEndpoint` is the status HTTP server (gateway/adapters/status.py) and the
   zeroconf advertisement of its port (gateway/adapters/discovery.py). The port is known
   only once the server listens, so the advertiser is made then, by the factory the
@@ -122,7 +125,7 @@ class StatusReporter:
             "at": self._clock.time(),
             "uptime_s": round(self._clock.monotonic() - self.started_mono, 1),
             "uplink": {k: up[k] for k in ("connected", "route", "routes", "backlog", "inflight",
-                                          "alarms_unacknowledged", "alarms_held")},
+                                          "alarms_unacknowledged", "alarms_held", "scaip")},
             "journal": {"total": depth.total, "undelivered": depth.undelivered, "alarms_pending": depth.alarms_pending,
                         "shed": depth.shed, "bytes_used": depth.bytes_used, "path": str(self._journal_path)},
             "links": links,
@@ -142,10 +145,26 @@ class StatusReporter:
         """``wt.health/1`` on the primary route; False when it is not connected."""
         if not self._primary.connected:
             return False
+        snap = self.snapshot()
+        doc = health_payload(snap)
+        if snap["uplink"].get("scaip"):
+            doc["uplink"]["scaip"] = scaip_health(snap["uplink"]["scaip"])
         try:
-            self._primary.publish(self._health_topic, dumps(health_payload(self.snapshot())), qos=1)
+            self._primary.publish(self._health_topic, dumps(doc), qos=1)
         except UplinkError as exc:
             log.debug("health not published: %s", exc)
             return False
         self._stats["health_published"] += 1
         return True
+
+
+def scaip_health(st: dict[str, Any]) -> dict[str, Any]:
+    """The SCAIP route's digest in ``wt.health/1`` (``uplink.scaip``, docs/mqtt.md)."""
+    hb = st.get("heartbeat") or {}
+    counters = st.get("counters") or {}
+    return {"state": "healthy" if st.get("healthy") else "unhealthy", "last_snu": st.get("last_snu"),
+            "open": st.get("open", 0),
+            "heartbeat": {k: hb.get(k) for k in ("interval_s", "alive", "missed", "last_answered_s_ago", "hbi",
+                                                 "last_snu")},
+            "escalated": counters.get("escalated", 0), "refused": counters.get("refused", 0),
+            "unknown_ref": counters.get("unknown_ref", 0)}

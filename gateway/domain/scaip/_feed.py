@@ -13,7 +13,8 @@ restart goes out again with its same ``ref`` (the centre recognises the repeat).
 
 - At most ``window`` reports are open at the route; the route's tracker sends them in
   submission order and never lets them delay an alarm (docs/scaip.md).
-- A freshly configured centre starts at the journal's end: history is not sent.
+- A freshly configured centre starts at the journal's end: history is not sent (events of
+  this run stored before the cursor was read are, in order).
 - When MQTT is off (a SCAIP-only gateway) the feed also owns the ``delivered`` flag: a
   row is marked delivered once it is finished for the centre, so the backlog, retention
   and ``gateway status`` read as they do with MQTT.
@@ -73,6 +74,7 @@ class CentreFeed:
         self._reading = False
         self._end_reached = False
         self._delivered: list[str] = []
+        self._early: list[tuple[int, Event]] = []       # stored before the cursor was read
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -89,6 +91,15 @@ class CentreFeed:
         self._cursor = self._read_pos = cursor
         self._saved = cursor if raw is not None else None
         self._started = True
+        early, self._early = self._early, []
+        if raw is None:                   # this run's first events, stored while the cursor was read
+            for rowid, ev in sorted(early, key=lambda x: x[0]):
+                if len(self._open) < self.window:
+                    self._take(rowid, ev)
+                else:
+                    self._cursor = self._read_pos = min(self._read_pos, rowid - 1)
+                    break
+            self._advance()
         self.kick()
 
     @property
@@ -106,7 +117,10 @@ class CentreFeed:
     # ---- input -------------------------------------------------------------------------
     def stored(self, event: Event, result: AppendResult) -> None:
         """A non-alarm event's journal outcome: take it at once if the feed has caught up."""
-        if not self._started or result.outcome is not AppendOutcome.STORED or result.rowid is None:
+        if result.outcome is not AppendOutcome.STORED or result.rowid is None:
+            return
+        if not self._started:
+            self._early.append((result.rowid, event))
             return
         if self._end_reached and not self._queue and not self._reading and result.rowid > self._read_pos \
                 and len(self._open) < self.window:
