@@ -177,7 +177,6 @@ def test_broker_settings_come_from_options_then_environment(tmp_path, broker, ca
                         env={})
 
 
-@pytest.mark.slow
 def test_monitor_ingest_cli_over_tls_with_a_password_file(broker, tmp_path):
     """`fleet monitor ingest` as a service runs it: every broker setting from the environment,
     the password from a file; a gateway's health arrives in the database."""
