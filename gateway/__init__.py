@@ -8,6 +8,6 @@ messages. A source checkout has no ``_version.py`` and reports :data:`DEV_VERSIO
 DEV_VERSION = "0.1.0"
 
 try:
-    from gateway._version import __version__
+    from gateway._version import __version__  # type: ignore[import-not-found]  # written by build-release
 except ImportError:          # a source checkout, not a built release
     __version__ = DEV_VERSION

@@ -325,9 +325,11 @@ def choose(slots: Path, *, factory: Path | None = None, now: float | None = None
         cur = current_target(slots)
         prefer = [cur] if cur else []
         slot, version = _fallback(slots, prefer, factory, notes)
-        why = "; ".join(problems) or "no state"
-        notes.append(f"slot state unusable ({why}): starting gateway {version} from slot {slot}"
-                     + (" (where current pointed)" if slot == cur else ""))
+        if problems == ["state.json is missing"] and not (slots / "state.json.bak").exists():
+            notes.append(f"first start: slot state created for gateway {version} in slot {slot}")
+        else:
+            notes.append(f"slot state unusable ({'; '.join(problems) or 'no state'}): rebuilt from the slots on "
+                         f"disk, gateway {version} in slot {slot}" + (" (where current pointed)" if slot == cur else ""))
         state = {"format": STATE_FORMAT, "active": slot, "version": version, "previous": None, "pending": None,
                  "installing": None, "last_rollback": None, "results": {}, "unreported": []}
         write_state(slots, state)
@@ -367,7 +369,7 @@ def choose(slots: Path, *, factory: Path | None = None, now: float | None = None
     problem = slot_problem(slots, active)
     if problem:
         prev = state.get("previous") or {}
-        prefer = [prev.get("slot")] if prev.get("slot") in SLOTS else []
+        prefer = [str(prev["slot"])] if prev.get("slot") in SLOTS else []
         slot, version = _fallback(slots, prefer, factory, notes)
         known = " (the previous known good)" if prefer and slot == prefer[0] else ""
         notes.append(f"{problem}: starting gateway {version} from slot {slot}{known} instead of "

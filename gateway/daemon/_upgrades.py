@@ -223,7 +223,7 @@ class UpgradeController:
         deadline_s = float(p.get("deadline_s") or self.settings.commit_deadline_s)
         started = float(slots.pending.get("running_at") or self._clock.time()) if slots.pending else self._clock.time()
         t_end = self._clock.monotonic() + max(0.0, deadline_s - (self._clock.time() - started))
-        problem = "the deadline passed before the first check"
+        problem: str | None = "the deadline passed before the first check"
         while (left := t_end - self._clock.monotonic()) > 0:
             problem = await self.health.async_check(left)
             if problem is None:
@@ -238,7 +238,7 @@ class UpgradeController:
                     await self._async_flush()
                     return
             await asyncio.sleep(0.2)
-        text = await asyncio.to_thread(slots.rollback, "commit_deadline", problem)
+        text = await asyncio.to_thread(slots.rollback, "commit_deadline", problem or "")
         self.trial = None
         log.error("%s; restarting", text)
         self._exit(EXIT_RESTART)

@@ -236,7 +236,7 @@ commit_deadline_s = {deadline_s}
 
     # ---- what the fleet sees ---------------------------------------------------------------------
     def health_versions(self, since: float = 0.0) -> list[str]:
-        return [d.get("version") for t, k, d in self.seen() if k == "health" and t >= since]
+        return [str(d.get("version")) for t, k, d in self.seen() if k == "health" and t >= since]
 
     def wait_health(self, version: str, since: float = 0.0, timeout_s: float = 60.0) -> float:
         """Until a wt.health/1 with ``version`` arrived after ``since``; its arrival time."""

@@ -102,6 +102,7 @@ def junk_cases() -> dict[str, tuple[bytes, str]]:
         "device": (tar_gz(GOOD + [special("app/dev", tarfile.CHRTYPE)]), "is a device"),
         "fifo": (tar_gz(GOOD + [special("app/fifo", tarfile.FIFOTYPE)]), "is a FIFO"),
         "duplicate": (tar_gz(GOOD + [file_("app/gateway/__init__.py")]), "appears twice"),
+        "file as a directory": (tar_gz(GOOD + [file_("app/x"), file_("app/x/y.py")]), "which is a file"),
         "no entry point": (tar_gz(GOOD[:2] + GOOD[3:]), "lacks app/gateway/__main__.py"),
         "no VERSION": (tar_gz(GOOD[1:]), "no VERSION file"),
         "other VERSION": (tar_gz([file_("VERSION", b"0.3.0\n")] + GOOD[1:]), "VERSION says '0.3.0'"),
@@ -308,7 +309,8 @@ def test_launcher_with_a_corrupt_state_uses_the_backup_then_what_is_on_disk(slot
     os.symlink("b", slots / "current")
     choice = launch.choose(slots)
     assert (choice.slot, choice.version) == ("b", "0.2.0")
-    assert "starting gateway 0.2.0 from slot b (where current pointed)" in choice.notes[0]
+    assert "rebuilt from the slots on disk, gateway 0.2.0 in slot b (where current pointed)" in choice.notes[0]
+    assert choice.notes[-1] == "starting gateway 0.2.0 from slot b"
     assert json.loads((slots / "state.json").read_text())["active"] == "b"
 
 

@@ -117,6 +117,13 @@ def inspect(blob: bytes, want_version: str) -> Bundle:
             f = tf.extractfile(info)
             version = (f.read(200) if f is not None else b"").decode("utf-8", "replace").strip()
         members.append(Member(name, info.isdir(), size))
+    files = {m.name for m in members if not m.is_dir}
+    for m in members:
+        parent = m.name.rsplit("/", 1)[0] if "/" in m.name else ""
+        while parent:
+            if parent in files:
+                raise _bad(f"member {m.name!r} lies below {parent!r}, which is a file")
+            parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
     missing = [r for r in REQUIRED if r not in seen]
     if missing:
         raise _bad(f"it lacks {', '.join(missing)} (not a gateway release)")
