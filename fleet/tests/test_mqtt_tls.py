@@ -28,7 +28,7 @@ USERS = {"fleet": SECRET, "gw-aaa": "gw-a-pw", "gw-bbb": "gw-b-pw", "platform": 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     """The reference configuration + ACL on two free ports; yields (plain_port, tls_port, pki, dir)."""
-    from gateway.tests.tls.pki import make_pki
+    from testkit.pki import make_pki
     from testkit.broker import MosquittoProcess, free_port, port_open
 
     d = tmp_path_factory.mktemp("refbroker")
@@ -128,7 +128,7 @@ def test_fleet_ingests_over_mutual_tls_and_the_acl_keeps_everyone_in_their_lane(
 
 
 def test_refusals_name_the_fix_and_never_show_the_password(broker):
-    from gateway.tests.tls.pki import make_pki
+    from testkit.pki import make_pki
 
     plain, tls, pki, d = broker
     with pytest.raises(MqttError) as bad_pw:

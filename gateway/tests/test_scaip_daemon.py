@@ -32,7 +32,7 @@ from gateway.testing.platform import FakePublisher, PlatformSim
 from gateway.testing.sip_centre import CENTRE_OK, UdpRelay
 from gateway.testing.stimuli import TEST_DEVICE, TEST_KEY, event_frame
 from gateway.tests.sipp.peers import SippCentre
-from gateway.tests.tls.pki import make_pki
+from testkit.pki import make_pki
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -24,7 +24,7 @@ from gateway.domain.model import Event, EventCode, Role
 from gateway.domain.ports import SystemClock
 from gateway.domain.scaip import RetryPolicy, Snu
 from gateway.tests.sipp.peers import KamailioProxy, SippCentre
-from gateway.tests.tls.pki import make_pki
+from testkit.pki import make_pki
 
 pytestmark = pytest.mark.timeout(120)
 

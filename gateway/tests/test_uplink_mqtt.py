@@ -12,7 +12,7 @@ from gateway.testing.broker import port_open
 from gateway.adapters.journal import JournalWriter, SqliteJournal
 from gateway.domain.model import Event, EventCode
 from gateway.domain.ports import SystemClock
-from gateway.tests.tls.pki import make_pki
+from testkit.pki import make_pki
 from gateway.domain.backoff import Backoff
 from gateway.domain.forwarder import Forwarder
 from gateway.domain.uplink_errors import NotConnected, PublishFailed, UplinkError
