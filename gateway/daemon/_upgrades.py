@@ -193,7 +193,8 @@ class UpgradeController:
                 log.warning("an install was interrupted by a restart; nothing was switched")
             p = slots.pending
             if p is not None and p["slot"] == self.running_slot:
-                slots.mark_running()
+                if not p.get("running_at"):      # set already: this process re-bootstrapped (a config push)
+                    slots.mark_running()
                 self.trial = dict(p)
                 log.warning("gateway %s on trial in slot %s (update from %s): commits once the uplink is back and "
                             "its health is acknowledged, within %g s, else slot %s comes back", __version__, p["slot"],

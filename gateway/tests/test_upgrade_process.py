@@ -154,3 +154,41 @@ def test_new_version_without_uplink_rolls_itself_back_at_its_deadline(proxied_ri
     rig.wait_health("0.1.0", since=t_back)
     assert sup.exit_codes()[:2] == [75, 75]
     assert rig.state()["last_rollback"]["reason"] == "commit_deadline"
+
+
+def test_kill9_at_random_points_of_updates_always_comes_back_on_a_working_version(rig):
+    """Power cuts at seeded random moments of four successive updates (download, install,
+    switch, trial start, commit — wherever they fall): every time the service comes back on
+    the version its slot state names, reports it in health, and the journal says which."""
+    import random
+
+    rng = random.Random(20261204)
+    sup = rig.start()
+    rig.wait_health("0.1.0")
+    outcomes = []
+    for i in range(4):
+        before = rig.state()["version"]
+        version = f"0.3.{i}"
+        cid = rig.send_update(f"r-rand{i}", version, build_release(version))
+        delay = rng.uniform(0.0, 2.5)
+        time.sleep(delay)
+        runs = len(sup.runs)
+        assert sup.kill9() is not None
+        t_kill = time.time()
+        sup.wait_runs(runs + 1)
+
+        def settled() -> bool:
+            st = rig.state()
+            return (st["pending"] is None and st["installing"] is None
+                    and st["version"] in rig.health_versions(since=t_kill))
+        wait_for(settled, 90, f"update {i} settled after kill -9 at {delay:.2f} s", debug=rig.journal)
+        st = rig.state()
+        assert st["version"] in (before, version)
+        assert f"starting gateway {st['version']} from slot {st['active']}" in rig.journal()
+        final = [d for d in rig.results(cid) if d["status"] != "progress"]
+        if final:                                    # the fleet hears an outcome that matches what runs
+            assert (final[-1]["status"] == "ok") == (st["version"] == version), final[-1]
+        outcomes.append((round(delay, 2), before, st["version"], final[-1]["detail"].get("reason", "ok")
+                         if final else "no result (killed before the install began)"))
+    assert not list(rig.slots.glob(".*.new"))
+    print("kill -9 outcomes (delay s, from, running, result):", outcomes)
