@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--broker", metavar="HOST:PORT", help="reuse this MQTT broker instead of starting Mosquitto")
     p.add_argument("--data-dir", metavar="DIR", help="gateway data directory (default: a temporary one)")
     p.add_argument("--no-discovery", action="store_true", help="do not advertise the demo gateway over mDNS")
+    p.add_argument("--scaip", action="store_true",
+                   help="also run a SIPp alarm receiving centre and send alarms to it over SCAIP first "
+                        "(needs sipp: Debian package sip-tester); prints press -> centre reply latencies")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
     p.add_argument("--verbose", "-v", action="store_true", help="show the gateway's own log lines")
     p.set_defaults(func=cmd_demo)
@@ -27,6 +30,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError
     from gateway.daemon import DaemonError
     from gateway.testing.emulator.demo import Demo, DemoOptions
+    from gateway.testing.sip_centre import SipToolMissing
 
     if args.duration <= 0 or args.outage < 0:
         print("gateway demo: --duration must be > 0 and --outage ≥ 0 (seconds)", file=sys.stderr)
@@ -34,14 +38,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     opts = DemoOptions(duration_s=args.duration, outage_s=args.outage, broker=args.broker,
-                       data_dir=args.data_dir, discovery=not args.no_discovery)
+                       data_dir=args.data_dir, discovery=not args.no_discovery, scaip=args.scaip)
     demo = Demo(opts)
     try:
         summary = asyncio.run(demo.run())
     except KeyboardInterrupt:
         print("\ndemo interrupted; everything stopped", file=sys.stderr)
         return 130
-    except (BrokerError, ConfigError, DaemonError) as exc:
+    except (BrokerError, ConfigError, DaemonError, SipToolMissing) as exc:
         print(f"gateway demo: {exc}", file=sys.stderr)
         return 1
     if args.json:

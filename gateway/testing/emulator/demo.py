@@ -10,6 +10,12 @@ is ingested before the next supervision tick and no device looks silent.
 
 The summary compares what the emulated devices and the gateway's rules emitted with what
 the console (the platform side) received: lost, duplicated, acknowledged.
+
+With ``scaip`` (``gateway demo --scaip``) a SIPp alarm receiving centre answers ``snu`` 0
+to every SCAIP report, behind a UDP relay the outage cuts too; the gateway sends alarms to
+the centre first (``[scaip] role = "primary"``) and everything else over MQTT to the
+console, and the demo prints each alarm's press → centre reply latency as it happens. An
+alarm counts as delivered when the centre or the console has it.
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ class DemoOptions:
     settle_s: float = 30.0             # max wait for the backlog / ACKs at the end
     status_port: int = 0
     discovery: bool = True
+    scaip: bool = False                # a SIPp alarm receiving centre as the alarms' primary route
 
 
 @dataclass
@@ -65,6 +72,9 @@ class DemoSummary:
     latency_ms_median: float | None = None     # device alarms raised while the uplink was up
     latency_ms_max: float | None = None
     outage_alarms: int = 0                     # device alarms raised during the outage (delivered late)
+    centre_alarms: int = 0                     # --scaip: alarms the centre answered snu 0
+    centre_latency_ms_median: float | None = None   # --scaip: press -> the centre's snu 0 (uplink up)
+    centre_latency_ms_max: float | None = None
     ok: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,8 +82,11 @@ class DemoSummary:
 
 
 def demo_config(data_dir: str, broker_port: int, clock: Clock, devices: list[tuple[str, Role, bytes]],
-                status_port: int = 0, discovery: bool = True) -> GatewayConfig:
-    """Embedded demo config: night windows around 'now', short supervision, GPS zone at home."""
+                status_port: int = 0, discovery: bool = True, scaip_centre: str | None = None) -> GatewayConfig:
+    """Embedded demo config: night windows around 'now', short supervision, GPS zone at home;
+    with ``scaip_centre`` (a SIP URI) a SCAIP centre as the alarms' primary route."""
+    scaip = ({"enabled": True, "centre": scaip_centre, "cid": "4700000001", "t1_ms": 100, "heartbeat_interval_s": 10,
+              "escalate_after_s": 10, "reply_timeout_s": 3} if scaip_centre else {})
     local = _dt.datetime.fromtimestamp(clock.time(), ZoneInfo("Europe/Oslo"))
     start = (local - _dt.timedelta(hours=1)).strftime("%H:%M")
     end = (local + _dt.timedelta(hours=3)).strftime("%H:%M")
@@ -90,6 +103,7 @@ def demo_config(data_dir: str, broker_port: int, clock: Clock, devices: list[tup
                   "dose": {"delay_min": 30},
                   "geofence": {"zones": [{"id": "home", "lat": GPS_HOME[0], "lon": GPS_HOME[1], "radius_m": 200}]}},
         "devices": {dev: {"role": role.name.lower(), "key": key.hex()} for dev, role, key in devices},
+        "scaip": scaip,
     })
 
 
@@ -103,6 +117,9 @@ class Demo:
         self.summary = DemoSummary(outage_s=opts.outage_s)
         self._cleanup: list[Callable[[], Any]] = []
         self._outage_window: tuple[float, float] | None = None
+        self._centre: Any = None           # --scaip: the SIPp centre and the relay the outage cuts
+        self._relay: Any = None
+        self._centre_acked: dict[str, float] = {}     # event id -> press -> centre reply (ms)
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:5.1f}s] {text}", file=self.out, flush=True)
@@ -127,6 +144,7 @@ class Demo:
 
         loop = asyncio.get_running_loop()
         o = self.opts
+        scaip_uri = await self._start_centre() if o.scaip else None
         # 1. broker
         if o.broker:
             host, _, port_s = o.broker.rpartition(":")
@@ -144,7 +162,7 @@ class Demo:
         # 2. gateway
         data_dir = o.data_dir or tempfile.mkdtemp(prefix="wt-demo-gw-")
         devices = home_devices()
-        cfg = demo_config(data_dir, cutter.port, self.clock, devices, o.status_port, o.discovery)
+        cfg = demo_config(data_dir, cutter.port, self.clock, devices, o.status_port, o.discovery, scaip_uri)
         mains = EmulatedMainsInput(MainsState.ON)
         rt = bootstrap(cfg, clock=self.clock, loop=loop, mains=mains, advertise=o.discovery)
         rt.engine.on_raised = self.gateway_events.append
@@ -163,12 +181,51 @@ class Demo:
         # 4. the emulated home
         home.start(interval_s=0.1)
         self._cleanup.append(home.stop)
+        if o.scaip:
+            watcher = loop.create_task(self._watch_centre(rt))
+            self._cleanup.append(watcher.cancel)
         names = ", ".join(f"{d.role.name.lower()} {d.device_id}" for d in home)
         self.say(f"emulated home: {names}")
         await self._scenario(rt, home, mains, cutter)
         # 5. settle and summarise
         await self._settle(rt, home, console)
         self._summarise(rt, home, console)
+
+    async def _start_centre(self) -> str:
+        """SIPp as the alarm receiving centre (snu 0 to everything) behind a cuttable UDP relay.
+        Raises SipToolMissing (with the package to install) when sipp is not there."""
+        from gateway.testing.sip_centre import CENTRE_OK, SippCentre, UdpRelay, find_tool
+
+        find_tool("sipp")
+        centre = SippCentre("centre_ok.xml", Path(tempfile.mkdtemp(prefix="wt-demo-sipp-")), calls=0, timeout_s=0,
+                            scenario_text=CENTRE_OK)
+        await asyncio.to_thread(centre.start)
+        self._cleanup.append(lambda: asyncio.to_thread(centre.stop))
+        relay = UdpRelay(("127.0.0.1", centre.port))
+        host, port = await relay.async_start()
+        self._cleanup.append(relay.close)
+        self._centre, self._relay = centre, relay
+        self.say(f"started the SIPp alarm centre on udp 127.0.0.1:{centre.port} (SCAIP, snu 0 to every report)")
+        return f"sip:arc@{host}:{port}"
+
+    async def _watch_centre(self, rt: Any) -> None:
+        """Print each alarm's press -> centre reply latency once the centre answered snu 0."""
+        while True:
+            for r in rt.forwarder.status().last_alarms:
+                if r.centre_latency_ms is not None and r.event_id not in self._centre_acked:
+                    self._centre_acked[r.event_id] = r.centre_latency_ms
+                    self.say(f"centre snu 0  {r.type:<22} {r.event_id}  press -> centre reply "
+                             f"{r.centre_latency_ms:.1f} ms")
+            await asyncio.sleep(0.1)
+
+    def _centre_ids(self, ids: set[str]) -> set[str]:
+        """The ids among ``ids`` whose SCAIP report reached the centre (its message trace)."""
+        if self._centre is None:
+            return set()
+        from gateway.domain.scaip import ref_for
+
+        refs = set(self._centre.refs())
+        return {i for i in ids if ref_for(i) in refs}
 
     async def _wait(self, pred: Callable[[], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -235,9 +292,13 @@ class Demo:
 
     async def _outage(self, rt: Any, home: EmulatedHome, cutter: UplinkCutter) -> None:
         o = self.opts
-        self.say(f"UPLINK CUT for {o.outage_s:g} s (broker unreachable; alarms go to the journal)")
+        self.say(f"UPLINK CUT for {o.outage_s:g} s (broker unreachable; alarms go to the journal)"
+                 + ("; the alarm centre is unreachable too" if self._relay is not None else ""))
         cutter.cut()
+        if self._relay is not None:
+            self._relay.cut()
         t_cut = time.monotonic()
+        cut_at = self.clock.monotonic()     # the devices stamp events with the demo clock (fast-forwarded)
         button, fall, door = home.by_role(Role.BUTTON), home.by_role(Role.FALL), home.by_role(Role.DOOR)
         actions = [("button press during the outage", button.press),
                    ("fall during the outage", lambda: fall.fall(peak_cg=388)),
@@ -248,12 +309,14 @@ class Demo:
             self.say(text)
             fn()
         await asyncio.sleep(max(0.0, t_cut + o.outage_s - time.monotonic()))
-        self._outage_window = (t_cut, time.monotonic())
+        self._outage_window = (cut_at, self.clock.monotonic())
         depth = rt.writer.depth()
         self.summary.backlog_at_restore = depth.undelivered
         self.say(f"UPLINK RESTORED: backlog {depth.undelivered} undelivered event(s), "
                  f"{rt.forwarder.status().alarms_unacknowledged} alarm(s) awaiting platform ack")
         cutter.restore()
+        if self._relay is not None:
+            self._relay.restore()
 
     async def _settle(self, rt: Any, home: EmulatedHome, console: Any) -> None:
         def expected() -> set[str]:
@@ -261,6 +324,8 @@ class Demo:
 
         def done() -> bool:
             got = console.stats.events | console.stats.alarms.keys()
+            if self._centre is not None:
+                got = got | self._centre_ids(expected() - got)
             st = rt.forwarder.status()
             return (expected() <= got and home.unacked() == 0 and st.alarms_unacknowledged == 0
                     and st.backlog == 0)
@@ -277,6 +342,8 @@ class Demo:
         device_ids = {e.event_id for e in home.emitted()}
         gw_ids = {e.event_id for e in self.gateway_events}
         got = stats.events | stats.alarms.keys()
+        at_centre = self._centre_ids(device_ids | gw_ids)
+        got = got | at_centre
         s.device_events = len(device_ids)
         s.gateway_events = len(gw_ids)
         s.delivered = len((device_ids | gw_ids) & got)
@@ -284,30 +351,41 @@ class Demo:
         s.lost = len(s.lost_ids)
         s.duplicate_deliveries = stats.duplicate_deliveries
         s.duplicates_shown = 0  # the console shows each event_id once (by construction: a dict)
-        s.alarms = len(stats.alarms)
         st = rt.forwarder.status()
+        for r in st.last_alarms:                       # (the watcher may not have seen the last ones)
+            if r.centre_latency_ms is not None:
+                self._centre_acked.setdefault(r.event_id, r.centre_latency_ms)
+        centre_acked = set(self._centre_acked)
+        s.alarms = len(set(stats.alarms) | centre_acked)
+        s.centre_alarms = len(centre_acked)
         s.alarms_acknowledged = s.alarms - st.alarms_unacknowledged
         s.device_acks_missing = home.unacked()
         s.journal_events = rt.writer.depth().total
         w = self._outage_window
         during = {e.event_id for e in home.emitted() if w is not None and w[0] <= e.at_mono <= w[1]}
-        s.outage_alarms = len(during & stats.alarms.keys())
+        s.outage_alarms = len(during & (stats.alarms.keys() | self._centre_acked.keys()))
         lat = [a.latency_ms for a in stats.alarms.values()
                if a.event_id in device_ids and a.event_id not in during]  # device alarms: press → console
         if lat:
             s.latency_ms_median = round(statistics.median(lat), 1)
             s.latency_ms_max = round(max(lat), 1)
+        clat = [ms for eid, ms in self._centre_acked.items() if eid in device_ids and eid not in during]
+        if clat:
+            s.centre_latency_ms_median = round(statistics.median(clat), 1)
+            s.centre_latency_ms_max = round(max(clat), 1)
         s.ok = s.lost == 0 and s.device_acks_missing == 0 and st.alarms_unacknowledged == 0 and s.alarms > 0
         def p(text: str) -> None:
             print(text, file=self.out, flush=True)
         p("")
         p("summary")
         p(f"  events emitted     {s.device_events} by devices + {s.gateway_events} raised by gateway rules")
-        p(f"  delivered          {s.delivered} unique to the platform   lost {s.lost}"
+        p(f"  delivered          {s.delivered} unique to the platform"
+          + (" or the centre" if self.opts.scaip else "") + f"   lost {s.lost}"
           + (f" {s.lost_ids}" if s.lost_ids else ""))
         p(f"  duplicates         {s.duplicate_deliveries} re-deliveries dropped by event_id, "
           f"{s.duplicates_shown} shown twice")
-        p(f"  alarms             {s.alarms} shown, {s.alarms_acknowledged} acknowledged by the platform")
+        p(f"  alarms             {s.alarms} shown, {s.alarms_acknowledged} acknowledged"
+          + (f" ({s.centre_alarms} by the SCAIP centre)" if self.opts.scaip else " by the platform"))
         p(f"  device ACKs        {s.device_acks_missing} event(s) still unacknowledged on devices")
         if self.opts.outage_s:
             p(f"  outage             {s.outage_s:g} s, backlog at restore {s.backlog_at_restore}, "
@@ -315,4 +393,7 @@ class Demo:
         if s.latency_ms_median is not None:
             p(f"  alarm latency      median {s.latency_ms_median} ms, max {s.latency_ms_max} ms "
               f"(device alarm → console, uplink up)")
+        if s.centre_latency_ms_median is not None:
+            p(f"  centre latency     median {s.centre_latency_ms_median} ms, max {s.centre_latency_ms_max} ms "
+              f"(press → the centre's snu 0, uplink up)")
         p(f"  result             {'OK' if s.ok else 'PROBLEM'}")
