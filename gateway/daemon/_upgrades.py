@@ -235,11 +235,13 @@ class UpgradeController:
                     await asyncio.to_thread(slots.commit, detail)
                     self.trial = None
                     log.warning("update to gateway %s committed in slot %s", p.get("version"), p["slot"])
-                    slots.remember(str(p.get("cmd_id") or ""), "ok", detail, unreported=True)
-                    await self._async_flush()
+                    await self._async_flush()           # commit() stored the ok result as unreported
                     return
             await asyncio.sleep(0.2)
-        text = await asyncio.to_thread(slots.rollback, "commit_deadline", problem or "")
+        try:
+            text = await asyncio.to_thread(slots.rollback, "commit_deadline", problem or "")
+        except OSError as exc:       # the launcher rolls back at the next start (this trial used its attempt)
+            text = f"commit_deadline: {problem}; the rollback could not be written ({exc}), the launcher does it"
         self.trial = None
         log.error("%s; restarting", text)
         self._exit(EXIT_RESTART)
