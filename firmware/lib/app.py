@@ -152,7 +152,6 @@ class App:
             flags = wire.F_URGENT if e[CLS] == 1 else 0  # care alarms only
             self.link.send(wire.T_EVENT, wire.event_payload(rec.code, self._age_ms(rec, now), rec.data),
                            flags, e[SEQ])
-            self._last_event_seq = e[SEQ]
             e[TRIES] += 1
             e[DUE] = ticks_add(now, self._backoff(e[TRIES]))
             nxt = min(nxt, self._backoff(e[TRIES]))
@@ -224,7 +223,7 @@ class App:
 
     def _save_dlseq(self, seq):
         try:
-            store.write_atomic(self._dir + "/dlseq", struct.pack("<I", seq))
+            store.write_atomic(self._dir + "/dlseq", struct.pack("<I", seq) + self._dl_fp)
             self._dl_saved = seq
         except OSError:
             self.reject("flash")

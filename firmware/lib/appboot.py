@@ -22,10 +22,17 @@ def init(app, hal, cfg, role_cls, fw_version, cfg_path, boot_slot):
     app.boot_id = store.Counter(d + "/boot", 1, 1).next() & 0xFFFF
     app.queue = EventQueue(d + "/q", cfg.get("queue_max"))
     app.seq = store.Counter(d + "/seq", app.queue.max_seq() + 1)
-    b = store.read_checked(d + "/dlseq")
-    app._dl_saved = struct.unpack("<I", b)[0] if b is not None and len(b) == 4 else 0
     k = cfg.get("key")
-    app.link = Link(hal.uart("link"), hal.device_id(), bytes.fromhex(k) if k else None, app.seq, app._dl_saved)
+    app.link = link = Link(hal.uart("link"), hal.device_id(), bytes.fromhex(k) if k else None, app.seq)
+    # The downlink window is bound to the key it was built under (docs/protocol.md
+    # "Re-keying"): dlseq = highest u32 + the key's 4-byte fingerprint. A new key starts
+    # an empty window (frames under the old key no longer verify); a 4-byte file (older
+    # firmware) is kept as it is.
+    app._dl_fp = link._auth.mac(b"wt dlseq")[:4] if link._auth is not None else b"\0\0\0\0"
+    b = store.read_checked(d + "/dlseq")
+    app._dl_saved = struct.unpack("<I", b[:4])[0] if b is not None and (
+        len(b) == 4 or b[4:] == app._dl_fp) else 0
+    link.window = wire.ReplayWindow(app._dl_saved)
     app.started_ms = clock.ticks_ms()
     app.epoch = None            # (epoch_s, ticks_ms) from the gateway's TIME
     app.gateway_seen = False    # an authenticated downlink frame arrived this boot
@@ -35,7 +42,6 @@ def init(app, hal, cfg, role_cls, fw_version, cfg_path, boot_slot):
     app.gw_rejected = 0
     app.ota = None
     app._hb_due = app.started_ms
-    app._last_event_seq = 0
     app._low_batt = False
     app._last_fault = None
     app._unhealthy = None

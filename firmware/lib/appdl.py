@@ -4,8 +4,6 @@
 import sys
 import wire
 
-_WINDOW = 64  # the gateway's replay window
-
 
 def _bad(app, f):
     app.reject("bad_payload")
@@ -37,12 +35,37 @@ def dispatch(app, f):
 
 
 def _on_error(app, p):
-    if p and p[0] == wire.E_REPLAY:
-        # The gateway answers DUPLICATE for events it has; "replay" for our last
-        # event means it never stored it and it fell out of the window: re-number it.
-        s = app._last_event_seq
-        if s and app.queue.get(s) is not None and app.seq.peek() - 1 - s >= _WINDOW:
-            app.queue.reseq(s, app.seq.next())
+    # ERROR 3 "seq=<S> highest=<H>" (docs/protocol.md "Replay recovery"): the gateway
+    # refused our frame S as already seen and holds no event S of ours (it would have
+    # answered ACK DUPLICATE), e.g. after a re-flash restarted our counter, or a re-key.
+    # Never use a seq at or below H again, and give a queued event S a fresh seq.
+    if not p or p[0] != wire.E_REPLAY:
+        return
+    s = h = None
+    for tok in bytes(p[1:]).split():
+        if tok[:4] == b"seq=":
+            s = _num(tok[4:])
+        elif tok[:8] == b"highest=":
+            h = _num(tok[8:])
+    c = app.seq
+    if h is not None and h >= c._next:
+        # store.Counter: the next next() reserves a new block from h + 1 in flash before
+        # it hands the value out (done here, not in store.py: rare code stays out of RAM)
+        c._next = c._limit = h + 1
+    if s is not None:
+        for e in app.queue.entries():
+            if e[0] == s:
+                app.queue.reseq(s, app.seq.next())
+                return
+
+
+def _num(b):
+    # a u32 in decimal, else None (never raises on what the gateway sent)
+    try:
+        v = int(b)
+    except ValueError:
+        return None
+    return v if 0 <= v < 0xFFFFFFFF else None
 
 
 def _cfgtool():

@@ -56,7 +56,7 @@ class SimGateway:
             return
         if not self.window.check(f.seq):
             self.rejects["replay"] = self.rejects.get("replay", 0) + 1
-            self.send(wire.T_ERROR, wire.error_payload(wire.E_REPLAY, "seq %d" % f.seq))
+            self.send(wire.T_ERROR, wire.error_payload(wire.E_REPLAY, "seq=%d highest=%d" % (f.seq, self.window.highest)))
             return
         self.window.accept(f.seq)
         ev = wire_gw.parse_event(f.payload)

@@ -26,10 +26,17 @@ Security rules (docs/protocol.md §1 "Authentication and replay protection", §3
   journal has it, ignored while its first copy is still being stored, and re-emitted
   (same event id; the journal de-duplicates) if it was seen but never stored, e.g. the
   gateway crashed between the window update and the journal commit. Anything else
-  already seen is a ``replay``.
+  already seen is a ``replay``; an EVENT or HELLO below the window that is not in the
+  journal is answered ``ERROR 3 "seq=S highest=H"`` so the device renumbers above ``H``;
+- replay state is bound to the device's key (fingerprint in ``replay_key/<dev>``): after
+  a re-key the frame window's seqs up to the old highest (the *floor*) stay refused and
+  are always answered ERROR 3 (never DUPLICATE: they were other events, under the old
+  key), the BTHome window starts empty (docs/protocol.md "Re-keying and re-flashing").
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import struct
 from typing import Any, Collection, Mapping
@@ -83,6 +90,7 @@ class Ingress:
         self._pending_timeout_s = pending_timeout_s
         self._decoders: dict[str, StreamDecoder] = {}
         self._windows: dict[tuple[str, str], ReplayWindow] = {}
+        self._floors: dict[str, int] = {}
         self._roles: dict[str, Role] = {}
         self._links: dict[str, str] = {}
         self._pending: dict[str, float] = {}
@@ -209,6 +217,8 @@ class Ingress:
             return
         if not window.check(frame.seq):
             self._reject(result, Rejection(RejectReason.REPLAY, f"{frame.type.name} seq {frame.seq} already seen or older than the window (highest {window.highest})", device), link)
+            if isinstance(payload, Hello):   # a device that restarted its counter learns the floor
+                self._replay_error(link, device, frame.seq, window, result)
             return
         self._accept_seq(device, "frame", window, frame.seq)
         self._links[device] = link
@@ -221,6 +231,10 @@ class Ingress:
         device = frame.device_id
         event_id = f"{device}-{frame.seq:08x}"
         if not window.check(frame.seq):
+            if frame.seq <= self._floors.get(device, 0):   # an id of the old key's events: renumber
+                self._reject(result, Rejection(RejectReason.REPLAY, f"EVENT seq {frame.seq} is at or below the re-key floor", device), link)
+                self._replay_error(link, device, frame.seq, window, result)
+                return
             if self._journal.contains(event_id):
                 self.duplicates += 1
                 self._links[device] = link
@@ -234,6 +248,7 @@ class Ingress:
                 return
             if not window.seen(frame.seq):
                 self._reject(result, Rejection(RejectReason.REPLAY, f"EVENT seq {frame.seq} is older than the window (highest {window.highest})", device), link)
+                self._replay_error(link, device, frame.seq, window, result)
                 return
             log.warning("re-emitting %s: seen by the replay window but not in the journal", event_id)
         else:
@@ -358,10 +373,46 @@ class Ingress:
         self._reject_log(rejection, source)
         result.rejects.append(rejection)
 
+    def _replay_error(self, link: str, device: str, seq: int, window: ReplayWindow, result: IngressResult) -> None:
+        self._links[device] = link
+        msg = f"seq={seq} highest={window.highest}"
+        result.replies.append((link, self.downlink(device, MsgType.ERROR, Error(ErrorCode.REPLAY, msg))))
+
+    def _bind_key(self, device: str) -> None:
+        """Once per device: is the stored replay state from this key? If not (re-keyed), the
+        frame window becomes "all seen up to the old highest" (the floor) and the BTHome
+        window starts empty; then the key's fingerprint and the floor are stored."""
+        key = self._keys.get(device)
+        fp = hmac.new(key, b"wt replay window", hashlib.sha256).digest()[:8] if key else bytes(8)
+        blob = self._journal.get_state(f"replay_key/{device}")
+        floor = 0
+        if blob is not None and len(blob) == 12 and blob[:8] == fp:
+            self._floors[device] = struct.unpack("<I", blob[8:])[0]
+            return
+        if blob is not None:
+            old = self._journal.get_state(f"replay/frame/{device}")
+            w = ReplayWindow.from_bytes(old) if old is not None else None
+            floor = w.highest if isinstance(w, ReplayWindow) else 0
+            self._windows[(device, "frame")] = ReplayWindow(floor, (1 << min(floor, 64)) - 1)
+            self._windows[(device, "bthome")] = ReplayWindow()
+            log.warning("device %s has a new key: replay windows reset (frame seqs up to %d stay refused)", device, floor)
+        try:
+            for (dev, channel), w in self._windows.items():
+                if dev == device:
+                    self._journal.set_state(f"replay/{channel}/{device}", w.to_bytes())
+            self._journal.set_state(f"replay_key/{device}", fp + struct.pack("<I", floor))
+        except Exception as exc:  # noqa: BLE001 - the Journal port's failure: as in _accept_seq
+            log.error("replay key binding of %s not persisted: %s", device, exc)
+        self._floors[device] = floor
+
     def _window(self, device: str, channel: str) -> ReplayWindow:
         window = self._windows.get((device, channel))
         if window is not None:
             return window
+        if device not in self._floors:
+            self._bind_key(device)   # (a re-key seeds the windows)
+            if (device, channel) in self._windows:
+                return self._windows[(device, channel)]
         blob = self._journal.get_state(f"replay/{channel}/{device}")
         loaded: ReplayWindow | Rejection = ReplayWindow() if blob is None else ReplayWindow.from_bytes(blob)
         if isinstance(loaded, Rejection):
