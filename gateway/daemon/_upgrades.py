@@ -428,9 +428,7 @@ class UpgradeController:
             detail = {**base, "phase": exc.phase if isinstance(exc, UpgradeError) else "reboot",
                       "error": f"{exc}", "reason": exc.reason if isinstance(exc, UpgradeError) else "switch_failed",
                       "rolled_back": True, "running": __version__}
-            log.warning("update %s to %s failed: %s", cmd_id, m.version, exc)
-            self._remember_update(cmd_id, "error", detail)
-            await self._async_flush()
+            self._result(cmd_id, "error", detail)      # stored, then published; this update is over
             return
         problem = await async_publish_acked(self._routes, self._result_topic, encode_cmd_result(
             cmd_id, "progress", {**base, "phase": "rebooted", "slot": slot, "restart": True}), 5.0)
@@ -446,14 +444,6 @@ class UpgradeController:
             slots.rollback("health_failed", "the switch could not be completed")
         except OSError as exc:
             log.error("cannot undo the switch in %s: %s; the launcher decides at the next start", slots.dir, exc)
-
-    def _remember_update(self, cmd_id: str, status: str, detail: dict[str, Any]) -> None:
-        self._results[cmd_id] = (status, detail)
-        try:
-            self.slots().remember(cmd_id, status, detail, unreported=True)
-        except OSError as exc:
-            log.warning("result of %s not stored in %s: %s", cmd_id, self._slots_path, exc)
-            self._routes.reply(self._result_topic, encode_cmd_result(cmd_id, status, detail), what="cmd result")
 
     # ---- results ----------------------------------------------------------------------------------
     def _last_result(self, cmd_id: str) -> tuple[str, dict[str, Any]] | None:
