@@ -20,8 +20,9 @@ from contracts.gateway_config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, IMMUT
                                               BatteryRule, BedRule, BleScanMode, BleSection, DeviceLink,
                                               DeviceSection, DiscoverySection, DoorRule, DoseRule, FallbackSection,
                                               GatewayConfig, GatewaySection, GeofenceRule, JournalSection, LogLevel,
-                                              MainsSection, MainsSource, RulesSection, SerialSection, StatusSection,
-                                              SupervisionSection, TlsSection, UpgradesSection, UplinkSection, Zone,
+                                              MainsSection, MainsSource, RulesSection, ScaipRole, ScaipSection,
+                                              ScaipTlsSection, ScaipTransport, SerialSection, StatusSection,
+                                              SupervisionSection, TlsSection, TrustSection, UpgradesSection, UplinkSection, Zone,
                                               ZoneShape, meta)
 from contracts.gateway_config._validate import build, validate
 from contracts.roles import Role
@@ -30,7 +31,8 @@ __all__ = [
     "DEVICE_ID_RE", "GATEWAY_ID_RE", "IMMUTABLE", "SERVICE_TYPE_RE", "ZONE_ID_RE", "BatteryRule", "BedRule",
     "BleScanMode", "BleSection", "ConfigError", "ConfigIssue", "DeviceLink", "DeviceSection", "DiscoverySection",
     "DoorRule", "DoseRule", "FallbackSection", "GatewayConfig", "GatewaySection", "GeofenceRule", "JournalSection",
-    "LogLevel", "MainsSection", "MainsSource", "NO_VALUE", "Role", "RulesSection", "SerialSection", "StatusSection",
-    "SupervisionSection", "TlsSection", "UpgradesSection", "UplinkSection", "Zone", "ZoneShape", "build", "meta",
+    "LogLevel", "MainsSection", "MainsSource", "NO_VALUE", "Role", "RulesSection", "ScaipRole", "ScaipSection",
+    "ScaipTlsSection", "ScaipTransport", "SerialSection", "StatusSection",
+    "SupervisionSection", "TlsSection", "TrustSection", "UpgradesSection", "UplinkSection", "Zone", "ZoneShape", "build", "meta",
     "to_plain", "to_toml", "validate",
 ]

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.domain.model import Event
+from gateway.domain.model import Event, EventCode
 from gateway.domain.scaip import EVENT_MAP, ReportKind, ScaipListener, ScaipReply, Snu, ref_for
 from gateway.errors import GatewayError
 
@@ -452,8 +452,11 @@ class FakeCentre:
         self.submitted: list[Event] = []
         self.open: dict[str, Event] = {}
 
+    def carries(self, code: EventCode) -> bool:
+        return EVENT_MAP[code].kind is not ReportKind.INFO or self.send_info
+
     def submit(self, event: Event) -> str | None:
-        if EVENT_MAP[event.code].kind is ReportKind.INFO and not self.send_info:
+        if not self.carries(event.code):
             return None
         self.submitted.append(event)
         self.open[event.event_id] = event

@@ -7,8 +7,11 @@ gateway/domain/forwarder.py; the daemon builds both, gateway/daemon/_routes.py).
 module only turns the tracker's actions into SIP attempts and SIP outcomes back into
 tracker inputs, and runs one timer for the nearest deadline.
 
-- :meth:`submit` is non-blocking: an alarm's first MESSAGE goes on the wire in the send
-  task it starts (the next loop iteration); the route never waits for disk. The listener
+- :meth:`submit` is non-blocking and never waits for disk: once the centre's address is
+  known, an alarm's MESSAGE is on the wire before :meth:`submit` returns, and its answer
+  is handled in the receive callback of the response (``SipUserAgent.send_message_now``:
+  no task, no loop hop); the first attempt of all, a TCP/TLS (re)connect and a digest
+  challenge go through a send task. The listener
   is never called from inside :meth:`submit` (an encoding failure is reported on the
   next loop iteration), so the forwarder's state machine is never re-entered.
 - Every attempt of one report uses the report's own Call-ID (CSeq grows), so a centre
@@ -32,7 +35,7 @@ from gateway.adapters.sip._errors import SipError
 from gateway.adapters.sip._message import SipRequest, SipResponse
 from gateway.adapters.sip._transport import Peer
 from gateway.adapters.sip._ua import SipUserAgent
-from gateway.domain.model import Event
+from gateway.domain.model import Event, EventCode
 from gateway.domain.ports import Clock
 from gateway.domain.scaip import (
     CONTENT_TYPE,
@@ -123,6 +126,9 @@ class ScaipRoute:
 
     # ---- reports ------------------------------------------------------------------------
 
+    def carries(self, code: EventCode) -> bool:
+        return EVENT_MAP[code].kind is not ReportKind.INFO or self.settings.send_info
+
     def submit(self, event: Event) -> str | None:
         """Track and send ``event``. Returns its ``ref``, or None when this route does not
         carry it (an information event with ``send_info`` off) or cannot encode it (then
@@ -147,7 +153,7 @@ class ScaipRoute:
     def _run(self, actions: list[Action]) -> None:
         for a in actions:
             if a.do is Do.SEND:
-                self._spawn(self._attempt(a.ref, a.attempt, a.body))
+                self._send(a.ref, a.attempt, a.body)
             elif a.do is Do.DELIVERED:
                 self._forget(a.ref)
                 self._tell("scaip_delivered", a.event, a.reply, escalated=a.escalated)
@@ -176,17 +182,39 @@ class ScaipRoute:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _send(self, ref: str, attempt: int, body: bytes) -> None:
+        """Put an attempt on the wire now if the UA can (the alarm path), else in a task."""
+        call_id = self._call_ids.get(ref) or self.ua.new_call_id()
+        if self._running and self.ua.send_message_now(
+                body, call_id=call_id, on_final=lambda resp, err: self._final(ref, attempt, body, resp, err)):
+            return
+        self._spawn(self._attempt(ref, attempt, body))
+
+    def _final(self, ref: str, attempt: int, body: bytes, resp: SipResponse | None, err: SipError | None) -> None:
+        if err is not None:
+            self._attempt_failed(ref, attempt, err)
+        elif resp is not None and resp.status in (401, 407):
+            self._spawn(self._attempt(ref, attempt, body))      # challenge learnt: answer it in a task
+        elif resp is not None:
+            self._attempt_ok(ref, attempt, resp)
+
     async def _attempt(self, ref: str, attempt: int, body: bytes) -> None:
         call_id = self._call_ids.get(ref) or self.ua.new_call_id()
         try:
             resp = await self.ua.async_send_message(body, call_id=call_id)
         except SipError as exc:
-            self.last_send_ok = False
-            self.counters["sip_failed"] += 1
-            log.warning("scaip: attempt %d of %s failed: %s", attempt, ref, exc)
-            self._run(self.tracker.on_sip_result(ref, attempt, accepted=False, now=self.clock.monotonic(),
-                                                 detail=str(exc)))
+            self._attempt_failed(ref, attempt, exc)
             return
+        self._attempt_ok(ref, attempt, resp)
+
+    def _attempt_failed(self, ref: str, attempt: int, exc: SipError) -> None:
+        self.last_send_ok = False
+        self.counters["sip_failed"] += 1
+        log.warning("scaip: attempt %d of %s failed: %s", attempt, ref, exc)
+        self._run(self.tracker.on_sip_result(ref, attempt, accepted=False, now=self.clock.monotonic(),
+                                             detail=str(exc)))
+
+    def _attempt_ok(self, ref: str, attempt: int, resp: SipResponse) -> None:
         self.last_send_ok = True
         reply = self._reply_in(resp)
         now = self.clock.monotonic()

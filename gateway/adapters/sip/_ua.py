@@ -9,6 +9,12 @@ sent pre-emptively with the next MESSAGE (next ``nc``), so an alarm does not pay
 round trip; a stale or new challenge is answered once more, a second non-stale one for
 the same realm means the credentials are wrong (:class:`SipAuthError`).
 
+The alarm path uses :meth:`SipUserAgent.send_message_now` instead: once the destination
+is known (and, over TCP/TLS, the connection is up) it puts the MESSAGE on the wire before
+returning and reports the final response from the response's own receive callback — no
+task, no event-loop hop either way (docs/scaip.md "Latency"). A challenge on that path is
+learnt and the caller goes on with :meth:`async_send_message`.
+
 Server side: a MESSAGE from the centre (the separate reply) is handed to the request
 handler, whose return value is the status we answer (200 by default); retransmissions
 of it get the same response again (server transaction, timer J). OPTIONS gets 200,
@@ -116,6 +122,7 @@ class UaConfig:
 
 
 RequestHandler = Callable[[SipRequest, Peer], int]
+FinalHandler = Callable[["SipResponse | None", "SipError | None"], None]
 
 
 @dataclass
@@ -145,6 +152,7 @@ class _ClientTx:
     timer_e: asyncio.TimerHandle | None = None
     timer_f: asyncio.TimerHandle | None = None
     timer_k: asyncio.TimerHandle | None = None
+    on_final: FinalHandler | None = None        # send_message_now: called instead of completing the future
 
     def cancel_timers(self) -> None:
         for h in (self.timer_e, self.timer_f, self.timer_k):
@@ -282,6 +290,59 @@ class SipUserAgent:
         raise SipAuthError(f"{self.target} still challenges after {_MAX_AUTH_ROUNDS} answers",
                            target=str(self.target), status=resp.status, reason=resp.reason)
 
+    def send_message_now(self, body: bytes, *, call_id: str, on_final: FinalHandler,
+                         content_type: str = CONTENT_TYPE) -> bool:
+        """Start one MESSAGE transaction *now* if nothing needs awaiting (destination known,
+        over TCP/TLS a usable connection): True once it is on the wire. ``on_final(response,
+        None)`` gets a final 2xx, 401 or 407 (the challenge already learnt: go on with
+        :meth:`async_send_message`); ``on_final(None, error)`` a failure. Called from the
+        receive path or a timer, never from inside this method. False: use
+        :meth:`async_send_message`."""
+        dest = self._dest
+        if not self._started or dest is None:
+            return False
+        conn: StreamConnection | None = None
+        if self.transport.reliable:
+            conn = self._conns.get(dest)
+            if conn is None or not conn.usable:
+                return False
+        loop = asyncio.get_running_loop()
+        call = self._call(call_id)
+        call.cseq += 1
+        branch = "z9hG4bK" + self._token()
+        req = self._build_request(call, body, content_type, branch, dest, conn)
+        t = self.config.timers
+        tx = _ClientTx(branch, "MESSAGE", req.to_bytes(), dest, conn, loop.create_future(), interval=t.t1,
+                       on_final=lambda resp, err: self._fast_final(resp, err, on_final))
+        try:
+            self._send(tx)
+        except SipError:
+            call.cseq -= 1
+            return False
+        self._client[branch] = tx
+        if not self.transport.reliable:
+            tx.timer_e = loop.call_later(t.t1, self._fire, tx, TxEvent.TIMER_E, None)
+        tx.timer_f = loop.call_later(t.f, self._fire, tx, TxEvent.TIMER_F, None)
+        self.stats["requests_sent"] += 1
+        self.stats["sent_at_once"] += 1
+        return True
+
+    def _fast_final(self, resp: SipResponse | None, err: SipError | None, on_final: FinalHandler) -> None:
+        if resp is not None:
+            self.stats[f"status_{resp.status // 100}xx"] += 1
+            if resp.status in (401, 407):
+                try:
+                    self._learn_challenge(resp, set())
+                except SipAuthError as exc:
+                    resp, err = None, exc
+            elif not 200 <= resp.status < 300:
+                resp, err = None, SipStatusError(f"{self.target} answered {resp.status} {resp.reason}".strip(),
+                                                 target=str(self.target), status=resp.status, reason=resp.reason)
+        try:
+            on_final(resp, err)
+        except Exception:                      # the caller's bug must not break the receive path
+            log.exception("sip: final-response handler failed")
+
     def _call(self, call_id: str) -> _Call:
         call = self._calls.get(call_id)
         if call is None:
@@ -399,25 +460,36 @@ class SipUserAgent:
                 tx.interval = t.next_e(tx.state, tx.interval)
                 tx.timer_e = loop.call_later(tx.interval, self._fire, tx, TxEvent.TIMER_E, None)
             elif do is TxDo.DELIVER:
-                if not tx.future.done() and response is not None:
-                    tx.future.set_result(response)
+                if response is not None:
+                    self._complete(tx, response, None)
             elif do is TxDo.TIMEOUT:
                 self.stats["timeouts"] += 1
-                if not tx.future.done():
-                    tx.future.set_exception(SipTimeout(
-                        f"no final response from {self._dest_text(tx.dest)} within timer F ({t.f:g} s)",
-                        target=self._dest_text(tx.dest)))
+                self._complete(tx, None, SipTimeout(
+                    f"no final response from {self._dest_text(tx.dest)} within timer F ({t.f:g} s)",
+                    target=self._dest_text(tx.dest)))
             elif do is TxDo.FAIL:
-                if not tx.future.done():
-                    tx.future.set_exception(SipTransportError(
-                        f"connection to {self._dest_text(tx.dest)} lost before the final response",
-                        target=self._dest_text(tx.dest)))
+                self._complete(tx, None, SipTransportError(
+                    f"connection to {self._dest_text(tx.dest)} lost before the final response",
+                    target=self._dest_text(tx.dest)))
             elif do is TxDo.ARM_K:
                 tx.cancel_timers()
                 tx.timer_k = loop.call_later(t.k(self.transport.reliable), self._fire, tx, TxEvent.TIMER_K, None)
         if tx.state is TxState.TERMINATED:
             tx.cancel_timers()
             self._client.pop(tx.branch, None)
+
+    @staticmethod
+    def _complete(tx: _ClientTx, response: SipResponse | None, error: SipError | None) -> None:
+        """The transaction's one final outcome: its handler (send_message_now) or its future."""
+        if tx.future.done():
+            return
+        if tx.on_final is not None:
+            tx.future.set_result(response)       # (marks it reported; nobody awaits it)
+            tx.on_final(response, error)
+        elif error is not None:
+            tx.future.set_exception(error)
+        elif response is not None:
+            tx.future.set_result(response)
 
     # ---- destination and connections ----------------------------------------------------
 

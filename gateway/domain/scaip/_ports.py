@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from gateway.domain.model import Event
+from gateway.domain.model import Event, EventCode
 from gateway.domain.scaip._xml import ScaipReply
 
 
@@ -42,5 +42,9 @@ class CentreRoute(Protocol):
         centre answers). Returns the ``ref``, or None when the route does not carry this
         event (an information event without ``send_info``) or cannot encode it (then the
         listener hears ``scaip_refused`` soon after)."""
+
+    def carries(self, code: EventCode) -> bool:
+        """Whether events of this code go to the centre (alarms and follow-ups always;
+        information events only with ``send_info``)."""
 
     def status(self) -> dict[str, Any]: ...
