@@ -415,3 +415,69 @@ def test_config_errors_name_the_bad_value():
         with pytest.raises(SipTransportError, match="not started"):
             await SipUserAgent(UaConfig(target="sip:arc@centre", local_user="1")).async_send_message(BODY)
     run(not_started())
+
+
+# ---- send_message_now: the alarm path without a task or a loop hop ------------------------
+
+def test_send_message_now_puts_it_on_the_wire_before_returning_and_reports_from_the_receive_path():
+    async def go():
+        peer = UdpPeer()
+        ua = _ua(await peer.start())
+        await ua.async_start()
+        got: list = []
+        cid = ua.new_call_id()
+        assert not ua.send_message_now(BODY, call_id=cid, on_final=lambda r, e: got.append((r, e)))  # address unknown
+        peer_task = asyncio.ensure_future(peer.recv())
+        first = asyncio.ensure_future(ua.async_send_message(BODY, call_id=cid))
+        req, addr, _ = await peer_task
+        peer.send(answer(req, 200), addr)
+        await first
+        assert ua.send_message_now(BODY, call_id=cid, on_final=lambda r, e: got.append((r, e)))
+        assert ua.stats["requests_sent"] == 2                   # sent inside the call (no task to wait for)
+        req2, addr2, _ = await peer.recv()
+        assert got == []                                        # nothing reported from inside the call
+        peer.send(answer(req2, 200, body=b"<mrs><ref>r1</ref><snu>0</snu></mrs>"), addr2)
+        for _ in range(50):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        await ua.async_close()
+        peer.close()
+        return got, req, req2, ua
+
+    got, req, req2, ua = run(go())
+    resp, err = got[0]
+    assert err is None and resp.status == 200 and b"<snu>0</snu>" in resp.body
+    assert req.headers.get("Call-ID") == req2.headers.get("Call-ID")        # same call, next CSeq
+    assert req2.cseq[0] == req.cseq[0] + 1 and ua.stats["sent_at_once"] == 1
+
+
+def test_send_message_now_reports_timeouts_error_statuses_and_learns_a_challenge():
+    async def go():
+        peer = UdpPeer()
+        ua = _ua(await peer.start(), account=SipAccount("4711", "pw"))
+        await ua.async_start()
+        cid = ua.new_call_id()
+        t = asyncio.ensure_future(ua.async_send_message(BODY, call_id=cid))
+        req, addr, _ = await peer.recv()
+        peer.send(answer(req, 200), addr)
+        await t
+        outcomes: list = []
+        for status, extra in ((503, None),
+                              (401, [("WWW-Authenticate", 'Digest realm="arc", nonce="n1", qop="auth", '
+                                                          'algorithm=SHA-256')])):
+            assert ua.send_message_now(BODY, call_id=cid, on_final=lambda r, e: outcomes.append((r, e)))
+            req, addr, _ = await peer.recv()
+            peer.send(answer(req, status, "X", extra=extra), addr)
+            await asyncio.sleep(0.05)
+        assert ua.send_message_now(BODY, call_id=cid, on_final=lambda r, e: outcomes.append((r, e)))
+        await asyncio.sleep(1.6)                              # nobody answers: timer F (64 * 0.02 s)
+        await ua.async_close()
+        peer.close()
+        return outcomes, ua
+
+    outcomes, ua = run(go())
+    (r1, e1), (r2, e2), (r3, e3) = outcomes
+    assert r1 is None and isinstance(e1, SipStatusError) and e1.status == 503
+    assert e2 is None and r2.status == 401 and ua.auth_state and ua.auth_state[0]["realm"] == "arc"
+    assert r3 is None and isinstance(e3, SipTimeout)
