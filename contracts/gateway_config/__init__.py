@@ -16,23 +16,24 @@ from __future__ import annotations
 
 from contracts.gateway_config._errors import NO_VALUE, ConfigError, ConfigIssue
 from contracts.gateway_config._render import to_plain, to_toml
-from contracts.gateway_config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, IMMUTABLE, SERVICE_TYPE_RE, ZONE_ID_RE,
+from contracts.gateway_config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, IMMUTABLE, IMMUTABLE_SECTIONS,
+                                              SERVICE_TYPE_RE, ZONE_ID_RE,
                                               BatteryRule, BedRule, BleScanMode, BleSection, DeviceLink,
                                               DeviceSection, DiscoverySection, DoorRule, DoseRule, FallbackSection,
                                               GatewayConfig, GatewaySection, GeofenceRule, JournalSection, LogLevel,
                                               MainsSection, MainsSource, RulesSection, ScaipRole, ScaipSection,
                                               ScaipTlsSection, ScaipTransport, SerialSection, StatusSection,
                                               SupervisionSection, TlsSection, TrustSection, UpgradesSection, UplinkSection, Zone,
-                                              ZoneShape, meta)
+                                              ZoneShape, immutable_key, meta)
 from contracts.gateway_config._validate import build, validate
 from contracts.roles import Role
 
 __all__ = [
-    "DEVICE_ID_RE", "GATEWAY_ID_RE", "IMMUTABLE", "SERVICE_TYPE_RE", "ZONE_ID_RE", "BatteryRule", "BedRule",
+    "DEVICE_ID_RE", "GATEWAY_ID_RE", "IMMUTABLE", "IMMUTABLE_SECTIONS", "SERVICE_TYPE_RE", "ZONE_ID_RE", "BatteryRule", "BedRule",
     "BleScanMode", "BleSection", "ConfigError", "ConfigIssue", "DeviceLink", "DeviceSection", "DiscoverySection",
     "DoorRule", "DoseRule", "FallbackSection", "GatewayConfig", "GatewaySection", "GeofenceRule", "JournalSection",
     "LogLevel", "MainsSection", "MainsSource", "NO_VALUE", "Role", "RulesSection", "ScaipRole", "ScaipSection",
     "ScaipTlsSection", "ScaipTransport", "SerialSection", "StatusSection",
-    "SupervisionSection", "TlsSection", "TrustSection", "UpgradesSection", "UplinkSection", "Zone", "ZoneShape", "build", "meta",
+    "SupervisionSection", "TlsSection", "TrustSection", "UpgradesSection", "UplinkSection", "Zone", "ZoneShape", "build", "immutable_key", "meta",
     "to_plain", "to_toml", "validate",
 ]

@@ -27,8 +27,24 @@ DEVICE_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 ZONE_ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 SERVICE_TYPE_RE = re.compile(r"^_[a-z0-9-]{1,15}\._(tcp|udp)\.local\.$")
 
-# Keys a fleet push (wt.config/1) may not change: they identify the gateway and its stored data.
-IMMUTABLE: tuple[str, ...] = ("gateway.id", "gateway.data_dir", "journal.path")
+# Keys a fleet push (wt.config/1) may not change: they identify the gateway and its stored data,
+# or they are trust anchors (what the gateway believes: the fleet's control key, the release
+# keys, the broker CA). A push touching one is rejected whole, the reason naming the key: a
+# compromised fleet account must not be able to make the gateway trust another signer (F1).
+# A key here also covers everything under it (``trust`` covers ``trust.fleet_key``).
+IMMUTABLE: tuple[str, ...] = ("gateway.id", "gateway.data_dir", "journal.path",
+                              "trust.fleet_key", "trust.release_keys", "trust.broker_ca",
+                              "upgrades.trusted_keys")
+IMMUTABLE_SECTIONS: tuple[str, ...] = ("trust",)     # every key under these, present or future
+
+
+def immutable_key(key: str) -> str | None:
+    """The :data:`IMMUTABLE` key (or section) that covers the flat ``key`` (``a.b``, ``a.b[0]``), else None."""
+    for k in (*IMMUTABLE, *IMMUTABLE_SECTIONS):
+        if key == k or key.startswith((k + ".", k + "[")):
+            return k
+    return None
+
 
 def meta(*, min: float | None = None, max: float | None = None, unit: str = "",
          example: Any = None, choices: tuple[str, ...] | None = None,
@@ -244,10 +260,40 @@ class SupervisionSection:
 
 
 @dataclass(frozen=True)
+class TrustSection:
+    """Trust anchors: local files written at enrolment (``gateway enrol``) or by a technician
+    on the device. No push, command or update can change them (all in :data:`IMMUTABLE`)."""
+
+    fleet_key: str = field(default="", metadata=meta(
+        example='"/etc/wt/fleet-control.pub"',
+        doc="the fleet's ed25519 control public key (PEM file): every wt.config/1 push and wt.cmd/1 command must "
+            "be signed with it (contracts/control.py); empty = every push and command is refused"))
+    release_keys: tuple[str, ...] = field(default=(), metadata=meta(
+        example='["/etc/wt/release-ci.pub"]',
+        doc="ed25519 release public keys (PEM files); ota/update refuse releases not signed by one of these "
+            "(or of upgrades.trusted_keys)"))
+    broker_ca: str = field(default="", metadata=meta(
+        example='"/etc/wt/broker-ca.pem"',
+        doc="CA file the broker's TLS certificate must chain to; when set, uplink.tls.ca and "
+            "uplink.fallback.tls.ca may only be empty or this file"))
+
+
+@dataclass(frozen=True)
 class UpgradesSection:
     trusted_keys: tuple[str, ...] = field(default=(), metadata=meta(
         example='["/etc/wt/release-ci.pub"]',
-        doc="ed25519 release keys (PEM file, or the raw key in base64); ota/update refuse releases not signed by one"))
+        doc="ed25519 release keys (PEM file, or the raw key in base64), in addition to trust.release_keys; "
+            "ota/update refuse releases not signed by one. A trust anchor: no push can change it"))
+    fetch_local_dir: str = field(default="", metadata=meta(
+        example='"/var/lib/wt-gateway/incoming"',
+        doc="artifact_url may be file:// only for a file under this directory; empty = file:// refused "
+            "(otherwise only https:// is fetched)"))
+    fetch_ca: str = field(default="", metadata=meta(
+        example='"/etc/wt/artifacts-ca.pem"', doc="CA the https artifact server must chain to; empty = system store"))
+    fetch_max_mb: float = field(default=64.0, metadata=meta(
+        min=0.01, max=1024, unit="MB", example=64, doc="an artifact larger than this is refused while fetching"))
+    fetch_timeout_s: float = field(default=300.0, metadata=meta(
+        min=1, max=3600, unit="s", example=300, doc="the whole fetch (connect, headers, body) must finish within this"))
     slots_dir: str = field(default="", metadata=meta(example='"/var/lib/wt-gateway/slots"',
                                                      doc="A/B slots of the gateway software; empty = <data_dir>/slots"))
     commit_deadline_s: float = field(default=120.0, metadata=meta(
@@ -331,6 +377,7 @@ class GatewayConfig:
     rules: RulesSection = field(default_factory=RulesSection)
     supervision: SupervisionSection = field(default_factory=SupervisionSection)
     upgrades: UpgradesSection = field(default_factory=UpgradesSection)
+    trust: TrustSection = field(default_factory=TrustSection)
     scaip: ScaipSection = field(default_factory=ScaipSection)
 
     # derived views (no defaults live here)
@@ -341,6 +388,11 @@ class GatewayConfig:
     @property
     def slots_path(self) -> Path:
         return Path(self.upgrades.slots_dir) if self.upgrades.slots_dir else Path(self.gateway.data_dir) / "slots"
+
+    @property
+    def release_key_specs(self) -> tuple[str, ...]:
+        """Every trusted release key: trust.release_keys, then upgrades.trusted_keys."""
+        return tuple(self.trust.release_keys) + tuple(self.upgrades.trusted_keys)
 
     @property
     def tz(self) -> ZoneInfo:

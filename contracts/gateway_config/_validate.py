@@ -249,6 +249,21 @@ def _build(cls: type, data: Any, prefix: str, issues: list[ConfigIssue]) -> Any:
     return _build_generic(cls, data, prefix, issues)
 
 
+def _trust_issues(cfg: GatewayConfig, issues: list[ConfigIssue]) -> None:
+    """[trust]: the anchors are local files; a broker CA anchor leaves no room for another CA."""
+    t = cfg.trust
+    for key, path in (("trust.fleet_key", t.fleet_key), ("trust.broker_ca", t.broker_ca),
+                      *((f"trust.release_keys[{i}]", p) for i, p in enumerate(t.release_keys))):
+        if path and not Path(path).is_file():
+            issues.append(ConfigIssue(key, path, "file not found",
+                                      "give the path of a PEM file on the gateway (written by `gateway enrol`)"))
+    if t.broker_ca:
+        for name, tls in (("uplink.tls.ca", cfg.uplink.tls), ("uplink.fallback.tls.ca", cfg.uplink.fallback.tls)):
+            if tls.ca and tls.ca != t.broker_ca:
+                issues.append(ConfigIssue(name, tls.ca, "differs from the broker CA trust anchor trust.broker_ca",
+                                          f'leave it empty (trust.broker_ca = "{t.broker_ca}" is used)'))
+
+
 def _cross_check(cfg: GatewayConfig, issues: list[ConfigIssue]) -> None:
     issues.extend(route_issues(cfg))     # [scaip], and which routes carry alarms
     g = cfg.gateway
@@ -278,6 +293,7 @@ def _cross_check(cfg: GatewayConfig, issues: list[ConfigIssue]) -> None:
                 issues.append(ConfigIssue(f"{name}.{attr}", p, "file not found", "give the path of an existing PEM file"))
         if bool(tls.username) != bool(tls.password) and tls.password:
             issues.append(ConfigIssue(f"{name}.username", "", "password without username", "set username too"))
+    _trust_issues(cfg, issues)
     fb = cfg.uplink.fallback
     if fb.enabled and not fb.host:
         issues.append(ConfigIssue("uplink.fallback.host", "", "required when the fallback is enabled",

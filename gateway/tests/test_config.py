@@ -281,7 +281,8 @@ def test_contract_push_is_applied_and_reported():
     report = decode_applied(json.dumps(fc.applied_payload(push, "applied", None)).encode())
     assert report == ConfigApplied(3, AppliedStatus.APPLIED, None, "sha256:ab")
     assert fc.decide(push, d.config, push, load).action == "report"      # the retained push again
-    assert fc.IMMUTABLE == IMMUTABLE == ("gateway.id", "gateway.data_dir", "journal.path")
+    assert fc.IMMUTABLE == IMMUTABLE
+    assert {"gateway.id", "gateway.data_dir", "journal.path", "trust.fleet_key", "upgrades.trusted_keys"} <= set(IMMUTABLE)
     other = fc.decode_push(encode_config(version=4, config={"gateway": {"id": "gw-other"}}, hash=None))
     d = fc.decide(other, d.config, push, load)
     assert d.action == "reject" and d.error.startswith("gateway.id cannot be changed remotely")
