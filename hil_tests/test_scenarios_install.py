@@ -8,6 +8,8 @@ commands; the button and the fall sensor (a SisFall fall replayed) raise their t
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -39,7 +41,9 @@ def _fleet(db: str, *args: str) -> str:
 def test_technician_installation_with_a_test_alarm_per_device(emulated_bench, sisfall_dir, tmp_path,
                                                                hil_metrics, update_golden):
     db = f"sqlite:///{tmp_path / 'fleet.db'}"
-    _fleet_as(db, "", "user", "bootstrap", "root")       # the first admin of an empty database
+    pw = tmp_path / "root.pw"
+    pw.write_text("hil-bench-root-password\n")
+    _fleet_as(db, "", "user", "bootstrap", "root", "--password-file", str(pw))   # the first admin of an empty database
     # the warehouse: catalog, stock, a kit (as the logistics staff / technician would)
     admin = lambda *a: _fleet_as(db, "root", *a)   # noqa: E731
     admin("location", "municipality-add", "0301", "Oslo")
@@ -49,7 +53,8 @@ def test_technician_installation_with_a_test_alarm_per_device(emulated_bench, si
     admin("model", "add", "WT-BTN-2", "Alarm button", "--role", "button", "--radio", "serial", "--firmware", "wt-sensor")
     admin("model", "add", "WT-FALL-1", "Fall sensor", "--role", "fall", "--radio", "serial", "--firmware", "wt-sensor")
     admin("kit", "template-add", "safety-alarm", "Safety alarm", "gateway=1", "button=1", "fall=1")
-    admin("user", "add", "tech", "--role", "technician", "-m", "0301")
+    _fleet_as(db, "root", "user", "add", "tech", "--role", "technician", "-m", "0301", "--password-stdin",
+              stdin="hil-bench-tech-password\n")
     for serial, model, hw in (("SN-GW-0001", "WT-GW-1", GATEWAY_ID), ("SN-BTN-0001", "WT-BTN-2", IDS["button-1"]),
                               ("SN-FALL-0001", "WT-FALL-1", IDS["fall-1"])):
         admin("item", "receive", serial, "--model", model, "--hw-id", hw, "--to", "WH-OSLO", "--state", "in_stock")
@@ -95,16 +100,23 @@ def test_technician_installation_with_a_test_alarm_per_device(emulated_bench, si
     t.check("installation", update_golden)
 
 
-def _fleet_as(db: str, user: str, *args: str) -> str:
+@contextlib.contextmanager
+def _stdin(text: str):
+    """Feed ``text`` to a command that reads a password from stdin (``--password-stdin``)."""
+    old, sys.stdin = sys.stdin, io.StringIO(text)
+    try:
+        yield
+    finally:
+        sys.stdin = old
+
+
+def _fleet_as(db: str, user: str, *args: str, stdin: str = "") -> str:
     """One fleet CLI command in process (its ``main``), as ``user`` ("" = nobody); stdout returned.
     A non-zero exit fails the scenario with the command's stderr."""
-    import contextlib
-    import io
-
     from fleet.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _stdin(stdin):
         rc = main(["--db", db, "--no-progress", *args], env={"FLEET_USER": user} if user else {})
     assert rc == 0, f"fleet {' '.join(args)} → exit {rc}: {err.getvalue()}"
     return out.getvalue()
