@@ -46,7 +46,8 @@ examples:
   fleet install show I-000001 --json                installation, checklist and routing (audited)
   fleet offline --minutes 15                        gateways not seen for 15 minutes
 
-database: --db sqlite:///path/fleet.db | postgresql://user@host/db  (or FLEET_DB)
+server:   --server https://fleet.example.no (or FLEET_SERVER); without one the service runs in this process
+database: --db sqlite:///path/fleet.db | postgresql://user@host/db  (or FLEET_DB; used when there is no server)
 identity: `fleet login` (session file) or FLEET_TOKEN / FLEET_USER for scripts; see docs/fleet.md
 broker:   --broker mqtt(s)://[USER@]HOST[:PORT] --broker-password-file FILE (or FLEET_MQTT...; docs/fleet.md)
 times:    shown in Europe/Oslo (FLEET_TZ to change); --json gives epoch seconds
@@ -56,11 +57,12 @@ exit codes:
   1    error; or a check found something: `stock reorder` rows, `privacy verify` FAIL,
        a halted rollout, a scan with errors
   2    invalid input: a bad option or value, an unknown location/model/state (did you mean ...)
-  3    not found
+  3    not found (also a row of a municipality outside your scope: its existence is not revealed)
   4    conflict: someone else saved first; reload and try again
   5    access denied or not logged in
   6    commissioning not done: the gateway did not answer, or a device's test alarm is missing
-  69   MQTT broker unavailable: unreachable, TLS refused, login or ACL refused
+  69   unavailable: the fleet server (--server) cannot be reached, or the MQTT broker:
+       unreachable, TLS refused, login or ACL refused
   75   database busy; try again
   130  interrupted (Ctrl-C) or input ended (Ctrl-D at a prompt)
 """
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--server", metavar="URL", help="the fleet service, e.g. https://fleet.example.no (default: "
+                                                        "$FLEET_SERVER; none: the service runs in this process on --db)")
     parser.add_argument("--db", metavar="URL", help="database URL (default: $FLEET_DB or ~/.local/share/fleet/fleet.db)")
     parser.add_argument("--json", action="store_true", default=False, help="JSON output on read commands")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
@@ -113,8 +117,14 @@ def main(argv: list[str] | None = None, *, env: dict[str, str] | None = None,
     if func is None:
         parser.print_help(sys.stderr)
         return 2
-    cfg = resolve(db=args.db, json_output=bool(getattr(args, "json", False)),
-                  progress=not args.no_progress, env=env, clock=clock)
+    json_output = bool(getattr(args, "json", False))
+    try:
+        cfg = resolve(db=args.db, server=args.server, json_output=json_output, progress=not args.no_progress,
+                      env=env, clock=clock)
+    except FleetError as exc:
+        sys.stderr.write((json.dumps(exc.as_dict(), default=str) if json_output else f"fleet: error: {exc.message}")
+                         + "\n")
+        return exc.exit_code
     try:
         rc = int(func(args, cfg) or 0)
         sys.stdout.flush()           # a closed pipe shows here, not in the interpreter's final flush

@@ -68,10 +68,11 @@ STATUS: tuple[tuple[type[FleetError], int, str], ...] = (
 
 def _status_table() -> tuple[tuple[type[FleetError], int, str], ...]:
     from ..config import ConfigError
+    from ..mqtt import MqttError
     from ..upgrades import ArtifactRejected, UpgradeError
 
     return STATUS + ((ArtifactRejected, 422, "release rejected"), (UpgradeError, 422, "invalid upgrade request"),
-                     (ConfigError, 422, "invalid configuration"))
+                     (ConfigError, 422, "invalid configuration"), (MqttError, 503, "MQTT broker unavailable"))
 
 _GENERIC_FIX = {401: "log in again (POST /api/v1/login) and send the token as 'Authorization: Bearer <token>'",
                 403: "ask an admin for a role or municipality scope that allows it",

@@ -23,6 +23,8 @@ class ApiSettings:
     db_threads: int = 8                           # worker threads = database connections per worker process
     kek_file: str | None = None                   # FLEET_KEK_FILE: key-encryption keys for config secrets
     mqtt_url: str | None = None                   # FLEET_MQTT: broker for config pushes (host:port)
+    mqtt: Any = None                              # fleet.mqtt.BrokerSettings for config pushes (wins over mqtt_url;
+                                                  # the embedded app of the CLI passes its --broker options)
     trusted_proxies: tuple[str, ...] = ()         # X-Forwarded-For is believed only from these peers
     metrics_token: str | None = None              # FLEET_METRICS_TOKEN: if set, /metrics needs it as bearer
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)

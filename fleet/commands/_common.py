@@ -1,5 +1,6 @@
-"""Shared CLI helpers: JSON / table output, progress bars, the MQTT broker option, dates, and the
-authenticated session that wires services (the CLI's composition root)."""
+"""Shared CLI helpers: JSON / table output, progress bars, the MQTT broker option, dates, the client of
+the fleet service (:func:`api`) and, for the commands that are inherently local (workers, set-up), the
+authenticated session over the database (:func:`session`)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, TextIO
 
 if TYPE_CHECKING:   # types only: the services and drivers load inside the commands (fast --help)
     from ..access import AccessRepo, AccessService, Actor
+    from ..client import FleetClient
     from ..clock import Clock
     from ..installations import InstallationService
     from ..inventory import InventoryService
@@ -251,9 +253,31 @@ def progress_iter(items: Iterable[Any], total: int, label: str, *, enabled: bool
     bar.close()
 
 
+@contextmanager
+def api(cfg, *, mqtt: Any = None, session_ttl_s: float | None = None) -> Iterator[FleetClient]:
+    """The fleet service for this command: ``--server`` / ``FLEET_SERVER``, or the same application
+    run in this process on ``--db`` (docs/fleet.md, "Server or one machine"). Commands call its
+    typed methods; they neither open the database nor build services."""
+    from ..client import connect
+
+    with connect(cfg, mqtt=mqtt, session_ttl_s=session_ttl_s) as client:
+        yield client
+
+
+def local_only(cfg, what: str) -> None:
+    """Refuse a command that opens the database itself when a server is configured without one."""
+    from ..errors import ValidationError
+
+    if cfg.server and not cfg.db_given:
+        raise ValidationError(f"{what} runs next to the database, not through the fleet server; run it where the "
+                              "database is, with --db / FLEET_DB (docs/fleet.md, \"Commands that stay local\")",
+                              field="db")
+
+
 @dataclass
 class Session:
-    """An open store plus the authenticated actor, for one command.
+    """An open store plus the authenticated actor, for one command that stays local (a worker,
+    database set-up); every other command goes through :func:`api`.
 
     This is the CLI's composition root: the ``inventory`` / ``installations`` / ``access``
     helpers wire a package's SQL adapter over an open transaction to its service, with a

@@ -30,17 +30,17 @@ def check_choice(value: str, known: Iterable[str], option: str, what: str, *, li
                           suggestions=[folded[c] for c in close])
 
 
-def check_filters(s: Any, tx: Any, *, location: str | None = None, model: str | None = None,
+def check_filters(c: Any, *, location: str | None = None, model: str | None = None,
                   state: str | None = None, municipality: str | None = None) -> dict[str, str | None]:
-    """Validate the inventory filters of a list command; returns them as the store spells them."""
-    inv = s.inventory(tx)
+    """Validate the inventory filters of a list command against the service (``c``: a
+    :class:`fleet.client.FleetClient`); returns them as the service spells them."""
     out: dict[str, str | None] = {"location": location, "model": model, "state": state,
                                   "municipality": municipality}
     if location:
-        out["location"] = check_choice(location, (r["code"] for r in inv.locations(s.actor)), "--location",
+        out["location"] = check_choice(location, (r["code"] for r in c.catalog.locations()), "--location",
                                        "location you can see", listing="fleet location list")
     if model:
-        out["model"] = check_choice(model, (r["code"] for r in inv.models()), "--model", "device model",
+        out["model"] = check_choice(model, (r["code"] for r in c.catalog.models()), "--model", "device model",
                                     listing="fleet model list")
     if state:
         from ..inventory import ItemState
@@ -48,12 +48,12 @@ def check_filters(s: Any, tx: Any, *, location: str | None = None, model: str | 
         out["state"] = check_choice(state, (st.value for st in ItemState), "--state", "item state",
                                     listing="fleet item states")
     if municipality:
-        out["municipality"] = check_municipality(s, tx, municipality)
+        out["municipality"] = check_municipality(c, municipality)
     return out
 
 
-def check_municipality(s: Any, tx: Any, municipality: str) -> str:
-    rows = s.inventory(tx).municipalities()
+def check_municipality(c: Any, municipality: str) -> str:
+    rows = c.catalog.municipalities()
     by_name = {str(r["name"]).casefold(): str(r["id"]) for r in rows}
     if municipality.casefold() in by_name:          # `-m Oslo` means 0301
         return by_name[municipality.casefold()]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_json, emit, fmt_time, session
+from ._common import add_json, api, emit, fmt_time
 
 
 def register(sub) -> None:
@@ -16,9 +16,8 @@ def register(sub) -> None:
 
 
 def cmd_audit(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.access(tx).audit_entries(s.actor, entity=args.entity, entity_id=args.entity_id, actor=args.actor,
-                                          limit=args.limit)
+    with api(cfg) as c:
+        rows = c.audit.entries(entity=args.entity, entity_id=args.entity_id, actor=args.actor, limit=args.limit)
     if not cfg.json:
         for r in rows:
             r["at"] = fmt_time(r["at"])

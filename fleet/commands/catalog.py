@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_json, emit, session
+from ._common import add_json, api, emit
 
 
 def register(sub) -> None:
@@ -39,15 +39,15 @@ def register(sub) -> None:
 
 
 def cmd_model_list(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.inventory(tx).models()
+    with api(cfg) as c:
+        rows = c.catalog.models()
     emit(cfg, rows, columns=["code", "name", "role", "radio", "firmware_family"])
     return 0
 
 
 def cmd_model_add(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.inventory(tx).add_model(s.actor, args.code, args.name, args.role, args.radio, args.firmware)
+    with api(cfg) as c:
+        c.catalog.add_model(args.code, args.name, role=args.role, radio=args.radio, firmware_family=args.firmware)
     print(f"model {args.code} added")
     return 0
 
@@ -58,30 +58,30 @@ def cmd_location_list(args: argparse.Namespace, cfg) -> int:
     if args.kind:
         args.kind = check_choice(args.kind, ["warehouse", "van", "home", "institution", "room", "repair_vendor"],
                                  "--kind", "location kind")
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        f = check_filters(s, tx, municipality=args.municipality)
-        rows = s.inventory(tx).locations(s.actor, kind=args.kind, municipality=f["municipality"])
+    with api(cfg) as c:
+        f = check_filters(c, municipality=args.municipality)
+        rows = c.catalog.locations(kind=args.kind, municipality=f["municipality"])
     emit(cfg, rows, columns=["code", "kind", "name", "municipality", "parent"])
     return 0
 
 
 def cmd_location_add(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.inventory(tx).add_location(s.actor, args.code, args.kind, args.name, municipality=args.municipality,
-                                     parent=args.parent)
+    with api(cfg) as c:
+        c.catalog.add_location(args.code, args.kind, name=args.name, municipality=args.municipality,
+                               parent=args.parent)
     print(f"location {args.code} added")
     return 0
 
 
 def cmd_municipalities(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.inventory(tx).municipalities()
+    with api(cfg) as c:
+        rows = c.catalog.municipalities()
     emit(cfg, rows, columns=["id", "name"])
     return 0
 
 
 def cmd_municipality_add(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.inventory(tx).add_municipality(s.actor, args.id, args.name)
+    with api(cfg) as c:
+        c.catalog.add_municipality(args.id, args.name)
     print(f"municipality {args.id} {args.name} added")
     return 0

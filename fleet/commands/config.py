@@ -5,8 +5,7 @@ import argparse
 import json
 import sys
 
-from ..clock import FunctionClock
-from ._common import Progress, add_broker, add_json, connect_broker, emit, fmt_time, session
+from ._common import Progress, add_broker, add_json, api, broker_settings, emit, fmt_time
 
 SCOPES = ("municipality", "group", "gateway", "device")
 
@@ -61,41 +60,9 @@ def register(sub) -> None:
     x.set_defaults(func=cmd_check)
 
 
-def _svc(tx, cfg):
-    from ..config import ConfigService
-    from ..config._sql import SqlConfigStore
-
-    store = SqlConfigStore(tx)
-    return store, ConfigService(store, FunctionClock(cfg.clock))
-
-
-def _require(actor, perm_name: str, store, gateway_id: str | None) -> None:
-    from ..access import Permission
-
-    perm = Permission[perm_name]
-    actor.require(perm, store.municipality_of(gateway_id) if gateway_id else None)
-
-
 def cmd_show(args: argparse.Namespace, cfg) -> int:
-    from ..errors import NotFound
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        store, svc = _svc(tx, cfg)
-        _require(s.actor, "CONFIG_READ", store, args.gateway)
-        if args.version is not None:
-            v = store.get_version(args.gateway, args.version)
-            if v is None:
-                raise NotFound(f"gateway {args.gateway} has no config version {args.version}; "
-                               f"see: fleet config status {args.gateway}")
-            doc = {"gateway": args.gateway, "version": v.version, "hash": v.hash, "config": v.config}
-        else:
-            from ..config import content_hash
-
-            conf = svc.render(args.gateway)
-            layers = [{"scope": l.scope.value, "id": l.scope_id} for l in store.layers_for(args.gateway)]
-            latest = store.latest_version(args.gateway)
-            doc = {"gateway": args.gateway, "rendered": True, "hash": content_hash(conf),
-                   "latest_version": latest.version if latest else None, "layers": layers, "config": conf}
+    with api(cfg) as c:             # secrets come back redacted ("set" + fingerprint), never in clear
+        doc = c.config.show(args.gateway, version=args.version)
     if cfg.json:
         emit(cfg, doc)
     else:
@@ -107,8 +74,7 @@ def cmd_show(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_set(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..config import Scope, parse_value
+    from ..config import parse_value
     from ..errors import ValidationError
 
     scope = next(sc for sc in SCOPES if getattr(args, sc))
@@ -119,85 +85,59 @@ def cmd_set(args: argparse.Namespace, cfg) -> int:
         raise ValidationError(f"no value for {args.key}; give one (e.g. 30, true, \"20:30\") or use --unset")
     else:
         value = parse_value(args.value)
-    with session(cfg) as s, s.store.transaction() as tx:
-        store, svc = _svc(tx, cfg)
-        muni = sid if scope == "municipality" else (store.municipality_of(sid) if scope == "gateway" else None)
-        s.actor.require(Permission.CONFIG_WRITE, muni)
-        svc.set_key(Scope(scope), sid, args.key, value, by=s.actor.name)
-        s.audit(tx, "config.set", "config_template", f"{scope}:{sid}", municipality=muni,
-                detail={"key": args.key, "unset": args.unset})
+    with api(cfg) as c:             # validated by the service; nothing stored on error
+        c.config.set_key(scope, sid, args.key, value)
     print(f"{scope} {sid}: {args.key} = {'(removed)' if args.unset else json.dumps(value)}; "
           "push it with: fleet config push GATEWAY (or --all)", file=sys.stderr)
     return 0
 
 
 def cmd_assign(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
     from ..errors import ValidationError
 
     if not args.group and not args.municipality:
         raise ValidationError("give --group and/or --municipality")
-    with session(cfg) as s, s.store.transaction() as tx:
-        store, _ = _svc(tx, cfg)
-        s.actor.require(Permission.CONFIG_WRITE, args.municipality or store.municipality_of(args.gateway))
-        store.assign(args.gateway, group_id=args.group, municipality_id=args.municipality)
-        s.audit(tx, "config.assign", "gateway", args.gateway, municipality=args.municipality,
-                detail={"group": args.group})
+    with api(cfg) as c:
+        c.config.assign(args.gateway, group=args.group, municipality=args.municipality)
     return 0
 
 
 def cmd_push(args: argparse.Namespace, cfg) -> int:
-    from ..config import ConfigError
     from ..errors import ValidationError
 
-    with session(cfg) as s:
-        with s.store.transaction(write=False) as tx:
-            store, _ = _svc(tx, cfg)
-            gws = store.gateway_ids() if args.all else list(args.gateways)
+    if not args.gateways and not args.all:
+        raise ValidationError("name gateways to push to, or --all")
+    # The service versions, publishes and audits each push through its broker: on one machine
+    # the --broker options below; a server uses its own (FLEET_MQTT on the server).
+    broker = None if cfg.server else broker_settings(args)
+    with api(cfg, mqtt=broker) as c:
+        gws = [r["gateway"] for r in c.config.status()] if args.all else list(args.gateways)
         if not gws:
-            raise ValidationError("name gateways to push to, or --all")
-        client = connect_broker(args, client_id=f"fleet-config-push-{s.actor.name}")
+            raise ValidationError("no gateways known to config; assign one first (fleet config assign)")
         bar = Progress(len(gws), "push", enabled=cfg.progress)
         results, failed = [], 0
         try:
             for gw in gws:
                 try:
-                    with s.store.transaction() as tx:
-                        store, svc = _svc(tx, cfg)
-                        _require(s.actor, "CONFIG_WRITE", store, gw)
-                        v = svc.push(gw, client)
-                        s.audit(tx, "config.push", "gateway", gw, municipality=store.municipality_of(gw),
-                                detail={"version": v.version, "hash": v.hash})
-                    results.append({"gateway": gw, "version": v.version, "hash": v.hash})
-                except ConfigError as exc:
+                    v = c.config.push(gw)
+                    results.append({"gateway": gw, "version": v["version"], "hash": v["hash"]})
+                except ValidationError as exc:          # the configuration does not validate: nothing pushed
                     failed += 1
-                    results.append({"gateway": gw, "error": str(exc)})
-                    print(f"fleet: {gw}: not pushed: {exc}", file=sys.stderr)
+                    results.append({"gateway": gw, "error": exc.message})
+                    print(f"fleet: {gw}: not pushed: {exc.message}", file=sys.stderr)
                 bar.advance()
         finally:
             bar.close()
-            client.close()
     emit(cfg, results, columns=["gateway", "version", "hash", "error"])
     return 2 if failed else 0
 
 
 def cmd_status(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        store, svc = _svc(tx, cfg)
-        s.actor.require(Permission.CONFIG_READ)
-        gws = list(args.gateways) or store.gateway_ids()
-        rows = []
-        for gw in gws:
-            muni = store.municipality_of(gw)
-            if not s.actor.can(Permission.CONFIG_READ, muni):
-                continue
-            st = svc.status(gw).as_dict()
-            st["municipality"] = muni
-            if args.drift and st["drift"] == "in_sync":
-                continue
-            rows.append(st)
+    with api(cfg) as c:
+        rows = c.config.status(drift_only=args.drift)
+    if args.gateways:
+        order = {gw: i for i, gw in enumerate(args.gateways)}
+        rows = sorted((r for r in rows if r["gateway"] in order), key=lambda r: order[r["gateway"]])
     if not cfg.json:
         for r in rows:
             r["reported_at"] = fmt_time(r["reported_at"])
@@ -207,33 +147,24 @@ def cmd_status(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_diff(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        store, svc = _svc(tx, cfg)
-        _require(s.actor, "CONFIG_READ", store, args.gateway)
-        a, b, entries = svc.diff(args.gateway, args.from_v, args.to_v)
+    from ..config import Change, DiffEntry
+
+    with api(cfg) as c:
+        d = c.config.diff(args.gateway, from_version=args.from_v, to_version=args.to_v)
     if cfg.json:
-        emit(cfg, {"gateway": args.gateway, "from": a, "to": b, "changes": [e.as_dict() for e in entries]})
+        emit(cfg, d)
         return 0
-    print(f"--- {a}\n+++ {b}")
-    for e in entries:
-        print(e.render())
-    if not entries:
+    print(f"--- {d['from']}\n+++ {d['to']}")
+    for e in d["changes"]:
+        print(DiffEntry(e["key"], Change(e["change"]), e.get("old"), e.get("new")).render())
+    if not d["changes"]:
         print("(no differences)")
     return 0
 
 
 def cmd_templates(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-
-    from ..config import Scope
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.CONFIG_READ)
-        store, _ = _svc(tx, cfg)
-        # secrets are redacted by the store; only templates of the reader's municipalities are listed
-        rows = [r for r in store.templates() if s.actor.municipalities is None
-                or s.actor.can(Permission.CONFIG_READ, store.template_municipality(Scope(r["scope"]), r["scope_id"]))
-                and store.template_municipality(Scope(r["scope"]), r["scope_id"]) is not None]
+    with api(cfg) as c:            # secrets redacted; only templates of the reader's municipalities
+        rows = c.config.templates()
     if not cfg.json:
         for r in rows:
             r["updated_at"] = fmt_time(r["updated_at"])
@@ -242,19 +173,16 @@ def cmd_templates(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_check(args: argparse.Namespace, cfg) -> int:
-    from ..config import validate
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        store, svc = _svc(tx, cfg)
-        _require(s.actor, "CONFIG_READ", store, args.gateway)
-        conf = svc.render(args.gateway)
-    problems = validate(conf)
+    with api(cfg) as c:
+        check = c.config.check(args.gateway)
+        conf = c.config.show(args.gateway)["config"]          # secrets redacted
+    problems = check["problems"]
     if cfg.json:
-        emit(cfg, {"gateway": args.gateway, "valid": not problems, "problems": [p.as_dict() for p in problems],
-                   "config": conf})
+        emit(cfg, {"gateway": args.gateway, "valid": not problems, "problems": problems, "config": conf})
     else:
         print(json.dumps(conf, indent=2, sort_keys=True))
         for p in problems:
-            print(f"fleet: invalid: {p}", file=sys.stderr)
+            print(f"fleet: invalid: {p['key']}: {p['problem']}" + (f" ({p['fix']})" if p.get("fix") else ""),
+                  file=sys.stderr)
         print("valid" if not problems else f"{len(problems)} problem(s)", file=sys.stderr)
     return 2 if problems else 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_json, emit
+from ._common import add_json, emit, local_only
 
 
 def register(sub) -> None:
@@ -18,6 +18,7 @@ def register(sub) -> None:
 def cmd_migrate(args: argparse.Namespace, cfg) -> int:
     from ..store import migrate
 
+    local_only(cfg, "fleet db migrate (the database owner's set-up)")
     store = cfg.open_store(migrate=False)
     try:
         done = migrate(store)
@@ -30,6 +31,7 @@ def cmd_migrate(args: argparse.Namespace, cfg) -> int:
 def cmd_info(args: argparse.Namespace, cfg) -> int:
     from ..store import applied
 
+    local_only(cfg, "fleet db info")
     store = cfg.open_store()
     try:
         versions = sorted(applied(store))

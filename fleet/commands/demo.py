@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import emit
+from ._common import emit, local_only
 
 
 def register(sub) -> None:
@@ -19,6 +19,7 @@ def register(sub) -> None:
 def cmd_demo(args: argparse.Namespace, cfg) -> int:
     from ..demo import DEMO_PASSWORD, build
 
+    local_only(cfg, "fleet demo-data (fills an empty database)")
     store = cfg.open_store()
     try:
         counts = build(store, at=cfg.clock(), seed=args.seed, homes=args.homes,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_json, emit, fmt_time, session, table
+from ._common import add_json, api, emit, fmt_time, table
 
 
 def register(sub) -> None:
@@ -15,8 +15,8 @@ def register(sub) -> None:
 
 
 def cmd_show(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        d = s.inventory(tx).device_show(s.actor, args.key)
+    with api(cfg) as c:
+        d = c.items.show(args.key)
     if cfg.json:
         emit(cfg, d)
         return 0

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from ._common import add_broker_auth, add_json, emit, fmt_time, session, table
+from ._common import add_broker_auth, add_json, api, emit, fmt_time, table
 
 EPILOG = """\
 a typical installation:
@@ -116,10 +116,10 @@ def _json_arg(value: str) -> dict:
 
 def cmd_create(args: argparse.Namespace, cfg) -> int:
     routing = _json_arg(args.routing) if args.routing else None
-    with session(cfg) as s, s.store.transaction() as tx:
-        inst = s.installations(tx).create(s.actor, resident_ref=args.resident, location=args.location, kit=args.kit,
-                                          consent_kind=args.consent, consent_date=args.consent_date,
-                                          consent_ref=args.consent_ref, routing=routing)
+    with api(cfg) as c:
+        inst = c.installations.create(resident_ref=args.resident, location=args.location, kit=args.kit,
+                                      consent_kind=args.consent, consent_date=args.consent_date,
+                                      consent_ref=args.consent_ref, routing=routing)
     emit(cfg, {"code": inst["code"], "version": inst["version"]} if cfg.json else
          f"installation {inst['code']} created (version {inst['version']}); next: checklist, then commission")
     return 0
@@ -128,9 +128,9 @@ def cmd_create(args: argparse.Namespace, cfg) -> int:
 def cmd_list(args: argparse.Namespace, cfg) -> int:
     from ._filters import check_filters
 
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        f = check_filters(s, tx, municipality=args.municipality)
-        rows = s.installations(tx).list_installations(s.actor, municipality=f["municipality"], status=args.status)
+    with api(cfg) as c:
+        f = check_filters(c, municipality=args.municipality)
+        rows = c.installations.list(municipality=f["municipality"], status=args.status)
     if not cfg.json:
         for r in rows:
             r["updated_at"] = fmt_time(r["updated_at"])
@@ -139,8 +139,8 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_show(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:   # write: the read is audited
-        inst = s.installations(tx).show(s.actor, args.code)
+    with api(cfg) as c:            # the service audits this read of personal data
+        inst = c.installations.show(args.code)
     if cfg.json:
         emit(cfg, inst)
         return 0
@@ -179,25 +179,23 @@ def cmd_checklist(args: argparse.Namespace, cfg) -> int:
         if not sep:
             raise ValidationError(f"{a!r}: write answers as KEY=VALUE (see `fleet install questions`)")
         answers[k.strip()] = v
-    with session(cfg) as s, s.store.transaction() as tx:
-        v = s.installations(tx).set_checklist(s.actor, args.code, args.device, answers,
-                                              expected_version=args.version)
+    with api(cfg) as c:
+        v = c.installations.set_checklist(args.code, args.device, answers, version=args.version)["version"]
     print(f"{args.code}: {len(answers)} answer(s) saved for {args.device} (version {v})")
     return 0
 
 
 def cmd_routing(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        v = s.installations(tx).set_routing(s.actor, args.code, _json_arg(args.routing),
-                                            expected_version=args.version)
+    routing = _json_arg(args.routing)
+    with api(cfg) as c:
+        v = c.installations.set_routing(args.code, routing, version=args.version)["version"]
     print(f"{args.code}: routing saved (version {v})")
     return 0
 
 
 def cmd_consent(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        v = s.installations(tx).set_consent(s.actor, args.code, args.kind, args.date, args.ref,
-                                            expected_version=args.version)
+    with api(cfg) as c:
+        v = c.installations.set_consent(args.code, args.kind, args.date, args.ref, version=args.version)["version"]
     print(f"{args.code}: consent recorded (version {v})")
     return 0
 
@@ -206,34 +204,32 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
     from ..errors import CommissioningError
     from ..installations import commission
     from ..installations._adapters import MqttGatewayChannel, ZeroconfGatewayFinder
-    from ..installations._commission import readiness_problems
-    from ._common import broker_client
+    from ._common import broker_client, broker_settings
 
     def say(msg: str) -> None:
         if sys.stdout.isatty():
             sys.stdout.write("\r" + " " * 110 + "\r")     # over the countdown line
         print(msg, flush=True)
 
-    with session(cfg) as s:
-        with s.store.transaction(write=False) as tx:
-            svc = s.installations(tx)
-            gateway_id, devs = svc.commissioning_plan(s.actor, args.code)
-            inst = svc.show(s.actor, args.code, audit_read=False)    # completeness only: nothing is shown
-        problems = readiness_problems(inst)
+    # The radio side (mDNS, MQTT to the gateway) runs here, in the home's network; the records
+    # (plan, readiness, test alarms seen, completion, the config push) go through the service.
+    # On one machine the in-process service pushes the configuration through this --mqtt broker.
+    broker = broker_settings(args, url=args.mqtt)
+    with api(cfg, mqtt=broker) as c:
+        plan = c.installations.commissioning(args.code)
+        gateway_id, devs, problems = plan["gateway_id"], plan["devices"], plan["problems"]
         if problems:
             raise CommissioningError(f"{args.code} is not ready for test mode:\n  - " + "\n  - ".join(problems),
                                      installation=args.code, problems=problems)
         client = broker_client(args, client_id=f"fleet-commission-{args.code}", url=args.mqtt).connect()
         try:
-            channel = MqttGatewayChannel(client, config_push=None if args.skip_config else _config_pusher(s, client),
-                                         clock=cfg.clock)
+            push = None if args.skip_config else _config_pusher(c, args.code)
+            channel = MqttGatewayChannel(client, config_push=push, clock=cfg.clock)
             channel.subscribe_alarms(gateway_id)
 
             def on_seen(alarm, latency_ms):
-                with s.store.transaction() as tx:
-                    s.installations(tx).record_test_alarm(args.code, device_id=alarm.device_id,
-                                                          event_id=alarm.event_id, seen_at=alarm.received_at,
-                                                          latency_ms=latency_ms)
+                c.installations.test_alarm(args.code, device_id=alarm.device_id, event_id=alarm.event_id,
+                                           seen_at=alarm.received_at, latency_ms=latency_ms)
 
             rep = commission(gateway_id=gateway_id, devices=devs,
                              finder=None if args.skip_discovery else ZeroconfGatewayFinder(tuple(args.mdns_interface)),
@@ -246,8 +242,7 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
             print(f"fleet: error: no test alarm from {', '.join(rep.missing)} within {args.timeout:g} s; "
                   f"the installation is NOT done — check the devices and run the command again", file=sys.stderr)
             return 6
-        with s.store.transaction() as tx:
-            v = s.installations(tx).complete(s.actor, args.code, expected_version=None)
+        v = c.installations.complete(args.code, version=None)["version"]
     print(f"{args.code}: every device's test alarm reached the platform; installation active (version {v})")
     return 0
 
@@ -273,46 +268,37 @@ class _Countdown:
             print(text, flush=True)
 
 
-def _config_pusher(s, client):
-    """Push the gateway's effective configuration with the ConfigService (retained
-    ``wt/v1/gw/{gw}/config``) and audit it."""
-    from ..config import ConfigError, ConfigService
-    from ..config._sql import SqlConfigStore
-    from ..errors import CommissioningError
+def _config_pusher(c, code: str):
+    """The service versions, publishes (retained ``wt/v1/gw/{gw}/config``) and audits the gateway's
+    effective configuration through its broker (on one machine: this command's --mqtt)."""
+    from ..errors import CommissioningError, ValidationError
+    from ..client import ServerUnavailable
 
     def push(gateway_id: str) -> int:
         try:
-            with s.store.transaction() as tx:
-                v = ConfigService(SqlConfigStore(tx), s.clock).push(gateway_id, client)
-                s.audit(tx, "config.push", "gateway", gateway_id,
-                        detail={"version": v.version, "during": "commissioning"})
-            return v.version
-        except ConfigError as exc:
-            raise CommissioningError(f"configuration for {gateway_id} is not valid, nothing pushed: {exc}; fix it "
-                                     "with `fleet config set` and run the commissioning again",
+            return int(c.installations.push_config(code)["version"])
+        except ValidationError as exc:
+            raise CommissioningError(f"configuration for {gateway_id} is not valid, nothing pushed: {exc.message}; "
+                                     "fix it with `fleet config set` and run the commissioning again",
+                                     gateway=gateway_id) from None
+        except ServerUnavailable as exc:
+            raise CommissioningError(f"the configuration for {gateway_id} could not be pushed: {exc.message}; "
+                                     "run the commissioning again (or --skip-config if it is already pushed)",
                                      gateway=gateway_id) from None
 
     return push
 
 
 def cmd_complete(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        v = s.installations(tx).complete(s.actor, args.code, expected_version=args.version)
+    with api(cfg) as c:
+        v = c.installations.complete(args.code, version=args.version)["version"]
     print(f"{args.code}: installation active (version {v})")
     return 0
 
 
 def cmd_handover(args: argparse.Namespace, cfg) -> int:
-    from ..installations import render_html, render_markdown
-
-    from ..monitoring._queries import firmware_versions
-
-    with session(cfg) as s, s.store.transaction() as tx:
-        inst = s.installations(tx).show(s.actor, args.code)
-        fw = firmware_versions(tx, [d["hw_id"] for d in inst["devices"] if d["hw_id"]])
-    for d in inst["devices"]:
-        d["fw_version"] = fw.get(d["hw_id"]) if d["hw_id"] else None
-    text = render_html(inst) if args.format == "html" else render_markdown(inst)
+    with api(cfg) as c:          # rendered by the service, with each device's firmware version (audited read)
+        text = c.installations.handover(args.code, args.format).rstrip("\n")
     if args.output:
         from pathlib import Path
 
@@ -324,16 +310,16 @@ def cmd_handover(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_move(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        v = s.installations(tx).move_room(s.actor, args.code, args.to, expected_version=args.version)
+    with api(cfg) as c:
+        v = c.installations.move(args.code, args.to, version=args.version)["version"]
     print(f"{args.code} moved to {args.to} (version {v})")
     return 0
 
 
 def cmd_deinstall(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        v = s.installations(tx).deinstall(s.actor, args.code, to_location=args.to, expected_version=args.version,
-                                          retention_s=args.retention_days * 86400)
+    with api(cfg) as c:
+        v = c.installations.deinstall(args.code, args.to, retention_days=args.retention_days,
+                                      version=args.version)["version"]
     print(f"{args.code} deinstalled (version {v}); items returned to {args.to}; personal data will be deleted "
           f"after {args.retention_days:g} days (fleet privacy purge), check with `fleet privacy verify {args.code}`")
     return 0

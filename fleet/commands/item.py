@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import Progress, add_json, emit, fmt_time, session
+from ._common import Progress, add_json, api, emit, fmt_time
 
 
 def register(sub) -> None:
@@ -67,10 +67,9 @@ def register(sub) -> None:
 def cmd_list(args: argparse.Namespace, cfg) -> int:
     from ._filters import check_filters
 
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        f = check_filters(s, tx, location=args.location, model=args.model, state=args.state)
-        rows = s.inventory(tx).list_items(s.actor, location=f["location"], model=f["model"], state=f["state"],
-                                          limit=args.limit)
+    with api(cfg) as c:
+        f = check_filters(c, location=args.location, model=args.model, state=args.state)
+        rows = c.items.list(location=f["location"], model=f["model"], state=f["state"], limit=args.limit)
     if not cfg.json:
         for r in rows:
             r["updated_at"] = fmt_time(r["updated_at"])
@@ -80,49 +79,40 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
 def cmd_receive(args: argparse.Namespace, cfg) -> int:
     from ..errors import IntegrityViolation, ValidationError
-    from ..inventory import ItemState, NewItem
 
-    with session(cfg) as s:
+    with api(cfg) as c:
         try:
-            with s.store.transaction() as tx:
-                s.inventory(tx).receive_items(s.actor, [NewItem(args.serial, args.model, args.hw_id)], args.to,
-                                              state=ItemState(args.state), ref=args.ref)
+            c.items.receive(args.serial, args.model, args.to, hw_id=args.hw_id, state=args.state, ref=args.ref)
         except IntegrityViolation:
-            raise ValidationError(_already_registered(s, args.serial, args.hw_id)) from None
+            raise ValidationError(_already_registered(c, args.serial, args.hw_id)) from None
     print(f"received {args.serial} at {args.to} ({args.state})")
     return 0
 
 
-def _already_registered(s, serial: str, hw_id: str | None) -> str:
-    """Which existing item the new one clashes with, in words (read after the rollback)."""
-    from ..errors import NotFound
+def _already_registered(c, serial: str, hw_id: str | None) -> str:
+    """Which existing item the new one clashes with, in words (read after the refusal)."""
+    from ..errors import FleetError
 
-    with s.store.transaction(write=False) as tx:
-        inv = s.inventory(tx)
-        for key, what in ((serial, "serial number"), (hw_id, "device id")):
-            if not key:
-                continue
-            try:
-                it = inv.find_item(key)
-            except NotFound:
-                continue
-            if what == "serial number" and it["serial"].casefold() != key.strip().casefold():
-                continue
-            place = inv.location_code(it["location_id"]) if it.get("location_id") else None
-            return (f"{what} {key} is already registered: {it['serial']}, {it['model_code']}, {it['state']}"
-                    + (f" at {place}" if place else "") + f"; nothing was received (see: fleet device show "
-                    f"{it['serial']})")
+    for key, what in ((serial, "serial number"), (hw_id, "device id")):
+        if not key:
+            continue
+        try:
+            it = c.items.show(key)
+        except FleetError:                 # not there, or not in the caller's municipalities
+            continue
+        if what == "serial number" and it["serial"].casefold() != key.strip().casefold():
+            continue
+        place = it.get("location")
+        return (f"{what} {key} is already registered: {it['serial']}, {it['model']}, {it['state']}"
+                + (f" at {place}" if place else "") + f"; nothing was received (see: fleet device show "
+                f"{it['serial']})")
     return f"{serial} clashes with an item already registered; nothing was received"
 
 
 def cmd_import(args: argparse.Namespace, cfg) -> int:
     from pathlib import Path
 
-    from ..clock import FixedClock
     from ..errors import ValidationError
-    from ..inventory import ItemState, receive_delivery_note
-    from ..inventory._sql import SqlInventoryRepo
-    from ..store import sql_transactions
 
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8-sig")
@@ -131,19 +121,23 @@ def cmd_import(args: argparse.Namespace, cfg) -> int:
     ref = args.ref or (Path(args.file).name if args.file != "-" else None)
     total = max(text.count("\n") - 1, 1)
     bar = Progress(total, f"importing {ref or 'stdin'}", enabled=cfg.progress and total >= 1000)
-    with session(cfg) as s:
-        n = receive_delivery_note(sql_transactions(s.store, SqlInventoryRepo), FixedClock(cfg.clock()), s.actor,
-                                  text, args.to, ref=ref, state=ItemState(args.state), on_progress=bar.advance)
-    bar.close()
+
+    def progress(done: int, _total: int) -> None:       # the service reports rows written so far
+        if done > bar.done:
+            bar.advance(done - bar.done)
+
+    try:
+        with api(cfg) as c:
+            n = c.items.import_delivery(text, args.to, ref=ref, state=args.state, on_progress=progress)["imported"]
+    finally:
+        bar.close()
     emit(cfg, {"imported": n, "location": args.to, "ref": ref} if cfg.json else f"imported {n} items into {args.to}")
     return 0
 
 
 def cmd_move(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        inv = s.inventory(tx)
-        for serial in args.serials:
-            inv.move(s.actor, serial, args.to, reason=args.reason)
+    with api(cfg) as c:
+        _each(args.serials, lambda serial: c.items.move(serial, args.to, reason=args.reason), f"moved to {args.to}")
     print(f"moved {len(args.serials)} item(s) to {args.to}")
     return 0
 
@@ -152,18 +146,31 @@ def cmd_set_state(args: argparse.Namespace, cfg) -> int:
     from ..inventory import parse_state
 
     target = parse_state(args.state)
-    with session(cfg) as s, s.store.transaction() as tx:
-        inv = s.inventory(tx)
-        for serial in args.serials:
-            inv.transition(s.actor, serial, target, reason=args.reason, location=args.to, ref=args.ref)
+    with api(cfg) as c:
+        _each(args.serials, lambda serial: c.items.transition(serial, target.value, reason=args.reason, to=args.to,
+                                                              ref=args.ref), f"now {target.value}")
     print(f"{len(args.serials)} item(s) now {target.value}")
+
+
+def _each(serials: list[str], act, done: str) -> None:
+    """One request per item; on the first refusal, say which items were already changed."""
+    from ..errors import FleetError
+
+    for i, serial in enumerate(serials):
+        try:
+            act(serial)
+        except FleetError as exc:
+            if i:
+                exc.message = (f"{serial}: {exc.message} (already {done}: {', '.join(serials[:i])}; not changed: "
+                               f"{', '.join(serials[i:])})")
+            raise
     return 0
 
 
 def cmd_states(args: argparse.Namespace, cfg) -> int:
     from ..inventory import TRANSITIONS, transition_table_markdown
 
-    if cfg.json:
+    if cfg.json:          # the domain's own table (no service call needed; the API serves the same at /item-states)
         emit(cfg, {s.value: sorted(t.value for t in targets) for s, targets in TRANSITIONS.items()})
     else:
         print(transition_table_markdown())
@@ -173,7 +180,7 @@ def cmd_states(args: argparse.Namespace, cfg) -> int:
 def cmd_scan(args: argparse.Namespace, cfg) -> int:
     """One transaction per scan, so every good scan is kept even if a later one fails."""
     from ..errors import FleetError, IntegrityViolation, ValidationError
-    from ..inventory import ItemState, NewItem, clean_scan, parse_state
+    from ..inventory import clean_scan, parse_state
 
     if args.action in ("move", "receive") and not args.to:
         raise ValidationError(f"scan {args.action} needs --to LOCATION")
@@ -185,7 +192,7 @@ def cmd_scan(args: argparse.Namespace, cfg) -> int:
     bell_ok, bell_err = ("", "") if args.no_beep else ("\a", "\a\a")
     ok = bad = 0
     out = sys.stdout
-    with session(cfg) as s:
+    with api(cfg) as c:
         if sys.stdin.isatty():
             print(f"scanning ({args.action}); Ctrl-D to finish", file=sys.stderr)
         for line in sys.stdin:
@@ -200,28 +207,24 @@ def cmd_scan(args: argparse.Namespace, cfg) -> int:
             serial = scan.serial
             assert serial is not None  # scan.ok
             try:
-                with s.store.transaction() as tx:
-                    inv = s.inventory(tx)
-                    if args.action == "show":
-                        it = inv.find_item(serial)
-                        msg = f"{it['serial']}  {it['model_code']}  {it['state']}"
-                    elif args.action == "move":
-                        it = inv.move(s.actor, serial, args.to, reason=args.reason)
-                        msg = f"{it['serial']} -> {args.to}"
-                    elif args.action == "state":
-                        assert target is not None
-                        it = inv.transition(s.actor, serial, target, reason=args.reason, location=args.to,
-                                            ref=args.ref)
-                        msg = f"{it['serial']} -> {it['state']}"
-                    else:
-                        inv.receive_items(s.actor, [NewItem(serial, args.model)], args.to, ref=args.ref,
-                                          state=ItemState.IN_STOCK)
-                        msg = f"{serial} received at {args.to}"
+                if args.action == "show":
+                    it = c.items.show(serial)
+                    msg = f"{it['serial']}  {it['model']}  {it['state']}"
+                elif args.action == "move":
+                    it = c.items.move(serial, args.to, reason=args.reason)
+                    msg = f"{it['serial']} -> {args.to}"
+                elif args.action == "state":
+                    assert target is not None
+                    it = c.items.transition(serial, target.value, reason=args.reason, to=args.to, ref=args.ref)
+                    msg = f"{it['serial']} -> {it['state']}"
+                else:
+                    c.items.receive(serial, args.model, args.to, ref=args.ref, state="in_stock")
+                    msg = f"{serial} received at {args.to}"
                 ok += 1
                 out.write(f"{bell_ok}OK   {msg}\n")
             except FleetError as exc:
                 bad += 1
-                text = _already_registered(s, serial, None) if isinstance(exc, IntegrityViolation) else exc.message
+                text = _already_registered(c, serial, None) if isinstance(exc, IntegrityViolation) else exc.message
                 sys.stderr.write(f"{bell_err}ERR  {serial}: {text}\n")
                 sys.stderr.flush()
             out.flush()

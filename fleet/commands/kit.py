@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_json, emit, fmt_time, session
+from ._common import add_json, api, emit, fmt_time
 
 
 def register(sub) -> None:
@@ -32,8 +32,8 @@ def register(sub) -> None:
 
 
 def cmd_templates(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        data = s.inventory(tx).kit_templates()
+    with api(cfg) as c:
+        data = c.catalog.kit_templates()
     if not cfg.json:
         for d in data:
             d["parts"] = " + ".join(f"{q}×{r}" for r, q in d["parts"].items())
@@ -50,8 +50,8 @@ def cmd_template_add(args: argparse.Namespace, cfg) -> int:
         if not qty.isdigit():
             raise ValidationError(f"part {p!r} must look like ROLE=QTY, e.g. button=1")
         parts[role] = int(qty)
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.inventory(tx).add_kit_template(s.actor, args.code, args.name, parts)
+    with api(cfg) as c:
+        c.catalog.add_kit_template(args.code, args.name, parts)
     print(f"kit template {args.code} added")
     return 0
 
@@ -64,15 +64,15 @@ def cmd_assemble(args: argparse.Namespace, cfg) -> int:
     serials = list(args.serials)
     if serials == ["-"]:
         serials = [sc.serial for sc in (clean_scan(l) for l in sys.stdin) if sc.ok]
-    with session(cfg) as s, s.store.transaction() as tx:
-        kit = s.inventory(tx).assemble_kit(s.actor, args.template, serials, code=args.code)
+    with api(cfg) as c:
+        kit = c.kits.assemble(args.template, serials, code=args.code)
     print(f"kit {kit['code']} assembled at {kit['location']}: " + ", ".join(i["serial"] for i in kit["items"]))
     return 0
 
 
 def cmd_show(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        kit = s.inventory(tx).get_kit(args.code)
+    with api(cfg) as c:
+        kit = c.kits.show(args.code)
     if cfg.json:
         emit(cfg, kit)
         return 0
@@ -85,8 +85,8 @@ def cmd_show(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.inventory(tx).kits(state=args.state)
+    with api(cfg) as c:
+        rows = c.kits.list(state=args.state)
     if not cfg.json:
         for r in rows:
             r["created_at"] = fmt_time(r["created_at"])
@@ -95,7 +95,7 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_dismantle(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.inventory(tx).dismantle_kit(s.actor, args.code)
+    with api(cfg) as c:
+        c.kits.dismantle(args.code)
     print(f"kit {args.code} dismantled; items back in stock")
     return 0

@@ -8,7 +8,7 @@ import sys
 import threading
 
 from ..clock import FunctionClock
-from ._common import add_broker, add_json, broker_client, emit, fmt_ago, fmt_time, session
+from ._common import add_broker, add_json, api, broker_client, emit, fmt_ago, fmt_time, local_only, session
 
 
 def register(sub) -> None:
@@ -74,71 +74,43 @@ def _finish(cfg, rows, columns, time_cols=("last_seen",)):
     emit(cfg, rows, columns=columns)
 
 
-def _municipality(s, tx, args) -> None:
+def _municipality(c, args) -> None:
     from ._filters import check_municipality
 
     if args.municipality:
-        args.municipality = check_municipality(s, tx, args.municipality)
+        args.municipality = check_municipality(c, args.municipality)
 
 
 def cmd_devices(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..monitoring._queries import silent_devices
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        _municipality(s, tx, args)
-        s.actor.require(Permission.MONITOR_READ, args.municipality)
-        rows = silent_devices(tx, now=cfg.clock(), minutes=args.minutes, scope=s.actor.municipalities,
-                              municipality=args.municipality, limit=args.limit)
+    with api(cfg) as c:
+        _municipality(c, args)
+        rows = c.monitoring.silent_devices(minutes=args.minutes, municipality=args.municipality, limit=args.limit)
     _finish(cfg, rows, ["device_id", "role", "gateway_id", "municipality", "last_seen", "silent", "battery_pct", "fw"])
     return 0
 
 
 def cmd_battery(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..monitoring._queries import low_battery
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        _municipality(s, tx, args)
-        s.actor.require(Permission.MONITOR_READ, args.municipality)
-        rows = low_battery(tx, threshold_pct=args.below, scope=s.actor.municipalities,
-                           municipality=args.municipality, limit=args.limit)
+    with api(cfg) as c:
+        _municipality(c, args)
+        rows = c.monitoring.low_batteries(below=args.below, municipality=args.municipality, limit=args.limit)
     _finish(cfg, rows, ["device_id", "role", "battery_pct", "gateway_id", "municipality", "last_seen"])
     return 0
 
 
 def cmd_updates(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..monitoring._queries import failed_updates
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        _municipality(s, tx, args)
-        s.actor.require(Permission.MONITOR_READ, args.municipality)
-        rows = failed_updates(tx, since=cfg.clock() - args.days * 86400,
-                              scope=s.actor.municipalities, municipality=args.municipality,
-                              limit=args.limit)
+    with api(cfg) as c:
+        _municipality(c, args)
+        rows = c.monitoring.failed_updates(days=args.days, municipality=args.municipality, limit=args.limit)
     _finish(cfg, rows, ["at", "source", "deployment", "gateway_id", "device_id", "municipality", "error"],
             time_cols=("at",))
     return 0
 
 
 def cmd_status(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..monitoring._queries import ingest_workers, quarantine_totals
-
     now = cfg.clock()
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.MONITOR_READ)
-        workers = ingest_workers(tx)
-        totals = quarantine_totals(tx, since=now - args.hours * 3600) if s.actor.municipalities is None else []
-    for w in workers:
-        for k in ("received", "written", "quarantined", "batches", "write_errors"):
-            w[k] = int(w[k] or 0)
-        w["state"] = ("stopped" if w["stopped_at"] is not None else
-                      "running" if now - float(w["seen_at"]) < 120 else "silent")
-    for t in totals:
-        for k in ("total", "recent", "sources"):
-            t[k] = int(t[k] or 0)
+    with api(cfg) as c:              # quarantine totals only for a reader of all municipalities
+        got = c.monitoring.ingest(hours=args.hours)
+    workers, totals = got["workers"], got["quarantine"]
     if cfg.json:
         emit(cfg, {"workers": workers, "quarantine": totals, "recent_hours": args.hours})
         return 0
@@ -153,21 +125,13 @@ def cmd_status(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
     from ..monitoring import Reason
     from ._filters import check_choice
 
     if args.reason:
         check_choice(args.reason, [r.value for r in Reason], "--reason", "reason")
-    now = cfg.clock()
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.MONITOR_READ)
-        from ..monitoring._queries import quarantine_rows
-
-        rows = quarantine_rows(tx, scope=s.actor.municipalities, reason=args.reason, source=args.gateway,
-                               since=now - args.days * 86400 if args.days else None, limit=args.limit)
-    for r in rows:
-        r["count"], r["size"] = int(r["count"]), int(r["size"])
+    with api(cfg) as c:
+        rows = c.monitoring.quarantine(reason=args.reason, gateway=args.gateway, days=args.days, limit=args.limit)
     emit(cfg, rows, columns=["last_at", "reason", "source", "topic", "count", "size", "head_hex", "detail"])
     return 0
 
@@ -182,6 +146,7 @@ def cmd_ingest(args: argparse.Namespace, cfg) -> int:
     # This process only ingests: let the writer thread get the GIL back quickly from paho's
     # CPU-bound network thread after each database round trip (default switch interval 5 ms).
     sys.setswitchinterval(0.0005)
+    local_only(cfg, "fleet monitor ingest (a worker between the broker and the database)")
     with session(cfg) as s:
         s.actor.require(Permission.MONITOR_READ)
         name = args.client_id or f"fleet-ingest-{socket.gethostname()}"

@@ -5,7 +5,7 @@ import argparse
 
 from typing import Any
 
-from ._common import add_json, emit, fmt_ago, session
+from ._common import add_json, api, emit, fmt_ago
 
 
 def __getattr__(name: str) -> Any:
@@ -27,17 +27,12 @@ def register(sub) -> None:
 
 
 def cmd_offline(args: argparse.Namespace, cfg) -> int:
-    from ..monitoring._queries import list_offline
     from ._filters import check_municipality
 
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        muni = check_municipality(s, tx, args.municipality) if args.municipality else None
-        total, rows = list_offline(tx, s.actor, now=cfg.clock(), minutes=args.minutes,
-                                   municipality=muni, limit=args.limit)
+    with api(cfg) as c:
+        muni = check_municipality(c, args.municipality) if args.municipality else None
+        total, rows = c.monitoring.offline(minutes=args.minutes, municipality=muni, limit=args.limit)
     now = cfg.clock()
-    for r in rows:
-        r["online"] = bool(r["online"])
-        r["minutes_ago"] = None if r["last_seen"] is None else round((now - r["last_seen"]) / 60, 1)
     if cfg.json:
         emit(cfg, {"total": total, "gateways": rows})
         return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_json, emit, session
+from ._common import add_json, api, emit
 
 
 def register(sub) -> None:
@@ -20,15 +20,15 @@ def register(sub) -> None:
 
 
 def cmd_purge(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        done = s.installations(tx).purge(s.actor, code=args.code, force=args.now)
+    with api(cfg) as c:
+        done = c.privacy.purge(args.code, now=args.now)["purged"]
     emit(cfg, {"purged": done} if cfg.json else (f"purged: {', '.join(done)}" if done else "nothing due"))
     return 0
 
 
 def cmd_verify(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        res = s.installations(tx).verify_purged(s.actor, args.code, resident_ref=args.resident)
+    with api(cfg) as c:
+        res = c.privacy.verify(args.code, resident_ref=args.resident)
     if cfg.json:
         emit(cfg, res)
     elif res["ok"]:

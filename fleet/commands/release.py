@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ._common import add_json, emit, fmt_time, session
+from ._common import add_json, api, emit, fmt_time
 
 
 def register(sub) -> None:
@@ -73,25 +73,16 @@ def cmd_keygen(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_key_add(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..upgrades._sql import ReleaseRepo
-
     pem = _read(args.public_key, "public key")
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.actor.require(Permission.UPGRADE_WRITE)
-        kid = ReleaseRepo(tx).add_key(pem, args.name, at=cfg.clock(), by=s.actor.name)
-        s.audit(tx, "release.key_add", "release_key", kid, detail={"name": args.name})
+    with api(cfg) as c:
+        kid = c.releases.add_key(pem.decode("utf-8", "replace"), args.name)["key_id"]
     print(kid)
     return 0
 
 
 def cmd_keys(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..upgrades._sql import ReleaseRepo
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.UPGRADE_READ)
-        rows = ReleaseRepo(tx).keys()
+    with api(cfg) as c:
+        rows = c.releases.keys()
     emit(cfg, rows, columns=["key_id", "name", "added_at", "added_by"])
     return 0
 
@@ -115,40 +106,30 @@ def cmd_verify(args: argparse.Namespace, cfg) -> int:
     signed = SignedManifest.from_json(_read(args.sig or args.artifact + ".sig", "signature"))
     if args.pubkey:
         keys = [load_public(_read(args.pubkey, "public key"))]
-    else:
-        from ..access import Permission
-        from ..upgrades._sql import ReleaseRepo
-
-        with session(cfg) as s, s.store.transaction(write=False) as tx:
-            s.actor.require(Permission.UPGRADE_READ)
-            keys = ReleaseRepo(tx).trusted_keys()
+    else:                          # the fleet's trusted keys (public), checked here against the artifact
+        with api(cfg) as c:
+            keys = [load_public(k["public_pem"].encode()) for k in c.releases.keys() if k.get("public_pem")]
     m = verify(art, signed, keys)
     emit(cfg, {"release": m.release_id, "ok": True, "sha256": m.sha256, "size": m.size, "key_id": signed.key_id})
     return 0
 
 
 def cmd_add(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
+    import json
+
     from ..upgrades import SignedManifest
-    from ..upgrades._sql import ReleaseRepo
 
     art = _read(args.artifact, "artifact")
     signed = SignedManifest.from_json(_read(args.sig or args.artifact + ".sig", "signature"))
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.actor.require(Permission.UPGRADE_WRITE)
-        rid = ReleaseRepo(tx).add(art, signed, at=cfg.clock(), by=s.actor.name)
-        s.audit(tx, "release.add", "release", rid, detail={"sha256": signed.manifest.sha256})
+    with api(cfg) as c:             # verified against the trusted keys by the service; nothing stored if it fails
+        rid = c.releases.add(json.loads(signed.to_json()), art)["release_id"]
     print(rid)
     return 0
 
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..upgrades._sql import ReleaseRepo
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.UPGRADE_READ)
-        rows = ReleaseRepo(tx).releases(args.target)
+    with api(cfg) as c:
+        rows = c.releases.list(target=args.target)
     if not cfg.json:
         for r in rows:
             r["added_at"] = fmt_time(r["added_at"])
@@ -158,14 +139,7 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_show(args: argparse.Namespace, cfg) -> int:
-    import json
-
-    from ..access import Permission
-    from ..upgrades._sql import ReleaseRepo
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.UPGRADE_READ)
-        r = ReleaseRepo(tx).get(args.release_id)
-    r["signed"] = json.loads(r["signed"])
+    with api(cfg) as c:
+        r = c.releases.show(args.release_id)          # the signed manifest as a JSON object
     emit(cfg, r)
     return 0

@@ -6,7 +6,7 @@ import sys
 import time
 
 from ..clock import FunctionClock
-from ._common import add_broker, add_json, connect_broker, emit, fmt_time, session
+from ._common import add_broker, add_json, api, connect_broker, emit, fmt_time, local_only, session
 
 RUNNER_ALIVE_S = 10.0
 INLINE_MAX = 256 * 1024
@@ -66,30 +66,19 @@ def _plan(args):
 
 
 def cmd_create(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..upgrades import Target
-    from ..upgrades._sql import ReleaseRepo, RolloutRepo
-
-    plan = _plan(args)
-    now = cfg.clock()
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.actor.require(Permission.UPGRADE_WRITE, args.municipality)
-        rel = ReleaseRepo(tx).get(args.release_id)
-        if args.previous:
-            ReleaseRepo(tx).get(args.previous)
-        repo = RolloutRepo(tx)
-        target = Target(rel["target"])
-        units = repo.candidate_units(target, gateways=[g for g in (args.gateways or "").split(",") if g],
-                                     municipality=args.municipality, group=args.group)
-        rid = args.rollout_id or f"ro-{args.release_id.replace('@', '-')}-{int(now)}"
-        eng = repo.create(rid, args.release_id, args.previous, plan, units, FunctionClock(cfg.clock),
-                          current=repo.current_units(target, rel["version"]), at=now, by=s.actor.name, seed=args.seed)
-        s.audit(tx, "rollout.create", "rollout", rid, at=now, municipality=args.municipality,
-                detail={"release": args.release_id, "units": len(units)})
-    p = eng.progress()
+    plan = _plan(args)               # checked here first: the same messages as before
+    with api(cfg) as c:
+        made = c.rollouts.create(release_id=args.release_id, rollout_id=args.rollout_id,
+                                 gateways=[g for g in (args.gateways or "").split(",") if g],
+                                 municipality=args.municipality, group=args.group, waves=list(plan.waves),
+                                 error_threshold=plan.error_threshold, success_threshold=plan.success_threshold,
+                                 max_in_flight=plan.max_in_flight, timeout_s=plan.unit_timeout_s,
+                                 previous=args.previous, seed=args.seed)
+        rid = made["rollout_id"]
+        p = c.rollouts.show(rid)
     print(rid)
     print(f"{p['total']} units in {p['waves']} waves "
-          f"({', '.join(str(len(eng.wave_units(i))) for i in range(eng.wave_count))}); "
+          f"({', '.join(str(w['size']) for w in p['waves_detail'])}); "
           f"{p['by_state'].get('current', 0)} already current; start with: fleet rollout run {rid}", file=sys.stderr)
     return 0
 
@@ -114,6 +103,7 @@ def cmd_run(args: argparse.Namespace, cfg) -> int:
     from ..upgrades import MqttTransport, RolloutEvent, RolloutState, run_rollout
     from ..upgrades._sql import ReleaseRepo, RolloutRepo
 
+    local_only(cfg, "fleet rollout run (a worker that drives the rollout over MQTT)")
     clock = FunctionClock(cfg.clock)
     with session(cfg) as s:
         with s.store.transaction() as tx:
@@ -177,60 +167,28 @@ def cmd_run(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_control(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
     from ..upgrades import RolloutEvent
-    from ..upgrades._sql import RolloutRepo
 
     ev = RolloutEvent(args.event)
-    now = cfg.clock()
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.actor.require(Permission.UPGRADE_WRITE)
-        repo = RolloutRepo(tx)
-        row = repo.row(args.rollout_id)
-        if ev is RolloutEvent.ROLLBACK and not row["previous_id"]:
-            from ..upgrades import RolloutError
-
-            raise RolloutError("this rollout has no --previous release to roll back to; create the rollout with "
-                               "--previous RELEASE", rollout=args.rollout_id)
-        runner = row["runner_seen_at"] is not None and now - float(row["runner_seen_at"]) < RUNNER_ALIVE_S
-        retry = bool(getattr(args, "retry_failed", False))
-        if runner and retry:
-            from ..upgrades import RolloutError
-
-            raise RolloutError("a `fleet rollout run` is driving this rollout; pause it first (fleet rollout pause "
-                               f"{args.rollout_id}), then resume --retry-failed", rollout=args.rollout_id)
-        if runner:
-            repo.request(args.rollout_id, ev)
-            msg = f"{ev.value} requested; the running `fleet rollout run` applies it within a second"
-        else:
-            eng = repo.load(args.rollout_id, FunctionClock(cfg.clock))
-            retried = eng.retry_failed() if retry else 0
-            eng.control(ev)
-            repo.save(eng, at=now)
-            msg = f"rollout {args.rollout_id} is now {eng.state.value}"
-            if retry:
-                msg += f"; {retried} failed unit(s) queued again"
-            if ev in (RolloutEvent.RESUME, RolloutEvent.ROLLBACK):
-                msg += f"; send the commands with: fleet rollout run {args.rollout_id}"
-        s.audit(tx, f"rollout.{ev.value}", "rollout", args.rollout_id, at=now,
-                **({"detail": {"retry_failed": True}} if retry else {}))
+    retry = bool(getattr(args, "retry_failed", False))
+    # the service applies it at once, or hands it to a running `fleet rollout run` (within a second)
+    with api(cfg) as c:
+        got = c.rollouts.control(args.rollout_id, ev.value, retry_failed=retry)
+    if got["runner_attached"]:
+        msg = f"{ev.value} requested; the running `fleet rollout run` applies it within a second"
+    else:
+        msg = f"rollout {args.rollout_id} is now {got['state']}"
+        if retry:
+            msg += f"; {got.get('retried', 0)} failed unit(s) queued again"
+        if ev in (RolloutEvent.RESUME, RolloutEvent.ROLLBACK):
+            msg += f"; send the commands with: fleet rollout run {args.rollout_id}"
     print(msg, file=sys.stderr)
     return 0
 
 
 def cmd_status(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..upgrades._sql import RolloutRepo
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.UPGRADE_READ)
-        repo = RolloutRepo(tx)
-        row = repo.row(args.rollout_id)
-        eng = repo.load(args.rollout_id, FunctionClock(cfg.clock))
-    p = eng.progress()
-    p["release"] = row["release_id"]
-    p["waves_detail"] = [{"wave": i + 1, "size": len(eng.wave_units(i)),
-                          **{st.value: n for st, n in eng.counts(i).items()}} for i in range(eng.wave_count)]
+    with api(cfg) as c:
+        p = c.rollouts.show(args.rollout_id)       # progress with release and waves_detail (numbered from 1)
     if cfg.json:
         emit(cfg, p)
         return 0
@@ -243,12 +201,8 @@ def cmd_status(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-    from ..upgrades._sql import RolloutRepo
-
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.UPGRADE_READ)
-        rows = RolloutRepo(tx).rollouts()
+    with api(cfg) as c:
+        rows = c.rollouts.list()
     for r in rows:
         r["wave"] = int(r["wave"]) + 1             # waves are numbered from 1 everywhere (status, units, list)
     if not cfg.json:
@@ -259,19 +213,12 @@ def cmd_list(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_units(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
-
-    from ..upgrades._sql import RolloutRepo
-
     from ..upgrades import UnitState
     from ._filters import check_choice
 
     state = check_choice(args.state, [u.value for u in UnitState], "--state", "unit state") if args.state else None
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        s.actor.require(Permission.UPGRADE_READ)
-        repo = RolloutRepo(tx)
-        repo.row(args.rollout_id)                  # an unknown rollout is "not found", not an empty table
-        rows = repo.unit_rows(args.rollout_id, state=state)
+    with api(cfg) as c:                            # an unknown rollout is "not found", not an empty table
+        rows = c.rollouts.units(args.rollout_id, state=state)
     for r in rows:
         r["wave"] = int(r["wave"]) + 1             # the numbering of `fleet rollout status`
     if not cfg.json:

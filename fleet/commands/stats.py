@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_json, emit, parse_day, session
+from ._common import add_json, api, emit, parse_day
 
 
 def register(sub) -> None:
@@ -27,34 +27,29 @@ def register(sub) -> None:
 
 
 def cmd_benefits(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
+    from datetime import datetime, timezone
+
     from ..errors import ValidationError
-    from ..monitoring._queries import stats_inputs
-    from ..monitoring._stats import compute, split_periods, to_csv
 
     start, end = parse_day(args.start), parse_day(args.end)
     if end <= start:
         raise ValidationError(f"--to {args.end} must be after --from {args.start}")
-    periods = split_periods(start, end, args.by)
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
+    day = lambda t: datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d")  # noqa: E731
+    with api(cfg) as c:
         if args.municipality:
             from ._filters import check_municipality
 
-            args.municipality = check_municipality(s, tx, args.municipality)
-        s.actor.require(Permission.STATS_READ, args.municipality)
-        inputs = stats_inputs(tx, start=start, end=end, scope=s.actor.municipalities,
-                              municipality=args.municipality)
-    stats = compute(periods, **inputs)
-    rows = [st.summary() for st in stats]
+            args.municipality = check_municipality(c, args.municipality)
+        rows = c.stats.benefits(start=day(start), end=day(end), by=args.by, municipality=args.municipality)
     if args.csv:
-        text = to_csv(stats)
+        text = summaries_csv(rows)
         if args.csv == "-":
             sys.stdout.write(text)
         else:
             Path(args.csv).write_text(text)
             print(f"wrote {args.csv}", file=sys.stderr)
     if args.svg:
-        for path in write_svgs(Path(args.svg), stats):
+        for path in write_svgs(Path(args.svg), rows):
             print(f"wrote {path}", file=sys.stderr)
     if args.csv == "-":
         return 0
@@ -67,13 +62,36 @@ def cmd_benefits(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
-def write_svgs(directory: Path, stats) -> list[Path]:
+def summaries_csv(rows: list[dict]) -> str:
+    """Long format, one row per municipality, period, metric (and alarm type): the columns of
+    ``fleet.monitoring._stats.to_csv``, written from the service's summaries."""
+    import csv
+    import io
+    from datetime import datetime, timezone
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["municipality", "period_start", "period_end", "metric", "key", "value"])
+    day = lambda t: datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d")  # noqa: E731
+    for d in rows:
+        ps, pe = day(d["period_start"]), day(d["period_end"])
+        for k, v in d.items():
+            if k in ("municipality", "period_start", "period_end", "period", "alarms_by_type"):
+                continue
+            w.writerow([d["municipality"], ps, pe, k, "", "" if v is None else v])
+        for t, n in d["alarms_by_type"].items():
+            w.writerow([d["municipality"], ps, pe, "alarms", t, n])
+    return buf.getvalue()
+
+
+def write_svgs(directory: Path, rows: list[dict]) -> list[Path]:
+    """SVG bar charts from the service's summaries (one per figure)."""
     from ..monitoring._svg import bar_chart
 
     directory.mkdir(parents=True, exist_ok=True)
-    munis = sorted({st.municipality for st in stats})
-    periods = sorted({(st.period.start, st.period.label) for st in stats})
-    by = {(st.municipality, st.period.start): st.summary() for st in stats}
+    munis = sorted({r["municipality"] for r in rows})
+    periods = sorted({(r["period_start"], r["period"]) for r in rows})
+    by = {(r["municipality"], r["period_start"]): r for r in rows}
 
     def series(metric):
         return {m: [by.get((m, p[0]), {}).get(metric) for p in periods] for m in munis}
@@ -93,15 +111,10 @@ def write_svgs(directory: Path, stats) -> list[Path]:
 
 
 def cmd_baseline(args: argparse.Namespace, cfg) -> int:
-    from ..access import Permission
     from ..errors import ValidationError
-    from ..monitoring._queries import set_baseline
 
     if args.night_checks < 0:
         raise ValidationError(f"--night-checks {args.night_checks} is negative; give checks per night, e.g. 2")
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.actor.require(Permission.CONFIG_WRITE, args.municipality)
-        set_baseline(tx, args.municipality, args.night_checks, at=cfg.clock(), by=s.actor.name)
-        s.audit(tx, "stats.baseline", "municipality", args.municipality, municipality=args.municipality,
-                detail={"night_checks_per_night": args.night_checks})
+    with api(cfg) as c:
+        c.stats.set_baseline(args.municipality, args.night_checks)
     return 0

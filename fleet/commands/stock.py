@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_json, emit, session
+from ._common import add_json, api, emit
 
 COLUMNS = ["location", "model", "role", "in_stock", "in_kit", "received", "other", "reorder_point", "warning"]
 
@@ -31,10 +31,9 @@ def register(sub) -> None:
 def cmd_levels(args: argparse.Namespace, cfg) -> int:
     from ._filters import check_filters
 
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        f = check_filters(s, tx, location=args.location, model=args.model, municipality=args.municipality)
-        rows = s.inventory(tx).stock_levels(s.actor, location=f["location"], model=f["model"],
-                                            municipality=f["municipality"])
+    with api(cfg) as c:
+        f = check_filters(c, location=args.location, model=args.model, municipality=args.municipality)
+        rows = c.stock.levels(location=f["location"], model=f["model"], municipality=f["municipality"])
     emit(cfg, rows, columns=COLUMNS)
     warn = sum(1 for r in rows if r["warning"])
     if warn and not cfg.json:
@@ -45,15 +44,15 @@ def cmd_levels(args: argparse.Namespace, cfg) -> int:
 def cmd_reorder(args: argparse.Namespace, cfg) -> int:
     from ._filters import check_filters
 
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        f = check_filters(s, tx, municipality=args.municipality)
-        rows = s.inventory(tx).reorder_warnings(s.actor, municipality=f["municipality"])
+    with api(cfg) as c:
+        f = check_filters(c, municipality=args.municipality)
+        rows = c.stock.levels(municipality=f["municipality"], below_reorder_point=True)
     emit(cfg, rows, columns=COLUMNS)
     return 1 if rows else 0
 
 
 def cmd_set_reorder(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        s.inventory(tx).set_reorder_point(s.actor, args.location, args.model, args.min_qty)
+    with api(cfg) as c:
+        c.stock.set_reorder_point(args.location, args.model, args.min_qty)
     print(f"reorder point {args.model} at {args.location}: {args.min_qty}")
     return 0

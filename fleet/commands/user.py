@@ -6,7 +6,7 @@ import getpass
 import os
 import sys
 
-from ._common import add_json, emit, fmt_time, session
+from ._common import add_json, api, emit, fmt_time, local_only, session
 
 
 def register(sub) -> None:
@@ -24,7 +24,8 @@ def register(sub) -> None:
     a.set_defaults(func=cmd_add)
     b = s.add_parser("bootstrap", help="create the first admin of an empty database (no login needed)",
                      epilog="the password comes from --password-file, --password-stdin, $FLEET_BOOTSTRAP_PASSWORD or "
-                            "a prompt on a terminal; without one nothing is created")
+                            "a prompt on a terminal; without one nothing is created. It writes to the database "
+                            "directly (--db), like `fleet db migrate`: nobody can log in to a server before it")
     b.add_argument("name")
     b.add_argument("--password-stdin", action="store_true")
     b.add_argument("--password-file", metavar="FILE", help="read the password from the first line of FILE")
@@ -35,9 +36,10 @@ def register(sub) -> None:
     sc.add_argument("--add", action="append", default=[])
     sc.add_argument("--remove", action="append", default=[])
     sc.set_defaults(func=cmd_scope)
-    t = s.add_parser("token", help="mint a token for scripts (FLEET_TOKEN); prints it once")
+    t = s.add_parser("token", help="create an API token for scripts (FLEET_TOKEN) acting as NAME; prints it once")
     t.add_argument("name")
-    t.add_argument("--hours", type=float, default=24.0)
+    t.add_argument("--hours", type=float, default=24.0, help="valid this long (default 24; 0 = until revoked)")
+    t.add_argument("--label", help="what uses it (default: 'fleet user token')")
     t.set_defaults(func=cmd_token)
 
 
@@ -62,18 +64,25 @@ def _password(args) -> str | None:
 
 def cmd_add(args: argparse.Namespace, cfg) -> int:
     from ..access import Permission
+    from ..errors import AccessDenied, ValidationError
 
-    with session(cfg) as s:
-        s.actor.require(Permission.USER_ADMIN)        # before asking for a password
-        with s.store.transaction() as tx:
-            u = s.access(tx).create_user(s.actor, args.name, args.role,
-                                         municipalities=None if args.all else args.municipality,
-                                         password=_password(args))
-    print(f"created {u.name} ({u.role.value})")
+    with api(cfg) as c:
+        me = c.auth.me()
+        if Permission.USER_ADMIN.value not in me["permissions"]:     # before asking for a password
+            raise AccessDenied(f"{me['user']} ({me['role']}) may not {Permission.USER_ADMIN.value}; ask an admin "
+                               "for a role that allows it")
+        password = _password(args)
+        if not password:
+            raise ValidationError(f"{args.name} needs an initial password: give --password-stdin or run on a "
+                                  "terminal (the user changes it after the first login)", field="password")
+        u = c.users.create(args.name, args.role, municipalities=None if args.all else args.municipality,
+                           password=password)
+    print(f"created {u['name']} ({u['role']})")
     return 0
 
 
 def cmd_bootstrap(args: argparse.Namespace, cfg) -> int:
+    local_only(cfg, "fleet user bootstrap")
     with session(cfg, authenticate=False) as s, s.store.transaction() as tx:
         s.access(tx).bootstrap(args.name, password=_password(args))
     print(f"created first admin {args.name}; now run `fleet login {args.name}`")
@@ -81,22 +90,28 @@ def cmd_bootstrap(args: argparse.Namespace, cfg) -> int:
 
 
 def cmd_list(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction(write=False) as tx:
-        rows = s.access(tx).list_users(s.actor)
+    with api(cfg) as c:
+        rows = c.users.list()
     emit(cfg, rows, columns=["name", "role", "municipalities", "active"])
     return 0
 
 
 def cmd_scope(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        u = s.access(tx).set_scope(s.actor, args.name, add=args.add, remove=args.remove)
-    print(f"{u.name}: {'all' if u.municipalities is None else ', '.join(sorted(u.municipalities)) or '(none)'}")
+    with api(cfg) as c:
+        u = c.users.set_scope(args.name, add=args.add, remove=args.remove)
+    print(f"{u['name']}: {'all' if u['municipalities'] is None else ', '.join(u['municipalities']) or '(none)'}")
     return 0
 
 
 def cmd_token(args: argparse.Namespace, cfg) -> int:
-    with session(cfg) as s, s.store.transaction() as tx:
-        token, exp = s.access(tx).mint_token(s.actor, args.name, hours=args.hours)
-    print(token)
-    print(f"valid until {fmt_time(exp)}; export FLEET_TOKEN=<token>", file=sys.stderr)
+    from ..errors import ValidationError
+
+    if args.hours < 0:
+        raise ValidationError(f"--hours {args.hours:g} is negative; give hours (0 = until revoked)")
+    with api(cfg) as c:
+        got = c.auth.create_token(args.name, args.label or "fleet user token",
+                                  expires_at=cfg.clock() + args.hours * 3600 if args.hours else None)
+    print(got["token"])
+    until = f"valid until {fmt_time(got['expires_at'])}" if got.get("expires_at") else "valid until revoked"
+    print(f"{until} (API token {got['id']}, acting as {args.name}); export FLEET_TOKEN=<token>", file=sys.stderr)
     return 0

@@ -3,7 +3,7 @@ push, drift, diff. Secrets are never returned: a read shows "set"/"not set" and 
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 from fastapi import Depends, Path, Query
 from pydantic import Field
@@ -177,20 +177,29 @@ def _diff_sides(s: Services, gw: str, from_v: int | None, to_v: int | None) -> t
 @router.post("/gateways/{gateway_id}/config/push", summary="Version and publish the desired config (retained MQTT)",
              openapi_extra=MUNICIPALITY)
 def push_config(gateway_id: GatewayId, ctx: Ctx = need(Permission.CONFIG_WRITE)) -> dict[str, Any]:
-    url = ctx.state.settings.mqtt_url
-    with ctx.tx(write=False) as s:
-        _gateway(s, gateway_id, Permission.CONFIG_WRITE)
-    if not url:
-        raise ServiceUnavailable("this server has no MQTT broker configured; start it with FLEET_MQTT=host:port")
-    from ...mqtt import MqttClient, parse_broker
+    return push_gateway_config(ctx, gateway_id, lambda s: _gateway(s, gateway_id, Permission.CONFIG_WRITE))
 
-    host, port = parse_broker(url.split("://", 1)[-1].rstrip("/"))
-    client = MqttClient(host, port, client_id=f"fleet-api-push-{ctx.actor.name}"[:64]).connect()
+
+def push_gateway_config(ctx: Ctx, gateway_id: str, check: Callable[[Services], str | None], *,
+                        detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Version, publish (retained) and audit ``gateway_id``'s effective config through the service's
+    broker; ``check(s)`` authorises it and returns the gateway's municipality (run before the broker
+    is contacted and again in the writing transaction)."""
+    settings = ctx.state.settings
+    with ctx.tx(write=False) as s:
+        check(s)
+    if not settings.mqtt and not settings.mqtt_url:
+        raise ServiceUnavailable("this server has no MQTT broker configured; start it with FLEET_MQTT=host:port")
+    from ...mqtt import MqttClient, parse_url
+
+    broker = settings.mqtt or parse_url(settings.mqtt_url)
+    client = MqttClient.from_settings(broker, client_id=f"fleet-api-push-{ctx.actor.name}"[:64]).connect()
     try:
         with ctx.tx() as s:
-            m = _gateway(s, gateway_id, Permission.CONFIG_WRITE)
+            m = check(s)
             v = s.config.push(gateway_id, client)
-            s.audit("config.push", "gateway", gateway_id, municipality=m, detail={"version": v.version, "hash": v.hash})
+            s.audit("config.push", "gateway", gateway_id, municipality=m,
+                    detail={"version": v.version, "hash": v.hash, **(detail or {})})
     finally:
         client.close()
     return {"gateway": gateway_id, "version": v.version, "hash": v.hash}

@@ -15,6 +15,8 @@ from pydantic import Field, StringConstraints
 
 from ...access import Permission
 from ...installations import QUESTIONS, render_html, render_markdown
+from ...installations._commission import readiness_problems
+from ...monitoring._queries import firmware_versions
 from .._body import MUNICIPALITY_QUERY, Body, Code
 from .._problems import api_router
 from .._context import FLEETWIDE, MUNICIPALITY, Ctx, need
@@ -72,6 +74,9 @@ def get_handover(code: InstCode, ctx: Ctx = need(Permission.INSTALL_READ),
                  format: Literal["md", "html"] = Query("md")) -> Any:
     with ctx.tx() as s:
         inst = s.installations.show(ctx.actor, code)
+        fw = firmware_versions(s.tx, [d["hw_id"] for d in inst["devices"] if d["hw_id"]])
+    for d in inst["devices"]:        # the version each device runs, as its gateway last reported it
+        d["fw_version"] = fw.get(d["hw_id"]) if d["hw_id"] else None
     if format == "html":
         return HTMLResponse(render_html(inst))
     return PlainTextResponse(render_markdown(inst), media_type="text/markdown; charset=utf-8")
@@ -125,14 +130,34 @@ def put_consent(code: InstCode, body: Consent, ctx: Ctx = need(Permission.INSTAL
     return {"code": code, "version": v}
 
 
-@router.get("/installations/{code}/commissioning", summary="What commissioning needs: gateway, devices, missing test alarms",
+@router.get("/installations/{code}/commissioning",
+            summary="What commissioning needs: gateway, devices, missing test alarms, what is not ready (checklist, consent)",
             openapi_extra=MUNICIPALITY)
 def get_commissioning(code: InstCode, ctx: Ctx = need(Permission.INSTALL_WRITE)) -> dict[str, Any]:
     with ctx.tx(write=False) as s:
         gateway_id, devices = s.installations.commissioning_plan(ctx.actor, code)
         missing = s.installations.missing_test_alarms(code)
+        inst = s.installations.show(ctx.actor, code, audit_read=False)    # completeness only: nothing is shown
     return {"code": code, "gateway_id": gateway_id, "devices": devices,
-            "missing_test_alarms": [d["serial"] for d in missing]}
+            "missing_test_alarms": [d["serial"] for d in missing], "problems": readiness_problems(inst)}
+
+
+@router.post("/installations/{code}/config/push",
+             summary="Push the configuration of the installation's gateway (a step of commissioning)",
+             openapi_extra=MUNICIPALITY)
+def push_installation_config(code: InstCode, ctx: Ctx = need(Permission.INSTALL_WRITE)) -> dict[str, Any]:
+    """What the technician may push: the configuration of the gateway of an installation they are
+    commissioning (``config.write`` is not needed; the push is audited as ``config.push``)."""
+    from .config import push_gateway_config
+
+    with ctx.tx(write=False) as s:
+        gateway_id, _ = s.installations.commissioning_plan(ctx.actor, code)
+
+    def check(s: Any) -> str | None:
+        s.installations.commissioning_plan(ctx.actor, code)      # scope, and still commissioning
+        return s.installations.show(ctx.actor, code, personal=False, audit_read=False)["municipality"]
+
+    return push_gateway_config(ctx, gateway_id, check, detail={"during": "commissioning", "installation": code})
 
 
 class TestAlarm(Body):

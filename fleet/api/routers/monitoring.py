@@ -10,7 +10,7 @@ from ...access import Permission
 from ...monitoring import _queries as q
 from .._body import MUNICIPALITY_QUERY, narrowed
 from .._problems import api_router
-from .._context import MUNICIPALITY, Ctx, need
+from .._context import FLEETWIDE, MUNICIPALITY, Ctx, need
 from .._pagination import PageParams
 
 router = api_router("monitoring")
@@ -64,3 +64,40 @@ def failed_updates(ctx: Ctx = need(Permission.MONITOR_READ), page: PageParams = 
     with ctx.tx(write=False) as s:
         return page.page(q.failed_updates(s.tx, since=ctx.now() - days * 86400, scope=ctx.actor.municipalities,
                                           municipality=municipality, limit=page.fetch))
+
+
+@router.get("/monitoring/ingest", summary="Ingest workers (alive, counters) and quarantined messages per reason",
+            openapi_extra=FLEETWIDE)
+def ingest_status(ctx: Ctx = need(Permission.MONITOR_READ),
+                  hours: float = Query(24.0, gt=0, le=8760, description="'recent' means within this many hours")
+                  ) -> dict[str, Any]:
+    """The totals per reason cover every gateway, so only a reader of all municipalities gets them."""
+    now = ctx.now()
+    with ctx.tx(write=False) as s:
+        workers = q.ingest_workers(s.tx)
+        totals = q.quarantine_totals(s.tx, since=now - hours * 3600) if ctx.actor.municipalities is None else []
+    for w in workers:
+        for k in ("received", "written", "quarantined", "batches", "write_errors"):
+            w[k] = int(w[k] or 0)
+        w["state"] = ("stopped" if w["stopped_at"] is not None else
+                      "running" if now - float(w["seen_at"]) < 120 else "silent")
+    for t in totals:
+        for k in ("total", "recent", "sources"):
+            t[k] = int(t[k] or 0)
+    return {"workers": workers, "quarantine": totals, "recent_hours": hours}
+
+
+@router.get("/monitoring/quarantine", summary="Messages the ingest refused: reason, topic, size, first bytes",
+            openapi_extra=MUNICIPALITY)
+def quarantine(ctx: Ctx = need(Permission.MONITOR_READ), page: PageParams = Depends(),
+               reason: str | None = Query(None, max_length=32, description="e.g. nul, oversized, not_owner"),
+               gateway: str | None = Query(None, max_length=64, description="only this sending gateway"),
+               days: float | None = Query(None, gt=0, le=3650, description="only rows with a message in the last days"),
+               municipality: str | None = MUNICIPALITY_QUERY) -> dict[str, Any]:
+    actor = narrowed(ctx.actor, Permission.MONITOR_READ, municipality)
+    with ctx.tx(write=False) as s:
+        rows = q.quarantine_rows(s.tx, scope=actor.municipalities, reason=reason, source=gateway,
+                                 since=ctx.now() - days * 86400 if days else None, limit=page.fetch)
+    for r in rows:
+        r["count"], r["size"] = int(r["count"]), int(r["size"])
+    return page.page(rows)

@@ -12,7 +12,7 @@ from pydantic import Field, StringConstraints
 
 from ...access import Permission
 from ...errors import ValidationError
-from ...upgrades import SignedManifest
+from ...upgrades import SignedManifest, key_id
 from .._body import Body, require_row
 from .._problems import api_router
 from .._context import FLEETWIDE, Ctx, need
@@ -21,10 +21,17 @@ from .._pagination import Page, PageParams
 router = api_router("releases and rollouts")
 
 
-@router.get("/release-keys", response_model=Page, summary="Trusted release signing keys", openapi_extra=FLEETWIDE)
+@router.get("/release-keys", response_model=Page, summary="Trusted release signing keys (public PEM included)",
+            openapi_extra=FLEETWIDE)
 def list_keys(ctx: Ctx = need(Permission.UPGRADE_READ), page: PageParams = Depends()) -> dict[str, Any]:
+    from cryptography.hazmat.primitives import serialization
+
     with ctx.tx(write=False) as s:
-        return page.page(s.releases.keys())
+        rows = s.releases.keys()
+        pems = {key_id(k): k.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                .decode() for k in s.releases.trusted_keys()}
+    # public keys are not secret: a client verifies an artifact offline against them (`fleet release verify`)
+    return page.page([{**r, "public_pem": pems.get(r["key_id"])} for r in rows])
 
 
 class NewKey(Body):

@@ -115,9 +115,13 @@ def list_units(rollout_id: RolloutId, ctx: Ctx = need(Permission.UPGRADE_READ), 
 @router.post("/rollouts/{rollout_id}/{action}", summary="Pause, resume, abort or roll back a rollout",
              openapi_extra=MUNICIPALITY)
 def control(rollout_id: RolloutId, action: Literal["pause", "resume", "abort", "rollback"],
-            ctx: Ctx = need(Permission.UPGRADE_WRITE)) -> dict[str, Any]:
+            ctx: Ctx = need(Permission.UPGRADE_WRITE),
+            retry_failed: bool = Query(False, description="with resume: failed units go back to the queue")
+            ) -> dict[str, Any]:
     ev = RolloutEvent(action)
     now = ctx.now()
+    if retry_failed and ev is not RolloutEvent.RESUME:
+        raise RolloutError("retry_failed goes with resume only", rollout=rollout_id, field="retry_failed")
     with ctx.tx() as s:
         row = s.rollouts.row(rollout_id)
         for m in _unit_municipalities(s, rollout_id):    # every municipality the rollout touches
@@ -126,13 +130,20 @@ def control(rollout_id: RolloutId, action: Literal["pause", "resume", "abort", "
             raise RolloutError("this rollout has no previous release to roll back to; create it with previous",
                                rollout=rollout_id)
         runner = row["runner_seen_at"] is not None and now - float(row["runner_seen_at"]) < RUNNER_ALIVE_S
+        if runner and retry_failed:
+            raise RolloutError("a `fleet rollout run` is driving this rollout; pause it first, then resume with "
+                               "retry_failed", rollout=rollout_id)
+        retried = 0
         if runner:
             s.rollouts.request(rollout_id, ev)
             state = row["state"]
         else:
             eng = s.rollouts.load(rollout_id, s.clock)
+            retried = eng.retry_failed() if retry_failed else 0
             eng.control(ev)
             s.rollouts.save(eng, at=now)
             state = eng.state.value
-        s.audit(f"rollout.{ev.value}", "rollout", rollout_id)
-    return {"rollout_id": rollout_id, "requested": ev.value, "runner_attached": runner, "state": state}
+        s.audit(f"rollout.{ev.value}", "rollout", rollout_id,
+                **({"detail": {"retry_failed": True}} if retry_failed else {}))
+    return {"rollout_id": rollout_id, "requested": ev.value, "runner_attached": runner, "state": state,
+            "retried": retried}
