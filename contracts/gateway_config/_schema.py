@@ -93,7 +93,9 @@ class GatewaySection:
 
 @dataclass(frozen=True)
 class TlsSection:
-    enabled: bool = field(default=False, metadata=meta(example="true"))
+    enabled: bool = field(default=True, metadata=meta(
+        example="true", doc="unset: on, except to a loopback broker on a port other than 8883 without CA or "
+                            "certificate (the demo's, the tests'); false with a password to another host is refused"))
     ca: str = field(default="", metadata=meta(example='"/etc/wt/ca.pem"', doc="CA bundle; empty = system store"))
     cert: str = field(default="", metadata=meta(example='"/etc/wt/gw.crt"'))
     key: str = field(default="", metadata=meta(example='"/etc/wt/gw.key"', secret=True))
@@ -105,7 +107,7 @@ class TlsSection:
 class FallbackSection:
     enabled: bool = field(default=False, metadata=meta(example="true"))
     host: str = field(default="", metadata=meta(example='"fallback.example.net"'))
-    port: int = field(default=1883, metadata=meta(min=1, max=65535, example=8883))
+    port: int = field(default=8883, metadata=meta(min=1, max=65535, example=8883))
     tls: TlsSection = field(default_factory=TlsSection)
 
 
@@ -115,7 +117,7 @@ class UplinkSection:
         example="true", doc="false: no MQTT at all (a SCAIP-only home: [scaip] carries the alarms; no health, "
                             "config push or commands)"))
     host: str = field(default="127.0.0.1", metadata=meta(example='"broker.example.net"'))
-    port: int = field(default=1883, metadata=meta(min=1, max=65535, example=8883))
+    port: int = field(default=8883, metadata=meta(min=1, max=65535, example=8883, doc="8883: MQTT over TLS"))
     tls: TlsSection = field(default_factory=TlsSection)
     keepalive_s: int = field(default=30, metadata=meta(min=5, max=3600, unit="s", example=30))
     ack_timeout_s: float = field(default=30.0, metadata=meta(min=1, max=3600, unit="s", example=30))

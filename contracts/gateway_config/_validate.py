@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from contracts.discovery import SERVICE_TYPE
 from contracts.gateway_config._errors import _MISSING, ConfigError, ConfigIssue
 from contracts.gateway_config._scaip import route_issues
+from contracts.gateway_config._transport import resolve_tls, transport_issues
 from contracts.gateway_config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, SERVICE_TYPE_RE, ZONE_ID_RE, DeviceLink,
                                     DeviceSection, GatewayConfig, MainsSource, ZoneShape)
 from contracts.roles import Role
@@ -41,6 +42,7 @@ def build(data: Mapping[str, Any], issues: list[ConfigIssue]) -> GatewayConfig |
     """
     cfg = _build(GatewayConfig, dict(data), "", issues)
     if cfg is not None:
+        cfg = resolve_tls(cfg, data)     # TLS unless left unset towards a loopback broker (_transport)
         cross: list[ConfigIssue] = []
         _cross_check(cfg, cross)
         # a key whose value (or part of it, points[0][1]) was refused is checked on its
@@ -266,6 +268,7 @@ def _trust_issues(cfg: GatewayConfig, issues: list[ConfigIssue]) -> None:
 
 def _cross_check(cfg: GatewayConfig, issues: list[ConfigIssue]) -> None:
     issues.extend(route_issues(cfg))     # [scaip], and which routes carry alarms
+    issues.extend(transport_issues(cfg))  # no password over plain MQTT to another machine
     g = cfg.gateway
     if not GATEWAY_ID_RE.fullmatch(g.id):
         issues.append(ConfigIssue("gateway.id", g.id, "must match [a-z0-9-]{3,64} (lower case, digits, dashes)",
