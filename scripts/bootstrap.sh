@@ -12,6 +12,7 @@ command -v dbus-daemon >/dev/null 2>&1 || need_pkgs+=(dbus-daemon)   # private D
 command -v systemd-sysusers >/dev/null 2>&1 || need_pkgs+=(systemd)   # the package tests: postinst creates the user with systemd-sysusers --root; systemd-analyze verify
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)   # SIPp: scripted SCAIP alarm centres for the SIP tests
 ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || need_pkgs+=(kamailio kamailio-tls-modules)   # SIP proxy (digest auth, TLS) for the SIP tests
+{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || need_pkgs+=(chromium chromium-driver)   # headless browser tests of the technician web app (selenium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: installing ${need_pkgs[*]} with apt-get" >&2

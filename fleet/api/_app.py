@@ -55,9 +55,13 @@ def create_app(settings: ApiSettings, *, store: StoreOpener | None = None, clock
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     app.state.fleet = state
     _problems.install(app)
-    for r in [*ROUTERS, system.router]:
+    from ..web import router as web_router
+    from .routers import events
+
+    for r in [*ROUTERS, events.router, system.router]:
         _annotate(r.routes)
         app.include_router(r)
+    app.include_router(web_router)       # the technician web app under /web (docs/fleet-web.md)
     _problem_schema(app)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes,
