@@ -225,6 +225,8 @@ def test_pragmas_of_the_checkpoint_policy(tmp_path):
     assert c.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000     # 4 MiB backstop
     assert c.execute("PRAGMA journal_size_limit").fetchone()[0] == 4 * MIB  # WAL truncated after reset
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 2               # FULL
+    assert c.execute("PRAGMA cache_size").fetchone()[0] == -1024            # 1 MiB, not a growing 2 MiB
+    assert j._rconn.execute("PRAGMA cache_size").fetchone()[0] == -256
     j.apply([ev(i) for i in range(1, 50)], delivered=[ev(i).event_id for i in range(1, 50)])
     steps = j.run_maintenance()
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 2               # restored after the prune steps

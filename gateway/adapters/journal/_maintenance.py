@@ -128,6 +128,7 @@ class Maintenance:
                 return False
             self._pass = self._begin()
         t0 = time.perf_counter()
+        phase = self._pass.phase
         try:
             self._step(self._pass)
         except (sqlite3.Error, OSError) as exc:
@@ -139,7 +140,9 @@ class Maintenance:
         finally:
             ms = (time.perf_counter() - t0) * 1000.0
             self.stats.steps += 1
-            self.stats.longest_step_ms = max(self.stats.longest_step_ms, ms)
+            if ms > self.stats.longest_step_ms:
+                self.stats.longest_step_ms = ms
+                self.stats.longest_step_phase = phase.value
         if self._pass.phase is Phase.DONE:
             if self._pass.shed:      # one line per pass, not per batch
                 log.warning("journal %s over its size budget: shed %d undelivered telemetry events (oldest first)",
@@ -193,7 +196,8 @@ class Maintenance:
             live = self.live_bytes()
             if live <= (_SIZE_LOW if p.size_pruning else _SIZE_HIGH) * budget:
                 self.stats.over_budget = False
-                p.phase = Phase.CHECKPOINT
+                p.phase = Phase.CHECKPOINT      # next step (each step is timed on its own)
+                return
             else:
                 p.size_pruning = True
         if p.phase in PRUNABLE:

@@ -156,6 +156,7 @@ class SqliteJournal:
         # contains()/get_state() called on the event loop do not block behind a commit's fsync.
         self._rconn: sqlite3.Connection | None = sqlite3.connect(
             f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=10)
+        self._rconn.execute(f"PRAGMA cache_size=-{int(self.retention.read_cache_kib)}")
         self._rlock = threading.Lock()
 
     # ---- opening / recovery -------------------------------------------------
@@ -173,6 +174,7 @@ class SqliteJournal:
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA wal_autocheckpoint={int(self.retention.wal_autocheckpoint_pages)}")
             conn.execute(f"PRAGMA journal_size_limit={int(self.retention.wal_limit_bytes)}")
+            conn.execute(f"PRAGMA cache_size=-{int(self.retention.cache_kib)}")
             self._migrate_auto_vacuum(conn)
         except sqlite3.DatabaseError:
             conn.close()
