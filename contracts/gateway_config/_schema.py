@@ -32,7 +32,7 @@ SERVICE_TYPE_RE = re.compile(r"^_[a-z0-9-]{1,15}\._(tcp|udp)\.local\.$")
 # keys, the broker CA). A push touching one is rejected whole, the reason naming the key: a
 # compromised fleet account must not be able to make the gateway trust another signer (F1).
 # A key here also covers everything under it (``trust`` covers ``trust.fleet_key``).
-IMMUTABLE: tuple[str, ...] = ("gateway.id", "gateway.data_dir", "journal.path",
+IMMUTABLE: tuple[str, ...] = ("gateway.id", "gateway.data_dir", "gateway.identity_key", "journal.path",
                               "trust.fleet_key", "trust.release_keys", "trust.broker_ca",
                               "upgrades.trusted_keys")
 IMMUTABLE_SECTIONS: tuple[str, ...] = ("trust",)     # every key under these, present or future
@@ -89,6 +89,10 @@ class GatewaySection:
     data_dir: str = field(default="/var/lib/wt-gateway", metadata=meta(example='"/var/lib/wt-gateway"'))
     timezone: str = field(default="Europe/Oslo", metadata=meta(example='"Europe/Oslo"', doc="IANA zone for rule windows"))
     log_level: LogLevel = field(default=LogLevel.INFO, metadata=meta(example='"info"'))
+    identity_key: str = field(default="", metadata=meta(
+        example='"/etc/wt-gateway/trust/gateway-x25519.key"',
+        doc="this gateway's X25519 private key (PEM, mode 0600), made on the gateway by `gateway enrol`: the fleet "
+            "sends device keys sealed to it (contracts/device_keys.py); no push can change it"))
 
 
 @dataclass(frozen=True)

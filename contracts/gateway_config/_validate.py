@@ -27,6 +27,7 @@ from contracts.discovery import SERVICE_TYPE
 from contracts.gateway_config._errors import _MISSING, ConfigError, ConfigIssue
 from contracts.gateway_config._scaip import route_issues
 from contracts.gateway_config._transport import resolve_tls, transport_issues
+from contracts.device_keys import SealedDeviceKey, is_sealed
 from contracts.gateway_config._schema import (DEVICE_ID_RE, GATEWAY_ID_RE, SERVICE_TYPE_RE, ZONE_ID_RE, DeviceLink,
                                     DeviceSection, GatewayConfig, MainsSource, ZoneShape)
 from contracts.roles import Role
@@ -154,6 +155,8 @@ def _convert(tp: Any, value: Any, key: str, f: dataclasses.Field | None, issues:
             return _bad(key, value, "must be a string (in quotes)", f, issues)
         return value
     if tp is bytes:
+        if is_sealed(value):          # a device key sealed to the gateway (contracts/device_keys.py):
+            return SealedDeviceKey(value)   # the gateway's loader opens it before building its config
         if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{32}", value):
             return _bad(key, "<redacted>" if m.get("secret") else value,
                         "must be 32 hex digits (a 16-byte key)", f, issues)

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from contracts import gateway_config as _contract
 from contracts.gateway_config import NO_VALUE, ConfigIssue, GatewayConfig, build
+from gateway.config._device_keys import open_sealed_keys
 from gateway.errors import GatewayError
 
 ENV_PREFIX = "WT_GW__"
@@ -61,6 +62,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
         items = overrides.items() if isinstance(overrides, Mapping) else _parse_set_args(overrides, issues)
         for key, value in items:
             _set_dotted(data, key, value, issues, origin="--set")
+    open_sealed_keys(data, issues)     # device keys sealed to this gateway's identity key (_device_keys)
     cfg = build(data, issues)
     if issues or cfg is None:
         raise ConfigError(issues, source)
