@@ -347,6 +347,13 @@ class FleetClient:
         self.rollouts = Rollouts(http)
         self.monitoring = Monitoring(http)
         self.stats = Stats(http)
+        self._me: Row | None = None
+
+    def me(self) -> Row:
+        """Who the token belongs to (``/me``: user, role, municipalities, permissions), asked once."""
+        if self._me is None:
+            self._me = self.auth.me()
+        return self._me
 
     def close(self) -> None:
         self.http.close()

@@ -29,10 +29,11 @@ def normalise_server(url: str) -> str:
     """``host:port`` or ``http(s)://host[:port][/]`` -> ``http(s)://host[:port]``."""
     from ..errors import ValidationError
 
-    text = url.strip().rstrip("/")
+    text = url.strip()
     if "://" not in text:
         text = "http://" + text
     scheme, _, rest = text.partition("://")
+    rest = rest.rstrip("/")
     if scheme.lower() not in ("http", "https") or not rest or rest.startswith(("/", ":")):
         raise ValidationError(f"--server {url!r} is not a fleet server URL; write e.g. https://fleet.example.no or "
                               "127.0.0.1:8080", field="server")

@@ -64,7 +64,7 @@ def error_from_problem(status: int, body: Any, *, method: str, path: str) -> Fle
     if status == 404 and problem.get("title") == "no such endpoint":
         return ServerError(f"the server has no {method} {path}; it runs another version of fleet than this "
                            "command line (update one of them)", status=status)
-    if status >= 500 and code not in ("busy", "unavailable"):
+    if status >= 500 and code not in ("busy", "unavailable", "mqtt_error"):
         return ServerError(f"the fleet service could not complete {method} {path} ({detail}); try again, and if it "
                            "persists tell the fleet operators the time of the request", status=status)
     cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status) or (ValidationError if 400 <= status < 500 else FleetError)

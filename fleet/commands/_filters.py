@@ -53,9 +53,21 @@ def check_filters(c: Any, *, location: str | None = None, model: str | None = No
 
 
 def check_municipality(c: Any, municipality: str) -> str:
+    """The kommunenummer of ``-m`` (number or name). One that exists but lies outside the user's
+    scope is access denied (exit 5) with the way out, said here: the server answers such a filter
+    like a missing row (404), so as not to reveal another municipality's data."""
     rows = c.catalog.municipalities()
     by_name = {str(r["name"]).casefold(): str(r["id"]) for r in rows}
     if municipality.casefold() in by_name:          # `-m Oslo` means 0301
-        return by_name[municipality.casefold()]
-    return check_choice(municipality, [str(r["id"]) for r in rows] + [str(r["name"]) for r in rows],
-                        "--municipality", "municipality (kommunenummer)", listing="fleet location municipalities")
+        found = by_name[municipality.casefold()]
+    else:
+        found = check_choice(municipality, [str(r["id"]) for r in rows] + [str(r["name"]) for r in rows],
+                             "--municipality", "municipality (kommunenummer)", listing="fleet location municipalities")
+        found = by_name.get(found.casefold(), found)
+    me = c.me()
+    if me["municipalities"] is not None and found not in me["municipalities"]:
+        from ..errors import AccessDenied
+
+        raise AccessDenied(f"{me['user']} is not scoped to municipality {found}; ask an admin to add it "
+                           f"(fleet user scope {me['user']} --add {found})", municipality=found)
+    return found
