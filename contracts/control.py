@@ -140,6 +140,20 @@ def load_private_file(path: str | Path) -> Ed25519PrivateKey:
         raise ControlKeyError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+# ---------------------------------------------------------------- the sequence
+
+def next_seq(last: int, now: float) -> int:
+    """The sequence after ``last`` at wall time ``now``: ``max(last + 1, now in µs)``.
+
+    Strictly increasing by construction (given the previous value, whoever keeps it: a
+    database row per gateway in the fleet, a counter in a test kit). The wall-clock floor
+    makes a number that a rolled-back transaction handed out unlikely to come again, and
+    lets senders that keep separate counters (the fleet and a bench) interleave on one
+    gateway as long as their clocks agree.
+    """
+    return max(int(last) + 1, int(now * 1_000_000))
+
+
 # ---------------------------------------------------------------- the envelope
 
 def signed_bytes(*, gateway: str, seq: int, expires_at: str, kind: str, body: str) -> bytes:
@@ -237,5 +251,5 @@ def open_envelope(payload: bytes, *, gateway_id: str, keys: Iterable[Ed25519Publ
 
 __all__ = ["CMD_TTL_S", "CONFIG_TTL_S", "ENVELOPE_SCHEMA", "KINDS", "MAX_LIFETIME_S", "MAX_SEQ", "REASONS",
            "ControlKeyError", "ControlRejected", "Opened", "generate_key", "key_id", "load_private",
-           "load_private_file", "load_public", "load_public_file", "open_envelope", "public_pem", "seal", "seal_cmd",
+           "load_private_file", "load_public", "load_public_file", "next_seq", "open_envelope", "public_pem", "seal", "seal_cmd",
            "seal_config", "signed_bytes"]

@@ -124,6 +124,14 @@ def health_payload(snap: dict[str, Any]) -> dict[str, Any]:
                      "battery_pct": d["battery_pct"], "rssi": d["rssi"], "fw": d["fw"], "silent": d["silent"]}
                     for d in snap.get("devices", [])],
     }
+    tm = snap.get("test_mode_status")
+    if tm is not None:
+        doc["test_mode"] = {"active": bool(tm.get("active")), "until": tm.get("until"),
+                            "devices": sorted(tm.get("devices") or ())}
+    ctl = snap.get("control")
+    if ctl is not None:
+        doc["control"] = {"rejected": ctl.get("rejected", {}), "accepted": ctl.get("accepted", 0),
+                          "key": ctl.get("key")}
     ble = snap.get("ble")
     if ble and ble.get("watchdog"):
         w = ble["watchdog"]

@@ -118,13 +118,14 @@ def _wire(cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock, 
         health=UpdateHealthCheck(gateway_id=gw, uplink_connected=routes.connected, journal_path=cfg.journal_path,
                                  status=status, clock=clock, routes=routes, snapshot=lambda: reporter.snapshot()))
     pipeline = IngestPipeline(ingress=ingress, registry=registry, forwarder=forwarder, on_new_event=engine.on_event,
-                              links=links, upgrades=upgrades, is_test=remote.is_test, clock=clock, stats=stats)
-    commands = CommandHandler(gateway_id=gw, upgrades=upgrades, remote=remote, routes=routes, stats=stats)
-    config_push = ConfigPushApplier(gateway_id=gw, current=cfg, state=pushes, routes=routes)
+                              links=links, upgrades=upgrades, is_test=remote.test_mark, clock=clock, stats=stats)
+    gate = pushes.control_gate(cfg, clock)    # signed control messages only (gateway/daemon/_control.py)
+    commands = CommandHandler(gateway_id=gw, upgrades=upgrades, remote=remote, routes=routes, stats=stats, gate=gate)
+    config_push = ConfigPushApplier(gateway_id=gw, current=cfg, state=pushes, routes=routes, gate=gate)
     reporter = StatusReporter(
         gateway_id=gw, journal_path=cfg.journal_path, clock=clock, forwarder=forwarder, writer=writer, links=links,
         ble=ble, registry=registry, engine=engine, ingress=ingress, remote=remote, stats=stats,
-        config_version=pushes.applied_version, status=status, primary=routes.primary)
+        config_version=pushes.applied_version, status=status, primary=routes.primary, control=gate.status)
     periodic = [
         Periodic("rules", cfg.supervision.tick_s, [engine.tick, upgrades.tick, config_push.flush_pending], stats=stats),
         Periodic("health", cfg.uplink.health_interval_s, [reporter.publish_health], stats=stats,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from gateway.codec.enums import FeedbackState, MsgType
 from gateway.codec.payloads import Time
@@ -50,14 +50,14 @@ class IngestPipeline:
 
     def __init__(self, *, ingress: Ingress, registry: DeviceRegistry, forwarder: EventSink,
                  on_new_event: Callable[[Event], None], links: LinkTable, upgrades: DeviceUpgradeHooks,
-                 is_test: Callable[[str], bool], clock: Clock, stats: dict[str, int]) -> None:
+                 is_test: Callable[[str], dict[str, Any]], clock: Clock, stats: dict[str, int]) -> None:
         self._ingress = ingress
         self._registry = registry
         self._forwarder = forwarder
         self._on_new_event = on_new_event     # the rule engine
         self._links = links
         self._upgrades = upgrades
-        self._is_test = is_test               # commissioning test mode (wt.cmd/1 test_mode)
+        self._is_test = is_test               # commissioning test mode (wt.cmd/1 test_mode): its mark, {} if live
         self._clock = clock
         self._stats = stats
         self._closing = False
@@ -107,8 +107,8 @@ class IngestPipeline:
             self._links.send(link_name, data)
         for event in res.events:
             self._stats["events"] += 1
-            if not event.test and self._is_test(event.device_id):
-                event = dataclasses.replace(event, test=True)   # commissioning: recorded, not dispatched
+            if not event.test and (mark := self._is_test(event.device_id)):   # commissioning: marked, with its end
+                event = dataclasses.replace(event, test=True, data={**event.data, **mark})
             link = res.event_links.get(event.event_id)
             self._forwarder.submit(event, functools.partial(self._stored, link=link))
 

@@ -91,7 +91,8 @@ class StatusReporter:
     def __init__(self, *, gateway_id: str, journal_path: Path, clock: Clock, forwarder: Forwarder,
                  writer: JournalWriter, links: LinkTable, ble: BleSupervisor | None, registry: DeviceRegistry,
                  engine: RuleEngine, ingress: Ingress, remote: RemoteCommands, stats: dict[str, int],
-                 config_version: Callable[[], int], status: StatusEndpoint | None, primary: Publisher) -> None:
+                 config_version: Callable[[], int], status: StatusEndpoint | None, primary: Publisher,
+                 control: Callable[[], dict[str, Any]] | None = None) -> None:
         self._gateway_id = gateway_id
         self._journal_path = journal_path
         self._clock = clock
@@ -107,6 +108,7 @@ class StatusReporter:
         self._config_version = config_version
         self._status = status
         self._primary = primary
+        self._control = control
         self._health_topic = Topics(gateway_id).health
         self.started_mono = clock.monotonic()
         self.started_at = clock.time()
@@ -136,6 +138,8 @@ class StatusReporter:
             "ingress": {"rejects": self._ingress.counters.snapshot(), "duplicates": self._ingress.duplicates},
             "stats": dict(self._stats),
             "test_mode": self._remote.test_devices(),
+            "test_mode_status": self._remote.test_mode_status(),       # active, until, devices (docs/mqtt.md)
+            "control": self._control() if self._control is not None else None,   # signed control messages
             "config_version": self._config_version(),
             "status_port": self._status.port if self._status is not None else None,
             "ble": self._ble.status() if self._ble is not None else None,

@@ -13,11 +13,19 @@ This module decides what to do with a push (pure, except the small layer file it
   back on every reconnect) — the ``wt.config-applied/1`` report is simply repeated;
 - validate the whole effective configuration; an invalid push is ``rejected`` with the
   key, value and fix of every issue, and the running configuration stays;
-- ``gateway.id``, ``gateway.data_dir`` and ``journal.path`` cannot be changed remotely
-  (they identify the gateway and its stored data; ``contracts.gateway_config.IMMUTABLE``,
-  which the fleet checks too);
-- a valid push is written atomically to ``<data_dir>/fleet-config.json`` and the daemon
-  re-bootstraps with it (the daemon reports ``applied`` once the new runtime runs).
+- ``gateway.id``, ``gateway.data_dir`` and ``journal.path`` (they identify the gateway and
+  its stored data) and the trust anchors (``[trust]``: the fleet's control key, the release
+  keys, the broker CA; and ``upgrades.trusted_keys``) cannot be changed remotely
+  (``contracts.gateway_config.IMMUTABLE``, which the fleet checks too): a push that so much
+  as mentions one is rejected whole, before anything else, the reason naming the key. A
+  stored layer holding one (written before this rule) is refused at start-up the same way;
+- a valid push is written atomically to ``<data_dir>/fleet-config.json`` as *pending* and
+  the daemon re-bootstraps with it; it is committed (and reported ``applied``) only once
+  the uplink is back and a health report was acknowledged, else the previous configuration
+  comes back (gateway/daemon/_config_push.py).
+
+Only pushes that passed the control gate (signed by the fleet, gateway/daemon/_control.py)
+get here.
 """
 from __future__ import annotations
 
@@ -28,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from contracts.gateway_config import IMMUTABLE  # the keys a push may not change: shared with the fleet
+from contracts.gateway_config import IMMUTABLE, immutable_key  # the keys a push may not change: shared with the fleet
 from contracts.payloads import CONFIG_SCHEMA, NOT_FINITE, ConfigDoc, decode_config
 from gateway.config import ConfigError, GatewayConfig
 
@@ -43,6 +51,7 @@ class ConfigPush:
     config: dict[str, Any]
     hash: str | None = None
     refused: str | None = None        # why the decoder refused the content (a non-finite number): never applied
+    pending: bool = False             # on disk: saved, not yet committed (uplink + acknowledged health)
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,31 @@ def _pushed(config: dict[str, Any], dotted: str, current: Any) -> bool:
     return node != current
 
 
+def _flat_keys(config: Any, prefix: str = "") -> list[str]:
+    if not isinstance(config, dict) or (prefix and not config):
+        return [prefix.rstrip(".")] if prefix else []
+    out: list[str] = []
+    for k, v in config.items():
+        out += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
+
+
+def immutable_problems(config: dict[str, Any]) -> list[str]:
+    """One line per key of ``config`` that no push may carry (identity, stored data, trust anchors)."""
+    out = []
+    for key in _flat_keys(config):
+        anchor = immutable_key(key)
+        if anchor is None:
+            continue
+        if anchor.startswith("trust") or anchor == "upgrades.trusted_keys":
+            out.append(f"{key} cannot be changed remotely: it is a trust anchor, set only on the gateway "
+                       "(`gateway enrol` or a technician); remove it from the fleet configuration")
+        else:
+            out.append(f"{key} cannot be changed remotely (it identifies the gateway or its stored data); "
+                       "remove it from the fleet configuration")
+    return out
+
+
 def decide(push: ConfigPush, current: GatewayConfig, applied: ConfigPush | None,
            load: Callable[[dict[str, Any]], GatewayConfig]) -> Decision:
     """``load(fleet_layer)`` builds the effective config (file/env/CLI fixed by the caller).
@@ -125,6 +159,9 @@ def decide(push: ConfigPush, current: GatewayConfig, applied: ConfigPush | None,
             return Decision("reject", push, error=f"version {push.version} was already applied with another "
                                                   "content (hash differs); push a new version")
         return Decision("report", push)
+    anchors = immutable_problems(push.config)
+    if anchors:                      # before anything else: not even validated against the local files
+        return Decision("reject", push, error="; ".join(anchors))
     try:
         cfg = load(push.config)
     except ConfigError as exc:
@@ -149,7 +186,7 @@ def read_layer(data_dir: str | os.PathLike[str]) -> ConfigPush | None:
     p = layer_path(data_dir)
     try:
         obj = json.loads(p.read_text())
-        return ConfigPush(int(obj["version"]), dict(obj["config"]), obj.get("hash"))
+        return ConfigPush(int(obj["version"]), dict(obj["config"]), obj.get("hash"), pending=obj.get("pending") is True)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -165,7 +202,10 @@ def write_layer(data_dir: str | os.PathLike[str], push: ConfigPush | None) -> No
         return
     tmp = p.with_suffix(".tmp")
     with open(tmp, "w") as f:
-        json.dump({"version": push.version, "hash": push.hash, "config": push.config}, f, sort_keys=True)
+        doc = {"version": push.version, "hash": push.hash, "config": push.config}
+        if push.pending:
+            doc["pending"] = True
+        json.dump(doc, f, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, p)

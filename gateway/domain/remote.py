@@ -7,9 +7,14 @@ for the daemon to publish on ``…/cmd/result``. Commands are idempotent by ``cm
 Supported:
 
 - ``ping`` → ``ok`` with the gateway version;
-- ``test_mode`` ``{"devices": [...], "enabled": bool, "duration_s": 3600}`` → events of
-  those devices are marked ``test: true`` (commissioning: the platform records but does
-  not dispatch) until disabled or the duration (≤ 24 h) runs out;
+- ``test_mode`` ``{"devices": [...], "enabled": bool, "duration_s": 1800}`` → events of
+  those devices are marked ``test: true`` with ``data.test_mode_until`` (commissioning: the
+  platform still receives every alarm, clearly marked, docs/mqtt.md "Test mode") until
+  disabled or the duration runs out. The duration is part of the signed command and at
+  most :data:`MAX_TEST_MODE_S` (60 min; above is refused, nothing applied). It is never
+  renewed by the same command delivered again (answered from ``cmd_id``, and the control
+  gate drops a repeated command envelope): only a new signed command extends it. Test mode
+  lives in memory: a restart ends it (the safe direction);
 - ``pair`` ``{"device": ..., "role": ...}`` → ``ok`` if the device is in the gateway
   configuration with a key (pairing data arrives with the configuration), else ``error``
   naming what is missing.
@@ -22,16 +27,18 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import re
 from typing import Any, Callable
 
-from contracts.payloads import Command, Rejected, cmd_result_doc, decode_cmd
+from contracts.payloads import Command, Rejected, cmd_result_doc, decode_cmd, rfc3339
 from gateway.domain.ports import Clock
 
 log = logging.getLogger("gateway.domain.remote")
 
 DEVICE_RE = re.compile(r"^[0-9a-f]{12}$")
-MAX_TEST_MODE_S = 24 * 3600.0
+MAX_TEST_MODE_S = 3600.0          # the longest test mode one signed command can set
+DEFAULT_TEST_MODE_S = 1800.0
 
 
 class RemoteCommands:
@@ -62,6 +69,21 @@ class RemoteCommands:
 
     def test_devices(self) -> list[str]:
         return sorted(d for d in list(self._test_until) if self.is_test(d))
+
+    def _until_wall(self, device_id: str) -> float:
+        return self.clock.time() + (self._test_until[device_id] - self.clock.monotonic())
+
+    def test_mark(self, device_id: str) -> dict[str, Any]:
+        """What marks an event of ``device_id`` as a test (``{}`` when it is live): merged into its data."""
+        if not self.is_test(device_id):
+            return {}
+        return {"test_mode_until": rfc3339(self._until_wall(device_id))}
+
+    def test_mode_status(self) -> dict[str, Any]:
+        """``test_mode`` in the status snapshot and ``wt.health/1``: active, until (the latest end), devices."""
+        devices = {d: rfc3339(self._until_wall(d)) for d in self.test_devices()}
+        return {"active": bool(devices), "until": max(devices.values()) if devices else None, "devices": devices,
+                "max_s": MAX_TEST_MODE_S}
 
     # ------------------------------------------------------------ commands
     def handle(self, payload: bytes) -> dict[str, Any] | None:
@@ -103,13 +125,15 @@ class RemoteCommands:
     def _cmd_test_mode(self, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         devices = args.get("devices")
         enabled = args.get("enabled")
-        duration = args.get("duration_s", 3600)
+        duration = args.get("duration_s", DEFAULT_TEST_MODE_S)
         if not isinstance(devices, list) or not all(isinstance(d, str) and DEVICE_RE.fullmatch(d) for d in devices):
             return "error", {"error": "args.devices must be a list of 12-hex-digit device ids"}
         if not isinstance(enabled, bool):
             return "error", {"error": "args.enabled must be true or false"}
-        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration <= MAX_TEST_MODE_S:
-            return "error", {"error": f"args.duration_s must be a number of seconds in (0, {MAX_TEST_MODE_S:.0f}]"}
+        if (isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration)
+                or not 0 < duration <= MAX_TEST_MODE_S):
+            return "error", {"error": f"args.duration_s must be a number of seconds in (0, {MAX_TEST_MODE_S:.0f}] "
+                                      "(test mode lasts at most 60 min; send a new command to extend it)"}
         now = self.clock.monotonic()
         for d in devices:
             if enabled:
@@ -120,6 +144,7 @@ class RemoteCommands:
         detail: dict[str, Any] = {"enabled": enabled, "devices": sorted(devices), "test_devices": self.test_devices()}
         if enabled:
             detail["duration_s"] = float(duration)
+            detail["until"] = rfc3339(self.clock.time() + float(duration))
         if unknown:
             detail["not_paired"] = sorted(unknown)
         return "ok", detail

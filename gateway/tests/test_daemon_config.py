@@ -55,10 +55,13 @@ def test_daemon_applies_rejects_and_keeps_pushed_config_across_restart(tmp_path,
     from gateway.testing.console import make_console_link
     from gateway.daemon import ConfigSource, async_main
     from gateway.daemon._main import GIL_SWITCH_INTERVAL_S
+    from gateway.testing.control import FleetKey
 
+    fleet = FleetKey.create(tmp_path / "keys")
     cfgf = tmp_path / "gw.toml"
     cfgf.write_text(f'[gateway]\nid = "gw-cfg"\ndata_dir = "{tmp_path / "d"}"\n[uplink]\nport = {mosquitto.port}\n'
-                    '[status]\nport = 0\n[discovery]\nenabled = false\n[supervision]\ntick_s = 0.1\n')
+                    '[status]\nport = 0\n[discovery]\nenabled = false\n[supervision]\ntick_s = 0.1\n'
+                    + fleet.trust_toml())
     source = ConfigSource(str(cfgf), env={})
     topic = "wt/v1/gw/gw-cfg/config"
 
@@ -75,6 +78,11 @@ def test_daemon_applies_rejects_and_keeps_pushed_config_across_restart(tmp_path,
         def report(version: int) -> dict:   # the latest report for that version (v1 is re-reported on reconnect)
             return next(r for r in reversed(reports) if r["version"] == version)
         clink = make_console_link("127.0.0.1", mosquitto.port, client_id="t-fleet", dispatch=loop.call_soon_threadsafe)
+        publish = clink.publish
+
+        def signed_publish(topic, payload, **kw):      # the fleet signs every push
+            return publish(topic, fleet.wrap("gw-cfg", "wt.config/1", payload) if payload else payload, **kw)
+        clink.publish = signed_publish
         clink.subscribe("wt/v1/gw/gw-cfg/config/applied", lambda t, p: reports.append(json.loads(p)))
         clink.start()
         await until(lambda: clink.connected)

@@ -15,15 +15,32 @@ from gateway.config import load_config
 from gateway.daemon import ConfigSource, async_main, bootstrap
 from gateway.daemon._config_push import LayerFiles, serve
 from gateway.domain.config_push import ConfigPush, read_layer
-from gateway.testing.platform import FakePublisher
+from contracts.control import generate_key
+from gateway.testing.control import FleetKey
+from gateway.testing.platform import FakePublisher as _FakePublisher
 
 GW = "gw-rollback"
+FLEET = FleetKey(*generate_key())        # the fleet's control key: every push below is signed with it
+
+
+class FakePublisher(_FakePublisher):
+    """Acknowledges every publication at once: a pushed configuration commits as soon as its
+    health is PUBACKed (gateway/daemon/_config_push.py step 3)."""
+
+    def publish(self, *a, **kw) -> None:
+        super().publish(*a, **kw)
+        self.puback()
+
+
+def trust(tmp_path: Path) -> str:
+    (tmp_path / "fleet.pub").write_bytes(FLEET.public_pem)
+    return str(tmp_path / "fleet.pub")
 BAD_BLE = {"ble": {"enabled": True, "adapter": "hci-0"}}      # valid schema; bleak refuses the adapter name
 GOOD = {"rules": {"bed": {"max_out_min": 20}}}
 
 
 def push(version: int, config: dict, h: str | None = None) -> bytes:
-    return json.dumps({"schema": "wt.config/1", "version": version, "hash": h, "config": config}).encode()
+    return FLEET.config(GW, version, config, h)
 
 
 async def until(pred, timeout_s: float = 30.0) -> None:
@@ -36,7 +53,8 @@ async def until(pred, timeout_s: float = 30.0) -> None:
 def config_file(tmp_path: Path, port: int = 1883) -> ConfigSource:
     f = tmp_path / "gw.toml"
     f.write_text(f'[gateway]\nid = "{GW}"\ndata_dir = "{tmp_path / "d"}"\n[uplink]\nport = {port}\n'
-                 '[status]\nport = 0\n[discovery]\nenabled = false\n[supervision]\ntick_s = 0.05\n')
+                 '[status]\nport = 0\n[discovery]\nenabled = false\n[supervision]\ntick_s = 0.05\n'
+                 f'[trust]\nfleet_key = "{trust(tmp_path)}"\n')
     return ConfigSource(str(f), env={})
 
 
@@ -117,6 +135,7 @@ def test_restart_with_a_bad_saved_push_starts_on_the_previous_configuration(tmp_
         assert read_layer(data) == ConfigPush(1, GOOD, "h1")
         assert LayerFiles(data).previous() is None and (2, "h2") in LayerFiles(data).rejected()
         pub.deliver(f"wt/v1/gw/{GW}/config", push(2, BAD_BLE, "h2"))     # the retained push comes back
+        await until(lambda: len([r for r in reports(pub) if r.version == 2]) == 2)
         assert [r.status.value for r in reports(pub) if r.version == 2] == ["rejected", "rejected"]
         stop.set()
         assert await main == 0
@@ -192,7 +211,8 @@ def test_any_exception_while_starting_a_push_rolls_back_and_stops_what_had_start
 
 def test_without_a_reloadable_configuration_pushes_are_rejected(tmp_path):
     cfg = load_config(None, env={}, overrides={"gateway": {"id": GW, "data_dir": str(tmp_path / "d")},
-                                               "status": {"enabled": False}, "discovery": {"enabled": False}})
+                                               "status": {"enabled": False}, "discovery": {"enabled": False},
+                                               "trust": {"fleet_key": trust(tmp_path)}})
     pub = FakePublisher()
 
     async def run():
@@ -202,6 +222,7 @@ def test_without_a_reloadable_configuration_pushes_are_rejected(tmp_path):
                                                 serial=False, advertise=False))
         await until(lambda: runtimes)
         pub.deliver(f"wt/v1/gw/{GW}/config", push(1, GOOD))
+        await until(lambda: reports(pub))
         [r] = reports(pub)
         assert r.status.value == "rejected" and "without a reloadable configuration" in r.error
         stop.set()
@@ -232,4 +253,4 @@ def test_when_nothing_can_start_no_push_is_blamed(tmp_path):
     finally:
         busy.close()
     assert code == 2
-    assert read_layer(data) == ConfigPush(3, GOOD, "h3") and LayerFiles(data).rejected() == {}
+    assert read_layer(data) == ConfigPush(3, GOOD, "h3", pending=True) and LayerFiles(data).rejected() == {}

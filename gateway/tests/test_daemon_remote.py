@@ -66,13 +66,15 @@ def test_daemon_marks_test_mode_alarms_over_mqtt(tmp_path, mosquitto):
     from gateway.testing.emulator import EmulatedHome, key_for
     from gateway.domain.model import Role
     from gateway.domain.ports import SystemClock
+    from gateway.testing.control import FleetKey
 
+    fleet = FleetKey.create(tmp_path / "keys")
     dev = "e00000000001"
     devices = [(dev, Role.BUTTON, key_for(dev))]
     cfg = load_config(None, env={}, overrides={
         "gateway": {"id": "gw-cmd", "data_dir": str(tmp_path / "gw")},
         "uplink": {"port": mosquitto.port, "ack_timeout_s": 5}, "status": {"port": 0}, "discovery": {"enabled": False},
-        "devices": {dev: {"role": "button", "key": key_for(dev).hex()}}})
+        "devices": {dev: {"role": "button", "key": key_for(dev).hex()}}, "trust": {"fleet_key": str(fleet.public_path)}})
 
     async def until(pred, timeout_s=30.0):
         deadline = time.monotonic() + timeout_s
@@ -99,7 +101,7 @@ def test_daemon_marks_test_mode_alarms_over_mqtt(tmp_path, mosquitto):
             async def command(cmd_id: str, payload: bytes) -> None:
                 # re-send until answered (idempotent by cmd_id; covers the gateway's SUBSCRIBE race)
                 for _ in range(30):
-                    clink.publish("wt/v1/gw/gw-cmd/cmd", payload, qos=1)
+                    clink.publish("wt/v1/gw/gw-cmd/cmd", fleet.wrap("gw-cmd", "wt.cmd/1", payload), qos=1)
                     try:
                         await until(lambda: any(r["cmd_id"] == cmd_id for r in results), 1.0)
                         return
