@@ -207,3 +207,20 @@ def test_an_unreachable_server_is_exit_69_with_where_it_was_looked_for(capsys, t
     assert rc == 69 and json.loads(err)["error"] == "server_unavailable"
     rc, _, err = run(capsys, ["--server", "ftp://x", "offline"], env)
     assert rc == 2 and "is not a fleet server URL" in err
+
+
+def test_fleet_api_bench_smoke(tmp_path):
+    """bench/fleet_api.py still runs (tiny: 3,000 items, 1 s phases) and ends with its JSON line; the
+    figures themselves come from a full run (docs/fleet-service.md, "Scale")."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "bench" / "fleet_api.py"), "--items", "3000", "--gateways", "300",
+                        "--clients", "10", "--duration", "1", "--warmup", "0.5"],
+                       capture_output=True, text=True, timeout=300, cwd=root)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"show_p99_ms", "offline_list_p99_ms", "rps_1_worker", "rps_2_workers", "errors"} <= set(out)
+    assert out["errors"] == 0 and out["rps_1_worker"] > 0 and out["rps_2_workers"] > 0
+    assert "CPU % of one core: server" in r.stderr and "load generator" in r.stderr
