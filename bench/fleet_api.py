@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before = round(os.getloadavg()[0], 2)
         runs = {w: run_workers(url, w, data, args, logdir) for w in (1, 2)}
     finally:
-        cleanup()
+        cleanup()  # type: ignore[misc]  # (fleet_scale annotates it as `callable`)
     errors = sum(r[k]["errors"] for r in runs.values() for k in ("saturated_show", "saturated_offline", "steady"))
     rps1, rps2 = runs[1]["saturated_show"]["rps"], runs[2]["saturated_show"]["rps"]
     two = runs[2]

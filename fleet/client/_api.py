@@ -14,6 +14,8 @@ from urllib.parse import quote
 from ._http import Http
 
 Row = dict[str, Any]
+Rows = list[Row]          # (the areas' methods named ``list`` hide the builtin inside their classes)
+Names = list[str]
 
 
 def _p(segment: str) -> str:
@@ -43,10 +45,10 @@ class Auth(_Area):
 
 
 class Users(_Area):
-    def list(self) -> list[Row]:
+    def list(self) -> Rows:
         return self.http.pages("/users")
 
-    def create(self, name: str, role: str, *, municipalities: list[str] | None, password: str) -> Row:
+    def create(self, name: str, role: str, *, municipalities: Names | None, password: str) -> Row:
         return self.http.post("/users", {"name": name, "role": role, "municipalities": municipalities,
                                          "password": password})
 
@@ -56,18 +58,18 @@ class Users(_Area):
 
 class Audit(_Area):
     def entries(self, *, entity: str | None = None, entity_id: str | None = None, actor: str | None = None,
-                limit: int = 50) -> list[Row]:
+                limit: int = 50) -> Rows:
         return self.http.pages("/audit", {"entity": entity, "entity_id": entity_id, "actor": actor}, limit=limit)
 
 
 class Catalog(_Area):
-    def municipalities(self) -> list[Row]:
+    def municipalities(self) -> Rows:
         return self.http.pages("/municipalities")
 
     def add_municipality(self, id: str, name: str) -> Row:
         return self.http.post("/municipalities", {"id": id, "name": name})
 
-    def locations(self, *, kind: str | None = None, municipality: str | None = None) -> list[Row]:
+    def locations(self, *, kind: str | None = None, municipality: str | None = None) -> Rows:
         return self.http.pages("/locations", {"kind": kind, "municipality": municipality})
 
     def add_location(self, code: str, kind: str, *, name: str | None = None, municipality: str | None = None,
@@ -75,14 +77,14 @@ class Catalog(_Area):
         return self.http.post("/locations", {"code": code, "kind": kind, "name": name, "municipality": municipality,
                                              "parent": parent})
 
-    def models(self) -> list[Row]:
+    def models(self) -> Rows:
         return self.http.pages("/models")
 
     def add_model(self, code: str, name: str, *, role: str, radio: str, firmware_family: str) -> Row:
         return self.http.post("/models", {"code": code, "name": name, "role": role, "radio": radio,
                                           "firmware_family": firmware_family})
 
-    def kit_templates(self) -> list[Row]:
+    def kit_templates(self) -> Rows:
         return self.http.pages("/kit-templates")
 
     def add_kit_template(self, code: str, name: str, parts: dict[str, int]) -> Row:
@@ -91,7 +93,7 @@ class Catalog(_Area):
 
 class Items(_Area):
     def list(self, *, location: str | None = None, model: str | None = None, state: str | None = None,
-             municipality: str | None = None, limit: int = 100) -> list[Row]:
+             municipality: str | None = None, limit: int = 100) -> Rows:
         return self.http.pages("/items", {"location": location, "model": model, "state": state,
                                           "municipality": municipality}, limit=limit)
 
@@ -132,13 +134,13 @@ class Items(_Area):
     def transition(self, key: str, state: str, *, reason: str, to: str | None = None, ref: str | None = None) -> Row:
         return self.http.post(f"/items/{_p(key)}/transition", {"state": state, "reason": reason, "to": to, "ref": ref})
 
-    def states(self) -> dict[str, list[str]]:
+    def states(self) -> dict[str, Names]:
         return self.http.get("/item-states")
 
 
 class Stock(_Area):
     def levels(self, *, location: str | None = None, model: str | None = None, municipality: str | None = None,
-               below_reorder_point: bool = False) -> list[Row]:
+               below_reorder_point: bool = False) -> Rows:
         return self.http.pages("/stock", {"location": location, "model": model, "municipality": municipality,
                                           "below_reorder_point": below_reorder_point or None})
 
@@ -147,21 +149,21 @@ class Stock(_Area):
 
 
 class Kits(_Area):
-    def list(self, *, state: str | None = None) -> list[Row]:
+    def list(self, *, state: str | None = None) -> Rows:
         return self.http.pages("/kits", {"state": state})
 
     def show(self, code: str) -> Row:
         return self.http.get(f"/kits/{_p(code)}")
 
-    def assemble(self, template: str, serials: list[str], *, code: str | None = None) -> Row:
-        return self.http.post("/kits", {"template": template, "serials": serials, "code": code})
+    def assemble(self, template: str, serials: Iterable[str], *, code: str | None = None) -> Row:
+        return self.http.post("/kits", {"template": template, "serials": [*serials], "code": code})
 
     def dismantle(self, code: str) -> Row:
         return self.http.post(f"/kits/{_p(code)}/dismantle")
 
 
 class Installations(_Area):
-    def list(self, *, municipality: str | None = None, status: str | None = None) -> list[Row]:
+    def list(self, *, municipality: str | None = None, status: str | None = None) -> Rows:
         return self.http.pages("/installations", {"municipality": municipality, "status": status})
 
     def create(self, *, resident_ref: str, location: str, kit: str, consent_kind: str, consent_date: str,
@@ -177,7 +179,7 @@ class Installations(_Area):
     def handover(self, code: str, fmt: str = "md") -> str:
         return self.http.text(f"/installations/{_p(code)}/handover", params={"format": fmt})
 
-    def questions(self) -> list[Row]:
+    def questions(self) -> Rows:
         return self.http.get("/installation-questions")
 
     def set_checklist(self, code: str, serial: str, answers: dict[str, Any], *, version: int | None) -> Row:
@@ -224,7 +226,7 @@ class Privacy(_Area):
 
 
 class Config(_Area):
-    def templates(self) -> list[Row]:
+    def templates(self) -> Rows:
         return self.http.pages("/config/templates")
 
     def set_key(self, scope: str, scope_id: str, key: str, value: Any) -> Row:
@@ -248,18 +250,18 @@ class Config(_Area):
     def push(self, gateway: str) -> Row:
         return self.http.post(f"/gateways/{_p(gateway)}/config/push")
 
-    def status(self, *, drift_only: bool = False) -> list[Row]:
+    def status(self, *, drift_only: bool = False) -> Rows:
         return self.http.pages("/config/status", {"drift_only": drift_only or None})
 
 
 class Releases(_Area):
-    def keys(self) -> list[Row]:
+    def keys(self) -> Rows:
         return self.http.pages("/release-keys")
 
     def add_key(self, public_pem: str, name: str) -> Row:
         return self.http.post("/release-keys", {"public_pem": public_pem, "name": name})
 
-    def list(self, *, target: str | None = None) -> list[Row]:
+    def list(self, *, target: str | None = None) -> Rows:
         return self.http.pages("/releases", {"target": target})
 
     def show(self, release_id: str) -> Row:
@@ -274,13 +276,13 @@ class Rollouts(_Area):
     def create(self, **body: Any) -> Row:
         return self.http.post("/rollouts", body)
 
-    def list(self) -> list[Row]:
+    def list(self) -> Rows:
         return self.http.pages("/rollouts")
 
     def show(self, rollout_id: str) -> Row:
         return self.http.get(f"/rollouts/{_p(rollout_id)}")
 
-    def units(self, rollout_id: str, *, state: str | None = None) -> list[Row]:
+    def units(self, rollout_id: str, *, state: str | None = None) -> Rows:
         return self.http.pages(f"/rollouts/{_p(rollout_id)}/units", {"state": state})
 
     def control(self, rollout_id: str, action: str, *, retry_failed: bool = False) -> Row:
@@ -289,21 +291,21 @@ class Rollouts(_Area):
 
 
 class Monitoring(_Area):
-    def offline(self, *, minutes: float, municipality: str | None = None, limit: int = 200) -> tuple[int, list[Row]]:
+    def offline(self, *, minutes: float, municipality: str | None = None, limit: int = 200) -> tuple[int, Rows]:
         extra: dict[str, Any] = {}
         rows = self.http.pages("/monitoring/offline-gateways", {"minutes": minutes, "municipality": municipality},
                                limit=limit, extra=extra)
         return int(extra.get("total", len(rows))), rows
 
-    def silent_devices(self, *, minutes: float, municipality: str | None = None, limit: int = 500) -> list[Row]:
+    def silent_devices(self, *, minutes: float, municipality: str | None = None, limit: int = 500) -> Rows:
         return self.http.pages("/monitoring/silent-devices", {"minutes": minutes, "municipality": municipality},
                                limit=limit)
 
-    def low_batteries(self, *, below: int, municipality: str | None = None, limit: int = 500) -> list[Row]:
+    def low_batteries(self, *, below: int, municipality: str | None = None, limit: int = 500) -> Rows:
         return self.http.pages("/monitoring/low-batteries", {"below": below, "municipality": municipality},
                                limit=limit)
 
-    def failed_updates(self, *, days: float, municipality: str | None = None, limit: int = 500) -> list[Row]:
+    def failed_updates(self, *, days: float, municipality: str | None = None, limit: int = 500) -> Rows:
         return self.http.pages("/monitoring/failed-updates", {"days": days, "municipality": municipality},
                                limit=limit)
 
@@ -311,13 +313,13 @@ class Monitoring(_Area):
         return self.http.get("/monitoring/ingest", params={"hours": hours})
 
     def quarantine(self, *, reason: str | None = None, gateway: str | None = None, days: float | None = None,
-                   limit: int = 200) -> list[Row]:
+                   limit: int = 200) -> Rows:
         return self.http.pages("/monitoring/quarantine", {"reason": reason, "gateway": gateway, "days": days},
                                limit=limit)
 
 
 class Stats(_Area):
-    def benefits(self, *, start: str, end: str, by: str = "month", municipality: str | None = None) -> list[Row]:
+    def benefits(self, *, start: str, end: str, by: str = "month", municipality: str | None = None) -> Rows:
         return self.http.get("/statistics/benefits", params={"from": start, "to": end, "by": by,
                                                              "municipality": municipality})["items"]
 

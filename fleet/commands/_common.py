@@ -13,12 +13,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, TextIO
 
 if TYPE_CHECKING:   # types only: the services and drivers load inside the commands (fast --help)
-    from ..access import AccessRepo, AccessService, Actor
+    from ..access import AccessService, Actor
     from ..client import FleetClient
     from ..clock import Clock
     from ..installations import InstallationService
     from ..inventory import InventoryService
-    from ..store import Store, Transactions, Tx
+    from ..store import Store, Tx
 
 
 def add_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -331,14 +331,6 @@ def _access(tx: Tx, cfg: Any) -> AccessService:
     from ..clock import FixedClock
 
     return AccessService(SqlAccessRepo(tx), FixedClock(cfg.clock()))
-
-
-def access_transactions(store: Store) -> Transactions[AccessRepo]:
-    """Transactions on ``store`` that hand out the access SQL adapter (for multi-step flows)."""
-    from ..access._sql import SqlAccessRepo
-    from ..store import sql_transactions
-
-    return sql_transactions(store, SqlAccessRepo)
 
 
 def resolve_actor(store: Store, cfg: Any) -> Actor:

@@ -150,6 +150,7 @@ def cmd_set_state(args: argparse.Namespace, cfg) -> int:
         _each(args.serials, lambda serial: c.items.transition(serial, target.value, reason=args.reason, to=args.to,
                                                               ref=args.ref), f"now {target.value}")
     print(f"{len(args.serials)} item(s) now {target.value}")
+    return 0
 
 
 def _each(serials: list[str], act, done: str) -> None:
@@ -164,7 +165,6 @@ def _each(serials: list[str], act, done: str) -> None:
                 exc.message = (f"{serial}: {exc.message} (already {done}: {', '.join(serials[:i])}; not changed: "
                                f"{', '.join(serials[i:])})")
             raise
-    return 0
 
 
 def cmd_states(args: argparse.Namespace, cfg) -> int:

@@ -8,7 +8,6 @@ import time
 from ..clock import FunctionClock
 from ._common import add_broker, add_json, api, connect_broker, emit, fmt_time, local_only, session
 
-RUNNER_ALIVE_S = 10.0
 INLINE_MAX = 256 * 1024
 
 

@@ -192,7 +192,7 @@ def push_gateway_config(ctx: Ctx, gateway_id: str, check: Callable[[Services], s
         raise ServiceUnavailable("this server has no MQTT broker configured; start it with FLEET_MQTT=host:port")
     from ...mqtt import MqttClient, parse_url
 
-    broker = settings.mqtt or parse_url(settings.mqtt_url)
+    broker = settings.mqtt or parse_url(str(settings.mqtt_url))
     client = MqttClient.from_settings(broker, client_id=f"fleet-api-push-{ctx.actor.name}"[:64]).connect()
     try:
         with ctx.tx() as s:

@@ -106,7 +106,7 @@ async def import_delivery(body: DeliveryNote, request: Request, ctx: Ctx = need(
         try:
             lines.put({"result": _import(ctx, body, on_progress=progress)})
         except FleetError as exc:
-            lines.put({"problem": json.loads(fleet_error_response(request, exc).body)})
+            lines.put({"problem": json.loads(bytes(fleet_error_response(request, exc).body))})
         except Exception:   # noqa: BLE001 - answered like any unexpected error: 500, nothing about the inside
             log.exception("delivery import failed")
             lines.put({"problem": {"type": "urn:fleet:problem:internal", "title": "internal error", "status": 500,
