@@ -97,9 +97,14 @@ def _firmware_topic_template() -> str:
 def test_firmware_topic_literal_matches_contracts():
     template = _firmware_topic_template()
     dev = "a4c1380a1b2c"
-    for kind in (Kind.ALARM, Kind.EVENT):
+    for kind in (Kind.ALARM, Kind.EVENT, Kind.ACK):
         assert template % (dev, kind.value) == T.device_topic(dev, kind)
         assert T.parse(template % (dev, kind.value)) == Parsed(kind, None, dev)
+    # the leaf the tracker subscribes to for the platform's acks (topic(dev, 0, "ack"))
+    tree = ast.parse((ROOT / "firmware/lib/modem_mqtt.py").read_text())
+    leaves = {n.args[2].value for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "topic"
+              and len(n.args) == 3 and isinstance(n.args[2], ast.Constant)}
+    assert leaves == {Kind.ACK.value}
 
 
 @pytest.mark.parametrize("flt, topic, want", [

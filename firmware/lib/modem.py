@@ -8,7 +8,10 @@
 #
 #   m = Modem(uart, ticks_ms, wait_ms)
 #   m.start(timeout_ms=2000); m.registration(); m.attach(); m.mqtt_connect(...)
-#   m.mqtt_publish(topic, payload, qos=1); m.power_off()
+#   m.mqtt_subscribe(topic); m.mqtt_publish(topic, payload, qos=1); m.listen(timeout_ms)
+#   m.inbox -> [(topic, payload text)] received; m.power_off()
+# TLS (certificate upload into the modem, SSL context) is in modem_tls.py, loaded for
+# the session set-up only (RAM).
 from micropython import const
 from time import ticks_diff, ticks_add
 
@@ -22,6 +25,9 @@ REG_ROAMING = const(5)
 
 _MAX_LINE = const(256)
 _SLICE_MS = const(20)
+_INBOX = const(8)
+# unsolicited lines that carry a received MQTT message (SIM7080, BG95)
+_RX = ("+SMSUB:", "+QMTRECV:")
 
 
 class ModemError(Exception):
@@ -53,6 +59,8 @@ def _default_wait(ms):
 
 
 class Modem:
+    DIALECT = "sim7080"
+
     def __init__(self, uart, ticks_ms, wait_ms=None):
         self.uart = uart
         self._ticks = ticks_ms
@@ -65,6 +73,8 @@ class Modem:
         self.mqtt_up = False
         self.reg = REG_UNKNOWN
         self.powered_down = False
+        self.inbox = []        # received MQTT messages: (topic, payload text), at most _INBOX
+        self.inbox_dropped = 0
 
     # -- transport ------------------------------------------------------------------
     def _pull(self):
@@ -112,7 +122,22 @@ class Modem:
         elif line in ("NORMAL POWER DOWN", "POWER DOWN", "POWERED DOWN"):
             self.powered_down = True
             self.pdp_active = self.mqtt_up = False
+        elif line.startswith(_RX):
+            self._message(line)
         self.urcs += 1
+
+    def _message(self, line):
+        # +SMSUB: "<topic>","<payload>" | +QMTRECV: <cli>,<msgid>,"<topic>","<payload>";
+        # the payload (JSON) holds quotes itself: the topic ends at the first '","'
+        i = line.find('"')
+        j = line.find('","', i + 1)
+        if i < 0 or j < 0 or not line.endswith('"') or len(line) < j + 4:
+            self.errors += 1
+            return
+        if len(self.inbox) >= _INBOX:
+            self.inbox_dropped += 1
+            return
+        self.inbox.append((line[i + 1:j], line[j + 3:-1]))
 
     def drain(self):
         """Handle URCs that arrived while idle (non-blocking)."""
@@ -144,6 +169,9 @@ class Modem:
                 self.errors += 1
                 raise ModemError(cmd, line)
             if line == cmd:  # echo (ATE1)
+                continue
+            if line.startswith(_RX):  # a message, even while its own SUB command runs
+                self._urc(line)
                 continue
             if line in ("NORMAL POWER DOWN", "POWER DOWN", "POWERED DOWN"):
                 self._urc(line)
@@ -243,31 +271,37 @@ class Modem:
         self.command("AT+SMCONN", timeout_ms)
         self.mqtt_up = True
 
-    def send_data(self, cmd, payload, timeout_ms):
-        """``cmd`` that answers with a ``>`` prompt, then ``payload``; returns at OK."""
+    def send_data(self, cmd, payload, timeout_ms, prompt=b">"):
+        """``cmd`` that answers with ``prompt`` (``>`` of a publish; DOWNLOAD / CONNECT of a
+        file upload), then ``payload``; returns (the deadline) at OK."""
         self.drain()
         self.uart.write(cmd.encode() + b"\r")
         deadline = ticks_add(self._ticks(), timeout_ms)
-        # wait for the ">" prompt (no line end after it)
         while True:
-            i = self._rx.find(b">")
-            if i >= 0:
-                pre = self._rx[:i]
+            # whole lines first (echo, URCs, an ERROR instead of the prompt), then a prompt
+            # that is a line of its own or the start of what is left ("> " has no line end)
+            i = self._rx.find(b"\n")
+            while i >= 0:
+                ln = self._rx[:i].strip()
                 self._rx = self._rx[i + 1:]
-                for ln in pre.split(b"\n"):
-                    s = ln.strip()
-                    if s.startswith(b"ERROR") or s.startswith(b"+CME ERROR"):
+                if ln == prompt:
+                    break
+                if ln.startswith(b"ERROR") or ln.startswith(b"+CME ERROR"):
+                    self.errors += 1
+                    self.mqtt_up = self.mqtt_up and prompt != b">"
+                    raise ModemError(cmd, ln.decode())
+                if ln and ln != cmd.encode():
+                    try:
+                        self._urc(ln.decode())
+                    except UnicodeError:
                         self.errors += 1
-                        raise ModemError(cmd, s.decode())
-                    if s and s != cmd.encode():
-                        self._urc(s.decode())
+                i = self._rx.find(b"\n")
+            if i >= 0:
                 break
-            j = self._rx.find(b"ERROR")
-            if j >= 0:
-                self._rx = b""
-                self.errors += 1
-                self.mqtt_up = False
-                raise ModemError(cmd, "ERROR")
+            rest = self._rx.lstrip()
+            if rest.startswith(prompt):
+                self._rx = rest[len(prompt):]
+                break
             if not self._pull():
                 left = ticks_diff(deadline, self._ticks())
                 if left <= 0:
@@ -305,6 +339,19 @@ class Modem:
             payload = payload.encode()
         cmd = 'AT+SMPUB="%s",%d,%d,%d' % (topic, len(payload), qos, 1 if retain else 0)
         self.send_data(cmd, payload, timeout_ms)
+
+    def mqtt_subscribe(self, topic, qos=1, timeout_ms=5000):
+        """Subscribe; received messages land in ``inbox`` (ModemError if refused)."""
+        self.command('AT+SMSUB="%s",%d' % (topic, qos), timeout_ms)
+
+    def listen(self, timeout_ms):
+        """Handle what the modem says for ``timeout_ms`` or until a message is in ``inbox``."""
+        deadline = ticks_add(self._ticks(), timeout_ms)
+        while not self.inbox:
+            line = self._line(deadline)
+            if line is None:
+                return
+            self._urc(line)
 
     def mqtt_disconnect(self, timeout_ms=3000):
         try:

@@ -1,7 +1,8 @@
 # Quectel BG95/BG96/BG77 dialect of the modem driver: PDP with AT+QIACT, MQTT with
-# AT+QMTOPEN / AT+QMTCONN / AT+QMTPUBEX / AT+QMTDISC (results arrive as unsolicited
-# +QMT... codes after the OK), power down with AT+QPOWD. Registration, SIM and signal
-# are the 3GPP commands of the base class.
+# AT+QMTOPEN / AT+QMTCONN / AT+QMTSUB / AT+QMTPUBEX / AT+QMTDISC (results arrive as
+# unsolicited +QMT... codes after the OK; received messages as +QMTRECV), power down
+# with AT+QPOWD. Registration, SIM and signal are the 3GPP commands of the base class;
+# TLS (AT+QFUPL, AT+QSSLCFG, AT+QMTCFG="ssl") is in modem_tls.py.
 from time import ticks_add
 from modem import Modem, ModemError
 
@@ -10,6 +11,8 @@ _CLI = 0   # MQTT client index
 
 
 class Bg95(Modem):
+    DIALECT = "bg95"
+
     def __init__(self, uart, ticks_ms, wait_ms=None):
         Modem.__init__(self, uart, ticks_ms, wait_ms)
         self._msgid = 0
@@ -53,6 +56,16 @@ class Bg95(Modem):
             self.errors += 1
             raise ModemError(cmd, "connect result %s" % ",".join(r[1:]))
         self.mqtt_up = True
+
+    def mqtt_subscribe(self, topic, qos=1, timeout_ms=5000):
+        self._msgid = self._msgid % 65535 + 1
+        cmd = 'AT+QMTSUB=%d,%d,"%s",%d' % (_CLI, self._msgid, topic, qos)
+        self.command(cmd, 1000)
+        r = self.await_urc(cmd, "+QMTSUB:", ticks_add(self._ticks(), timeout_ms)).split(",")
+        # +QMTSUB: <client>,<msgid>,<result>[,<granted qos>]: result 0 = SUBACK; qos 128 = refused
+        if len(r) < 3 or r[2].strip() != "0" or (len(r) > 3 and r[3].strip() == "128"):
+            self.errors += 1
+            raise ModemError(cmd, "subscribe result %s" % ",".join(r[1:]))
 
     def mqtt_publish(self, topic, payload, qos=1, retain=False, timeout_ms=10000):
         if isinstance(payload, str):

@@ -5,12 +5,22 @@
 # gateway would use for the same event, so a receiver de-duplicates an event that
 # arrives over both paths.
 #
-# A session: start -> SIM -> registered? -> PDP -> MQTT connect -> publish (QoS 1,
-# the modem's OK = the broker's PUBACK) -> disconnect. Any failure ends the session,
-# names the step (no_modem, no_sim, no_coverage, attach, connect, publish) and backs
-# off exponentially (retry_ms doubling up to retry_max_ms). Events stay in the
-# persistent queue until published (the caller acks them on success).
+# A session: start -> SIM -> registered? -> PDP -> TLS context (modem_tls) -> MQTT
+# connect (the device's own user name and password, persistent session) -> subscribe
+# to wt/v1/dev/{dev}/ack -> publish (QoS 1) -> wait for the platform's acks ->
+# disconnect. Any failure ends the session, names the step (no_modem, no_sim,
+# no_coverage, attach, tls, connect, subscribe, publish, no_ack) and backs off
+# exponentially (retry_ms doubling up to retry_max_ms).
+#
+# Delivery: telemetry leaves the queue at the broker's PUBACK, an ALARM only at the
+# platform's wt.ack/1 for its event_id on the device's ack topic (docs/mqtt.md): an
+# MQTT 3.1.1 broker PUBACKs a publish its ACL refuses, so a PUBACK proves nothing. An
+# alarm without an ack stays queued and is published again next session (same
+# event_id, attempt + 1); an ack that arrives while the tracker is offline waits in its
+# persistent session and is read at the next connect.
+import json
 import struct
+import sys
 from time import ticks_diff, ticks_add
 from modem import ModemError
 
@@ -38,9 +48,13 @@ R_NO_MODEM = "no_modem"
 R_NO_SIM = "no_sim"
 R_NO_COVERAGE = "no_coverage"
 R_ATTACH = "attach"
+R_TLS = "tls"
 R_CONNECT = "connect"
+R_SUBSCRIBE = "subscribe"
 R_PUBLISH = "publish"
+R_NO_ACK = "no_ack"
 R_UNKNOWN_CODE = "unknown_code"
+_ACKED = ("received", "accepted", "resolved")
 
 
 def _days_to_civil(z):
@@ -86,9 +100,54 @@ def _jstr(s):
     return "null" if s is None else '"%s"' % s
 
 
-def topic(dev_hex, code):
-    e = EVENTS.get(code)
-    return "wt/v1/dev/%s/%s" % (dev_hex, "alarm" if e is not None and e[1] else "event")
+def topic(dev_hex, code, leaf=None):
+    """The device topic of event ``code`` (alarm / event), or of ``leaf`` ("ack")."""
+    if leaf is None:
+        e = EVENTS.get(code)
+        leaf = "alarm" if e is not None and e[1] else "event"
+    return "wt/v1/dev/%s/%s" % (dev_hex, leaf)
+
+
+def credentials(directory, dev_hex, reject=None):
+    """{"user", "password", "tls": (ca, cert, key) | None} from <directory>/cellular.json
+    (written at provisioning, never over the air, never in a CONFIG report); the TLS
+    files are in <directory>/cell. Secure by default: TLS with cell/ca.pem and no
+    password when the file or a key is missing; a bad file counts reject("config") and
+    gets the defaults too (then the session fails at "tls" until it is fixed)."""
+    try:
+        with open(directory + "/cellular.json") as f:
+            c = json.load(f)
+        user = c.get("user", dev_hex)
+        pw = c.get("password", "")
+        tls = None
+        if c.get("tls", True):
+            tls = (c.get("ca", "ca.pem"), c.get("cert", ""), c.get("key", ""))
+        elif pw:
+            raise ValueError("a password is never sent without TLS")
+        for v in (user, pw) + (tls or ()):
+            if not isinstance(v, str) or '"' in v or len(v) > 128:
+                raise ValueError("text without quotes expected")
+        if tls is not None and (not tls[0] or bool(tls[1]) != bool(tls[2])):
+            raise ValueError("tls needs a ca, and a cert only with its key")
+        return {"user": user, "password": pw, "tls": tls}
+    except OSError:
+        pass   # no file: the defaults
+    except (ValueError, TypeError, AttributeError):
+        if reject is not None:
+            reject("config")
+    return {"user": dev_hex, "password": "", "tls": ("ca.pem", "", "")}
+
+
+def ack_id(payload):
+    """The event_id a wt.ack/1 payload (text) acknowledges, else None (never raises)."""
+    try:
+        a = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(a, dict) or a.get("schema") != "wt.ack/1" or a.get("status") not in _ACKED:
+        return None
+    e = a.get("event_id")
+    return e if isinstance(e, str) else None
 
 
 def event_json(dev_hex, role, seq, code, data, occurred_ms, sent_ms, attempt=1, test=False):
@@ -119,9 +178,17 @@ def event_json(dev_hex, role, seq, code, data, occurred_ms, sent_ms, attempt=1, 
     return body.encode()
 
 
+def _unacked(sent, wait):
+    for e in sent:
+        if e in wait:
+            return True
+    return False
+
+
 class CellularUplink:
     def __init__(self, modem, dev_hex, host, port, ticks_ms, role="gps", apn="",
-                 retry_ms=30000, retry_max_ms=900000, keepalive_s=60):
+                 retry_ms=30000, retry_max_ms=900000, keepalive_s=60, creds=None, files="",
+                 ack_wait_ms=10000):
         self.modem = modem
         self.dev = dev_hex
         self.host = host
@@ -138,6 +205,13 @@ class CellularUplink:
         self.sessions = 0
         self.published = 0
         self.attempts = {}  # seq -> publications so far (attempt counter)
+        # creds: credentials() (None: no user, no TLS - a bench broker); files: their dir
+        self.creds = creds or {"user": "", "password": "", "tls": None}
+        self.files = files
+        self.uploaded = False   # TLS files copied into the modem (once per load)
+        self.ack_wait_ms = ack_wait_ms
+        self.acked = 0          # alarms the platform acknowledged
+        self.stray = 0          # messages on the ack topic that acked nothing we hold
 
     def wait_ms(self, now):
         """0 if a session may start now, else ms until the backoff expires."""
@@ -176,20 +250,51 @@ class CellularUplink:
             m.attach(self.apn)
         except ModemError:
             return R_ATTACH
+        cr = self.creds
+        if cr["tls"] is not None:
+            import modem_tls  # session set-up only (RAM)
+            sys.modules.pop("modem_tls", None)
+            try:
+                modem_tls.setup(m, self.host, cr["tls"], self.files, self.uploaded)
+            except (ModemError, OSError):
+                self.uploaded = False
+                return R_TLS
+            self.uploaded = True
         try:
-            m.mqtt_connect(self.host, self.port, "wt-" + self.dev, self.keepalive_s, timeout_ms=10000)
+            m.mqtt_connect(self.host, self.port, "wt-" + self.dev, self.keepalive_s,
+                           cr["user"] if cr["password"] else "", cr["password"], timeout_ms=10000)
         except ModemError:
             return R_CONNECT
+        try:
+            m.mqtt_subscribe(topic(self.dev, 0, "ack"))
+        except ModemError:
+            self._close()
+            return R_SUBSCRIBE
         return R_OK
+
+    def _acks(self, wait, done):
+        """Alarms of ``wait`` (event_id -> seq) the platform acknowledged -> ``done``."""
+        m = self.modem
+        t = topic(self.dev, 0, "ack")
+        for tp, p in m.inbox:
+            seq = wait.pop(ack_id(p), None) if tp == t else None
+            if seq is None:
+                self.stray += 1
+                continue
+            self.attempts.pop(seq, None)
+            self.acked += 1
+            if seq not in done:
+                done.append(seq)
+        del m.inbox[:]
 
     def send(self, items, epoch_ms_now, budget_ms=12000):
         """Publish ``items`` = [(seq, code, data, occurred_epoch_ms)] in the given order.
 
-        Returns (published seqs, reason). Unknown codes are returned as published
-        (they can never be sent; the caller drops them) and counted. A session ends
-        after ``budget_ms`` even with items left (they go in the next session, at
-        once), so the caller's loop and watchdog are never held longer than that plus
-        one command timeout.
+        Returns (delivered seqs, reason): telemetry once the broker PUBACKed it, alarms
+        once the platform acknowledged them (wt.ack/1), unknown codes at once (they can
+        never be sent; the caller drops them; counted). A session publishes for at most
+        ``budget_ms`` (after at least one item) and then waits up to ``ack_wait_ms`` for
+        the acks, so the caller's loop and watchdog are never held much longer.
         """
         now = self._ticks()
         self.sessions += 1
@@ -198,8 +303,18 @@ class CellularUplink:
         if reason:
             return done, self._fail(reason, now)
         m = self.modem
+        wait = {}   # event_id -> seq of every alarm here: an ack may come for any of them
+        for it in items:
+            e = EVENTS.get(it[1])
+            if e is not None and e[1]:
+                wait["%s-%08x" % (self.dev, it[0])] = it[0]
+        self._acks(wait, done)   # acks that waited in the session for earlier publications
+        sent = []                # alarms published in this session
+        pub = 0
         for seq, code, data, occ in items:
-            if done and ticks_diff(self._ticks(), now) >= budget_ms:
+            if seq in done:
+                continue
+            if pub and ticks_diff(self._ticks(), now) >= budget_ms:
                 break  # out of time for this session (after at least one); nothing failed
             attempt = self.attempts.get(seq, 0) + 1
             payload = event_json(self.dev, self.role, seq, code, data, occ, epoch_ms_now, attempt)
@@ -213,10 +328,26 @@ class CellularUplink:
             except ModemError:
                 self._close()
                 return done, self._fail(R_PUBLISH, now)
-            self.attempts.pop(seq, None)
             self.published += 1
-            done.append(seq)
+            pub += 1
+            eid = "%s-%08x" % (self.dev, seq)
+            if eid in wait:
+                sent.append(eid)
+            else:
+                self.attempts.pop(seq, None)
+                done.append(seq)   # telemetry: the broker's PUBACK is all there is
+            self._acks(wait, done)
+        deadline = ticks_add(self._ticks(), self.ack_wait_ms)
+        left = self.ack_wait_ms
+        while _unacked(sent, wait) and left > 0:
+            m.listen(left)
+            self._acks(wait, done)
+            left = ticks_diff(deadline, self._ticks())
         self._close()
+        if _unacked(sent, wait):
+            # published but not acknowledged (refused by the broker's ACL, or the platform
+            # is slow): kept, and published again next session with the same event_id
+            return done, self._fail(R_NO_ACK, now)
         self.fails = 0
         self._due = None
         self.last_reason = R_OK

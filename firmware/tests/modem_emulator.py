@@ -4,27 +4,39 @@ or Quectel BG95 command set (``dialect``).
     emu = ModemEmulator(dialect="bg95").start()   # emu.path = "/dev/pts/N" for the device side
     emu.coverage = False                   # registration drops to "searching"
     emu.publishes                          # [(topic, payload bytes, qos, retain)]
-    emu.forward_to = ("127.0.0.1", 1883)   # SMCONN/SMPUB go to a real MQTT broker
+    emu.forward_to = ("127.0.0.1", 8883)   # connect/subscribe/publish go to a real MQTT broker
+    emu.files                              # the modem's file system (uploaded certificates)
     emu.stop()
 
-It answers the AT commands of firmware/lib/modem.py the way the SIM7080G does
-(echo until ATE0, ``+CME ERROR: n`` after AT+CMEE=1, the ``> `` prompt of AT+SMPUB,
-``+APP PDP`` / ``+SMSTATE`` unsolicited codes, ``NORMAL POWER DOWN``). Faults:
+It answers the AT commands of firmware/lib/modem.py, modem_bg95.py and modem_tls.py the
+way the SIM7080G (or BG95) does: echo until ATE0, ``+CME ERROR: n`` after AT+CMEE=1, the
+``> `` prompt of AT+SMPUB, ``DOWNLOAD`` / ``CONNECT`` of a file upload, ``+APP PDP`` /
+``+SMSTATE`` unsolicited codes, ``NORMAL POWER DOWN``, received messages as ``+SMSUB:`` /
+``+QMTRECV:``. Like the modems it speaks MQTT 3.1.1 to the broker (so a broker PUBACKs a
+publish its ACL refuses), with the client id, user name and password, clean-session
+flag and TLS context (CA, client certificate and key from its file system, SNI) the
+device configured. Without a broker (``forward_to`` None) ``platform_ack`` answers each
+alarm with a ``wt.ack/1`` on the device's ack topic, as a platform would. Faults:
 ``coverage`` (registration and data), ``lose_registration()`` (drops a live session
 with URCs), ``silent`` (a hung modem: no answers), ``fail_connect`` and
 ``fail_publish`` counters, ``sim_ready``. Everything received is in ``log``.
 """
 from __future__ import annotations
 
+import collections
+import json
 import os
 import re
 import select
+import ssl
+import tempfile
 import threading
 import time
 import tty
 
 _SMPUB = re.compile(r'^AT\+SMPUB="([^"]*)",(\d+),([012]),([01])$')
 _SMCONF = re.compile(r'^AT\+SMCONF="([A-Z]+)",(.*)$')
+_QUOTED = re.compile(r'"([^"]*)"')
 
 
 class ModemEmulator:
@@ -41,6 +53,11 @@ class ModemEmulator:
         self.fail_publish = 0      # next N AT+SMPUB answer ERROR after the payload
         self.publish_delay_s = 0.0
         self.forward_to: tuple[str, int] | None = None
+        self.platform_ack = True   # no broker: ack alarms on the device's ack topic
+        self.files: dict[str, bytes] = {}
+        self.ssl: dict[str, str] = {}        # the TLS settings the device made
+        self.subscriptions: list[str] = []
+        self.connect_refused: int | None = None   # CONNACK code of the last refused connect
         self.publishes: list[tuple[str, bytes, int, bool]] = []
         self.log: list[str] = []
         self.powered = True
@@ -50,7 +67,12 @@ class ModemEmulator:
         self.mqtt = False
         self.conf: dict[str, str] = {}
         self._opened = False
+        self._fs = False
+        self._bg_user: tuple[str, str] = ("", "")
+        self._bg_clean = True
         self._mqtt_client = None
+        self._urcs: collections.deque[str] = collections.deque()   # from the broker's thread
+        self._tmp = tempfile.mkdtemp(prefix="wt-modem-")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -70,6 +92,8 @@ class ModemEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._mqtt_close()
+        import shutil
+        shutil.rmtree(self._tmp, ignore_errors=True)
         for fd in (self.master, self.slave):
             try:
                 os.close(fd)
@@ -112,10 +136,17 @@ class ModemEmulator:
     def _err(self, code: int = 100) -> None:
         self._send(f"\r\n+CME ERROR: {code}\r\n" if self.cmee else "\r\nERROR\r\n")
 
+    def _flush_urcs(self) -> None:
+        while self._urcs:
+            self._send(self._urcs.popleft())
+
     def _run(self) -> None:
         buf = b""
-        pending_pub: tuple[str, int, int, bool] | None = None
+        pending: tuple | None = None     # a data phase: ("pub", topic, n, qos, retain, msgid) | ("file", name, n)
         while not self._stop.is_set():
+            if self._urcs and not self.silent and self.powered:
+                with self._lock:
+                    self._flush_urcs()
             r, _, _ = select.select([self.master], [], [], 0.05)
             if not r:
                 continue
@@ -125,18 +156,23 @@ class ModemEmulator:
                 return
             buf += chunk
             while True:
-                if pending_pub is not None:
-                    t, n, qos, retain, msgid = pending_pub
+                if pending is not None:
+                    n = pending[2]
                     if len(buf) < n:
                         break
-                    payload, buf = buf[:n], buf[n:]
-                    pending_pub = None
+                    data, buf = buf[:n], buf[n:]
+                    kind, pending = pending, None
+                    if kind[0] == "file":
+                        with self._lock:
+                            self._file_done(kind[1], data)
+                        continue
+                    _, t, n, qos, retain, msgid = kind
                     if self.dialect == "bg95":
                         self._send("\r\nOK\r\n")  # data accepted; the result follows as a URC
                     if self.publish_delay_s:  # the network round trip (coverage may go meanwhile)
                         time.sleep(self.publish_delay_s)
                     with self._lock:
-                        self._publish(t, payload, qos, retain, msgid)
+                        self._publish(t, data, qos, retain, msgid)
                     continue
                 i = buf.find(b"\r")
                 if i < 0:
@@ -152,8 +188,15 @@ class ModemEmulator:
                 with self._lock:
                     if self.echo:
                         self._send(line + "\r\n")
-                    pending_pub = self._command(line) if self.dialect == "sim7080" or not line.upper().startswith(
-                        ("AT+QI", "AT+QMT", "AT+QPOWD")) else self._quectel(line)
+                    pending = self._command(line) if self.dialect == "sim7080" or not line.upper().startswith(
+                        ("AT+QI", "AT+QMT", "AT+QPOWD", "AT+QF", "AT+QSSL")) else self._quectel(line)
+
+    def _file_done(self, name: str, data: bytes) -> None:
+        self.files[name] = data
+        if self.dialect == "bg95":
+            self._send(f"\r\n+QFUPL: {len(data)},{sum(data) & 0xFFFF:x}\r\n\r\nOK\r\n")
+        else:
+            self._ok()
 
     # -- the AT command set ------------------------------------------------------------------
     def _command(self, cmd: str):
@@ -202,6 +245,44 @@ class ModemEmulator:
             m = _SMCONF.match(cmd)
             self.conf[m.group(1)] = m.group(2)
             self._ok()
+        elif u == "AT+CFSINIT":
+            self._fs = True
+            self._ok()
+        elif u == "AT+CFSTERM":
+            self._fs = False
+            self._ok()
+        elif u.startswith("AT+CFSWFILE="):
+            m = re.match(r'^AT\+CFSWFILE=3,"([^"]+)",0,(\d+),(\d+)$', cmd)
+            if not m or not self._fs or int(m.group(2)) > 10240:
+                self._err(50)
+                return None
+            self._send("\r\nDOWNLOAD\r\n")
+            return ("file", m.group(1), int(m.group(2)))
+        elif u.startswith("AT+CSSLCFG="):
+            args = _QUOTED.findall(cmd)
+            what = args[0].lower() if args else ""
+            if what == "convert" and not all(n in self.files for n in args[1:]):
+                self._err(50)           # converting a file the modem does not have
+                return None
+            if what == "convert":
+                self.ssl["ca" if cmd.split(",")[1] == "2" else "cert"] = args[1]
+                if len(args) > 2:
+                    self.ssl["key"] = args[2]
+            elif what in ("sni", "sslversion"):
+                self.ssl[what] = args[1] if len(args) > 1 else cmd.rsplit(",", 1)[1]
+            self._ok()
+        elif u.startswith("AT+SMSSL="):
+            args = _QUOTED.findall(cmd)
+            self.ssl["enabled"] = cmd.split("=")[1].split(",")[0]
+            self.ssl["smssl_ca"] = args[0] if args else ""
+            self.ssl["smssl_cert"] = args[1] if len(args) > 1 else ""
+            self._ok()
+        elif u.startswith("AT+SMSUB="):
+            m = re.match(r'^AT\+SMSUB="([^"]+)",([012])$', cmd)
+            if not m or not self.mqtt or not self._subscribe(m.group(1), int(m.group(2))):
+                self._err(3)
+            else:
+                self._ok()
         elif u == "AT+SMCONN":
             if self.fail_connect > 0:
                 self.fail_connect -= 1
@@ -228,7 +309,7 @@ class ModemEmulator:
                 self._err(3)
                 return None
             self._send("> ")
-            return (m.group(1), int(m.group(2)), int(m.group(3)), m.group(4) == "1", None)
+            return ("pub", m.group(1), int(m.group(2)), int(m.group(3)), m.group(4) == "1", None)
         elif u.startswith("AT+CPOWD="):
             self._send("\r\nNORMAL POWER DOWN\r\n")
             self.powered = False
@@ -254,7 +335,32 @@ class ModemEmulator:
                 self.pdp = True
                 self._ok()
         elif u.startswith("AT+QMTCFG="):
+            args = cmd.split("=", 1)[1].split(",")
+            what = args[0].strip('"').lower()
+            if what == "ssl":
+                self.ssl["enabled"] = args[2] if len(args) > 2 else "0"
+                self.ssl["ctx"] = args[3] if len(args) > 3 else "0"
+            elif what == "session" and len(args) > 2:
+                self._bg_clean = args[2] == "1"
             self._ok()
+        elif u.startswith("AT+QSSLCFG="):
+            args = cmd.split("=", 1)[1].split(",", 2)
+            if len(args) == 3:
+                self.ssl[args[0].strip('"').lower()] = args[2].strip('"')
+            self._ok()
+        elif u.startswith("AT+QFDEL="):
+            name = (_QUOTED.findall(cmd) or [""])[0]
+            if self.files.pop(name, None) is None:
+                self._err(405)          # file not found
+            else:
+                self._ok()
+        elif u.startswith("AT+QFUPL="):
+            m = re.match(r'^AT\+QFUPL="([^"]+)",(\d+),(\d+)$', cmd)
+            if not m:
+                self._err(50)
+                return None
+            self._send("\r\nCONNECT\r\n")
+            return ("file", m.group(1), int(m.group(2)))
         elif u.startswith("AT+QMTOPEN="):
             m = re.match(r'^AT\+QMTOPEN=0,"([^"]*)",(\d+)$', cmd)
             if not m:
@@ -262,26 +368,37 @@ class ModemEmulator:
                 return None
             self.conf["URL"] = f'"{m.group(1)}",{m.group(2)}'
             self._ok()
-            ok = self.pdp and self.coverage and self.fail_connect <= 0 and self._mqtt_open()
+            ok = self.pdp and self.coverage and self.fail_connect <= 0
             self._send(f"\r\n+QMTOPEN: 0,{0 if ok else 3}\r\n")
             self._opened = ok
         elif u.startswith("AT+QMTCONN="):
-            m = re.match(r'^AT\+QMTCONN=0,"([^"]*)"', cmd)
-            self.conf["CLIENTID"] = f'"{m.group(1)}"' if m else '""'
+            args = _QUOTED.findall(cmd)
+            self.conf["CLIENTID"] = f'"{args[0]}"' if args else '""'
+            self._bg_user = (args[1], args[2]) if len(args) > 2 else ("", "")
             self._ok()
-            if self._opened and self.fail_connect <= 0:
+            if self._opened and self.fail_connect <= 0 and self._mqtt_open():
                 self.mqtt = True
                 self._send("\r\n+QMTCONN: 0,0,0\r\n")
+            elif self._opened and self.connect_refused is not None:
+                self._send(f"\r\n+QMTCONN: 0,0,{self.connect_refused}\r\n")   # CONNACK refused
             else:
                 self.fail_connect = max(0, self.fail_connect - 1)
                 self._send("\r\n+QMTCONN: 0,2\r\n")
+        elif u.startswith("AT+QMTSUB="):
+            m = re.match(r'^AT\+QMTSUB=0,(\d+),"([^"]+)",([012])$', cmd)
+            if not m or not self.mqtt:
+                self._err(3)
+                return None
+            self._ok()
+            ok = self._subscribe(m.group(2), int(m.group(3)))
+            self._send(f"\r\n+QMTSUB: 0,{m.group(1)},0,{m.group(3) if ok else 128}\r\n")
         elif u.startswith("AT+QMTPUBEX="):
             m = re.match(r'^AT\+QMTPUBEX=0,(\d+),([012]),([01]),"([^"]*)",(\d+)$', cmd)
             if not m or not self.mqtt:
                 self._err(3)
                 return None
             self._send("> ")
-            return (m.group(4), int(m.group(5)), int(m.group(2)), m.group(3) == "1", int(m.group(1)))
+            return ("pub", m.group(4), int(m.group(5)), int(m.group(2)), m.group(3) == "1", int(m.group(1)))
         elif u == "AT+QMTDISC=0":
             self._ok()
             self.mqtt = self._opened = False
@@ -317,29 +434,118 @@ class ModemEmulator:
                 self._send(f"\r\n+QMTPUBEX: 0,{msgid},2\r\n" if bg95 else "\r\nERROR\r\n")
                 return
         self.publishes.append((t, payload, qos, retain))
+        if self._mqtt_client is None and self.platform_ack and t.endswith("/alarm"):
+            ack_topic = t[:-len("alarm")] + "ack"
+            if ack_topic in self.subscriptions:
+                body = json.dumps({"schema": "wt.ack/1", "event_id": json.loads(payload)["event_id"],
+                                   "status": "received", "by": "emulated-platform"}, separators=(",", ":"))
+                self._deliver(ack_topic, body.encode())
         if bg95:
             self._send(f"\r\n+QMTPUBEX: 0,{msgid},0\r\n")
         else:
             self._ok()
 
+    # -- received messages -------------------------------------------------------------------
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        """A message from the broker, as the modem reports it (queued: any thread)."""
+        text = payload.decode(errors="replace")
+        self._urcs.append(f'\r\n+SMSUB: "{topic}","{text}"\r\n' if self.dialect == "sim7080"
+                          else f'\r\n+QMTRECV: 0,1,"{topic}","{text}"\r\n')
+
+    def _subscribe(self, topic: str, qos: int) -> bool:
+        c = self._mqtt_client
+        if c is not None:
+            done = threading.Event()
+            granted: list = []
+
+            def on_subscribe(client, userdata, mid, reason_codes, properties=None):
+                granted.extend(reason_codes)
+                done.set()
+
+            c.on_subscribe = on_subscribe
+            c.subscribe(topic, qos)
+            if not done.wait(5) or not granted or any(getattr(r, "is_failure", False) or r == 128 for r in granted):
+                return False
+            # messages that waited in a persistent session came right after CONNACK, before
+            # this SUBACK: the modem reports them before it answers the subscribe
+            self._flush_urcs()
+        if topic not in self.subscriptions:
+            self.subscriptions.append(topic)
+        return True
+
     # -- optional forwarding to a real broker ----------------------------------------------
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context the device configured, or None for plain MQTT."""
+        st = self.ssl
+        if st.get("enabled", "0") != "1":
+            return None
+        bg95 = self.dialect == "bg95"
+        ca = st.get("cacert") if bg95 else st.get("smssl_ca")
+        cert = st.get("clientcert") if bg95 else (st.get("smssl_cert") or None)
+        key = st.get("clientkey") if bg95 else st.get("key")
+        if not ca or ca not in self.files:
+            raise ssl.SSLError(f"CA file {ca!r} not in the modem")
+        ctx = ssl.create_default_context(cadata=self.files[ca].decode())
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if bg95 and st.get("seclevel") == "0":
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if cert:
+            paths = []
+            for n in (cert, key):
+                if not n or n not in self.files:
+                    raise ssl.SSLError(f"client file {n!r} not in the modem")
+                p = os.path.join(self._tmp, n)
+                with open(p, "wb") as f:
+                    f.write(self.files[n])
+                paths.append(p)
+            ctx.load_cert_chain(paths[0], paths[1])
+        return ctx
+
     def _mqtt_open(self) -> bool:
+        self.connect_refused = None
         if self.forward_to is None:
             return True
         import paho.mqtt.client as mqtt  # test tool: the only paho use in firmware/tests
 
         host, port = self.forward_to
         cid = self.conf.get("CLIENTID", '"emu"').strip('"')
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+        if self.dialect == "sim7080":
+            user = self.conf.get("USERNAME", '""').strip('"')
+            pw = self.conf.get("PASSWORD", '""').strip('"')
+            clean = self.conf.get("CLEANSS", "1") != "0"
+        else:
+            user, pw = self._bg_user
+            clean = self._bg_clean
+        # MQTT 3.1.1, as the modems speak it
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311,
+                        clean_session=clean)
+        if user:
+            c.username_pw_set(user, pw or None)
         try:
-            c.connect(host, port, keepalive=30)
-        except OSError:
+            ctx = self._tls_context()
+        except (ssl.SSLError, ValueError):
+            return False
+        if ctx is not None:
+            c.tls_set_context(ctx)
+        result: list[int] = []
+        done = threading.Event()
+
+        def on_connect(client, userdata, flags, rc, properties=None):
+            result.append(int(getattr(rc, "value", rc)))
+            done.set()
+
+        c.on_connect = on_connect
+        c.on_connect_fail = lambda client, userdata: done.set()
+        c.on_message = lambda client, userdata, msg: self._deliver(msg.topic, msg.payload)
+        try:
+            c.connect(host, port, keepalive=30)   # (the certificate is checked for this name)
+        except (OSError, ssl.SSLError):
             return False
         c.loop_start()
-        deadline = time.monotonic() + 5
-        while not c.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        done.wait(5)
         if not c.is_connected():
+            self.connect_refused = 5 if result and result[0] else None   # 3.1.1: not authorised
             c.loop_stop()
             return False
         self._mqtt_client = c

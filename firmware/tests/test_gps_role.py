@@ -133,8 +133,8 @@ def test_away_from_home_events_go_out_through_the_modem_with_backoff(tmp_path, d
         beyond = offset(*HOME, 400, 0)
         lines = [gga(43200 + k, *beyond) for k in range(3)] + [rmc(43203, *beyond)]
         log, n = write_log(tmp_path, lines * 3)
-        (tmp_path / "cellular.json").write_text(json.dumps({"host": "broker.invalid", "port": 1883,
-                                                            "dialect": dialect}))
+        (tmp_path / "cellular.json").write_text(json.dumps({"host": "broker.invalid", "port": 8883,
+                                                            "dialect": dialect, "password": "tr4cker-pw"}))
         script = MPY_PTY_UART + f'''
 import simdev, json, time
 from hal.host import HostHal, RealClock, SimEnd, loop_pair
@@ -150,8 +150,11 @@ with open(hal.data_dir + "/config.json", "w") as f:
                "home_lat_e7": {E7[0]}, "home_lon_e7": {E7[1]}, "home_radius_m": 200}}, f)
 with open(hal.data_dir + "/cellular.json", "w") as f:
     f.write({(tmp_path / "cellular.json").read_text()!r})
-hal._uart_cfg["gps"] = NmeaUart({log!r}, hal.clock, 400)
 import os
+os.mkdir(hal.data_dir + "/cell")
+with open(hal.data_dir + "/cell/ca.pem", "w") as f:     # provisioned with the device (TLS by default)
+    f.write("-----BEGIN CERTIFICATE-----\\nemulated\\n-----END CERTIFICATE-----\\n")
+hal._uart_cfg["gps"] = NmeaUart({log!r}, hal.clock, 400)
 class Stop:
     # end once the emulator has seen the publish (flag file), or after 30 s
     def service(self, hal):
@@ -200,6 +203,11 @@ print(json.dumps({{"ok": True}}))
     first_conn = next(i for i, c in enumerate(emu.log) if c.startswith(("AT+SMCONN", "AT+QMTOPEN")))
     assert emu.log[:first_conn].count("AT+CEREG?") >= 2
     assert len(topics) == len(set(json.loads(p)["event_id"] for _, p, _, _ in emu.publishes))
+    # over TLS with the CA from <data>/cell, logged in as the device with its password
+    assert emu.files["ca.pem"].startswith(b"-----BEGIN CERTIFICATE-----")
+    assert emu.ssl.get("enabled") == "1" and emu.subscriptions == ["wt/v1/dev/020000000001/ack"]
+    assert any(c.startswith(('AT+SMCONF="PASSWORD","tr4cker-pw"', 'AT+QMTCONN=0,"wt-020000000001","020000000001","tr4cker-pw"'))
+               for c in emu.log)
 
 
 def test_gateway_moves_the_home_zone_and_a_bad_value_is_refused(tmp_path):

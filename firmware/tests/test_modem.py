@@ -48,8 +48,9 @@ up = CellularUplink(m, {DEV!r}, "broker.invalid", 1883, time.ticks_ms, retry_ms=
 def test_publish_session_uses_the_gateway_payload_schema(emu):
     r = mp(emu, f'''
 done, reason = up.send([(42, 0x41, {EXIT!r}, {T0_MS}), (43, 0x40, {EXIT!r}, {T0_MS + 1000})], {T0_MS + 5000})
-print(json.dumps({{"done": done, "reason": reason, "timeouts": m.timeouts, "mqtt": m.mqtt_up}}))
+print(json.dumps({{"done": sorted(done), "reason": reason, "timeouts": m.timeouts, "mqtt": m.mqtt_up}}))
 ''')
+    # the event at the broker's PUBACK, the alarm at the (emulated) platform's wt.ack/1
     assert r == {"done": [42, 43], "reason": "", "timeouts": 0, "mqtt": False}
     (t1, p1, q1, _), (t2, p2, _, _) = emu.publishes
     assert t1 == f"wt/v1/dev/{DEV}/alarm" and t2 == f"wt/v1/dev/{DEV}/event" and q1 == 1
@@ -164,39 +165,27 @@ print(json.dumps(out))
 
 
 def test_publish_reaches_a_real_mosquitto_through_the_emulated_modem(emu, mosquitto):
-    import paho.mqtt.client as mqtt
+    # a bench broker (anonymous, no TLS: the TLS path is test_modem_tls.py); the platform
+    # simulator acks the alarm on the tracker's ack topic, which lets it leave the queue
+    from gateway.testing.platform import PlatformSim
 
     host, port = _broker_addr(mosquitto)
-    got: list[tuple[str, bytes]] = []
-    ready = threading.Event()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="platform", protocol=mqtt.MQTTv5)
-    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe("wt/v1/dev/+/alarm", qos=1)
-    sub.on_subscribe = lambda *a: ready.set()
-    sub.on_message = lambda c, u, msg: got.append((msg.topic, msg.payload))
-    sub.connect(host, port)
-    sub.loop_start()
+    platform = PlatformSim.on_broker(host, port, client_id="platform").start(devices=True)
     try:
-        assert ready.wait(10)
         emu.forward_to = (host, port)
         r = mp(emu, f'''
 up.host = {host!r}
 up.port = {port}
-print(json.dumps(up.send([(42, 0x41, {EXIT!r}, {T0_MS})], {T0_MS + 1000})))
+print(json.dumps([up.send([(42, 0x41, {EXIT!r}, {T0_MS})], {T0_MS + 1000}), up.acked]))
 ''')
-        assert r == [[42], ""]
-        deadline = time.monotonic() + 10
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert r == [[[42], ""], 1]
+        got = platform.wait_for(lambda a: a.alarm, 10)
     finally:
-        sub.loop_stop()
-        sub.disconnect()
+        platform.stop()
     assert emu.conf["URL"] == f'"{host}",{port}'
-    from gateway.domain.payload import decode_published
-
-    topic, payload = got[0]
-    pub = decode_published(payload)
-    assert topic == f"wt/v1/dev/{DEV}/alarm" and pub.event_id == f"{DEV}-0000002a"
-    assert pub.body["data"]["lat"] == pytest.approx(59.9138688) and pub.body["type"] == "geofence_exit"
+    assert [t for t, *_ in emu.publishes] == [f"wt/v1/dev/{DEV}/alarm"]
+    assert got[0].event_id == f"{DEV}-0000002a" and platform.acks_sent == 1
+    assert got[0].payload["data"]["lat"] == pytest.approx(59.9138688) and got[0].type == "geofence_exit"
 
 
 def _broker_addr(broker) -> tuple[str, int]:

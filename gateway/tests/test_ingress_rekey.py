@@ -10,13 +10,25 @@ was built under, and a device whose counter restarted learns where to continue.
   authenticated downlink, so the device renumbers above the window."""
 from __future__ import annotations
 
-from gateway.codec import (AckStatus, Error, ErrorCode, Hello, MsgType, RejectReason, ResetCause, decode_wire,
-                           encode_advert, encode_frame)
-from gateway.codec import bthome
+from gateway.codec import (
+    AckStatus,
+    Error,
+    ErrorCode,
+    Hello,
+    MsgType,
+    RejectReason,
+    ResetCause,
+    bthome,
+    decode_wire,
+    encode_advert,
+    encode_frame,
+)
 from gateway.codec.frame import Frame
 from gateway.domain.ingress import Ingress
 from gateway.domain.model import Role
-from gateway.testing.stimuli import TEST_DEVICE as DEV, TEST_KEY as KEY, event_frame
+from gateway.testing.stimuli import TEST_DEVICE as DEV
+from gateway.testing.stimuli import TEST_KEY as KEY
+from gateway.testing.stimuli import event_frame
 
 KEY2 = bytes(range(100, 116))
 
