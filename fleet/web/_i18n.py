@@ -96,6 +96,14 @@ class Translator:
         d = datetime.fromtimestamp(ts, tz=oslo())
         return d.strftime("%d.%m.%Y") if self.lang == "nb" else d.strftime("%Y-%m-%d")
 
+    def date_text(self, iso: str | None) -> str:
+        """A stored ``YYYY-MM-DD`` as the reader writes dates (``20.11.2026`` in bokmål)."""
+        if not iso:
+            return "—"
+        y, _, rest = iso.partition("-")
+        m, _, d = rest.partition("-")
+        return f"{d}.{m}.{y}" if self.lang == "nb" and d else iso
+
     def iso_day(self, ts: float) -> str:
         """``YYYY-MM-DD`` in Oslo (an ``<input type=date>`` value)."""
         return datetime.fromtimestamp(ts, tz=oslo()).strftime("%Y-%m-%d")

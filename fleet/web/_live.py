@@ -129,7 +129,7 @@ def _kv(rows: list[tuple[str, str]]) -> str:
 def _grid(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f'<th scope="col">{e(h)}</th>' for h in header)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def report_page(v: View, inst: dict[str, Any], *, now: float, standalone: bool = False) -> str:
@@ -163,7 +163,7 @@ def report_page(v: View, inst: dict[str, Any], *, now: float, standalone: bool =
     consent = inst.get("consent") or {}
     sec.append(("report.consent", _kv([
         (t("report.basis"), t(f"consent.kind.{consent['kind']}") if consent.get("kind") else "—"),
-        (t("consent.ref"), consent.get("ref") or "—"), (t("consent.date"), consent.get("date") or "—")])))
+        (t("consent.ref"), consent.get("ref") or "—"), (t("consent.date"), t.date_text(consent.get("date")))])))
     routing = inst.get("routing") or {}
     esc = routing.get("escalation_s") or []
     chain = [["1", t("report.route.centre"), str(routing.get("response_centre", "—")), t("report.route.now")]]

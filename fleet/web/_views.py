@@ -90,7 +90,7 @@ def overview_page(v: View, inst: dict[str, Any], saved: str | None, returned_to:
                         if open_ else f"<li>{e(label)}</li>")
         steps.append(_step(1, t("step.checklist"), not todo, f'<ul class="rows">{"".join(rows)}</ul>', v))
         consent = inst.get("consent")
-        text = (t("consent.recorded", kind=t(f"consent.kind.{consent['kind']}"), date=consent["date"])
+        text = (t("consent.recorded", kind=t(f"consent.kind.{consent['kind']}"), date=t.date_text(consent["date"]))
                 if consent else t("consent.none"))
         link = link_button(f"{base}/consent", t("consent.edit"), cls="btn btn-secondary") if open_ else ""
         steps.append(_step(2, t("step.consent"), bool(consent), f"<p>{e(text)}</p>{link}", v))
@@ -140,10 +140,11 @@ def _devices_section(v: View, inst: dict[str, Any]) -> str:
             f"<dl class=\"facts\">{dl}</dl></section>")
 
 
-def error_page(v: View, status: int, detail: str, *, back: str | None = None) -> str:
+def error_page(v: View, status: int, detail: str, *, back: str | None = None, hint: str | None = None) -> str:
+    """``hint`` None: the status's own hint from the catalogue; "" for none."""
     t = v.t
     title = t.maybe(f"error.{status}", t("error.other"))
-    hint = t.maybe(f"error.{status}.hint", "")
+    hint = t.maybe(f"error.{status}.hint", "") if hint is None else hint
     body = f'<p class="lead">{e(detail)}</p>' + (f"<p>{e(hint)}</p>" if hint else "")
     body += link_button(back or "/web/jobs", t("error.back"), cls="btn btn-secondary")
     return page(v, title, body)

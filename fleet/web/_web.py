@@ -141,7 +141,8 @@ def _wants_problem(request: Request) -> bool:
 
 
 def _anonymous_view(request: Request) -> View:
-    return View(translator(request), None, "", request.url.path)
+    """An error page's view: its language switch leads to a page that can be fetched."""
+    return View(translator(request), None, "", request.url.path if request.method == "GET" else "/web/jobs")
 
 
 def _page_after_login(request: Request) -> str:
@@ -171,7 +172,7 @@ def refused(request: Request, reason: str) -> Response:
             403, "cross-site request refused", reason, instance=request.url.path, code="csrf",
             errors=[{"field": "csrf", "problem": reason, "fix": "send the form from this site's own page (reload it)"}]))
     v = _anonymous_view(request)
-    html = error_page(v, 403, v.t("csrf.refused"), back="/web/jobs")
+    html = error_page(v, 403, v.t("csrf.refused"), back="/web/jobs", hint="")
     return respond(request, state, HTMLResponse(html, status_code=403))
 
 
