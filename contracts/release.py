@@ -10,7 +10,18 @@ bytes. Verification order: trusted key -> signature -> size -> hash; the first f
 raises :class:`ReleaseRejected` with a machine-readable ``reason``:
 
 ``malformed``, ``no_trusted_key``, ``unknown_key``, ``bad_signature``, ``size_mismatch``,
-``hash_mismatch`` (and ``bad_key``, ``bad_version`` for the signing side).
+``hash_mismatch`` (and ``bad_key``, ``bad_version`` for the signing side). The signature
+alone (:func:`verify_signature`) can be checked before the artifact is fetched; the
+artifact against the signed size and hash (:func:`check_artifact`) once it is in memory.
+
+Where it may go (:func:`check_install`, the receiving unit's decision): ``wrong_target``
+(a sensor firmware for the gateway or the reverse), ``wrong_role`` (a firmware for another
+sensor role), ``downgrade``: a version below the highest the unit has installed (its
+*floor*, kept durably by the unit) is refused unless the fleet's signed command says it
+is a rollout rollback; a release whose signed ``security_counter`` is below the floor's
+is refused always (a release that fixes a vulnerability raises the counter, so no
+rollback can bring the hole back). ``security_counter`` is optional in the manifest (0
+when absent) and signed when present.
 
 The exception states *what* is wrong; each side adds *how to fix it* in its own words (the
 fleet names its CLI, the gateway its ``[upgrades] trusted_keys`` setting).
@@ -39,7 +50,7 @@ MANIFEST_SCHEMA = "wt.release/1"
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 
 REASONS = ("malformed", "no_trusted_key", "unknown_key", "bad_signature", "size_mismatch", "hash_mismatch",
-           "bad_key", "bad_version")
+           "bad_key", "bad_version", "wrong_target", "wrong_role", "downgrade")
 
 
 class ReleaseRejected(ValueError):
@@ -100,14 +111,25 @@ class Manifest:
     artifact: str          # file name
     size: int
     sha256: str            # hex
+    security_counter: int | None = None    # signed when present; None = 0 (a manifest from before counters)
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, Target):
             object.__setattr__(self, "target", Target(self.target))   # ValueError for an unknown target
+        sc = self.security_counter
+        if sc is not None and (isinstance(sc, bool) or not isinstance(sc, int) or not 0 <= sc < 2 ** 31):
+            raise ValueError(f"security_counter {sc!r} is not an integer in [0, 2**31)")
+
+    @property
+    def counter(self) -> int:
+        return self.security_counter or 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"schema": MANIFEST_SCHEMA, "target": self.target.value, "version": self.version,
-                "artifact": self.artifact, "size": self.size, "sha256": self.sha256}
+        d = {"schema": MANIFEST_SCHEMA, "target": self.target.value, "version": self.version,
+             "artifact": self.artifact, "size": self.size, "sha256": self.sha256}
+        if self.security_counter is not None:
+            d["security_counter"] = self.security_counter
+        return d
 
     def canonical(self) -> bytes:
         """The exact bytes the signature covers."""
@@ -145,8 +167,12 @@ class SignedManifest:
             m = doc["manifest"]
             if m.get("schema") != MANIFEST_SCHEMA:
                 raise ValueError(f"manifest schema {m.get('schema')!r} is not {MANIFEST_SCHEMA}")
+            sc = m.get("security_counter")
+            if sc is not None and (isinstance(sc, bool) or not isinstance(sc, int)):
+                raise ValueError(f"security_counter {sc!r} is not an integer")
             manifest = Manifest(Target(m["target"]), str(m["version"]), str(m["artifact"]), int(m["size"]),
-                                str(m["sha256"]))
+                                str(m["sha256"]), sc)
+            parse_version(manifest.version)
             sig = base64.b64decode(doc["signature"], validate=True)
             return cls(manifest, str(doc["key_id"]), sig)
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
@@ -224,16 +250,22 @@ def load_key_spec(spec: str) -> Ed25519PublicKey:
 
 # ---------------------------------------------------------------- sign / verify
 
-def sign(artifact: bytes, name: str, target: Target | str, version: str, private_pem: bytes) -> SignedManifest:
-    """Sign ``artifact`` (file ``name``) as release ``target@version``."""
+def sign(artifact: bytes, name: str, target: Target | str, version: str, private_pem: bytes, *,
+         security_counter: int | None = None) -> SignedManifest:
+    """Sign ``artifact`` (file ``name``) as release ``target@version`` (with a security counter if given)."""
     parse_version(version)
     key = load_private(private_pem)
-    m = Manifest(Target(target), version, name, len(artifact), hashlib.sha256(artifact).hexdigest())
+    m = Manifest(Target(target), version, name, len(artifact), hashlib.sha256(artifact).hexdigest(), security_counter)
     return SignedManifest(m, key_id(key.public_key()), key.sign(m.canonical()))
 
 
 def verify(artifact: bytes, signed: SignedManifest, trusted: Iterable[Ed25519PublicKey]) -> Manifest:
     """The manifest if ``artifact`` is exactly what a trusted key signed; :class:`ReleaseRejected` otherwise."""
+    return check_artifact(artifact, verify_signature(signed, trusted))
+
+
+def verify_signature(signed: SignedManifest, trusted: Iterable[Ed25519PublicKey]) -> Manifest:
+    """The manifest if a trusted key signed it (before the artifact is fetched); :class:`ReleaseRejected` otherwise."""
     keys = {key_id(k): k for k in trusted}
     if not keys:
         raise ReleaseRejected("no trusted release key", reason="no_trusted_key")
@@ -246,6 +278,11 @@ def verify(artifact: bytes, signed: SignedManifest, trusted: Iterable[Ed25519Pub
     except InvalidSignature:
         raise ReleaseRejected(f"bad signature on {m.release_id}: the manifest was altered or signed with "
                               "another key", reason="bad_signature") from None
+    return m
+
+
+def check_artifact(artifact: bytes, m: Manifest) -> Manifest:
+    """``m`` if ``artifact`` has its signed size and SHA-256; :class:`ReleaseRejected` otherwise."""
     if len(artifact) != m.size:
         raise ReleaseRejected(f"artifact is {len(artifact)} bytes but the signed manifest says {m.size}: "
                               "the file is truncated or tampered", reason="size_mismatch")
@@ -254,6 +291,50 @@ def verify(artifact: bytes, signed: SignedManifest, trusted: Iterable[Ed25519Pub
         raise ReleaseRejected(f"artifact SHA-256 {digest[:16]}… does not match the signed {m.sha256[:16]}…: "
                               "the file was tampered with", reason="hash_mismatch")
     return m
+
+
+# ---------------------------------------------------------------- may it go on this unit?
+
+@dataclass(frozen=True)
+class Floor:
+    """The highest release a unit has installed (kept durably by the unit): version and security counter."""
+
+    version: str | None = None
+    counter: int = 0
+
+    def raised(self, m: Manifest) -> "Floor":
+        v = self.version
+        if v is None or _vkey(m.version) > _vkey(v):
+            v = m.version
+        return Floor(v, max(self.counter, m.counter))
+
+
+def _vkey(v: str) -> tuple[int, int, int]:
+    try:
+        return parse_version(v)
+    except ReleaseRejected:
+        return (-1, -1, -1)
+
+
+def check_install(m: Manifest, *, target: Target | str, floor: Floor, rollback: bool = False) -> None:
+    """May ``m`` go on a unit of ``target`` (``gateway`` or the sensor's ``fw-<role>``) whose
+    highest installed release is ``floor``? :class:`ReleaseRejected` (``wrong_target``,
+    ``wrong_role``, ``downgrade``) if not. ``rollback``: the fleet's signed command reinstalls
+    an older release (a rollout rollback) — allowed below the floor's version, never below
+    its security counter."""
+    want = Target(target)
+    if m.target is not want:
+        if m.target is not Target.GATEWAY and want is not Target.GATEWAY:
+            raise ReleaseRejected(f"release {m.release_id} is firmware for {m.target.role!r} sensors; this device "
+                                  f"is a {want.role!r}", reason="wrong_role")
+        raise ReleaseRejected(f"release {m.release_id} is for {m.target}, not for {want}", reason="wrong_target")
+    if m.counter < floor.counter:
+        raise ReleaseRejected(f"release {m.release_id} has security counter {m.counter}, below {floor.counter} "
+                              f"of the highest release installed ({floor.version}): a downgrade past a security "
+                              "fix is never installed", reason="downgrade")
+    if floor.version is not None and _vkey(m.version) < _vkey(floor.version) and not rollback:
+        raise ReleaseRejected(f"release {m.release_id} is older than {floor.version}, the highest installed: "
+                              "a downgrade is refused (a rollout rollback may reinstall it)", reason="downgrade")
 
 
 # ---------------------------------------------------------------- the command that installs a release
@@ -284,6 +365,6 @@ def install_command(signed: SignedManifest, *, deployment: str, gateway_id: str,
     return Command(install_cmd_id(deployment, gateway_id, device, rollback=rollback), name, args)
 
 
-__all__ = ["MANIFEST_SCHEMA", "REASONS", "VERSION_RE", "Manifest", "ReleaseRejected", "SignedManifest", "Target",
-           "generate_key", "install_cmd_id", "install_command", "key_id", "load_key_spec", "load_private", "load_public",
-           "parse_version", "sign", "verify"]
+__all__ = ["MANIFEST_SCHEMA", "REASONS", "VERSION_RE", "Floor", "Manifest", "ReleaseRejected", "SignedManifest",
+           "Target", "check_artifact", "check_install", "generate_key", "install_cmd_id", "install_command", "key_id",
+           "load_key_spec", "load_private", "load_public", "parse_version", "sign", "verify", "verify_signature"]

@@ -115,6 +115,7 @@ def _wire(cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock, 
         gateway_id=gw, settings=cfg.upgrades, slots_path=cfg.slots_path,
         is_configured=lambda d: cfg.device(d) is not None, ingress=ingress, links=links, registry=registry,
         routes=routes, clock=clock, loop=loop, data_dir=Path(cfg.gateway.data_dir), request_exit=request_exit,
+        trusted_keys=cfg.release_key_specs, device_role=lambda d: (dev.role.name.lower() if (dev := cfg.device(d)) else None),
         health=UpdateHealthCheck(gateway_id=gw, uplink_connected=routes.connected, journal_path=cfg.journal_path,
                                  status=status, clock=clock, routes=routes, snapshot=lambda: reporter.snapshot()))
     pipeline = IngestPipeline(ingress=ingress, registry=registry, forwarder=forwarder, on_new_event=engine.on_event,

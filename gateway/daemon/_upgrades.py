@@ -19,11 +19,22 @@ it dies first, the launcher rolls back at the next start. Either way the old ver
 answers ``error`` with ``rolled_back: true`` and the reason (stored in state.json, so
 the process that runs after the restart publishes it).
 
-Order for both commands: a repeated ``cmd_id`` gets its stored final result again
-(nothing re-installed; OTA results survive a restart in ``<data_dir>/ota-results.json``);
-a unit already on the release's version answers ``ok``/``committed`` with ``already``;
-the artifact is verified (trusted ed25519 key → signature → size → SHA-256) before any
-frame goes to a device or any byte to a slot.
+Order for both commands (they arrive through the control gate: signed by the fleet):
+a repeated ``cmd_id`` gets its stored final result again (nothing re-installed; OTA results
+survive a restart in ``<data_dir>/ota-results.json``); the release's signature is checked
+against the trusted release keys (``[trust] release_keys`` + ``[upgrades] trusted_keys``);
+its target must be this unit (``gateway`` for ``update``, ``fw-<the device's configured
+role>`` for ``ota``: ``wrong_target`` / ``wrong_role``); a unit already on the release's
+version answers ``ok``/``committed`` with ``already``; a release below the unit's floor —
+the highest version and security counter it installed, kept in
+``<data_dir>/release-floor.json`` and raised when an update or OTA commits — is refused
+(``downgrade``; a rollout rollback, ``args.rollback`` in the fleet's signed command, may go
+below the version, never below the security counter). Then the artifact: inline, or
+fetched from ``artifact_url`` on a worker thread (https, or a file under
+``upgrades.fetch_local_dir``; at most the signed size and ``fetch_max_mb``; within
+``fetch_timeout_s``: gateway/adapters/upgrade/_fetch.py) — the event loop and the alarms
+never wait for it — and checked against the signed size and SHA-256 before any frame goes
+to a device or any byte to a slot.
 """
 from __future__ import annotations
 
@@ -33,7 +44,6 @@ import binascii
 import json
 import logging
 import sqlite3
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,8 +51,10 @@ from contracts.payloads import CMD_SCHEMA, dumps, encode_cmd_result
 from contracts.topics import Topics
 from gateway import __version__
 from gateway.adapters.status import StatusError, fetch_status, health_payload
-from gateway.adapters.upgrade import (EXIT_RESTART, OtaSession, ResultStore, SignedRelease, SlotStore, UpgradeError,
-                                      load_trusted_key, running_slot, verify)
+from contracts.release import Floor, Manifest, Target, parse_version
+from gateway.adapters.upgrade import (EXIT_RESTART, FLOOR_FILE, FloorStore, OtaSession, ResultStore, SignedRelease,
+                                      SlotStore, UpgradeError, check_artifact, check_install, check_url, device_unit,
+                                      fetch, load_trusted_key, max_fetch_bytes, running_slot, verify_signature)
 from gateway.codec.frame import Frame
 from gateway.codec.stream import StreamDecoder
 from gateway.config import UpgradesSection
@@ -151,8 +163,11 @@ class UpgradeController:
                  is_configured: Callable[[str], bool], ingress: Ingress, links: LinkTable, registry: DeviceRegistry,
                  routes: Routes, health: UpdateHealthCheck, clock: Clock, loop: asyncio.AbstractEventLoop,
                  data_dir: Path | None = None, request_exit: Callable[[int], None] | None = None,
-                 slot: Any = _AUTO) -> None:
+                 slot: Any = _AUTO, trusted_keys: tuple[str, ...] | None = None,
+                 device_role: Callable[[str], str | None] | None = None) -> None:
         self.settings = settings            # public: a test shortens the deadline
+        self._trusted_keys = tuple(trusted_keys) if trusted_keys is not None else tuple(settings.trusted_keys)
+        self._device_role = device_role
         self._slots_path = slots_path
         self._is_configured = is_configured
         self._ingress = ingress
@@ -167,6 +182,8 @@ class UpgradeController:
         self.ota_sessions: dict[str, tuple[str, dict[str, Any], OtaSession]] = {}   # device -> (cmd_id, base, s)
         self._results: dict[str, tuple[str, dict[str, Any]]] = {}
         self._ota_results = ResultStore((data_dir or slots_path.parent) / "ota-results.json")
+        self.floors = FloorStore((data_dir or slots_path.parent) / FLOOR_FILE)
+        self._fetching: dict[str, asyncio.Task[None]] = {}     # cmd_id -> the fetch in flight
         self._update_task: asyncio.Task[None] | None = None
         self._update_cmd: str | None = None
         self._slots: SlotStore | None = None
@@ -233,6 +250,7 @@ class UpgradeController:
                     detail = {"deployment": p.get("deployment"), "device": None, "version": p.get("version"),
                               "phase": "committed", "slot": p["slot"], "from": p.get("from_version")}
                     await asyncio.to_thread(slots.commit, detail)
+                    await asyncio.to_thread(self._raise_gateway_floor, p)
                     self.trial = None
                     log.warning("update to gateway %s committed in slot %s", p.get("version"), p["slot"])
                     await self._async_flush()           # commit() stored the ok result as unreported
@@ -245,6 +263,16 @@ class UpgradeController:
         self.trial = None
         log.error("%s; restarting", text)
         self._exit(EXIT_RESTART)
+
+    def _raise_gateway_floor(self, p: dict[str, Any]) -> None:
+        """The committed release is the gateway's new floor (its signed counter from the slot's release.json)."""
+        try:
+            rel = json.loads((self.slots().dir / p["slot"] / "release.json").read_text())
+            m = Manifest(Target.GATEWAY, str(p.get("version")), str(rel.get("artifact", "")), int(rel.get("size", 0)),
+                         str(rel.get("sha256", "")), int(rel.get("security_counter") or 0))
+            self.floors.raise_to("gateway", m)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("release floor not raised to %s: %s", p.get("version"), exc)
 
     async def _async_flush(self) -> None:
         slots = self.slots()
@@ -287,7 +315,7 @@ class UpgradeController:
         if last is not None:                       # the same deployment again: repeat its outcome
             self._result(cmd_id, *last, remember=False)
             return True
-        if any(c == cmd_id for c, _, _ in self.ota_sessions.values()) or (
+        if cmd_id in self._fetching or any(c == cmd_id for c, _, _ in self.ota_sessions.values()) or (
                 self._update_running() and self._update_cmd == cmd_id) or (
                 self.trial is not None and self.trial.get("cmd_id") == cmd_id):
             return True                            # still running: its results will follow
@@ -298,30 +326,68 @@ class UpgradeController:
             else:
                 self._start_update(cmd_id, args, base, signed)
         except UpgradeError as exc:
-            self._result(cmd_id, "error", {**base, "phase": exc.phase, "error": str(exc), "reason": exc.reason,
-                                           "rolled_back": exc.phase not in ("download",)})
+            self._fail(cmd_id, base, exc)
         return True
 
-    def _artifact(self, args: dict[str, Any], signed: SignedRelease) -> bytes:
-        """The artifact, verified against the trusted keys. Raises UpgradeError (phase download)."""
+    def _fail(self, cmd_id: str, base: dict[str, Any], exc: UpgradeError) -> None:
+        self._result(cmd_id, "error", {**base, "phase": exc.phase, "error": str(exc), "reason": exc.reason,
+                                       "rolled_back": exc.phase not in ("download",)})
+
+    def _verified_manifest(self, signed: SignedRelease) -> Manifest:
+        """The signed manifest if a trusted release key signed it (before anything is fetched)."""
+        keys = [load_trusted_key(k) for k in self._trusted_keys]
+        return verify_signature(signed, keys)
+
+    def _floor(self, unit: str, running: str | None) -> Floor:
+        """The unit's stored floor, raised to the version it runs now."""
+        f = self.floors.get(unit)
+        if running:
+            try:
+                parse_version(running)
+                if f.version is None or parse_version(running) > parse_version(f.version):
+                    f = Floor(running, f.counter)
+            except ValueError:
+                pass
+        return f
+
+    def _with_artifact(self, cmd_id: str, args: dict[str, Any], m: Manifest, base: dict[str, Any],
+                       then: Callable[[bytes], None]) -> None:
+        """``then(artifact)`` once the artifact is here and matches the signed size and SHA-256: at once
+        when inline, else after a fetch on a worker thread (the loop keeps running). Raises UpgradeError
+        for what is known at once; a fetch that fails later is answered as an error result."""
         if args.get("artifact_b64"):
             try:
                 blob = base64.b64decode(args["artifact_b64"], validate=True)
             except (binascii.Error, ValueError, TypeError) as exc:
                 raise UpgradeError(f"artifact_b64 is not base64 ({exc})", reason="malformed") from None
-        else:
-            url = str(args.get("artifact_url") or "")
-            if not url.startswith(("file://", "http://", "https://")):
-                raise UpgradeError(f"artifact_url {url!r} cannot be fetched by this gateway; send the artifact "
-                                   "inline (artifact_b64) or serve it over http(s)", reason="fetch_failed")
+            check_artifact(blob, m)
+            then(blob)
+            return
+        u = self.settings
+        url = str(args.get("artifact_url") or "")
+        check_url(url, local_dir=u.fetch_local_dir)           # refused at once: nothing is contacted
+        limit = max_fetch_bytes(m.size, u.fetch_max_mb)
+        if m.size > limit:
+            raise UpgradeError(f"the release is {m.size} bytes, more than [upgrades] fetch_max_mb allows",
+                               reason="too_large")
+
+        async def run() -> None:
             try:
-                with urllib.request.urlopen(url, timeout=30) as resp:   # noqa: S310 - fleet-provided, verified below
-                    blob = resp.read(64 * 1024 * 1024 + 1)
-            except OSError as exc:
-                raise UpgradeError(f"cannot fetch {url}: {exc}", reason="fetch_failed") from None
-        keys = [load_trusted_key(k) for k in self.settings.trusted_keys]
-        verify(blob, signed, keys)
-        return blob
+                blob = await asyncio.wait_for(asyncio.to_thread(
+                    fetch, url, max_bytes=limit, timeout_s=u.fetch_timeout_s, local_dir=u.fetch_local_dir,
+                    ca=u.fetch_ca), u.fetch_timeout_s + 5.0)
+                check_artifact(blob, m)
+                then(blob)
+            except asyncio.TimeoutError:
+                self._fail(cmd_id, base, UpgradeError(f"fetching {url[:80]} took longer than {u.fetch_timeout_s:g} s",
+                                                      reason="fetch_timeout"))
+            except UpgradeError as exc:
+                self._fail(cmd_id, base, exc)
+            finally:
+                self._fetching.pop(cmd_id, None)
+        log.info("cmd %s: fetching %s (at most %d bytes, %g s) off the event loop", cmd_id, url[:80], limit,
+                 u.fetch_timeout_s)
+        self._fetching[cmd_id] = self._loop.create_task(run(), name=f"fetch:{cmd_id}")
 
     # ---- ota ------------------------------------------------------------------------------------
     def _start_ota(self, cmd_id: str, args: dict[str, Any], base: dict[str, Any], signed: SignedRelease) -> None:
@@ -333,11 +399,25 @@ class UpgradeController:
                                "the gateway", reason="wrong_target")
         if not self._is_configured(device):
             raise UpgradeError(f"device {device!r} is not configured on this gateway", reason="unknown_device")
+        m = self._verified_manifest(signed)
         st = self._registry.get(device)
-        if st is not None and st.fw_version == m.version:
+        role = self._device_role(device) if self._device_role is not None else None
+        if role is None and st is not None and st.role is not None:
+            role = st.role.name.lower()
+        if role is None:
+            raise UpgradeError(f"device {device!r} has no known role; its release cannot be checked",
+                               reason="wrong_role")
+        running = st.fw_version if st is not None else None
+        if running == m.version:
             self._result(cmd_id, "ok", {**base, "phase": "committed", "already": True})
             return
-        blob = self._artifact(args, signed)       # verified BEFORE any OTA frame
+        check_install(m, target=f"fw-{role}", floor=self._floor(device_unit(device), running),
+                      rollback=args.get("rollback") is True)
+        self._with_artifact(cmd_id, args, m, base, lambda blob: self._begin_ota(cmd_id, base, device, signed, blob))
+
+    def _begin_ota(self, cmd_id: str, base: dict[str, Any], device: str, signed: SignedRelease, blob: bytes) -> None:
+        """The artifact is here and verified: start the transfer."""
+        m = signed.manifest
         if device in self.ota_sessions:
             raise UpgradeError(f"an OTA to {device} is already running ({self.ota_sessions[device][0]})",
                                reason="busy")
@@ -349,6 +429,11 @@ class UpgradeController:
         u = self.settings
 
         def report(status: str, phase: str, extra: dict[str, Any]) -> None:
+            if status == "ok" and phase == "committed":
+                try:
+                    self.floors.raise_to(device_unit(device), m)     # rare: a small fsync'd file
+                except OSError as exc:
+                    log.error("release floor of %s not raised to %s: %s", device, m.version, exc)
             self._result(cmd_id, status, {**base, "phase": phase, **extra}, remember=status != "progress")
             if status != "progress":
                 self.ota_sessions.pop(device, None)
@@ -394,16 +479,25 @@ class UpgradeController:
         if m.target != "gateway":
             raise UpgradeError(f"release target {m.target!r} is not the gateway software; use ota for sensors",
                                reason="wrong_target")
+        m = self._verified_manifest(signed)
         if self.trial is not None:
             raise UpgradeError(f"gateway {__version__} is on trial after an update and has not committed yet; send "
                                "this one again when it has", reason="busy")
         if m.version == __version__:
             self._result(cmd_id, "ok", {**base, "phase": "committed", "already": True})
             return
+        if self._update_running() or any(c for c in self._fetching if c != cmd_id):
+            raise UpgradeError("another gateway update is running; send this one again when it has finished",
+                               reason="busy")
+        check_install(m, target=Target.GATEWAY, floor=self._floor("gateway", __version__),
+                      rollback=args.get("rollback") is True)
+        self._with_artifact(cmd_id, args, m, base, lambda blob: self._begin_update(cmd_id, base, signed, blob))
+
+    def _begin_update(self, cmd_id: str, base: dict[str, Any], signed: SignedRelease, blob: bytes) -> None:
+        """The artifact is here and verified: install, switch, restart (on a task)."""
         if self._update_running():
             raise UpgradeError("another gateway update is running; send this one again when it has finished",
                                reason="busy")
-        blob = self._artifact(args, signed)      # verified BEFORE a byte goes to a slot
         slots = self.slots()
         if not slots.managed or self.running_slot is None:
             raise UpgradeError(f"this gateway does not run from an A/B slot in {self._slots_path} (started without "

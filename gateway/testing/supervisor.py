@@ -163,6 +163,7 @@ class ServiceRig:
     def __init__(self, tmp: Path, broker_port: int, *, gateway_id: str = "gw-ab", proxy: bool = False,
                  deadline_s: float = 60.0) -> None:
         from contracts.release import generate_key
+        from gateway.testing.control import FleetKey
         from gateway.testing.platform import PahoLink
         from gateway.testing.tcp_proxy import TcpProxy
 
@@ -173,6 +174,7 @@ class ServiceRig:
         port = self.proxy.port if self.proxy else broker_port
         self.key, pub = generate_key()
         (tmp / "ci.pub").write_bytes(pub)
+        self.fleet = FleetKey.create(tmp / "keys")      # the fleet's control key: commands are signed
         seed_factory(build_release("0.1.0"), "0.1.0", tmp / "factory")
         self.slots = tmp / "slots"
         self.config = tmp / "gateway.toml"
@@ -191,6 +193,8 @@ enabled = false
 [upgrades]
 trusted_keys = ["{tmp / 'ci.pub'}"]
 commit_deadline_s = {deadline_s}
+[trust]
+fleet_key = "{self.fleet.public_path}"
 """)
         self.msgs: list[tuple[float, str, dict[str, Any]]] = []
         self._lock = threading.Lock()
@@ -272,7 +276,8 @@ commit_deadline_s = {deadline_s}
 
         cmd = install_command(self.signed(version, blob), deployment=deployment, gateway_id=self.gateway_id,
                               artifact_url="fleet://release", artifact=blob)
-        self.observer.publish(gateway_topic(self.gateway_id, Kind.CMD), encode_cmd(*cmd), qos=1)
+        self.observer.publish(gateway_topic(self.gateway_id, Kind.CMD),
+                              self.fleet.wrap(self.gateway_id, "wt.cmd/1", encode_cmd(*cmd)), qos=1)
         return cmd.cmd_id
 
 

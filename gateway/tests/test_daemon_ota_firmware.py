@@ -47,6 +47,9 @@ def test_ota_command_installs_and_commits_on_real_firmware(tmp_path, mosquitto, 
     from hil_tests.emulated import DeviceSpec, FirmwareProcess
     from hil_tests.faults import SerialFaultProxy
 
+    from gateway.testing.control import FleetKey
+
+    fleet_key = FleetKey.create(tmp_path / "keys")      # the fleet signs every command
     priv, pub = generate_key()
     (tmp_path / "ci.pub").write_bytes(pub)
     bundle, name = _build("0.2.0", tmp_path / "build")
@@ -64,7 +67,8 @@ def test_ota_command_installs_and_commits_on_real_firmware(tmp_path, mosquitto, 
             "uplink": {"port": mosquitto.port}, "status": {"port": 0}, "discovery": {"enabled": False},
             "serial": {"ports": [proxy.gateway_path], "reconnect_s": 0.2}, "supervision": {"tick_s": 0.1},
             "devices": {DEV: {"role": "button", "key": KEY}},
-            "upgrades": {"trusted_keys": [str(tmp_path / "ci.pub")], "ota_ack_timeout_s": 2.0}})
+            "upgrades": {"trusted_keys": [str(tmp_path / "ci.pub")], "ota_ack_timeout_s": 2.0},
+            "trust": {"fleet_key": str(fleet_key.public_path)}})
         rt = bootstrap(cfg, loop=loop)
         fleet = make_console_link("127.0.0.1", mosquitto.port, client_id="t-ota-fleet",
                                   dispatch=loop.call_soon_threadsafe)
@@ -87,7 +91,7 @@ def test_ota_command_installs_and_commits_on_real_firmware(tmp_path, mosquitto, 
             # tampered: refused at download, no OTA frame goes to the device
             topic, cmd = gateway_topic(GW, Kind.CMD), encode_cmd(*install_command(
                 signed, deployment="t1", gateway_id=GW, device=DEV, artifact_url="fleet://x", artifact=bundle[:-1] + b"\x00"))
-            fleet.publish(topic, cmd, qos=1)
+            fleet.publish(topic, fleet_key.wrap(GW, "wt.cmd/1", cmd), qos=1)
             await until(lambda: of(f"t1:{GW}/{DEV}:u"), 20, "tampered result")
             [(status, phase)] = of(f"t1:{GW}/{DEV}:u")
             assert (status, phase) == ("error", "download") and not rt.upgrades.ota_sessions
@@ -95,7 +99,7 @@ def test_ota_command_installs_and_commits_on_real_firmware(tmp_path, mosquitto, 
             t0 = time.monotonic()
             topic, cmd = gateway_topic(GW, Kind.CMD), encode_cmd(*install_command(
                 signed, deployment="r1", gateway_id=GW, device=DEV, artifact_url="fleet://x", artifact=bundle))
-            fleet.publish(topic, cmd, qos=1)
+            fleet.publish(topic, fleet_key.wrap(GW, "wt.cmd/1", cmd), qos=1)
             cid = f"r1:{GW}/{DEV}:u"
             await until(lambda: any(s != "progress" for s, _ in of(cid)), 150, f"ota result ({of(cid)})\n{fw.log()}")
             took = time.monotonic() - t0
@@ -105,7 +109,7 @@ def test_ota_command_installs_and_commits_on_real_firmware(tmp_path, mosquitto, 
             assert rt.stats["time_sent"] > sent_before    # the new image's HELLO got TIME: that let it commit
             print(f"ota of {len(bundle)} bytes committed in {took:.1f} s")
             # the same deployment again: its result, no transfer
-            fleet.publish(topic, cmd, qos=1)
+            fleet.publish(topic, fleet_key.wrap(GW, "wt.cmd/1", cmd), qos=1)
             await until(lambda: len(of(cid)) == 5, 20, "repeat")
             assert of(cid)[-1] == ("ok", "committed") and not rt.upgrades.ota_sessions
         finally:

@@ -26,7 +26,20 @@ from gateway.testing.console import make_console_link
 from gateway.daemon import bootstrap
 from gateway.adapters.upgrade import OtaSession, OtaStep, SignedRelease, UpgradeError, key_id, load_trusted_key, verify
 from gateway.adapters.upgrade._manifest import Manifest
+from gateway.testing.control import FleetKey
 from gateway.testing.platform import FakeClock
+
+FLEET = FleetKey(*generate_key())       # the fleet's control key: commands are signed (docs/mqtt.md)
+
+
+def fleet_trust(tmp_path) -> dict:
+    (tmp_path / "fleet-control.pub").write_bytes(FLEET.public_pem)
+    return {"fleet_key": str(tmp_path / "fleet-control.pub")}
+
+
+def signed_cmd(gateway_id: str, body: bytes) -> bytes:
+    """The fleet's envelope around a wt.cmd/1 (a fresh seq every time, as the fleet re-sends)."""
+    return FLEET.wrap(gateway_id, "wt.cmd/1", body)
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +228,7 @@ def test_update_is_verified_first_and_refused_outside_the_slots(tmp_path, mosqui
         cfg = load_config(None, env={}, overrides={
             "gateway": {"id": gw, "data_dir": str(tmp_path / "gw")},
             "uplink": {"port": mosquitto.port}, "status": {"port": 0}, "discovery": {"enabled": False},
-            "upgrades": {"trusted_keys": [str(pub_path)]}})
+            "upgrades": {"trusted_keys": [str(pub_path)]}, "trust": fleet_trust(tmp_path)})
         rt = bootstrap(cfg, loop=loop, serial=False)
         fleet = make_console_link("127.0.0.1", mosquitto.port, client_id="t-fleet", dispatch=loop.call_soon_threadsafe)
         results = Results()
@@ -227,13 +240,13 @@ def test_update_is_verified_first_and_refused_outside_the_slots(tmp_path, mosqui
             await asyncio.sleep(0.3)                    # the gateway's SUBSCRIBE is in place
             assert rt.upgrades.running_slot is None
             topic, cmd = encode_update("r0", gw, good, "fleet://release/gateway@0.2.0", artifact=blob[:-1] + b"!")
-            fleet.publish(topic, cmd, qos=1)
+            fleet.publish(topic, signed_cmd(gw, cmd), qos=1)
             await until(lambda: results.of("r0:gw-upd:u"))
             [err] = [r for r in results.items if r["cmd_id"] == "r0:gw-upd:u"]
             assert err["status"] == "error" and err["detail"]["phase"] == "download"
             assert err["detail"]["rolled_back"] is False and "tampered" in err["detail"]["error"]
             topic, cmd = encode_update("r1", gw, good, "fleet://release/gateway@0.2.0", artifact=blob)
-            fleet.publish(topic, cmd, qos=1)
+            fleet.publish(topic, signed_cmd(gw, cmd), qos=1)
             await until(lambda: results.of("r1:gw-upd:u"))
             [err] = [r for r in results.items if r["cmd_id"] == "r1:gw-upd:u"]
             assert err["detail"]["reason"] == "not_managed" and err["detail"]["rolled_back"] is False
@@ -241,7 +254,7 @@ def test_update_is_verified_first_and_refused_outside_the_slots(tmp_path, mosqui
             # the version it already runs: ok / committed, already
             same = sign(blob, "gateway-0.1.0.tar.gz", Target.GATEWAY, rt.snapshot()["version"], priv)
             topic, cmd = encode_update("r2", gw, same, "fleet://x", artifact=blob)
-            fleet.publish(topic, cmd, qos=1)
+            fleet.publish(topic, signed_cmd(gw, cmd), qos=1)
             await until(lambda: results.of("r2:gw-upd:u"))
             assert results.items[-1]["status"] == "ok" and results.items[-1]["detail"]["already"] is True
             assert not (tmp_path / "gw" / "slots").exists() or not any((tmp_path / "gw" / "slots").iterdir())
@@ -301,7 +314,7 @@ def test_ota_result_survives_a_gateway_restart(tmp_path, release_key):
         "gateway": {"id": "gw-ota-r", "data_dir": str(tmp_path / "gw")},
         "status": {"enabled": False}, "discovery": {"enabled": False},
         "devices": {dev: {"role": "button", "key": key.hex()}},
-        "upgrades": {"trusted_keys": [str(pub_path)]}})
+        "upgrades": {"trusted_keys": [str(pub_path)]}, "trust": fleet_trust(tmp_path)})
 
     def results(pub) -> list[dict]:
         return [json.loads(p.payload) for p in pub.published if p.topic.endswith("/cmd/result")]
@@ -319,7 +332,7 @@ def test_ota_result_survives_a_gateway_restart(tmp_path, release_key):
     async def run():
         rt, pub, link = await boot(3)
         try:
-            rt.commands.on_cmd_message(topic, cmd)
+            rt.commands.on_cmd_message(topic, signed_cmd("gw-ota-r", cmd))
             await until(lambda: any(isinstance(p, OtaBegin) for p in link.frames()))
             # the device refuses the image: OTA_STATUS failed
             rt.on_link_bytes(link.name, encode_payload_frame(OtaStatus(OtaState.FAILED, "0.1.0"), dev, 4, key=key))
@@ -333,7 +346,7 @@ def test_ota_result_survives_a_gateway_restart(tmp_path, release_key):
         # restart: a new process (new runtime, nothing in memory); the fleet re-sends the same command
         rt, pub, link = await boot(5)
         try:
-            rt.commands.on_cmd_message(topic, cmd)
+            rt.commands.on_cmd_message(topic, signed_cmd("gw-ota-r", cmd))
             await until(lambda: results(pub))
             await asyncio.sleep(0.2)
             again = results(pub)

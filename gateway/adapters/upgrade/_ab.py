@@ -222,7 +222,8 @@ class SlotStore:
             self._fault("install.unpacked")
             _launch.write_atomic(tmp / "release.json", json.dumps(
                 {"target": m.target.value, "version": m.version, "artifact": m.artifact, "size": m.size,
-                 "sha256": m.sha256, "key_id": signed.key_id, "installed_at": self._wall(),
+                 "sha256": m.sha256, "security_counter": m.counter, "key_id": signed.key_id,
+                 "installed_at": self._wall(),
                  "cmd_id": cmd_id}, sort_keys=True).encode())
             check_importable(tmp / "app", m.version, slots_dir=self.dir)
             self._fault("install.checked")

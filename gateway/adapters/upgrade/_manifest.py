@@ -13,7 +13,7 @@ from typing import Any, Iterable, NoReturn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from contracts import release as _release
-from contracts.release import MANIFEST_SCHEMA, Manifest, ReleaseRejected, key_id
+from contracts.release import MANIFEST_SCHEMA, Floor, Manifest, ReleaseRejected, Target, key_id
 from gateway.adapters.upgrade._errors import UpgradeError
 
 _FIX = {
@@ -23,6 +23,9 @@ _FIX = {
     "bad_signature": "refused",
     "size_mismatch": "refused",
     "hash_mismatch": "refused",
+    "wrong_target": "refused",
+    "wrong_role": "refused: send the release built for this device's role",
+    "downgrade": "refused",
 }
 
 
@@ -62,4 +65,29 @@ def verify(artifact: bytes, signed: _release.SignedManifest, trusted: Iterable[E
         _rejected(exc)
 
 
-__all__ = ["MANIFEST_SCHEMA", "Manifest", "SignedRelease", "key_id", "load_trusted_key", "verify"]
+def verify_signature(signed: _release.SignedManifest, trusted: Iterable[Ed25519PublicKey]) -> Manifest:
+    """The manifest if a trusted key signed it (checked before the artifact is fetched)."""
+    try:
+        return _release.verify_signature(signed, trusted)
+    except ReleaseRejected as exc:
+        _rejected(exc)
+
+
+def check_artifact(artifact: bytes, m: Manifest) -> Manifest:
+    """``m`` if ``artifact`` has its signed size and SHA-256."""
+    try:
+        return _release.check_artifact(artifact, m)
+    except ReleaseRejected as exc:
+        _rejected(exc)
+
+
+def check_install(m: Manifest, *, target: Target | str, floor: Floor, rollback: bool = False) -> None:
+    """Right target/role and no downgrade below ``floor`` (contracts.release.check_install)."""
+    try:
+        _release.check_install(m, target=target, floor=floor, rollback=rollback)
+    except ReleaseRejected as exc:
+        _rejected(exc)
+
+
+__all__ = ["MANIFEST_SCHEMA", "Manifest", "SignedRelease", "check_artifact", "check_install", "key_id",
+           "load_trusted_key", "verify", "verify_signature"]
