@@ -247,6 +247,7 @@ def test_a_whole_installation_through_the_pages_without_javascript(app, web_worl
     r = phone.post(f"/web/installations/{code}/complete", {}, page=live)
     assert r.status_code == 303 and r.headers["location"].endswith("?saved=completed")
     assert api.get(f"/api/v1/installations/{code}", headers=admin).json()["status"] == "active"
+    assert "data-events" not in phone.get(f"/web/installations/{code}/commissioning").text   # nothing left to follow
     # the handover report, in the reader's language, with Oslo times
     rep = phone.get(f"/web/installations/{code}/report")
     assert rep.status_code == 200 and "Overleveringsrapport" in rep.text and "23.11.2026 kl. 03:13" in rep.text
@@ -331,7 +332,11 @@ def test_login_refusals_logout_and_expiry(app, web_world):
     assert r.status_code == 401 and "Feil brukernavn eller passord" in r.text and "fleet_session" not in r.headers.get(
         "set-cookie", "")
     r = phone.post("/web/login", {"user": "tech.osl", "password": PASSWORD, "csrf": "guessed"})
-    assert r.status_code == 403                                      # login CSRF: the double-submit must match
+    assert r.status_code == 403 and "fleet_session" not in r.headers.get("set-cookie", "")   # login CSRF
+    assert "Innloggingssiden var utdatert" in r.text          # same site: a fresh login page, nobody logged in
+    r = phone.post("/web/login", {"user": "tech.osl", "password": PASSWORD}, page=page, origin="https://evil.example")
+    assert r.status_code == 403 and "fleet_session" not in r.headers.get("set-cookie", "")
+    assert "ble ikke sendt fra flåtesystemets egen side" in r.text
     # no session: the login page, and back to where you were after logging in
     anon = Phone(app)
     r = anon.get("/web/installations/I-000001")

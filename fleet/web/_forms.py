@@ -7,7 +7,7 @@ installation service takes. The service validates again; its refusal names the f
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from ..installations import QUESTIONS
 from ._html import View, button, checkbox, e, error_summary, field, form, hidden, link_button, page, radios, select
@@ -74,7 +74,7 @@ def parse_checklist(v: View, form: Form) -> tuple[dict[str, Any], Errors]:
 
 
 def checklist_page(v: View, inst: dict[str, Any], device: dict[str, Any], values: dict[str, str], *,
-                   errors: Errors = (), others: list[dict[str, Any]] = (), apply_all: bool = False) -> str:
+                   errors: Sequence[tuple[str | None, str]] = (), others: Sequence[dict[str, Any]] = (), apply_all: bool = False) -> str:
     t = v.t
     code = inst["code"]
     by_field = {name: msg for name, msg in errors if name}
@@ -115,7 +115,7 @@ def checklist_page(v: View, inst: dict[str, Any], device: dict[str, Any], values
 
 
 # -- consent -------------------------------------------------------------------------------
-def consent_page(v: View, inst: dict[str, Any], values: dict[str, str], *, today: str, errors: Errors = ()) -> str:
+def consent_page(v: View, inst: dict[str, Any], values: dict[str, str], *, today: str, errors: Sequence[tuple[str | None, str]] = ()) -> str:
     t = v.t
     by_field = {name: msg for name, msg in errors if name}
     inner = (error_summary(t, list(errors)) + hidden("version", inst["version"])
@@ -139,7 +139,7 @@ def consent_values(inst: dict[str, Any]) -> dict[str, str]:
 
 # -- deinstall -----------------------------------------------------------------------------
 def deinstall_page(v: View, inst: dict[str, Any], places: list[dict[str, Any]], values: dict[str, str], *,
-                   errors: Errors = ()) -> str:
+                   errors: Sequence[tuple[str | None, str]] = ()) -> str:
     t = v.t
     by_field = {name: msg for name, msg in errors if name}
     options = [("", t("deinstall.to.choose"))] + [

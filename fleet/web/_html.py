@@ -13,7 +13,7 @@ import html
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ._i18n import Translator
 
@@ -166,7 +166,7 @@ def notice(text: str, kind: str = "info") -> str:
     return f'<div class="notice notice-{e(kind)}" role="{role}">{e(text)}</div>'
 
 
-def error_summary(t: Translator, errors: list[tuple[str | None, str]]) -> str:
+def error_summary(t: Translator, errors: Sequence[tuple[str | None, str]]) -> str:
     """Errors at the top of a form; each links to its field."""
     if not errors:
         return ""

@@ -97,7 +97,8 @@ def commissioning_page(v: View, st: dict[str, Any], *, error: str | None = None)
                  f'<div id="live-blockers" aria-live="polite">{r["live-blockers"]}</div>{complete}</section>')
     parts.append(f'<p class="actions">{link_button(base + "/commissioning", t("live.reload"), cls="btn btn-secondary")}'
                  f'{link_button(base, t("form.back"), cls="btn btn-secondary")}</p>')
-    main = f'<div data-events="{e(base)}/events">{"".join(parts)}</div>'
+    live = f' data-events="{e(base)}/events"' if st["status"] == "commissioning" else ""
+    main = f'<div{live}>{"".join(parts)}</div>'
     return page(v, t("live.title", code=code), main, refresh_s=REFRESH_S if st["status"] == "commissioning" else None)
 
 

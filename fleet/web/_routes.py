@@ -68,10 +68,16 @@ async def login_form(request: Request) -> Response:
 async def login_post(request: Request) -> Response:
     state = app_state(request)
     form = await read_form(request)
-    sess.check_form(request, state.settings, form, request.cookies.get(sess.PRE_COOKIE))
     user, password = _forms.first(form, "user")[:64], (form.get("password") or [""])[0][:1024]
     next_url = sess.safe_next(_forms.first(form, "next"))
     t = translator(request)
+    try:
+        sess.check_form(request, state.settings, form, request.cookies.get(sess.PRE_COOKIE))
+    except sess.CsrfRefused:
+        if sess.cross_site_reason(request, state.settings):
+            raise
+        # this site's own login page, but out of date (its cookie expired): a fresh one, nobody logged in
+        return _login_page(request, status=403, user=user, error=t("login.expired"), next_url=next_url)
     if not user or not password:
         return _login_page(request, status=422, user=user, error=t("login.missing"), next_url=next_url)
     sink: list[str] = []

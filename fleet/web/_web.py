@@ -70,7 +70,7 @@ class Web:
                 return fn(s, self.actor, *args)
         return await run_in_threadpool(work)
 
-    def page(self, html: str, status: int = 200) -> HTMLResponse:
+    def page(self, html: str, status: int = 200) -> Response:
         return respond(self.request, self.state, HTMLResponse(html, status_code=status))
 
 
@@ -181,7 +181,7 @@ def fleet_error_page(request: Request, exc: FleetError) -> Response:
     problem: JSONResponse = fleet_error_response(request, exc)
     if _wants_problem(request):
         return respond(request, app_state(request), problem)
-    body = json.loads(problem.body)
+    body = json.loads(bytes(problem.body))
     v = _anonymous_view(request)
     code = request.path_params.get("code")
     back = f"/web/installations/{code}" if code and problem.status_code not in (403, 404) else "/web/jobs"
