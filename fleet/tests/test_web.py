@@ -195,9 +195,19 @@ def report_test_alarm(api, token: str, code: str, hw_id: str, seen_at: float | N
 
 
 # -- the basic flow, no JavaScript -----------------------------------------------------------
-def test_a_whole_installation_through_the_pages_without_javascript(app, web_world):
+def test_a_whole_installation_through_the_pages_without_javascript(app):
+    walk(app, "HOME-OSL-0002")
+
+
+@pytest.mark.postgres
+def test_the_same_walk_on_postgresql(pg_dsn, tmp_path, clock):
+    walk(app_for(build_world(pg_dsn, tmp_path, clock)), "HOME-OSL-0002")
+
+
+def walk(app, location: str) -> None:
+    """Job -> checklist -> consent -> commissioning -> test alarms -> installed -> report -> deinstall."""
     api = client(app)
-    job = new_job(api, "HOME-OSL-0002")
+    job = new_job(api, location)
     code = job["code"]
     sensors = [d for d in job["devices"] if d["role"] != "gateway"]
     phone = Phone(app).login("tech.osl")
