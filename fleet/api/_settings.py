@@ -22,6 +22,7 @@ class ApiSettings:
     max_upload_bytes: int = 64 << 20              # ... except release uploads (POST /api/v1/releases)
     db_threads: int = 8                           # worker threads = database connections per worker process
     kek_file: str | None = None                   # FLEET_KEK_FILE: key-encryption keys for config secrets
+    enrolment_file: str | None = None             # FLEET_ENROLMENT: gateway enrolment settings (fleet/enrolment)
     mqtt_url: str | None = None                   # FLEET_MQTT: broker for config pushes (host:port)
     mqtt: Any = None                              # fleet.mqtt.BrokerSettings for config pushes (wins over mqtt_url;
                                                   # the embedded app of the CLI passes its --broker options)
@@ -41,6 +42,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
     base: dict[str, Any] = {
         "db_url": env.get("FLEET_DB") or default_url(),
         "kek_file": env.get("FLEET_KEK_FILE") or None,
+        "enrolment_file": env.get("FLEET_ENROLMENT") or None,
         "mqtt_url": env.get("FLEET_MQTT") or None,
         "metrics_token": env.get("FLEET_METRICS_TOKEN") or None,
         "trusted_proxies": tuple(p.strip() for p in env.get("FLEET_TRUSTED_PROXIES", "").split(",") if p.strip()),

@@ -25,6 +25,9 @@ class ConfigService:
         """Set ``key`` in a template; rejects (nothing stored) if any affected gateway would become invalid."""
         body = self.store.get_template(scope, scope_id) or {}
         new_body = set_path(body, key, value)
+        from fleet.devicekeys._templates import refuse_typed_keys   # keys come from the key store, never typed
+
+        refuse_typed_keys(body, new_body, device_scope=scope is Scope.DEVICE)
         if scope is Scope.DEVICE:
             candidate = {"devices": {scope_id: new_body}}
         else:

@@ -123,20 +123,27 @@ class SqlConfigStore:
                 self.tx.execute("UPDATE config_version SET body = ? WHERE gateway_id = ? AND version = ?",
                                 (canonical_json(new), r["gateway_id"], r["version"]))
                 n += 1
-        return n
+        from fleet.devicekeys._sql import SqlDeviceKeyRepo    # the device keys' store (fleet/devicekeys)
+
+        kr = codec.keyring
+        return n + (SqlDeviceKeyRepo(self.tx).reseal(lambda v, where: kr.seal(kr.open(v, where), where)) if kr else 0)
 
     def layers_for(self, gateway_id: str) -> list[Layer]:
         keys: list[tuple[Scope, str | None]] = [(Scope.MUNICIPALITY, self.municipality_of(gateway_id)),
                                                 (Scope.GROUP, self.group_of(gateway_id)),
                                                 (Scope.GATEWAY, gateway_id)]
-        keys += [(Scope.DEVICE, d) for d in self.devices_of(gateway_id)]
+        devices = self.devices_of(gateway_id)
+        keys += [(Scope.DEVICE, d) for d in devices]
         layers = []
         for scope, sid in keys:
             if sid:
                 body = self.get_template(scope, sid)
                 if body is not None:
                     layers.append(Layer(scope, sid, body))
-        return layers
+        # device keys: from the key store, sealed to the gateway's own key (fleet/devicekeys)
+        from fleet.devicekeys._sql import sealed_key_layers
+
+        return layers + sealed_key_layers(self.tx, self.codec.keyring, gateway_id, devices, layers)
 
     def gateway_ids(self) -> list[str]:
         rows = self.tx.query("SELECT gateway_id FROM config_gateway UNION SELECT gateway_id FROM config_version "

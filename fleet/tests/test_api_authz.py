@@ -31,10 +31,13 @@ def _setup_a(world: World, api) -> dict[str, Any]:
     residents = [api.get(f"/api/v1/installations/{i['code']}", headers=admin).json()["resident_ref"]
                  for i in api.get("/api/v1/installations", headers=admin, params={"municipality": A}).json()["items"]]
     for scope, sid, key, value in (("municipality", A, "uplink.tls.username", "gw-osl"),
-                                   ("municipality", A, "uplink.tls.password", MQTT_PASSWORD),
-                                   ("device", sensor["hw_id"], "key", DEVICE_KEY)):
+                                   ("municipality", A, "uplink.tls.password", MQTT_PASSWORD)):
         r = api.put(f"/api/v1/config/templates/{scope}/{sid}/keys/{key}", headers=admin, json={"value": value})
         assert r.status_code == 200, r.text
+    made = api.post(f"/api/v1/devices/{sensor['hw_id']}/keys", headers=admin)       # a device key (fleet/devicekeys)
+    assert made.status_code == 201, made.text
+    device_key = made.json()["key"]
+    assert api.post(f"/api/v1/devices/{sensor['hw_id']}/keys/1/activate", headers=admin).status_code == 200
     priv, pub = generate_key()
     assert api.post("/api/v1/release-keys", headers=admin, json={"public_pem": pub.decode(), "name": "ci"}).status_code == 201
     art = b"gateway image 0.2.0"
@@ -48,7 +51,7 @@ def _setup_a(world: World, api) -> dict[str, Any]:
     tok = api.post("/api/v1/tokens", headers=admin, json={"user": "tech.osl", "name": "osl script"}).json()
     return {"admin": admin, "gateway": gw, "sensor": sensor, "kit": kit["code"], "kit_serials": [i["serial"] for i in kit_items],
             "residents": residents, "token_id": tok["id"], "token": tok["token"],
-            "secrets": [MQTT_PASSWORD, DEVICE_KEY, tok["token"], *residents, sensor["hw_id"], gw]}
+            "secrets": [MQTT_PASSWORD, DEVICE_KEY, device_key, tok["token"], *residents, sensor["hw_id"], gw]}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,8 @@ def PATH(a: dict[str, Any]) -> dict[str, str]:
             "code@locations": "HOME-OSL-0001", "code@models": "WT-BTN-2", "serial": a["sensor"]["serial"],
             "name": "tech.osl", "token_id": str(a["token_id"]), "gateway_id": a["gateway"], "scope": "municipality",
             "scope_id": A, "key@config": "uplink.tls.password", "location": "WH-OSL", "model": "WT-BTN-2",
-            "municipality": A, "rollout_id": "ro-osl", "action": "pause", "release_id": "gateway@0.2.0"}
+            "municipality": A, "rollout_id": "ro-osl", "action": "pause", "release_id": "gateway@0.2.0",
+            "device_id": a["sensor"]["hw_id"], "version": "1"}
 
 
 def BODIES(a: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +116,7 @@ def BODIES(a: dict[str, Any]) -> dict[str, Any]:
         "PUT /api/v1/users/{name}/password": {"new_password": "taken over 123"},
         "PUT /api/v1/users/{name}/scope": {"add": [B]},
         "POST /api/v1/login": {"user": "x", "password": "y"},
+        "POST /api/v1/gateways/{gateway_id}/enrolment-codes": {"ttl_s": 600},
     }
 
 

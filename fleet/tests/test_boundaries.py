@@ -26,7 +26,8 @@ DOMAIN = ["fleet.inventory", "fleet.installations", "fleet.access", "fleet.store
 # the seed SQL of migrations. Services, domain modules and CLI commands hold none.
 SQL_ADAPTERS = {"fleet/inventory/_sql.py", "fleet/installations/_sql.py", "fleet/access/_sql.py",
                 "fleet/config/_sql.py", "fleet/upgrades/_sql.py", "fleet/monitoring/_sql.py",
-                "fleet/monitoring/_queries.py"}
+                "fleet/monitoring/_queries.py", "fleet/devicekeys/_sql.py", "fleet/enrolment/_sql.py",
+                "fleet/control/_sql.py"}
 SQL_WORDS = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 TX_CALLS = re.compile(r"\btx\.(query|one|scalar|execute|executemany|iter|bulk_insert|reserve_ids|script)\(")
 

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("run", "demo", "decode", "config", "status", "discover", "console")
+COMMANDS = ("run", "demo", "decode", "config", "status", "discover", "console", "enrol")
 
 
 class CommandImportError(ImportError):

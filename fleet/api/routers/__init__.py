@@ -7,3 +7,7 @@ from . import (audit, auth, catalog, config, installations, items, kits, monitor
 ROUTERS = [auth.router, users.router, catalog.router, items.router, stock.router, kits.router, installations.router,
            privacy.router, config.router, releases.router, rollouts.router, monitoring.router, stats.router,
            audit.router]
+
+from . import devicekeys, enrolment  # noqa: E402 - gateway enrolment and device keys (issue 10)
+
+ROUTERS += [enrolment.router, devicekeys.router]
