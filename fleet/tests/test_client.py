@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,51 @@ def test_docs_list_the_commands_that_stay_local():
     for cmd in ("fleet db migrate", "fleet db info", "fleet demo-data", "fleet serve", "fleet user bootstrap",
                 "fleet rollout run", "fleet monitor ingest", "fleet install commission"):
         assert f"`{cmd}" in section, cmd
+
+
+from fleet.tests.test_mqtt_tls import SECRET, broker  # noqa: E402,F401 - the reference TLS broker (module fixture)
+
+
+def test_on_one_machine_the_service_pushes_through_the_commands_tls_broker_options(broker, tmp_path, capsys):  # noqa: F811
+    """`fleet config push` with --broker mqtts://... and a password file: the in-process service pushes
+    with exactly these settings (mutual TLS, the fleet's broker user); a refused login is exit 69."""
+    import json as _json
+
+    from fleet.mqtt import MqttClient, parse_url
+    from fleet.store import open_store
+
+    _, tls, pki, _ = broker
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    with open_store(url) as s, s.transaction() as tx:
+        tx.execute("INSERT INTO municipality (id, name) VALUES (?, ?)", ("0301", "Oslo"))
+        tx.execute("INSERT INTO app_user (name, role, all_municipalities, active, created_at) VALUES (?, ?, ?, ?, ?)",
+                   ("admin", "admin", True, True, NOW))
+    pw = tmp_path / "pw"
+    pw.write_text(SECRET + "\n")
+    env = {"FLEET_DB": url, "FLEET_USER": "admin", "FLEET_CONFIG_DIR": str(tmp_path / "cfg")}
+    assert main(["config", "assign", "gw-aaa", "--municipality", "0301"], env=env) == 0
+    opts = ["--broker", f"mqtts://fleet@localhost:{tls}", "--broker-ca", str(pki.ca), "--broker-cert",
+            str(pki.client_cert), "--broker-key", str(pki.client_key)]
+    got: list[bytes] = []
+    gw = MqttClient.from_settings(parse_url(f"mqtts://gw-aaa@localhost:{tls}", password="gw-a-pw", ca_file=pki.ca,
+                                            cert_file=pki.client_cert, key_file=pki.client_key),
+                                  client_id="gw-aaa-cfg").connect()
+    try:
+        gw.subscribe("wt/v1/gw/gw-aaa/config", lambda t, p: got.append(p))
+        capsys.readouterr()
+        rc = main(["--json", "--no-progress", "config", "push", "gw-aaa", *opts, "--broker-password-file", str(pw)],
+                  env=env)
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        assert _json.loads(out.out)[0]["version"] == 1
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got and b"gw-aaa" in got[-1], got              # the signed, retained configuration, over TLS
+    finally:
+        gw.close()
+    bad = tmp_path / "bad"
+    bad.write_text("wrong\n")
+    rc = main(["--no-progress", "config", "push", "gw-aaa", *opts, "--broker-password-file", str(bad)], env=env)
+    err = capsys.readouterr().err
+    assert rc == 69 and "refused" in err and "wrong" not in err and SECRET not in err

@@ -211,7 +211,7 @@ def test_an_unreachable_server_is_exit_69_with_where_it_was_looked_for(capsys, t
 
 def test_fleet_api_bench_smoke(tmp_path):
     """bench/fleet_api.py still runs (tiny: 3,000 items, 1 s phases) and ends with its JSON line; the
-    figures themselves come from a full run (docs/fleet-service.md, "Scale")."""
+    figures themselves come from a full run (docs/fleet.md, "Scale")."""
     import subprocess
     from pathlib import Path
 
