@@ -195,7 +195,11 @@ def test_commands_reach_data_only_through_the_service_except_the_local_ones():
         uses = {(fn, what) for fn, what in _direct_uses(path) if (path.stem, fn) not in LOCAL}
         if uses:
             offenders[path.stem] = sorted(uses)
-    assert not offenders, offenders
+    assert not offenders, (
+        f"{offenders}: these commands open the database or build services themselves. Call the service through "
+        "api(cfg) (fleet.client; add the endpoint the command needs), or, if the command is inherently local (a "
+        "worker, set-up, hardware next to the machine), add it to LOCAL here and to docs/fleet.md \"Commands that "
+        "stay local\" with the reason")
 
 
 def test_docs_list_the_commands_that_stay_local():
