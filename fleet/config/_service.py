@@ -1,17 +1,18 @@
 """Config service: render, version, push, record applied reports, drift, diff."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from fleet.clock import Clock
-from fleet.config._codec import config_topic, encode_config
+from fleet.config._codec import config_topic
 from fleet.config._diff import DiffEntry, diff
 from fleet.config._errors import ConfigError, ConfigValidationError
 from fleet.config._merge import Scope, content_hash, effective_config, set_path
 from fleet.config._model import (AppliedReport, AppliedStatus, ConfigStore, ConfigVersion, Drift,
                                  GatewayConfigStatus, Publisher)
 from fleet.config._schema import validate
+from fleet.control import ENV_KEY_FILE, ControlKeyMissing, ControlSigner, MemorySeq, SeqSource, TxSeq
 
 
 @dataclass
@@ -19,6 +20,8 @@ class ConfigService:
     store: ConfigStore
     clock: Clock
     pending_grace_s: float = 900.0
+    signer: ControlSigner | None = None     # None: the key of FLEET_CONTROL_KEY_FILE, the store's sequence
+    _memory_seq: MemorySeq = field(default_factory=MemorySeq, repr=False)
 
     # -- templates -------------------------------------------------------------
     def set_key(self, scope: Scope, scope_id: str, key: str, value: Any, *, by: str) -> Mapping[str, Any]:
@@ -58,10 +61,25 @@ class ConfigService:
         self.store.add_version(v)
         return v
 
+    def control_signer(self) -> ControlSigner:
+        """The fleet's control signer (docs/mqtt.md "Signed control messages"): the gateway refuses
+        an unsigned push. The sequence is the store's row for the gateway, in this transaction."""
+        if self.signer is not None:
+            return self.signer
+        tx = getattr(self.store, "tx", None)
+        seq: SeqSource = TxSeq(tx) if tx is not None else self._memory_seq
+        try:
+            return ControlSigner.from_env(seq, clock=self.clock.time)
+        except ControlKeyMissing as exc:
+            raise ConfigError(str(exc), key=ENV_KEY_FILE, fix=f"set {ENV_KEY_FILE} for the fleet service "
+                              "(fleet control-key generate PATH; its .pub is every gateway's [trust] fleet_key)") from None
+
     def push(self, gateway_id: str, publisher: Publisher) -> ConfigVersion:
-        """Commit and publish the desired config (retained, QoS 1) to the gateway."""
+        """Commit and publish the desired config (retained, QoS 1), signed for this gateway only."""
+        signer = self.control_signer()                 # no key: nothing versioned, nothing sent
         v = self.commit(gateway_id)
-        publisher.publish(config_topic(gateway_id), encode_config(v), qos=1, retain=True)
+        payload = signer.config(gateway_id, version=v.version, config=v.config, hash=v.hash)
+        publisher.publish(config_topic(gateway_id), payload, qos=1, retain=True)
         now = self.clock.time()
         self.store.mark_pushed(gateway_id, v.version, now)
         return replace(v, pushed_at=now)

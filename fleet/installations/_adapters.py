@@ -6,9 +6,10 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from contracts.payloads import Rejected, decode_cmd_result, encode_cmd
+from contracts.payloads import Rejected, decode_cmd_result
 from contracts.topics import Topics
 
+from ..control import ControlSigner
 from ..mqtt import MqttClient
 from ._commission import AlarmSeen, GatewayEndpoint, decode_alarm, new_cmd_id
 
@@ -17,13 +18,16 @@ class MqttGatewayChannel:
     """Commands to ``wt/v1/gw/{gw}/cmd`` (wt.cmd/1); alarms from ``wt/v1/gw/{gw}/alarm``.
 
     Config push goes through the ``ConfigService`` (fleet.config) when one is given
-    (``config_push(gateway_id) -> version``); otherwise no config is pushed here.
+    (``config_push(gateway_id) -> version``); otherwise no config is pushed here. Every command
+    is signed by the fleet's control key (``signer``; default: ``FLEET_CONTROL_KEY_FILE``,
+    fleet/control): the gateway refuses an unsigned one.
     """
 
     def __init__(self, client: MqttClient, *, config_push: Callable[[str], int] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, signer: ControlSigner | None = None) -> None:
         self.client = client
         self._clock = clock
+        self._signer = signer
         self._config_push = config_push
         self._alarm_queues: dict[str, queue.Queue] = {}
         self._result_subs: set[str] = set()
@@ -50,7 +54,9 @@ class MqttGatewayChannel:
         cmd_id = new_cmd_id()
         with self._cond:
             self._sent.add(cmd_id)
-        self.client.publish(Topics(gateway_id).cmd, encode_cmd(cmd_id, cmd, args), qos=1)
+        if self._signer is None:
+            self._signer = ControlSigner.from_env()
+        self.client.publish(Topics(gateway_id).cmd, self._signer.cmd(gateway_id, cmd_id, cmd, args), qos=1)
         return cmd_id
 
     def _subscribe_results(self, gateway_id: str) -> None:

@@ -93,3 +93,22 @@ def fake(clock):
 @pytest.fixture
 def admin() -> Actor:
     return Actor("root", Role.ADMIN, None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fleet_control_key(tmp_path_factory):
+    """The fleet's control key for every fleet test (``FLEET_CONTROL_KEY_FILE``): pushes and
+    commands are signed (fleet/control); a test that needs another sets its own."""
+    import os
+
+    from fleet.control import ENV_KEY_FILE, generate_key_files
+
+    if os.environ.get(ENV_KEY_FILE):
+        yield os.environ[ENV_KEY_FILE]
+        return
+    priv, _pub = generate_key_files(tmp_path_factory.mktemp("control") / "fleet-control.key")
+    os.environ[ENV_KEY_FILE] = str(priv)
+    try:
+        yield str(priv)
+    finally:
+        os.environ.pop(ENV_KEY_FILE, None)

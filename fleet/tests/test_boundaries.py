@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FLEET = ROOT / "fleet"
 
 DOMAIN = ["fleet.inventory", "fleet.installations", "fleet.access", "fleet.store", "fleet.cli", "fleet.demo",
-          "fleet.config", "fleet.upgrades", "fleet.monitoring", "fleet.clock",
+          "fleet.config", "fleet.upgrades", "fleet.monitoring", "fleet.clock", "fleet.control",
           "fleet.inventory._service", "fleet.inventory._memory", "fleet.inventory._sql",
           "fleet.installations._service", "fleet.installations._memory", "fleet.installations._sql",
           "fleet.access._service", "fleet.access._memory", "fleet.access._sql",

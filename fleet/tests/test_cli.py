@@ -425,7 +425,7 @@ def test_release_rollout_and_config_end_to_end(capsys, ops_db, tmp_path, mosquit
     # config: push to a fake gateway that applies it; the ingest worker stores the report
     fake = MqttClient(mosquitto.host, mosquitto.port, client_id="fake-gw-a").connect()
     fake.subscribe("wt/v1/gw/gw-a/config", lambda t, p: fake.publish_nowait(
-        "wt/v1/gw/gw-a/config/applied", json.dumps({"schema": "wt.config-applied/1", "version": json.loads(p)["version"],
+        "wt/v1/gw/gw-a/config/applied", json.dumps({"schema": "wt.config-applied/1", "version": json.loads(json.loads(p)["body"])["version"],   # signed envelope
                                                     "status": "applied", "error": None}).encode(), qos=1, retain=True))
     worker = IngestWorker(MqttClient(mosquitto.host, mosquitto.port, client_id="ingest", manual_ack=True),
                           lambda: SqlMonitorSink(open_store(ops_db, migrate=False), close_store=True),

@@ -138,7 +138,8 @@ class ScriptedGateway:
         self.cmds: queue.Queue = queue.Queue()
         self.client.subscribe(f"wt/v1/gw/{gw}/cmd", lambda topic, payload: self.cmds.put(payload))
         self.configs: list[dict] = []
-        self.client.subscribe(f"wt/v1/gw/{gw}/config", lambda topic, payload: self.configs.append(json.loads(payload)))
+        self.client.subscribe(f"wt/v1/gw/{gw}/config", lambda topic, payload: self.configs.append(
+            json.loads(json.loads(payload)["body"])))
         self.received: list[dict] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -153,7 +154,9 @@ class ScriptedGateway:
                 msg = self.cmds.get(timeout=0.2)
             except queue.Empty:
                 continue
-            cmd = json.loads(msg)
+            env = json.loads(msg)
+            assert env["schema"] == "wt.signed/1" and env["gateway"] == self.gw, env   # signed for this gateway
+            cmd = json.loads(env["body"])
             self.received.append(cmd)
             if cmd["cmd"] == "ping" and self.answers:
                 self.client.publish(f"wt/v1/gw/{self.gw}/cmd/result", json.dumps({

@@ -19,7 +19,9 @@ class FakePublisher:
         self.sent: list[tuple[str, dict, int, bool]] = []
 
     def publish(self, topic, payload, *, qos=1, retain=False):
-        self.sent.append((topic, json.loads(payload), qos, retain))
+        env = json.loads(payload)                   # the fleet's signed envelope (contracts/control.py)
+        assert env["schema"] == "wt.signed/1" and env["kind"] == "wt.config/1", env
+        self.sent.append((topic, json.loads(env["body"]), qos, retain))
 
 
 def test_precedence_municipality_group_gateway_device_and_null_removes():

@@ -17,7 +17,7 @@ def fake_gateway(broker, gw_id, *, reject_key=None):
     got: list[dict] = []
 
     def on_config(topic, payload):
-        doc = json.loads(payload)
+        doc = json.loads(json.loads(payload)["body"])      # inside the fleet's signed envelope
         got.append(doc)
         ok = reject_key is None
         c.publish_nowait(f"wt/v1/gw/{gw_id}/config/applied", json.dumps({

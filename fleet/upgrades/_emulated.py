@@ -8,6 +8,12 @@ back to the old slot on failure; report each phase as ``wt.cmd-result/1``; and, 
 restarted gateway does, announce the version it now runs (``wt.state/1``, in
 :meth:`EmulatedGateway.take_outbox`). ``reports_version=False`` plants the failure the
 fleet must catch: a gateway that says ``committed`` but keeps running the old version.
+
+Commands arrive in the fleet's signed envelope (``wt.signed/1``, contracts/control.py) as
+on the real gateway: a bare ``wt.cmd/1`` is refused (``refused`` counts it). With
+``fleet_key`` (the control public key) the signature, target, expiry and sequence are
+checked too; without it the envelope is only opened (most rollout tests do not care whose
+key signed).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import time
 
+from contracts.control import ControlRejected, open_envelope
 from contracts.payloads import CMD_SCHEMA, encode_state
 from contracts.topics import Kind, all_gateways, gateway_topic, parse_gateway
 from fleet.upgrades._errors import ArtifactRejected, UpgradeError
@@ -39,6 +46,9 @@ class EmulatedGateway:
     fail_phase: str | None = None   # planted failure: "download" | "install" | "reboot" | "commit"
     installs: int = 0
     reports_version: bool = True    # False: says committed, keeps running (and reporting) the old version
+    fleet_key: Any = None           # Ed25519PublicKey of the fleet's control key: verify signatures
+    refused: dict[str, int] = field(default_factory=dict)    # control messages refused, by reason
+    _highest_seq: int = 0
     _seen: dict[str, list[Result]] = field(default_factory=dict)
     _outbox: list[tuple[str, bytes]] = field(default_factory=list)
 
@@ -52,9 +62,34 @@ class EmulatedGateway:
                              encode_state(gateway_id=self.gateway_id, online=True, version=self.version,
                                           since=time.time())))
 
-    def handle(self, payload: bytes) -> list[Result]:
+    def _open(self, payload: bytes) -> bytes | None:
+        """The command inside the fleet's envelope, or None (refused, counted)."""
+        if self.fleet_key is not None:
+            o = open_envelope(payload, gateway_id=self.gateway_id, keys=[self.fleet_key], now=time.time(),
+                              kind=CMD_SCHEMA)
+            if isinstance(o, ControlRejected):
+                self.refused[o.reason] = self.refused.get(o.reason, 0) + 1
+                return None
+            if o.seq <= self._highest_seq:
+                self.refused["replayed"] = self.refused.get("replayed", 0) + 1
+                return None
+            self._highest_seq = o.seq
+            return o.body
         try:
-            doc = json.loads(payload)
+            env = json.loads(payload)
+        except ValueError:
+            env = None
+        if not isinstance(env, dict) or env.get("schema") != "wt.signed/1" or not isinstance(env.get("body"), str):
+            self.refused["unsigned"] = self.refused.get("unsigned", 0) + 1
+            return None
+        return env["body"].encode()
+
+    def handle(self, payload: bytes) -> list[Result]:
+        body = self._open(payload)
+        if body is None:
+            return []
+        try:
+            doc = json.loads(body)
         except ValueError:
             return []
         if not isinstance(doc, dict) or doc.get("schema") != CMD_SCHEMA:

@@ -3,6 +3,8 @@
 Transports: :class:`InProcessTransport` (emulated gateways called directly — bench and
 unit tests) and :class:`MqttTransport` (real broker via fleet.mqtt). Both carry the same
 encoded wt.cmd/1 and wt.cmd-result/1 bytes, so the in-process path exercises the codec,
+every command signed by the fleet's control key (``signer``; default: the key named by
+``FLEET_CONTROL_KEY_FILE``, fleet/control),
 plus the gateways' wt.health/1 and wt.state/1: a unit succeeds only once it reports the
 release's version (``RolloutEngine.observe_version``), not on its ``committed`` alone.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
 
 from contracts.topics import Kind, all_gateways, parse_gateway
+from fleet.control import ControlSigner
 from fleet.upgrades._emulated import EmulatedGateway
 from fleet.upgrades._protocol import (Rejected, decode_result, decode_version_report, encode_result, encode_update,
                                       result_topic)
@@ -89,11 +92,12 @@ def run_rollout(engine: RolloutEngine, transport: Transport, *, release: SignedM
                 persist: Callable[[RolloutEngine], None] | None = None,
                 on_progress: Callable[[dict], None] | None = None,
                 poll_s: float = 0.05, drain_s: float = 5.0, stop_when_paused: bool = False,
-                monotonic: Callable[[], float] | None = None) -> RunStats:
-    """Loop: apply operator control, send due commands, feed reports, tick timeouts, persist."""
+                monotonic: Callable[[], float] | None = None, signer: ControlSigner | None = None) -> RunStats:
+    """Loop: apply operator control, send due commands (signed), feed reports, tick timeouts, persist."""
     import time
 
     mono = monotonic or time.monotonic
+    signer = signer if signer is not None else ControlSigner.from_env()     # before anything is sent
     stats = RunStats()
     engine.target_version = release.manifest.version
     finished_at: float | None = None
@@ -109,7 +113,7 @@ def run_rollout(engine: RolloutEngine, transport: Transport, *, release: SignedM
             else:
                 topic, payload = encode_update(engine.rollout_id, unit, release, artifact_url,
                                                artifact=inline_artifact, attempt=engine.units[unit].attempts)
-            transport.send(topic, payload)
+            transport.send(topic, signer.wrap(unit.gateway_id, payload))
             stats.sent += 1
         for topic, payload in transport.poll(poll_s):
             if parse_gateway(topic, Kind.CMD_RESULT) is None:
