@@ -20,7 +20,7 @@ from .errors import FleetError, IntegrityViolation
 # (group title, command modules). Module names are fleet.commands.<name>.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Getting started", ("auth", "db", "demo", "serve")),
-    ("Stock and logistics", ("stock", "item", "device", "kit", "catalog")),
+    ("Stock and logistics", ("stock", "item", "device", "provision", "kit", "catalog")),
     ("Installations", ("install", "privacy")),
     ("Configuration and upgrades", ("config", "release", "rollout")),
     ("Monitoring and statistics", ("offline", "monitor", "stats")),

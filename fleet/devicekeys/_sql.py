@@ -86,3 +86,11 @@ def sealed_key_layers(tx: Any, keyring: Any, gateway_id: str, device_ids: list[s
     sealed = svc.sealed_for(gateway_id, raw, sorted(active))
     sealed.update(svc.seal_legacy(gateway_id, raw, typed))
     return key_layers(sealed)
+
+
+def gateway_of(tx: Any, device_id: str) -> str | None:
+    """The gateway a device is installed with (active installation, else its last reports)."""
+    gw = tx.scalar("SELECT n.gateway_id FROM item i JOIN installation n ON n.id = i.installation_id "
+                   "WHERE i.hw_id = ? AND n.status IN ('commissioning', 'active') ORDER BY n.updated_at DESC LIMIT 1",
+                   (device_id,))
+    return gw or tx.scalar("SELECT gateway_id FROM device_status WHERE device_id = ?", (device_id,))

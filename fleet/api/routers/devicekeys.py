@@ -39,10 +39,9 @@ def _device(s: Services, device_id: str, permission: Permission) -> str | None:
 
 
 def _gateway_of(s: Services, device_id: str) -> str | None:
-    for gw in s.config_store.gateway_ids():
-        if device_id in s.config_store.devices_of(gw):
-            return gw
-    return None
+    from ...devicekeys._sql import gateway_of
+
+    return gateway_of(s.tx, device_id)
 
 
 @router.post("/devices/{device_id}/keys", status_code=201, openapi_extra=MUNICIPALITY,
