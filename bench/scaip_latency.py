@@ -8,15 +8,21 @@ The centre is SIPp on loopback (UDP) running the scenario of the demo
 
 1. Baseline, same run, same SIPp scenario and process: a bare minimal sender (one UDP
    socket, a hand-written MESSAGE with a SCAIP body of the same size, one at a time) —
-   send -> the 200 OK carrying snu 0.
+   send -> the 200 OK carrying snu 0. It runs in its own process *at the same time* as the
+   gateway's alarms (same count, same pace), so both see the same machine: on a shared
+   box the load of the moment dominates the tails, and a baseline taken a minute earlier
+   would compare two different machines.
 2. The gateway: the real forwarder, journal (every commit slowed by --fsync-ms, as a slow
    SD card) and writer, the real SIP user agent and SCAIP route (``[scaip] role =
    "primary"``) and a real MQTT route to a private Mosquitto. At once: --telemetry-rate
    events/s stream in (journal, then MQTT), a --backlog of telemetry replays over MQTT,
    and the SCAIP centre feed replays the backlog's follow-ups (a ``button_cancel`` every
-   100 rows) to the same centre in journal order. Latency per alarm = the centre's snu 0
-   as seen on the event loop minus the event's ``received_at`` (set just before
-   ``submit``) — what ``gateway status`` shows as ``centre_latency_ms``.
+   100 rows) to the same centre in journal order. Latency per alarm = the time the centre's
+   snu 0 reached the gateway's socket (kernel receive timestamp: like the MQTT bench's
+   PUBACK, taken where it arrives, not when a busy event loop gets to it) minus the
+   event's ``received_at`` (set just before ``submit``) — what ``gateway status`` shows as
+   ``centre_latency_ms``. Also printed: the same up to the moment the forwarder has
+   handled the answer on the loop (journal mark queued, device FEEDBACK sent).
 
 ``lost``: alarms without snu 0 at the end; ``duplicates_at_centre``: extra copies of the
 alarms' refs in SIPp's message trace (same ref re-sent). Target: p99 <= 3 x baseline p99,
@@ -72,6 +78,24 @@ def follow_up(i: int, t: float) -> Event:
     return Event(f"c0c0c0c0c0c0-{i:08x}", "c0c0c0c0c0c0", EventCode.BUTTON_CANCEL, t, t, role=Role.BUTTON, seq=i)
 
 
+class Tap:
+    """The route's listener in front of the forwarder: when each snu 0 was handled on the loop."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.handled: dict[str, float] = {}
+
+    def scaip_delivered(self, event: Event, reply: object, *, escalated: bool, at: float | None = None) -> None:
+        self.inner.scaip_delivered(event, reply, escalated=escalated, at=at)  # type: ignore[attr-defined]
+        self.handled[event.event_id] = time.time()
+
+    def scaip_escalate(self, event: Event, reason: str) -> None:
+        self.inner.scaip_escalate(event, reason)  # type: ignore[attr-defined]
+
+    def scaip_refused(self, event: Event, reply: object, reason: str) -> None:
+        self.inner.scaip_refused(event, reply, reason)  # type: ignore[attr-defined]
+
+
 def alarm(i: int, t: float) -> Event:
     return Event(f"a4c1380a1b2c-{i:08x}", "a4c1380a1b2c", EventCode.FALL_DETECTED, t, t, role=Role.FALL, seq=i)
 
@@ -104,8 +128,28 @@ def baseline_latency_ms(port: int, n: int, gap_s: float) -> list[float]:
     return out
 
 
+class BaselineProcess:
+    """:func:`baseline_latency_ms` in its own process, started on :meth:`go`."""
+
+    def __init__(self, port: int, n: int, gap_s: float) -> None:
+        import subprocess
+
+        self.p = subprocess.Popen([sys.executable, __file__, "--baseline-only", str(port), str(n), str(gap_s)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def go(self) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+
+    def result(self, timeout_s: float = 120.0) -> list[float]:
+        out, _ = self.p.communicate(timeout=timeout_s)
+        return json.loads(out.strip().splitlines()[-1])
+
+
 # ---- the gateway --------------------------------------------------------------------------
-async def run(a: argparse.Namespace, host: str, port: int, centre_port: int, journal: SqliteJournal) -> dict:
+async def run(a: argparse.Namespace, host: str, port: int, centre_port: int, journal: SqliteJournal,
+              baseline: BaselineProcess) -> dict:
     loop = asyncio.get_running_loop()
     clock = SystemClock()
     writer = JournalWriter(journal, dispatch=loop.call_soon_threadsafe).start()
@@ -116,10 +160,14 @@ async def run(a: argparse.Namespace, host: str, port: int, centre_port: int, jou
                                timers=Timers(t1=t1, t2=8 * t1, t4=10 * t1)))
     settings = ScaipSettings(cid=CID, heartbeat_interval_s=defaults.heartbeat_interval_s,
                              reply_timeout_s=defaults.reply_timeout_s, escalate_after_s=defaults.escalate_after_s)
+    taps: list[Tap] = []
+
+    def make_route(listener: object) -> ScaipRoute:
+        taps.append(Tap(listener))
+        return ScaipRoute(ua, settings, listener=taps[0], clock=clock)  # type: ignore[arg-type]
+
     fwd = Forwarder(gateway_id=GW, journal=writer, primary=link, clock=clock, ack_timeout_s=30,
-                    last_alarms=a.alarms + 50, tick_s=0.05,
-                    centre=lambda listener: ScaipRoute(ua, settings, listener=listener, clock=clock),
-                    centre_first=True)
+                    last_alarms=a.alarms + 50, tick_s=0.05, centre=make_route, centre_first=True)
     route = fwd.centre
     assert isinstance(route, ScaipRoute)
     link.start()
@@ -144,6 +192,7 @@ async def run(a: argparse.Namespace, host: str, port: int, centre_port: int, jou
     tasks.append(loop.create_task(feed_telemetry()))
     await asyncio.sleep(0.5)                   # telemetry flowing, both replays under way
     backlog_start = fwd.status().backlog
+    baseline.go()                              # the bare sender starts now, alongside the alarms
     rng = random.Random(7)
     for k in range(1, a.alarms + 1):
         await asyncio.sleep(a.alarm_interval_ms / 1000.0 * rng.uniform(0.5, 1.5))
@@ -167,7 +216,8 @@ async def run(a: argparse.Namespace, host: str, port: int, centre_port: int, jou
     await route.async_close()
     await link.async_stop()
     writer.stop()
-    return {"latencies": [r.centre_latency_ms for r in recs if r.centre_latency_ms is not None],
+    handled = [(taps[0].handled[r.event_id] - r.received_at) * 1000.0 for r in recs if r.event_id in taps[0].handled]
+    return {"latencies": [r.centre_latency_ms for r in recs if r.centre_latency_ms is not None], "handled": handled,
             "acked": sum(1 for r in recs if r.centre_latency_ms is not None), "backlog_start": backlog_start,
             "backlog_end": backlog_end, "telemetry_fed": fed.get("telemetry", 0), "route": st, "feed": feed,
             "escalations": fwd.stats["escalations"], "ids": ids,
@@ -194,9 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     centre = SippCentre("centre_ok.xml", work / "sipp", calls=0, timeout_s=0, scenario_text=CENTRE_OK).start()
     broker = start_broker()
     events_rx = ReceiverProcess(broker.host, broker.port, all_gateways(Kind.EVENT))
+    baseline = BaselineProcess(centre.port, a.alarms, a.alarm_interval_ms / 1000.0)
     try:
-        base = baseline_latency_ms(centre.port, a.alarms, a.alarm_interval_ms / 1000.0)
-        print(f"baseline bare sender MESSAGE -> 200 OK (snu 0) ms: {summary(base)}")
         with tempfile.TemporaryDirectory() as d:
             armed = {"on": False}
 
@@ -215,15 +264,18 @@ def main(argv: list[str] | None = None) -> int:
             armed["on"] = True
             print(f"backlog {a.backlog} events ({a.backlog // 100} follow-ups for the centre) in the journal; "
                   f"journal commits now take +{a.fsync_ms} ms")
-            r = asyncio.run(run(a, broker.host, broker.port, centre.port, journal))
+            r = asyncio.run(run(a, broker.host, broker.port, centre.port, journal, baseline))
             journal.close()
+        base = baseline.result()
+        print(f"baseline bare sender MESSAGE -> 200 OK (snu 0), same time, own process, ms: {summary(base)}")
         lat = r["latencies"]
         lost = a.alarms - r["acked"]
         counts = collections.Counter(centre.refs())
         alarm_refs = {ref_for(i) for i in r["ids"]}
         duplicates = sum(n - 1 for ref, n in counts.items() if ref in alarm_refs and n > 1)
         st, feed = r["route"], r["feed"]
-        print(f"gateway alarm ingress -> centre snu 0 ms: {summary(lat)}")
+        print(f"gateway alarm ingress -> centre snu 0 at the socket ms: {summary(lat)}")
+        print(f"  ... -> snu 0 handled on the event loop ms: {summary(r['handled'])}")
         print(f"during the alarms: MQTT backlog {r['backlog_start']} -> {r['backlog_end']} ({r['replayed']} replayed "
               f"at the forwarder's cap, {r['live']} live), {r['telemetry_fed']} telemetry events fed at "
               f"{a.telemetry_rate:.0f}/s; centre feed {feed}; "
@@ -245,5 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         centre.stop()
 
 
+def _baseline_main(port: str, n: str, gap_s: str) -> None:
+    sys.stdin.readline()                       # wait for "go"
+    print(json.dumps(baseline_latency_ms(int(port), int(n), float(gap_s))), flush=True)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--baseline-only":
+        _baseline_main(*sys.argv[2:])
+        sys.exit(0)
     sys.exit(main())

@@ -512,8 +512,10 @@ class Forwarder:
             self._on_platform_ack(ack.event_id, ack.status, event)
 
     # ---- the SCAIP centre (ScaipListener) -------------------------------------------------
-    def scaip_delivered(self, event: Event, reply: ScaipReply | None, *, escalated: bool) -> None:
-        """``snu`` 0: an alarm is acknowledged as by the platform's ``received``; a follow-up is done."""
+    def scaip_delivered(self, event: Event, reply: ScaipReply | None, *, escalated: bool,
+                        at: float | None = None) -> None:
+        """``snu`` 0: an alarm is acknowledged as by the platform's ``received``; a follow-up is
+        done. ``at``: when the answer reached the gateway's socket (latency, like a PUBACK's)."""
         if not event.is_alarm:
             self.stats["centre_followups_delivered"] += 1
             if self._feed is not None:
@@ -533,7 +535,8 @@ class Forwarder:
             a.deadline = None
             rec = a.record
             rec.ack, rec.snu = AckStatus.RECEIVED.value, 0
-            rec.centre_latency_ms = round((self._clock.time() - event.received_at) * 1000.0, 3)
+            rec.centre_latency_ms = round(((at if at is not None else self._clock.time()) - event.received_at)
+                                          * 1000.0, 3)
             if rec.latency_ms is None:
                 rec.latency_ms = rec.centre_latency_ms
             if a.escalations:

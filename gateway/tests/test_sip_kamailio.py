@@ -138,7 +138,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple] = []
 
-    def scaip_delivered(self, event, reply, *, escalated):
+    def scaip_delivered(self, event, reply, *, escalated, at=None):
         self.seen.append(("delivered", reply.snu if reply else None, escalated))
 
     def scaip_escalate(self, event, reason):

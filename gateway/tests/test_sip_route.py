@@ -45,7 +45,7 @@ class Recorder:
         if self.fail:
             raise RuntimeError("listener bug")
 
-    def scaip_delivered(self, event, reply, *, escalated):
+    def scaip_delivered(self, event, reply, *, escalated, at=None):
         self._add(("delivered", event.event_id, escalated))
 
     def scaip_escalate(self, event, reason):

@@ -46,7 +46,7 @@ class Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple] = []
 
-    def scaip_delivered(self, event, reply, *, escalated):
+    def scaip_delivered(self, event, reply, *, escalated, at=None):
         self.seen.append(("delivered", event.event_id, reply, escalated))
 
     def scaip_escalate(self, event, reason):

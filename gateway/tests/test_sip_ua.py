@@ -481,3 +481,30 @@ def test_send_message_now_reports_timeouts_error_statuses_and_learns_a_challenge
     assert r1 is None and isinstance(e1, SipStatusError) and e1.status == 503
     assert e2 is None and r2.status == 401 and ua.auth_state and ua.auth_state[0]["realm"] == "arc"
     assert r3 is None and isinstance(e3, SipTimeout)
+
+
+def test_udp_receive_timestamp_tells_how_long_a_datagram_waited_for_a_busy_loop():
+    """The kernel's receive timestamp (Linux SO_TIMESTAMPING): the route takes the centre's
+    answer time where it arrived, not when a busy event loop got to it."""
+    import socket
+    import sys
+
+    from gateway.adapters.sip._transport import UdpEndpoint
+
+    async def go():
+        got: list = []
+        ep = UdpEndpoint(lambda data, addr: got.append((data, ep.rx_wait_s)))
+        addr = ep.open("127.0.0.1", 0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"x", addr)
+            time.sleep(0.08)                       # the loop is busy elsewhere
+            await asyncio.sleep(0.02)
+        ep.close()
+        return got
+
+    got = run(go())
+    assert got[0][0] == b"x"
+    if sys.platform.startswith("linux"):
+        assert 0.07 <= got[0][1] < 1.0
+    else:
+        assert got[0][1] == 0.0

@@ -102,6 +102,7 @@ class ScaipRoute:
         self._running = False
         self.last_send_ok: bool | None = None
         self.last_snu: int | None = None          # the centre's latest status number for a report
+        self._rx_at: float | None = None          # when the datagram being handled reached our socket
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -156,7 +157,7 @@ class ScaipRoute:
                 self._send(a.ref, a.attempt, a.body)
             elif a.do is Do.DELIVERED:
                 self._forget(a.ref)
-                self._tell("scaip_delivered", a.event, a.reply, escalated=a.escalated)
+                self._tell("scaip_delivered", a.event, a.reply, escalated=a.escalated, at=self._rx_at)
             elif a.do is Do.ESCALATE:
                 log.warning("scaip: escalating %s %s (%s)", a.event.code.type_name, a.event.event_id, a.reason)
                 self._tell("scaip_escalate", a.event, a.reason)
@@ -191,6 +192,17 @@ class ScaipRoute:
         self._spawn(self._attempt(ref, attempt, body))
 
     def _final(self, ref: str, attempt: int, body: bytes, resp: SipResponse | None, err: SipError | None) -> None:
+        if resp is not None:                      # called from the receive path: when it arrived
+            self._rx_at = self.clock.time() - self.ua.rx_wait_s
+            try:
+                self._final_now(ref, attempt, body, resp, err)
+            finally:
+                self._rx_at = None
+        else:
+            self._final_now(ref, attempt, body, resp, err)
+
+    def _final_now(self, ref: str, attempt: int, body: bytes, resp: SipResponse | None,
+                   err: SipError | None) -> None:
         if err is not None:
             self._attempt_failed(ref, attempt, err)
         elif resp is not None and resp.status in (401, 407):
@@ -256,7 +268,11 @@ class ScaipRoute:
             self._count_rejection(reply, f"MESSAGE from {peer[0]}:{peer[1]}")
             return 400
         self.counters["replies_by_message"] += 1
-        self._on_reply(reply)
+        self._rx_at = self.clock.time() - self.ua.rx_wait_s
+        try:
+            self._on_reply(reply)
+        finally:
+            self._rx_at = None
         return 200
 
     def _on_reply(self, reply: ScaipReply) -> None:

@@ -208,6 +208,12 @@ class SipUserAgent:
         self._on_request = handler
 
     @property
+    def rx_wait_s(self) -> float:
+        """How long the datagram being handled now waited in the socket before the loop read
+        it (kernel receive timestamp; 0.0 over TCP/TLS or without one)."""
+        return self._udp.rx_wait_s if self._udp is not None else 0.0
+
+    @property
     def local_address(self) -> tuple[str, int]:
         """Where the centre's requests reach us (UDP socket or TCP listener)."""
         return self._local
@@ -219,12 +225,9 @@ class SipUserAgent:
         host, port = self.config.local_host, self.config.local_port
         try:
             if self.transport is Transport.UDP:
-                family = socket.AF_INET6 if ":" in host else socket.AF_INET
-                _, proto = await loop.create_datagram_endpoint(lambda: UdpEndpoint(self._on_datagram),
-                                                               local_addr=(host, port), family=family)
-                self._udp = proto
-                assert proto.transport is not None
-                self._local = proto.transport.get_extra_info("sockname")[:2]
+                udp = UdpEndpoint(self._on_datagram)
+                self._local = udp.open(host, port)[:2]
+                self._udp = udp
             elif self.transport is Transport.TCP and self.config.listen:
                 self._listener = await loop.create_server(lambda: self._new_conn("tcp", inbound=True), host, port)
                 self._local = self._listener.sockets[0].getsockname()[:2]

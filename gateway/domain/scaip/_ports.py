@@ -14,9 +14,11 @@ class ScaipListener(Protocol):
     """What the SCAIP route reports about each event. Called on the event loop, never
     blocking, never from inside :meth:`CentreRoute.submit`."""
 
-    def scaip_delivered(self, event: Event, reply: ScaipReply | None, *, escalated: bool) -> None:
+    def scaip_delivered(self, event: Event, reply: ScaipReply | None, *, escalated: bool,
+                        at: float | None = None) -> None:
         """The centre answered ``snu`` 0: mark the event acknowledged in the journal; if it
-        had been escalated, stop the local signal."""
+        had been escalated, stop the local signal. ``at``: when the answer reached the
+        gateway (wall clock; None = now)."""
 
     def scaip_escalate(self, event: Event, reason: str) -> None:
         """An alarm has no ``snu`` 0 in time (or the centre answered 5, not treated): send it
