@@ -22,7 +22,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Getting started", ("auth", "db", "demo", "serve")),
     ("Stock and logistics", ("stock", "item", "device", "provision", "kit", "catalog")),
     ("Installations", ("install", "privacy")),
-    ("Configuration and upgrades", ("config", "release", "rollout")),
+    ("Configuration and upgrades", ("config", "release", "rollout", "control_key")),
     ("Monitoring and statistics", ("offline", "monitor", "stats")),
     ("Access and audit", ("user", "audit")),
 )

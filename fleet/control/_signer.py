@@ -25,12 +25,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from contracts.control import (CMD_TTL_S, CONFIG_TTL_S, ControlKeyError, generate_key, key_id, load_private_file,
                                next_seq, public_pem, seal, seal_cmd, seal_config)
 from contracts.payloads import CMD_SCHEMA, CONFIG_SCHEMA
+from fleet.errors import FleetError
 
 ENV_KEY_FILE = "FLEET_CONTROL_KEY_FILE"
 
 
-class ControlKeyMissing(ControlKeyError):
+class ControlKeyMissing(FleetError, ControlKeyError):
     """No usable control key: the message says how to provide one."""
+
+    code = "control_key"
+    exit_code = 2
 
 
 class SeqSource(Protocol):

@@ -74,6 +74,7 @@ def _doc(**equal):
 # `stock reorder` exits 1 by design when rows are below their reorder point (docs/fleet.md), and
 # the demo set has such rows; every other read succeeds with real content.
 READS = [
+    (["control-key", "show"], 0, lambda d: len(d["key_id"]) == 16 and "BEGIN PUBLIC KEY" in d["public_pem"]),
     (["stock", "levels"], 0, _rows("in_stock")),
     (["stock", "reorder"], 1, _rows("location", warning="REORDER")),
     (["item", "list", "--state", "in_stock"], 0, _rows("serial", state="in_stock")),
