@@ -118,8 +118,9 @@ def gateway_python(code: str, timeout: float = 60) -> subprocess.CompletedProces
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
-def gateway_request(gateway_id: str) -> tuple[Any, dict[str, str]]:
-    """What `gateway enrol` makes on a gateway: (X25519 private key, the redeem body without the code)."""
+def gateway_request(gateway_id: str) -> tuple[Any, dict[str, str], bytes]:
+    """What `gateway enrol` makes on a gateway: (X25519 private key, the redeem body without the code,
+    the TLS private key as PEM)."""
     import base64
 
     from cryptography import x509
@@ -134,14 +135,18 @@ def gateway_request(gateway_id: str) -> tuple[Any, dict[str, str]]:
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, gateway_id)])).sign(tls, hashes.SHA256()))
     raw = xk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return xk, {"gateway_id": gateway_id, "x25519_public": base64.b64encode(raw).decode(),
-                "csr_pem": csr.public_bytes(serialization.Encoding.PEM).decode()}
+                "csr_pem": csr.public_bytes(serialization.Encoding.PEM).decode()}, \
+        tls.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
-def enrol_in_process(api, headers: dict[str, str], gateway_id: str) -> Any:  # noqa: ANN001 - a TestClient
-    """Enrol ``gateway_id`` through the API (code, then redeem); returns the gateway's X25519 private key."""
+def enrol_in_process(api, headers: dict[str, str], gateway_id: str, answer: dict | None = None) -> Any:  # noqa: ANN001
+    """Enrol ``gateway_id`` through the API (code, then redeem); returns the gateway's X25519 private key
+    (``answer``, if given, receives the fleet's answer and the TLS key under ``tls_key_pem``)."""
     r = api.post(f"/api/v1/gateways/{gateway_id}/enrolment-codes", headers=headers, json={})
     assert r.status_code == 201, r.text
-    xk, body = gateway_request(gateway_id)
+    xk, body, tls_key = gateway_request(gateway_id)
     r = api.post("/api/v1/enrolment/redeem", json={**body, "code": r.json()["code"]})
     assert r.status_code == 200, r.text
+    if answer is not None:
+        answer.update(r.json(), tls_key_pem=tls_key)
     return xk
