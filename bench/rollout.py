@@ -58,7 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     url = "https://fleet.example/artifacts/gateway-0.2.0.whl"
     ids = [f"gw-{i:012x}" for i in range(a.gateways)]
     bad = set(random.Random(a.seed + 1).sample(ids, int(round(a.fail_rate * len(ids)))))
-    gws = {g: EmulatedGateway(g, [pub], {url: artifact}.__getitem__, fail_phase="install" if g in bad else None)
+    from contracts.control import generate_key as control_keypair, load_private as control_private
+    from contracts.control import load_public as control_public
+    from fleet.control import ControlSigner
+
+    c_priv, c_pub = control_keypair()            # the fleet's control key: every command is signed and verified
+    signer = ControlSigner(control_private(c_priv))
+    gws = {g: EmulatedGateway(g, [pub], {url: artifact}.__getitem__, fail_phase="install" if g in bad else None,
+                              fleet_key=control_public(c_pub))
            for g in ids}
     plan = RolloutPlan(waves=tuple(float(x) for x in a.waves.split(",")), error_threshold=a.error_threshold,
                        success_threshold=a.success_threshold, max_in_flight=a.max_in_flight)
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             transport = InProcessTransport(gws)
         t0 = time.perf_counter()
         engine.control(RolloutEvent.START)
-        stats = run_rollout(engine, transport, release=signed, artifact_url=url, on_progress=progress)
+        stats = run_rollout(engine, transport, release=signed, artifact_url=url, on_progress=progress, signer=signer)
         duration = time.perf_counter() - t0
     finally:
         for c in (fleet, emu):

@@ -26,6 +26,25 @@ def device(name: str, role: str | None = None, **kw: Any) -> DeviceSpec:
     return DeviceSpec(name=name, role=role or name.rsplit("-", 1)[0], device_id=IDS[name], key=KEYS[name], **kw)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fleet_control_key(tmp_path_factory):
+    """The fleet's control key for the session (``FLEET_CONTROL_KEY_FILE``): every command and push
+    a bench sends is signed with it, and each bench's gateway trusts it (hil_tests/control.py)."""
+    import os
+
+    from gateway.testing.control import FleetKey
+
+    if os.environ.get("FLEET_CONTROL_KEY_FILE"):
+        yield os.environ["FLEET_CONTROL_KEY_FILE"]
+        return
+    key = FleetKey.create(tmp_path_factory.mktemp("control"))
+    os.environ["FLEET_CONTROL_KEY_FILE"] = str(key.private_path)
+    try:
+        yield str(key.private_path)
+    finally:
+        os.environ.pop("FLEET_CONTROL_KEY_FILE", None)
+
+
 @pytest.fixture
 def emulated_bench(hil_bench, tmp_path: Path) -> Callable[..., EmulatedBench]:
     """``emulated_bench(devices, gateway={...overrides}, platform_accept=False)`` → a started bench.

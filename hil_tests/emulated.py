@@ -29,6 +29,7 @@ from typing import Any, Callable
 from gateway.domain.ports import Clock
 from gateway.testing.broker import free_port
 from gateway.testing.waiting import wait_until
+from hil_tests.control import trust as control_trust
 from hil_tests.faults import FaultPolicy, SerialFaultProxy, TcpFaultProxy
 from hil_tests.platform import Arrival, PlatformStub
 
@@ -425,6 +426,7 @@ class EmulatedBench:
             "status": {"host": "127.0.0.1", "port": free_port()},
             "supervision": {"tick_s": 0.2, "silent_after_s": 120, "uplink_lost_after_s": 2},
             "devices": {s.device_id: {"role": s.role, "key": s.key, **s.gateway} for s in self.specs},
+            "trust": control_trust(self.workdir),      # the fleet's control key: commands are signed
         }
         return deep_merge(base, self.gateway_overrides)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from hil_tests.bench import BenchDevice
+from hil_tests.control import trust as control_trust
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -259,6 +260,7 @@ class RealBench:
             "status": {"host": "127.0.0.1", "port": status_port},
             "supervision": {"tick_s": 0.2},
             "devices": devs,
+            "trust": control_trust(data_dir.parent),      # the fleet's control key: commands are signed
         }
 
     def power_cut(self, name: str) -> None:

@@ -21,6 +21,7 @@ import time
 import pytest
 
 from fleet.clock import SystemClock
+from fleet.control import ControlSigner
 from fleet.mqtt import MqttClient
 from fleet.upgrades import (MqttTransport, RolloutEngine, RolloutEvent, RolloutPlan, RolloutState, Unit, UnitState,
                             run_rollout)
@@ -42,6 +43,7 @@ def rollout(rig: ServiceRig, broker_port: int, rollout_id: str, version: str, bl
 
         stats = run_rollout(eng, MqttTransport(client), release=rig.signed(version, blob),
                             artifact_url="fleet://release", inline_artifact=blob,
+                            signer=ControlSigner.from_file(rig.fleet.private_path),   # the key the rig's gateway trusts
                             control=lambda: None if time.monotonic() - t0 < timeout_s + 30 else RolloutEvent.ABORT)
     finally:
         client.close()

@@ -64,6 +64,9 @@ class FleetSide:
 
         self.results: list[tuple[float, dict[str, Any], Any]] = []   # (wall, raw result, UnitReport)
         self._cv = threading.Condition()
+        from hil_tests.control import signer
+
+        self.signer = signer()
         self.mqtt = MqttClient("127.0.0.1", port, client_id="hil-fleet").connect()
         self.mqtt.subscribe(result_topic(GATEWAY_ID), self._on_result)
 
@@ -81,7 +84,7 @@ class FleetSide:
         unit = Unit(GATEWAY_ID, device_id)
         topic, cmd = encode_update(deployment, unit, signed, f"fleet://release/{signed.manifest.target.value}@"
                                    f"{signed.manifest.version}", artifact=artifact)
-        self.mqtt.publish(topic, cmd, qos=1)
+        self.mqtt.publish(topic, self.signer.wrap(GATEWAY_ID, cmd), qos=1)      # signed, as the fleet sends it
         return cmd_id(deployment, unit, "update")
 
     def of(self, cid: str) -> list[dict[str, Any]]:
