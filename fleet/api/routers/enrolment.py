@@ -35,7 +35,16 @@ def _settings(state: AppState) -> EnrolmentSettings:
     if not path:
         raise ServiceUnavailable("this fleet service is not set up for gateway enrolment; start it with "
                                  "FLEET_ENROLMENT=<settings file> (broker, gateway CA: docs/fleet-service.md)")
-    return EnrolmentSettings.load(path)
+    st = EnrolmentSettings.load(path)
+    if not st.control_key:        # the fleet's own control key (fleet/control): its public half is the anchor
+        import dataclasses
+        import os
+
+        from ...control import ENV_KEY_FILE
+
+        if os.environ.get(ENV_KEY_FILE):
+            st = dataclasses.replace(st, control_key=os.environ[ENV_KEY_FILE])
+    return st
 
 
 def _service(s: Services) -> EnrolmentService:
