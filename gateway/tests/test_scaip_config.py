@@ -37,7 +37,8 @@ def test_a_full_section_loads_and_the_password_is_never_printed():
 
 
 def test_password_from_the_environment_is_redacted_too():
-    cfg = load_config(None, env={"WT_GW__SCAIP__PASSWORD": SECRET}, overrides={"scaip": {k: v for k, v in GOOD.items() if k != "password"}})
+    no_password = {k: v for k, v in GOOD.items() if k != "password"}
+    cfg = load_config(None, env={"WT_GW__SCAIP__PASSWORD": SECRET}, overrides={"scaip": no_password})
     assert cfg.scaip.password == SECRET and SECRET not in to_toml(cfg)
 
 

@@ -10,10 +10,8 @@ import time
 import pytest
 
 from gateway.adapters.sip import (
-    Headers,
     SipAccount,
     SipAuthError,
-    SipRejection,
     SipRequest,
     SipResponse,
     SipStatusError,

@@ -21,8 +21,6 @@ from typing import Any, Mapping
 
 from gateway.domain.scaip._codes import MediaReply, Snu
 from gateway.domain.scaip._flatxml import (
-    MAX_ELEMENTS,
-    MAX_TEXT_CHARS,
     Reject,
     ScaipRejection,
     ScaipRejectReason,
