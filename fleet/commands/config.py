@@ -39,6 +39,13 @@ def register(sub) -> None:
     x = add_json(add_broker(s.add_parser("push", help="version and publish the desired config (retained) to gateways")))
     x.add_argument("gateways", nargs="*")
     x.add_argument("--all", action="store_true", help="every gateway known to config")
+    x.add_argument("--group", help="every gateway of this config group")
+    x.add_argument("--wave-size", type=int, help="push in waves of this many gateways; the next wave starts when "
+                                                 "this one applied it (docs/fleet-config.md \"Group pushes\")")
+    x.add_argument("--error-threshold", type=float, default=0.0,
+                   help="with --wave-size: halt when more than this fraction of a wave rejected or rolled back "
+                        "the push (default 0: the first failure halts)")
+    x.add_argument("--timeout", type=float, default=300.0, help="with --wave-size: seconds a gateway has to report")
     x.set_defaults(func=cmd_push)
 
     x = add_json(s.add_parser("status", help="desired vs applied version per gateway (drift)"))
@@ -105,15 +112,19 @@ def cmd_assign(args: argparse.Namespace, cfg) -> int:
 def cmd_push(args: argparse.Namespace, cfg) -> int:
     from ..errors import ValidationError
 
-    if not args.gateways and not args.all:
-        raise ValidationError("name gateways to push to, or --all")
+    if not args.gateways and not args.all and not args.group:
+        raise ValidationError("name gateways to push to, or --group GROUP, or --all")
     # The service versions, publishes and audits each push through its broker: on one machine
     # the --broker options below; a server uses its own (FLEET_MQTT on the server).
     broker = None if cfg.server else broker_settings(args)
     with api(cfg, mqtt=broker) as c:
-        gws = [r["gateway"] for r in c.config.status()] if args.all else list(args.gateways)
+        rows = c.config.status() if args.all or args.group else []
+        gws = ([r["gateway"] for r in rows if not args.group or r.get("group") == args.group] if rows
+               else list(args.gateways))
         if not gws:
             raise ValidationError("no gateways known to config; assign one first (fleet config assign)")
+        if args.wave_size:
+            return _push_waves(args, cfg, c, gws)
         bar = Progress(len(gws), "push", enabled=cfg.progress)
         results, failed = [], 0
         try:
@@ -130,6 +141,24 @@ def cmd_push(args: argparse.Namespace, cfg) -> int:
             bar.close()
     emit(cfg, results, columns=["gateway", "version", "hash", "error"])
     return 2 if failed else 0
+
+
+def _push_waves(args: argparse.Namespace, cfg, c, gws: list[str]) -> int:
+    """The push in waves with a halt threshold (fleet/config/_waves.py); exit 1 if it halted."""
+    from ..clock import SystemClock
+    from ..config._waves import push_in_waves
+
+    def reports():
+        return {r["gateway"]: (r.get("applied_version"), r.get("applied_status"), r.get("error"))
+                for r in c.config.status()}
+    out = push_in_waves(gws, push=lambda gw: int(c.config.push(gw)["version"]), reports=reports,
+                        clock=SystemClock(), wave_size=args.wave_size, error_threshold=args.error_threshold,
+                        timeout_s=args.timeout)
+    emit(cfg, out.rows(), columns=["gateway", "wave", "state", "version", "error"])
+    if out.halted:
+        print(f"fleet: push halted: {out.engine.halt_reason}; later waves were not pushed", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_status(args: argparse.Namespace, cfg) -> int:

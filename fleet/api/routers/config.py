@@ -217,7 +217,7 @@ def config_status(ctx: Ctx = need(Permission.CONFIG_READ), page: PageParams = De
             m = s.config_store.municipality_of(gw)
             if not visible(actor, Permission.CONFIG_READ, m, unowned=actor.municipalities is None):
                 continue
-            st = {**s.config.status(gw).as_dict(), "municipality": m}
+            st = {**s.config.status(gw).as_dict(), "municipality": m, "group": s.config_store.group_of(gw)}
             if drift_only and st["drift"] == "in_sync":
                 continue
             rows.append(st)
