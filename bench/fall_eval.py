@@ -46,26 +46,26 @@ if sys.implementation.name == "micropython":
             if not parts or parts[0] != b"T":
                 continue
             idx, n, rate, placement, cancel_ms = [int(p) for p in parts[1:6]]
-            cfgs = []  # one detector per variant: "imp:ang:still:ff:impulse,..." (-1 = default, "-" all)
-            for spec in parts[6].split(b","):
-                kw = {}
-                if spec != b"-":
-                    for key, v in zip(("impact_mg", "angle_deg", "still_mg", "freefall_mg", "impulse_mgs"),
-                                      spec.split(b":")):
-                        if int(v) >= 0:
-                            kw[key] = int(v)
-                cfgs.append(kw)
-            if first:  # heap of one detector: module code, then its state
-                first = False
+            if first:  # heap of one detector (the placement's defaults): module code, then its state,
+                first = False   # measured before the variants are parsed (no garbage of theirs around)
                 d = [None] * 4
                 gc.collect()
                 h2 = gc.mem_alloc()
                 for k in range(4):
-                    d[k] = FallDetector(rate_hz=rate, placement=placement, **cfgs[0])
+                    d[k] = FallDetector(rate_hz=rate, placement=placement)
                 gc.collect()
                 h3 = gc.mem_alloc()
                 d = None
                 out.write("H %d %d %d\n" % (h1 - h0, (h3 - h2) // 4, h1b - h1))
+            cfgs = []  # one detector per variant: "imp:ang:still:ff:impulse:arm,..." (-1 = default, "-" all)
+            for spec in parts[6].split(b","):
+                kw = {}
+                if spec != b"-":
+                    for key, v in zip(("impact_mg", "angle_deg", "still_mg", "freefall_mg", "impulse_mgs",
+                                       "arm_deg"), spec.split(b":")):
+                        if int(v) >= 0:
+                            kw[key] = int(v)
+                cfgs.append(kw)
             dets = [(FallDetector(rate_hz=rate, placement=placement, **kw), FallAlert(cancel_ms=cancel_ms),
                      [0, 0, 0, 0]) for kw in cfgs]   # alarms, peak, confidence, us
             data = None
@@ -115,6 +115,7 @@ if sys.implementation.name == "micropython":
 # ---- CPython driver -------------------------------------------------------------------
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import struct  # noqa: E402
@@ -142,16 +143,18 @@ PLACEMENT_DEFAULTS = ((3000, 45, 300), (2000, 60, 300), (2000, 60, 300))
 # Same-run baseline: the classic single impact threshold (|a| >= 2 g), no posture,
 # stillness or free-fall rule (angle 0 deg and 2 g allowed movement make those always
 # true), with the waist timing whatever the placement:
-# (impact, angle, still, freefall, impulse, placement)
-BASELINE = (2000, 0, 2000, 0, 0, 2)
-# LOSO grids: per placement the two thresholds that matter most, around their physical
-# defaults (variants: impact, angle, still, freefall, impulse, placement; -1 = the default)
+# (impact, angle, still, freefall, impulse, arm, placement)
+BASELINE = (2000, 0, 2000, 0, 0, 0, 2)
+# LOSO grids: per placement the thresholds that matter most, around their physical
+# defaults (variants: impact, angle, still, freefall, impulse, arm, placement; -1 = the
+# default). The wrist grid includes its forearm rule, "off" (0) among the choices.
 GRID_IMPACT = (1500, 1750, 2000, 2250, 2500, 3000)
 GRID_ANGLE = (40, 50, 60, 70)
 LOSO_GRID = {
-    0: [(i, -1, -1, -1, imp, -1) for i in (2500, 3000, 3500, 4000, 4500) for imp in (100, 150, 200, 250)],
-    1: [(i, -1, -1, ff, -1, -1) for i in (1500, 1800, 2000, 2200, 2500) for ff in (400, 500, 600, 700, 800)],
-    2: [(i, a, -1, -1, -1, -1) for i in GRID_IMPACT for a in GRID_ANGLE],
+    0: [(i, -1, -1, -1, imp, arm, -1) for i in (2500, 3000, 3500, 4000) for imp in (100, 150, 200, 250)
+        for arm in (0, 45, 60, 75)],
+    1: [(i, -1, -1, ff, -1, -1, -1) for i in (1500, 1800, 2000, 2200, 2500) for ff in (400, 500, 600, 700, 800)],
+    2: [(i, a, -1, -1, -1, -1, -1) for i in GRID_IMPACT for a in GRID_ANGLE],
 }
 
 
@@ -401,8 +404,16 @@ def resample(tr: Trial, rate: int, noise_g: float = 0.0, rot=None, seed: int = 0
     return res
 
 
-def random_rotation(seed: int):
+def random_rotation(seed: int, forearm: bool = False):
+    """A random mounting: any orientation, or with ``forearm`` (a wristband) the band turned
+    round the wrist by a random angle (about the sensor's x axis, the forearm) and worn on
+    either wrist (x reversed: a half turn about z) -- the freedom a wristband has."""
     rng = random.Random(seed)
+    if forearm:
+        a = rng.uniform(0.0, 2 * math.pi)
+        c, s = math.cos(a), math.sin(a)
+        f = -1.0 if rng.random() < 0.5 else 1.0
+        return [[f, 0.0, 0.0], [0.0, f * c, -f * s], [0.0, s, c]]
     q = [rng.gauss(0, 1) for _ in range(4)]
     n = sum(c * c for c in q) ** 0.5
     w, x, y, z = (c / n for c in q)
@@ -411,15 +422,15 @@ def random_rotation(seed: int):
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
 
 
-_KNOBS = ("impact_mg", "angle_deg", "still_mg", "freefall_mg", "impulse_mgs")
+_KNOBS = ("impact_mg", "angle_deg", "still_mg", "freefall_mg", "impulse_mgs", "arm_deg")
 
 
 def _variant_kwargs(v) -> tuple[dict, int | None]:
-    """Variant (impact, angle, still, freefall, impulse, placement; -1 = default) -> detector kwargs."""
+    """Variant (impact, angle, still, freefall, impulse, arm, placement; -1 = default) -> detector kwargs."""
     if v is None:
         return {}, None
     kw = {k: x for k, x in zip(_KNOBS, v) if x >= 0}
-    pl = v[5] if len(v) > 5 and v[5] >= 0 else None
+    pl = v[6] if len(v) > 6 and v[6] >= 0 else None
     return kw, pl
 
 
@@ -484,7 +495,7 @@ def _mpy_run(jobs, rate, placement, cancel_ms, variants, micropython, heap):
     def feed():
         try:
             for pl in order:
-                spec = ",".join(_spec(None if variants[vi] is None else variants[vi][:5]) for vi in groups[pl])
+                spec = ",".join(_spec(None if variants[vi] is None else variants[vi][:6]) for vi in groups[pl])
                 for idx, samples in jobs:
                     proc.stdin.write(f"T {idx} {len(samples)} {rate} {pl} {cancel_ms} {spec}\n".encode())
                     proc.stdin.write(b"".join(struct.pack("<hhh", *s) for s in samples))
@@ -539,22 +550,33 @@ def metrics(trials, hits):
     }
 
 
-def _score(trials, hits, idxs):
+# the issue's targets on held-out subjects (--loso-select targets)
+TARGETS = (0.90, 0.95, 2.0)   # sensitivity >=, specificity >=, false alarms per hour <=
+
+
+def _score(trials, hits, idxs, select="youden"):
     f = [i for i in idxs if trials[i].is_fall]
     a = [i for i in idxs if not trials[i].is_fall]
     sens = sum(1 for i in f if hits[i]) / len(f) if f else 1.0
     spec = 1 - sum(1 for i in a if hits[i]) / len(a) if a else 1.0
+    alarms = sum(hits[i] for i in a)
     # ties (same sensitivity + specificity) go to the variant raising fewer alarms in ADLs
-    return sens + spec - 1e-6 * sum(hits[i] for i in a)
+    score = sens + spec - 1e-6 * alarms
+    if select == "targets":   # first the number of targets met, then as above
+        hours = sum(trials[i].duration_s for i in a) / 3600.0
+        met = (sens >= TARGETS[0]) + (spec >= TARGETS[1]) + (not hours or alarms / hours <= TARGETS[2])
+        score += 10 * met
+    return score
 
 
 def _grid_name(v) -> dict:
     return {k: x for k, x in zip(_KNOBS, v) if x >= 0}
 
 
-def loso(trials, variant_hits, variants, grid_from):
+def loso(trials, variant_hits, variants, grid_from, select="youden"):
     """Leave-one-subject-out: pick the grid variant (variants[grid_from:]) that maximises
-    sensitivity + specificity on the other subjects, score it on the one left out."""
+    sensitivity + specificity on the other subjects (``select="targets"``: that meets most
+    of the targets there, then the same), score it on the one left out."""
     subjects = sorted({t.subject for t in trials})
     pooled = [0] * len(trials)
     chosen = {}
@@ -565,7 +587,7 @@ def loso(trials, variant_hits, variants, grid_from):
         for vi in range(grid_from, len(variants)):
             if not train:
                 break
-            sc = _score(trials, [variant_hits[i][vi] for i in range(len(trials))], train)
+            sc = _score(trials, [variant_hits[i][vi] for i in range(len(trials))], train, select)
             if best_score is None or sc > best_score + 1e-9:
                 best, best_score = vi, sc
         chosen[s] = "default" if variants[best] is None else _grid_name(variants[best])
@@ -578,7 +600,7 @@ def loso(trials, variant_hits, variants, grid_from):
         m = metrics([trials[i] for i in idx], [pooled[i] for i in idx])
         per[s] = {"chosen": chosen[s], "sensitivity": m["sensitivity"], "specificity": m["specificity"],
                   "false_alarms_per_hour": m["false_alarms_per_hour"]}
-    return {"sensitivity": out["sensitivity"], "specificity": out["specificity"],
+    return {"select": select, "sensitivity": out["sensitivity"], "specificity": out["specificity"],
             "false_alarms_per_hour": out["false_alarms_per_hour"], "per_subject": per}
 
 
@@ -603,9 +625,16 @@ def main(argv=None) -> int:
                     help="SisFall accelerometer to use (default adxl345)")
     ap.add_argument("--noise-g", type=float, default=0.0, help="add Gaussian noise (robustness)")
     ap.add_argument("--rotate", type=int, default=None, metavar="SEED",
-                    help="rotate the sensor frame randomly (robustness to mounting)")
+                    help="rotate the sensor frame randomly (robustness to mounting); at the wrist only "
+                         "round the forearm and either wrist (the band fixes the forearm axis)")
+    ap.add_argument("--rotate-any", action="store_true",
+                    help="with --rotate at the wrist: any orientation (the sensor not aligned with the forearm)")
     ap.add_argument("--loso", action="store_true",
                     help="also leave-one-subject-out: thresholds chosen on the other subjects")
+    ap.add_argument("--loso-select", choices=("youden", "targets"), default="youden",
+                    help="how a fold picks its thresholds on the other subjects: the best sensitivity + "
+                         "specificity (default), or first the most targets met (sensitivity >= 0.90, "
+                         "specificity >= 0.95, <= 2 false alarms/h), then that")
     ap.add_argument("--impact-mg", type=int, default=None, help="override the placement's impact threshold")
     ap.add_argument("--angle-deg", type=int, default=None, help="override the placement's posture angle")
     ap.add_argument("--still-mg", type=int, default=None, help="override the placement's stillness limit")
@@ -613,13 +642,15 @@ def main(argv=None) -> int:
                     help="override the placement's free-fall limit (0 = no free-fall rule)")
     ap.add_argument("--impulse-mgs", type=int, default=None,
                     help="override the placement's impact velocity change limit, mg*s (0 = no impulse rule)")
+    ap.add_argument("--arm-deg", type=int, default=None,
+                    help="override the placement's forearm rule, degrees from horizontal (0 = no forearm rule)")
     ap.add_argument("--cpython", action="store_true", help="run the detector module in CPython")
     ap.add_argument("--both", action="store_true",
                     help="run under MicroPython and CPython and report whether the results are identical")
     ap.add_argument("--keep-saturated", action="store_true",
                     help="evaluate trials pinned at a range below +-8 g instead of skipping them")
     ap.add_argument("--micropython", default=_default_micropython())
-    ap.add_argument("--heap", default="256k")
+    ap.add_argument("--heap", default="1024k", help="MicroPython heap of the worker (a detector per LOSO variant)")
     ap.add_argument("--per-activity", action="store_true", help="print detections per activity to stderr")
     ap.add_argument("--limit", type=int, default=None, help="only the first N trials (smoke test)")
     args = ap.parse_args(argv)
@@ -633,13 +664,15 @@ def main(argv=None) -> int:
     if args.limit:
         trials = trials[: args.limit]
     placement = PLACEMENTS[args.placement or "waist"]
-    rot = random_rotation(args.rotate) if args.rotate is not None else None
+    rot = None
+    if args.rotate is not None:
+        rot = random_rotation(args.rotate, forearm=placement == PLACEMENTS["wrist"] and not args.rotate_any)
     t0 = time.monotonic()
     jobs = [(i, resample(t, args.rate, args.noise_g, rot, seed=i)) for i, t in enumerate(trials)]
     print(f"loaded {len(trials)} trials ({len(skipped)} skipped, {len(trimmed)} trimmed), "
           f"resampled to {args.rate} Hz in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     main_variant = None
-    over = (args.impact_mg, args.angle_deg, args.still_mg, args.freefall_mg, args.impulse_mgs)
+    over = (args.impact_mg, args.angle_deg, args.still_mg, args.freefall_mg, args.impulse_mgs, args.arm_deg)
     if any(v is not None for v in over):
         main_variant = tuple(-1 if v is None else v for v in over) + (-1,)
     variants = [main_variant, BASELINE]
@@ -695,6 +728,10 @@ def main(argv=None) -> int:
     if args.loso:
         vh = [[r[0] for r in res[i]] for i in range(len(trials))]
         out["loso"] = loso(trials, vh, variants, grid_from)
+        alt = loso(trials, vh, variants, grid_from, "targets" if args.loso_select == "youden" else "youden")
+        if args.loso_select == "targets":
+            out["loso"], alt = alt, out["loso"]
+        out["loso_" + alt["select"]] = {k: alt[k] for k in ("sensitivity", "specificity", "false_alarms_per_hour")}
     out["skipped"] = [{"trial": n, "reason": r} for n, r in skipped]
     out["trimmed"] = [{"trial": n, "seconds": sec} for n, sec in trimmed]
     print(json.dumps(out))

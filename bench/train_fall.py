@@ -7,7 +7,8 @@
 The firmware detector (firmware/lib/fall.py, in CPython) finds the candidates exactly as
 on the device (impact, chain, settling) and the features of each are recorded when it
 decides: peak |a|, turn of the gravity direction, stillness, free-fall depth, impact
-velocity change (impulse), impact-chain duration. On the same candidates, with each
+velocity change (impulse), impact-chain duration, forearm elevation after it (the sensor's
+x axis against horizontal: the wristband's forearm rule). On the same candidates, with each
 subject left out in turn (trained on the others, scored on it), the script compares
 
 - ``rules``: the placement's physical rules as the firmware applies them (fixed, not fitted);
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT / "firmware" / "lib"))
 import fall_eval  # noqa: E402  (the bench's loaders: same trials, same skips)
 from fall import FallDetector, _isqrt  # noqa: E402  (the firmware module)
 
-FEATURES = ("peak_mg", "turn_deg", "still_mg", "freefall_mg", "impulse_mgs", "chain_ms")
+FEATURES = ("peak_mg", "turn_deg", "still_mg", "freefall_mg", "impulse_mgs", "chain_ms", "forearm_deg")
 
 
 class _Probe(FallDetector):
@@ -63,7 +64,8 @@ class _Probe(FallDetector):
                 turn = max(turn, math.degrees(math.acos(c)))
         f = {"peak_mg": _isqrt(self._peak2), "turn_deg": turn, "still_mg": _isqrt(max(0, var_n2)) / n,
              "freefall_mg": _isqrt(self._ffm2) if self._ffm2 < 0x3FFFFFFF else 2000,
-             "impulse_mgs": self._burst * 1000 / self.rate_hz / 1000, "chain_ms": self._chain * 1000 / self.rate_hz}
+             "impulse_mgs": self._burst * 1000 / self.rate_hz / 1000, "chain_ms": self._chain * 1000 / self.rate_hz,
+             "forearm_deg": math.degrees(math.asin(min(1.0, abs(sx) / math.sqrt(s2)))) if s2 else 90.0}
         hit = super()._decide()
         self.seen.append((f, bool(hit)))
         return hit

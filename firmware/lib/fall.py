@@ -33,7 +33,7 @@ THRESHOLDS = (
     (2000, 60, 300),  # waist / belt (SisFall placement; unchanged)
 )
 # Per placement, the rules beyond the three thresholds:
-#   (freefall_mg, hard_mg, impulse_mgs, settle_ms, chain_ms)
+#   (freefall_mg, hard_mg, impulse_mgs, settle_ms, chain_ms, arm_deg)
 #  freefall_mg: |a| must have dipped to at most this within 1 s before the first impact
 #               (the body dropping; 0 = no such rule). Daily lie-downs and sit-downs are
 #               controlled: a pendant stays near 1 g until it lands...
@@ -48,10 +48,16 @@ THRESHOLDS = (
 #               faller's arms move for a few seconds: pushing, reaching, then rest).
 #  chain_ms:    longest impact chain (first to last impact) that can be a fall (0 = any):
 #               clapping, jogging and hopping hit the wrist for many seconds.
+#  arm_deg:     after the fall the forearm rests low: its axis (the sensor's x axis, along
+#               the forearm in a wristband) at most this far from horizontal (0 = no such
+#               rule). Lying on the floor, the forearm lies on it; an arm hanging at the
+#               side (standing, sitting, after clapping) or a hand propped on a mattress
+#               is near vertical. Only |x| counts: left or right wrist, or the band turned
+#               round the wrist, give the same answer.
 RULES = (
-    (0, 0, 150, 3000, 2500),    # wrist
-    (600, 2500, 0, 1000, 0),    # chest / pendant
-    (0, 0, 0, 1000, 0),         # waist (today's detector)
+    (0, 0, 150, 3000, 2500, 60),   # wrist
+    (600, 2500, 0, 1000, 0, 0),    # chest / pendant
+    (0, 0, 0, 1000, 0, 0),         # waist (today's detector)
 )
 # Timing, ms (physical, not tuned): the falling phase lasts < 1 s, so the posture
 # "before" is taken from 250 ms blocks in [-3 s, -1 s] before the impact (the one most
@@ -65,6 +71,14 @@ _NO_MIN = const(0x3FFFFFFF)    # block minimum of |a|^2 before any sample (a sma
 # a 250 ms block whose mean is 0.7..1.3 g is quasi-static: its mean is gravity
 _GRAVITY_LO2 = const(490000)
 _GRAVITY_HI2 = const(1690000)
+
+# FallDetector.last_rule: the rule a candidate failed (0: none, a fall was raised)
+_RULE_TURN = const(1)
+_RULE_STILL = const(2)
+_RULE_FREEFALL = const(3)
+_RULE_CHAIN = const(4)
+_RULE_IMPULSE = const(5)
+_RULE_ARM = const(6)
 
 _IDLE = const(0)
 _SETTLE = const(1)
@@ -105,16 +119,15 @@ class FallDetector:
     """Impact -> settle -> observe posture and stillness. Feed milli-g samples at rate_hz."""
 
     def __init__(self, rate_hz=50, placement=PLACEMENT_WAIST, impact_mg=None,
-                 angle_deg=None, still_mg=None, freefall_mg=None, impulse_mgs=None):
+                 angle_deg=None, still_mg=None, freefall_mg=None, impulse_mgs=None, arm_deg=None):
         # validation and derived constants: lib/fall_setup.py, needed at construction
         # only (a device drops it from sys.modules afterwards: RAM)
         from fall_setup import setup
-        setup(self, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg, impulse_mgs)
+        setup(self, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg, impulse_mgs, arm_deg)
         self.reset()
         # diagnostics of the last decided candidate
         self.candidates = 0
-        self.last_angle_ok = False
-        self.last_still_ok = False
+        self.last_rule = 0   # why the last candidate was not raised (_RULE_* above; 0 = raised)
         self.confidence = 0
 
     def reset(self):
@@ -259,17 +272,24 @@ class FallDetector:
             if self._turned(self._px[k], self._py[k], self._pz[k], sx, sy, sz, s2):
                 turned = True
                 break
-        self.last_angle_ok = turned
-        self.last_still_ok = still
-        if not (turned and still):
+        # then the placement's rules beyond posture and stillness
+        if not turned:
+            r = _RULE_TURN
+        elif not still:
+            r = _RULE_STILL
+        elif self._ff2 and self._ffm2 > self._ff2 and self._peak2 < self._hard2:
+            r = _RULE_FREEFALL   # no free fall before the impact
+        elif self._chain_n and self._chain > self._chain_n:
+            r = _RULE_CHAIN      # a long series of impacts: clapping, jogging, hopping
+        elif self._burst < self._impulse_n:
+            r = _RULE_IMPULSE    # a soft landing (mattress, table), not a fall
+        elif self._sin1024 and sx * sx * 1048576 > self._sin1024 * self._sin1024 * s2:
+            r = _RULE_ARM        # the forearm hangs or is propped up: not lying on the floor
+        else:
+            r = 0
+        self.last_rule = r
+        if r:
             return 0
-        # placement rules beyond posture and stillness
-        if self._ff2 and self._ffm2 > self._ff2 and self._peak2 < self._hard2:
-            return 0   # no free fall before the impact
-        if self._chain_n and self._chain > self._chain_n:
-            return 0   # a long series of impacts: clapping, jogging, hopping
-        if self._burst < self._impulse_n:
-            return 0   # a soft landing (mattress, table), not a fall
         from fall_conf import confidence  # once per suspicion (a device drops it again: RAM)
         self.confidence = confidence(self, var_n2, s2)
         return max(1, _isqrt(self._peak2) // 10)

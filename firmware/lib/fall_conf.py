@@ -4,7 +4,8 @@
 # 50..100: the mean margin by which the detector's rules were met, per mille of each
 # rule's threshold: 50 = every rule just met; 100 = impact >= 2x its threshold, turned
 # >= 90 deg, perfectly still, a free fall down to 0 g (pendant), an impact velocity
-# change >= 2x its threshold (wrist). Integers only (big ints are fine here).
+# change >= 2x its threshold and the forearm lying horizontal (wrist). Integers only
+# (big ints are fine here).
 from fall import _isqrt
 
 
@@ -31,5 +32,9 @@ def confidence(d, var_n2, s2):
         k += 1
     if d._impulse_n:
         m += min(1000, (d._burst - d._impulse_n) * 1000 // d._impulse_n)
+        k += 1
+    a = d._sin1024
+    if a:   # forearm: horizontal = full margin, at the limit = none
+        m += (a - abs(d._sx) * 1024 // max(1, _isqrt(s2))) * 1000 // a
         k += 1
     return 50 + m * 50 // (k * 1000)

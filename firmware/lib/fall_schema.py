@@ -18,5 +18,6 @@ SCHEMA = {
     "not_worn_min": ("i", 720, 0, 10080),
     "day_from_h": ("i", 7, 0, 23),
     "day_to_h": ("i", 22, 0, 24),
-    "utc_offset_min": ("i", 60, -720, 840),
+    "utc_offset_min": ("i", 60, -720, 840),   # standard time (Europe/Oslo: 60)
+    "summer_time": ("b", True, None, None),   # + 1 h by the EU rule (last Sun Mar..last Sun Oct, 01 UTC)
 }

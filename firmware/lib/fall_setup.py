@@ -55,13 +55,13 @@ def build(role, cfg):
     role.alert = FallAlert(cfg.get("cancel_s") * 1000)
 
 
-def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg, impulse_mgs):
+def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg, impulse_mgs, arm_deg=None):
     if not isinstance(rate_hz, int) or rate_hz < 10 or rate_hz > 1000:
         raise FallConfigError("rate_hz: %r out of range; use 10..1000" % (rate_hz,))
     if placement not in (PLACEMENT_WRIST, PLACEMENT_CHEST, PLACEMENT_WAIST):
         raise FallConfigError("placement: %r unknown; use 0 wrist, 1 chest, 2 waist" % (placement,))
     imp, ang, still = THRESHOLDS[placement]
-    ff, hard, impulse, settle_ms, chain_ms = RULES[placement]
+    ff, hard, impulse, settle_ms, chain_ms, arm = RULES[placement]
     if impact_mg is not None:
         imp = impact_mg
     if angle_deg is not None:
@@ -72,6 +72,8 @@ def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg, im
         ff = freefall_mg
     if impulse_mgs is not None:
         impulse = impulse_mgs
+    if arm_deg is not None:
+        arm = arm_deg
     if not (1200 <= imp <= 16000):
         raise FallConfigError("impact_mg: %r out of range; use 1200..16000" % (imp,))
     if not (0 <= ang <= 90):
@@ -82,6 +84,8 @@ def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg, im
         raise FallConfigError("freefall_mg: %r out of range; use 0 (off)..1000" % (ff,))
     if not (0 <= impulse <= 5000):
         raise FallConfigError("impulse_mgs: %r out of range; use 0 (off)..5000" % (impulse,))
+    if not (0 <= arm <= 90):
+        raise FallConfigError("arm_deg: %r out of range; use 0 (off)..90" % (arm,))
     d.rate_hz = rate_hz
     d.placement = placement
     d.impact_mg = imp
@@ -97,6 +101,8 @@ def setup(d, rate_hz, placement, impact_mg, angle_deg, still_mg, freefall_mg, im
     d._hard2 = hard * hard if hard else 1 << 40   # (an impact no sensor reports)
     # cos(angle) in 1/1024 for the integer angle test (table avoids float math)
     d._cos1024 = _cos1024(ang)
+    # sin(arm_deg) in 1/1024 for the forearm rule (0 = off; 90 deg accepts any posture)
+    d._sin1024 = _cos1024(90 - arm) if 0 < arm < 90 else 0
     d._block_n = max(1, rate_hz * _BLOCK_MS // 1000)
     d._settle_n = rate_hz * settle_ms // 1000
     d._chain_n = rate_hz * chain_ms // 1000

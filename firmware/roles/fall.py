@@ -10,8 +10,9 @@
 # A part that fails its identity check at boot raises self_test_failed(check 1).
 # Not worn: a device lying still (orientation within _WORN_MG per axis) for
 # not_worn_min minutes of daytime raises not_worn (technical); moving again clears it
-# with worn_again. Daytime is day_from_h..day_to_h local time (utc_offset_min from the
-# gateway's TIME); before the first TIME every minute counts.
+# with worn_again. Daytime is day_from_h..day_to_h local time: the gateway's TIME (UTC)
+# plus utc_offset_min, plus an hour of summer time by the EU rule when summer_time is
+# set (Europe/Oslo: 60 and on); before the first TIME every minute counts.
 from micropython import const
 import struct
 import sys
@@ -30,6 +31,31 @@ _STUCK_N = const(250)                # 5 s at 50 Hz of implausible samples
 _ZERO_G_MG = const(120)
 _FULL_SCALE_MG = const(7900)
 _WORN_MG = const(50)                 # a worn device turns more than ~3 deg now and then
+
+
+def _mar1(y):
+    # days from 1970-01-01 to 1 March of year y (proleptic Gregorian)
+    return 365 * y + y // 4 - y // 100 + y // 400 - 719468
+
+
+def local_hour(t, offset_min, summer):
+    """Local hour 0..23 at UTC epoch seconds t: standard offset_min, plus one hour of EU
+    summer time if summer (from the last Sunday of March to the last Sunday of October,
+    01:00 UTC both: Europe/Oslo with offset_min 60). Integers only: no time zone data."""
+    if summer:
+        d = t // 86400
+        y = 1970 + d * 400 // 146097       # the year whose 1 March is the last one up to t
+        while _mar1(y + 1) <= d:
+            y += 1
+        while _mar1(y) > d:
+            y -= 1
+        a = _mar1(y) + 30                    # 31 March
+        a -= (a + 4) % 7                     # back to a Sunday (1970-01-01 was a Thursday)
+        b = _mar1(y) + 244                   # 31 October
+        b -= (b + 4) % 7
+        if a * 86400 + 3600 <= t < b * 86400 + 3600:
+            offset_min += 60
+    return (t + offset_min * 60) // 3600 % 24
 
 
 class FallRole(Role):
@@ -158,7 +184,7 @@ class FallRole(Role):
             return
         ep = self.app.epoch_s()
         if ep is not None:
-            h = (ep + self.cfg.get("utc_offset_min") * 60) // 3600 % 24
+            h = local_hour(ep, self.cfg.get("utc_offset_min"), self.cfg.get("summer_time"))
             a, b = self.cfg.get("day_from_h"), self.cfg.get("day_to_h")
             if a != b and not (a <= h < b if a < b else h >= a or h < b):
                 return  # night: a device on the night stand is expected

@@ -19,9 +19,11 @@ RATE = 50
 
 
 def movement(kind: str, *, rate: int = RATE, impact_g: float = 4.0, seed: int = 1,
-             impact_ms: int = 0) -> list[tuple[int, int, int]]:
+             impact_ms: int = 0, after=(0.05, 0.05, 1.0)) -> list[tuple[int, int, int]]:
     """Milli-g samples: 5 s standing, the movement, 6 s after it (``impact_ms``: the fall's
-    impact lasts that long instead of one sample: a hand or arm hitting the floor)."""
+    impact lasts that long instead of one sample: a hand or arm hitting the floor;
+    ``after``: the posture it ends in, lying on the back by default; worn at the wrist,
+    x is the forearm axis: x ~ 0 the forearm lies flat, |x| ~ 1 g the arm hangs)."""
     rng = random.Random(seed)
     out = []
 
@@ -45,7 +47,7 @@ def movement(kind: str, *, rate: int = RATE, impact_g: float = 4.0, seed: int = 
                 ph = 2 * math.pi * 2 * k / rate
                 out.append((int(300 * math.sin(ph)), int(-1000 - 450 * math.sin(ph)), int(200 * math.cos(ph))))
         else:
-            add(6, (0.05, 0.05, 1.0), 0.01)
+            add(6, after, 0.01)
     elif kind in ("lie_down", "bed_slap"):         # onto a bed: turns 90 deg, no impact
         for k in range(int(2 * rate)):
             a = (k + 1) / (2 * rate) * math.pi / 2
@@ -131,6 +133,46 @@ print(json.dumps(out))""" % (fall, slap, hard, soft))
     assert r[2] == [0, 1, 1]
     assert r[3] == [0, 1]     # wrist default 3 g misses a 2.8 g impact; an explicit impact_mg overrides
     assert r[4] == [[3000, 0, 150], [2000, 600, 0], [2000, 0, 0]]
+
+
+def test_wrist_needs_the_forearm_to_come_to_rest_low(tmp_path):
+    # the same hard impact and turn, ending with the forearm flat (lying on the floor), at
+    # 40 deg (propped on an elbow), hanging down, or pointing up (a hand propped on a
+    # mattress): the wristband raises the first two only; the rule looks at |x| (either
+    # wrist), is a wrist rule only, and arm_deg=0 switches it off
+    postures = {"flat": (0.05, 0.05, 1.0), "propped": (0.64, 0.05, 0.77), "hanging": (0.97, 0.2, 0.1),
+                "hanging_left": (-0.97, -0.2, 0.1), "hand_up": (-0.9, 0.1, 0.42)}
+    files = {k: samples_file(tmp_path, k, movement("fall", impact_ms=100, after=v)) for k, v in postures.items()}
+    r = mp("""
+files = %r
+out = {}
+for k, f in files.items():
+    out[k] = [len(run(f, placement=0)), len(run(f, placement=0, arm_deg=0)), len(run(f, placement=2))]
+print(json.dumps([out, FallDetector(placement=0)._sin1024, FallDetector(placement=2)._sin1024]))""" % files)
+    out, sin_wrist, sin_waist = r
+    assert out == {"flat": [1, 1, 1], "propped": [1, 1, 1], "hanging": [0, 1, 1], "hanging_left": [0, 1, 1],
+                   "hand_up": [0, 1, 1]}, out
+    assert sin_wrist == 887 and sin_waist == 0     # sin 60 deg * 1024; no forearm rule at the waist
+
+
+def test_last_rule_says_why_a_candidate_was_not_raised(tmp_path):
+    cases = {"hanging": (movement("fall", impact_ms=100, after=(0.97, 0.2, 0.1)), 0, 6),
+             "soft": (movement("bed_slap", impact_g=4.0), 0, 5),
+             "no_dip": (movement("bed_slap", impact_g=2.3), 1, 3),
+             "walk_on": (movement("fall_then_walk"), 2, 1),     # upright again: no posture change
+             "fall": (movement("fall", impact_ms=100), 0, 0)}
+    files = {k: (samples_file(tmp_path, k, rows), p) for k, (rows, p, _) in cases.items()}
+    r = mp("""
+out = {}
+for k, (f, p) in %r.items():
+    d = FallDetector(placement=p)
+    with open(f, "rb") as fh:
+        b = fh.read()
+    for i in range(0, len(b), 6):
+        d.feed(*struct.unpack_from("<hhh", b, i))
+    out[k] = [d.candidates > 0, d.last_rule]
+print(json.dumps(out))""" % files)
+    assert r == {k: [True, want] for k, (_, _, want) in cases.items()}, r
 
 
 def test_wrist_decides_after_its_longer_settling_and_reports_confidence(tmp_path):
@@ -365,8 +407,9 @@ PENDANT = {  # chest: falls the old chest thresholds missed; ADLs a pendant with
     "ADL_uma_1_UMAFall_Subject_05_ADL_LyingDown_OnABed_1_2016-06-15_21-52-40": 0,
     "ADL_uma_1_UMAFall_Subject_05_ADL_HandsUp_4_2016-11-28_16-31-23": None,   # rests at 1/4 g: skipped
 }
-WRIST = {  # wrist: ADLs the old wrist thresholds (or a wristband without the impulse rule) raised
+WRIST = {  # wrist: ADLs the old wrist thresholds (or a wristband without the impulse or forearm rule) raised
     "ADL_uma_3_UMAFall_Subject_05_ADL_Aplausing_3_2016-11-28_16-33-17": 0,
+    "ADL_uma_3_UMAFall_Subject_02_ADL_Aplausing_1_2017-04-26_19-47-07": 0,   # clapping, then the arms hang
     "ADL_uma_3_UMAFall_Subject_02_ADL_Jogging_1_2016-06-13_20-40-29": 0,
     "ADL_uma_3_UMAFall_Subject_02_ADL_Hopping_3_2016-06-13_20-39-00": 0,
     "ADL_uma_3_UMAFall_Subject_05_ADL_LyingDown_OnABed_3_2016-06-15_21-54-02": 0,
