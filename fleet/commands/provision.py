@@ -4,7 +4,7 @@ sensor over USB (mpremote), activated once read back — one command (fleet/devi
     fleet device provision --port /dev/ttyUSB0 a4c1380a1b2c [--role button]
     fleet device provision --image bench/btn.img --image-id 020000000001 020000000001   # a host-HAL image
 
-The key is never printed. The gateway gets it sealed to its own key with the next configuration
+The key is never printed; `fleet --json device provision …` prints the result as JSON. The gateway gets it sealed to its own key with the next configuration
 push (``--push`` pushes at once when the server has a broker). Provisioning again is re-keying:
 the gateway then starts the device's replay windows afresh (docs/protocol.md "Re-keying").
 """
@@ -30,7 +30,6 @@ def register(sub) -> None:
     p.add_argument("--image-id", metavar="ID", help="the id the image's firmware boots with (with --image)")
     p.add_argument("--role", help="the role the sensor runs (default: its config.json's)")
     p.add_argument("--push", action="store_true", help="push the gateway's configuration afterwards")
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON")
     p.set_defaults(func=cmd_provision)
 
 
