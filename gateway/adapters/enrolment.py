@@ -32,6 +32,10 @@ class EnrolError(GatewayError):
     """Enrolment failed (``reason``: bad_url, unreachable, tls, pin_mismatch, refused, bad_answer,
     local; ``fix``: what to do). Nothing is written on the gateway when this is raised."""
 
+    reason: str
+    fix: str
+    status: int | None
+
     def __init__(self, message: str, *, reason: str, fix: str = "", status: int | None = None) -> None:
         super().__init__(message, reason=reason, fix=fix, status=status)
 

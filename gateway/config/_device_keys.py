@@ -47,7 +47,8 @@ def open_sealed_keys(data: dict[str, Any], issues: list[ConfigIssue]) -> None:
     entries = _sealed_entries(data)
     if not entries:
         return
-    gw = data.get("gateway") if isinstance(data.get("gateway"), dict) else {}
+    section = data.get("gateway")
+    gw: dict[str, Any] = section if isinstance(section, dict) else {}
     path, gateway_id = gw.get("identity_key", ""), gw.get("id", "")
     if not isinstance(path, str) or not path:
         for dev, _ in entries:
