@@ -231,3 +231,31 @@ def test_keys_typed_before_are_migrated_and_never_pushed_in_clear(world):
     assert [(k["state"], k["origin"]) for k in keys] == [("active", "migrated")]
     tpl = api.get(f"/api/v1/config/templates/device/{dev}", headers=admin).json()["body"]
     assert tpl == {"role": "button"}
+
+
+def test_the_sql_adapters_on_sqlite_and_postgresql(store, tmp_path):
+    """The device-key and enrolment repositories on both engines: states, the single-use code
+    (a second ``mark_used`` loses), identities replaced by a new enrolment, the password file."""
+    from fleet.enrolment import CodeRecord, GatewayIdentity
+    from fleet.enrolment._sql import SqlEnrolmentRepo
+    from fleet.devicekeys._sql import SqlDeviceKeyRepo
+
+    kek = tmp_path / "kek"
+    kek.write_text(Keyring.new_line("k1") + "\n")
+    with store.transaction() as tx:
+        svc = DeviceKeyService(SqlDeviceKeyRepo(tx), FixedClock(10.0), Keyring.load(kek))
+        _, k1 = svc.generate(DEV, by="t")
+        svc.activate(DEV, 1, by="t")
+        svc.generate(DEV, by="t")
+        svc.generate(DEV, by="t")
+        assert [k.state for k in svc.versions(DEV)] == [KeyState.ACTIVE, KeyState.DISCARDED, KeyState.PENDING]
+        assert svc.open_active(DEV) == k1
+        repo = SqlEnrolmentRepo(tx)
+        repo.add_code(CodeRecord("h1", "gw-1", None, 1.0, "t", 100.0))
+        assert repo.mark_used("h1", at=2.0, peer="10.0.0.1") is True
+        assert repo.mark_used("h1", at=3.0, peer="10.0.0.2") is False          # single use
+        assert repo.code("h1").used_from == "10.0.0.1"
+        ident = GatewayIdentity("gw-1", "AAAA", "1f", "sha256:x", 99.0, "gw-1", "$7$101$a$b", 5.0, "t")
+        assert repo.put_identity(ident) is False and repo.put_identity(ident) is True
+        assert repo.revoke("gw-1", at=6.0) is True and repo.revoke("gw-1", at=7.0) is False
+        assert repo.put_identity(ident) is True and repo.identity("gw-1").revoked_at is None   # re-enrolled
