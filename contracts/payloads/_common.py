@@ -90,7 +90,10 @@ def parse_time(v: Any) -> float | None:
     return _parse_time(v)
 
 
-@functools.lru_cache(maxsize=8192)
+# Bounded small: on a gateway nearly every string is new (each platform ack has its own
+# time), so 8192 entries were ~2 MB of resident memory filling over a month for no hits
+# (bench/gateway_soak.py); 1024 still absorbs the repeats within an ingest burst.
+@functools.lru_cache(maxsize=1024)
 def _parse_time(v: str) -> float | None:
     try:
         dt = _dt.datetime.fromisoformat(v)

@@ -140,6 +140,7 @@ class Maintenance:
         finally:
             ms = (time.perf_counter() - t0) * 1000.0
             self.stats.steps += 1
+            self.stats.total_step_ms += ms
             if ms > self.stats.longest_step_ms:
                 self.stats.longest_step_ms = ms
                 self.stats.longest_step_phase = phase.value

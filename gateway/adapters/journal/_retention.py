@@ -122,7 +122,8 @@ class MaintenanceStats:
     checkpoints: int = 0
     vacuumed_pages: int = 0
     steps: int = 0
-    longest_step_ms: float = 0.0
+    longest_step_ms: float = 0.0       # wall time of the step, including any wait for the GIL
+    total_step_ms: float = 0.0
     longest_step_phase: str | None = None
     last_pass_at: float | None = None
     over_budget: bool = False
@@ -133,4 +134,6 @@ class MaintenanceStats:
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["longest_step_ms"] = round(self.longest_step_ms, 3)
+        d["total_step_ms"] = round(self.total_step_ms, 1)
+        d["mean_step_ms"] = round(self.total_step_ms / self.steps, 3) if self.steps else 0.0
         return d
