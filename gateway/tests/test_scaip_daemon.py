@@ -212,6 +212,22 @@ def test_scaip_only_gateway_needs_no_broker_and_follow_ups_reach_the_centre(tmp_
     assert centre.refs().index(ref_for(a)) < centre.refs().index(ref_for(c))
 
 
+def test_reply_by_separate_message_acknowledges_the_alarm_too(tmp_path, sipp):
+    centre = sipp("centre_separate_reply.xml")
+
+    async def go():
+        gw = await Gateway(tmp_path, centre.uri, publisher=FakePublisher()).start()
+        try:
+            eid = gw.press(1)
+            await until(lambda: (r := gw.record(eid)) is not None and r.ack == "received", 10, "snu 0 by MESSAGE")
+            return gw, eid, gw.route.status()
+        finally:
+            await gw.stop()
+
+    gw, eid, st = asyncio.run(go())
+    assert st["counters"]["replies_by_message"] >= 1 and gw.record(eid).snu == 0
+
+
 # ---- escalation, refusal, hold --------------------------------------------------------------
 def test_centre_silent_escalates_to_the_mqtt_fallback_with_a_local_signal(tmp_path, sipp, mosquitto):
     centre = sipp(text=CENTRE_OK)
