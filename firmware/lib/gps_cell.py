@@ -2,7 +2,7 @@
 # (setting "modem"; gps_setup.build_cell() reads the settings and runs the boot
 # self-test): the second uplink through the App's API (app.pending() /
 # app.delivered()). TLS and the device's broker credentials come from
-# <data>/cellular.json and <data>/cell/ (modem_mqtt.credentials), read when the uplink
+# <data>/cellular.json and <data>/cell/ (modem_cred.credentials), read when the uplink
 # is loaded; an alarm leaves the queue only at the platform's ack. See docs/gps.md.
 #
 # RAM: the role keeps only a small state list (role.cell, below) and imports this
@@ -37,7 +37,7 @@ def load(role):
     up = c[_UP]
     if up is None:
         from modem import make
-        from modem_mqtt import CellularUplink, credentials
+        from modem_mqtt import CellularUplink
         app = role.app
         hal = role.hal
 
@@ -47,10 +47,9 @@ def load(role):
 
         m = make(hal.uart("modem"), hal.clock.ticks_ms, wait, c[3])
         cfg = role.cfg
-        d = hal.data_dir
         up = CellularUplink(m, c[4], c[0], c[1], hal.clock.ticks_ms, "gps", c[2],
                             cfg.get("retry_ms") * 15, cfg.get("retry_max_ms") * 15,
-                            creds=credentials(d, c[4], app.reject), files=d + "/cell")
+                            data=hal.data_dir, reject=app.reject)
         up.fails, up._due, up.attempts, up.sessions, up.published, up.last_reason = c[_SAVED]
         c[_UP] = up
     return up

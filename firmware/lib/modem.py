@@ -273,7 +273,8 @@ class Modem:
 
     def send_data(self, cmd, payload, timeout_ms, prompt=b">"):
         """``cmd`` that answers with ``prompt`` (``>`` of a publish; DOWNLOAD / CONNECT of a
-        file upload), then ``payload``; returns (the deadline) at OK."""
+        file upload), then ``payload`` (bytes, or an open file: streamed); returns (the
+        deadline) at OK."""
         self.drain()
         self.uart.write(cmd.encode() + b"\r")
         deadline = ticks_add(self._ticks(), timeout_ms)
@@ -308,7 +309,15 @@ class Modem:
                     self.timeouts += 1
                     raise ModemTimeout(cmd, "no prompt in %d ms" % timeout_ms)
                 self._wait(left if left < _SLICE_MS else _SLICE_MS)
-        self.uart.write(payload)
+        if isinstance(payload, (bytes, bytearray)):
+            self.uart.write(payload)
+        else:   # a file (a certificate): never whole in RAM
+            buf = bytearray(128)
+            mv = memoryview(buf)
+            n = payload.readinto(buf)
+            while n:
+                self.uart.write(mv[:n])
+                n = payload.readinto(buf)
         while True:
             line = self._line(deadline)
             if line is None:

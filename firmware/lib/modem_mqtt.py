@@ -108,36 +108,6 @@ def topic(dev_hex, code, leaf=None):
     return "wt/v1/dev/%s/%s" % (dev_hex, leaf)
 
 
-def credentials(directory, dev_hex, reject=None):
-    """{"user", "password", "tls": (ca, cert, key) | None} from <directory>/cellular.json
-    (written at provisioning, never over the air, never in a CONFIG report); the TLS
-    files are in <directory>/cell. Secure by default: TLS with cell/ca.pem and no
-    password when the file or a key is missing; a bad file counts reject("config") and
-    gets the defaults too (then the session fails at "tls" until it is fixed)."""
-    try:
-        with open(directory + "/cellular.json") as f:
-            c = json.load(f)
-        user = c.get("user", dev_hex)
-        pw = c.get("password", "")
-        tls = None
-        if c.get("tls", True):
-            tls = (c.get("ca", "ca.pem"), c.get("cert", ""), c.get("key", ""))
-        elif pw:
-            raise ValueError("a password is never sent without TLS")
-        for v in (user, pw) + (tls or ()):
-            if not isinstance(v, str) or '"' in v or len(v) > 128:
-                raise ValueError("text without quotes expected")
-        if tls is not None and (not tls[0] or bool(tls[1]) != bool(tls[2])):
-            raise ValueError("tls needs a ca, and a cert only with its key")
-        return {"user": user, "password": pw, "tls": tls}
-    except OSError:
-        pass   # no file: the defaults
-    except (ValueError, TypeError, AttributeError):
-        if reject is not None:
-            reject("config")
-    return {"user": dev_hex, "password": "", "tls": ("ca.pem", "", "")}
-
-
 def ack_id(payload):
     """The event_id a wt.ack/1 payload (text) acknowledges, else None (never raises)."""
     try:
@@ -188,7 +158,7 @@ def _unacked(sent, wait):
 class CellularUplink:
     def __init__(self, modem, dev_hex, host, port, ticks_ms, role="gps", apn="",
                  retry_ms=30000, retry_max_ms=900000, keepalive_s=60, creds=None, files="",
-                 ack_wait_ms=10000):
+                 ack_wait_ms=10000, data=None, reject=None):
         self.modem = modem
         self.dev = dev_hex
         self.host = host
@@ -205,7 +175,14 @@ class CellularUplink:
         self.sessions = 0
         self.published = 0
         self.attempts = {}  # seq -> publications so far (attempt counter)
-        # creds: credentials() (None: no user, no TLS - a bench broker); files: their dir
+        # the device's identity: from <data> (cellular.json, cell/) when ``data`` is given,
+        # else ``creds`` as modem_cred.credentials() returns it (None: no user, no TLS - a
+        # bench broker) and ``files``, the directory of its TLS files
+        if data is not None:
+            import modem_cred  # once per load (RAM)
+            sys.modules.pop("modem_cred", None)
+            creds = modem_cred.credentials(data, dev_hex, reject)
+            files = data + "/cell"
         self.creds = creds or {"user": "", "password": "", "tls": None}
         self.files = files
         self.uploaded = False   # TLS files copied into the modem (once per load)

@@ -1,5 +1,5 @@
 # TLS for the modem's MQTT client. modem_mqtt imports it to set up a session and drops it
-# again (RAM). The certificate files live in the device's flash (<data>/cell/<name>: CA,
+# again (RAM); the identity it uses is modem_cred.credentials(). The certificate files live in the device's flash (<data>/cell/<name>: CA,
 # optional client certificate and key) and are copied into the modem's own file system
 # once per away period (upload); the SSL context is set for every session, since the
 # modem may have been reset in between. The modem verifies the broker's certificate
@@ -12,14 +12,21 @@
 #             AT+QSSLCFG="sslversion",2,3 | "ciphersuite",2,0xFFFF | "seclevel",2,<1|2> |
 #             "cacert" | "clientcert" | "clientkey",2,"<name>" | "sni",2,1;
 #             AT+QMTCFG="ssl",0,1,2
+import os
 from modem import ModemError, ModemTimeout
 
 _CTX = 2          # BG95 SSL context of the MQTT client
 _UP_MS = 10000    # one file upload
 
 
-def upload(m, name, data):
-    """Write ``data`` as ``name`` into the modem's file system (replacing it)."""
+def upload(m, name, path):
+    """Copy the file ``path`` into the modem's file system as ``name`` (replacing it)."""
+    size = os.stat(path)[6]
+    with open(path, "rb") as f:
+        _upload(m, name, size, f)
+
+
+def _upload(m, name, size, data):
     if m.DIALECT == "bg95":
         try:
             m.command('AT+QFDEL="%s"' % name, 2000)
@@ -27,11 +34,11 @@ def upload(m, name, data):
             raise
         except ModemError:
             pass  # no such file yet
-        m.send_data('AT+QFUPL="%s",%d,%d' % (name, len(data), _UP_MS // 1000), data, _UP_MS, b"CONNECT")
+        m.send_data('AT+QFUPL="%s",%d,%d' % (name, size, _UP_MS // 1000), data, _UP_MS, b"CONNECT")
         return
     m.command("AT+CFSINIT", 2000)
     try:
-        m.send_data('AT+CFSWFILE=3,"%s",0,%d,%d' % (name, len(data), _UP_MS), data, _UP_MS, b"DOWNLOAD")
+        m.send_data('AT+CFSWFILE=3,"%s",0,%d,%d' % (name, size, _UP_MS), data, _UP_MS, b"DOWNLOAD")
     finally:
         m.command("AT+CFSTERM", 2000)
 
@@ -63,6 +70,5 @@ def setup(m, host, tls, directory, uploaded):
     if not uploaded:
         for name in (ca, cert, key):
             if name:
-                with open(directory + "/" + name, "rb") as f:
-                    upload(m, name, f.read())
+                upload(m, name, directory + "/" + name)
     configure(m, host, ca, cert, key)
