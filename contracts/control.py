@@ -33,6 +33,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -126,14 +127,14 @@ def load_public(pem: bytes) -> Ed25519PublicKey:
     return key
 
 
-def load_public_file(path: str | Path) -> Ed25519PublicKey:
+def load_public_file(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     try:
         return load_public(Path(path).read_bytes())
     except OSError as exc:
         raise ControlKeyError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def load_private_file(path: str | Path) -> Ed25519PrivateKey:
+def load_private_file(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     try:
         return load_private(Path(path).read_bytes())
     except OSError as exc:

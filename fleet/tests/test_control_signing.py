@@ -118,5 +118,5 @@ def test_F1_a_support_user_cannot_make_the_fleet_sign_a_release_trust_change(tmp
     ok = c.put(f"/api/v1/config/templates/municipality/{A}/keys/rules.bed.max_out_min", headers=tok,
                json={"value": 25})
     assert ok.status_code == 200, ok.text                      # the same user may change ordinary keys
-    got = c.get(f"/api/v1/config/templates", headers=tok).json()
+    got = c.get("/api/v1/config/templates", headers=tok).json()
     assert "trusted_keys" not in json.dumps(got) and "release_keys" not in json.dumps(got)

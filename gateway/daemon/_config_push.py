@@ -431,7 +431,7 @@ async def _async_trial(rt: "GatewayRuntime", deadline_s: float) -> str | None:
     if primary is None:
         return "the configuration has no MQTT uplink, so the fleet could not reach this gateway"
     topic = Topics(rt.cfg.gateway.id).health
-    problem = "no connection to the broker"
+    problem: str | None = "no connection to the broker"
     while (left := t_end - clock.monotonic()) > 0:
         if primary.connected:
             problem = await _publish_acked(primary, topic, dumps(health_payload(rt.reporter.snapshot())),
@@ -450,7 +450,10 @@ async def _publish_acked(route: Any, topic: str, payload: bytes, timeout_s: floa
     fut: asyncio.Future[bool] = loop.create_future()
 
     def on_puback(ok: bool, _at: float) -> None:
-        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(ok))
+        def done() -> None:
+            if not fut.done():
+                fut.set_result(ok)
+        loop.call_soon_threadsafe(done)
     try:
         route.publish(topic, payload, qos=1, on_puback=on_puback)
     except UplinkError as exc:

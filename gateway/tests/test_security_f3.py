@@ -106,7 +106,7 @@ def test_F3_pushes_that_cannot_reach_the_broker_roll_back_and_say_why(tmp_path, 
             for version, (name, cfg) in enumerate(pushes.items(), start=2):
                 t0 = time.monotonic()
                 link.publish(topic, fleet.config(GW, version, cfg, f"h{version}"), qos=1, retain=True)
-                await until(lambda: report(version) is not None)
+                await until(lambda v=version: report(v) is not None)
                 figures[name] = round(time.monotonic() - t0, 1)
                 rep = report(version)
                 assert rep["status"] == "rejected", (name, rep)
