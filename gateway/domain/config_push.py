@@ -121,7 +121,8 @@ def _pushed(config: dict[str, Any], dotted: str, current: Any) -> bool:
 
 
 def _flat_keys(config: Any, prefix: str = "") -> list[str]:
-    if not isinstance(config, dict) or (prefix and not config):
+    """Dotted keys of the values in ``config`` (an empty table sets nothing: no key)."""
+    if not isinstance(config, dict):
         return [prefix.rstrip(".")] if prefix else []
     out: list[str] = []
     for k, v in config.items():

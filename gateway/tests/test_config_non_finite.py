@@ -137,6 +137,14 @@ class Replies:
         return True
 
 
+def _deliver(applier, payload: bytes) -> None:
+    """The push as the control gate hands it on once the fleet's signature checked out
+    (gateway/daemon/_control.py; the gate itself: test_security_control.py)."""
+    from contracts.control import Opened
+
+    applier.on_verified(Opened("gw-nf", 1, 0.0, "wt.config/1", payload, "k", "d"))
+
+
 def _push_payload(version: int, config: dict[str, Any]) -> bytes:
     # what a fleet built on Python's json would send: NaN / Infinity / -Infinity tokens
     return json.dumps({"schema": "wt.config/1", "version": version, "hash": f"h{version}", "config": config}).encode()
@@ -153,10 +161,12 @@ def running(tmp_path):
     applied, previous = ConfigPush(4, document(), "h4"), ConfigPush(3, {}, "h3")
     files = LayerFiles(data)
     files.save(applied, previous=previous)
+    files.commit(applied)                        # version 4 passed its trial
     state = PushState(load=load, applied=applied)
     current = load(applied.config)
     replies = Replies()
-    applier = ConfigPushApplier(gateway_id="gw-nf", current=current, state=state, routes=replies)
+    applier = ConfigPushApplier(gateway_id="gw-nf", current=current, state=state, routes=replies,
+                                gate=None)  # type: ignore[arg-type]  # pushes enter after the gate: on_verified
     on_disk = {p.name: p.read_bytes() for p in data.iterdir()}
     return applier, state, replies, files, on_disk, data
 
@@ -169,7 +179,7 @@ def test_a_push_with_a_non_finite_number_is_rejected_naming_the_key_and_nothing_
     payload = _push_payload(5, document({field.path: FLOATS[name]}))
     push = decode_push(payload)
     assert isinstance(push, ConfigPush) and push.refused and field.key in push.refused.replace("config.", "", 1)
-    applier.on_config_message(applier.topic, payload)
+    _deliver(applier, payload)
     [(topic, body, retain)] = replies.sent
     report = decode_applied(body)
     assert topic.endswith("/config/applied") and retain
@@ -188,7 +198,7 @@ def test_a_push_with_non_finite_numbers_outside_config_is_garbage_and_ignored(ru
                     b'{"schema": "wt.config/1", "version": 6, "hash": Infinity, "config": {}}',
                     b'{"schema": "wt.config/1", "version": 6, "config": {}, "extra": -Infinity}'):
         assert isinstance(decode_push(payload), str)
-        applier.on_config_message(applier.topic, payload)
+        _deliver(applier, payload)
     assert replies.sent == [] and state.requested is None
     assert {p.name: p.read_bytes() for p in data.iterdir()} == on_disk
 
@@ -196,5 +206,5 @@ def test_a_push_with_non_finite_numbers_outside_config_is_garbage_and_ignored(ru
 def test_a_stale_push_with_nan_is_still_only_ignored(running):
     """An older version is ignored before anything else (the retained report stays the applied one)."""
     applier, state, replies, _, _, _ = running
-    applier.on_config_message(applier.topic, _push_payload(2, {"rules": {"bed": {"max_out_min": math.nan}}}))
+    _deliver(applier, _push_payload(2, {"rules": {"bed": {"max_out_min": math.nan}}}))
     assert replies.sent == [] and state.requested is None
