@@ -6,7 +6,7 @@ broker of ``[uplink]``) and the optional ``fallback`` take commands and config p
 the ``lane`` is a second connection to the primary broker for alarms only (its own
 network thread: alarms never queue behind telemetry) and takes no commands. With
 ``uplink.enabled = false`` there is no MQTT: ``primary`` is a
-:class:`~gateway.domain.forwarder.NoRoute` (never connected), and the SCAIP centre is
+:class:`~gateway.domain.uplink_status.NoRoute` (never connected), and the SCAIP centre is
 the only route.
 
 The SCAIP centre (``[scaip]``, docs/scaip.md) is a :class:`~gateway.adapters.sip.ScaipRoute`
@@ -31,11 +31,11 @@ from typing import Any, Callable, Protocol, Sequence
 from gateway import __version__
 from gateway.config import GatewayConfig
 from gateway.daemon._errors import DaemonError
-from gateway.domain.forwarder import NoRoute
 from gateway.domain.ports import Clock
 from gateway.domain.scaip import CentreRoute, ScaipListener
 from gateway.domain.uplink_errors import UplinkError
 from gateway.domain.uplink_ports import MessageHandler, Publisher
+from gateway.domain.uplink_status import NoRoute
 
 log = logging.getLogger("gateway.daemon")
 

@@ -24,41 +24,51 @@ its delivery and journal states as tables) and the telemetry replay pump
   first, then the held ones, in submission order (the platform's first arrivals stay in
   the order the alarms happened).
 
-A SCAIP alarm receiving centre (docs/scaip.md) is one more route for alarms, given as
-``centre`` (a factory: the route reports back to this forwarder, its
-:class:`~gateway.domain.scaip.ScaipListener`). With ``centre_first`` (``[scaip] role =
-"primary"``) an alarm goes to the centre alone; otherwise to the first connected MQTT
-route, and to the centre when no broker is up. Either way the centre gets it on an
-escalation. The SCAIP route re-sends (same ``ref``) until the centre answers ``snu`` 0,
-which acknowledges the alarm exactly like the platform's ``received`` ack (journal,
-FEEDBACK, local signal off); its escalation (no ``snu`` 0 in time, or ``snu`` 5) is the
-forwarder's escalation: every MQTT route, the local signal, ``alarm_unacknowledged``; a
-refusal (``snu`` 1/2/3/7) also raises ``alarm_unacknowledged`` (``data.reason``
-``scaip_refused``, ``data.snu``) on the other routes — never silently dropped. The alarm's
-leg at the centre is a table of its own (:class:`~gateway.domain.alarms.CentreState`).
-Follow-ups (cancels, restorals) reach the centre in journal order through
-:class:`~gateway.domain.scaip.CentreFeed`. Without MQTT (``primary=None``) the centre is
-the only route and the feed owns the journal's delivered marks.
+A SCAIP alarm receiving centre (docs/scaip.md) is one more alarm route, given as ``centre``
+(a factory of the route). With ``centre_first`` (``[scaip] role = "primary"``) an alarm
+goes to the centre alone; otherwise to the first connected MQTT route, and to the centre
+when no broker is up; on an escalation, always (once: the route re-sends by itself). The
+centre's ``snu`` 0 acknowledges the alarm exactly like the platform's ``received`` ack; no
+answer in time, or a refusal, is this forwarder's escalation (never silently dropped).
+Follow-ups reach the centre in journal order (``CentreFeed``). Without MQTT
+(``primary=None``) the centre is the only route.
+
+Where each part lives (this module is the entry point; it wires the others):
+
+- here: :class:`Forwarder` — submission, publication on the routes, PUBACKs, journal
+  outcomes, deadlines and escalation, platform acks, and :meth:`Forwarder.acknowledge`,
+  the one "acknowledge an alarm" step shared by the platform's ack and the centre's snu 0.
+- :mod:`gateway.domain.alarm_book`: :class:`~gateway.domain.alarm_book.AlarmBook`, the
+  live alarms in submission order, the recently acknowledged ids, the status records.
+- :mod:`gateway.domain.centre_leg`: :class:`~gateway.domain.centre_leg.CentreLeg`, the
+  SCAIP route's :class:`~gateway.domain.scaip.ScaipListener` (``snu`` 0, escalation,
+  refusal; the centre leg's table) and owner of the route and its ``CentreFeed``; it calls
+  back only :meth:`Forwarder.acknowledge`, :meth:`Forwarder.escalate`, :meth:`Forwarder.raise_technical`.
+- :mod:`gateway.domain.uplink_status`: :class:`UplinkStatus`, :class:`NoRoute` and the
+  status snapshot (re-exported here).
+- :mod:`gateway.domain.alarms` (the state tables) and :mod:`gateway.domain.replay` (the pump).
 """
 from __future__ import annotations
 
 import asyncio
 import collections
 import logging
-from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from gateway.domain.alarms import (Alarm, AlarmEvent, AlarmRecord, AlarmState, CentreEvent, CentreState, StoreEvent,
-                                   StoreState, StoredCallback)
+from gateway.domain.alarm_book import AlarmBook
+from gateway.domain.alarm_journal import JOURNAL_FAULT_CODE, AlarmJournal
+from gateway.domain.alarms import Alarm, AlarmEvent, AlarmRecord, AlarmState, CentreState, StoreState, StoredCallback
+from gateway.domain.centre_leg import CentreFactory, CentreLeg
 from gateway.domain.event_ids import GatewayEventIds
-from gateway.domain.journal_types import AppendOutcome, AppendResult, Recovery
+from gateway.domain.journal_types import AppendResult, Recovery
 from gateway.domain.model import Event, EventCode, Role
 from gateway.domain.payload import Ack, AckStatus, Rejected, Topics, decode_ack, encode_event
 from gateway.domain.ports import Clock
 from gateway.domain.replay import ReplayPump
-from gateway.domain.scaip import CentreFeed, CentreRoute, ScaipListener, ScaipReply
+from gateway.domain.scaip import CentreFeed, CentreRoute
 from gateway.domain.uplink_errors import NotConnected, UplinkError
 from gateway.domain.uplink_ports import JournalFront, LocalSignal, Publisher
+from gateway.domain.uplink_status import NoRoute, UplinkStatus, build_status, mqtt_routes
 
 __all__ = ["AlarmRecord", "CentreFactory", "Forwarder", "JOURNAL_FAULT_CODE", "NoRoute", "UplinkStatus"]
 
@@ -66,54 +76,6 @@ log = logging.getLogger(__name__)
 
 PlatformAckHook = Callable[[str, AckStatus, "Event | None"], None]
 EscalationHook = Callable[[Event, int], None]
-CentreFactory = Callable[[ScaipListener], CentreRoute]
-
-#: Code of the technical alarm raised when the journal cannot store (disk full / I/O
-#: error); ``data.reason`` = ``write_failed``. Raised once until an alarm is stored again.
-JOURNAL_FAULT_CODE = EventCode.JOURNAL_FAULT
-
-#: Alarms whose journal write failed are submitted again this often (seconds).
-STORE_RETRY_S = 5.0
-#: Acknowledged alarm ids remembered (a device's late repeat is not published again).
-RECENT_ALARMS = 1024
-
-
-@dataclass(frozen=True)
-class UplinkStatus:
-    connected: bool
-    route: str | None
-    routes: dict[str, bool]
-    backlog: int
-    inflight: int
-    alarms_unacknowledged: int
-    alarms_held: int
-    shed: int
-    journal_total: int
-    last_alarms: tuple[AlarmRecord, ...] = ()
-    scaip: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["last_alarms"] = [asdict(a) for a in self.last_alarms]
-        return d
-
-
-class NoRoute:
-    """The MQTT route of a gateway without MQTT (``uplink.enabled = false``): never connected,
-    takes nothing. Given to whatever needs *a* primary route (health, replies, the pump)."""
-
-    route = "none"
-    connected = False
-    receive_maximum = 65535
-
-    def publish(self, topic: str, payload: bytes, **kwargs: Any) -> None:
-        raise NotConnected("MQTT is off on this gateway (uplink.enabled = false)", route=self.route)
-
-    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
-        pass
-
-    def add_connection_listener(self, listener: Callable[[bool], None]) -> None:
-        pass
 
 
 class Forwarder:
@@ -141,7 +103,7 @@ class Forwarder:
     - ``journal_recovery``: ``SqliteJournal.recovery``; raises ``journal_recovered`` on start.
     - ``tick_s`` (0.2): period of :meth:`poll` in :meth:`async_run`.
     - ``last_alarms`` (20): alarm records kept for :meth:`status`.
-    - ``centre``: factory of the SCAIP route (given this forwarder as its listener);
+    - ``centre``: factory of the SCAIP route (given the forwarder's :class:`CentreLeg` as its listener);
       ``centre_first``: alarms to the centre before MQTT (``[scaip] role = "primary"``);
       ``centre_window`` (8): follow-ups open at the centre at once.
     """
@@ -192,21 +154,19 @@ class Forwarder:
         self._recovery = journal_recovery
         self.tick_s = tick_s
         self.stats: collections.Counter = collections.Counter()
-        self._alarms: dict[str, Alarm] = {}                 # in submission order (dicts keep it)
-        self._recent: collections.OrderedDict[str, Event] = collections.OrderedDict()
-        self._records: collections.deque[AlarmRecord] = collections.deque(maxlen=last_alarms)
+        self._alarms = AlarmBook(last_alarms=last_alarms)
         self._pump = ReplayPump(gateway_id=gateway_id, topic=self.topics.event, journal=journal, primary=self._primary,
                                 clock=clock, window=replay_window, batch=replay_batch,
                                 rate_per_s=replay_rate_per_s, tick_s=tick_s, stats=self.stats,
                                 on_alarm_row=self._alarm_row)
         self._started = False
-        self._journal_fault_raised = False
-        self._last_store_retry = 0.0
-        self.centre: CentreRoute | None = centre(self) if centre is not None else None
-        self._centre_first = centre_first
-        self._feed = (CentreFeed(journal=journal, route=self.centre, window=centre_window,  # type: ignore[arg-type]
-                                 owns_delivery=not self._routes(), stats=self.stats)
-                      if self.centre is not None else None)
+        self._store = AlarmJournal(journal=journal, book=self._alarms, technical=self, stats=self.stats,
+                                   mark_delivered=self._mark_delivered)
+        self._centre = (CentreLeg(centre, desk=self, book=self._alarms, journal=journal, clock=clock,
+                                  stats=self.stats, first=centre_first, window=centre_window,
+                                  owns_delivery=not self._routes())
+                        if centre is not None else None)
+        self.centre: CentreRoute | None = self._centre.route if self._centre is not None else None
 
     @property
     def replay_window(self) -> int:
@@ -215,6 +175,11 @@ class Forwarder:
     @property
     def replay_batch(self) -> int:
         return self._pump.batch
+
+    @property
+    def _feed(self) -> CentreFeed | None:
+        """The SCAIP leg's follow-up feed (the daemon tests watch it drain)."""
+        return self._centre.feed if self._centre is not None else None
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -227,8 +192,8 @@ class Forwarder:
         for route in self._alarm_routes():
             route.add_connection_listener(lambda up, r=route: self._on_connection(r, up))
         self._journal.call(lambda j: j.pending_alarms(), self._restore_pending)
-        if self._feed is not None:
-            self._feed.start()
+        if self._centre is not None:
+            self._centre.start()
         if self._recovery is not None:
             self.raise_technical(EventCode.JOURNAL_RECOVERED, {
                 "reason": "corrupt_journal_quarantined", "detail": self._recovery.reason,
@@ -245,27 +210,27 @@ class Forwarder:
     def flush(self) -> None:
         """Queue the coalesced delivered-marks now (also done by :meth:`poll`)."""
         self._pump.flush()
-        if self._feed is not None:
-            self._feed.flush(self._clock.monotonic())
+        if self._centre is not None:
+            self._centre.flush(self._clock.monotonic())
 
     def poll(self) -> None:
         """Periodic work: ack deadlines, held alarms, journal retries, puback timeouts, marks, pump."""
         now = self._clock.monotonic()
-        for a in list(self._alarms.values()):
+        for a in self._alarms.live():
             if a.state is not AlarmState.ACKNOWLEDGED and a.deadline is not None and now >= a.deadline:
                 self._escalate(a, now)
             elif a.state is AlarmState.HELD:
                 self._send_alarm(a)
-        if now - self._last_store_retry >= STORE_RETRY_S:
-            self._last_store_retry = now
-            for a in self._alarms.values():
-                if a.store is StoreState.FAILED:
-                    self._journal.submit(a.event, lambda e, r, a=a: self._alarm_stored(a, r, retry=True))
+        self._store.retry_failed(now)
         self._pump.expire(now, self.puback_timeout_s)
         self._pump.flush()
         self._pump.drain()
-        if self._feed is not None:
-            self._feed.poll(now)
+        if self._centre is not None:
+            self._centre.poll(now)
+
+    def _mark_delivered(self, event_id: str) -> None:
+        """Queue the journal's delivered mark (coalesced by the pump, written on :meth:`flush`)."""
+        self._pump.delivered.append(event_id)
 
     # ---- EventSink --------------------------------------------------------------------
     def submit(self, event: Event, on_stored: StoredCallback | None = None) -> None:
@@ -274,22 +239,22 @@ class Forwarder:
     def _submit(self, event: Event, on_stored: StoredCallback | None = None,
                 centre: CentreState = CentreState.NONE) -> None:
         if event.is_alarm:
-            if event.event_id in self._alarms or event.event_id in self._recent:
+            if self._alarms.known(event.event_id):
                 # the device repeated an alarm we are handling or the platform already
                 # acknowledged: no new publication, only the journal's duplicate check
-                self._journal.submit(event, lambda e, r: self._repeat_stored(e, r, on_stored))
+                self._store.write_repeat(event, on_stored)
                 return
             a = Alarm(event, on_stored, centre=centre)
-            self._track(a)
+            self._alarms.track(a)
             self._send_alarm(a)
-            self._journal.submit(event, lambda e, r: self._alarm_stored(a, r))
+            self._store.write(a)
         else:
             self._journal.submit(event, lambda e, r: self._telemetry_stored(e, r, on_stored))
 
     def _telemetry_stored(self, e: Event, r: AppendResult, on_stored: StoredCallback | None) -> None:
         self._pump.telemetry_stored(e, r, on_stored)
-        if self._feed is not None:
-            self._feed.stored(e, r)
+        if self._centre is not None:
+            self._centre.stored(e, r)
 
     def raise_technical(self, code: EventCode, data: dict[str, Any] | None = None, *,
                         avoid_centre: bool = False) -> None:
@@ -306,14 +271,10 @@ class Forwarder:
 
     # ---- alarms: publication -------------------------------------------------------------
     def _routes(self) -> list[Publisher]:
-        return [p for p in (self._primary, self._fallback) if p is not None and not isinstance(p, NoRoute)]
+        return mqtt_routes(self._primary, self._fallback)
 
     def _alarm_routes(self) -> list[Publisher]:
-        return [p for p in (self._lane, self._primary, self._fallback) if p is not None and not isinstance(p, NoRoute)]
-
-    def _track(self, a: Alarm) -> None:
-        self._alarms[a.event.event_id] = a
-        self._records.append(a.record)
+        return mqtt_routes(self._lane, self._primary, self._fallback)
 
     def _send_alarm(self, a: Alarm, *, all_routes: bool = False) -> bool:
         """Publish the next copy: on the first connected route, or (escalation) on every
@@ -326,22 +287,19 @@ class Forwarder:
             up = [p for p in up if not (p.route in seen or seen.add(p.route))]  # type: ignore[func-returns-value]
         else:
             up = up[:1]
-        to_centre = (self.centre is not None and a.centre is CentreState.NONE
-                     and (all_routes or self._centre_first or not up))
-        if to_centre and self._centre_first and not all_routes:
+        leg = self._centre           # the SCAIP leg, when this copy goes to the centre
+        if leg is not None and not leg.takes(a, all_routes=all_routes, mqtt_up=bool(up)):
+            leg = None
+        if leg is not None and leg.first and not all_routes:
             up = []
-        if not up and not to_centre:
+        if not up and leg is None:
             a.fire(AlarmEvent.NO_ROUTE)
             return False
         a.attempt += 1
         a.fire(AlarmEvent.PUBLISHED)     # before publish(): a PUBACK may come back inside it
         sent = False
-        if to_centre:
-            assert self.centre is not None
-            a.centre_fire(CentreEvent.HANDED)
-            self.centre.submit(a.event)      # non-blocking; the route reports back (never from inside)
-            self.stats["centre_submissions"] += 1
-            a.record.route = self.centre.route
+        if leg is not None:
+            leg.hand(a)                  # non-blocking; the route reports back (never from inside)
             sent = True
         mqtt_sent = False
         for p in up:
@@ -377,10 +335,14 @@ class Forwarder:
         a.fire(AlarmEvent.PUBACK)
         if a.record.latency_ms is None:
             a.record.latency_ms = round((at - a.event.received_at) * 1000.0, 3)
-        self._pump.delivered.append(a.event.event_id)
+        self._mark_delivered(a.event.event_id)
         if a.store is StoreState.FAILED:
             a.answer_device(True)         # not on disk, but safe at the broker
-        self._maybe_forget(a)
+        self._alarms.forget_if_done(a)
+
+    def escalate(self, a: Alarm, cause: dict[str, Any]) -> None:
+        """Escalate ``a`` now for what the SCAIP centre did (``cause``: the technical alarm's data)."""
+        self._escalate(a, self._clock.monotonic(), cause=cause)
 
     def _escalate(self, a: Alarm, now: float, cause: dict[str, Any] | None = None) -> None:
         """No ack in time (``cause`` None: the platform's; else what the SCAIP centre did)."""
@@ -411,58 +373,19 @@ class Forwarder:
             # stranded ones here keeps the platform's arrival order equal to the order the
             # alarms happened; the dead route's session copy arrives later as a duplicate
             # event_id, which the platform drops.
-            for a in list(self._alarms.values()):
+            for a in self._alarms.live():
                 if a.state is AlarmState.HELD or (a.stranded and a.sent_on is not route):
                     self._send_alarm(a)
             self._pump.kick()
             self._pump.drain()
 
-    # ---- alarms: journal -------------------------------------------------------------------
-    def _alarm_stored(self, a: Alarm, r: AppendResult, retry: bool = False) -> None:
-        if r.outcome in (AppendOutcome.STORED, AppendOutcome.DUPLICATE):
-            if a.store is StoreState.FAILED:
-                self._journal_fault_raised = False
-                log.warning("alarm %s stored after an earlier journal failure", a.event.event_id)
-                if a.custody.upstream:
-                    self._pump.delivered.append(a.event.event_id)
-                if a.ack is not None:
-                    self._journal.mark_acknowledged(a.event.event_id, a.ack.value)
-            a.stored(StoreEvent.WRITTEN)
-            a.answer_device(r.outcome is AppendOutcome.STORED or retry)
-            self._maybe_forget(a)
-            return
-        # FAILED (full or broken disk): keep the alarm in memory, it is being published anyway
-        a.stored(StoreEvent.WRITE_FAILED)
-        self.stats["alarms_not_stored"] += 1
-        if a.custody.upstream:
-            a.answer_device(True)
-        if not self._journal_fault_raised and a.event.code is not JOURNAL_FAULT_CODE:
-            self._journal_fault_raised = True
-            self.raise_technical(JOURNAL_FAULT_CODE, {"reason": "write_failed", "detail": r.error or ""})
-
-    def _repeat_stored(self, event: Event, r: AppendResult, on_stored: StoredCallback | None) -> None:
-        """A repeated alarm's journal outcome. ACK it (duplicate) only if it is safe somewhere:
-        this append or an earlier one stored it, or the broker PUBACKed the copy we hold. A
-        failed append of an alarm held only in memory is NOT acknowledged: the device keeps it
-        (and re-sends) until the disk or the broker has it — a kill -9 would lose it otherwise."""
-        if on_stored is None:
-            return
-        if r.outcome in (AppendOutcome.STORED, AppendOutcome.DUPLICATE):
-            on_stored(event, False)
-            return
-        held = self._alarms.get(event.event_id)
-        if event.event_id in self._recent or (held is not None and bool(held.custody)):
-            on_stored(event, False)
-            return
-        log.warning("repeated alarm %s neither stored nor at the broker: no ACK, the device keeps it",
-                    event.event_id)
-
+    # ---- alarms: restored from the journal ---------------------------------------------------
     def _restore_pending(self, rows: list[tuple[int, Event, bool]]) -> None:
         for _rowid, ev, delivered in rows:
-            if ev.event_id in self._alarms or ev.event_id in self._recent:
+            if self._alarms.known(ev.event_id):
                 continue
             a = Alarm.restored(ev, delivered=delivered)
-            self._track(a)
+            self._alarms.track(a)
             if delivered:   # at the broker before the restart; wait for the platform ack
                 a.deadline = self._clock.monotonic() + self.ack_timeout_s
             else:
@@ -470,20 +393,8 @@ class Forwarder:
 
     def _alarm_row(self, ev: Event) -> None:
         """The replay pump met an alarm row in the journal: restore it unless known."""
-        if ev.event_id not in self._alarms and ev.event_id not in self._recent:
+        if not self._alarms.known(ev.event_id):
             self._restore_pending([(0, ev, False)])
-
-    def _maybe_forget(self, a: Alarm) -> None:
-        """The platform has the alarm: nothing is left to re-send or escalate."""
-        if a.state is AlarmState.ACKNOWLEDGED:
-            self._alarms.pop(a.event.event_id, None)
-            self._remember(a.event)
-
-    def _remember(self, event: Event) -> None:
-        self._recent[event.event_id] = event
-        self._recent.move_to_end(event.event_id)
-        while len(self._recent) > RECENT_ALARMS:
-            self._recent.popitem(last=False)
 
     # ---- platform acks -------------------------------------------------------------------
     def on_ack_message(self, topic: str, payload: bytes) -> None:
@@ -496,113 +407,38 @@ class Forwarder:
 
     def on_platform_ack(self, ack: Ack) -> None:
         self.stats["acks"] += 1
-        a = self._alarms.get(ack.event_id)
-        event = a.event if a is not None else self._recent.get(ack.event_id)
-        self._journal.mark_acknowledged(ack.event_id, ack.status.value)
-        if a is not None:
-            first = a.state is not AlarmState.ACKNOWLEDGED
-            a.fire(AlarmEvent.PLATFORM_ACK)     # the ack proves the platform has it
-            a.ack = ack.status
-            a.record.ack = ack.status.value
-            a.deadline = None
-            if first and a.escalations:
-                self._signal.alarm_acknowledged(a.event)
-            self._maybe_forget(a)
-        if self._on_platform_ack is not None:
-            self._on_platform_ack(ack.event_id, ack.status, event)
+        self.acknowledge(ack.event_id, ack.status)
 
-    # ---- the SCAIP centre (ScaipListener) -------------------------------------------------
-    def scaip_delivered(self, event: Event, reply: ScaipReply | None, *, escalated: bool,
-                        at: float | None = None) -> None:
-        """``snu`` 0: an alarm is acknowledged as by the platform's ``received``; a follow-up is
-        done. ``at``: when the answer reached the gateway's socket (latency, like a PUBACK's)."""
-        if not event.is_alarm:
-            self.stats["centre_followups_delivered"] += 1
-            if self._feed is not None:
-                self._feed.finished(event.event_id)
-            return
-        self.stats["centre_acks"] += 1
-        a = self._alarms.get(event.event_id)
-        if a is None and event.event_id in self._recent:
-            return                        # the platform acknowledged it first: nothing changes
-        self._journal.mark_acknowledged(event.event_id, AckStatus.RECEIVED.value)
-        self._pump.delivered.append(event.event_id)
+    def acknowledge(self, event_id: str, status: AckStatus, *, by: AlarmEvent = AlarmEvent.PLATFORM_ACK,
+                    event: Event | None = None) -> None:
+        """The one "acknowledge an alarm" step: the platform's ack (``by`` PLATFORM_ACK) and the
+        SCAIP centre's ``snu`` 0 (``by`` CENTRE_ACK, ``status`` received; the
+        :class:`~gateway.domain.centre_leg.CentreLeg` calls it). The journal's ack mark (the
+        centre's answer is also the row's delivery, like a PUBACK); a live alarm is
+        acknowledged, the resident's signal stops if it had been escalated, a device still
+        waiting is answered if the centre holds it but the disk does not, and the alarm is
+        forgotten; then ``on_platform_ack`` (e.g. FEEDBACK to the device)."""
+        a = self._alarms.get(event_id)
+        if event is None:
+            event = self._alarms.event(event_id)
+        self._journal.mark_acknowledged(event_id, status.value)
+        by_centre = by is AlarmEvent.CENTRE_ACK
+        if by_centre:
+            self._mark_delivered(event_id)
         if a is not None:
-            if a.centre is CentreState.OPEN:
-                a.centre_fire(CentreEvent.SNU_OK)
-            a.fire(AlarmEvent.CENTRE_ACK)
-            a.ack = AckStatus.RECEIVED
+            a.fire(by)                    # the ack proves the platform (or the centre) has it
+            a.ack = status
+            a.record.ack = status.value
             a.deadline = None
-            rec = a.record
-            rec.ack, rec.snu = AckStatus.RECEIVED.value, 0
-            rec.centre_latency_ms = round(((at if at is not None else self._clock.time()) - event.received_at)
-                                          * 1000.0, 3)
-            if rec.latency_ms is None:
-                rec.latency_ms = rec.centre_latency_ms
             if a.escalations:
                 self._signal.alarm_acknowledged(a.event)
-            if a.store is StoreState.FAILED:
-                a.answer_device(True)         # not on disk, but the centre has it
-            self._maybe_forget(a)
+            if by_centre and a.store is StoreState.FAILED:
+                a.answer_device(True)     # not on disk, but the centre has it
+            self._alarms.forget_if_done(a)
         if self._on_platform_ack is not None:
-            self._on_platform_ack(event.event_id, AckStatus.RECEIVED, event)
-
-    def scaip_escalate(self, event: Event, reason: str) -> None:
-        """The centre did not answer ``snu`` 0 in time (or said 5): the forwarder's escalation."""
-        a = self._alarms.get(event.event_id)
-        if a is None or a.escalations or a.state is AlarmState.ACKNOWLEDGED:
-            self.stats["centre_escalations_ignored"] += 1     # acknowledged meanwhile, or escalated already
-            return
-        self.stats["centre_escalations"] += 1
-        self._escalate(a, self._clock.monotonic(), cause={"reason": "scaip_no_answer", "detail": reason,
-                                                          "route": "scaip"})
-
-    def scaip_refused(self, event: Event, reply: ScaipReply | None, reason: str) -> None:
-        """``snu`` 1/2/3/7 (or not encodable): the centre never takes this message. A technical
-        alarm on the other routes, the alarm itself there too; never dropped silently."""
-        self.stats["centre_refused"] += 1
-        snu = int(reply.snu) if reply is not None else None
-        detail = reason + (f" ({reply.ste})" if reply is not None and reply.ste else "")
-        log.error("the alarm centre refused %s %s: %s", event.code.type_name, event.event_id, detail)
-        cause = {"reason": "scaip_refused", "snu": snu, "detail": detail, "route": "scaip"}
-        a = self._alarms.get(event.event_id) if event.is_alarm else None
-        if a is not None:
-            if a.centre is CentreState.OPEN:
-                a.centre_fire(CentreEvent.SNU_WRONG)
-            a.record.snu = snu
-            if not a.escalations:
-                self._escalate(a, self._clock.monotonic(), cause=cause)   # other routes, signal, technical alarm
-                return
-        if not event.is_alarm and self._feed is not None:
-            self._feed.finished(event.event_id)           # MQTT carries it as telemetry (if there is MQTT)
-        if event.code is EventCode.ALARM_UNACKNOWLEDGED:
-            self.stats["centre_refused_technical"] += 1   # never a technical alarm about a technical alarm
-            return
-        self.raise_technical(EventCode.ALARM_UNACKNOWLEDGED, {
-            "event_id": event.event_id, "device": event.device_id, "type": event.code.type_name, **cause},
-            avoid_centre=True)
+            self._on_platform_ack(event_id, status, event)
 
     # ---- status ----------------------------------------------------------------------------
     def status(self) -> UplinkStatus:
-        depth = self._journal.depth()
-        routes = {p.route: p.connected for p in self._routes()}
-        up = next((p.route for p in self._routes() if p.connected), None)
-        connected = self._primary.connected
-        scaip = None
-        if self.centre is not None:
-            healthy = self.centre.healthy
-            routes[self.centre.route] = healthy
-            if up is None and healthy:
-                up = self.centre.route
-            if not self._routes():
-                connected = healthy
-            scaip = self.centre.status()
-            if self._feed is not None:
-                scaip["feed"] = self._feed.status()
-        alarms = self._alarms.values()
-        return UplinkStatus(
-            connected=connected, route=up, routes=routes, backlog=depth.undelivered, scaip=scaip,
-            inflight=self._pump.inflight + sum(1 for a in alarms if a.in_flight),
-            alarms_unacknowledged=sum(1 for a in alarms if a.state is not AlarmState.ACKNOWLEDGED),
-            alarms_held=sum(1 for a in alarms if a.state is AlarmState.HELD),
-            shed=depth.shed, journal_total=depth.total, last_alarms=tuple(self._records))
+        return build_status(depth=self._journal.depth(), primary=self._primary, routes=self._routes(),
+                            centre=self._centre, pump_inflight=self._pump.inflight, book=self._alarms)

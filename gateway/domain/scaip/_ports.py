@@ -1,5 +1,5 @@
 """Ports of the SCAIP route (typing.Protocol): what the route tells the forwarder
-(:class:`ScaipListener`, implemented by :class:`gateway.domain.forwarder.Forwarder`) and
+(:class:`ScaipListener`, implemented by :class:`gateway.domain.centre_leg.CentreLeg`) and
 what the forwarder asks of the route (:class:`CentreRoute`, implemented by
 :class:`gateway.adapters.sip.ScaipRoute`)."""
 from __future__ import annotations
