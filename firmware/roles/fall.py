@@ -12,7 +12,7 @@
 # not_worn_min minutes of daytime raises not_worn (technical); moving again clears it
 # with worn_again. Daytime is day_from_h..day_to_h local time: the gateway's TIME (UTC)
 # plus utc_offset_min, plus an hour of summer time by the EU rule when summer_time is
-# set (Europe/Oslo: 60 and on); before the first TIME every minute counts.
+# set (Europe/Oslo: 60 and on; lib/fall_tz.py); before the first TIME every minute counts.
 from micropython import const
 import struct
 import sys
@@ -31,31 +31,6 @@ _STUCK_N = const(250)                # 5 s at 50 Hz of implausible samples
 _ZERO_G_MG = const(120)
 _FULL_SCALE_MG = const(7900)
 _WORN_MG = const(50)                 # a worn device turns more than ~3 deg now and then
-
-
-def _mar1(y):
-    # days from 1970-01-01 to 1 March of year y (proleptic Gregorian)
-    return 365 * y + y // 4 - y // 100 + y // 400 - 719468
-
-
-def local_hour(t, offset_min, summer):
-    """Local hour 0..23 at UTC epoch seconds t: standard offset_min, plus one hour of EU
-    summer time if summer (from the last Sunday of March to the last Sunday of October,
-    01:00 UTC both: Europe/Oslo with offset_min 60). Integers only: no time zone data."""
-    if summer:
-        d = t // 86400
-        y = 1970 + d * 400 // 146097       # the year whose 1 March is the last one up to t
-        while _mar1(y + 1) <= d:
-            y += 1
-        while _mar1(y) > d:
-            y -= 1
-        a = _mar1(y) + 30                    # 31 March
-        a -= (a + 4) % 7                     # back to a Sunday (1970-01-01 was a Thursday)
-        b = _mar1(y) + 244                   # 31 October
-        b -= (b + 4) % 7
-        if a * 86400 + 3600 <= t < b * 86400 + 3600:
-            offset_min += 60
-    return (t + offset_min * 60) // 3600 % 24
 
 
 class FallRole(Role):
@@ -83,6 +58,8 @@ class FallRole(Role):
         self._still_ms = 0      # daytime ms it has lain still
         self._still_t = now
         self._off = False       # not_worn raised
+        self._tz_h = None       # UTC hour of the local offset _tz_min (summer time)
+        self._tz_min = 0
         self._build(self.cfg)
         self._start_sensor(now)
 
@@ -98,6 +75,7 @@ class FallRole(Role):
         pending = self.alert.state
         old = self.alert
         self.cfg = cfg
+        self._tz_h = None       # offset settings may have changed
         self._build(cfg)
         if pending:
             self.alert = old  # never drop an open window on a config change
@@ -184,7 +162,12 @@ class FallRole(Role):
             return
         ep = self.app.epoch_s()
         if ep is not None:
-            h = local_hour(ep, self.cfg.get("utc_offset_min"), self.cfg.get("summer_time"))
+            if ep // 3600 != self._tz_h:   # the local offset, once per UTC hour (lib/fall_tz: RAM)
+                from fall_tz import offset_min
+                sys.modules.pop("fall_tz", None)
+                self._tz_h = ep // 3600
+                self._tz_min = offset_min(ep, self.cfg.get("utc_offset_min"), self.cfg.get("summer_time"))
+            h = (ep + self._tz_min * 60) // 3600 % 24
             a, b = self.cfg.get("day_from_h"), self.cfg.get("day_to_h")
             if a != b and not (a <= h < b if a < b else h >= a or h < b):
                 return  # night: a device on the night stand is expected

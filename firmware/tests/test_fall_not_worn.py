@@ -1,6 +1,6 @@
-"""Not worn, daytime by the local clock: the fall role's summer time (EU rule: last Sunday
-of March to last Sunday of October, 01:00 UTC) computed on the real MicroPython
-interpreter, checked against the time zone database (Europe/Oslo) across both changes,
+"""Not worn, daytime by the local clock: the fall role's summer time (lib/fall_tz.py, EU
+rule: last Sunday of March to last Sunday of October, 01:00 UTC) computed on the real
+MicroPython interpreter, checked against the time zone database (Europe/Oslo) across both changes,
 and the role counting lying still by it."""
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_local_hour_follows_oslo_summer_time_across_both_changes_on_micropython(
     ts = _instants()
     r = run_mpy(f"""
 import json
-from roles.fall import local_hour
+from fall_tz import local_hour
 ts = {ts!r}
 print(json.dumps([[local_hour(t, 60, True), local_hour(t, 60, False)] for t in ts]))
 """, heap="1024k")
