@@ -51,6 +51,7 @@ from gateway.codec.frame import Frame, encode_frame, normalise_device_id
 from gateway.codec.gatt import decode_gatt
 from gateway.codec.payloads import Ack, Error, Feedback, Heartbeat, Hello, Payload
 from gateway.codec.stream import StreamDecoder
+from gateway.domain.device_seqs import DOWNLINK_SEQ_BLOCK, DeviceSeqs
 from gateway.domain.model import Event, EventCode, Role, is_alarm
 from gateway.domain.ingress_types import DeviceUpdate, IngressResult, IngressStore, RejectLog, UplinkMessage
 from gateway.domain.ports import Clock
@@ -58,7 +59,7 @@ from gateway.domain.ports import Clock
 log = logging.getLogger("gateway.domain.ingress")
 
 
-DOWNLINK_SEQ_BLOCK = 64          # downlink seqs reserved per journal write
+__all__ = ["BLE_LINK", "DOWNLINK_SEQ_BLOCK", "SYNTHETIC_SEQ_BASE", "Ingress", "IngressResult", "RejectLog"]
 SYNTHETIC_SEQ_BASE = 0x80000000  # event ids of unencrypted adverts / GATT values: top bit set
 BLE_LINK = "ble"
 
@@ -96,8 +97,7 @@ class Ingress:
         self._pending: dict[str, float] = {}
         self._recent_counters: dict[tuple[str, int], float] = {}
         self._recent_plain: dict[str, tuple[bytes, float]] = {}
-        self._dl_next: dict[str, int] = {}
-        self._dl_reserved: dict[str, int] = {}
+        self._seqs = DeviceSeqs(journal, clock, self._keys.__contains__)   # downlink seqs, durable marks (F13)
         self.duplicates = 0
         self.window_persist_failures = 0
 
@@ -164,7 +164,7 @@ class Ingress:
     def downlink(self, device_id: str, msg_type: MsgType, payload: bytes | Payload) -> bytes:
         """Any gateway -> device frame: DOWNLINK flag, next persisted downlink seq, AUTH if keyed."""
         device = normalise_device_id(device_id)
-        return encode_frame(msg_type, device, self._next_downlink_seq(device), payload,
+        return encode_frame(msg_type, device, self._seqs.next(device), payload,
                             key=self._keys.get(device), downlink=True)
 
     def link_for(self, device_id: str) -> str | None:
@@ -195,7 +195,7 @@ class Ingress:
         if key is None and frame.authenticated:
             self._reject(result, Rejection(RejectReason.BAD_AUTH, "AUTH set but this gateway has no key for the device; pair it (fleet) first", device), link)
             return
-        self._dl_load(device)   # downlink seq block queued before any event of this frame
+        self._seqs.load(device)   # downlink seq block queued before any event of this frame
         payload = frame.decode_payload()
         window = self._window(device, "frame")
         now = self._clock.time()
@@ -396,6 +396,9 @@ class Ingress:
             self._windows[(device, "frame")] = ReplayWindow(floor, (1 << min(floor, 64)) - 1)
             self._windows[(device, "bthome")] = ReplayWindow()
             log.warning("device %s has a new key: replay windows reset (frame seqs up to %d stay refused)", device, floor)
+        elif (floor := self._seqs.recovered_floor(device)):   # the journal was lost (F13)
+            self._windows[(device, "frame")] = ReplayWindow(floor, (1 << min(floor, 64)) - 1)
+            log.warning("device %s: replay state lost with the journal; frame seqs up to %d stay refused", device, floor)
         try:
             for (dev, channel), w in self._windows.items():
                 if dev == device:
@@ -423,6 +426,8 @@ class Ingress:
 
     def _accept_seq(self, device: str, channel: str, window: ReplayWindow, seq: int) -> None:
         if window.accept(seq):
+            if channel == "frame":
+                self._seqs.note_uplink(device, seq)
             # Queued (JournalWriter) before the caller submits the event's append: FIFO, so
             # durable no later than the event whose commit releases the device ACK.
             try:
@@ -435,46 +440,6 @@ class Ingress:
                 self.window_persist_failures += 1
                 log.error("replay window of %s (%s) not persisted: %s; frames are still accepted",
                           device, channel, exc)
-
-    def _dl_load(self, device: str) -> int:
-        """Downlink seq state of a device, loaded on its first frame. The first block is
-        reserved at once — queued BEFORE the frame's event is appended, so it is durable
-        before that event's ACK (sent after the commit) uses a seq from it."""
-        nxt = self._dl_next.get(device)
-        if nxt is None:
-            blob = self._journal.get_state(f"downlink_seq/{device}")
-            nxt = struct.unpack("<I", blob)[0] if blob is not None and len(blob) == 4 else 1
-            self._dl_next[device] = nxt
-            self._dl_reserved[device] = nxt
-            self._dl_reserve(device, nxt)
-        return nxt
-
-    def _dl_reserve(self, device: str, nxt: int) -> None:
-        """Reserve the next block once half of the current one is used (prefetch: the
-        write is committed long before a seq of the new block is sent)."""
-        reserved = self._dl_reserved[device]
-        if nxt < reserved - DOWNLINK_SEQ_BLOCK // 2:
-            return
-        reserved = min(max(reserved, nxt) + DOWNLINK_SEQ_BLOCK, 0xFFFFFFFF)
-        try:
-            self._journal.set_state(f"downlink_seq/{device}", struct.pack("<I", reserved))
-        except Exception as exc:  # noqa: BLE001 - the Journal port's failure (disk broken or full)
-            # Keep sending (ACKs after a PUBACK, FEEDBACK): the device's replay window
-            # refuses a reused seq after a restart, it never accepts a replayed frame.
-            log.error("downlink seq block of %s not persisted: %s; continuing from memory", device, exc)
-        self._dl_reserved[device] = reserved
-
-    def _next_downlink_seq(self, device: str) -> int:
-        # Residual (docs/architecture.md): a seq used before its block's commit completed (an
-        # immediate ACK DUPLICATE/ERROR to a device's first frame after a start, or > 32
-        # downlinks within one commit) can be reused after a crash inside that commit. The
-        # device rejects such a frame as a replay and re-sends; none is accepted twice.
-        nxt = self._dl_load(device)
-        self._dl_reserve(device, nxt)
-        if nxt >= 0xFFFFFFFF:
-            raise CodecError(f"downlink sequence space of {device} exhausted; re-pair the device with a new key")
-        self._dl_next[device] = nxt + 1
-        return nxt
 
     def _synthetic_seq(self, device: str) -> int:
         key = f"synthetic_seq/{device}"

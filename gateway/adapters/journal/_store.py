@@ -33,8 +33,9 @@ from gateway.domain.ports import Clock, JournalDepth, SystemClock
 
 from gateway.domain.journal_codec import decode_event, encode_event
 from gateway.domain.journal_types import ACK_STATUSES, AppendOutcome, AppendResult, Recovery
+from gateway.adapters.journal._checkpoint import Checkpointer
 from gateway.adapters.journal._errors import JournalClosed, JournalError, JournalFull
-from gateway.adapters.journal._hwm import read_hwm, write_hwm
+from gateway.adapters.journal._hwm import SeqMarks, read_hwm, write_hwm
 from gateway.adapters.journal._maintenance import Maintenance
 from gateway.adapters.journal._retention import RetentionPolicy
 
@@ -151,7 +152,15 @@ class SqliteJournal:
         self._reserved = read_hwm(self.hwm_path)
         self._counter = self._reserved  # the next value is always above anything handed out before
         self._load_counts()
+        self.seq_marks = SeqMarks(self.path.with_name(self.path.name + ".seqs"))   # F13
+        if self.seq_marks.items() and self._c.execute("SELECT 1 FROM state LIMIT 1").fetchone() is None:
+            self._c.execute("BEGIN IMMEDIATE")   # a fresh journal starts above the saved marks
+            self._c.executemany("INSERT OR IGNORE INTO state(key, value) VALUES (?, ?)", self.seq_marks.items())
+            self._c.execute("COMMIT")
         self.maintenance = Maintenance(self, self.retention)
+        self.checkpointer = Checkpointer(self.path, synchronous=synchronous)
+        self._commits_since_ckpt = 0
+        self._rows_since_ckpt = 0
         # A second, read-only connection: in WAL mode readers never wait for the writer, so
         # contains()/get_state() called on the event loop do not block behind a commit's fsync.
         self._rconn: sqlite3.Connection | None = sqlite3.connect(
@@ -231,6 +240,7 @@ class SqliteJournal:
         return self._conn
 
     def close(self) -> None:
+        self.checkpointer.stop()
         with self._rlock:
             if self._rconn is not None:
                 self._rconn.close()
@@ -406,6 +416,8 @@ class SqliteJournal:
         if self._before_commit is not None:
             self._before_commit()
         c.execute("COMMIT")
+        if states:
+            self.seq_marks.observe(states)
         k = self._counts
         k.total += d.total
         k.undelivered += d.undelivered
@@ -415,7 +427,17 @@ class SqliteJournal:
         k.shed += d.shed
         if self._reserve_missing and self._ensure_reserve():
             self._reserve_missing = False
+        self._count_for_checkpoint(len(appends) + len(delivered) + len(acks) + len(states))
         return results
+
+    def _count_for_checkpoint(self, rows: int) -> None:
+        """Ask the background checkpointer for a checkpoint every so many commits / rows."""
+        self._commits_since_ckpt += 1
+        self._rows_since_ckpt += rows
+        if (self._commits_since_ckpt >= self.retention.checkpoint_every_commits
+                or self._rows_since_ckpt >= self.retention.checkpoint_every_rows):
+            self._commits_since_ckpt = self._rows_since_ckpt = 0
+            self.checkpointer.request()
 
     def _delete_oldest_telemetry(self, n: int) -> tuple[int, int, int]:
         c = self._c
@@ -548,7 +570,10 @@ class SqliteJournal:
                 d["live_bytes"] = self.maintenance.live_bytes()
                 d["file_bytes"] = self.maintenance.file_bytes()
             d["budget_bytes"] = self.retention.budget_bytes
-            return d
+        ck = self.checkpointer
+        d.update(checkpoints=ck.checkpoints, longest_checkpoint_ms=round(ck.longest_ms, 3),
+                 checkpoint_errors=ck.errors)
+        return d
 
     def next_gateway_counter(self) -> int:
         """Next gateway counter; values are reserved in blocks in ``<path>.hwm`` first.
@@ -614,3 +639,4 @@ class SqliteJournal:
                 self._rollback()
                 raise (JournalFull if _is_full(exc) else JournalError)(
                     f"cannot store state {key!r}: {exc}", path=self.path, cause=exc) from exc
+            self.seq_marks.observe([(key, bytes(value))])
