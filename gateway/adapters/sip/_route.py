@@ -2,8 +2,8 @@
 
 One :class:`ScaipRoute` per configured centre. It owns no policy: what to do with a
 reply is :mod:`gateway.domain.scaip`'s table, what the rest of the gateway does about a
-delivered, escalated or refused event is the :class:`ScaipListener`'s (the forwarder,
-gateway/domain/forwarder.py; the daemon builds both, gateway/daemon/_routes.py). This
+delivered, escalated or refused event is the :class:`ScaipListener`'s (the forwarder's
+SCAIP leg, gateway/domain/centre_leg.py; the daemon builds both, gateway/daemon/_routes.py). This
 module only turns the tracker's actions into SIP attempts and SIP outcomes back into
 tracker inputs, and runs one timer for the nearest deadline.
 
