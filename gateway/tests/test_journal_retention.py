@@ -190,7 +190,8 @@ def test_journal_stays_within_its_size_budget_under_sustained_load(tmp_path):
         clock.advance(60)
         while j.maintain_step():
             pass
-        if minute % 10 == 9:
+        if minute % 10 == 9:             # a pass ran and asked for a checkpoint: as its thread would
+            j.checkpointer.run_now()
             worst = max(worst, file_bytes(j.path))
     for eid in pending_ack:
         assert j.contains(eid)                                    # unacknowledged: kept
@@ -222,7 +223,7 @@ def test_pragmas_of_the_checkpoint_policy(tmp_path):
     c = j._c
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert c.execute("PRAGMA auto_vacuum").fetchone()[0] == 2               # INCREMENTAL on a new file
-    assert c.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000     # 4 MiB backstop
+    assert c.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4000     # backstop only (16 MiB)
     assert c.execute("PRAGMA journal_size_limit").fetchone()[0] == 4 * MIB  # WAL truncated after reset
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 2               # FULL
     assert c.execute("PRAGMA cache_size").fetchone()[0] == -1024            # 1 MiB, not a growing 2 MiB
@@ -230,8 +231,43 @@ def test_pragmas_of_the_checkpoint_policy(tmp_path):
     j.apply([ev(i) for i in range(1, 50)], delivered=[ev(i).event_id for i in range(1, 50)])
     steps = j.run_maintenance()
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 2               # restored after the prune steps
+    deadline = time.monotonic() + 10                                        # the pass asked for a checkpoint
+    while j.maintenance_stats()["checkpoints"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     s = j.maintenance_stats()
     assert s["checkpoints"] == 1 and s["passes"] == 1 and steps >= 4 and s["auto_vacuum"] == "incremental"
+    j.close()
+
+
+def test_checkpoints_run_on_their_own_thread_beside_commits(tmp_path):
+    """Every 200 commits the journal asks the background checkpointer; it checkpoints on
+    its own connection while commits go on (no commit waits for the copy and its fsync)."""
+    j = SqliteJournal(tmp_path / "j.db", retention=RetentionPolicy(checkpoint_every_commits=200))
+    for i in range(1, 200):
+        j.apply([ev(i)])
+    assert j.checkpointer.checkpoints == 0 and j.checkpointer._thread is None
+    j.apply([ev(200)])                                                      # the 200th commit
+    assert j.checkpointer._thread is not None and j.checkpointer._thread.name == "journal-checkpoint"
+    stop = threading.Event()
+
+    def hammer() -> None:                                                   # checkpoints back to back
+        while not stop.is_set():
+            j.checkpointer.run_now()
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        for i in range(201, 401):                                           # ... while commits go on
+            assert j.append(ev(i))
+    finally:
+        stop.set()
+        t.join()
+    s = j.maintenance_stats()
+    assert s["checkpoints"] >= 2 and s["checkpoint_errors"] == 0 and j.depth().total == 400
+    busy, log_frames, done = j.checkpointer.run_now()
+    assert busy == 0 and done == log_frames                                  # a quiet moment: fully copied
+    thread = j.checkpointer._thread
+    j.close()
+    assert thread is not None and not thread.is_alive()                     # close() ends it
 
 
 def _legacy_journal(path: Path, rows: int) -> None:

@@ -219,8 +219,7 @@ class Maintenance:
                 p.phase = NEXT[p.phase]
             return
         if p.phase is Phase.CHECKPOINT:
-            self._j._c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            self.stats.checkpoints += 1
+            self._j.checkpointer.request()      # in the background, never in front of a commit
             p.phase = Phase.VACUUM
             return
         if p.phase is Phase.VACUUM:

@@ -14,10 +14,11 @@ Invariant: a row leaves the journal by pruning only when someone else has it —
   alarms, which may hold the file above its budget until the platform answers.
 
 A pass runs every ``interval_s`` (10 min) on the journal writer thread, one bounded
-transaction at a time (``batch_rows`` rows, one incremental-vacuum step, or one passive
-checkpoint); between two steps the writer commits whatever the event loop queued, so an
-alarm's commit waits for at most one step (measured: gateway/tests/test_journal_retention.py
-and bench/gateway_soak.py report the longest step).
+transaction at a time (``batch_rows`` rows or one incremental-vacuum step); between two
+steps the writer commits whatever the event loop queued, so an alarm's commit waits for at
+most one step (measured: gateway/tests/test_journal_retention.py and bench/gateway_soak.py
+report the longest step). Checkpoints run on their own thread and connection
+(``_checkpoint``), never in front of a commit.
 
 Write amplification, and why the policy is what it is (an SD card wears per erase block;
 every byte SQLite writes counts, an fsync of a partial block costs a whole program):
@@ -31,12 +32,14 @@ every byte SQLite writes counts, an fsync of a partial block costs a whole progr
   device's ACK"; the policy below only avoids adding to it.
 - **Checkpoints** copy each *distinct* page in the WAL to the database file once and
   fsync it. The hot pages rewritten by every commit are copied once per checkpoint, not
-  once per commit, so checkpoints should be rare: ``wal_autocheckpoint`` stays at 1000
-  pages (4 MiB, SQLite's default, set explicitly) as the backstop under sustained load,
-  and the maintenance pass ends with one ``PRAGMA wal_checkpoint(PASSIVE)`` every
-  ``interval_s`` — off the alarm path (it never waits for readers) and folding the
-  pass's deletions into the same copy. No checkpoint after every burst: that would
-  double the writes of a lightly loaded gateway.
+  once per commit, so checkpoints should be rare: one passive checkpoint per
+  ``checkpoint_every_commits`` (200) commits or ``checkpoint_every_rows`` (5000) changed
+  rows — about the 1000 frames (4 MiB) at which SQLite would checkpoint by itself — and
+  one at the end of each maintenance pass (every ``interval_s``), folding the pass's
+  deletions into the same copy. They run in the background (``_checkpoint``: a passive
+  checkpoint and a writer proceed side by side in WAL mode); the writer connection's own
+  ``wal_autocheckpoint`` is only a backstop at 4000 pages (16 MiB). No checkpoint after
+  every burst: that would double the writes of a lightly loaded gateway.
 - **WAL file.** ``journal_size_limit`` (4 MiB) truncates the ``-wal`` file when it is
   reset after a checkpoint, so one large replay burst does not leave a large file behind
   (truncation is a metadata update, not a data write). File bound: database pages +
@@ -88,7 +91,9 @@ class RetentionPolicy:
     interval_s: float = 600.0
     size_probe_s: float = 60.0          # how often the writer checks the size budget between passes
     batch_rows: int = 500
-    wal_autocheckpoint_pages: int = 1000
+    wal_autocheckpoint_pages: int = 4000      # backstop on the writer connection (16 MiB)
+    checkpoint_every_commits: int = 200
+    checkpoint_every_rows: int = 5000
     wal_limit_bytes: int = 4 * MIB
     vacuum_min_free_bytes: int = 16 * MIB
     vacuum_free_fraction: float = 0.25
@@ -119,7 +124,6 @@ class MaintenanceStats:
     alarms_pruned: int = 0
     pruned_for_size: int = 0
     shed_for_size: int = 0
-    checkpoints: int = 0
     vacuumed_pages: int = 0
     steps: int = 0
     longest_step_ms: float = 0.0       # wall time of the step, including any wait for the GIL
