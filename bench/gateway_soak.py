@@ -258,6 +258,7 @@ async def run(args: argparse.Namespace) -> dict:
         "prune_passes": maint["passes"], "telemetry_pruned": maint["telemetry_pruned"],
         "alarms_pruned": maint["alarms_pruned"], "longest_prune_step_ms": maint["longest_step_ms"],
         "longest_prune_step_phase": maint["longest_step_phase"], "mean_prune_step_ms": maint["mean_step_ms"],
+        "checkpoints": maint["checkpoints"], "longest_checkpoint_ms": maint["longest_checkpoint_ms"],
         "log_lines": sink.lines, "log_kb": round(sink.bytes / 1024, 1),
         "stalls": stalls, "wall_s": round(wall, 1),
     }
