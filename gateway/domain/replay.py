@@ -114,9 +114,9 @@ class ReplayPump:
     # ---- live telemetry ----------------------------------------------------------------
     def telemetry_stored(self, e: Event, r: AppendResult, on_stored: StoredCallback | None) -> None:
         """The journal's outcome for a telemetry event: answer the device, publish live or replay."""
-        if r.outcome is AppendOutcome.FAILED:
+        if r.outcome in (AppendOutcome.FAILED, AppendOutcome.SHED):   # F11: shed is not stored
             self._stats["telemetry_not_stored"] += 1
-            return          # not ACKed to the device: it will retransmit
+            return          # not ACKed to the device: it keeps it and retransmits
         if on_stored is not None:
             on_stored(e, r.outcome is not AppendOutcome.DUPLICATE)
         if r.outcome is not AppendOutcome.STORED or r.rowid is None:
