@@ -144,9 +144,10 @@ def test_discovery_finds_every_numeric_field_of_every_schema_dataclass():
 
 
 # --------------------------------------------------------------------------- the schema
+@pytest.mark.security
 @pytest.mark.parametrize("value", NON_FINITE, ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("field", numeric_fields(), ids=lambda f: f.key)
-def test_every_numeric_field_refuses_non_finite_naming_key_value_and_fix(field, value):
+def test_F4_every_numeric_field_refuses_non_finite_naming_key_value_and_fix(field, value):
     issues = issues_for(document({field.path: value}))
     mine = [i for i in issues if i.key == field.key]
     assert len(mine) == 1, issues

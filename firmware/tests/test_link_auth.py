@@ -9,6 +9,8 @@ the top and saved it: every later ACK, FEEDBACK, TIME, CONFIG and OTA frame of t
 gateway was a "replay" for good, so the device re-sent its alarm forever."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import random
 
@@ -46,7 +48,8 @@ def mp(script: str, tmp_path, heap: str = HEAP) -> dict:
     return json.loads(out[-1])
 
 
-def test_forged_error_with_top_seq_is_refused_counted_and_the_next_genuine_ack_accepted(tmp_path):
+@pytest.mark.security
+def test_F7_forged_error_with_top_seq_is_refused_counted_and_the_next_genuine_ack_accepted(tmp_path):
     r = mp(r'''
 import simdev, json, struct
 hal, gw = simdev.make(IMG, "button", {"heartbeat_s": 60}, end_ms=90000,
@@ -114,7 +117,8 @@ def _forgeries(n: int, seed: int) -> list[list]:
     return out
 
 
-def test_no_unauthenticated_downlink_of_any_type_changes_the_persisted_window(tmp_path):
+@pytest.mark.security
+def test_F7_no_unauthenticated_downlink_of_any_type_changes_the_persisted_window(tmp_path):
     # The gateway does not see events during the attack (its uplink side is lossy), so the
     # alarm is pending while forged ACK STORED frames for seqs 1..11 arrive: none may remove it.
     f = tmp_path / "forged.json"

@@ -175,7 +175,8 @@ def session():
     return json.loads(out[-1])
 
 
-def test_alarm_leaves_the_tracker_only_at_the_platforms_ack_and_is_resent_with_its_id_until_then(
+@pytest.mark.security
+def test_F6_alarm_leaves_the_tracker_only_at_the_platforms_ack_and_is_resent_with_its_id_until_then(
         emu, platform, refbroker, tmp_path):
     files = _files(tmp_path, refbroker[2])
     late_ack = threading.Event()
@@ -220,7 +221,8 @@ print(json.dumps(out))
                                                            for c in emu.log)
 
 
-def test_a_publish_the_acl_refuses_is_pubacked_but_the_alarm_is_not_deleted(emu, platform, refbroker, tmp_path):
+@pytest.mark.security
+def test_F6_a_publish_the_acl_refuses_is_pubacked_but_the_alarm_is_not_deleted(emu, platform, refbroker, tmp_path):
     # the tracker's own identity, but topics of another device id (a mix-up at provisioning):
     # Mosquitto grants the SUBSCRIBE and PUBACKs the publish (MQTT 3.1.1) and delivers neither
     platform.auto_ack = True

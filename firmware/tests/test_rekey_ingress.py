@@ -134,9 +134,10 @@ def _device(tmp_path: Path, gw: IngressGateway, key: str, press_ms: int):
     return FirmwareProcess(spec, gw.path, tmp_path).start()
 
 
+@pytest.mark.security
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_reflashed_and_rekeyed_device_renumbers_its_alarm_on_error_3_and_it_arrives(tmp_path, micropython_bin):
+def test_F12_reflashed_and_rekeyed_device_renumbers_its_alarm_on_error_3_and_it_arrives(tmp_path, micropython_bin):
     store = Store()
     gw = IngressGateway(store, K1)
     try:

@@ -171,9 +171,10 @@ def running(tmp_path):
     return applier, state, replies, files, on_disk, data
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("name", sorted(FLOATS))
 @pytest.mark.parametrize("field", FIELDS, ids=lambda f: f.key)
-def test_a_push_with_a_non_finite_number_is_rejected_naming_the_key_and_nothing_stored_changes(running, field,
+def test_F4_a_push_with_a_non_finite_number_is_rejected_naming_the_key_and_nothing_stored_changes(running, field,
                                                                                                name):
     applier, state, replies, files, on_disk, data = running
     payload = _push_payload(5, document({field.path: FLOATS[name]}))

@@ -42,7 +42,7 @@ def _load(path, fleet, gw=GW):
     return load_config(None, env={}, overrides={"gateway": {"id": gw, "identity_key": str(path)}}, fleet=fleet)
 
 
-def test_a_sealed_key_in_the_pushed_layer_is_opened_and_authenticates_frames(identity, journal, clock):
+def test_F8_a_sealed_key_in_the_pushed_layer_is_opened_and_authenticates_frames(identity, journal, clock):
     priv, path = identity
     sealed = seal(_raw_pub(priv), GW, DEV, KEY)
     fleet = {"devices": {DEV: {"role": "button", "key": sealed}}}
@@ -108,7 +108,7 @@ def test_sealing_is_deterministic_per_seed_and_random_without_one(identity):
     assert open_key(priv, GW, DEV, a) == KEY
 
 
-def test_config_check_never_prints_the_opened_key(identity, tmp_path):
+def test_F8_config_check_never_prints_the_opened_key(identity, tmp_path):
     priv, path = identity
     cfg = _load(path, {"devices": {DEV: {"role": "button", "key": seal(_raw_pub(priv), GW, DEV, KEY)}}})
     assert KEY.hex() not in cfg.to_json() and "<redacted>" in cfg.to_json()

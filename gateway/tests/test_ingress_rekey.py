@@ -10,6 +10,8 @@ was built under, and a device whose counter restarted learns where to continue.
   authenticated downlink, so the device renumbers above the window."""
 from __future__ import annotations
 
+import pytest
+
 from gateway.codec import (
     AckStatus,
     Error,
@@ -51,7 +53,8 @@ def _deliver(ing: Ingress, journal, seqs, key: bytes) -> None:
             journal.append(ev)
 
 
-def test_after_a_rekey_old_seqs_are_answered_error_3_and_the_device_continues_above(journal, clock):
+@pytest.mark.security
+def test_F12_after_a_rekey_old_seqs_are_answered_error_3_and_the_device_continues_above(journal, clock):
     _deliver(Ingress("gw", {DEV: KEY}, journal, clock), journal, range(1, 201), KEY)
     assert journal.contains(f"{DEV}-00000001")
     # the device is re-flashed and re-keyed; the gateway restarts with the new key

@@ -5,6 +5,8 @@ wall anchors and come back after a restart by the documented rule (gateway/domai
 "Time")."""
 from __future__ import annotations
 
+import pytest
+
 import dataclasses
 import datetime as dt
 import json
@@ -47,7 +49,8 @@ def codes(raised) -> list[EventCode]:
 
 
 # ------------------------------------------------------------------ bed
-def test_bed_alarm_not_delayed_by_a_wall_step_backwards():
+@pytest.mark.security
+def test_F19_bed_alarm_not_delayed_by_a_wall_step_backwards():
     clock = FakeClock(NIGHT)
     rule = BedNotReturnedRule(BedRule(max_out_min=30), OSLO, clock)
     rule.on_event(ev(EventCode.BED_OUT, BED, clock))
@@ -117,7 +120,8 @@ def test_dose_deadline_ignores_wall_steps_both_ways():
 
 
 # ------------------------------------------------------------------ door
-def test_door_repeat_suppression_ignores_a_wall_step_backwards():
+@pytest.mark.security
+def test_F19_door_repeat_suppression_ignores_a_wall_step_backwards():
     """Back an hour right after an alarm: with wall differences every opening for the next hour
     and five minutes would be muted; the repeat limit is five minutes, so the next opening
     after five minutes alarms."""

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.security
 
 
-def test_default_config_is_tls_on_8883():
+def test_F18_default_config_is_tls_on_8883():
     cfg = load_config(None, env={})
     assert cfg.uplink.port == 8883 and cfg.uplink.tls.enabled is True
     assert cfg.uplink.fallback.port == 8883 and cfg.uplink.fallback.tls.enabled is True
@@ -30,7 +30,7 @@ def test_a_remote_broker_is_tls_even_on_another_port_when_enabled_is_left_unset(
 
 
 @pytest.mark.parametrize("host", ["broker.example.net", "10.0.0.7", "2001:db8::1"])
-def test_a_password_without_tls_to_another_host_is_refused_naming_the_keys_and_the_fix(host):
+def test_F18_a_password_without_tls_to_another_host_is_refused_naming_the_keys_and_the_fix(host):
     with pytest.raises(ConfigError) as ei:
         load_config(None, env={}, overrides={"uplink": {"host": host, "port": 1883, "tls": {
             "enabled": False, "username": "gw-0001", "password": "s3cret-pw"}}})
