@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 VOLATILE = {"event_id", "occurred_at", "received_at", "sent_at", "at", "gateway", "device",
-            "attempt", "latency_ms", "since", "uptime_s"}
+            "attempt", "latency_ms", "since", "uptime_s", "test_mode_until"}
 
 
 def _scrub(value: Any, volatile: frozenset[str] = frozenset()) -> Any:
