@@ -146,7 +146,10 @@ def cmd_run(args: argparse.Namespace, cfg) -> int:
                 sys.stderr.flush()
 
         try:
+            from ..control import ControlSigner, StoreSeq    # signed commands; the per-gateway seq in the store
+
             run_rollout(eng, MqttTransport(client), release=signed, artifact_url=url, inline_artifact=inline,
+                        signer=ControlSigner.from_env(StoreSeq(s.store)),
                         revert_release=prev, revert_url=f"fleet://release/{row['previous_id']}",
                         control=control, on_progress=progress, stop_when_paused=args.stop_when_paused)
         finally:
