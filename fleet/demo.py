@@ -36,7 +36,8 @@ ANSWERS = {"alarm_recipient": "municipal response centre", "responder": "home ca
            "technical_settings": {"window": "20:30-06:00", "delay_min": 30},
            "relatives_agreement": "daughter is called if home care does not answer",
            "charging_routine": "home care charges the button on Mondays", "supervision_checks_count": 2,
-           "supervision_check_times": ["23:00", "03:00"], "care_plan_updated": "yes"}
+           "supervision_check_times": ["23:00", "03:00"], "care_plan_updated": "yes",
+           "placement": "wrist"}   # where the fall sensor is worn (its detector)
 DEMO_PASSWORD = "demo"
 SETUP_AGO_S = 60 * 86400           # the demo's deliveries and installations took place this long before `at`
 HISTORY_S = 42 * 86400             # monitoring history (alarms, acks, outages) before `at`

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.hil
 ROUTING = {"response_centre": "arc-oslo", "staff_group": "home-care-zone-3", "relatives": [], "escalation_s": [120]}
 ANSWERS = ['alarm_recipient=response centre', 'responder=home care night team', 'supervision_checks_count=2',
            'supervision_check_times=23:00,03:00', 'care_plan_updated=yes', 'charging_routine=home care, Mondays',
-           'relatives_agreement=none', 'technical_settings={"window": "20:30-06:00", "delay_min": 30}']
+           'relatives_agreement=none', 'technical_settings={"window": "20:30-06:00", "delay_min": 30}',
+           'placement=pendant']
 
 
 def _fleet(db: str, *args: str) -> str:

@@ -5,7 +5,7 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from fleet.config._merge import Layer, Scope
+from fleet.config._merge import Layer, Scope, installed_layers
 from fleet.config._model import AppliedReport, ConfigVersion
 
 
@@ -17,6 +17,7 @@ class MemoryConfigStore:
     versions: dict[str, list[ConfigVersion]] = field(default_factory=dict)
     reports: dict[str, AppliedReport] = field(default_factory=dict)
     running: dict[str, int] = field(default_factory=dict)     # gw -> config_version from health
+    installed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # gw -> device -> role + settings
 
     def put_template(self, scope: Scope, scope_id: str, body: Mapping[str, Any], *, at: float, by: str) -> None:
         self.templates[(scope, scope_id)] = copy.deepcopy(dict(body))
@@ -28,7 +29,8 @@ class MemoryConfigStore:
         muni, group = self.membership.get(gateway_id, (None, None))
         keys = [(Scope.MUNICIPALITY, muni), (Scope.GROUP, group), (Scope.GATEWAY, gateway_id)]
         keys += [(Scope.DEVICE, d) for d in self.devices.get(gateway_id, [])]
-        return [Layer(s, i, self.templates[(s, i)]) for s, i in keys if i and (s, i) in self.templates]
+        layers = [Layer(s, i, self.templates[(s, i)]) for s, i in keys if i and (s, i) in self.templates]
+        return installed_layers(self.installed.get(gateway_id, {}), layers) + layers
 
     def gateway_ids(self) -> list[str]:
         return sorted(set(self.membership) | set(self.versions))

@@ -3,7 +3,8 @@
 Precedence (lowest first): municipality -> group -> gateway -> device. A later layer
 wins key by key: mappings merge recursively, every other value (scalars, lists)
 replaces the earlier one, and ``null`` in a later layer removes the key. Device layers
-apply under ``devices.<device_id>`` of the effective configuration.
+apply under ``devices.<device_id>`` of the effective configuration; settings the device's
+installation records (:func:`installed_layers`) go just below its device template.
 """
 from __future__ import annotations
 
@@ -61,6 +62,20 @@ def effective_config(layers: Iterable[Layer]) -> dict[str, Any]:
         else:
             result = deep_merge(result, layer.body)
     return result
+
+
+def installed_layers(installed: Mapping[str, Mapping[str, Any]], templates: Iterable[Layer]) -> list[Layer]:
+    """Device layers of the settings an installation records for its devices (``installed``:
+    device id -> ``role`` and settings, e.g. where a fall sensor is worn). A device gets them
+    only if the templates configure it with that role (a bare setting is no device); they go
+    below its device template, which still overrides them."""
+    configured = effective_config(templates).get("devices") or {}
+    out = []
+    for dev, doc in sorted(installed.items()):
+        conf = configured.get(dev)
+        if isinstance(conf, Mapping) and conf.get("role") == doc.get("role"):
+            out.append(Layer(Scope.DEVICE, dev, {k: v for k, v in doc.items() if k != "role"}))
+    return out
 
 
 def canonical_json(config: Mapping[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from fleet.config._merge import Layer, Scope, canonical_json
+from fleet.config._merge import Layer, Scope, canonical_json, installed_layers
 from fleet.config._model import AppliedReport, AppliedStatus, ConfigVersion
 from fleet.config._secrets import Keyring, SecretCodec, keyring_from_env, redact
 
@@ -81,6 +81,24 @@ class SqlConfigStore:
             (gateway_id, *_ACTIVE, gateway_id, gateway_id))
         return sorted(r["d"] for r in rows)
 
+    def installed_settings(self, gateway_id: str) -> dict[str, dict[str, Any]]:
+        """Device id -> the settings its installation's checklist records for it (where a fall
+        sensor is worn: ``{"placement": "wrist"}``; fleet.installations.device_settings)."""
+        from fleet.installations._checklist import device_settings
+
+        rows = self.tx.query(
+            "SELECT i.serial, i.hw_id, m.role, n.checklist FROM item i JOIN installation n ON n.id = i.installation_id "
+            "JOIN device_model m ON m.code = i.model_code "
+            "WHERE n.gateway_id = ? AND n.status IN (?, ?) AND i.hw_id IS NOT NULL AND i.hw_id <> ?",
+            (gateway_id, *_ACTIVE, gateway_id))
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            answers = (json.loads(r["checklist"]) if r["checklist"] else {}).get(r["serial"]) or {}
+            settings = device_settings(answers, r["role"])
+            if settings:
+                out[r["hw_id"]] = {"role": r["role"], **settings}
+        return out
+
     # -- templates -------------------------------------------------------------
     def put_template(self, scope: Scope, scope_id: str, body: Mapping[str, Any], *, at: float, by: str) -> None:
         body = self.codec.seal(body, f"{scope.value}:{scope_id}", device_scope=scope is Scope.DEVICE)
@@ -140,6 +158,7 @@ class SqlConfigStore:
                 body = self.get_template(scope, sid)
                 if body is not None:
                     layers.append(Layer(scope, sid, body))
+        layers = installed_layers(self.installed_settings(gateway_id), layers) + layers
         # device keys: from the key store, sealed to the gateway's own key (fleet/devicekeys)
         from fleet.devicekeys._sql import sealed_key_layers
 

@@ -1,12 +1,16 @@
 """The installation checklist from the national programme's material (seeds), per device.
 
 Every installed device answers these questions; an installation cannot be completed
-while any answer is missing.
+while any answer is missing. A question with ``roles`` is asked of those devices only
+(where a fall sensor is worn: its detector depends on it); it may be recorded for any
+device. Answers that set a device's firmware setting (``DEVICE_SETTINGS``) reach its
+configuration through :func:`device_settings` (fleet.config: the ``[devices.<id>]`` table
+of its gateway's configuration).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from ..errors import ValidationError
 from ._privacy import check_no_personal_data
@@ -16,7 +20,15 @@ from ._privacy import check_no_personal_data
 class Question:
     key: str
     text: str
-    kind: str          # 'text', 'bool', 'int', 'times', 'settings'
+    kind: str          # 'text', 'bool', 'int', 'times', 'settings', 'choice'
+    roles: tuple[str, ...] = ()                      # required of these device roles only; () = every device
+    choices: tuple[str, ...] = ()                    # 'choice': the answers
+    aliases: tuple[tuple[str, str], ...] = ()        # 'choice': other words (Norwegian) -> an answer
+
+
+# where a fall sensor is worn -> its detector (firmware/lib/fall_schema.py "placement";
+# docs/fall-detection.md): pendant = chest, pocket = waist
+PLACEMENTS = ("pendant", "wrist", "waist", "pocket")
 
 
 QUESTIONS: tuple[Question, ...] = (
@@ -28,8 +40,20 @@ QUESTIONS: tuple[Question, ...] = (
     Question("supervision_checks_count", "Number of supervision checks (per night / day)", "int"),
     Question("supervision_check_times", "Times of supervision checks, e.g. [\"23:00\", \"03:00\"]", "times"),
     Question("care_plan_updated", "Care plan updated with the measure?", "bool"),
+    Question("placement", "Where is the fall sensor worn: pendant (on a cord round the neck), wrist (wristband), "
+             "waist (belt) or pocket (trouser pocket)?", "choice", roles=("fall",), choices=PLACEMENTS,
+             aliases=(("anheng", "pendant"), ("halssmykke", "pendant"), ("chest", "pendant"), ("bryst", "pendant"),
+                      ("håndledd", "wrist"), ("armbånd", "wrist"), ("wristband", "wrist"), ("belte", "waist"),
+                      ("belt", "waist"), ("midje", "waist"), ("lomme", "pocket"), ("bukselomme", "pocket"))),
 )
 KEYS = tuple(q.key for q in QUESTIONS)
+# answers that are device settings: question key -> (device roles, setting key in [devices.<id>])
+DEVICE_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {"placement": (("fall",), "placement")}
+
+
+def questions_for(role: str | None) -> tuple[Question, ...]:
+    """The questions a device of ``role`` must answer (None: role unknown, the general ones)."""
+    return tuple(q for q in QUESTIONS if not q.roles or (role is not None and role in q.roles))
 
 
 def parse_answer(key: str, raw: Any) -> Any:
@@ -53,6 +77,12 @@ def parse_answer(key: str, raw: Any) -> Any:
         if n < 0:
             raise ValidationError(f"{key}: {n} is negative", field=key)
         return n
+    if q.kind == "choice":
+        s = str(raw).strip().lower()
+        s = dict(q.aliases).get(s, s)
+        if s not in q.choices:
+            raise ValidationError(f"{key}: answer one of {', '.join(q.choices)}, not {raw!r}", field=key)
+        return s
     if q.kind == "times":
         items = raw if isinstance(raw, list) else [t.strip() for t in str(raw).split(",") if t.strip()]
         for t in items:
@@ -82,12 +112,22 @@ def validate_answers(device: str, answers: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def missing_answers(checklist: dict[str, dict[str, Any]], devices: list[str]) -> dict[str, list[str]]:
-    """device -> keys still unanswered."""
+def missing_answers(checklist: dict[str, dict[str, Any]],
+                    devices: Iterable[str] | Mapping[str, str]) -> dict[str, list[str]]:
+    """device -> keys still unanswered. ``devices``: serial -> role (a role's own questions
+    count, e.g. where a fall sensor is worn), or serials only (the general questions)."""
+    roles = devices if isinstance(devices, Mapping) else dict.fromkeys(devices)
     out = {}
-    for d in devices:
+    for d, role in roles.items():
         have = checklist.get(d, {})
-        miss = [k for k in KEYS if k not in have]
+        miss = [q.key for q in questions_for(role) if q.key not in have]
         if miss:
             out[d] = miss
     return out
+
+
+def device_settings(answers: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The firmware settings a device of ``role`` takes from its checklist answers
+    (``{"placement": "wrist"}`` for a fall sensor worn on the wrist)."""
+    return {setting: answers[key] for key, (roles, setting) in DEVICE_SETTINGS.items()
+            if role in roles and answers.get(key) is not None}

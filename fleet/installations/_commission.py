@@ -97,7 +97,7 @@ def readiness_problems(inst: dict[str, Any]) -> list[str]:
     if not inst.get("gateway_id"):
         out.append(f"installation {code} has no gateway (the kit needs one)")
     if "checklist" in inst:
-        sensors = [d["serial"] for d in inst["devices"] if d["role"] != "gateway"]
+        sensors = {d["serial"]: d["role"] for d in inst["devices"] if d["role"] != "gateway"}
         for serial, keys in missing_answers(inst.get("checklist") or {}, sensors).items():
             out.append(f"checklist for {serial} unanswered: {', '.join(keys)} "
                        f"(fleet install checklist {code} {serial} KEY=VALUE ...; see fleet install questions)")

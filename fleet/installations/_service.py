@@ -240,7 +240,7 @@ class InstallationService:
                 + "; run `fleet install commission` and trigger a test alarm on each",
                 installation=code, missing=[d["serial"] for d in missing])
         checklist = json.loads(row["checklist"] or "{}")
-        todo = missing_answers(checklist, [d["serial"] for d in self.sensor_devices(row["id"])])
+        todo = missing_answers(checklist, {d["serial"]: d["role"] for d in self.sensor_devices(row["id"])})
         if todo:
             raise CommissioningError(
                 f"installation {code} is not done: checklist incomplete for "

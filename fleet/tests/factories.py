@@ -124,7 +124,8 @@ ROUTING = {"response_centre": "arc-oslo", "staff_group": "home-care-zone-3",
 ANSWERS = {"alarm_recipient": "response centre arc-oslo", "responder": "home care night team",
            "technical_settings": {"window": "20:30-06:00", "delay_min": 30}, "relatives_agreement": "daughter is second contact",
            "charging_routine": "home care charges on Mondays", "supervision_checks_count": 2,
-           "supervision_check_times": ["23:00", "03:00"], "care_plan_updated": "yes"}
+           "supervision_check_times": ["23:00", "03:00"], "care_plan_updated": "yes",
+           "placement": "pendant"}   # asked of the fall sensor; recorded for the button too
 
 
 def kit_for(inv, actor, n: int = 1, location: str = "WH-OSLO") -> str:

@@ -88,7 +88,7 @@ READS = [
     (["location", "municipalities"], 0, lambda d: [r["id"] for r in d] == ["0301", "4601", "5001"]),
     (["install", "list"], 0, _rows("code", "status")),
     (["install", "show", "I-000001"], 0, lambda d: d["code"] == "I-000001" and d["devices"] and d["resident_ref"]),
-    (["install", "questions"], 0, lambda d: len(d) == 8 and d[0]["key"] == "alarm_recipient"),
+    (["install", "questions"], 0, lambda d: len(d) == 9 and d[0]["key"] == "alarm_recipient"),
     (["offline"], 0, lambda d: d["total"] >= 1 and len(d["gateways"]) == d["total"]),
     (["user", "list"], 0, lambda d: "admin" in {u["name"] for u in d}),
     (["audit"], 0, _rows("action", "actor")),

@@ -80,7 +80,7 @@ def overview_page(v: View, inst: dict[str, Any], saved: str | None, returned_to:
                  f'{e(t("inst.where", location=inst["location"] or "—", kit=inst["kit"] or "—"))}</p>')
     steps = []
     if "checklist" in inst:
-        todo = missing_answers(inst.get("checklist") or {}, [d["serial"] for d in sensors])
+        todo = missing_answers(inst.get("checklist") or {}, {d["serial"]: d["role"] for d in sensors})
         rows = []
         for d in sensors:
             miss = todo.get(d["serial"], [])

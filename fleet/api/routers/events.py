@@ -79,7 +79,7 @@ def commissioning_state(s: Services, actor: Actor, code: str) -> dict[str, Any]:
     checklist_known = "checklist" in inst
     if checklist_known:
         roles = {d["serial"]: d["role"] for d in devices}
-        for serial, keys in missing_answers(inst.get("checklist") or {}, list(roles)).items():
+        for serial, keys in missing_answers(inst.get("checklist") or {}, roles).items():
             blockers.append({"kind": "checklist", "serial": serial, "role": roles[serial], "keys": keys})
     if "consent" in inst and not inst.get("consent"):
         blockers.append({"kind": "consent"})
