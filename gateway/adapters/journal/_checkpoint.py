@@ -63,6 +63,7 @@ class Checkpointer:
                     self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
                                                  timeout=10)
                     self._conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                    self._conn.execute("PRAGMA cache_size=-64")   # copies through, caches nothing worth keeping
                 row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as exc:
                 self.errors += 1
