@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -47,15 +48,29 @@ def test_noisy_category_is_cut_at_its_burst_and_summarised_after_the_window(logg
     root, cap, limiter, now = logged
     for i in range(500):                              # a flood from 500 different neighbours' sensors
         reject(root, i)
-        now[0] += 0.05                                # 25 s
-    assert len(cap.lines) == 20                       # the category's burst per 60 s
-    assert limiter.suppressed_total == 480
-    now[0] += 40                                      # the window is over; the next line brings the summary
+        now[0] += 0.5                                 # 250 s
+    assert len(cap.lines) == 10                       # the category's burst per 300 s
+    assert limiter.suppressed_total == 490
+    now[0] += 60                                      # the window is over; the next line brings the summary
     logging.getLogger("limtest.gateway.daemon").info("gateway gw-1 running")
-    assert cap.lines[20] == 'limtest.summary: log limiter: 480 "rejected frames" lines suppressed in the last 65 s'
-    assert cap.lines[21].endswith("gateway gw-1 running")
+    assert cap.lines[10] == 'limtest.summary: log limiter: 490 "rejected frames" lines suppressed in the last 310 s'
+    assert cap.lines[11].endswith("gateway gw-1 running")
     reject(root, 9999)                                # a new window: passes again
     assert cap.lines[-1].endswith("dev9999 on ble: not configured")
+
+
+def test_a_day_of_flooding_in_every_category_stays_bounded(logged):
+    root, cap, limiter, now = logged
+    lines = [(c, t) for c in NOISY for t in c.templates]
+    for _ in range(24 * 3600 // 5):                   # every noisy message every 5 s, for a day
+        for cat, template in lines:
+            args = [1.0 if spec.endswith(("f", "d")) else "x" for spec in re.findall(r"%[-0-9.]*[sdf]", template)]
+            logging.getLogger("limtest." + cat.loggers[0]).warning(template, *args)
+        now[0] += 5
+    written = sum(len(line) + 40 for line in cap.lines)   # + timestamp, level
+    # 7 templates x 17280 = 120 960 lines offered; ~13 000 written (10 per window and
+    # category + one summary per window), ~1.3 MB: the worst day if everything floods at once
+    assert len(cap.lines) < 13_000 and written < 1_500_000, (len(cap.lines), written)
 
 
 def test_a_full_day_of_reconnects_stays_bounded(logged):
@@ -80,7 +95,7 @@ def test_a_line_seen_by_two_handlers_counts_once(logged):
             reject(root, i)
     finally:
         root.removeHandler(second)
-    assert len(cap.lines) == len(second.lines) == 20 and limiter.suppressed_total == 10
+    assert len(cap.lines) == len(second.lines) == 10 and limiter.suppressed_total == 20
 
 
 def test_other_lines_are_never_limited(logged):
