@@ -8,13 +8,18 @@ become :class:`DiscoveryError`. The fleet never imports the gateway's own adapte
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
-from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceListener, Zeroconf
+from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, Zeroconf
 
-from contracts.discovery import SERVICE_TYPE, TXT_ID, TXT_VERSION
+from contracts.discovery import (
+    SERVICE_TYPE,
+    TXT_ID,
+    TXT_VERSION,
+    ServiceNames,
+    txt_prop,
+)
 from fleet.errors import FleetError
 
 
@@ -32,27 +37,6 @@ class FoundGateway:
     port: int
 
 
-class _Names(ServiceListener):
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-        self.lock = threading.Lock()
-
-    def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-        with self.lock:
-            self.names.add(name)
-
-    def update_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-        self.add_service(zc, type_, name)
-
-    def remove_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-        pass
-
-
-def _prop(props: dict[bytes, bytes | None], key: str) -> str:
-    v = props.get(key.encode())
-    return v.decode("utf-8", "replace") if v else ""
-
-
 def browse(timeout_s: float, *, interfaces: tuple[str, ...] = (), service_type: str = SERVICE_TYPE,
            stop_at: str | None = None) -> list[FoundGateway]:
     """Browse for up to ``timeout_s`` (blocking) and resolve every gateway found, sorted by id.
@@ -64,22 +48,21 @@ def browse(timeout_s: float, *, interfaces: tuple[str, ...] = (), service_type: 
     except OSError as exc:
         raise DiscoveryError(f"cannot open mDNS sockets ({exc}); choose another interface with --mdns-interface",
                              service_type=service_type) from None
-    listener = _Names()
+    names_seen = ServiceNames()
     found: dict[str, FoundGateway] = {}
     try:
-        browser = ServiceBrowser(zc, service_type, listener)
+        browser = ServiceBrowser(zc, service_type, handlers=[names_seen])
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with listener.lock:
-                names = [n for n in listener.names if n not in found]
+            names = names_seen.unseen(found)
             for name in names:
                 info = zc.get_service_info(service_type, name, timeout=1000)
                 if info is None:
                     continue
                 addresses = info.parsed_addresses()
                 host = addresses[0] if addresses else (info.server or "").rstrip(".")
-                gw = FoundGateway(_prop(info.properties, TXT_ID) or name.split(".")[0],
-                                  _prop(info.properties, TXT_VERSION), host, info.port or 0)
+                gw = FoundGateway(txt_prop(info.properties, TXT_ID) or name.split(".")[0],
+                                  txt_prop(info.properties, TXT_VERSION), host, info.port or 0)
                 found[name] = gw
                 if gw.id == stop_at:
                     browser.cancel()

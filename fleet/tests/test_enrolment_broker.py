@@ -7,8 +7,6 @@ a revoked gateway or a certificate of another CA is refused."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import time
 from pathlib import Path
 
@@ -23,33 +21,10 @@ pytestmark = [pytest.mark.security, pytest.mark.slow]
 
 
 def _reference_broker(d: Path, *, cafile: Path, server, passwd: Path):
-    from testkit.broker import MosquittoProcess, free_port, port_open
+    from testkit.refbroker import start_reference_broker
 
-    (d / "persist").mkdir()
-    plain, tls = free_port(), free_port()
-    conf = (ROOT / "docs" / "mosquitto.conf").read_text()
-    subs = {
-        r"^user mosquitto$": "user root" if os.geteuid() == 0 else "",
-        r"^persistence_location .*$": f"persistence_location {d / 'persist'}/",
-        r"^log_dest syslog$": "log_dest stderr",
-        r"^password_file .*$": f"password_file {passwd}",
-        r"^acl_file .*$": f"acl_file {ROOT / 'docs' / 'mosquitto.acl'}",
-        r"^listener 1883 127.0.0.1$": f"listener {plain} 127.0.0.1",
-        r"^listener 8883$": f"listener {tls} 127.0.0.1",
-        r"^cafile .*$": f"cafile {cafile}",
-        r"^certfile .*$": f"certfile {server.server_cert}",
-        r"^keyfile .*$": f"keyfile {server.server_key}",
-    }
-    for pat, rep in subs.items():
-        conf, n = re.subn(pat, rep, conf, flags=re.M)
-        assert n == 1, pat
-    b = MosquittoProcess(port=plain, workdir=d / "mosq")
-    b.write_config = lambda: b.conf_path.write_text(conf)       # type: ignore[method-assign]
-    b.start()
-    deadline = time.monotonic() + 10
-    while not port_open("127.0.0.1", tls) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return b, tls
+    b = start_reference_broker(d, passwd=passwd, pki=server, cafile=cafile)
+    return b.process, b.tls_port
 
 
 def test_an_enrolled_gateway_logs_in_over_mutual_tls_and_keeps_to_its_own_topics(world, tmp_path):

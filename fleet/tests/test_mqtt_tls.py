@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -28,40 +27,10 @@ USERS = {"fleet": SECRET, "gw-aaa": "gw-a-pw", "gw-bbb": "gw-b-pw", "platform": 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     """The reference configuration + ACL on two free ports; yields (plain_port, tls_port, pki, dir)."""
-    from testkit.pki import make_pki
-    from testkit.broker import MosquittoProcess, free_port, port_open
+    from testkit.refbroker import start_reference_broker
 
-    d = tmp_path_factory.mktemp("refbroker")
-    pki = make_pki(d / "pki")
-    passwd = d / "passwd"
-    for i, (user, pw) in enumerate(USERS.items()):
-        subprocess.run(["mosquitto_passwd", "-b", *([] if i else ["-c"]), str(passwd), user, pw], check=True,
-                       capture_output=True)
-    (d / "persist").mkdir()
-    plain, tls = free_port(), free_port()
-    conf = (ROOT / "docs" / "mosquitto.conf").read_text()
-    subs = {
-        r"^user mosquitto$": "user root" if os.geteuid() == 0 else "",
-        r"^persistence_location .*$": f"persistence_location {d / 'persist'}/",
-        r"^log_dest syslog$": "log_dest stderr",
-        r"^password_file .*$": f"password_file {passwd}",
-        r"^acl_file .*$": f"acl_file {ROOT / 'docs' / 'mosquitto.acl'}",     # the reference ACL itself
-        r"^listener 1883 127.0.0.1$": f"listener {plain} 127.0.0.1",
-        r"^listener 8883$": f"listener {tls} 127.0.0.1",
-        r"^cafile .*$": f"cafile {pki.ca}",
-        r"^certfile .*$": f"certfile {pki.server_cert}",
-        r"^keyfile .*$": f"keyfile {pki.server_key}",
-    }
-    for pat, rep in subs.items():
-        conf, n = re.subn(pat, rep, conf, flags=re.M)
-        assert n == 1, pat
-    b = MosquittoProcess(port=plain, workdir=d / "mosq")
-    b.write_config = lambda: b.conf_path.write_text(conf)       # type: ignore[method-assign]
-    b.start()
-    deadline = time.monotonic() + 10
-    while not port_open("127.0.0.1", tls) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield plain, tls, pki, d
+    b = start_reference_broker(tmp_path_factory.mktemp("refbroker"), USERS)
+    yield b.plain_port, b.tls_port, b.pki, b.dir
     b.stop()
 
 

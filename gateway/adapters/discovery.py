@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceListener, Zeroconf
+from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, Zeroconf
 from zeroconf.asyncio import AsyncZeroconf
 
-from contracts.discovery import SERVICE_TYPE, TXT_ID, TXT_STATUS_PORT, TXT_VERSION
-
-from contracts.discovery import SERVICE_TYPE
+from contracts.discovery import (
+    SERVICE_TYPE,
+    TXT_ID,
+    TXT_STATUS_PORT,
+    TXT_VERSION,
+    ServiceNames,
+    txt_prop,
+)
 from gateway.errors import GatewayError
 
 log = logging.getLogger("gateway.adapters.discovery")
@@ -109,27 +113,6 @@ class GatewayAdvertiser:
         await azc.async_close()
 
 
-class _Collector(ServiceListener):
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-        self.lock = threading.Lock()
-
-    def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-        with self.lock:
-            self.names.add(name)
-
-    def update_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-        self.add_service(zc, type_, name)
-
-    def remove_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-        pass
-
-
-def _prop(props: dict[bytes, bytes | None], key: str) -> str:
-    v = props.get(key.encode())
-    return v.decode("utf-8", "replace") if v else ""
-
-
 def discover(timeout_s: float = 3.0, *, service_type: str = DEFAULT_SERVICE_TYPE,
              interfaces: tuple[str, ...] = ()) -> list[FoundGateway]:
     """Browse for ``timeout_s`` and resolve every gateway found (blocking)."""
@@ -137,23 +120,22 @@ def discover(timeout_s: float = 3.0, *, service_type: str = DEFAULT_SERVICE_TYPE
         zc = Zeroconf(interfaces=_interfaces(interfaces), ip_version=IPVersion.V4Only)
     except OSError as exc:
         raise DiscoveryError(f"cannot open mDNS sockets: {exc}", service_type=service_type) from exc
-    collector = _Collector()
+    names_seen = ServiceNames()
     found: dict[str, FoundGateway] = {}
     try:
-        browser = ServiceBrowser(zc, service_type, collector)
+        browser = ServiceBrowser(zc, service_type, handlers=[names_seen])
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with collector.lock:
-                names = [n for n in collector.names if n not in found]
+            names = names_seen.unseen(found)
             for name in names:
                 info = zc.get_service_info(service_type, name, timeout=1000)
                 if info is None:
                     continue
                 addrs = tuple(info.parsed_addresses())
-                gw_id = _prop(info.properties, TXT_ID) or name.split(".")[0]
+                gw_id = txt_prop(info.properties, TXT_ID) or name.split(".")[0]
                 host = addrs[0] if addrs else (info.server or "").rstrip(".")
                 found[name] = FoundGateway(
-                    id=gw_id, version=_prop(info.properties, TXT_VERSION), host=host, addresses=addrs,
+                    id=gw_id, version=txt_prop(info.properties, TXT_VERSION), host=host, addresses=addrs,
                     port=info.port or 0, status_url=f"http://{host}:{info.port}/status", name=name)
             time.sleep(0.1)
         browser.cancel()

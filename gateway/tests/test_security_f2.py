@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -37,34 +35,9 @@ USERS = {"fleet": "fleet-pw", "platform": "platform-pw", "gw-aaa": "gw-a-pw", "g
 def reference_broker(tmp_path):
     """docs/mosquitto.conf with docs/mosquitto.acl as is; the plain local listener (same users and
     ACL: per_listener_settings false) on a free port, the TLS listener on another."""
-    from testkit.broker import MosquittoProcess, free_port, port_open
-    from testkit.pki import make_pki
+    from testkit.refbroker import start_reference_broker
 
-    pki = make_pki(tmp_path / "pki")
-    passwd = tmp_path / "passwd"
-    for i, (user, pw) in enumerate(USERS.items()):
-        subprocess.run(["mosquitto_passwd", "-b", *([] if i else ["-c"]), str(passwd), user, pw], check=True,
-                       capture_output=True)
-    (tmp_path / "persist").mkdir()
-    plain, tls = free_port(), free_port()
-    conf = (ROOT / "docs" / "mosquitto.conf").read_text()
-    for pat, rep in {r"^user mosquitto$": "user root" if os.geteuid() == 0 else "",
-                     r"^persistence_location .*$": f"persistence_location {tmp_path / 'persist'}/",
-                     r"^log_dest syslog$": "log_dest stderr",
-                     r"^password_file .*$": f"password_file {passwd}",
-                     r"^acl_file .*$": f"acl_file {ROOT / 'docs' / 'mosquitto.acl'}",
-                     r"^listener 1883 127.0.0.1$": f"listener {plain} 127.0.0.1",
-                     r"^listener 8883$": f"listener {tls} 127.0.0.1",
-                     r"^cafile .*$": f"cafile {pki.ca}", r"^certfile .*$": f"certfile {pki.server_cert}",
-                     r"^keyfile .*$": f"keyfile {pki.server_key}"}.items():
-        conf, n = re.subn(pat, rep, conf, flags=re.M)
-        assert n == 1, pat
-    b = MosquittoProcess(port=plain, workdir=tmp_path / "mosq")
-    b.write_config = lambda: b.conf_path.write_text(conf)       # type: ignore[method-assign]
-    b.start()
-    deadline = time.monotonic() + 10
-    while not port_open("127.0.0.1", tls) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    b = start_reference_broker(tmp_path, USERS)
     yield b
     b.stop()
 
@@ -121,7 +94,7 @@ class Client:
 
 
 def test_F2_a_gateway_identity_cannot_fake_acks_commands_or_config_on_the_reference_broker(reference_broker):
-    port = reference_broker.port
+    port = reference_broker.plain_port
     own = Client(port, "gw-aaa", "gw-aaa-primary")            # the gateway itself, reading what is its to read
     own.subscribe("wt/v1/gw/gw-aaa/ack", "wt/v1/gw/gw-aaa/cmd", "wt/v1/gw/gw-aaa/config")
     fleet = Client(port, "fleet", "fleet-ingest")
