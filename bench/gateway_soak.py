@@ -76,6 +76,16 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def disk_write_bytes() -> int:
+    """Bytes this process caused to be written to storage (/proc/self/io write_bytes): the
+    journal's WAL, checkpoints and fsyncs; sockets do not count."""
+    with open("/proc/self/io") as f:
+        for line in f:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    return 0
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -207,6 +217,7 @@ async def run(args: argparse.Namespace) -> dict:
     total_steps = int(args.days * DAY // args.step_s)
     warmup_steps = min(total_steps, int(3600 // args.step_s))
     rss_start = fds_start = None
+    written_start = 0
     stalls = 0
     t0 = time.monotonic()
     samples: list[dict] = []
@@ -220,6 +231,7 @@ async def run(args: argparse.Namespace) -> dict:
         load.drain_device_logs()
         if step == warmup_steps:
             rss_start, fds_start = measured_rss(), open_fds()
+            written_start = disk_write_bytes()
         if step % steps_per_day == 0 or step == total_steps:
             depth = rt.writer.depth()
             sample = {"day": round(step * args.step_s / DAY, 2), "rss_mb": round(rss_mb(), 1),
@@ -230,6 +242,7 @@ async def run(args: argparse.Namespace) -> dict:
                   "fds {fds:3d}  events {emitted:7d}  wall {wall_s:7.1f} s".format(**sample),
                   file=sys.stderr, flush=True)
     wall = time.monotonic() - t0
+    written = disk_write_bytes() - written_start
     rss_end, fds_end = measured_rss(), open_fds()
     depth = rt.writer.depth()
     maint = rt.journal.maintenance_stats()
@@ -261,6 +274,7 @@ async def run(args: argparse.Namespace) -> dict:
         "longest_prune_step_phase": maint["longest_step_phase"], "mean_prune_step_ms": maint["mean_step_ms"],
         "checkpoints": maint["checkpoints"], "longest_checkpoint_ms": maint["longest_checkpoint_ms"],
         "log_lines": sink.lines, "log_kb": round(sink.bytes / 1024, 1),
+        "disk_write_mb_per_day": round(written / 1e6 / max(args.days - args.step_s * warmup_steps / DAY, 1e-9), 1),
         "stalls": stalls, "wall_s": round(wall, 1),
     }
     await home.stop()
