@@ -73,6 +73,15 @@ class DeviceLink(str, enum.Enum):
     BLE_HEALTH = "ble-health"  # standard GATT health profiles (blood pressure, SpO2, ...)
 
 
+class FallPlacement(str, enum.Enum):
+    """Where a fall sensor is worn (firmware/lib/fall_schema.py: pendant = chest, pocket = waist)."""
+    PENDANT = "pendant"
+    WRIST = "wrist"
+    WAIST = "waist"
+    POCKET = "pocket"
+    CHEST = "chest"
+
+
 class BleScanMode(str, enum.Enum):
     ACTIVE = "active"    # StartDiscovery: works on every BlueZ >= 5.55
     PASSIVE = "passive"  # AdvertisementMonitor1: BlueZ >= 5.56 with --experimental; nothing transmitted
@@ -135,7 +144,8 @@ class JournalSection:
                                                 doc="empty = <data_dir>/journal.sqlite"))
     max_telemetry_mb: float = field(default=64.0, metadata=meta(min=1, max=100000, unit="MB", example=64))
     telemetry_retention_h: float = field(default=24.0, metadata=meta(
-        min=0, max=8760, unit="h", example=24, doc="delivered telemetry is pruned after this; 0 = once delivered"))
+        min=1, max=8760, unit="h", example=24,
+        doc="delivered telemetry is pruned after this (≥ 1 h: a device's late retransmission is still answered DUPLICATE)"))
     alarm_retention_days: float = field(default=30.0, metadata=meta(
         min=1, max=3650, unit="day", example=30,
         doc="alarms delivered and acknowledged by the platform are pruned after this; unacknowledged ones never"))
@@ -196,6 +206,9 @@ class DeviceSection:
     supervised: bool = field(default=True, metadata=meta(example="true"))
     link: DeviceLink = field(default=DeviceLink.AUTO, metadata=meta(
         example='"ble-gatt"', doc="ble-gatt / ble-health: the gateway keeps a GATT connection (needs [ble] enabled)"))
+    placement: FallPlacement | None = field(default=None, metadata=meta(
+        example='"wrist"', doc="fall sensor: where it is worn, from the installation checklist; the device's "
+                               "`placement` setting, which selects its detector (docs/fall-detection.md)"))
 
 
 @dataclass(frozen=True)
