@@ -33,7 +33,8 @@ from gateway.daemon._preflight import preflight
 from gateway.daemon._routes import Routes, build_routes
 from gateway.daemon._runtime import GatewayRuntime, Periodic
 from gateway.daemon._status import Advertiser, StatusEndpoint, StatusReporter
-from gateway.daemon._upgrades import UpdateHealthCheck, UpgradeController
+from gateway.daemon._update_health import UpdateHealthCheck
+from gateway.daemon._upgrades import UpgradeController
 from gateway.domain.devices import DeviceRegistry
 from gateway.domain.forwarder import Forwarder
 from gateway.domain.ingress import Ingress
