@@ -83,6 +83,10 @@ def find_tool(binary: str) -> str:
                          f"run scripts/bootstrap.sh as root to install it)")
 
 
+class _PortTaken(Exception):
+    """SIPp found its port taken (errno 98) before it could bind."""
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (SIPp and Kamailio bind both)."""
     for _ in range(50):
@@ -150,6 +154,7 @@ class SippCentre:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._auto_port = not self.port
         if not self.port:
             self.port = free_port()
 
@@ -166,6 +171,19 @@ class SippCentre:
         return p if p.is_absolute() or self.scenarios is None else self.scenarios / p
 
     def start(self, wait_s: float = 10.0) -> "SippCentre":
+        """Start SIPp and wait until it listens. A port picked here (none given) that another
+        process took between the pick and SIPp's bind (parallel test shards) is picked again,
+        at most three times; a port the caller chose is never changed."""
+        for attempt in range(3):
+            try:
+                return self._start_once(wait_s)
+            except _PortTaken:
+                if not self._auto_port or attempt == 2:
+                    raise RuntimeError(f"sipp could not bind 127.0.0.1:{self.port}: {self.output()}") from None
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, wait_s: float) -> "SippCentre":
         exe = find_tool("sipp")
         cmd = [exe, "-sf", str(self._scenario_path()), "-i", "127.0.0.1", "-p", str(self.port),
                "-t", self.transport, "-nostdin", "-trace_err"]
@@ -176,6 +194,8 @@ class SippCentre:
         if self.timeout_s:
             cmd += ["-timeout", f"{int(self.timeout_s)}s"]
         cmd += list(self.extra)
+        if getattr(self, "_log", None):
+            self._log.close()
         self._log = open(self.workdir / "sipp.out", "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=self._log, stderr=self._log,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -183,7 +203,12 @@ class SippCentre:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sipp exited with {self.proc.returncode}: {self.output()}")
+                out = self.output()
+                if "Address already in use" in out.rsplit("Unable to bind", 1)[-1][:200] or (
+                        "Unable to bind" in out and "errno = 98" in out):
+                    (self.workdir / "sipp.out").write_bytes(b"")     # the next attempt's output only
+                    raise _PortTaken()
+                raise RuntimeError(f"sipp exited with {self.proc.returncode}: {out}")
             if _bound(self.port, kind):
                 return self
             time.sleep(0.02)

@@ -292,3 +292,37 @@ def test_a_missing_peer_skips_outside_ci_and_fails_in_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="Debian package kamailio"):
         peers.require("kamailio")
+
+
+def test_a_picked_port_taken_before_sipp_binds_is_picked_again(tmp_path):
+    """Parallel test shards: another process can take the port between the pick and SIPp's
+    bind (seen once as errno 98 in a full run). A port SippCentre picked is picked again; one
+    the caller chose is not (the caller may have written it into a configuration). The
+    race cannot be staged reliably, so SIPp's first attempt is replaced by one that finds its
+    port taken."""
+    from gateway.testing.sip_centre import _PortTaken
+
+    def taken_once(c):
+        real, calls = c._start_once, []
+
+        def attempt(wait_s):
+            calls.append(c.port)
+            if len(calls) == 1:
+                raise _PortTaken()
+            return real(wait_s)
+        c._start_once = attempt
+        return calls
+
+    auto = SippCentre("centre_reply_in_200.xml", tmp_path / "auto")
+    calls = taken_once(auto)
+    try:
+        auto.start()
+        assert len(calls) == 2 and calls[0] != calls[1] == auto.port
+        assert auto.proc is not None and auto.proc.poll() is None
+    finally:
+        auto.stop()
+    fixed = SippCentre("centre_reply_in_200.xml", tmp_path / "fixed", port=calls[0])
+    fixed_calls = taken_once(fixed)
+    with pytest.raises(RuntimeError, match="could not bind"):
+        fixed.start()
+    assert fixed_calls == [calls[0]] and fixed.port == calls[0]
