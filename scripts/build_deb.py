@@ -45,7 +45,7 @@ LIB = Path("usr/lib/wt-gateway")
 APP_PACKAGES = ("gateway", "contracts")
 APP_DATA_SUFFIXES = (".py", ".toml", ".json", ".html", ".sql", ".conf")
 # Python packages the gateway does not need at run time (the fleet's PostgreSQL driver)
-NOT_VENDORED = ("psycopg",)
+NOT_VENDORED = ("psycopg", "fastapi", "uvicorn", "prometheus-client", "httpx")   # the fleet service and CLI only
 TARGET_PYTHON = "3.11"                     # Debian 12 / Raspberry Pi OS 12: python3 is 3.11
 # glibc of Debian 12 is 2.36: any manylinux_2_N wheel with N <= 36 runs there. pip does not
 # widen one --platform to older glibc versions, so every one is listed.
