@@ -347,3 +347,22 @@ def test_writer_prunes_in_small_steps_and_an_alarm_commit_waits_at_most_one(tmp_
           f"{len(latencies)} alarm commits during the pass: max {max(latencies):.1f} ms")
     # generous on a shared 2-core box: a whole pass would take seconds
     assert s["longest_step_ms"] < 500 and max(latencies) < 1000
+
+
+# ---------------------------------------------------------------------------------- config
+def test_journal_keys_map_to_the_policy_and_bad_values_name_key_value_and_fix():
+    from gateway.config import ConfigError, load_config
+
+    cfg = load_config(None, env={}, overrides={"journal": {"telemetry_retention_h": 48, "alarm_retention_days": 90,
+                                                           "max_mb": 64}})
+    p = RetentionPolicy.from_config(cfg.journal)
+    assert (p.telemetry_retention_s, p.alarm_retention_s, p.max_bytes) == (48 * HOUR, 90 * DAY, 64 * MIB)
+    d = RetentionPolicy.from_config(load_config(None, env={}).journal)
+    assert (d.telemetry_retention_s, d.alarm_retention_s, d.max_bytes) == (24 * HOUR, 30 * DAY, 256 * MIB)
+    with pytest.raises(ConfigError) as ei:
+        load_config(None, env={}, overrides={"journal": {"telemetry_retention_h": 0, "alarm_retention_days": 0.5,
+                                                         "max_mb": 8}})
+    text = str(ei.value)
+    assert "journal.telemetry_retention_h = 0: must be ≥ 1 h; set e.g. telemetry_retention_h = 24" in text
+    assert "journal.alarm_retention_days = 0.5: must be ≥ 1 day; set e.g. alarm_retention_days = 30" in text
+    assert "journal.max_mb = 8: must be ≥ 16 MB; set e.g. max_mb = 256" in text
