@@ -188,7 +188,7 @@ class Maintenance:
             if at < cutoff:
                 lo = int(rid)
             else:
-                hi = mid if rid > mid else int(rid)
+                hi = mid        # no row in [mid, rid), and rid is not old enough
         return lo
 
     def _step(self, p: _Pass) -> None:
@@ -196,11 +196,12 @@ class Maintenance:
         if p.phase in _SIZE_PHASES:
             live = self.live_bytes()
             if live <= (_SIZE_LOW if p.size_pruning else _SIZE_HIGH) * budget:
+                if self.stats.over_budget:
+                    log.info("journal %s is back within its size budget (%.1f MB live)", self._j.path, live / 1e6)
                 self.stats.over_budget = False
                 p.phase = Phase.CHECKPOINT      # next step (each step is timed on its own)
                 return
-            else:
-                p.size_pruning = True
+            p.size_pruning = True
         if p.phase in PRUNABLE:
             params = {"cutoff": p.tele_cutoff, "bound": p.tele_bound} if p.phase is Phase.TELEMETRY else \
                      {"cutoff": p.alarm_cutoff, "bound": p.alarm_bound}
@@ -211,8 +212,8 @@ class Maintenance:
             if deleted < self.policy.batch_rows:
                 if p.phase is Phase.SIZE_UNDELIVERED:
                     live = self.live_bytes()
-                    self.stats.over_budget = live > budget
-                    if self.stats.over_budget:
+                    was, self.stats.over_budget = self.stats.over_budget, live > budget
+                    if self.stats.over_budget and not was:     # said once, not every pass
                         log.warning("journal %s is over its size budget (%.1f of %.1f MB live) with only "
                                     "unacknowledged alarms left; they are kept until the platform acknowledges them",
                                     self._j.path, live / 1e6, budget / 1e6)
