@@ -5,7 +5,7 @@ One asyncio event loop owns the domain (ingress, rules, forwarding decisions, de
 registry). Adapters whose libraries block run in their own threads and hand results to
 the loop with ``loop.call_soon_threadsafe``: pyserial readers (gateway/adapters/transports/
 serial_link.py), the SQLite journal writer (gateway/adapters/journal), and the MQTT alarm lane's
-paho network loop (gateway/adapters/mqtt.py). The primary MQTT connection is driven by the
+paho network loop (gateway/adapters/mqtt/, ThreadDriver). The primary MQTT connection is driven by the
 event loop (paho's socket via ``add_reader``/``add_writer``). BLE (bleak), zeroconf and
 the status endpoint are asyncio-native. Ingress and the rule engine write journal state
 through the writer's queued API: the loop never waits for an fsync.

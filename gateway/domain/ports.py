@@ -71,7 +71,7 @@ class Journal(Protocol):
 
 
 class EventSink(Protocol):
-    """Where ingress and rules hand events (gateway/uplink's forwarder implements it).
+    """Where ingress and rules hand events (gateway/domain/forwarder.py implements it).
 
     ``submit`` returns at once. For alarms it publishes immediately (fast path) while the
     journal write proceeds concurrently; ``on_stored(event, is_new)`` is called on the

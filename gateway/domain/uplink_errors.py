@@ -1,4 +1,4 @@
-"""Root exception of gateway.uplink; paho return codes are translated into these."""
+"""Root exception of the uplink (MQTT routes, forwarder); paho return codes are translated into these."""
 from __future__ import annotations
 
 from gateway.errors import GatewayError
