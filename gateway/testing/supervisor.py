@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from contracts.topics import gateway_subtree
 from gateway.adapters.upgrade import inspect, pack, unpack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,7 +200,7 @@ fleet_key = "{self.fleet.public_path}"
         self.msgs: list[tuple[float, str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self.observer = PahoLink("127.0.0.1", broker_port, client_id=f"t-observer-{gateway_id}")
-        self.observer.subscribe(f"wt/v1/gw/{gateway_id}/#", self._record)
+        self.observer.subscribe(gateway_subtree(gateway_id), self._record)
         self.observer.start()
         self.sup: Supervisor | None = None
 
