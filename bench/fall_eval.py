@@ -569,6 +569,31 @@ def _score(trials, hits, idxs, select="youden"):
     return score
 
 
+def _one_se(trials, variant_hits, cands, train, best):
+    """Breiman's one-standard-error rule: among the variants whose sensitivity +
+    specificity on the training subjects is within one standard error of the best's,
+    the one raising the fewest alarms in ADLs (then the best score)."""
+    f = [i for i in train if trials[i].is_fall]
+    a = [i for i in train if not trials[i].is_fall]
+
+    def stats(vi):
+        sens = sum(1 for i in f if variant_hits[i][vi]) / len(f) if f else 1.0
+        spec = 1 - sum(1 for i in a if variant_hits[i][vi]) / len(a) if a else 1.0
+        return sens, spec, sum(variant_hits[i][vi] for i in a)
+
+    sens, spec, _ = stats(best)
+    se = math.sqrt((sens * (1 - sens) / len(f) if f else 0.0) + (spec * (1 - spec) / len(a) if a else 0.0))
+    top = sens + spec
+    pick, key = best, None
+    for vi in cands:
+        s_, p_, alarms = stats(vi)
+        if s_ + p_ >= top - se - 1e-9:
+            k = (alarms, -(s_ + p_))
+            if key is None or k < key:
+                pick, key = vi, k
+    return pick
+
+
 def _grid_name(v) -> dict:
     return {k: x for k, x in zip(_KNOBS, v) if x >= 0}
 
@@ -576,7 +601,8 @@ def _grid_name(v) -> dict:
 def loso(trials, variant_hits, variants, grid_from, select="youden"):
     """Leave-one-subject-out: pick the grid variant (variants[grid_from:]) that maximises
     sensitivity + specificity on the other subjects (``select="targets"``: that meets most
-    of the targets there, then the same), score it on the one left out."""
+    of the targets there, then the same; ``"1se"``: the fewest ADL alarms within one
+    standard error of that best, :func:`_one_se`), score it on the one left out."""
     subjects = sorted({t.subject for t in trials})
     pooled = [0] * len(trials)
     chosen = {}
@@ -590,6 +616,8 @@ def loso(trials, variant_hits, variants, grid_from, select="youden"):
             sc = _score(trials, [variant_hits[i][vi] for i in range(len(trials))], train, select)
             if best_score is None or sc > best_score + 1e-9:
                 best, best_score = vi, sc
+        if select == "1se" and train:
+            best = _one_se(trials, variant_hits, range(grid_from, len(variants)), train, best)
         chosen[s] = "default" if variants[best] is None else _grid_name(variants[best])
         for i in test:
             pooled[i] = variant_hits[i][best]
@@ -631,10 +659,12 @@ def main(argv=None) -> int:
                     help="with --rotate at the wrist: any orientation (the sensor not aligned with the forearm)")
     ap.add_argument("--loso", action="store_true",
                     help="also leave-one-subject-out: thresholds chosen on the other subjects")
-    ap.add_argument("--loso-select", choices=("youden", "targets"), default="youden",
-                    help="how a fold picks its thresholds on the other subjects: the best sensitivity + "
-                         "specificity (default), or first the most targets met (sensitivity >= 0.90, "
-                         "specificity >= 0.95, <= 2 false alarms/h), then that")
+    ap.add_argument("--loso-select", choices=("1se", "youden", "targets"), default="1se",
+                    help="how a fold picks its thresholds on the other subjects: 1se (default), the variant "
+                         "raising fewest ADL alarms among those within one standard error of the best "
+                         "sensitivity + specificity; youden, the best sensitivity + specificity; targets, "
+                         "first the most targets met (sensitivity >= 0.90, specificity >= 0.95, <= 2 false "
+                         "alarms/h), then the best sensitivity + specificity. The JSON carries all three")
     ap.add_argument("--impact-mg", type=int, default=None, help="override the placement's impact threshold")
     ap.add_argument("--angle-deg", type=int, default=None, help="override the placement's posture angle")
     ap.add_argument("--still-mg", type=int, default=None, help="override the placement's stillness limit")
@@ -727,11 +757,11 @@ def main(argv=None) -> int:
                                                      base["false_alarms_per_hour"], 4)
     if args.loso:
         vh = [[r[0] for r in res[i]] for i in range(len(trials))]
-        out["loso"] = loso(trials, vh, variants, grid_from)
-        alt = loso(trials, vh, variants, grid_from, "targets" if args.loso_select == "youden" else "youden")
-        if args.loso_select == "targets":
-            out["loso"], alt = alt, out["loso"]
-        out["loso_" + alt["select"]] = {k: alt[k] for k in ("sensitivity", "specificity", "false_alarms_per_hour")}
+        out["loso"] = loso(trials, vh, variants, grid_from, args.loso_select)
+        for sel in ("youden", "targets", "1se"):
+            if sel != args.loso_select:
+                alt = loso(trials, vh, variants, grid_from, sel)
+                out["loso_" + sel] = {k: alt[k] for k in ("sensitivity", "specificity", "false_alarms_per_hour")}
     out["skipped"] = [{"trial": n, "reason": r} for n, r in skipped]
     out["trimmed"] = [{"trial": n, "seconds": sec} for n, sec in trimmed]
     print(json.dumps(out))

@@ -475,3 +475,37 @@ def test_bench_placement_defaults_match_the_firmware():
     fw = load("fw_fall", ROOT / "firmware" / "lib" / "fall.py")
     bench_mod = load("bench_fall_eval", ROOT / "bench" / "fall_eval.py")
     assert tuple(bench_mod.PLACEMENT_DEFAULTS) == tuple(fw.THRESHOLDS)
+
+
+def test_loso_selections_youden_targets_and_one_standard_error():
+    """The bench's leave-one-subject-out picks a fold's thresholds on the other subjects:
+    Youden takes any gain in sensitivity + specificity, the one-standard-error rule takes
+    the variant raising fewest ADL alarms among those within the noise of the best."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_fall_eval_loso", ROOT / "bench" / "fall_eval.py")
+    fe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fe)
+
+    trials, hits = [], []   # hits[i] = [variant 0 (strict), variant 1 (loose)]
+    for s in ("S1", "S2", "S3"):
+        for k in range(20):          # 20 falls each: strict misses 3, loose 2
+            trials.append(fe.Trial(f"{s}f{k}", True, s, "fall", 50, [], [(0, 0, 1)] * 300))
+            hits.append([0 if k < 3 else 1, 0 if k < 2 else 1])
+        for k in range(40):          # 40 ADLs each: loose raises on one of them
+            trials.append(fe.Trial(f"{s}a{k}", False, s, "walk", 50, [], [(0, 0, 1)] * 750))
+            hits.append([0, 1 if k == 0 else 0])
+    variants = [(3000, -1, -1, -1, -1, -1, -1), (2500, -1, -1, -1, -1, -1, -1)]
+    youden = fe.loso(trials, hits, variants, 0, "youden")
+    one_se = fe.loso(trials, hits, variants, 0, "1se")
+    # +1/20 sensitivity beats -1/40 specificity: Youden goes loose in every fold...
+    assert {v["chosen"]["impact_mg"] for v in youden["per_subject"].values()} == {2500}
+    assert youden["sensitivity"] == 0.9 and youden["false_alarms_per_hour"] > 0
+    # ...but that gain is inside one standard error: the strict variant, no false alarms
+    assert {v["chosen"]["impact_mg"] for v in one_se["per_subject"].values()} == {3000}
+    assert one_se["sensitivity"] == 0.85 and one_se["false_alarms_per_hour"] == 0.0
+    # a gain well beyond the noise is taken by the one-SE rule too
+    for i, t in enumerate(trials):
+        if t.is_fall and int(t.name.split("f")[1]) < 8:
+            hits[i] = [0, 0 if int(t.name.split("f")[1]) < 2 else 1]
+    assert {v["chosen"]["impact_mg"] for v in fe.loso(trials, hits, variants, 0, "1se")["per_subject"].values()} \
+        == {2500}
