@@ -154,3 +154,24 @@ def test_care_and_technical_classes_unchanged_assumption():
     # the mapping's ALARM kind relies on EventClass; a new class would need a decision here
     assert set(EVENT_CLASS.values()) <= {EventClass.CARE_ALARM, EventClass.TECHNICAL_ALARM, EventClass.EVENT}
     assert isinstance(build_request(_event(EventCode.BUTTON_PRESS), cid="1"), ScaipRequest)
+
+
+def test_fall_alarm_status_text_carries_placement_and_confidence():
+    fall = build_request(_event(EventCode.FALL_DETECTED, role=Role.FALL,
+                                data={"peak_cg": 352, "placement": 0, "confidence": 92}), cid="1")
+    assert (fall.dty, fall.stt) == (DeviceType.FALL_DETECTOR.value, "fall_detected wrist 92%")
+    test = build_request(_event(EventCode.FALL_DETECTED, role=Role.FALL, test=True,
+                                data={"peak_cg": 352, "placement": 1, "confidence": 100}), cid="1")
+    assert test.stt == "TEST fall_detected chest 100%" and len(test.stt) <= 32
+    cancelled = build_request(_event(EventCode.FALL_CANCELLED, role=Role.FALL,
+                                     data={"peak_cg": 300, "placement": 2}), cid="1")
+    assert cancelled.stt == "fall_cancelled waist"
+    # older firmware (no confidence), odd values: the plain event type, never a made-up figure
+    old = build_request(_event(EventCode.FALL_DETECTED, role=Role.FALL, data={"peak_cg": 352}), cid="1")
+    assert old.stt == "fall_detected"
+    odd = build_request(_event(EventCode.FALL_DETECTED, role=Role.FALL,
+                               data={"placement": 9, "confidence": float("nan")}), cid="1")
+    assert odd.stt == "fall_detected"
+    odd = build_request(_event(EventCode.FALL_DETECTED, role=Role.FALL, data={"placement": True}), cid="1")
+    assert odd.stt == "fall_detected"
+    assert decode_request(encode_request(fall)) == fall

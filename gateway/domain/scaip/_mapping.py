@@ -176,6 +176,25 @@ def _clip(text: str, n: int) -> str:
     return cleaned[:n]
 
 
+# fall alarm EVENT data "placement" (docs/protocol.md §2) -> the word in ``stt``
+_PLACEMENT_WORDS = {0: "wrist", 1: "chest", 2: "waist"}
+
+
+def _fall_detail(event: Event) -> str:
+    """`` wrist 92%``: where a fall sensor is worn and the detector's confidence, for the
+    operator (a fall at the wrist is judged differently from one at the waist). Empty for
+    other events and for fall data without them (older firmware)."""
+    if event.code not in (EventCode.FALL_DETECTED, EventCode.FALL_CANCELLED):
+        return ""
+    placement = event.data.get("placement")
+    where = _PLACEMENT_WORDS.get(placement) if type(placement) is int else None
+    conf = _num(event.data, "confidence")
+    text = f" {where}" if where else ""
+    if conf is not None and 0 < conf <= 100:
+        text += f" {int(conf)}%"
+    return text
+
+
 def build_request(event: Event, *, cid: str, ref: str | None = None) -> ScaipRequest:
     """The ``<mrq>`` for one event. Free texts are clipped to their SCAIP limits here.
 
@@ -183,7 +202,7 @@ def build_request(event: Event, *, cid: str, ref: str | None = None) -> ScaipReq
     hex digits) and ``dte`` the whole pseudonymous id; ``stt`` names the event type
     (``TEST`` first for technicians' test alarms); ``lte`` the geofence zone."""
     row = EVENT_MAP[event.code]
-    stt = ("TEST " if event.test else "") + event.code.type_name
+    stt = ("TEST " if event.test else "") + event.code.type_name + _fall_detail(event)
     zone = event.data.get("zone")
     lte = _clip(f"zone {zone}", 32) if row.geo and zone not in (None, "") else None
     return ScaipRequest(
