@@ -66,6 +66,8 @@ from gateway.domain.ports import Clock
 log = logging.getLogger("gateway.adapters.upgrade")
 
 _AUTO = object()
+# command results kept in memory for repeats of a command (older ones: the result files)
+RESULTS_IN_MEMORY = 256
 
 
 class UpgradeController:
@@ -460,7 +462,10 @@ class UpgradeController:
 
     def _result(self, cmd_id: str, status: str, detail: dict[str, Any], *, remember: bool = True) -> None:
         if remember and status != "progress" and cmd_id:
+            self._results.pop(cmd_id, None)
             self._results[cmd_id] = (status, detail)
+            while len(self._results) > RESULTS_IN_MEMORY:   # bounded: the oldest go first
+                del self._results[next(iter(self._results))]
             if detail.get("device") is not None:
                 self._ota_results.put(cmd_id, status, detail)
             else:
