@@ -25,6 +25,7 @@ from gateway.config import GatewayConfig
 from gateway.daemon._ble import BleSupervisor
 from gateway.daemon._commands import CommandHandler
 from gateway.daemon._config_push import ConfigPushApplier, PushState
+from gateway.daemon._device_settings import SettingsSync
 from gateway.daemon._errors import DaemonError
 from gateway.daemon._ingest import DeviceFeedback, IngestPipeline
 from gateway.daemon._links import LinkTable
@@ -119,17 +120,21 @@ def _wire(cfg: GatewayConfig, *, loop: asyncio.AbstractEventLoop, clock: Clock, 
         trusted_keys=cfg.release_key_specs, device_role=lambda d: (dev.role.name.lower() if (dev := cfg.device(d)) else None),
         health=UpdateHealthCheck(gateway_id=gw, uplink_connected=routes.connected, journal_path=cfg.journal_path,
                                  status=status, clock=clock, routes=routes, snapshot=lambda: reporter.snapshot()))
+    settings = SettingsSync(cfg.devices, ingress=ingress, links=links, clock=clock)   # devices.<id>.placement → CONFIG
     pipeline = IngestPipeline(ingress=ingress, registry=registry, forwarder=forwarder, on_new_event=engine.on_event,
-                              links=links, upgrades=upgrades, is_test=remote.test_mark, clock=clock, stats=stats)
+                              links=links, upgrades=upgrades, is_test=remote.test_mark, clock=clock, stats=stats,
+                              settings=settings)
     gate = pushes.control_gate(cfg, clock)    # signed control messages only (gateway/daemon/_control.py)
     commands = CommandHandler(gateway_id=gw, upgrades=upgrades, remote=remote, routes=routes, stats=stats, gate=gate)
     config_push = ConfigPushApplier(gateway_id=gw, current=cfg, state=pushes, routes=routes, gate=gate)
     reporter = StatusReporter(
         gateway_id=gw, journal_path=cfg.journal_path, clock=clock, forwarder=forwarder, writer=writer, links=links,
         ble=ble, registry=registry, engine=engine, ingress=ingress, remote=remote, stats=stats,
-        config_version=pushes.applied_version, status=status, primary=routes.primary, control=gate.status)
+        config_version=pushes.applied_version, status=status, primary=routes.primary, control=gate.status,
+        device_settings=settings)
     periodic = [
-        Periodic("rules", cfg.supervision.tick_s, [engine.tick, upgrades.tick, config_push.flush_pending], stats=stats),
+        Periodic("rules", cfg.supervision.tick_s, [engine.tick, upgrades.tick, settings.tick,
+                                                           config_push.flush_pending], stats=stats),
         Periodic("health", cfg.uplink.health_interval_s, [reporter.publish_health], stats=stats,
                  first_delay_s=min(2.0, cfg.uplink.health_interval_s)),
     ]

@@ -4,8 +4,9 @@
 scanner, GATT links)::
 
     bytes / advert / GATT value ──► Ingress ──► IngressResult
-        .device_updates ──► DeviceRegistry (a HELLO: TIME downlink, OTA session hook)
-        .messages       ──► OTA session hook (ACK/ERROR/OTA_STATUS from a device)
+        .device_updates ──► DeviceRegistry (a HELLO: TIME downlink, OTA session hook),
+                            device settings (a HELLO's config_version; CONFIG_GET / CONFIG)
+        .messages       ──► OTA session hook, device settings (ACK/ERROR/CONFIG/OTA_STATUS)
         .replies        ──► the link (ACK DUPLICATE, ERROR)
         .events         ──► Forwarder.submit(event, on_stored)
                               on_stored(event, is_new): ACK the device (only now: the
@@ -29,6 +30,7 @@ from gateway.codec.payloads import Time
 from gateway.daemon._links import LinkTable
 from gateway.domain.devices import DeviceRegistry
 from gateway.domain.ingress import Ingress, IngressResult, UplinkMessage
+from gateway.domain.ingress_types import DeviceUpdate
 from gateway.domain.model import Event
 from gateway.domain.payload import AckStatus
 from gateway.domain.ports import Clock, EventSink
@@ -45,18 +47,28 @@ class DeviceUpgradeHooks(Protocol):
     def on_message(self, msg: UplinkMessage) -> None: ...
 
 
+class DeviceSettingsHooks(Protocol):
+    """What keeps the devices' settings in sync needs to hear (gateway/daemon/_device_settings.py)."""
+
+    def on_update(self, upd: DeviceUpdate) -> None: ...
+
+    def on_message(self, msg: UplinkMessage) -> None: ...
+
+
 class IngestPipeline:
     """Sources → ingress → registry, downlinks, forwarder; rules after the journal has it."""
 
     def __init__(self, *, ingress: Ingress, registry: DeviceRegistry, forwarder: EventSink,
                  on_new_event: Callable[[Event], None], links: LinkTable, upgrades: DeviceUpgradeHooks,
-                 is_test: Callable[[str], dict[str, Any]], clock: Clock, stats: dict[str, int]) -> None:
+                 is_test: Callable[[str], dict[str, Any]], clock: Clock, stats: dict[str, int],
+                 settings: DeviceSettingsHooks | None = None) -> None:
         self._ingress = ingress
         self._registry = registry
         self._forwarder = forwarder
         self._on_new_event = on_new_event     # the rule engine
         self._links = links
         self._upgrades = upgrades
+        self.settings = settings              # device settings sync (None: not kept in sync)
         self._is_test = is_test               # commissioning test mode (wt.cmd/1 test_mode): its mark, {} if live
         self._clock = clock
         self._stats = stats
@@ -101,8 +113,12 @@ class IngestPipeline:
             if upd.reset_cause is not None:   # only a HELLO carries the reset cause
                 self._send_time(upd.device_id, upd.link)
                 self._upgrades.on_hello(upd.device_id, upd.fw_version)
+            if self.settings is not None:     # after TIME: the device has its clock before its settings
+                self.settings.on_update(upd)
         for msg in res.messages:
             self._upgrades.on_message(msg)
+            if self.settings is not None:
+                self.settings.on_message(msg)
         for link_name, data in res.replies:
             self._links.send(link_name, data)
         for event in res.events:

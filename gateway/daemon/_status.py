@@ -47,6 +47,14 @@ class Advertiser(Protocol):
     async def async_stop(self) -> None: ...
 
 
+class DeviceSettingsStatus(Protocol):
+    """The device settings sync's part of the snapshot (gateway/daemon/_device_settings.py)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def state_of(self, device_id: str) -> str | None: ...
+
+
 class StatusEndpoint:
     """The local status HTTP endpoint and, if given a factory, its zeroconf advertisement."""
 
@@ -92,7 +100,8 @@ class StatusReporter:
                  writer: JournalWriter, links: LinkTable, ble: BleSupervisor | None, registry: DeviceRegistry,
                  engine: RuleEngine, ingress: Ingress, remote: RemoteCommands, stats: dict[str, int],
                  config_version: Callable[[], int], status: StatusEndpoint | None, primary: Publisher,
-                 control: Callable[[], dict[str, Any]] | None = None) -> None:
+                 control: Callable[[], dict[str, Any]] | None = None,
+                 device_settings: DeviceSettingsStatus | None = None) -> None:
         self._gateway_id = gateway_id
         self._journal_path = journal_path
         self._clock = clock
@@ -109,6 +118,7 @@ class StatusReporter:
         self._status = status
         self._primary = primary
         self._control = control
+        self._device_settings = device_settings
         self._health_topic = Topics(gateway_id).health
         self.started_mono = clock.monotonic()
         self.started_at = clock.time()
@@ -131,7 +141,7 @@ class StatusReporter:
             "journal": {"total": depth.total, "undelivered": depth.undelivered, "alarms_pending": depth.alarms_pending,
                         "shed": depth.shed, "bytes_used": depth.bytes_used, "path": str(self._journal_path)},
             "links": links,
-            "devices": self._registry.snapshot(),
+            "devices": self._devices(),
             "last_alarms": up["last_alarms"],
             "rules": {"raised": self._engine.raised, "errors": self._engine.errors,
                       "active": [r.name for r in self._engine.rules]},
@@ -140,10 +150,20 @@ class StatusReporter:
             "test_mode": self._remote.test_devices(),
             "test_mode_status": self._remote.test_mode_status(),       # active, until, devices (docs/mqtt.md)
             "control": self._control() if self._control is not None else None,   # signed control messages
+            "device_settings": self._device_settings.status() if self._device_settings is not None else None,
             "config_version": self._config_version(),
             "status_port": self._status.port if self._status is not None else None,
             "ble": self._ble.status() if self._ble is not None else None,
         }
+
+    def _devices(self) -> list[dict[str, Any]]:
+        """The registry's devices, each with the state of its settings (None: the configuration
+        gives it none; gateway/domain/device_settings.py)."""
+        devices = self._registry.snapshot()
+        if self._device_settings is not None:
+            for d in devices:
+                d["settings"] = self._device_settings.state_of(d["device"])
+        return devices
 
     def publish_health(self) -> bool:
         """``wt.health/1`` on the primary route; False when it is not connected."""
