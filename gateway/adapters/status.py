@@ -195,8 +195,14 @@ def render_table(snap: dict[str, Any]) -> str:
         state = "SILENT" if d.get("silent") else ("ok" if d.get("last_seen") else "waiting")
         if not d.get("configured", True):
             state += " (unpaired)"
+        if d.get("settings"):     # the configuration's settings for it (gateway/domain/device_settings.py)
+            state += f"  settings {d['settings'] if d['settings'] == 'synced' else d['settings'].upper()}"
         lines.append(f"{d['device']:<14}{(d.get('role') or '?'):<11}{_ago(now, d.get('last_seen')):<12}"
                      f"{batt:>5}{rssi:>6}  {(d.get('fw') or '-'):<9}{state}")
+    ds = (snap.get("device_settings") or {}).get("devices") or {}
+    for dev, st in ds.items():       # why a device does not hold its settings
+        if st.get("state") in ("refused", "failed", "no_downlink"):
+            lines.append(f"  settings of {dev} {st['state'].upper()}: {st.get('reason') or '-'}")
     alarms = snap.get("last_alarms", [])
     lines.append("")
     lines.append(f"last alarms ({len(alarms)}):")

@@ -4,6 +4,7 @@ for a device reach it in a CONFIG frame and stay in sync. A fake clock and a rec
 the CONFIG's downlink seq, or ERROR 6 naming the key)."""
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ from gateway.domain.device_settings import (
     desired_settings,
     settings_version,
 )
+from gateway.domain.ingress_types import DeviceUpdate
 from gateway.domain.model import Role
 from gateway.testing.clock import FakeClock
 
@@ -286,3 +288,98 @@ def test_settings_too_large_for_one_frame_are_refused_by_the_gateway():
     ds.heard(DEV, downlink=True, hello_version=0)
     assert sent.frames == [] and ds.state_of(DEV) is SettingsState.REFUSED
     assert ds.status()["devices"][DEV]["reason"].startswith("gateway: the settings take")
+
+
+# ---- in the daemon: ingest pipeline → CONFIG on the device's link → ACK → status ---------------
+class _Link:
+    """A byte link that records what the gateway sends (decoded frames)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.frames: list = []
+
+    def send(self, data: bytes) -> None:
+        from gateway.codec.frame import Frame
+        from gateway.codec.stream import StreamDecoder
+
+        self.frames += [f for f in StreamDecoder().feed(data) if isinstance(f, Frame)]
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def status(self) -> dict:
+        return {"name": self.name, "kind": "test", "state": "up"}
+
+
+def test_daemon_sends_config_at_hello_takes_the_ack_and_shows_it_in_the_status(offline_gateway):
+    from gateway.adapters.status import render_table
+    from gateway.codec.enums import MsgType, ResetCause
+    from gateway.codec.frame import encode_payload_frame
+    from gateway.codec.payloads import Hello
+
+    other = "b0e1c4000011"
+    gw = offline_gateway(devices={DEV: {"role": "fall", "placement": "wrist"},
+                                  other: {"role": "fall", "placement": "pendant"},
+                                  "b0e1c4000012": {"role": "fall"}})       # no placement: left alone
+    link = _Link("test:0")
+    gw.rt.links.add(link)
+    sync = gw.rt.pipeline.settings
+    gw.rt.on_link_bytes(link.name, encode_payload_frame(Hello(Role.FALL, ResetCause.POWER_ON, 0, "1.0.0"), DEV, 1))
+    gw.settle()
+    types = [f.type for f in link.frames]
+    assert types == [MsgType.TIME, MsgType.CONFIG]                      # TIME first, then the settings
+    cfg_frame = link.frames[1]
+    assert cfg_frame.downlink and cfg_frame.decode_payload() == Config(V_WRIST, WRIST)
+    # the device's ACK names the CONFIG's downlink seq
+    gw.rt.on_link_bytes(link.name, encode_payload_frame(Ack(cfg_frame.seq, AckStatus.STORED), DEV, 2))
+    gw.settle()
+    assert sync.state_of(DEV) == "synced"
+    # the other device is heard first on a heartbeat: asked for its version, then refuses
+    gw.rt.on_link_bytes(link.name, encode_payload_frame(Heartbeat(80, 3900, PowerFlag(0), 5, 0, 0, None), other, 1))
+    gw.settle()
+    assert link.frames[-1].type is MsgType.CONFIG_GET and link.frames[-1].device_id == other
+    gw.rt.on_link_bytes(link.name, encode_payload_frame(Config(0, {"role": "fall"}), other, 2))
+    gw.settle()
+    assert link.frames[-1].type is MsgType.CONFIG
+    gw.rt.on_link_bytes(link.name, encode_payload_frame(
+        Error(ErrorCode.BAD_CONFIG, "placement='pendant': must be one of wrist, waist"), other, 3))
+    gw.settle()
+    snap = gw.rt.reporter.snapshot()
+    ds = snap["device_settings"]
+    assert ds["counters"] == {"sent": 2, "queried": 1, "resent": 0, "acked": 1, "refused": 1, "failed": 0}
+    assert ds["devices"][DEV]["state"] == "synced" and ds["devices"][other]["state"] == "refused"
+    assert set(ds["devices"]) == {DEV, other}
+    by_dev = {d["device"]: d["settings"] for d in snap["devices"]}
+    assert by_dev == {DEV: "synced", other: "refused", "b0e1c4000012": None}
+    table = render_table(snap)
+    assert "settings synced" in table and "settings REFUSED" in table
+    assert f"settings of {other} REFUSED: placement='pendant': must be one of" in table
+    json.dumps(snap)                                                     # the status endpoint serves it
+
+
+def test_daemon_resends_on_the_rules_tick_and_a_device_on_ble_adverts_is_not_configured(offline_gateway):
+    from gateway.codec.enums import MsgType, ResetCause
+    from gateway.codec.frame import encode_payload_frame
+    from gateway.codec.payloads import Hello
+
+    gw = offline_gateway(devices={DEV: {"role": "fall", "placement": "wrist"}})
+    link = _Link("test:0")
+    gw.rt.links.add(link)
+    gw.rt.on_link_bytes(link.name, encode_payload_frame(Hello(Role.FALL, ResetCause.POWER_ON, 0, "1.0.0"), DEV, 1))
+    gw.settle()
+    for _ in range(3):
+        gw.clock.advance(60)
+        for step in gw.rt.periodic[0].steps:       # the rules tick (engine, OTA, settings, pushes)
+            step()
+    configs = [f for f in link.frames if f.type is MsgType.CONFIG]
+    assert len(configs) == 4 and len({f.seq for f in configs}) == 4     # re-sent, each a new downlink seq
+    st = gw.rt.reporter.snapshot()["device_settings"]["devices"][DEV]
+    assert st["resent"] == 3 and st["state"] == "sending"
+    # its link is gone (an unplugged port): the pipeline hears it only on adverts now
+    gw.rt.links.remove(link.name)
+    sync = gw.rt.pipeline.settings
+    sync.settings.set_desired({DEV: {"placement": "pendant"}})          # back to unknown
+    sync.on_update(DeviceUpdate(DEV, gw.clock.time(), "ble"))
+    assert sync.state_of(DEV) == "no_downlink"
+
