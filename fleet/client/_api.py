@@ -202,9 +202,14 @@ class Installations(_Area):
         return self.http.post(f"/installations/{_p(code)}/config/push")
 
     def test_alarm(self, code: str, *, device_id: str, event_id: str, seen_at: float | None,
-                   latency_ms: float | None) -> Row:
-        return self.http.post(f"/installations/{_p(code)}/test-alarms", {
-            "device_id": device_id, "event_id": event_id, "seen_at": seen_at, "latency_ms": latency_ms})
+                   latency_ms: float | None, placement: int | None = None) -> Row:
+        """Report a test alarm; ``placement``: a fall alarm's ``data.placement`` (sent only when known).
+        The answer's ``placement`` says whether it matches the checklist (a fall sensor)."""
+        body: dict[str, Any] = {"device_id": device_id, "event_id": event_id, "seen_at": seen_at,
+                                "latency_ms": latency_ms}
+        if placement is not None:
+            body["placement"] = placement
+        return self.http.post(f"/installations/{_p(code)}/test-alarms", body)
 
     def complete(self, code: str, *, version: int | None) -> Row:
         return self.http.post(f"/installations/{_p(code)}/complete", {"version": version})

@@ -152,9 +152,14 @@ def cmd_show(args: argparse.Namespace, cfg) -> int:
     print("\ndevices:")
     table(devices, ["role", "serial", "hw_id", "model_code", "state"])
     print("\ntest alarms seen at the platform:")
+    from ..installations._placement import DETECTOR
+
     for a in alarms:
         a["seen_at"] = fmt_time(a["seen_at"])
-    table(alarms, ["device_id", "event_id", "seen_at", "latency_ms"])
+        p = a.get("placement")        # a fall sensor's test fall: the detector it runs
+        a["placement"] = "" if p is None else f"{p} ({DETECTOR.get(p, '?')})" + (
+            f" != checklist {a['placement_expected']}" if a.get("placement_expected") not in (None, p) else "")
+    table(alarms, ["device_id", "event_id", "seen_at", "latency_ms", "placement"])
     if routing is not None:
         print("\nrouting: " + json.dumps(routing, ensure_ascii=False))
     if checklist is not None:
@@ -227,9 +232,10 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
             channel = MqttGatewayChannel(client, config_push=push, clock=cfg.clock)
             channel.subscribe_alarms(gateway_id)
 
-            def on_seen(alarm, latency_ms):
-                c.installations.test_alarm(args.code, device_id=alarm.device_id, event_id=alarm.event_id,
-                                           seen_at=alarm.received_at, latency_ms=latency_ms)
+            def on_seen(alarm, latency_ms):       # the service's answer says whether a fall's placement matches
+                return c.installations.test_alarm(args.code, device_id=alarm.device_id, event_id=alarm.event_id,
+                                                  seen_at=alarm.received_at, latency_ms=latency_ms,
+                                                  placement=alarm.placement)
 
             rep = commission(gateway_id=gateway_id, devices=devs,
                              finder=None if args.skip_discovery else ZeroconfGatewayFinder(tuple(args.mdns_interface)),
@@ -238,9 +244,15 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
                              countdown=_Countdown())
         finally:
             client.close()
+        for message in rep.placement_mismatch.values():
+            print(f"fleet: error: {message}", file=sys.stderr)
         if rep.missing:
             print(f"fleet: error: no test alarm from {', '.join(rep.missing)} within {args.timeout:g} s; "
                   f"the installation is NOT done — check the devices and run the command again", file=sys.stderr)
+        if rep.missing or rep.placement_mismatch:
+            if rep.placement_mismatch and not rep.missing:
+                print("fleet: error: the installation is NOT done — a fall sensor runs another detector than the "
+                      "checklist chose; fix it as above and run the command again", file=sys.stderr)
             return 6
         v = c.installations.complete(args.code, version=None)["version"]
     print(f"{args.code}: every device's test alarm reached the platform; installation active (version {v})")

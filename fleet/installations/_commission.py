@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import CommissioningError
 from ._checklist import missing_answers
+from ._placement import MISMATCH, reported_placement
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class AlarmSeen:
     test: bool
     occurred_at: float | None        # from the payload (gateway clock)
     received_at: float               # platform clock when the message arrived
+    placement: int | None = None     # a fall_detected alarm's data.placement: the detector the device runs
 
 
 class GatewayFinder(Protocol):
@@ -79,8 +81,9 @@ def decode_alarm(gateway_id: str, payload: bytes, received_at: float) -> AlarmSe
     dev, eid = doc.get("device"), doc.get("event_id")
     if not isinstance(dev, str) or not isinstance(eid, str):
         return None
+    placement = reported_placement(doc.get("data")) if doc.get("type") == "fall_detected" else None
     return AlarmSeen(gateway_id, dev.lower(), eid, doc.get("test") is True, parse_rfc3339(doc.get("occurred_at")),
-                     received_at)
+                     received_at, placement)
 
 
 def readiness_problems(inst: dict[str, Any]) -> list[str]:
@@ -119,6 +122,8 @@ class CommissioningReport:
     gateway_version: str | None = None
     seen: dict[str, AlarmSeen] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    # device id -> the service's message: its latest test fall reports another placement than the checklist
+    placement_mismatch: dict[str, str] = field(default_factory=dict)
     ignored_non_test: int = 0
 
 
@@ -127,7 +132,10 @@ def commission(*, gateway_id: str, devices: list[dict[str, Any]], finder: Gatewa
                say: Callable[[str], None] = lambda s: None, discover_timeout_s: float = 5.0,
                clock: Callable[[], float] = time.monotonic, answer_timeout_s: float = 10.0,
                countdown: Callable[[float, list[dict[str, Any]]], None] | None = None) -> CommissioningReport:
-    """Run the steps; ``on_seen(alarm, latency_ms)`` is called once per device (record it).
+    """Run the steps; ``on_seen(alarm, latency_ms)`` records a test alarm and may return the
+    service's answer (``POST …/test-alarms``). It is called once per device — again for a fall
+    sensor whose answer's ``placement.status`` is ``mismatch`` (it runs another detector than
+    the checklist chose): that device is still awaited, and a later test fall may confirm it.
 
     ``devices``: dicts with ``serial``, ``hw_id``, ``role`` (the sensors, not the gateway).
     ``countdown(seconds_left, devices_still_missing)`` is called about once a second while
@@ -168,6 +176,7 @@ def commission(*, gateway_id: str, devices: list[dict[str, Any]], finder: Gatewa
     say("test mode on; trigger a test alarm on each device now: " +
         ", ".join(f"{d['role']} {d['serial']}" for d in devices))
     deadline = clock() + timeout_s
+    refused: set[str] = set()        # event ids of test falls with the wrong placement (a redelivery is not news)
     while set(wanted) - set(rep.seen):
         remaining = deadline - clock()
         if remaining <= 0:
@@ -177,24 +186,43 @@ def commission(*, gateway_id: str, devices: list[dict[str, Any]], finder: Gatewa
         got_any = False
         for alarm in channel.alarms(gateway_id, min(remaining, 1.0)):
             got_any = True
-            if alarm.device_id not in wanted or alarm.device_id in rep.seen:
+            if alarm.device_id not in wanted or alarm.device_id in rep.seen or alarm.event_id in refused:
                 continue
             if not alarm.test:
                 rep.ignored_non_test += 1
                 say(f"ignored a REAL alarm from {alarm.device_id} (test must be true during commissioning)")
                 continue
             latency = None if alarm.occurred_at is None else max(0.0, (alarm.received_at - alarm.occurred_at) * 1000)
-            rep.seen[alarm.device_id] = alarm
-            on_seen(alarm, latency)
+            answer = on_seen(alarm, latency)
             d = wanted[alarm.device_id]
-            say(f"test alarm from {d['role']} {d['serial']} seen" + (f" ({latency:.0f} ms)" if latency is not None else ""))
+            text = f"test alarm from {d['role']} {d['serial']} seen" + (f" ({latency:.0f} ms)" if latency is not None else "")
+            check = answer.get("placement") if isinstance(answer, dict) else None
+            if isinstance(check, dict) and check.get("status") == MISMATCH:
+                refused.add(alarm.event_id)
+                rep.placement_mismatch[alarm.device_id] = str(check.get("message"))
+                say(f"{text}, but its PLACEMENT IS WRONG: {check.get('message')} (waiting for another test fall)")
+                continue
+            rep.placement_mismatch.pop(alarm.device_id, None)
+            rep.seen[alarm.device_id] = alarm
+            say(text + (placement_note(check) if isinstance(check, dict) else ""))
             if not set(wanted) - set(rep.seen) or clock() >= deadline:
                 break
         if not got_any and clock() >= deadline:
             break
     channel.send_command(gateway_id, "test_mode", {"devices": sorted(wanted), "enabled": False})
-    rep.missing = sorted(set(wanted) - set(rep.seen))
+    rep.missing = sorted(set(wanted) - set(rep.seen) - set(rep.placement_mismatch))
     return rep
+
+
+def placement_note(check: dict[str, Any]) -> str:
+    """How a seen test fall's placement check reads after "test alarm from … seen"."""
+    if check.get("status") == "confirmed":
+        return f"; placement {check.get('checklist')} confirmed (runs the {check.get('detector')} detector)"
+    if check.get("status") == "not_reported":
+        return "; placement not reported (older firmware, or not a fall)"
+    if check.get("status") == "not_answered":
+        return f"; runs the {check.get('detector')} detector (the checklist has no placement yet)"
+    return ""
 
 
 def new_cmd_id() -> str:

@@ -63,12 +63,17 @@ class MemoryInstallationRepo(MemoryInventoryRepo):
                 if r["status"] == "deinstalled" and r["purge_due_at"] <= at]
 
     def add_test_alarm(self, installation_id: int, *, device_id: str, event_id: str, seen_at: float,
-                       latency_ms: float | None) -> bool:
-        if (installation_id, device_id) in self.alarms:
-            return False
-        self.alarms[(installation_id, device_id)] = {"device_id": device_id, "event_id": event_id,
-                                                     "seen_at": seen_at, "latency_ms": latency_ms}
-        return True
+                       latency_ms: float | None, placement: int | None = None,
+                       placement_expected: int | None = None) -> bool:
+        row = {"device_id": device_id, "event_id": event_id, "seen_at": seen_at, "latency_ms": latency_ms,
+               "placement": placement, "placement_expected": placement_expected}
+        kept = self.alarms.get((installation_id, device_id))
+        if kept is None:
+            self.alarms[(installation_id, device_id)] = row
+            return True
+        if kept["event_id"] != event_id and kept["seen_at"] <= seen_at:     # the latest is kept
+            self.alarms[(installation_id, device_id)] = row
+        return False
 
     def test_alarms(self, installation_id: int) -> list[Row]:
         return [dict(a) for (iid, dev), a in sorted(self.alarms.items()) if iid == installation_id]

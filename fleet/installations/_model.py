@@ -31,9 +31,11 @@ class InstallationRepo(AuditLog, Protocol):
     def due_for_purge(self, at: float) -> list[Row]:
         """Deinstalled installations whose ``purge_due_at`` has passed."""
     def add_test_alarm(self, installation_id: int, *, device_id: str, event_id: str, seen_at: float,
-                       latency_ms: float | None) -> bool:
-        """Record the first test alarm of a device; False if one was recorded already."""
+                       latency_ms: float | None, placement: int | None = None,
+                       placement_expected: int | None = None) -> bool:
+        """Record a device's test alarm: the first, or a later one (another event, seen no earlier)
+        in place of the one kept — the row holds the device's latest. True if it was the first."""
     def test_alarms(self, installation_id: int) -> list[Row]:
-        """``device_id, event_id, seen_at, latency_ms`` ordered by device_id."""
+        """``device_id, event_id, seen_at, latency_ms, placement, placement_expected`` ordered by device_id."""
     def find_text(self, needle: str) -> tuple[int, list[tuple[str, str, int]]]:
         """Search every stored text for ``needle``: (columns searched, [(table, column, rows found)])."""

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._checklist import QUESTIONS
+from ._placement import EXPECTED, fall_sensors
 
 
 def _t(ts: float | None) -> str:
@@ -38,6 +39,11 @@ def _firmware(d: dict[str, Any]) -> str:
     return f"{d['firmware_family']} {v}" if v else f"{d['firmware_family']} (version not reported yet)"
 
 
+_PLACEMENT_RESULT = {"confirmed": "confirmed", "mismatch": "DOES NOT MATCH the checklist (device not configured)",
+                     "not_reported": "placement not reported (older firmware)",
+                     "not_answered": "not confirmed: checklist unanswered", "no_alarm": "NOT SEEN (no test alarm)"}
+
+
 def sections(inst: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]] | list[list[str]], list[str] | None]]:
     """(title, rows, header) — header None means key/value rows."""
     out: list[tuple[str, Any, Any]] = []
@@ -54,6 +60,13 @@ def sections(inst: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]] | li
           (f", {seen[d['hw_id']]['latency_ms']:.0f} ms" if seen[d["hw_id"]]["latency_ms"] is not None else ""))
          if d["hw_id"] in seen else ("n/a (gateway)" if d["role"] == "gateway" else "NOT SEEN")]
         for d in inst["devices"]], ["Role", "Serial", "Device id", "Firmware (running)", "Test alarm at platform"]))
+    falls = fall_sensors(inst)
+    if falls:
+        out.append(("Fall sensors: placement (the detector its test fall reported)", [
+            [d["serial"], f"{answer} ({EXPECTED[answer]})" if answer in EXPECTED else "— (missing)",
+             "—" if c is None or c["reported"] is None else f"{c['detector']} ({c['reported']})",
+             _PLACEMENT_RESULT[c["status"] if c else "no_alarm"]] for d, answer, c in falls],
+            ["Serial", "Checklist", "Test fall reported", "Confirmed placement"]))
     consent = inst.get("consent") or {}
     out.append(("Consent", [("Basis", {"consent": "consent from the resident",
                                        "capacity_assessment": "documented capacity assessment"}.get(str(consent.get("kind")), "—")),

@@ -21,6 +21,8 @@ from ..errors import CommissioningError, Conflict, InvalidTransition, NotFound, 
 from ..inventory import InventoryService, ItemState
 from ._checklist import missing_answers, validate_answers
 from ._model import PERSONAL_COLUMNS, InstallationRepo, Row
+from ._placement import DETECTOR, MISMATCH, expected_placement
+from ._placement import check as placement_check
 from ._privacy import check_no_personal_data, validate_resident_ref
 from ._routing import validate_routing
 
@@ -213,20 +215,52 @@ class InstallationService:
         return row["gateway_id"], self.sensor_devices(row["id"])
 
     def record_test_alarm(self, code: str, *, device_id: str, event_id: str, seen_at: float,
-                          latency_ms: float | None) -> bool:
-        """Store a test alarm seen at the platform; True if it was the first from that device."""
+                          latency_ms: float | None, placement: int | None = None) -> bool:
+        """Store a test alarm seen at the platform (a later one replaces the device's earlier one);
+        True if it was the first from that device.
+
+        ``placement``: the detector a fall sensor's test fall says it runs (``data.placement``,
+        0 wrist, 1 chest/pendant, 2 waist/pocket); kept with what the checklist chose
+        (:meth:`placement_checks` compares them).
+        """
+        if placement is not None and (isinstance(placement, bool) or placement not in DETECTOR):
+            raise ValidationError(f"placement {placement!r} is not a detector: 0 wrist, 1 chest/pendant, "
+                                  "2 waist/pocket (the fall alarm's data.placement)", field="placement")
         row = self._load(code)
+        expected = None
+        if placement is not None:
+            dev = next((d for d in self.sensor_devices(row["id"]) if d["hw_id"] == device_id), None)
+            if dev is not None and dev["role"] == "fall":
+                answers = json.loads(row["checklist"] or "{}").get(dev["serial"], {})
+                expected = expected_placement(answers.get("placement"))
         return self.repo.add_test_alarm(row["id"], device_id=device_id, event_id=event_id, seen_at=seen_at,
-                                        latency_ms=latency_ms)
+                                        latency_ms=latency_ms, placement=placement, placement_expected=expected)
 
     def missing_test_alarms(self, code: str) -> list[Row]:
         row = self._load(code)
         seen = {a["device_id"] for a in self.repo.test_alarms(row["id"])}
         return [d for d in self.sensor_devices(row["id"]) if d["hw_id"] not in seen]
 
+    def placement_checks(self, code: str) -> list[Row]:
+        """Per fall sensor whose test alarm was seen: does its latest test fall report the detector
+        the checklist chose? (``status``: confirmed, mismatch — with ``message`` —, not_reported,
+        not_answered; fleet/installations/_placement.py)."""
+        row = self._load(code)
+        checklist = json.loads(row["checklist"] or "{}")
+        alarms = {a["device_id"]: a for a in self.repo.test_alarms(row["id"])}
+        out = []
+        for d in self.sensor_devices(row["id"]):
+            c = placement_check(code=code, device=d, answer=checklist.get(d["serial"], {}).get("placement"),
+                                alarm=alarms.get(d["hw_id"]), gateway_id=row["gateway_id"])
+            if c is not None:
+                out.append(c)
+        return out
+
     def complete(self, actor: Actor, code: str, *, expected_version: int | None) -> int:
         """Mark the installation done: REFUSED until every device's test alarm was seen at the
-        platform and the checklist is complete. Items become ``installed``."""
+        platform, every fall sensor's latest test fall reports the placement its checklist chose
+        (one that does not report it does not block), and the checklist is complete. Items
+        become ``installed``."""
         row = self._load(code)
         actor.require(Permission.INSTALL_WRITE, row["municipality_id"])
         if row["status"] != "commissioning":
@@ -239,6 +273,12 @@ class InstallationService:
                 + ", ".join(f"{d['role']} {d['serial']} ({d['hw_id']})" for d in missing)
                 + "; run `fleet install commission` and trigger a test alarm on each",
                 installation=code, missing=[d["serial"] for d in missing])
+        wrong = [c for c in self.placement_checks(code) if c["status"] == MISMATCH]
+        if wrong:
+            raise CommissioningError(
+                f"installation {code} is not done: " + " ".join(c["message"] for c in wrong),
+                installation=code, placement_mismatch=[
+                    {k: c[k] for k in ("serial", "hw_id", "checklist", "expected", "reported")} for c in wrong])
         checklist = json.loads(row["checklist"] or "{}")
         todo = missing_answers(checklist, {d["serial"]: d["role"] for d in self.sensor_devices(row["id"])})
         if todo:

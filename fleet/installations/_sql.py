@@ -1,4 +1,4 @@
-"""InstallationRepo on the fleet database (fleet.store Tx; tables from migration 0201).
+"""InstallationRepo on the fleet database (fleet.store Tx; tables from migrations 0201, 0202).
 
 One module for both engines; the only engine-specific query lists the text columns for
 the purge proof (``sqlite_master`` / ``information_schema``), chosen by ``tx.dialect``.
@@ -57,15 +57,24 @@ class SqlInstallationRepo(SqlAuditLog):
         return self.tx.query("SELECT * FROM installation WHERE status = 'deinstalled' AND purge_due_at <= ?", (at,))
 
     def add_test_alarm(self, installation_id: int, *, device_id: str, event_id: str, seen_at: float,
-                       latency_ms: float | None) -> bool:
-        return self.tx.execute(
-            "INSERT INTO installation_test_alarm (installation_id, device_id, event_id, seen_at, latency_ms)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (installation_id, device_id) DO NOTHING",
-            (installation_id, device_id, event_id, seen_at, latency_ms)) == 1
+                       latency_ms: float | None, placement: int | None = None,
+                       placement_expected: int | None = None) -> bool:
+        values = (event_id, seen_at, latency_ms, placement, placement_expected)
+        if self.tx.execute(
+                "INSERT INTO installation_test_alarm (installation_id, device_id, event_id, seen_at, latency_ms,"
+                " placement, placement_expected) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (installation_id, device_id) DO NOTHING", (installation_id, device_id, *values)) == 1:
+            return True
+        # a later test alarm of the device replaces the one kept (a redelivered or older one does not)
+        self.tx.execute("UPDATE installation_test_alarm SET event_id = ?, seen_at = ?, latency_ms = ?, placement = ?,"
+                        " placement_expected = ? WHERE installation_id = ? AND device_id = ? AND event_id <> ?"
+                        " AND seen_at <= ?", (*values, installation_id, device_id, event_id, seen_at))
+        return False
 
     def test_alarms(self, installation_id: int) -> list[Row]:
-        return self.tx.query("SELECT device_id, event_id, seen_at, latency_ms FROM installation_test_alarm"
-                             " WHERE installation_id = ? ORDER BY device_id", (installation_id,))
+        return self.tx.query("SELECT device_id, event_id, seen_at, latency_ms, placement, placement_expected"
+                             " FROM installation_test_alarm WHERE installation_id = ? ORDER BY device_id",
+                             (installation_id,))
 
     def find_text(self, needle: str) -> tuple[int, list[tuple[str, str, int]]]:
         scanned, found = 0, []

@@ -278,7 +278,7 @@ def test_stale_edits_conflict_and_ended_installations_are_read_only(site, admin,
         assert s.inventory.get_kit(site.kits[0])["state"] == "dismantled"
 
 
-def test_commissioning_records_each_device_once(site, admin):
+def test_commissioning_keeps_each_devices_latest_test_alarm(site, admin):
     tina = Actor("tina", Role.TECHNICIAN, frozenset({"0301"}))
     with site.tx() as s:
         code = _create(s, admin, site.kits[0])["code"]
@@ -286,9 +286,15 @@ def test_commissioning_records_each_device_once(site, admin):
         assert gateway == "gw-" + hexid(0x100001) and [d["role"] for d in devices] == ["button", "fall"]
         first = devices[0]["hw_id"]
         assert s.installations.record_test_alarm(code, device_id=first, event_id="e1", seen_at=1.0, latency_ms=5.0)
+        assert [d["hw_id"] for d in s.installations.missing_test_alarms(code)] == [devices[1]["hw_id"]]
+        # a later test alarm replaces the one kept (True only for the device's first)
         assert not s.installations.record_test_alarm(code, device_id=first, event_id="e2", seen_at=2.0, latency_ms=None)
+        # a redelivered one, or an older one arriving late, does not
+        assert not s.installations.record_test_alarm(code, device_id=first, event_id="e2", seen_at=3.0, latency_ms=9.0)
+        assert not s.installations.record_test_alarm(code, device_id=first, event_id="e0", seen_at=0.5, latency_ms=9.0)
         assert [d["hw_id"] for d in s.installations.missing_test_alarms(code)] == [devices[1]["hw_id"]]
         assert s.installations.show(admin, code)["test_alarms"] == [
-            {"device_id": first, "event_id": "e1", "seen_at": 1.0, "latency_ms": 5.0}]
+            {"device_id": first, "event_id": "e2", "seen_at": 2.0, "latency_ms": None, "placement": None,
+             "placement_expected": None}]
         with pytest.raises(AccessDenied):
             s.installations.commissioning_plan(Actor("aud", Role.AUDITOR), code)

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from ..installations import QUESTIONS
+from ..installations._placement import fall_sensors
 from ._html import View, asset, asset_url, button, e, form, link_button, notice, page
 from ._views import device_label, role_name, status_name
 
@@ -23,9 +24,38 @@ def _blocker_text(v: View, b: dict[str, Any], labels: dict[str, str]) -> str:
         return t("blocker.status", status=status_name(v, b["status"]))
     if b["kind"] == "test_alarm":
         return t("blocker.test_alarm", device=labels.get(b["serial"], b["serial"]))
+    if b["kind"] == "placement":
+        return t("blocker.placement", device=labels.get(b["serial"], b["serial"]),
+                 detector=detector_name(v, b["reported"]), placement=placement_name(v, b["checklist"]))
     if b["kind"] == "checklist":
         return t("blocker.checklist", device=labels.get(b["serial"], b["serial"]), n=len(b["keys"]))
     return t("blocker.consent")
+
+
+def placement_name(v: View, answer: Any) -> str:
+    """The checklist's answer (pendant, wrist, waist, pocket) in the reader's language."""
+    return v.t.maybe(f"placement.{answer}", str(answer)) if answer else "—"
+
+
+def detector_name(v: View, reported: Any) -> str:
+    """The detector a fall alarm's placement byte names (0 wrist, 1 pendant/chest, 2 waist/pocket)."""
+    return v.t.maybe(f"detector.{reported}", str(reported))
+
+
+def placement_line(v: View, p: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(css class, text) for a fall sensor's placement check (events.commissioning_state), None if none."""
+    if p is None:
+        return None
+    t = v.t
+    if p["status"] == "confirmed":
+        return "ok", t("live.placement.ok", placement=placement_name(v, p["checklist"]),
+                       detector=detector_name(v, p["reported"]))
+    if p["status"] == "mismatch":
+        return "bad", t("live.placement.wrong", detector=detector_name(v, p["reported"]),
+                        placement=placement_name(v, p["checklist"]))
+    if p["status"] == "not_reported":
+        return "wait", t("live.placement.not_reported")
+    return "wait", t("live.placement.not_answered", detector=detector_name(v, p["reported"]))
 
 
 def regions(v: View, st: dict[str, Any]) -> dict[str, str]:
@@ -50,12 +80,16 @@ def regions(v: View, st: dict[str, Any]) -> dict[str, str]:
                     else t("live.alarm.ok", at=t.clock(alarm["seen_at"])))
         else:
             seen = t("live.alarm.wait")
+        pl = placement_line(v, d.get("placement"))
+        placement = "" if pl is None else (
+            f'<p class="{pl[0]} placement" data-placement="{e(d["placement"]["status"])}"><span aria-hidden="true">'
+            f'{ {"ok": "✓", "bad": "✗"}.get(pl[0], "…") }</span> {e(pl[1])}</p>')
         cards.append(
             f'<li class="device" data-serial="{e(d["serial"])}" data-seen="{"yes" if alarm else "no"}">'
             f'<h3>{e(device_label(v, d))}</h3><p class="muted">{e(t("live.device_id", id=d["hw_id"] or "—"))}</p>'
             f'<p class="{"ok" if d["paired"] else "wait"}"><span aria-hidden="true">{"✓" if d["paired"] else "…"}</span> '
             f'{e(pair)}</p><p class="{"ok" if alarm else "wait"}"><span aria-hidden="true">{"✓" if alarm else "…"}</span> '
-            f'{e(seen)}</p></li>')
+            f'{e(seen)}</p>{placement}</li>')
     labels = {d["serial"]: device_label(v, d) for d in st["devices"]}
     if st["can_complete"]:
         blockers = f'<p class="ok">{e(t("live.ready"))}</p>'
@@ -161,6 +195,14 @@ def report_page(v: View, inst: dict[str, Any], *, now: float, standalone: bool =
         rows.append([role_name(v, d["role"]), d["serial"], d["hw_id"] or "—", fw_text, alarm])
     sec.append(("report.devices", _grid([t("col.role"), t("col.serial"), t("col.device_id"), t("col.firmware"),
                                          t("col.test_alarm")], rows)))
+    falls = fall_sensors(inst)
+    if falls:
+        sec.append(("report.placement", _grid(
+            [t("col.serial"), t("report.placement.checklist"), t("report.placement.reported"),
+             t("report.placement.result")],
+            [[d["serial"], placement_name(v, answer) if answer else t("report.missing"),
+              "—" if c is None or c["reported"] is None else detector_name(v, c["reported"]),
+              t(f"report.placement.{c['status'] if c else 'no_alarm'}")] for d, answer, c in falls])))
     consent = inst.get("consent") or {}
     sec.append(("report.consent", _kv([
         (t("report.basis"), t(f"consent.kind.{consent['kind']}") if consent.get("kind") else "—"),

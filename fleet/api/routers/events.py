@@ -17,8 +17,10 @@ Invariants:
 - **Finite.** The stream ends with ``event: end`` when the installation leaves ``commissioning``
   (``reason: status``), and closes after :data:`MAX_S` (the client reconnects and gets the
   current state first, so nothing is lost; no ``Last-Event-ID`` bookkeeping is needed).
-- Only codes, roles, serials, device ids, times and the *names* of unanswered checklist
-  questions are streamed — no personal data, so a state is not an audited read.
+- Only codes, roles, serials, device ids, times, the *names* of unanswered checklist
+  questions and a fall sensor's placement (the device setting its test fall reports, and the
+  one its gateway's configuration was given) are streamed — no personal data, so a state is
+  not an audited read.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from ...access import Actor, Permission
 from ...errors import NotAuthenticated
 from ...installations import missing_answers
+from ...installations._placement import check as placement_check
 from .._context import MUNICIPALITY, AppState, Ctx, Services, authenticate, bearer, need
 from .._problems import api_router
 from .installations import InstCode
@@ -48,8 +51,9 @@ def commissioning_state(s: Services, actor: Actor, code: str) -> dict[str, Any]:
     """The commissioning state of ``code`` as the actor may see it (raises NotFound / AccessDenied).
 
     ``blockers`` lists, in order, what keeps the installation from being completed: its status,
-    each device whose test alarm the platform has not seen, unanswered checklist questions (if
-    the actor may read the checklist) and a missing consent record.
+    each device whose test alarm the platform has not seen, each fall sensor whose test fall
+    reports another placement than its checklist answer, unanswered checklist questions (the
+    last two if the actor may read the checklist) and a missing consent record.
     """
     from ...monitoring._queries import firmware_versions
 
@@ -64,18 +68,28 @@ def commissioning_state(s: Services, actor: Actor, code: str) -> dict[str, Any]:
             gateway = {"serial": d["serial"], "id": d["hw_id"], "version": fw.get(d["hw_id"] or "")}
             continue
         alarm = seen.get(d["hw_id"])
+        placement = None
+        if "checklist" in inst:      # the comparison names the checklist's answer: only for who may read it
+            answer = ((inst.get("checklist") or {}).get(d["serial"]) or {}).get("placement")
+            placement = placement_check(code=inst["code"], device=d, answer=answer, alarm=alarm,
+                                        gateway_id=inst["gateway_id"])
         devices.append({
             "serial": d["serial"], "role": d["role"], "model": d["model_code"], "hw_id": d["hw_id"],
             "state": d["state"], "fw": fw.get(d["hw_id"] or ""),
             # paired: the gateway has reported the device (its health carries the firmware), or its test alarm came
             "paired": bool(fw.get(d["hw_id"] or "")) or alarm is not None,
             "test_alarm": None if alarm is None else {"event_id": alarm["event_id"], "seen_at": alarm["seen_at"],
-                                                      "latency_ms": alarm["latency_ms"]}})
+                                                      "latency_ms": alarm["latency_ms"]},
+            # a fall sensor's test fall: the detector it runs against the checklist's placement (None otherwise)
+            "placement": placement})
     blockers: list[dict[str, Any]] = []
     if inst["status"] != "commissioning":
         blockers.append({"kind": "status", "status": inst["status"]})
     blockers += [{"kind": "test_alarm", "serial": d["serial"], "role": d["role"]}
                  for d in devices if d["test_alarm"] is None]
+    blockers += [{"kind": "placement", "serial": d["serial"], "role": d["role"],
+                  "checklist": d["placement"]["checklist"], "reported": d["placement"]["reported"]}
+                 for d in devices if d["placement"] and d["placement"]["status"] == "mismatch"]
     checklist_known = "checklist" in inst
     if checklist_known:
         roles = {d["serial"]: d["role"] for d in devices}

@@ -165,19 +165,34 @@ class TestAlarm(Body):
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     seen_at: float | None = Field(None, description="epoch seconds at the platform (default: now)")
     latency_ms: float | None = Field(None, ge=0, le=3_600_000)
+    placement: int | None = Field(
+        None, ge=0, le=2, description="a fall sensor's test fall: the detector the device runs, from the alarm's "
+        "data.placement (0 wrist, 1 chest/pendant, 2 waist/pocket); absent for other alarms and older firmware")
 
 
 @router.post("/installations/{code}/test-alarms", status_code=201,
-             summary="Record a test alarm seen at the platform during commissioning", openapi_extra=MUNICIPALITY)
+             summary="Record a test alarm seen at the platform during commissioning (a fall sensor's placement is "
+                     "checked against the checklist)", openapi_extra=MUNICIPALITY)
 def post_test_alarm(code: InstCode, body: TestAlarm, ctx: Ctx = need(Permission.INSTALL_WRITE)) -> dict[str, Any]:
+    """``placement``: for a fall sensor, whether the detector its test fall reports is the one the
+    checklist chose (``status`` confirmed, mismatch — with ``message``: what to check and do —,
+    not_reported, not_answered); null for other devices. A mismatch is recorded and blocks the
+    completion until a later test fall matches."""
     with ctx.tx() as s:
         s.installations.commissioning_plan(ctx.actor, code)      # scope check
         first = s.installations.record_test_alarm(code, device_id=body.device_id, event_id=body.event_id,
                                                   seen_at=body.seen_at if body.seen_at is not None else ctx.now(),
-                                                  latency_ms=body.latency_ms)
-        s.audit("installation.test_alarm", "installation", code, detail={"device": body.device_id, "first": first})
+                                                  latency_ms=body.latency_ms, placement=body.placement)
+        checks = s.installations.placement_checks(code)
+        check = next((c for c in checks if c["hw_id"] == body.device_id), None)
+        detail: dict[str, Any] = {"device": body.device_id, "first": first}
+        if check is not None:
+            detail.update(placement=check["reported"], placement_expected=check["expected"],
+                          placement_status=check["status"])
+        s.audit("installation.test_alarm", "installation", code, detail=detail)
         missing = [d["serial"] for d in s.installations.missing_test_alarms(code)]
-    return {"code": code, "recorded": first, "missing_test_alarms": missing}
+    return {"code": code, "recorded": first, "missing_test_alarms": missing, "placement": check,
+            "placement_mismatch": [c["serial"] for c in checks if c["status"] == "mismatch"]}
 
 
 class VersionOnly(Body):
@@ -185,7 +200,8 @@ class VersionOnly(Body):
 
 
 @router.post("/installations/{code}/complete",
-             summary="Mark done (refused until every device's test alarm was seen and the checklist is complete)",
+             summary="Mark done (refused until every device's test alarm was seen, each fall sensor's test fall "
+                     "reports the placement the checklist chose, and the checklist is complete)",
              openapi_extra=MUNICIPALITY)
 def complete(code: InstCode, body: VersionOnly, ctx: Ctx = need(Permission.INSTALL_WRITE)) -> dict[str, Any]:
     with ctx.tx() as s:
