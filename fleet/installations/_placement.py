@@ -43,13 +43,14 @@ def mismatch_message(*, code: str, serial: str, hw_id: str, gateway_id: str | No
                      reported: int) -> str:
     """What is wrong and what to do, naming the device and both placements."""
     gw = gateway_id or "the installation's gateway"
+    # "<what is wrong>; <how to fix it>" (one "; ": the API's problem details split there)
     return (f"fall sensor {serial} ({hw_id}) runs the {DETECTOR[reported]} detector (placement {reported} in its "
             f"test fall), but the checklist says {answer} (placement {EXPECTED[answer]}): the device has not "
-            f"taken its setting. Check `gateway status --json` on {gw} (device_settings for {hw_id}: `synced` "
-            "is done; `no_downlink` means an advert-only link that cannot be sent settings; `refused`/`failed` "
-            "give the reason), or wait for the device to restart and resync; if the checklist answer is wrong, "
-            f"answer it again (fleet install checklist {code} {serial} placement=...). "
-            "Then trigger the test fall again.")
+            f"taken its setting; check `gateway status --json` on {gw} (device_settings of {hw_id}: `synced` is "
+            "done, `no_downlink` is an advert-only link that cannot be sent settings, `refused` or `failed` give "
+            "the reason) or wait for the device to restart and resync, or, if the checklist answer is wrong, "
+            f"answer it again (fleet install checklist {code} {serial} placement=...), then trigger the test "
+            "fall again")
 
 
 def check(*, code: str, device: dict[str, Any], answer: Any, alarm: dict[str, Any] | None,

@@ -1,7 +1,8 @@
 """Commissioning: domain with fakes, then the real path — zeroconf discovery of an
 advertised gateway, a real Mosquitto, a scripted gateway answering ping and test mode with
 test alarms; a silent gateway, an unanswered checklist and a missing consent stop it before
-test mode (exit 6), and the wait shows a countdown."""
+test mode (exit 6), and the wait shows a countdown; a fall sensor's test fall with another
+placement than its checklist is not enough (it waits for another; exit 6 if none comes)."""
 from __future__ import annotations
 
 import json
@@ -115,6 +116,31 @@ def test_commission_fails_clearly_when_gateway_not_found(clock):
                    timeout_s=5, on_seen=lambda a, l: None)
 
 
+def test_commission_waits_for_another_test_fall_while_the_placement_is_wrong(clock):
+    wrong = AlarmSeen("gw-1", "a4c138000002", "f1", True, 100.0, 100.25, 2)
+    right = AlarmSeen("gw-1", "a4c138000002", "f2", True, 100.0, 100.25, 0)
+    answers = {"f1": {"placement": {"status": "mismatch", "message": "fall sensor FAL-1 runs the waist/pocket ..."}},
+               "f2": {"placement": {"status": "confirmed", "checklist": "wrist", "detector": "wrist"}}}
+    said, posted = [], []
+
+    def on_seen(a, lat):
+        posted.append(a.event_id)
+        return answers.get(a.event_id)
+
+    ch = FakeChannel([[alarm("a4c138000001"), wrong], [wrong], [right]], clock)
+    rep = commission(gateway_id="gw-1", devices=DEVS, finder=None, channel=ch, timeout_s=30, on_seen=on_seen,
+                     clock=clock, say=said.append)
+    assert rep.missing == [] and rep.placement_mismatch == {} and set(rep.seen) == {"a4c138000001", "a4c138000002"}
+    assert posted == ["a4c138000001-00000001", "f1", "f2"]          # the redelivered wrong one is not news
+    assert any("PLACEMENT IS WRONG: fall sensor FAL-1 runs" in s for s in said)
+    assert "test alarm from fall FAL-1 seen (250 ms); placement wrist confirmed (runs the wrist detector)" in said
+    ch = FakeChannel([[alarm("a4c138000001"), wrong]], clock)
+    rep = commission(gateway_id="gw-1", devices=DEVS, finder=None, channel=ch, timeout_s=5, on_seen=on_seen,
+                     clock=clock)
+    assert rep.missing == [] and list(rep.placement_mismatch) == ["a4c138000002"]
+    assert rep.placement_mismatch["a4c138000002"].startswith("fall sensor FAL-1")
+
+
 @pytest.mark.parametrize("payload", [b"", b"\xff\xfe", b"[]", b'{"schema": "wt.alarm/2", "device": "x", "event_id": "e"}',
                                      b'{"schema": "wt.alarm/1"}', b'{"schema": "wt.event/1", "device": "x", "event_id": "e"}'])
 def test_decode_alarm_never_raises(payload):
@@ -128,10 +154,12 @@ def _rfc3339(ts: float) -> str:
 class ScriptedGateway:
     """Answers `test_mode` by publishing a test alarm for each listed device (or only some)."""
 
-    def __init__(self, port: int, gw: str, *, only: set[str] | None = None, answers: bool = True) -> None:
+    def __init__(self, port: int, gw: str, *, only: set[str] | None = None, answers: bool = True,
+                 falls: dict[str, list[int]] | None = None) -> None:
         from fleet.mqtt import MqttClient
 
         self.gw, self.only, self.answers = gw, only, answers
+        self.falls = falls or {}        # device -> the placement byte of each test fall it sends, in order
         import queue
 
         self.client = MqttClient("127.0.0.1", port).connect()
@@ -166,12 +194,16 @@ class ScriptedGateway:
                 for dev in cmd["args"]["devices"]:
                     if self.only is not None and dev not in self.only:
                         continue
-                    now = time.time()
-                    body = {"schema": "wt.alarm/1", "event_id": f"{dev}-00000009", "gateway": self.gw, "device": dev,
-                            "role": "button", "class": "care", "type": "button_press", "test": True,
-                            "occurred_at": _rfc3339(now - 0.05), "received_at": _rfc3339(now - 0.04),
-                            "sent_at": _rfc3339(now), "attempt": 1, "route": "primary", "data": {}}
-                    self.client.publish(f"wt/v1/gw/{self.gw}/alarm", json.dumps(body).encode())
+                    kinds = [("fall_detected", {"peak_cg": 310, "placement": p, "confidence": 80})
+                             for p in self.falls[dev]] if dev in self.falls else [("button_press", {})]
+                    for n, (kind, data) in enumerate(kinds):
+                        now = time.time()
+                        body = {"schema": "wt.alarm/1", "event_id": f"{dev}-{9 + n:08x}", "gateway": self.gw,
+                                "device": dev, "role": "fall" if data else "button", "class": "care", "type": kind,
+                                "test": True, "occurred_at": _rfc3339(now - 0.05), "received_at": _rfc3339(now - 0.04),
+                                "sent_at": _rfc3339(now), "attempt": 1, "route": "primary", "data": data}
+                        self.client.publish(f"wt/v1/gw/{self.gw}/alarm", json.dumps(body).encode())
+                        time.sleep(0.05)
 
     def close(self) -> None:
         self.stop.set()
@@ -272,6 +304,57 @@ def test_commission_refuses_done_when_one_device_stays_silent(installation, mosq
     with store.transaction(write=False) as tx:
         assert tx.scalar("SELECT status FROM installation WHERE code = ?", (inst["code"],)) == "commissioning"
         assert [r["device_id"] for r in tx.query("SELECT device_id FROM installation_test_alarm")] == [button]
+
+
+def _fall_id(inst) -> str:
+    return next(d["hw_id"] for d in inst["devices"] if d["role"] == "fall")
+
+
+def test_commission_cli_confirms_the_fall_sensors_placement_after_a_wrong_one(installation, mosquitto, sqlite_url,
+                                                                              capsys):
+    store, inst = installation              # the checklist says pendant (placement 1)
+    gw = _rename_gateway(store, inst)
+    fall = _fall_id(inst)
+    fake_gw = ScriptedGateway(mosquitto.port, gw, falls={fall: [2, 1]})   # waist first, then it got its setting
+    try:
+        rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
+                   f"mqtt://127.0.0.1:{mosquitto.port}", "--timeout", "30", "--skip-discovery"],
+                  env={"FLEET_USER": "tina"})
+    finally:
+        fake_gw.close()
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "PLACEMENT IS WRONG: fall sensor FAL-0001" in out.out and "checklist says pendant (placement 1)" in out.out
+    assert "placement pendant confirmed (runs the pendant/chest detector)" in out.out
+    with store.transaction(write=False) as tx:
+        assert tx.scalar("SELECT status FROM installation WHERE code = ?", (inst["code"],)) == "active"
+        row = tx.one("SELECT event_id, placement, placement_expected FROM installation_test_alarm WHERE device_id = ?",
+                     (fall,))
+    assert row == {"event_id": f"{fall}-0000000a", "placement": 1, "placement_expected": 1}
+
+
+def test_commission_cli_refuses_done_while_the_placement_is_wrong(installation, mosquitto, sqlite_url, capsys):
+    store, inst = installation
+    gw = _rename_gateway(store, inst)
+    fake_gw = ScriptedGateway(mosquitto.port, gw, falls={_fall_id(inst): [0]})       # still the wrist detector
+    try:
+        rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
+                   f"mqtt://127.0.0.1:{mosquitto.port}", "--timeout", "3", "--skip-discovery"],
+                  env={"FLEET_USER": "tina"})
+    finally:
+        fake_gw.close()
+    err = capsys.readouterr().err
+    assert rc == 6, err
+    assert "fleet: error: fall sensor FAL-0001" in err and "runs the wrist detector" in err
+    assert "checklist says pendant" in err and "gateway status --json" in err and "NOT done" in err
+    assert "no test alarm from" not in err                     # it was seen: the placement is what is wrong
+    with store.transaction(write=False) as tx:
+        assert tx.scalar("SELECT status FROM installation WHERE code = ?", (inst["code"],)) == "commissioning"
+    rc = main(["--db", sqlite_url, "--json", "install", "show", inst["code"]], env={"FLEET_USER": "tina"})
+    shown = json.loads(capsys.readouterr().out)
+    assert rc == 0 and {a["placement"] for a in shown["test_alarms"]} == {None, 0}
+    rc = main(["--db", sqlite_url, "install", "show", inst["code"]], env={"FLEET_USER": "tina"})
+    assert rc == 0 and "0 (wrist) != checklist 1" in capsys.readouterr().out
 
 
 def test_commission_cli_stops_when_the_gateway_is_silent(installation, mosquitto, sqlite_url, capsys):
