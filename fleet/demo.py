@@ -172,7 +172,8 @@ def build(store: Store, *, at: float, seed: int = 7, homes: int = 12, rooms: int
                 for d in sensors:
                     ins.set_checklist(root, code, d["serial"], ANSWERS, expected_version=None)
                     ins.record_test_alarm(code, device_id=d["hw_id"], event_id=f"{d['hw_id']}-00000001",
-                                          seen_at=t + 30, latency_ms=float(rng.randrange(40, 900)))
+                                          seen_at=t + 30, latency_ms=float(rng.randrange(40, 900)),
+                                          placement=0 if d["role"] == "fall" else None)   # its test fall: wrist
                 installations(tx, t + 60).complete(root, code, expected_version=None)
                 if idx % 9 == 8:
                     installations(tx, t + 120).deinstall(root, code, to_location=f"VAN-{short}-2",

@@ -184,6 +184,12 @@ def test_demo_data_covers_the_domain(capsys, env):
     assert json.loads(out)["total"] >= 1
     _, out, _ = run(capsys, ["--json", "stock", "reorder"], env)
     assert any(r["warning"] == "REORDER" for r in json.loads(out))
+    # a completed installation: its fall sensor's test fall confirmed the checklist's placement (wrist)
+    _, out, _ = run(capsys, ["--json", "install", "show", "I-000001"], env)
+    inst = json.loads(out)
+    falls = {d["hw_id"] for d in inst["devices"] if d["role"] == "fall"}
+    placements = {(a["placement"], a["placement_expected"]) for a in inst["test_alarms"] if a["device_id"] in falls}
+    assert inst["status"] == "active" and placements == {(0, 0)}
 
 
 def test_device_show_table_has_history(capsys, env):
