@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from gateway.adapters.journal import JournalWriter, RetentionPolicy, SqliteJournal
 from gateway.adapters.journal._maintenance import PRUNABLE, Phase
-from gateway.adapters.journal._store import _SCHEMA
+from gateway.adapters.journal._open import SCHEMA
 from gateway.domain.model import Event, EventCode, Role
 from gateway.testing.clock import FakeClock
 from gateway.testing.stimuli import device_event
@@ -274,7 +274,7 @@ def _legacy_journal(path: Path, rows: int) -> None:
     """A journal file as the first build created it: no auto_vacuum."""
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(_SCHEMA)
+    conn.executescript(SCHEMA)
     conn.close()
     old = SqliteJournal(path, reserve_bytes=0, retention=RetentionPolicy(migrate_max_bytes=0))
     old.apply([ev(i, blob=400) for i in range(1, rows + 1)])

@@ -14,16 +14,20 @@ SD-card wear — policy and write-amplification reasoning in
 :mod:`gateway.adapters.journal._retention`, the pass in ``_maintenance``; the writer thread
 runs it one bounded step at a time (:meth:`SqliteJournal.maintain_step`).
 
+Beside it, each used by :class:`SqliteJournal`: ``_open`` (schema, connection settings,
+integrity check, quarantine of an unreadable file), ``_disk_full`` (the ballast file and
+the degraded write of a batch on a full disk), ``_counter`` (the gateway event counter,
+reserved in blocks in ``<path>.hwm``), ``_hwm`` (``<path>.seqs``: device sequence marks),
+``_maintenance`` and ``_checkpoint`` (housekeeping, above).
+
 Thread safety: one connection guarded by a lock; normally only the writer thread calls in.
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -34,38 +38,15 @@ from gateway.domain.ports import Clock, JournalDepth, SystemClock
 from gateway.domain.journal_codec import decode_event, encode_event
 from gateway.domain.journal_types import ACK_STATUSES, AppendOutcome, AppendResult, Recovery
 from gateway.adapters.journal._checkpoint import Checkpointer
-from gateway.adapters.journal._errors import JournalClosed, JournalError, JournalFull
-from gateway.adapters.journal._hwm import SeqMarks, read_hwm, write_hwm
+from gateway.adapters.journal._counter import ReservedCounter
+from gateway.adapters.journal._disk_full import DiskFull
+from gateway.adapters.journal._errors import JournalClosed, JournalError, JournalFull, write_error
+from gateway.adapters.journal._hwm import SeqMarks
 from gateway.adapters.journal._maintenance import Maintenance
+from gateway.adapters.journal._open import open_journal
 from gateway.adapters.journal._retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events(
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  event_id TEXT NOT NULL UNIQUE,
-  alarm INTEGER NOT NULL,
-  body TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  delivered INTEGER NOT NULL DEFAULT 0,
-  ack TEXT,
-  stored_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_undelivered ON events(id) WHERE delivered = 0;
-CREATE INDEX IF NOT EXISTS events_telemetry ON events(id) WHERE alarm = 0;
-CREATE INDEX IF NOT EXISTS events_alarm_pending ON events(id) WHERE alarm = 1 AND ack IS NULL;
-CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
-
-
-def _is_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code == getattr(sqlite3, "SQLITE_FULL", 13) or "disk is full" in str(exc)
 
 
 @dataclass
@@ -88,10 +69,11 @@ class SqliteJournal:
       counted in ``depth().shed``. Alarms are never evicted.
     - ``synchronous``: ``"FULL"`` (default, see module doc) or ``"NORMAL"``.
     - ``counter_block`` (1000): gateway counter values reserved per write of the
-      high-water-mark file ``<path>.hwm``.
+      high-water-mark file ``<path>.hwm`` (``counter``: ``_counter`` module).
     - ``reserve_bytes`` (1 MiB): a ballast file ``<path>.reserve`` kept beside the
       journal. On a full disk it is deleted first, so shedding telemetry (which itself
-      needs WAL space) and storing alarms can still proceed; it is re-created later.
+      needs WAL space) and storing alarms can still proceed; it is re-created later
+      (``disk_full``: ``_disk_full`` module).
     - ``before_commit``: test/bench seam called inside every write transaction just
       before COMMIT (sleep to emulate slow storage, raise ``OSError(ENOSPC)`` to emulate
       a full disk). ``None`` in production.
@@ -102,7 +84,8 @@ class SqliteJournal:
 
     A file that SQLite cannot read at start-up is quarantined (renamed
     ``<path>.corrupt-<UTC timestamp>``), a fresh journal is created and ``recovery``
-    describes what happened, so the daemon raises a ``journal_recovered`` technical alarm.
+    describes what happened, so the daemon raises a ``journal_recovered`` technical alarm
+    (``_open`` module).
     """
 
     def __init__(
@@ -127,30 +110,20 @@ class SqliteJournal:
         self.max_telemetry_rows = max_telemetry_rows
         self.max_telemetry_bytes = max_telemetry_bytes
         self._synchronous = synchronous
-        self._counter_block = counter_block
         self._before_commit = before_commit
         self._clock = clock or SystemClock()
         self.retention = retention or RetentionPolicy()
         self._lock = threading.RLock()
-        self._counter_lock = threading.Lock()   # never held across a journal commit
         self._counts = _Counts()
-        self._reserve_missing = False
-        self.recovery: Recovery | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn: sqlite3.Connection | None = None
-        try:
-            self._conn = self._open()
-        except sqlite3.DatabaseError as exc:
-            self._quarantine(str(exc))
-            try:
-                self._conn = self._open()
-            except sqlite3.Error as exc2:
-                raise JournalError(f"cannot create a fresh journal at {self.path}: {exc2}", path=self.path, cause=exc2) from exc2
+        self._conn: sqlite3.Connection | None     # None once closed
+        self.recovery: Recovery | None
+        self._conn, self.recovery = open_journal(self.path, synchronous=synchronous, retention=self.retention,
+                                                 clock=self._clock)
         self.reserve_path = self.path.with_name(self.path.name + ".reserve")
-        self._reserve_bytes = reserve_bytes
-        self._ensure_reserve()
-        self._reserved = read_hwm(self.hwm_path)
-        self._counter = self._reserved  # the next value is always above anything handed out before
+        self.disk_full = DiskFull(self, self.reserve_path, reserve_bytes)
+        self.disk_full.ensure_reserve()
+        self.counter = ReservedCounter(self.hwm_path, counter_block)
         self._load_counts()
         self.seq_marks = SeqMarks(self.path.with_name(self.path.name + ".seqs"))   # F13
         if self.seq_marks.items() and self._c.execute("SELECT 1 FROM state LIMIT 1").fetchone() is None:
@@ -167,60 +140,6 @@ class SqliteJournal:
             f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=10)
         self._rconn.execute(f"PRAGMA cache_size=-{int(self.retention.read_cache_kib)}")
         self._rlock = threading.Lock()
-
-    # ---- opening / recovery -------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
-        try:
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")    # takes effect on a new file only
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.DatabaseError(f"journal_mode is {mode}, WAL unavailable")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check}")
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA wal_autocheckpoint={int(self.retention.wal_autocheckpoint_pages)}")
-            conn.execute(f"PRAGMA journal_size_limit={int(self.retention.wal_limit_bytes)}")
-            conn.execute(f"PRAGMA cache_size=-{int(self.retention.cache_kib)}")
-            self._migrate_auto_vacuum(conn)
-        except sqlite3.DatabaseError:
-            conn.close()
-            raise
-        return conn
-
-    def _migrate_auto_vacuum(self, conn: sqlite3.Connection) -> None:
-        """A journal created before auto_vacuum = INCREMENTAL: convert it with one VACUUM at
-        open if it is small (``retention.migrate_max_bytes``), else leave it (module doc of
-        _retention: freed pages are still reused; only shrinking the file is not possible)."""
-        if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 0:
-            return
-        size = int(conn.execute("PRAGMA page_count").fetchone()[0]) * int(conn.execute("PRAGMA page_size").fetchone()[0])
-        if size > self.retention.migrate_max_bytes:
-            log.info("journal %s (%.1f MB) was created without incremental vacuum; left as it is (freed pages "
-                     "are reused, the file does not shrink)", self.path, size / 1e6)
-            return
-        try:
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            conn.execute("VACUUM")
-            log.info("journal %s (%.1f MB) converted to incremental vacuum", self.path, size / 1e6)
-        except sqlite3.OperationalError as exc:   # e.g. no room for the copy: keep the file as it is
-            log.warning("journal %s not converted to incremental vacuum: %s", self.path, exc)
-
-    def _quarantine(self, reason: str) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock.time()))
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while target.exists():
-            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-            n += 1
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(str(self.path) + suffix)
-            if src.exists():
-                os.replace(src, Path(str(target) + suffix))
-        log.error("journal %s unreadable (%s); moved to %s and starting a fresh journal", self.path, reason, target)
-        self.recovery = Recovery(quarantined_to=target, reason=reason, at=self._clock.time())
 
     def _load_counts(self) -> None:
         c = self._c
@@ -271,7 +190,8 @@ class SqliteJournal:
         set state keys.
 
         Never raises for append failures: a full disk sheds the batch's telemetry and
-        retries the alarms alone; what still cannot be stored comes back ``FAILED``.
+        retries the alarms alone (``_disk_full`` module); what still cannot be stored comes
+        back ``FAILED``.
         """
         appends = list(appends)
         delivered = list(delivered)
@@ -283,83 +203,8 @@ class SqliteJournal:
             except (sqlite3.Error, OSError) as exc:
                 self._rollback()
                 if not appends:
-                    raise (JournalFull if _is_full(exc) else JournalError)(
-                        f"journal write failed: {exc}", path=self.path, cause=exc) from exc
-                return self._apply_degraded(appends, delivered, acks, states, exc)
-
-    def _apply_degraded(self, appends: list[Event], delivered: list[str], acks: list[tuple[str, str]],
-                        states: list[tuple[str, bytes]], exc: BaseException) -> list[AppendResult]:
-        full = _is_full(exc)
-        log.error("journal write failed (%s); %s", exc, "shedding telemetry" if full else "holding alarms in memory")
-        if full:
-            self._emergency_shed()
-        alarms = [e for e in appends if e.is_alarm]
-        by_id: dict[str, AppendResult] = {}
-        if alarms or states:
-            try:
-                for e, r in zip(alarms, self._apply_once(alarms, delivered, acks, states)):
-                    by_id[e.event_id] = r
-            except (sqlite3.Error, OSError) as exc2:
-                self._rollback()
-                for e in alarms:
-                    by_id[e.event_id] = AppendResult(AppendOutcome.FAILED, error=str(exc2))
-                if states:   # the writer keeps them pending and retries
-                    raise (JournalFull if _is_full(exc2) else JournalError)(
-                        f"journal write failed: {exc2}", path=self.path, cause=exc2) from exc2
-        out = []
-        n_shed = 0
-        for e in appends:
-            if e.is_alarm:
-                out.append(by_id[e.event_id])
-            elif full:
-                n_shed += 1
-                out.append(AppendResult(AppendOutcome.SHED, error=str(exc)))
-            else:
-                out.append(AppendResult(AppendOutcome.FAILED, error=str(exc)))
-        self._counts.shed += n_shed
-        return out
-
-    def _ensure_reserve(self) -> bool:
-        if self._reserve_bytes <= 0:
-            return True
-        try:
-            if self.reserve_path.exists() and self.reserve_path.stat().st_size >= self._reserve_bytes:
-                return True
-            with open(self.reserve_path, "wb") as f:
-                f.write(b"\0" * self._reserve_bytes)
-                f.flush()
-                os.fsync(f.fileno())
-            return True
-        except OSError as exc:
-            log.warning("cannot (re)create the journal's disk reserve %s: %s", self.reserve_path, exc)
-            try:
-                self.reserve_path.unlink()
-            except OSError:
-                pass
-            return False
-
-    def _emergency_shed(self) -> None:
-        """Free space on a full disk: release the ballast, drop the oldest tenth of
-        telemetry, truncate the WAL; then try to put the ballast back."""
-        try:
-            self.reserve_path.unlink()
-            self._reserve_missing = True
-        except OSError:
-            pass
-        n = max(256, self._counts.tele_rows // 10)
-        try:
-            self._c.execute("BEGIN IMMEDIATE")
-            removed, undelivered, size = self._delete_oldest_telemetry(n)
-            self._c.execute("COMMIT")
-            self._counts.total -= removed
-            self._counts.undelivered -= undelivered
-            self._counts.tele_rows -= removed
-            self._counts.tele_bytes -= size
-            self._counts.shed += undelivered
-            self._c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except (sqlite3.Error, OSError) as exc:
-            self._rollback()
-            log.error("could not shed telemetry on a full disk: %s", exc)
+                    raise write_error(f"journal write failed: {exc}", path=self.path, cause=exc) from exc
+                return self.disk_full.apply_degraded(appends, delivered, acks, states, exc)
 
     def _apply_once(self, appends: list[Event], delivered: list[str], acks: list[tuple[str, str]],
                     states: list[tuple[str, bytes]] = ()) -> list[AppendResult]:  # type: ignore[assignment]
@@ -425,8 +270,7 @@ class SqliteJournal:
         k.tele_rows += d.tele_rows
         k.tele_bytes += d.tele_bytes
         k.shed += d.shed
-        if self._reserve_missing and self._ensure_reserve():
-            self._reserve_missing = False
+        self.disk_full.after_commit()
         self._count_for_checkpoint(len(appends) + len(delivered) + len(acks) + len(states))
         return results
 
@@ -576,50 +420,23 @@ class SqliteJournal:
         return d
 
     def next_gateway_counter(self) -> int:
-        """Next gateway counter; values are reserved in blocks in ``<path>.hwm`` first.
-
-        A restart (or a quarantined journal) continues above the reserved block, so a
-        value is never handed out twice. Raises :class:`JournalError` if the
-        high-water-mark file cannot be written and the reserved block is used up.
-        """
-        with self._counter_lock:    # not the write lock: never waits behind a commit's fsync
-            nxt = self._counter + 1
-            if nxt > self._reserved:
-                new = nxt + self._counter_block - 1
-                self._write_hwm(new)
-                self._reserved = new
-            self._counter = nxt
-            return nxt
+        """Next gateway counter (:class:`ReservedCounter`): reserved in blocks in
+        ``<path>.hwm`` first, never handed out twice, also after a restart or quarantine.
+        Raises :class:`JournalError` if the file cannot be written and the block is used up."""
+        return self.counter.next()
 
     @property
     def counter_block(self) -> int:
-        return self._counter_block
+        return self.counter.block
 
     def counters_left(self) -> int:
         """Gateway counter values reserved (in ``<path>.hwm``) and not yet handed out."""
-        with self._counter_lock:
-            return self._reserved - self._counter
+        return self.counter.left()
 
     def reserve_counters_ahead(self) -> int:
-        """Extend the reserved block by ``counter_block`` values if fewer than half a block
-        are left (the journal writer calls it off the event loop, so
-        :meth:`next_gateway_counter` on the loop normally never writes the hwm file).
-        Returns the values left. Raises :class:`JournalError` if the file cannot be written."""
-        with self._counter_lock:
-            if self._reserved - self._counter >= self._counter_block // 2:
-                return self._reserved - self._counter
-            new = self._reserved + self._counter_block
-            self._write_hwm(new)
-            self._reserved = new
-            return self._reserved - self._counter
-
-    def _write_hwm(self, new: int) -> None:
-        try:
-            write_hwm(self.hwm_path, new)
-        except OSError as exc:
-            raise (JournalFull if _is_full(exc) else JournalError)(
-                f"cannot reserve gateway counters in {self.hwm_path}: {exc}",
-                path=self.hwm_path, cause=exc) from exc
+        """Reserve the next block if fewer than half a block are left (the journal writer
+        calls it off the event loop). Returns the values left; raises :class:`JournalError`."""
+        return self.counter.reserve_ahead()
 
     def get_state(self, key: str) -> bytes | None:
         """Committed state; safe on the event loop (does not wait for a commit in progress)."""
@@ -637,6 +454,5 @@ class SqliteJournal:
                 self._c.execute("COMMIT")
             except (sqlite3.Error, OSError) as exc:
                 self._rollback()
-                raise (JournalFull if _is_full(exc) else JournalError)(
-                    f"cannot store state {key!r}: {exc}", path=self.path, cause=exc) from exc
+                raise write_error(f"cannot store state {key!r}: {exc}", path=self.path, cause=exc) from exc
             self.seq_marks.observe([(key, bytes(value))])
