@@ -32,7 +32,7 @@ FALL_KEY = "2f1e2d3c4b5a69788796a5b4c3d2e1f0"
 BUTTON = "b0e1c4000022"
 BUTTON_KEY = "3f1e2d3c4b5a69788796a5b4c3d2e1f1"
 RATE = 50
-LEAD_S = 12.0        # standing still after boot: the settings arrive (~1 s) long before the fall
+LEAD_S = 20.0        # standing still after boot: the settings arrive (~1-8 s, more on a loaded machine) before the fall
 
 
 def fall_trace(path: Path) -> float:
@@ -105,10 +105,10 @@ def test_placement_from_the_gateway_config_reaches_the_real_firmware_and_selects
         try:
             fall.start()
             button.start()
-            started = loop.time()
-            await async_wait_until(lambda: state(FALL) == "synced", 30, f"fall sensor settings synced\n{fall.log()}")
-            assert loop.time() - started < LEAD_S - 4, "the settings came too late for the replayed fall"
+            await async_wait_until(lambda: state(FALL) == "synced", LEAD_S - 3,
+                                   f"fall sensor settings synced before its replayed fall\n{settings()}\n{fall.log()}")
             d = settings()["devices"][FALL]
+            # one CONFIG (a slow ACK on a loaded machine may make the gateway re-send it: same CONFIG, new seq)
             assert d["reported_version"] == version == d["version"] and d["sent"] == 1 and d["acked"] == 1
             snap = rt.reporter.snapshot()
             assert {x["device"]: x.get("settings") for x in snap["devices"]}[FALL] == "synced"
@@ -130,12 +130,13 @@ def test_placement_from_the_gateway_config_reaches_the_real_firmware_and_selects
             fall.stop()
             await async_wait_until(lambda: fall.proc is not None and fall.proc.poll() is not None, 15, "stopped")
             hellos = rt.stats["time_sent"]
+            resent_before = settings()["devices"][FALL]["resent"]
             fall.start()
             await async_wait_until(lambda: rt.stats["time_sent"] > hellos, 30, "the HELLO after the restart answered")
             await async_wait_until(lambda: len(_falls(pub)) == 2, impact_s + 30, f"second fall\n{fall.log()}")
             assert _falls(pub)[1]["data"]["placement"] == 0
             d = settings()["devices"][FALL]
-            assert d["state"] == "synced" and d["sent"] == 1 and d["resent"] == 0, d
+            assert d["state"] == "synced" and d["sent"] == 1 and d["resent"] == resent_before, d
             assert settings()["devices"][BUTTON]["sent"] == 1                 # refused: never re-sent
         finally:
             await rt.async_stop()
