@@ -207,6 +207,12 @@ class AccessService:
         self.repo.delete_session(token_hash(token))
 
     def actor_for_token(self, token: str) -> Actor:
+        return self.verify_token(token)[0]
+
+    def verify_token(self, token: str) -> tuple[Actor, float | None]:
+        """The actor of a login or API token and when the token expires (None: an API token without
+        an expiry). Raises :class:`NotAuthenticated` for an unknown, expired or revoked token or an
+        inactive user."""
         if token.startswith(API_TOKEN_PREFIX):
             return self._actor_for_api_token(token)
         got = self.repo.get_session(token_hash(token))
@@ -215,7 +221,7 @@ class AccessService:
         name, expires_at = got
         if expires_at <= self.clock.time():
             raise NotAuthenticated("session expired; run `fleet login USER` again")
-        return self.load_actor(name)
+        return self.load_actor(name), expires_at
 
     # -- long-lived API tokens for services ----------------------------------------
     def create_api_token(self, by: Actor, user: str, name: str, *, permissions: Iterable[str] | None = None,
@@ -286,7 +292,7 @@ class AccessService:
         assert rec is not None
         return token_view(rec)
 
-    def _actor_for_api_token(self, token: str) -> Actor:
+    def _actor_for_api_token(self, token: str) -> tuple[Actor, float | None]:
         t = self.repo.api_token_by_hash(token_hash(token))
         if t is None:
             raise NotAuthenticated("API token not recognised; ask an admin for a new one")
@@ -300,7 +306,7 @@ class AccessService:
             munis = t.municipalities if munis is None else munis & t.municipalities
         perms = None if t.permissions is None else frozenset(Permission(p) for p in t.permissions
                                                              if p in Permission._value2member_map_)
-        return Actor(base.name, base.role, munis, perms)
+        return Actor(base.name, base.role, munis, perms), t.expires_at
 
     def resolve(self, *, token: str | None, user: str | None, session: Mapping[str, Any] | None, db_url: str,
                 trust_user: bool) -> Actor:

@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 
 from ..clock import Clock, SystemClock
 from . import _problems
+from ._authcache import AuthCache
 from ._context import AppState, Need
 from ._limits import BodyLimitMiddleware
 from ._metrics import Metrics, MetricsMiddleware
@@ -38,8 +39,10 @@ def create_app(settings: ApiSettings, *, store: StoreOpener | None = None, clock
     from .routers import ROUTERS, system
 
     opener = store or (lambda: open_store(settings.db_url, migrate=False))
-    state = AppState(settings, ThreadStores(opener), clock or SystemClock(), Metrics(),
-                     secrets=Keyring.load(settings.kek_file) if settings.kek_file else None)
+    clock = clock or SystemClock()
+    state = AppState(settings, ThreadStores(opener), clock, Metrics(),
+                     secrets=Keyring.load(settings.kek_file) if settings.kek_file else None,
+                     auth_cache=AuthCache(settings.auth_cache_s, clock.time))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

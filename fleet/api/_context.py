@@ -1,11 +1,13 @@
 """The service's composition root per request: who is asking (bearer token -> Actor) and the
-fleet services over the SQL adapters of one transaction.
+fleet services over the SQL adapters of one transaction (or of plain reads, ``ctx.read()``).
 
 Endpoints declare what they need with ``ctx: Ctx = need(Permission.X)``: the dependency
-authenticates the bearer token, checks the role permission (the municipality is checked by
-the service on the row it touches) and hands out a :class:`Ctx`. ``with ctx.tx() as s:`` is
-one transaction; ``s.inventory``, ``s.installations``, ``s.access``, ``s.config`` ... are the
-services over it, and every audit row they write is counted in the metrics after commit.
+authenticates the bearer token (one this worker verified in the last ``auth_cache_s`` seconds
+without a database round trip, see ``_authcache``), checks the role permission (the
+municipality is checked by the service on the row it touches) and hands out a :class:`Ctx`.
+``with ctx.tx() as s:`` is one transaction; ``s.inventory``, ``s.installations``, ``s.access``,
+``s.config`` ... are the services over it, and every audit row they write is counted in the
+metrics after commit. ``with ctx.read() as s:`` is for reads that write nothing (no audit row).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any, Iterator
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from ..access import AccessService, Actor, Permission, audit
 from ..access._sql import SqlAccessRepo, SqlAuditLog
@@ -27,6 +30,7 @@ from ..installations._sql import SqlInstallationRepo
 from ..inventory import InventoryService
 from ..inventory._sql import SqlInventoryRepo
 from ..store import Tx
+from ._authcache import AuthCache, token_key
 from ._metrics import Metrics
 from ._settings import ApiSettings
 from ._stores import ThreadStores
@@ -71,6 +75,7 @@ class AppState:
     clock: Clock
     metrics: Metrics
     secrets: Any = None          # fleet.config secret keyring (None: secrets cannot be stored)
+    auth_cache: AuthCache | None = None      # verified tokens of this worker (None: always the database)
 
 
 @dataclass
@@ -139,8 +144,18 @@ class Ctx:
             with store.transaction(write=write) as tx:
                 s = Services(tx, self.actor, FixedClock(self.state.clock.time()), self.state)
                 yield s
+        if write and self.state.auth_cache is not None:
+            self.state.auth_cache.clear()     # it may have ended a session or changed a user: check again
         for entity in s.audited:
             self.state.metrics.audit_writes.labels(entity).inc()
+
+    @contextmanager
+    def read(self) -> Iterator[Services]:
+        """Reads that write nothing, not even an audit row (:meth:`fleet.store.Store.reading`: on
+        PostgreSQL no BEGIN/COMMIT round trips; a write raises). Audited reads use ``tx``."""
+        with self.state.stores.using() as store:
+            with store.reading() as tx:
+                yield Services(tx, self.actor, FixedClock(self.state.clock.time()), self.state)
 
     def now(self) -> float:
         return self.state.clock.time()
@@ -165,15 +180,41 @@ def client_address(request: Request, settings: ApiSettings) -> str | None:
     return peer
 
 
-def authenticate(state: AppState, creds: HTTPAuthorizationCredentials | None) -> Actor:
+def _bearer_token(creds: HTTPAuthorizationCredentials | None) -> str:
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise NotAuthenticated("no bearer token; log in with POST /api/v1/login and send "
                                "'Authorization: Bearer <token>'")
     token = creds.credentials.strip()
     if len(token) > 200:
         raise NotAuthenticated("token not recognised; log in again")
+    return token
+
+
+def _verify(state: AppState, token: str) -> tuple[Actor, float | None]:
     with state.stores.using() as store, store.transaction(write=False) as tx:
-        return AccessService(SqlAccessRepo(tx), FixedClock(state.clock.time())).actor_for_token(token)
+        return AccessService(SqlAccessRepo(tx), FixedClock(state.clock.time())).verify_token(token)
+
+
+def authenticate(state: AppState, creds: HTTPAuthorizationCredentials | None) -> Actor:
+    """The token's actor, checked against the database now (blocking; no cache)."""
+    return _verify(state, _bearer_token(creds))[0]
+
+
+async def authenticate_cached(state: AppState, creds: HTTPAuthorizationCredentials | None) -> Actor:
+    """The token's actor: from this worker's :class:`AuthCache` if it verified the token within
+    ``auth_cache_s`` seconds, else checked against the database in a worker thread (and cached)."""
+    token = _bearer_token(creds)
+    cache = state.auth_cache
+    if cache is None or not cache.enabled:
+        return (await run_in_threadpool(_verify, state, token))[0]
+    key = token_key(token)
+    actor = cache.get(key)
+    if actor is not None:
+        return actor
+    generation = cache.generation
+    actor, expires_at = await run_in_threadpool(_verify, state, token)
+    cache.put(key, actor, expires_at, generation)
+    return actor
 
 
 class Need:
@@ -182,9 +223,9 @@ class Need:
     def __init__(self, permission: Permission | None) -> None:
         self.permission = permission
 
-    def __call__(self, request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Ctx:
+    async def __call__(self, request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Ctx:
         state = app_state(request)
-        actor = authenticate(state, creds)
+        actor = await authenticate_cached(state, creds)
         if self.permission is not None:
             actor.require(self.permission)
         return Ctx(state, actor, request.url.path)

@@ -12,12 +12,15 @@ from typing import Any, Mapping
 from ..access import LoginPolicy
 
 SESSION_TTL_S = 30 * 60          # a login token lives 30 minutes (a web app refreshes by logging in again)
+MAX_AUTH_CACHE_S = 60.0
+AUTH_CACHE_S = 5.0               # a worker re-checks a token it verified after at most 5 s (fleet/api/_authcache.py)
 
 
 @dataclass(frozen=True)
 class ApiSettings:
     db_url: str                                   # the only database credentials: the server holds them
     session_ttl_s: float = SESSION_TTL_S
+    auth_cache_s: float = AUTH_CACHE_S            # FLEET_AUTH_CACHE_S: revocation reaches other workers within it; 0 = off
     max_body_bytes: int = 1 << 20                 # 1 MiB for every request body ...
     max_upload_bytes: int = 64 << 20              # ... except release uploads (POST /api/v1/releases)
     db_threads: int = 8                           # worker threads = database connections per worker process
@@ -51,5 +54,12 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         base["db_threads"] = int(env["FLEET_DB_THREADS"])
     if env.get("FLEET_SESSION_TTL_S"):
         base["session_ttl_s"] = float(env["FLEET_SESSION_TTL_S"])
+    if env.get("FLEET_AUTH_CACHE_S"):
+        base["auth_cache_s"] = float(env["FLEET_AUTH_CACHE_S"])
     base.update({k: v for k, v in overrides.items() if v is not None})
+    if not 0 <= base.get("auth_cache_s", AUTH_CACHE_S) <= MAX_AUTH_CACHE_S:
+        from ..errors import ValidationError
+
+        raise ValidationError(f"FLEET_AUTH_CACHE_S must be 0 (off) to {MAX_AUTH_CACHE_S:g} seconds: it bounds how long "
+                              "a revoked token keeps working in the other workers", field="FLEET_AUTH_CACHE_S")
     return ApiSettings(**base)

@@ -133,6 +133,8 @@ class _Embedded(FleetClient):
                 state = self.app.state.fleet
                 with state.stores.using() as store, store.transaction() as tx:
                     AccessService(SqlAccessRepo(tx), FixedClock(state.clock.time())).revoke(self.issued)
+                if state.auth_cache is not None:
+                    state.auth_cache.clear()
         finally:
             try:
                 super().close()

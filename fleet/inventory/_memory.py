@@ -102,6 +102,24 @@ class MemoryInventoryRepo(MemoryAuditLog):
     def item_by_hw_id(self, hw_id: str) -> Row | None:
         return next((dict(r) for r in self.item_rows.values() if r["hw_id"] == hw_id), None)
 
+    def item_detail(self, serial: str, hw_id: str) -> Row | None:
+        item = self.item(serial) or self.item_by_hw_id(hw_id)
+        model = self.model(item["model_code"]) if item else None
+        if item is None or model is None:
+            return None
+        loc = self.location_by_id(item["location_id"]) if item["location_id"] is not None else None
+        gw = self.gateway_status(item["hw_id"]) if model["role"] == "gateway" and item["hw_id"] else None
+        return {**item, "model_name": model["name"], "model_role": model["role"], "model_radio": model["radio"],
+                "model_firmware_family": model["firmware_family"],
+                "loc_id": loc["id"] if loc else None, "loc_code": loc["code"] if loc else None,
+                "loc_kind": loc["kind"] if loc else None, "loc_municipality": loc["municipality_id"] if loc else None,
+                "kit_code": self.kit_code(item["kit_id"]) if item["kit_id"] else None,
+                "installation_code": self.installation_code(item["installation_id"]) if item["installation_id"]
+                else None,
+                "gw_id": item["hw_id"] if gw else None, "gw_last_seen": gw["last_seen"] if gw else None,
+                "gw_online": gw["online"] if gw else None, "gw_version": gw["version"] if gw else None,
+                "gw_config_version": gw["config_version"] if gw else None}
+
     def reserve_item_ids(self, n: int) -> int:
         first = max([self.next_id.get("item", 0), *self.item_rows]) + 1
         self.next_id["item"] = first + n - 1 if n else first

@@ -52,6 +52,12 @@ class InventoryRepo(AuditLog, Protocol):
     # -- items and the movement ledger -------------------------------------------
     def item(self, serial: str) -> Row | None: ...
     def item_by_hw_id(self, hw_id: str) -> Row | None: ...
+    def item_detail(self, serial: str, hw_id: str) -> Row | None:
+        """The item with this serial, else the one with this hardware id, in one read: the item's
+        columns plus ``model_name, model_role, model_radio, model_firmware_family``, ``loc_id,
+        loc_code, loc_kind, loc_municipality`` (None without a location), ``kit_code``,
+        ``installation_code`` and, for a gateway with a status row, ``gw_id, gw_last_seen,
+        gw_online, gw_version, gw_config_version`` (``gw_id`` None otherwise)."""
     def reserve_item_ids(self, n: int) -> int:
         """Reserve ``n`` consecutive item ids for a bulk load; return the first."""
     def insert_items(self, rows: Iterable[tuple]) -> None:

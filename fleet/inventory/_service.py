@@ -266,30 +266,28 @@ class InventoryService:
         return self.repo.item_history(item_id, limit)
 
     def device_show(self, actor: Actor, key: str) -> dict[str, Any]:
+        """One item by serial or device id: model, state, place, kit, installation, gateway status and
+        the last 20 ledger rows — two reads (:meth:`InventoryRepo.item_detail`, the history)."""
         actor.require(Permission.STOCK_READ)
-        item = self.find_item(key)
-        model = self.get_model(item["model_code"])
-        loc = self.repo.location_by_id(item["location_id"]) if item["location_id"] is not None else None
-        if loc and loc["municipality_id"]:
-            actor.require(Permission.STOCK_READ, loc["municipality_id"])
+        key = key.strip()
+        d = self.repo.item_detail(key, key.lower())
+        if d is None:
+            raise NotFound(f"no item with serial or device id {key!r}; check the label (fleet item list --model ...)",
+                           serial=key)
+        if d["loc_municipality"]:
+            actor.require(Permission.STOCK_READ, d["loc_municipality"])
         out: dict[str, Any] = {
-            "serial": item["serial"], "hw_id": item["hw_id"], "model": model["code"], "model_name": model["name"],
-            "role": model["role"], "radio": model["radio"], "firmware_family": model["firmware_family"],
-            "state": item["state"], "location": loc["code"] if loc else None,
-            "location_kind": loc["kind"] if loc else None, "municipality": loc["municipality_id"] if loc else None,
-            "kit": self.kit_code(item["kit_id"]) if item["kit_id"] else None,
-            "installation": self._installation_code(item["installation_id"]), "updated_at": item["updated_at"],
+            "serial": d["serial"], "hw_id": d["hw_id"], "model": d["model_code"], "model_name": d["model_name"],
+            "role": d["model_role"], "radio": d["model_radio"], "firmware_family": d["model_firmware_family"],
+            "state": d["state"], "location": d["loc_code"], "location_kind": d["loc_kind"],
+            "municipality": d["loc_municipality"], "kit": d["kit_code"], "installation": d["installation_code"],
+            "updated_at": d["updated_at"],
         }
-        if model["role"] == "gateway" and item["hw_id"]:
-            gs = self.repo.gateway_status(item["hw_id"])
-            if gs:
-                out.update({"online": bool(gs["online"]), "last_seen": gs["last_seen"], "sw_version": gs["version"],
-                            "config_version": gs["config_version"]})
-        out["history"] = self.item_history(item["id"], limit=20)
+        if d["gw_id"] is not None:
+            out.update({"online": bool(d["gw_online"]), "last_seen": d["gw_last_seen"], "sw_version": d["gw_version"],
+                        "config_version": d["gw_config_version"]})
+        out["history"] = self.item_history(d["id"], limit=20)
         return out
-
-    def _installation_code(self, installation_id: int | None) -> str | None:
-        return self.repo.installation_code(installation_id) if installation_id else None
 
     # ------------------------------------------------------------- stock levels
     def stock_levels(self, actor: Actor, *, location: str | None = None, model: str | None = None,

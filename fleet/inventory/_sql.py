@@ -83,6 +83,23 @@ class SqlInventoryRepo(SqlAuditLog):
     def item_by_hw_id(self, hw_id: str) -> Row | None:
         return self.tx.one("SELECT * FROM item WHERE hw_id = ?", (hw_id,))
 
+    def item_detail(self, serial: str, hw_id: str) -> Row | None:
+        # one round trip for what device show needs (it used to take up to seven); both lookups are
+        # unique-index scans (serial, hw_id), the serial's row first as find_item has it
+        return self.tx.one(
+            "SELECT i.*, m.name AS model_name, m.role AS model_role, m.radio AS model_radio,"
+            " m.firmware_family AS model_firmware_family, l.id AS loc_id, l.code AS loc_code, l.kind AS loc_kind,"
+            " l.municipality_id AS loc_municipality, k.code AS kit_code, n.code AS installation_code,"
+            " g.gateway_id AS gw_id, g.last_seen AS gw_last_seen, g.online AS gw_online, g.version AS gw_version,"
+            " g.config_version AS gw_config_version"
+            " FROM item i JOIN device_model m ON m.code = i.model_code"
+            " LEFT JOIN location l ON l.id = i.location_id"
+            " LEFT JOIN kit k ON k.id = i.kit_id"
+            " LEFT JOIN installation n ON n.id = i.installation_id"
+            " LEFT JOIN gateway_status g ON m.role = 'gateway' AND g.gateway_id = i.hw_id"
+            " WHERE i.serial = ? OR i.hw_id = ? ORDER BY CASE WHEN i.serial = ? THEN 0 ELSE 1 END LIMIT 1",
+            (serial, hw_id, serial))
+
     def reserve_item_ids(self, n: int) -> int:
         return self.tx.reserve_ids("item", n)
 

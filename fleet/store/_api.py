@@ -61,6 +61,17 @@ class Store(Protocol):
         two writers queue instead of failing half-way with ``database is locked``.
         """
 
+    def reading(self) -> AbstractContextManager[Tx]:
+        """Reads only (SELECT), without the round trips of a transaction on PostgreSQL.
+
+        PostgreSQL: the statements run in autocommit, each seeing what was committed when it
+        started — what a READ COMMITTED transaction (PostgreSQL's default, and the store's)
+        gives each statement anyway — so two reads need no BEGIN and COMMIT (half of a device
+        show's round trips). SQLite: a deferred (read) transaction. Inside an open transaction
+        it joins that transaction. On both, anything but a plain SELECT (a write, an audit row,
+        ``FOR UPDATE``) raises :class:`~fleet.errors.StoreError`: use :meth:`transaction`.
+        """
+
     def close(self) -> None: ...
 
     def __enter__(self) -> "Store": ...

@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 
 from ..errors import IntegrityViolation, StoreBusy, StoreError
 from ._dialect import POSTGRESQL
+from ._readonly import refuse, refuse_unless_select
 
 
 def _translate(exc: psycopg.Error, sql: str) -> StoreError:
@@ -43,10 +44,13 @@ def _copy_text(v: Any) -> str:
 class PostgresTx:
     dialect = POSTGRESQL
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, read_only: bool = False) -> None:
         self._conn: Any = conn
+        self.read_only = read_only
 
     def _run(self, sql: str, params: Sequence[Any]) -> Any:
+        if self.read_only:
+            refuse_unless_select(sql)
         try:
             return self._conn.execute(POSTGRESQL.sql(sql), tuple(params) if params else None)
         except psycopg.Error as exc:
@@ -56,6 +60,8 @@ class PostgresTx:
         return self._run(sql, params).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self.read_only:
+            refuse("executemany")
         try:
             with self._conn.cursor() as cur:
                 cur.executemany(POSTGRESQL.sql(sql), [tuple(r) for r in rows])
@@ -79,6 +85,8 @@ class PostgresTx:
 
     def bulk_insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         """COPY in text format; rows are formatted here in batches (much faster than write_row)."""
+        if self.read_only:
+            refuse("bulk insert")
         n = 0
         try:
             with self._conn.cursor() as cur:
@@ -106,6 +114,8 @@ class PostgresTx:
         return first
 
     def script(self, sql: str) -> None:
+        if self.read_only:
+            refuse("run a script")
         try:
             self._conn.execute(sql)  # no parameters: several statements are allowed
         except psycopg.Error as exc:
@@ -132,6 +142,11 @@ class PostgresStore:
                 yield PostgresTx(self._conn)
         except psycopg.Error as exc:
             raise _translate(exc, "COMMIT") from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[PostgresTx]:
+        # autocommit (no BEGIN/COMMIT round trips) unless a transaction is open: then it joins it
+        yield PostgresTx(self._conn, read_only=True)
 
     def close(self) -> None:
         self._conn.close()

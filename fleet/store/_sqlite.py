@@ -8,6 +8,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import IntegrityViolation, StoreBusy, StoreError
 from ._dialect import SQLITE
+from ._readonly import refuse, refuse_unless_select
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -27,10 +28,13 @@ def _translate(exc: sqlite3.Error, sql: str) -> StoreError:
 class SqliteTx:
     dialect = SQLITE
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
         self._conn = conn
+        self.read_only = read_only
 
     def _run(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        if self.read_only:
+            refuse_unless_select(sql)
         try:
             return self._conn.execute(sql, tuple(params))
         except sqlite3.Error as exc:
@@ -40,6 +44,8 @@ class SqliteTx:
         return self._run(sql, params).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self.read_only:
+            refuse("executemany")
         try:
             self._conn.executemany(sql, rows)
         except sqlite3.Error as exc:
@@ -72,6 +78,8 @@ class SqliteTx:
         return int(self.scalar(f"SELECT coalesce(max(id), 0) + 1 FROM {table}") or 1)
 
     def script(self, sql: str) -> None:
+        if self.read_only:
+            refuse("run a script")
         # executescript() would COMMIT first; split into complete statements instead so
         # a migration stays inside its transaction (triggers' BEGIN..END included).
         buf = ""
@@ -129,6 +137,13 @@ class SqliteStore:
         except sqlite3.Error as exc:
             self._conn.execute("ROLLBACK")
             raise _translate(exc, "COMMIT") from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[SqliteTx]:
+        # a deferred read transaction (in process: no round trips to save), or the open one
+        with self.transaction(write=False) as tx:
+            tx.read_only = True
+            yield tx
 
     def close(self) -> None:
         self._conn.close()

@@ -106,9 +106,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(dsn: str, workers: int, tmp_path):
+def _serve(dsn: str, workers: int, tmp_path, **env_extra: str):
     port = _free_port()
-    env = {**os.environ, "FLEET_DB": dsn}
+    env = {**os.environ, "FLEET_DB": dsn, **env_extra}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen([sys.executable, "-m", "fleet", "serve", "--listen", f"127.0.0.1:{port}",
                              "--workers", str(workers), "--log-level", "warning"], env=env,
@@ -147,7 +147,7 @@ def test_a_real_fleet_serve_process_on_postgresql(roles, clock, tmp_path, worker
     import httpx
 
     _prepare(roles, clock)
-    proc, url = _serve(roles["service_dsn"], workers, tmp_path)
+    proc, url = _serve(roles["service_dsn"], workers, tmp_path, FLEET_AUTH_CACHE_S="1")
     try:
         _wait_ready(url, proc)
         with httpx.Client(base_url=url, timeout=10) as c:
@@ -166,7 +166,11 @@ def test_a_real_fleet_serve_process_on_postgresql(roles, clock, tmp_path, worker
             metrics = c.get("/metrics").text
             assert 'route="/api/v1/installations"' in metrics
             c.post("/api/v1/logout", headers=h)
-            assert c.get("/api/v1/me", headers=h).status_code == 401
+            assert c.get("/api/v1/me", headers=h).status_code == 401     # this connection's worker: at once
+        time.sleep(1.1)                                                  # every worker within FLEET_AUTH_CACHE_S
+        for _ in range(2 * workers):
+            with httpx.Client(base_url=url, timeout=10) as fresh:        # a new connection: any worker
+                assert fresh.get("/api/v1/me", headers=h).status_code == 401
     finally:
         _stop(proc)
     log = (tmp_path / f"serve-{workers}.log").read_text()

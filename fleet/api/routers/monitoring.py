@@ -22,7 +22,7 @@ def offline(ctx: Ctx = need(Permission.MONITOR_READ), page: PageParams = Depends
             minutes: float = Query(15.0, gt=0, le=525_600), municipality: str | None = MUNICIPALITY_QUERY
             ) -> dict[str, Any]:
     now = ctx.now()
-    with ctx.tx(write=False) as s:
+    with ctx.read() as s:            # count and page: two SELECTs, no audit
         total, rows = q.list_offline(s.tx, ctx.actor, now=now, minutes=minutes, municipality=municipality,
                                      limit=page.fetch)
     for r in rows:
