@@ -288,17 +288,22 @@ def test_commission_end_to_end_with_mdns_and_mosquitto(installation, mosquitto, 
     assert len(lat) == 2 and all(0 <= x < 60_000 for x in lat)
 
 
-def test_commission_refuses_done_when_one_device_stays_silent(installation, mosquitto, sqlite_url, capsys):
+def _commission(installation, mosquitto, sqlite_url, timeout_s: int, **script) -> int:
+    """``fleet install commission`` against a scripted gateway (``script``: ScriptedGateway's options)."""
     store, inst = installation
-    gw = _rename_gateway(store, inst)
-    button = next(d["hw_id"] for d in inst["devices"] if d["role"] == "button")
-    fake_gw = ScriptedGateway(mosquitto.port, gw, only={button})
+    fake_gw = ScriptedGateway(mosquitto.port, _rename_gateway(store, inst), **script)
     try:
-        rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
-                   f"mqtt://127.0.0.1:{mosquitto.port}", "--timeout", "3", "--skip-discovery"],
-                  env={"FLEET_USER": "tina"})
+        return main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
+                     f"mqtt://127.0.0.1:{mosquitto.port}", "--timeout", str(timeout_s), "--skip-discovery"],
+                    env={"FLEET_USER": "tina"})
     finally:
         fake_gw.close()
+
+
+def test_commission_refuses_done_when_one_device_stays_silent(installation, mosquitto, sqlite_url, capsys):
+    store, inst = installation
+    button = next(d["hw_id"] for d in inst["devices"] if d["role"] == "button")
+    rc = _commission(installation, mosquitto, sqlite_url, 3, only={button})
     err = capsys.readouterr().err
     assert rc == 6 and "NOT done" in err
     with store.transaction(write=False) as tx:
@@ -313,15 +318,8 @@ def _fall_id(inst) -> str:
 def test_commission_cli_confirms_the_fall_sensors_placement_after_a_wrong_one(installation, mosquitto, sqlite_url,
                                                                               capsys):
     store, inst = installation              # the checklist says pendant (placement 1)
-    gw = _rename_gateway(store, inst)
     fall = _fall_id(inst)
-    fake_gw = ScriptedGateway(mosquitto.port, gw, falls={fall: [2, 1]})   # waist first, then it got its setting
-    try:
-        rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
-                   f"mqtt://127.0.0.1:{mosquitto.port}", "--timeout", "30", "--skip-discovery"],
-                  env={"FLEET_USER": "tina"})
-    finally:
-        fake_gw.close()
+    rc = _commission(installation, mosquitto, sqlite_url, 30, falls={fall: [2, 1]})   # waist, then its setting
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "PLACEMENT IS WRONG: fall sensor FAL-0001" in out.out and "checklist says pendant (placement 1)" in out.out
@@ -335,14 +333,7 @@ def test_commission_cli_confirms_the_fall_sensors_placement_after_a_wrong_one(in
 
 def test_commission_cli_refuses_done_while_the_placement_is_wrong(installation, mosquitto, sqlite_url, capsys):
     store, inst = installation
-    gw = _rename_gateway(store, inst)
-    fake_gw = ScriptedGateway(mosquitto.port, gw, falls={_fall_id(inst): [0]})       # still the wrist detector
-    try:
-        rc = main(["--db", sqlite_url, "install", "commission", inst["code"], "--mqtt",
-                   f"mqtt://127.0.0.1:{mosquitto.port}", "--timeout", "3", "--skip-discovery"],
-                  env={"FLEET_USER": "tina"})
-    finally:
-        fake_gw.close()
+    rc = _commission(installation, mosquitto, sqlite_url, 3, falls={_fall_id(inst): [0]})   # still the wrist detector
     err = capsys.readouterr().err
     assert rc == 6, err
     assert "fleet: error: fall sensor FAL-0001" in err and "runs the wrist detector" in err
