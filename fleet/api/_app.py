@@ -30,10 +30,12 @@ page. Every change and every read of personal data writes an audit record.
 """
 
 
-def create_app(settings: ApiSettings, *, store: StoreOpener | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: ApiSettings, *, store: StoreOpener | None = None, clock: Clock | None = None,
+               control_key: Any = None) -> FastAPI:
     """Build the service. ``store`` opens a Store (called once per worker thread; default
     ``open_store(settings.db_url, migrate=False)`` — the service never migrates, the owner role does);
-    ``clock`` defaults to the wall clock."""
+    ``clock`` defaults to the wall clock; ``control_key`` the fleet's control key (an
+    ``Ed25519PrivateKey``; default: ``FLEET_CONTROL_KEY_FILE`` of this process, read when signing)."""
     from ..config import Keyring
     from ..store import open_store
     from .routers import ROUTERS, system
@@ -42,7 +44,7 @@ def create_app(settings: ApiSettings, *, store: StoreOpener | None = None, clock
     clock = clock or SystemClock()
     state = AppState(settings, ThreadStores(opener), clock, Metrics(),
                      secrets=Keyring.load(settings.kek_file) if settings.kek_file else None,
-                     auth_cache=AuthCache(settings.auth_cache_s, clock.time))
+                     auth_cache=AuthCache(settings.auth_cache_s, clock.time), control_key=control_key)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -76,6 +76,7 @@ class AppState:
     metrics: Metrics
     secrets: Any = None          # fleet.config secret keyring (None: secrets cannot be stored)
     auth_cache: AuthCache | None = None      # verified tokens of this worker (None: always the database)
+    control_key: Any = None      # the fleet's control key (Ed25519PrivateKey); None: FLEET_CONTROL_KEY_FILE of this process
 
 
 @dataclass
@@ -109,8 +110,24 @@ class Services:
     @cached_property
     def config(self) -> Any:
         from ..config import ConfigService
+        from ..control import TxSeq
 
-        return ConfigService(self.config_store, self.clock)
+        signer = None if self.state.control_key is None else self.control_signer(TxSeq(self.tx))
+        return ConfigService(self.config_store, self.clock, signer=signer)
+
+    def control_signer(self, seq: Any) -> Any:
+        """The fleet's control signer in this service process: the app's key (``create_app(control_key=)``)
+        or ``FLEET_CONTROL_KEY_FILE``'s; ``seq`` the sequence source (the store's, :class:`~fleet.control.TxSeq`).
+        No key: :class:`ServiceUnavailable` naming the fix (a gateway refuses unsigned commands)."""
+        from ..control import ControlKeyMissing, ControlSigner
+        from ._problems import ServiceUnavailable
+
+        if self.state.control_key is not None:
+            return ControlSigner(self.state.control_key, seq, clock=self.clock.time)
+        try:
+            return ControlSigner.from_env(seq, clock=self.clock.time)
+        except ControlKeyMissing as exc:
+            raise ServiceUnavailable(f"this server cannot sign: {exc.message}") from None
 
     @cached_property
     def releases(self) -> Any:

@@ -201,6 +201,11 @@ class Installations(_Area):
         """The configuration of the installation's gateway, pushed by the service (commissioning)."""
         return self.http.post(f"/installations/{_p(code)}/config/push")
 
+    def sign_command(self, code: str, cmd: str, args: dict[str, Any]) -> Row:
+        """A commissioning command (ping, pair, test_mode) signed by the service for the installation's
+        gateway: ``cmd_id``, ``gateway_id`` and ``payload`` (the ``wt.signed/1`` text to publish)."""
+        return self.http.post(f"/installations/{_p(code)}/commands", {"cmd": cmd, "args": args})
+
     def test_alarm(self, code: str, *, device_id: str, event_id: str, seen_at: float | None,
                    latency_ms: float | None, placement: int | None = None) -> Row:
         """Report a test alarm; ``placement``: a fall alarm's ``data.placement`` (sent only when known).

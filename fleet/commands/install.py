@@ -217,7 +217,8 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
         print(msg, flush=True)
 
     # The radio side (mDNS, MQTT to the gateway) runs here, in the home's network; the records
-    # (plan, readiness, test alarms seen, completion, the config push) go through the service.
+    # (plan, readiness, test alarms seen, completion, the config push) go through the service,
+    # and so does signing each command: the fleet's control key stays with the service.
     # On one machine the in-process service pushes the configuration through this --mqtt broker.
     broker = broker_settings(args, url=args.mqtt)
     with api(cfg, mqtt=broker) as c:
@@ -229,7 +230,7 @@ def cmd_commission(args: argparse.Namespace, cfg) -> int:
         client = broker_client(args, client_id=f"fleet-commission-{args.code}", url=args.mqtt).connect()
         try:
             push = None if args.skip_config else _config_pusher(c, args.code)
-            channel = MqttGatewayChannel(client, config_push=push, clock=cfg.clock)
+            channel = MqttGatewayChannel(client, sign=_service_signer(c, args.code), config_push=push, clock=cfg.clock)
             channel.subscribe_alarms(gateway_id)
 
             def on_seen(alarm, latency_ms):       # the service's answer says whether a fall's placement matches
@@ -278,6 +279,23 @@ class _Countdown:
         elif self._last is None or self._last - remaining_s >= self.every_s:
             self._last = remaining_s
             print(text, flush=True)
+
+
+def _service_signer(c, code: str):
+    """``sign(gateway_id, cmd, args) -> (cmd_id, payload)`` for MqttGatewayChannel: the service signs
+    each command (``POST /installations/{code}/commands``) for the installation's own gateway; this
+    machine only publishes the signed message, so it needs no FLEET_CONTROL_KEY_FILE."""
+    from ..errors import CommissioningError
+
+    def sign(gateway_id: str, cmd: str, cmd_args: dict) -> tuple[str, str]:
+        r = c.installations.sign_command(code, cmd, cmd_args)
+        if r["gateway_id"] != gateway_id:
+            raise CommissioningError(f"the service signed {cmd} for gateway {r['gateway_id']}, not {gateway_id}; "
+                                     f"reload the installation (fleet install show {code}) and run the command again",
+                                     gateway=gateway_id)
+        return r["cmd_id"], r["payload"]
+
+    return sign
 
 
 def _config_pusher(c, code: str):

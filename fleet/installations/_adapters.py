@@ -9,9 +9,11 @@ from typing import Any, Callable, Iterator
 from contracts.payloads import Rejected, decode_cmd_result
 from contracts.topics import Topics
 
-from ..control import ControlSigner
 from ..mqtt import MqttClient
-from ._commission import AlarmSeen, GatewayEndpoint, decode_alarm, new_cmd_id
+from ._commission import AlarmSeen, GatewayEndpoint, decode_alarm
+
+# (gateway_id, cmd, args) -> (cmd_id, the signed wt.signed/1 message to publish)
+Sign = Callable[[str, str, dict[str, Any]], tuple[str, str | bytes]]
 
 
 class MqttGatewayChannel:
@@ -19,15 +21,17 @@ class MqttGatewayChannel:
 
     Config push goes through the ``ConfigService`` (fleet.config) when one is given
     (``config_push(gateway_id) -> version``); otherwise no config is pushed here. Every command
-    is signed by the fleet's control key (``signer``; default: ``FLEET_CONTROL_KEY_FILE``,
-    fleet/control): the gateway refuses an unsigned one.
+    is signed by the fleet (the gateway refuses an unsigned one): ``sign(gateway_id, cmd, args)
+    -> (cmd_id, payload)`` returns the ``wt.signed/1`` message to publish as it is — for
+    ``fleet install commission`` the service signs it (``POST /installations/{code}/commands``),
+    so the fleet's control key never reaches the technician's machine.
     """
 
-    def __init__(self, client: MqttClient, *, config_push: Callable[[str], int] | None = None,
-                 clock: Callable[[], float] = time.time, signer: ControlSigner | None = None) -> None:
+    def __init__(self, client: MqttClient, *, sign: Sign, config_push: Callable[[str], int] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self._clock = clock
-        self._signer = signer
+        self._sign = sign
         self._config_push = config_push
         self._alarm_queues: dict[str, queue.Queue] = {}
         self._result_subs: set[str] = set()
@@ -51,12 +55,10 @@ class MqttGatewayChannel:
 
     def send_command(self, gateway_id: str, cmd: str, args: dict[str, Any]) -> str:
         self._subscribe_results(gateway_id)        # before the command: the answer must not be missed
-        cmd_id = new_cmd_id()
+        cmd_id, payload = self._sign(gateway_id, cmd, args)
         with self._cond:
             self._sent.add(cmd_id)
-        if self._signer is None:
-            self._signer = ControlSigner.from_env()
-        self.client.publish(Topics(gateway_id).cmd, self._signer.cmd(gateway_id, cmd_id, cmd, args), qos=1)
+        self.client.publish(Topics(gateway_id).cmd, payload.encode() if isinstance(payload, str) else payload, qos=1)
         return cmd_id
 
     def _subscribe_results(self, gateway_id: str) -> None:

@@ -10,13 +10,14 @@ refuses while any device's test alarm is missing.
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterator, Protocol
 
-from ..errors import CommissioningError
+from ..errors import CommissioningError, ValidationError
 from ._checklist import missing_answers
 from ._placement import MISMATCH, reported_placement
 
@@ -227,3 +228,62 @@ def placement_note(check: dict[str, Any]) -> str:
 
 def new_cmd_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+# -- the commands the service signs for commissioning --------------------------------------
+COMMANDS = ("ping", "pair", "test_mode")
+MAX_TEST_MODE_S = 3600.0          # the gateway's bound (gateway/domain/remote.py, docs/mqtt.md "Test mode")
+_ARGS = {"ping": (), "pair": ("device", "role", "serial"), "test_mode": ("devices", "enabled", "duration_s")}
+_FORMS = {"ping": "{}", "pair": '{"device": HW_ID, "role"?: ROLE, "serial"?: SERIAL}',
+          "test_mode": '{"devices": [HW_ID, ...], "enabled": true|false, "duration_s"?: 1..3600}'}
+
+
+def check_command(code: str, cmd: Any, args: Any, devices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Check a command the commissioning tool asks the service to sign for installation
+    ``code`` (``devices``: its sensors, with ``hw_id``, ``role``, ``serial``). Only ``ping``,
+    ``pair`` with one of these devices and ``test_mode`` on/off for them; anything else is a
+    :class:`ValidationError` naming what is allowed. Returns the audit detail (cmd and device(s))."""
+    if cmd not in COMMANDS:
+        raise ValidationError(f"command {str(cmd)[:32]!r} is not signed for commissioning; allowed: "
+                              f"{', '.join(COMMANDS)} (other commands — ota, update — go through rollouts)",
+                              field="cmd", allowed=list(COMMANDS))
+    if not isinstance(args, dict):
+        raise ValidationError(f"args of {cmd} must be an object: {_FORMS[cmd]}", field="args")
+    extra = sorted(set(args) - set(_ARGS[cmd]))
+    if extra:
+        allowed = ", ".join(_ARGS[cmd]) or "none"
+        raise ValidationError(f"{cmd} takes no argument {', '.join(extra)} (allowed: {allowed}): {_FORMS[cmd]}",
+                              field="args", allowed=list(_ARGS[cmd]))
+    by_hw = {d["hw_id"]: d for d in devices if d.get("hw_id")}
+
+    def device(hw: Any, field: str) -> dict[str, Any]:
+        if not isinstance(hw, str) or hw not in by_hw:
+            raise ValidationError(f"{field} {str(hw)[:32]!r} is not a device of installation {code}; its devices: "
+                                  f"{', '.join(sorted(by_hw)) or 'none'}", field=field)
+        return by_hw[hw]
+
+    if cmd == "ping":
+        return {"cmd": cmd}
+    if cmd == "pair":
+        d = device(args.get("device"), "args.device")
+        for k in ("role", "serial"):
+            if k in args and args[k] != d[k]:
+                raise ValidationError(f"args.{k} {str(args[k])[:32]!r} is not that of device {d['hw_id']} "
+                                      f"({d[k]}) in installation {code}", field=f"args.{k}")
+        return {"cmd": cmd, "device": d["hw_id"]}
+    devs = args.get("devices")
+    if not isinstance(devs, list) or not devs:
+        raise ValidationError(f"test_mode needs args.devices, a non-empty list of the installation's devices: "
+                              f"{_FORMS[cmd]}", field="args.devices")
+    listed = [device(hw, "args.devices")["hw_id"] for hw in devs]
+    if len(set(listed)) != len(listed):
+        raise ValidationError("args.devices lists a device twice", field="args.devices")
+    if not isinstance(args.get("enabled"), bool):
+        raise ValidationError(f"test_mode needs args.enabled, true or false: {_FORMS[cmd]}", field="args.enabled")
+    if "duration_s" in args:
+        dur = args["duration_s"]
+        if isinstance(dur, bool) or not isinstance(dur, (int, float)) or not math.isfinite(dur) \
+                or not 0 < dur <= MAX_TEST_MODE_S:
+            raise ValidationError(f"args.duration_s must be a number of seconds in (0, {MAX_TEST_MODE_S:.0f}]",
+                                  field="args.duration_s")
+    return {"cmd": cmd, "devices": listed, "enabled": args["enabled"]}

@@ -13,13 +13,14 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Callable
 
 from ..access import Actor, Permission, audit
 from ..clock import Clock
 from ..errors import CommissioningError, Conflict, InvalidTransition, NotFound, ValidationError
 from ..inventory import InventoryService, ItemState
 from ._checklist import missing_answers, validate_answers
+from ._commission import check_command, new_cmd_id
 from ._model import PERSONAL_COLUMNS, InstallationRepo, Row
 from ._placement import DETECTOR, MISMATCH, expected_placement
 from ._placement import check as placement_check
@@ -213,6 +214,33 @@ class InstallationService:
         row = self._load(code)
         actor.require(Permission.INSTALL_WRITE, row["municipality_id"])
         return row["gateway_id"], self.sensor_devices(row["id"])
+
+    def sign_command(self, actor: Actor, code: str, cmd: str, args: dict[str, Any], *,
+                     sign: Callable[[str, str, str, dict[str, Any]], bytes]) -> Row:
+        """A commissioning command for the installation's own gateway, signed by the fleet:
+        ``sign(gateway_id, cmd_id, cmd, args)`` is the service's control signer (its key, the
+        store's sequence). Only while ``commissioning``, for a caller who may write the
+        installation, and only ``ping``, ``pair`` and ``test_mode`` with the installation's
+        devices (:func:`~fleet.installations._commission.check_command`). Audited as
+        ``installation.command`` (cmd, cmd_id, gateway, device(s); never the key or signature).
+        The technician's tool publishes ``payload`` to ``wt/v1/gw/{gateway_id}/cmd`` as it is."""
+        row = self._load(code)
+        actor.require(Permission.INSTALL_WRITE, row["municipality_id"])
+        if row["status"] != "commissioning":
+            raise InvalidTransition(f"installation {code} is {row['status']}, not commissioning; the fleet signs "
+                                    "commissioning commands (ping, pair, test_mode) only while it is commissioned",
+                                    installation=code, status=row["status"])
+        gateway_id = row["gateway_id"]
+        if not gateway_id:
+            raise CommissioningError(f"installation {code} has no gateway (the kit needs one)", installation=code)
+        detail = check_command(code, cmd, args, self.sensor_devices(row["id"]))
+        cmd_id = new_cmd_id()
+        payload = sign(gateway_id, cmd_id, cmd, args)
+        seq = json.loads(payload)["seq"]
+        self._audit(actor, "installation.command", row, detail={**detail, "cmd_id": cmd_id, "gateway": gateway_id,
+                                                                 "seq": seq})
+        return {"code": code, "cmd_id": cmd_id, "gateway_id": gateway_id, "cmd": cmd, "seq": seq,
+                "payload": payload.decode()}
 
     def record_test_alarm(self, code: str, *, device_id: str, event_id: str, seen_at: float,
                           latency_ms: float | None, placement: int | None = None) -> bool:

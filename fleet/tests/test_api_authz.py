@@ -93,6 +93,7 @@ def BODIES(a: dict[str, Any]) -> dict[str, Any]:
         "POST /api/v1/installations/{code}/privacy-verification": {"resident_ref": a["residents"][0]},
         "PUT /api/v1/installations/{code}/routing": {"routing": routing},
         "POST /api/v1/installations/{code}/test-alarms": {"device_id": a["sensor"]["hw_id"], "event_id": "e-1"},
+        "POST /api/v1/installations/{code}/commands": {"cmd": "pair", "args": {"device": a["sensor"]["hw_id"]}},
         "POST /api/v1/items": {"serial": "SN-EVIL-2", "model": "WT-BTN-2", "location": "WH-OSL"},
         "POST /api/v1/items/{key}/move": {"to": "WH-BGO", "reason": "x"},
         "POST /api/v1/items/{key}/transition": {"state": "repair", "reason": "x"},

@@ -160,6 +160,33 @@ def push_installation_config(code: InstCode, ctx: Ctx = need(Permission.INSTALL_
     return push_gateway_config(ctx, gateway_id, check, detail={"during": "commissioning", "installation": code})
 
 
+class Command(Body):
+    cmd: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
+        description="ping, pair or test_mode (nothing else is signed here)", examples=["test_mode"])
+    args: dict[str, Any] = Field(default_factory=dict, examples=[{"devices": ["a4c138000042"], "enabled": True}],
+                                 description='ping: {}; pair: {"device", "role"?, "serial"?} with a device of the '
+                                 'installation; test_mode: {"devices": [...], "enabled", "duration_s"?: 1..3600}')
+
+
+@router.post("/installations/{code}/commands", status_code=201,
+             summary="Sign a commissioning command (ping, pair, test_mode) for the installation's gateway; the "
+                     "technician's tool publishes it", openapi_extra=MUNICIPALITY)
+def post_command(code: InstCode, body: Command, ctx: Ctx = need(Permission.INSTALL_WRITE)) -> dict[str, Any]:
+    """The fleet's control key stays on the server: this returns the ``wt.signed/1`` message
+    (``payload``, text) to publish as it is to ``wt/v1/gw/{gateway_id}/cmd``; the gateway
+    answers ``cmd_id`` on ``…/cmd/result``. Only while the installation is commissioning (409
+    otherwise), only ``ping``, ``pair`` and ``test_mode`` with the installation's own devices
+    (422 naming what is allowed). The sequence is the store's, as for config pushes; audited as
+    ``installation.command``."""
+    from ...control import TxSeq
+
+    with ctx.tx() as s:
+        def sign(gateway_id: str, cmd_id: str, cmd: str, args: dict[str, Any]) -> bytes:   # after the checks
+            return s.control_signer(TxSeq(s.tx)).cmd(gateway_id, cmd_id, cmd, args)
+
+        return s.installations.sign_command(ctx.actor, code, body.cmd, body.args, sign=sign)
+
+
 class TestAlarm(Body):
     device_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{12}$")] = Field(examples=["a4c138000042"])
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
