@@ -31,7 +31,7 @@ ROUTING = {"response_centre": "arc-oslo", "staff_group": "home-care-zone-3", "re
 ANSWERS = ['alarm_recipient=response centre', 'responder=home care night team', 'supervision_checks_count=2',
            'supervision_check_times=23:00,03:00', 'care_plan_updated=yes', 'charging_routine=home care, Mondays',
            'relatives_agreement=none', 'technical_settings={"window": "20:30-06:00", "delay_min": 30}',
-           'placement=pendant']
+           'placement=waist']   # the fall sensor replays a SisFall recording made at the waist (its default detector)
 
 
 def _fleet(db: str, *args: str) -> str:
@@ -91,6 +91,10 @@ def test_technician_installation_with_a_test_alarm_per_device(emulated_bench, si
     hil_metrics.figure("commission_s", round(time.time() - t0, 1))
     shown = json.loads(_fleet(db, "--json", "install", "show", code))
     assert shown["status"] == "active", shown
+    # the fall sensor's test fall confirmed the checklist's placement (waist: the detector it runs)
+    assert "placement waist confirmed" in out, out
+    assert {(a["placement"], a["placement_expected"]) for a in shown["test_alarms"]
+            if a["device_id"] == IDS["fall-1"]} == {(2, 2)}, shown["test_alarms"]
     alarms = bench.alarms()
     assert {a.type for a in alarms} == {"button_press", "fall_detected"}, [a.payload for a in alarms]
     assert all(a.payload["test"] is True for a in alarms)
