@@ -17,9 +17,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.codec.frame import Frame
 from gateway.codec.payloads import Payload
-from gateway.codec.stream import StreamDecoder
 from gateway.daemon._links import LinkTable
 from gateway.domain.device_settings import (
     DeviceSettings,
@@ -50,12 +48,12 @@ class SettingsSync:
         if link is None or link not in self._links:
             return None            # its link is gone: re-sent at the time-out like an unanswered frame
         try:
-            data = self._ingress.downlink(device, payload.TYPE, payload)
+            seq, data = self._ingress.downlink_with_seq(device, payload.TYPE, payload)
         except ValueError as exc:
             log.error("%s for %s not built: %s", payload.TYPE.name, device, exc)
             return None
         self._links.send(link, data)
-        return next(f.seq for f in StreamDecoder().feed(data) if isinstance(f, Frame))
+        return seq
 
     # ---- what the ingest pipeline tells it -------------------------------------------------------
     def on_update(self, upd: DeviceUpdate) -> None:

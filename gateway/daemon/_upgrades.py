@@ -53,8 +53,6 @@ from contracts.release import Floor, Manifest, Target, parse_version
 from gateway.adapters.upgrade import (EXIT_RESTART, FLOOR_FILE, FloorStore, OtaSession, ResultStore, SignedRelease,
                                       SlotStore, UpgradeError, check_artifact, check_install, check_url, device_unit,
                                       fetch, load_trusted_key, max_fetch_bytes, running_slot, verify_signature)
-from gateway.codec.frame import Frame
-from gateway.codec.stream import StreamDecoder
 from gateway.config import UpgradesSection
 from gateway.daemon._links import LinkTable
 from gateway.daemon._routes import Routes
@@ -361,8 +359,7 @@ class UpgradeController:
         session.start()
 
     def _ota_send(self, device: str, payload: Any) -> int:
-        data = self._ingress.downlink(device, payload.TYPE, payload)
-        seq = next(f.seq for f in StreamDecoder().feed(data) if isinstance(f, Frame))
+        seq, data = self._ingress.downlink_with_seq(device, payload.TYPE, payload)
         link = self._ingress.link_for(device)
         if link is not None:
             self._links.send(link, data)

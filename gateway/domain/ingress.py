@@ -163,9 +163,13 @@ class Ingress:
 
     def downlink(self, device_id: str, msg_type: MsgType, payload: bytes | Payload) -> bytes:
         """Any gateway -> device frame: DOWNLINK flag, next persisted downlink seq, AUTH if keyed."""
+        return self.downlink_with_seq(device_id, msg_type, payload)[1]
+
+    def downlink_with_seq(self, device_id: str, msg_type: MsgType, payload: bytes | Payload) -> tuple[int, bytes]:
+        """:meth:`downlink` and the seq it used (what the device's ACK or ERROR will name)."""
         device = normalise_device_id(device_id)
-        return encode_frame(msg_type, device, self._seqs.next(device), payload,
-                            key=self._keys.get(device), downlink=True)
+        seq = self._seqs.next(device)
+        return seq, encode_frame(msg_type, device, seq, payload, key=self._keys.get(device), downlink=True)
 
     def link_for(self, device_id: str) -> str | None:
         """The link a device was last heard on (where to send its downlinks)."""
