@@ -14,8 +14,8 @@ from contracts.topics import parse
 
 
 def topic_parts(topic: str) -> tuple[str, str, str] | None:
-    """``wt/v1/gw/{id}/{kind}`` -> ("gw", id, kind) (kind may contain a slash); trackers'
-    ``wt/v1/dev/{id}/{kind}`` -> ("dev", id, kind); None for anything else."""
+    """A gateway's topic -> ("gw", id, kind) (kind may contain a slash); a tracker's own
+    topic -> ("dev", id, kind); None for anything else (``contracts.topics.parse``)."""
     p = parse(topic)
     if p is None:
         return None

@@ -1,4 +1,4 @@
-"""Configuration pushed by the fleet (``wt.config/1``, retained, on ``wt/v1/gw/{gw}/config``).
+"""Configuration pushed by the fleet (``wt.config/1``, retained, on ``Topics(gw).config``, contracts/topics.py).
 
 The pushed ``config`` object is a layer of the gateway schema (docs/gateway-config.md):
 it sits between the TOML file and the environment in :func:`gateway.config.load_config`.

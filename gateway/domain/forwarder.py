@@ -13,7 +13,7 @@ its delivery and journal states as tables) and the telemetry replay pump
   un-PUBACKed (optionally capped at ``replay_rate_per_s``), so an alarm never has more
   than a window of small messages in front of it on the socket.
 - PUBACK marks an event delivered (coalesced journal writes).
-- Platform acks (``wt.ack/1`` on ``wt/v1/gw/{gw}/ack``): an alarm without a
+- Platform acks (``wt.ack/1`` on the gateway's ack topic, ``Topics(gw).ack``): an alarm without a
   ``received`` ack within ``ack_timeout_s`` is escalated: re-sent (same event_id,
   attempt+1) on every connected route (primary and fallback), the resident is signalled
   locally (:class:`LocalSignal`) and a technical alarm ``alarm_unacknowledged`` is raised;

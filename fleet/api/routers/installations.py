@@ -173,7 +173,7 @@ class Command(Body):
                      "technician's tool publishes it", openapi_extra=MUNICIPALITY)
 def post_command(code: InstCode, body: Command, ctx: Ctx = need(Permission.INSTALL_WRITE)) -> dict[str, Any]:
     """The fleet's control key stays on the server: this returns the ``wt.signed/1`` message
-    (``payload``, text) to publish as it is to ``wt/v1/gw/{gateway_id}/cmd``; the gateway
+    (``payload``, text) to publish as it is to the gateway's command topic (``Topics(gateway_id).cmd``, contracts/topics.py); the gateway
     answers ``cmd_id`` on ``…/cmd/result``. Only while the installation is commissioning (409
     otherwise), only ``ping``, ``pair`` and ``test_mode`` with the installation's own devices
     (422 naming what is allowed). The sequence is the store's, as for config pushes; audited as

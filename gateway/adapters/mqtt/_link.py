@@ -117,7 +117,7 @@ class MqttLink:
 def gateway_link(*, gateway_id: str, version: str, clock: Clock, route: str = "primary",
                  **kwargs: object) -> MqttLink:
     """An :class:`MqttLink` for a gateway: client id ``<gw>-<route>``, retained
-    ``wt/v1/gw/{gw}/state`` online on connect, offline as last will and on clean stop.
+    ``Topics(gw).state`` (contracts/topics.py) online on connect, offline as last will and on clean stop.
     Other keyword arguments go to :class:`MqttLink`."""
     from gateway.domain.payload import Topics, encode_state
 
