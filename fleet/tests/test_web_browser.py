@@ -192,9 +192,14 @@ class Phone:
         return self.d.find_element(By.PARTIAL_LINK_TEXT, text)
 
     def wait(self, cond, timeout: float = 20.0, what: str = "") -> Any:
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.d, timeout, poll_frequency=0.1).until(lambda d: cond(), what)
+        # a page that reloads itself (the no-script commissioning page's meta refresh) can replace
+        # an element between finding it and asking it: look again at the next poll
+        return WebDriverWait(self.d, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+                             ).until(lambda d: cond(), what)
 
     def shot(self, name: str) -> Path:
         """A full-page screenshot (PNG) in the artifacts directory."""
